@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { Collector } from '../collector/index.js';
+import { brokerOptions, defaultCollectorClientId } from '../daemon/index.js';
+import { loadConfig } from '../daemon/config/index.js';
+import { createLogger } from '../daemon/log/index.js';
+import { fail } from './errors.js';
+
+export function collectCommand(): Command {
+  return new Command('collect')
+    .description('run the backend collector: store batches from every gateway in SQLite and acknowledge them')
+    .requiredOption('-c, --config <file>', 'config file with a "collector" section (db, shareGroup)')
+    .addHelpText('after', '\nExample:\n  vgw collect --config collector.json')
+    .action(async (opts: { config: string }) => {
+      let collector: Collector;
+      try {
+        const config = loadConfig(opts.config);
+        const c = config.collector ?? { db: 'collector.db' };
+        const log = createLogger(config.log.level);
+        collector = new Collector(
+          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup },
+          log,
+        );
+        await collector.start();
+      } catch (err) {
+        fail(err);
+      }
+      const stop = () => void collector.stop().then(() => process.exit(0), () => process.exit(1));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+}

@@ -1,0 +1,29 @@
+import { ConfigError } from '../daemon/config/index.js';
+
+/** Documented exit codes (README): scripts rely on them. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, timeout: 3 } as const;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Prints a clear message for expected errors and exits with the matching code. */
+export function fail(err: unknown): never {
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    process.stderr.write(`vgw: ${err.message}\n`);
+    process.exit(EXIT.usage);
+  }
+  process.stderr.write(`vgw: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(EXIT.failure);
+}
+
+/** Accepts unix milliseconds or an ISO-8601 time; names the option when neither. */
+export function parseTime(value: string, option: string): number {
+  if (/^\d+$/.test(value)) return Number(value);
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new UsageError(`${option}: "${value}" is not a time; give ISO-8601 (2026-11-22T10:00:00Z) or unix milliseconds`);
+  return t;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { collectCommand } from './collect.js';
+import { configCommand } from './config.js';
+import { decodeCommand } from './decode.js';
+import { demoCommand } from './demo.js';
+import { EXIT } from './errors.js';
+import { pullCommand } from './pull.js';
+import { runCommand } from './run.js';
+
+const program = new Command('vgw')
+  .description('venue-gateway: venue BLE beacon and encounter logger for contact tracing')
+  .version('0.1.0')
+  .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
+
+for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), demoCommand()]) {
+  program.addCommand(cmd);
+}
+
+/** commander's own usage errors (unknown option, missing argument) exit with 2, like ours. */
+function usageExitCodes(cmd: Command): void {
+  cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage));
+  for (const sub of cmd.commands) usageExitCodes(sub);
+}
+usageExitCodes(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,67 @@
+import { Command } from 'commander';
+import { CollectorDb } from '../collector/index.js';
+import { pull, PullError } from '../collector/pull.js';
+import { defaultCollectorClientId } from '../daemon/index.js';
+import { Config, loadConfig, parseConfig } from '../daemon/config/index.js';
+import { batchToJson } from '../daemon/uplink/index.js';
+import { EXIT, fail, parseTime, UsageError } from './errors.js';
+
+interface PullOptions {
+  venue: string;
+  gateway: string;
+  from: string;
+  to: string;
+  config?: string;
+  broker?: string;
+  timeout: string;
+  json?: boolean;
+}
+
+export function pullCommand(): Command {
+  return new Command('pull')
+    .description("ask a gateway to re-publish the encounters of a time range (still within its retention)")
+    .requiredOption('--venue <id>', 'venue id')
+    .requiredOption('--gateway <id>', 'gateway id')
+    .requiredOption('--from <time>', 'start, ISO-8601 or unix ms (inclusive)')
+    .requiredOption('--to <time>', 'end, ISO-8601 or unix ms (exclusive)')
+    .option('-c, --config <file>', "collector config: its broker, and its database to store what arrives")
+    .option('--broker <url>', 'broker URL when no config is given')
+    .option('--timeout <s>', 'seconds to wait for the whole answer', '30')
+    .option('--json', 'print every encounter as JSON')
+    .addHelpText(
+      'after',
+      '\nEncounters overlapping [from, to) are returned. Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 no answer in time.\n' +
+        'Example:\n  vgw pull --venue mall-01 --gateway gw-01 --from 2026-11-22T08:00Z --to 2026-11-22T10:00Z -c collector.json',
+    )
+    .action(async (opts: PullOptions) => {
+      try {
+        const from = parseTime(opts.from, '--from');
+        const to = parseTime(opts.to, '--to');
+        if (to <= from) throw new UsageError('--to: must be after --from');
+        const timeoutS = Number(opts.timeout);
+        if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
+        const config: Config = opts.config ? loadConfig(opts.config) : parseConfig({ broker: { url: opts.broker ?? 'mqtt://127.0.0.1:1883' } }, '--broker');
+        // Its own client id: reusing the collector's would disconnect the running collector.
+        const broker = { ...config.broker, clientId: `${defaultCollectorClientId()}-pull-${process.pid}` };
+        const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000 });
+        const total = parts.reduce((n, p) => n + p.encounters.length, 0);
+        let stored = 0;
+        if (opts.config && config.collector) {
+          const db = new CollectorDb(config.collector.db);
+          try {
+            for (const p of parts) stored += db.ingest(p).stored;
+          } finally {
+            db.close();
+          }
+        }
+        if (opts.json) process.stdout.write(JSON.stringify(parts.map(batchToJson), null, 2) + '\n');
+        else process.stdout.write(JSON.stringify({ venue: opts.venue, gateway: opts.gateway, from, to, parts: parts.length, encounters: total, newlyStored: stored }) + '\n');
+      } catch (err) {
+        if (err instanceof PullError && err.timedOut) {
+          process.stderr.write(`vgw: ${err.message}\n`);
+          process.exit(EXIT.timeout);
+        }
+        fail(err);
+      }
+    });
+}

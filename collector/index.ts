@@ -1,0 +1,212 @@
+// The backend side, as a reference consumer: validates batches, dedupes by batch id and
+// encounter id, commits to its own SQLite, and acknowledges only after the commit.
+import type Database from 'better-sqlite3';
+import mqtt, { MqttClient } from 'mqtt';
+import type { Logger } from '../daemon/log/index.js';
+import { migrate, openDatabase } from '../daemon/store/index.js';
+import {
+  Batch,
+  BrokerOptions,
+  collectorBatchFilter,
+  connectOptions,
+  decodeBatch,
+  gatewayTopics,
+  parseBatchTopic,
+  WireFormatError,
+} from '../daemon/uplink/index.js';
+
+export const COLLECTOR_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE batches (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     gateway TEXT NOT NULL,
+     venue TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     received_at INTEGER NOT NULL,
+     encounter_count INTEGER NOT NULL
+   );
+   CREATE TABLE encounters (
+     gateway TEXT NOT NULL,
+     id INTEGER NOT NULL,                  -- the gateway's encounter id: (gateway, id) is unique
+     venue TEXT NOT NULL,
+     protocol INTEGER NOT NULL,
+     temp_id BLOB NOT NULL,
+     metadata BLOB NOT NULL,
+     first_seen INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     rssi_min INTEGER NOT NULL,
+     rssi_max INTEGER NOT NULL,
+     rssi_mean REAL NOT NULL,
+     attenuation_s TEXT NOT NULL,
+     batch_id TEXT NOT NULL,
+     PRIMARY KEY (gateway, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX encounters_time ON encounters(venue, first_seen);
+   CREATE INDEX encounters_temp_id ON encounters(temp_id);
+   CREATE TABLE gateways (
+     gateway TEXT PRIMARY KEY,
+     venue TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     seq_gaps INTEGER NOT NULL DEFAULT 0,
+     last_seen_at INTEGER NOT NULL
+   );`,
+];
+
+export interface CollectorCounters {
+  batches_stored: number;
+  batches_duplicate: number;
+  batches_rejected: number;
+  encounters_stored: number;
+  encounters_duplicate: number;
+  acks_sent: number;
+}
+
+export interface IngestResult {
+  duplicate: boolean;
+  stored: number;
+}
+
+/** The collector's database: usable on its own (tests, `vgw pull`) or behind MQTT. */
+export class CollectorDb {
+  readonly db: Database.Database;
+  private readonly insertBatch;
+  private readonly insertEncounter;
+  private readonly upsertGateway;
+  private readonly lastSeq;
+
+  constructor(path: string) {
+    this.db = openDatabase(path);
+    // The backend is not on an SD card: NORMAL is durable against process crashes in WAL mode.
+    this.db.pragma('synchronous = NORMAL');
+    migrate(this.db, COLLECTOR_MIGRATIONS);
+    this.insertBatch = this.db.prepare(
+      `INSERT OR IGNORE INTO batches (id, kind, gateway, venue, seq, created_at, received_at, encounter_count)
+       VALUES (?,?,?,?,?,?,?,?)`,
+    );
+    this.insertEncounter = this.db.prepare(
+      `INSERT OR IGNORE INTO encounters (gateway, id, venue, protocol, temp_id, metadata, first_seen, last_seen,
+         count, rssi_min, rssi_max, rssi_mean, attenuation_s, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    this.upsertGateway = this.db.prepare(
+      `INSERT INTO gateways (gateway, venue, last_seq, seq_gaps, last_seen_at) VALUES (?,?,?,0,?)
+       ON CONFLICT(gateway) DO UPDATE SET venue = excluded.venue, last_seen_at = excluded.last_seen_at,
+         seq_gaps = seq_gaps + (CASE WHEN excluded.last_seq > last_seq + 1 THEN 1 ELSE 0 END),
+         last_seq = max(last_seq, excluded.last_seq)`,
+    );
+    this.lastSeq = this.db.prepare('SELECT last_seq FROM gateways WHERE gateway = ?').pluck();
+  }
+
+  /** Stores a batch in one transaction; a batch id already stored is a duplicate. */
+  ingest(batch: Batch): IngestResult {
+    return this.db.transaction((): IngestResult => {
+      const fresh = this.insertBatch.run(
+        batch.id, batch.kind, batch.gateway, batch.venue, batch.seq, batch.createdAt, Date.now(), batch.encounters.length,
+      ).changes === 1;
+      if (!fresh) return { duplicate: true, stored: 0 };
+      let stored = 0;
+      for (const e of batch.encounters) {
+        stored += this.insertEncounter.run(
+          batch.gateway, e.id, batch.venue, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen,
+          e.count, e.rssiMin, e.rssiMax, e.rssiMean, JSON.stringify(e.attenuationS), batch.id,
+        ).changes;
+      }
+      if (batch.kind === 'batch') this.upsertGateway.run(batch.gateway, batch.venue, batch.seq, Date.now());
+      return { duplicate: false, stored };
+    })();
+  }
+
+  lastSequence(gateway: string): number | null {
+    return (this.lastSeq.get(gateway) as number | undefined) ?? null;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export interface CollectorOptions {
+  broker: BrokerOptions;
+  prefix: string;
+  dbPath: string;
+  shareGroup?: string;
+}
+
+export class Collector {
+  readonly counters: CollectorCounters = {
+    batches_stored: 0,
+    batches_duplicate: 0,
+    batches_rejected: 0,
+    encounters_stored: 0,
+    encounters_duplicate: 0,
+    acks_sent: 0,
+  };
+  readonly store: CollectorDb;
+  private client: MqttClient | null = null;
+
+  constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
+    this.store = new CollectorDb(options.dbPath);
+  }
+
+  start(): Promise<void> {
+    const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker));
+    this.client = client;
+    const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
+    client.on('message', (topic, payload) => this.onBatch(topic, payload));
+    client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
+    return new Promise((resolve) => {
+      client.on('connect', () => {
+        this.log.info({ filter }, 'collector connected');
+        client.subscribe(filter, { qos: 1 }, (err) => {
+          if (err) this.log.error({ err: err.message }, 'subscribe failed');
+          resolve();
+        });
+      });
+    });
+  }
+
+  private onBatch(topic: string, payload: Buffer): void {
+    const where = parseBatchTopic(this.options.prefix, topic);
+    let batch: Batch;
+    try {
+      if (!where) throw new WireFormatError('topic', `not <prefix>/<venue>/<gateway>/batch: ${topic}`);
+      batch = decodeBatch(payload);
+      if (batch.kind !== 'batch') throw new WireFormatError('kind', 'only "batch" belongs on a batch topic');
+      if (batch.gateway !== where.gateway || batch.venue !== where.venue) {
+        throw new WireFormatError('gw', `batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic`);
+      }
+    } catch (err) {
+      this.counters.batches_rejected++;
+      this.log.warn({ topic, err: (err as Error).message }, 'batch rejected');
+      return;
+    }
+    let result: IngestResult;
+    try {
+      result = this.store.ingest(batch);
+    } catch (err) {
+      // Not acknowledged: the gateway keeps it in its outbox and sends it again.
+      this.log.error({ batch: batch.id, err: (err as Error).message }, 'batch not stored');
+      return;
+    }
+    if (result.duplicate) this.counters.batches_duplicate++;
+    else {
+      this.counters.batches_stored++;
+      this.counters.encounters_stored += result.stored;
+      this.counters.encounters_duplicate += batch.encounters.length - result.stored;
+    }
+    this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored, duplicate: result.duplicate }, 'batch stored');
+    const ackTopic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
+    this.client?.publish(ackTopic, JSON.stringify({ v: 1, acks: [batch.id] }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
+      if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
+    });
+    this.counters.acks_sent++;
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (client) await new Promise<void>((resolve) => client.end(false, () => resolve()));
+    this.store.close();
+  }
+}

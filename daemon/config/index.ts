@@ -1,0 +1,213 @@
+// One schema for the config file: validation, defaults, `vgw config docs` and CLI help all
+// come from it. Each field's description says what it does and how to fix a bad value.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const id = (what: string) =>
+  z
+    .string({ error: `expected a string: the ${what}, e.g. "mall-01"` })
+    .regex(idPattern, `must be 1-64 letters, digits, '_', '.' or '-' (it becomes part of MQTT topics)`);
+
+const seconds = (d: number, what: string) =>
+  z.number({ error: `expected a number of seconds (${what})` }).positive('must be greater than 0').default(d);
+
+const brokerSchema = z
+  .object({
+    url: z
+      .string({ error: 'expected a string such as "mqtt://127.0.0.1:1883" or "mqtts://broker:8883"' })
+      .regex(/^(mqtt|mqtts|tcp|ssl|ws|wss):\/\/[^\s]+$/, 'must be a URL starting mqtt://, mqtts://, ws:// or wss://, e.g. "mqtt://127.0.0.1:1883"')
+      .default('mqtt://127.0.0.1:1883')
+      .describe('Broker URL.'),
+    username: z.string().optional().describe('Broker user name, if the broker asks for one.'),
+    password: z.string().optional().describe('Broker password.'),
+    clientId: z.string().min(1).max(128).optional().describe('MQTT client id; defaults to "vgw-<gateway id>" or "vgw-collector-<host>".'),
+    keepaliveS: seconds(30, 'MQTT keepalive').describe('MQTT keepalive in seconds.'),
+    connectTimeoutS: seconds(10, 'connect timeout').describe('Seconds to wait for a CONNACK.'),
+    reconnectS: seconds(2, 'reconnect delay').describe('Seconds between reconnect attempts.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('MQTT 5 broker connection.');
+
+const simulatedSchema = z
+  .object({
+    seed: z.number().int('must be a whole number').default(1).describe('Seed of the crowd: the same seed makes the same phones, IDs and RSSI.'),
+    phones: z.number().int().min(0).default(0).describe('Phones that pass by in total; 0 = an endless crowd.'),
+    arrivalsPerMinute: z.number().positive('must be greater than 0').default(6).describe('How many phones arrive per minute.'),
+    minDwellS: seconds(60, 'shortest walk-by').describe('Shortest time a phone stays in range.'),
+    maxDwellS: seconds(600, 'longest walk-by').describe('Longest time a phone stays in range.'),
+    speed: z.number().positive('must be greater than 0').max(1000, 'at most 1000').default(1).describe('Simulated seconds per real second (the demo and tests run faster than life).'),
+    anchor: z.number().int().nonnegative().optional().describe('Unix ms at which the crowd starts; set it to keep the same crowd across restarts. Defaults to process start.'),
+  })
+  .strict()
+  .refine((s) => s.minDwellS <= s.maxDwellS, { message: 'minDwellS must not exceed maxDwellS', path: ['minDwellS'] });
+
+const radioSchema = z
+  .object({
+    kind: z.enum(['simulated'], { error: 'must be "simulated" (real controllers come with the radio issue)' }).default('simulated').describe('Radio source.'),
+    simulated: simulatedSchema.prefault({}).describe('Seeded crowd of phones advertising Exposure Notification frames.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Where advertising reports come from.');
+
+const encountersSchema = z
+  .object({
+    silenceS: seconds(60, 'silence that closes an encounter').describe('An encounter closes after this many seconds without its temp ID.'),
+    maxDurationS: seconds(1800, 'longest encounter').describe('An encounter closes when it reaches this length.'),
+    maxOpen: z.number().int().min(1).default(50_000).describe('Cap on open encounters held in memory; past it the least recently heard closes.'),
+    attenuationThresholdsDb: z
+      .array(z.number(), { error: 'expected an array of numbers, e.g. [55, 63, 73]' })
+      .min(1, 'needs at least one threshold')
+      .max(15, 'at most 15 thresholds')
+      .refine((a) => a.every((v, i) => i === 0 || v > a[i - 1]), 'thresholds must be ascending, e.g. [55, 63, 73]')
+      .default([55, 63, 73])
+      .describe('Attenuation thresholds in dB (EN-style buckets: immediate < 55 ≤ near < 63 ≤ medium < 73 ≤ other).'),
+    assumedTxPowerDbm: z.number().min(-40).max(20).default(0).describe('TX power assumed for phones (the AEM that carries it is encrypted): attenuation = this − RSSI.'),
+    bucketGapCapS: seconds(10, 'longest gap credited').describe('Longest gap between sightings credited to an attenuation bucket.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('How sightings become encounters.');
+
+const storeSchema = z
+  .object({
+    path: z.string().min(1, 'must name a file, e.g. "/var/lib/venue-gateway/gateway.db"').default('gateway.db').describe('SQLite database file.'),
+    groupCommitMs: z.number().int().min(50, 'at least 50 ms').default(1000).describe('At most one write transaction per this many ms (SD card wear).'),
+    retentionDays: z.number().positive().max(365).default(14).describe('Encounters older than this are deleted.'),
+    purgeBatchSize: z.number().int().min(1).default(500).describe('Rows the retention purge deletes per commit.'),
+    maxPendingEncounters: z.number().int().min(1000).default(200_000).describe('Closed encounters kept in memory while the disk refuses writes.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Local SQLite store and outbox.');
+
+const uplinkSchema = z
+  .object({
+    batchMaxEncounters: z.number().int().min(1).max(10_000).default(256).describe('A batch is cut once this many encounters wait.'),
+    batchMaxAgeS: seconds(30, 'batch age').describe('...or once the oldest waiting encounter has waited this long.'),
+    maxInflightBatches: z.number().int().min(1).max(100).default(8).describe('Batches published and awaiting acknowledgement at once.'),
+    resendInitialS: seconds(5, 'first resend delay').describe('First wait for an acknowledgement before re-sending; doubles each time.'),
+    resendMaxS: seconds(300, 'longest resend delay').describe('Longest wait between re-sends.'),
+    statusIntervalS: seconds(30, 'status period').describe('Seconds between retained status updates.'),
+    maxRequestBytes: z.number().int().min(256).default(65_536).describe('Requests larger than this are refused.'),
+    maxPullEncounters: z.number().int().min(1).default(200_000).describe('Most encounters one pull returns.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Batches, acknowledgements and requests over MQTT.');
+
+const collectorSchema = z
+  .object({
+    db: z.string().min(1).default('collector.db').describe('The collector\'s SQLite database.'),
+    shareGroup: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional().describe('MQTT 5 shared-subscription group: collectors in one group split the batches.'),
+  })
+  .strict()
+  .describe('The backend side: `vgw collect`.');
+
+export const configSchema = z
+  .object({
+    gateway: z
+      .object({
+        id: id('gateway id').describe('Gateway id, unique per unit (part of its topics).'),
+        venue: id('venue id').describe('Venue id the unit is mounted at.'),
+      })
+      .strict()
+      .optional()
+      .describe('Who this gateway is; required by `vgw run`.'),
+    broker: brokerSchema,
+    topicPrefix: z
+      .string()
+      .regex(/^[^#+\s]+$/, 'must not contain MQTT wildcards (+ #) or spaces')
+      .default('vgw/v1')
+      .describe('Prefix of every topic; the version is part of it.'),
+    radio: radioSchema,
+    encounters: encountersSchema,
+    store: storeSchema,
+    uplink: uplinkSchema,
+    collector: collectorSchema.optional(),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.') })
+      .strict()
+      .prefault({})
+      .describe('Logging (pino JSON on stdout).'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], source: string) {
+    super(`invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.length ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return `${path === '(top level)' ? '' : path + ': '}unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove them or check the spelling (see \`vgw config docs\`)`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+export function parseConfig(input: unknown, source = '(inline)'): Config {
+  const result = configSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
+  return result.data;
+}
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path`], path);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`not valid JSON (${(err as Error).message}): fix the syntax`], path);
+  }
+  return parseConfig(json, path);
+}
+
+export function requireGateway(config: Config): NonNullable<Config['gateway']> {
+  if (!config.gateway) {
+    throw new ConfigError(['gateway: required by `vgw run`: add {"gateway": {"id": "...", "venue": "..."}}'], '');
+  }
+  return config.gateway;
+}
+
+/** Markdown reference of every key, its default and description, generated from the schema. */
+export function configDocs(): string {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  const lines = ['| key | type | default | description |', '|---|---|---|---|'];
+  walk(schema, '', lines);
+  return lines.join('\n');
+}
+
+interface JsonSchema {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  default?: unknown;
+  description?: string;
+  enum?: unknown[];
+  items?: JsonSchema;
+}
+
+function walk(s: JsonSchema, prefix: string, lines: string[]): void {
+  for (const [key, child] of Object.entries(s.properties ?? {})) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (child.properties) {
+      lines.push(`| \`${path}\` | object | | ${child.description ?? ''} |`);
+      walk(child, path, lines);
+      continue;
+    }
+    const type = child.enum ? child.enum.map((e) => JSON.stringify(e)).join(' \\| ') : child.type === 'array' ? `${child.items?.type ?? ''}[]` : String(child.type ?? '');
+    const def = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
+    lines.push(`| \`${path}\` | ${type} | ${def} | ${child.description ?? ''} |`);
+  }
+}

@@ -1,0 +1,118 @@
+// Wires the concerns together; data flows one way: radio → decode → aggregate → store → uplink.
+// Each concern starts and stops on its own; this file only connects them.
+import { hostname } from 'node:os';
+import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from './encounters/index.js';
+import type { Config } from './config/index.js';
+import { requireGateway } from './config/index.js';
+import type { Logger } from './log/index.js';
+import { decodeAdvertisement, newDropCounters } from './protocols/index.js';
+import { SimulatedRadio } from './radio/index.js';
+import { Store } from './store/index.js';
+import { BrokerOptions, Uplink } from './uplink/index.js';
+
+export interface Daemon {
+  readonly store: Store;
+  readonly uplink: Uplink;
+  counters(): Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+export function brokerOptions(config: Config, defaultClientId: string): BrokerOptions {
+  return { ...config.broker, clientId: config.broker.clientId ?? defaultClientId };
+}
+
+export function defaultCollectorClientId(): string {
+  return `vgw-collector-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}`.slice(0, 64);
+}
+
+export function startDaemon(config: Config, log: Logger): Daemon {
+  const gateway = requireGateway(config);
+  const sim = config.radio.simulated;
+  const radio = new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
+  const store = new Store({
+    path: config.store.path,
+    groupCommitMs: config.store.groupCommitMs,
+    retentionMs: config.store.retentionDays * 86_400_000,
+    purgeBatchSize: config.store.purgeBatchSize,
+    batchMaxEncounters: config.uplink.batchMaxEncounters,
+    batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
+    maxPendingEncounters: config.store.maxPendingEncounters,
+  });
+  const e = config.encounters;
+  const aggregator = createAggregator({
+    silenceMs: e.silenceS * 1000,
+    maxDurationMs: e.maxDurationS * 1000,
+    maxOpen: e.maxOpen,
+    attenuationThresholdsDb: e.attenuationThresholdsDb,
+    assumedTxPowerDbm: e.assumedTxPowerDbm,
+    bucketGapCapMs: e.bucketGapCapS * 1000,
+  });
+  const drops = newDropCounters();
+  const adverts = { received: 0, with_temp_id: 0 };
+  const closed: ClosedEncounter[] = [];
+
+  const counters = (): Record<string, unknown> => ({
+    adverts,
+    drops,
+    encounters: { open: aggregator.open.size, ...aggregator.counters },
+    store: { ...store.counters, ...store.stats() },
+    uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
+  });
+  const uplink = new Uplink(
+    {
+      broker: brokerOptions(config, `vgw-${gateway.id}`),
+      prefix: config.topicPrefix,
+      venue: gateway.venue,
+      gateway: gateway.id,
+      maxInflightBatches: config.uplink.maxInflightBatches,
+      resendInitialMs: config.uplink.resendInitialS * 1000,
+      resendMaxMs: config.uplink.resendMaxS * 1000,
+      statusIntervalMs: config.uplink.statusIntervalS * 1000,
+      maxRequestBytes: config.uplink.maxRequestBytes,
+      maxPullEncounters: config.uplink.maxPullEncounters,
+      batchMaxEncounters: config.uplink.batchMaxEncounters,
+    },
+    store,
+    counters,
+    log,
+  );
+
+  const handOver = () => {
+    if (closed.length === 0) return;
+    store.addEncounters(closed);
+    closed.length = 0;
+  };
+  radio.start((data, rssi, address, time) => {
+    adverts.received++;
+    const sighting = decodeAdvertisement(data, rssi, address, time, drops);
+    if (sighting === null) return;
+    adverts.with_temp_id++;
+    observe(aggregator, sighting, closed);
+  });
+  const sweepTimer = setInterval(() => {
+    sweep(aggregator, radio.now(), closed);
+    handOver();
+  }, 1000);
+  store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick'));
+  uplink.start();
+  log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
+
+  return {
+    store,
+    uplink,
+    counters,
+    async stop() {
+      radio.stop();
+      clearInterval(sweepTimer);
+      closeAll(aggregator, closed);
+      handOver();
+      await uplink.stop();
+      try {
+        store.close();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'final commit failed');
+      }
+      log.info('daemon stopped');
+    },
+  };
+}

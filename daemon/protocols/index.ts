@@ -1,0 +1,4 @@
+export * from './advertising-data.js';
+export * from './decode.js';
+export * from './exposure-notification.js';
+export * from './sighting.js';

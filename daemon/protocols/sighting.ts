@@ -1,0 +1,19 @@
+export const PROTOCOL_EN = 0;
+export type ProtocolId = typeof PROTOCOL_EN;
+export const PROTOCOL_NAMES: Record<number, string> = { [PROTOCOL_EN]: 'exposure-notification' };
+/** Bytes of temp ID and of metadata for each protocol: the wire format relies on these. */
+export const PROTOCOL_SIZES: Record<number, { tempId: number; metadata: number }> = {
+  [PROTOCOL_EN]: { tempId: 16, metadata: 4 },
+};
+
+/** One advertisement carrying a temporary ID, as heard by the radio. */
+export interface Sighting {
+  protocol: ProtocolId;
+  /** A view into the advertisement; copy it before keeping it. */
+  tempId: Buffer;
+  metadata: Buffer;
+  rssi: number;
+  address: string;
+  /** Unix milliseconds. */
+  time: number;
+}

@@ -1,0 +1,264 @@
+// Wire format v1 of encounter batches (docs/protocol.md). A batch is a CBOR map whose `enc`
+// field holds the encounters column by column, deflated: the 20 bytes of RPI+AEM per
+// encounter stay as they are, and the small, similar numbers around them nearly vanish.
+import { createHash } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
+import { PROTOCOL_SIZES } from '../protocols/index.js';
+
+export const WIRE_SCHEMA_VERSION = 1;
+/** Refuse to inflate past this: a few bytes of deflate can claim gigabytes. */
+const MAX_INFLATED_BYTES = 16 * 1024 * 1024;
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** An encounter as it travels: times are whole seconds, the mean RSSI has one decimal. */
+export interface WireEncounter {
+  id: number;
+  protocol: number;
+  tempId: Buffer;
+  metadata: Buffer;
+  firstSeen: number;
+  lastSeen: number;
+  count: number;
+  rssiMin: number;
+  rssiMax: number;
+  rssiMean: number;
+  attenuationS: number[];
+}
+
+/** What the store holds; rounding to wire precision happens in `toWire`. */
+export interface EncounterRecord {
+  id: number;
+  protocol: number;
+  tempId: Buffer;
+  metadata: Buffer;
+  firstSeen: number;
+  lastSeen: number;
+  count: number;
+  rssiMin: number;
+  rssiMax: number;
+  rssiSum: number;
+  bucketMs: number[];
+}
+
+export type BatchKind = 'batch' | 'pull';
+
+export interface BatchHeader {
+  kind: BatchKind;
+  id: string;
+  gateway: string;
+  venue: string;
+  /** Per-gateway sequence of outbox batches; 0 for pull responses. */
+  seq: number;
+  createdAt: number;
+  /** Pull responses come in parts; `last` marks the final one. */
+  part?: number;
+  last?: boolean;
+}
+
+export interface Batch extends BatchHeader {
+  encounters: WireEncounter[];
+  hash: Buffer;
+}
+
+export class WireFormatError extends Error {
+  constructor(readonly field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'WireFormatError';
+  }
+}
+
+export function toWire(e: EncounterRecord): WireEncounter {
+  const firstSeen = Math.floor(e.firstSeen / 1000) * 1000;
+  return {
+    id: e.id,
+    protocol: e.protocol,
+    tempId: e.tempId,
+    metadata: e.metadata,
+    firstSeen,
+    lastSeen: Math.max(firstSeen, Math.ceil(e.lastSeen / 1000) * 1000),
+    count: e.count,
+    rssiMin: e.rssiMin,
+    rssiMax: e.rssiMax,
+    rssiMean: Math.round((e.rssiSum / e.count) * 10) / 10,
+    attenuationS: e.bucketMs.map((ms) => Math.round(ms / 1000)),
+  };
+}
+
+/** Column layout of the deflated `enc` field; positions are part of the protocol. */
+function encodeColumns(encs: WireEncounter[]): Buffer {
+  const n = encs.length;
+  const t0 = n === 0 ? 0 : Math.min(...encs.map((e) => e.firstSeen / 1000));
+  const buckets = n === 0 ? 0 : encs[0].attenuationS.length;
+  const ids: number[] = [];
+  const protocols = Buffer.alloc(n);
+  const tempIds: Buffer[] = [];
+  const starts: number[] = [];
+  const durations: number[] = [];
+  const counts: number[] = [];
+  const rssiMax: number[] = [];
+  const rssiSpread: number[] = [];
+  const rssiMeanAboveMin: number[] = [];
+  const attenuation: number[] = [];
+  let prevId = 0;
+  encs.forEach((e, i) => {
+    ids.push(e.id - prevId);
+    prevId = e.id;
+    protocols[i] = e.protocol;
+    tempIds.push(e.tempId, e.metadata);
+    starts.push(e.firstSeen / 1000 - t0);
+    durations.push((e.lastSeen - e.firstSeen) / 1000);
+    counts.push(e.count);
+    rssiMax.push(e.rssiMax);
+    rssiSpread.push(e.rssiMax - e.rssiMin);
+    rssiMeanAboveMin.push(Math.round((e.rssiMean - e.rssiMin) * 10));
+    if (e.attenuationS.length !== buckets) throw new Error('encounters of one batch must share bucket count');
+    attenuation.push(...e.attenuationS);
+  });
+  const columns = [
+    ids, t0, protocols, Buffer.concat(tempIds), starts, durations, counts,
+    rssiMax, rssiSpread, rssiMeanAboveMin, buckets, attenuation,
+  ];
+  return deflateRawSync(cborEncode(columns), { level: 9 });
+}
+
+export function encodeBatch(header: BatchHeader, encounters: WireEncounter[]): Buffer {
+  const enc = encodeColumns(encounters);
+  const msg: Record<string, unknown> = {
+    v: WIRE_SCHEMA_VERSION,
+    kind: header.kind,
+    id: header.id,
+    gw: header.gateway,
+    venue: header.venue,
+    seq: header.seq,
+    created: header.createdAt,
+    n: encounters.length,
+    enc,
+    hash: contentHash(enc),
+  };
+  if (header.part !== undefined) msg.part = header.part;
+  if (header.last !== undefined) msg.last = header.last;
+  return Buffer.from(cborEncode(msg));
+}
+
+export function contentHash(enc: Uint8Array): Buffer {
+  return createHash('sha256').update(enc).digest();
+}
+
+function field<T>(ok: boolean, name: string, expected: string, value: T): T {
+  if (!ok) throw new WireFormatError(name, `expected ${expected}`);
+  return value;
+}
+
+const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const intArray = (v: unknown, n: number, check: (x: unknown) => boolean): v is number[] =>
+  Array.isArray(v) && v.length === n && v.every(check);
+
+/** Decodes and checks a batch; every problem is a WireFormatError naming the field. */
+export function decodeBatch(payload: Uint8Array): Batch {
+  if (payload.length > MAX_MESSAGE_BYTES) throw new WireFormatError('payload', `larger than ${MAX_MESSAGE_BYTES} bytes`);
+  let msg: unknown;
+  try {
+    msg = cborDecode(payload);
+  } catch {
+    throw new WireFormatError('payload', 'not CBOR');
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new WireFormatError('payload', 'expected a CBOR map');
+  const m = msg as Record<string, unknown>;
+  field(m.v === WIRE_SCHEMA_VERSION, 'v', `schema version ${WIRE_SCHEMA_VERSION}`, 0);
+  const kind = field(m.kind === 'batch' || m.kind === 'pull', 'kind', '"batch" or "pull"', m.kind as BatchKind);
+  const id = field(typeof m.id === 'string' && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(m.id), 'id', 'a ULID', m.id as string);
+  const gateway = field(typeof m.gw === 'string' && m.gw.length > 0, 'gw', 'a gateway id string', m.gw as string);
+  const venue = field(typeof m.venue === 'string' && m.venue.length > 0, 'venue', 'a venue id string', m.venue as string);
+  const seq = field(isUint(m.seq), 'seq', 'an unsigned integer', m.seq as number);
+  const createdAt = field(isUint(m.created), 'created', 'unix milliseconds', m.created as number);
+  const n = field(isUint(m.n), 'n', 'an encounter count', m.n as number);
+  const enc = field(isBytes(m.enc), 'enc', 'a byte string', m.enc as Uint8Array);
+  const hash = field(isBytes(m.hash) && m.hash.length === 32, 'hash', 'a 32-byte SHA-256', m.hash as Uint8Array);
+  if (!contentHash(enc).equals(hash)) throw new WireFormatError('hash', 'does not match the content of enc (corrupted or altered)');
+  const part = m.part === undefined ? undefined : field(isUint(m.part), 'part', 'an unsigned integer', m.part as number);
+  const last = m.last === undefined ? undefined : field(typeof m.last === 'boolean', 'last', 'a boolean', m.last as boolean);
+  const encounters = decodeColumns(enc, n);
+  return { kind, id, gateway, venue, seq, createdAt, part, last, encounters, hash: Buffer.from(hash) };
+}
+
+function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
+  let cols: unknown;
+  try {
+    cols = cborDecode(inflateRawSync(enc, { maxOutputLength: MAX_INFLATED_BYTES }));
+  } catch {
+    throw new WireFormatError('enc', 'not deflated CBOR columns');
+  }
+  if (!Array.isArray(cols) || cols.length !== 12) throw new WireFormatError('enc', 'expected 12 columns');
+  const [ids, t0, protocols, tempIds, starts, durations, counts, rssiMax, rssiSpread, meanAboveMin, buckets, attenuation] =
+    cols as unknown[];
+  field(intArray(ids, n, isInt), 'enc.ids', `${n} integers`, 0);
+  field(isUint(t0), 'enc.t0', 'unix seconds', 0);
+  field(isBytes(protocols) && protocols.length === n, 'enc.protocols', `${n} bytes`, 0);
+  field(isBytes(tempIds), 'enc.tempIds', 'a byte string', 0);
+  for (const [name, col] of [['starts', starts], ['durations', durations], ['counts', counts], ['rssiSpread', rssiSpread], ['rssiMeanAboveMin', meanAboveMin]] as const) {
+    field(intArray(col, n, isUint), `enc.${name}`, `${n} unsigned integers`, 0);
+  }
+  field(intArray(rssiMax, n, (x) => isInt(x) && (x as number) >= -127 && (x as number) <= 127), 'enc.rssiMax', `${n} dBm values`, 0);
+  field(isUint(buckets) && (buckets as number) <= 16, 'enc.buckets', 'a bucket count up to 16', 0);
+  field(intArray(attenuation, n * (buckets as number), isUint), 'enc.attenuation', `${n}×buckets unsigned integers`, 0);
+  const out: WireEncounter[] = [];
+  const tid = tempIds as Uint8Array;
+  let offset = 0;
+  let id = 0;
+  for (let i = 0; i < n; i++) {
+    const sizes = PROTOCOL_SIZES[(protocols as Uint8Array)[i]];
+    if (!sizes) throw new WireFormatError('enc.protocols', `unknown protocol ${(protocols as Uint8Array)[i]}`);
+    if (offset + sizes.tempId + sizes.metadata > tid.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
+    id += (ids as number[])[i];
+    const firstSeen = ((t0 as number) + (starts as number[])[i]) * 1000;
+    const rssiMin = (rssiMax as number[])[i] - (rssiSpread as number[])[i];
+    const b = buckets as number;
+    out.push({
+      id,
+      protocol: (protocols as Uint8Array)[i],
+      tempId: Buffer.from(tid.subarray(offset, offset + sizes.tempId)),
+      metadata: Buffer.from(tid.subarray(offset + sizes.tempId, offset + sizes.tempId + sizes.metadata)),
+      firstSeen,
+      lastSeen: firstSeen + (durations as number[])[i] * 1000,
+      count: (counts as number[])[i],
+      rssiMin,
+      rssiMax: (rssiMax as number[])[i],
+      rssiMean: (rssiMin * 10 + (meanAboveMin as number[])[i]) / 10,
+      attenuationS: (attenuation as number[]).slice(i * b, (i + 1) * b),
+    });
+    offset += sizes.tempId + sizes.metadata;
+  }
+  if (offset !== tid.length) throw new WireFormatError('enc.tempIds', 'longer than the protocols listed');
+  return out;
+}
+
+/** A human-readable view of a batch for `vgw decode` and logs of the backend. */
+export function batchToJson(b: Batch): Record<string, unknown> {
+  return {
+    v: WIRE_SCHEMA_VERSION,
+    kind: b.kind,
+    id: b.id,
+    gateway: b.gateway,
+    venue: b.venue,
+    seq: b.seq,
+    createdAt: new Date(b.createdAt).toISOString(),
+    ...(b.part !== undefined ? { part: b.part, last: b.last } : {}),
+    hash: b.hash.toString('hex'),
+    encounters: b.encounters.map((e) => ({
+      id: e.id,
+      protocol: e.protocol,
+      tempId: e.tempId.toString('hex'),
+      metadata: e.metadata.toString('hex'),
+      firstSeen: new Date(e.firstSeen).toISOString(),
+      lastSeen: new Date(e.lastSeen).toISOString(),
+      count: e.count,
+      rssiMin: e.rssiMin,
+      rssiMax: e.rssiMax,
+      rssiMean: e.rssiMean,
+      attenuationS: e.attenuationS,
+    })),
+  };
+}

@@ -1,0 +1,285 @@
+// Owns the broker connection of a gateway: publishes outbox batches until the backend
+// acknowledges them, keeps a retained status (with a Last Will), and answers requests.
+import mqtt, { IClientPublishOptions, MqttClient } from 'mqtt';
+import { ulid } from 'ulid';
+import type { Logger } from '../log/index.js';
+import type { OutboxBatch, Store } from '../store/index.js';
+import { encodeBatch, toWire, WIRE_SCHEMA_VERSION } from './codec.js';
+import { ackSchema, MessageError, parseMessage, requestSchema } from './messages.js';
+import { gatewayTopics, GatewayTopics } from './topics.js';
+
+export * from './codec.js';
+export * from './messages.js';
+export * from './topics.js';
+
+export interface BrokerOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  clientId: string;
+  keepaliveS: number;
+  connectTimeoutS: number;
+  reconnectS: number;
+}
+
+export interface UplinkOptions {
+  broker: BrokerOptions;
+  prefix: string;
+  venue: string;
+  gateway: string;
+  maxInflightBatches: number;
+  resendInitialMs: number;
+  resendMaxMs: number;
+  statusIntervalMs: number;
+  maxRequestBytes: number;
+  maxPullEncounters: number;
+  batchMaxEncounters: number;
+}
+
+export interface UplinkCounters {
+  connects: number;
+  disconnects: number;
+  batches_published: number;
+  batches_resent: number;
+  acks_received: number;
+  acks_invalid: number;
+  requests_answered: number;
+  requests_invalid: number;
+  pull_encounters_sent: number;
+}
+
+interface InFlight {
+  attempts: number;
+  nextAttemptAt: number;
+}
+
+/** MQTT 5 session kept by the broker for a week of outage: subscriptions and QoS 1 queue survive. */
+const SESSION_EXPIRY_S = 7 * 24 * 3600;
+
+export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.IClientOptions {
+  return {
+    protocolVersion: 5,
+    clientId: b.clientId,
+    clean: false,
+    properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
+    keepalive: b.keepaliveS,
+    connectTimeout: b.connectTimeoutS * 1000,
+    reconnectPeriod: b.reconnectS * 1000,
+    username: b.username,
+    password: b.password,
+    will,
+  };
+}
+
+export class Uplink {
+  readonly counters: UplinkCounters = {
+    connects: 0,
+    disconnects: 0,
+    batches_published: 0,
+    batches_resent: 0,
+    acks_received: 0,
+    acks_invalid: 0,
+    requests_answered: 0,
+    requests_invalid: 0,
+    pull_encounters_sent: 0,
+  };
+  readonly topics: GatewayTopics;
+  private client: MqttClient | null = null;
+  private readonly inflight = new Map<string, InFlight>();
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly options: UplinkOptions,
+    private readonly store: Store,
+    private readonly statusCounters: () => Record<string, unknown>,
+    private readonly log: Logger,
+  ) {
+    this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
+    store.onBatches(() => this.pump());
+    store.onAcked((ids) => {
+      for (const id of ids) this.inflight.delete(id);
+      this.pump();
+    });
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    const will = { topic: this.topics.status, payload: Buffer.from(this.statusJson('offline', 'connection lost')), qos: 1 as const, retain: true };
+    const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker, will));
+    this.client = client;
+    client.on('connect', (connack) => {
+      this.counters.connects++;
+      this.log.info({ sessionPresent: connack.sessionPresent }, 'broker connected');
+      client.subscribe([this.topics.ack, this.topics.request], { qos: 1 }, (err) => {
+        if (err) this.log.error({ err: err.message }, 'subscribe failed');
+      });
+      // Whatever was in flight may have been lost with the connection: send it again now.
+      for (const f of this.inflight.values()) f.nextAttemptAt = 0;
+      this.publishStatus();
+      this.pump();
+    });
+    client.on('close', () => {
+      if (this.counters.connects > this.counters.disconnects) {
+        this.counters.disconnects++;
+        this.log.warn('broker connection lost; batches stay in the outbox');
+      }
+    });
+    client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
+    client.on('message', (topic, payload, packet) => {
+      if (topic === this.topics.ack) this.onAck(payload);
+      else if (topic === this.topics.request) this.onRequest(payload, packet.properties ?? {});
+    });
+    this.pumpTimer = setInterval(() => this.pump(), 1000);
+    this.statusTimer = setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
+  }
+
+  /** Publishes outbox batches that are due: new ones up to the in-flight cap, and re-sends. */
+  pump(): void {
+    const client = this.client;
+    if (!client?.connected) return;
+    const now = Date.now();
+    for (const batch of this.store.outbox()) {
+      const f = this.inflight.get(batch.id);
+      if (f === undefined && this.inflight.size >= this.options.maxInflightBatches) break;
+      if (f !== undefined && f.nextAttemptAt > now) continue;
+      this.publishBatch(client, batch, f);
+    }
+  }
+
+  private publishBatch(client: MqttClient, batch: OutboxBatch, f: InFlight | undefined): void {
+    const encounters = this.store.batchEncounters(batch.id).map(toWire);
+    const payload = encodeBatch(
+      { kind: 'batch', id: batch.id, gateway: this.options.gateway, venue: this.options.venue, seq: batch.seq, createdAt: batch.createdAt },
+      encounters,
+    );
+    const attempts = (f?.attempts ?? 0) + 1;
+    const backoff = Math.min(this.options.resendMaxMs, this.options.resendInitialMs * 2 ** (attempts - 1));
+    // Jitter keeps a fleet that lost the broker together from re-sending together.
+    this.inflight.set(batch.id, { attempts, nextAttemptAt: Date.now() + backoff * (0.8 + Math.random() * 0.4) });
+    if (attempts > 1) this.counters.batches_resent++;
+    client.publish(this.topics.batch, payload, { qos: 1, properties: { contentType: 'application/cbor' } }, (err) => {
+      if (err) this.log.warn({ batch: batch.id, err: err.message }, 'batch publish failed; will retry');
+    });
+    this.counters.batches_published++;
+    this.log.debug({ batch: batch.id, seq: batch.seq, encounters: encounters.length, bytes: payload.length, attempts }, 'batch published');
+  }
+
+  private onAck(payload: Buffer): void {
+    let ack;
+    try {
+      ack = parseMessage(payload, ackSchema, 64 * 1024);
+    } catch (err) {
+      this.counters.acks_invalid++;
+      this.log.warn({ err: (err as Error).message }, 'invalid ack ignored');
+      return;
+    }
+    this.counters.acks_received++;
+    for (const id of ack.acks) {
+      if (!this.store.addAck(id)) this.log.warn({ batch: id }, 'ack for a batch this gateway never cut; ignored');
+    }
+  }
+
+  private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): void {
+    const opts: IClientPublishOptions = { qos: 1, properties: { contentType, ...(correlationData ? { correlationData } : {}) } };
+    this.client?.publish(responseTopic, payload, opts, (err) => {
+      if (err) this.log.warn({ err: err.message }, 'reply publish failed');
+    });
+  }
+
+  private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
+    this.counters.requests_invalid++;
+    this.log.warn({ error }, 'request refused');
+    this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
+  }
+
+  private onRequest(payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): void {
+    const { responseTopic, correlationData } = props;
+    if (!responseTopic || /[+#]/.test(responseTopic)) {
+      this.counters.requests_invalid++;
+      this.log.warn('request without a usable MQTT 5 response topic ignored');
+      return;
+    }
+    let request;
+    try {
+      request = parseMessage(payload, requestSchema, this.options.maxRequestBytes);
+    } catch (err) {
+      this.replyError(responseTopic, correlationData, err instanceof MessageError ? err.message : String(err));
+      return;
+    }
+    if (request.op === 'status') {
+      this.counters.requests_answered++;
+      this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
+      return;
+    }
+    const encounters = this.store.encountersInRange(request.from, request.to);
+    if (encounters.length > this.options.maxPullEncounters) {
+      this.replyError(
+        responseTopic,
+        correlationData,
+        `to: the range holds ${encounters.length} encounters, more than the ${this.options.maxPullEncounters} one pull may return; ask for a shorter range`,
+      );
+      return;
+    }
+    const size = this.options.batchMaxEncounters;
+    const parts = Math.max(1, Math.ceil(encounters.length / size));
+    for (let part = 0; part < parts; part++) {
+      const slice = encounters.slice(part * size, (part + 1) * size).map(toWire);
+      const header = {
+        kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
+        seq: 0, createdAt: Date.now(), part, last: part === parts - 1,
+      };
+      this.reply(responseTopic, correlationData, encodeBatch(header, slice), 'application/cbor');
+    }
+    this.counters.requests_answered++;
+    this.counters.pull_encounters_sent += encounters.length;
+    this.log.info({ from: request.from, to: request.to, encounters: encounters.length, parts }, 'pull answered');
+  }
+
+  statusJson(state: 'online' | 'offline', reason?: string): string {
+    return JSON.stringify({
+      v: WIRE_SCHEMA_VERSION,
+      state,
+      ...(reason ? { reason } : {}),
+      gateway: this.options.gateway,
+      venue: this.options.venue,
+      at: new Date().toISOString(),
+      startedAt: new Date(this.startedAt).toISOString(),
+      ...(state === 'online' ? { counters: this.statusCounters() } : {}),
+    });
+  }
+
+  publishStatus(): void {
+    if (!this.client?.connected) return;
+    this.client.publish(this.topics.status, this.statusJson('online'), { qos: 1, retain: true, properties: { contentType: 'application/json' } });
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Publishes a clean "offline" status and disconnects, within `timeoutMs`. */
+  async stop(timeoutMs = 3000): Promise<void> {
+    if (this.pumpTimer) clearInterval(this.pumpTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    const client = this.client;
+    if (!client) return;
+    this.client = null;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => client.end(true, () => resolve()), timeoutMs);
+      const end = () => client.end(false, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (client.connected) {
+        client.publish(this.topics.status, this.statusJson('offline', 'stopped'), { qos: 1, retain: true }, end);
+      } else {
+        end();
+      }
+    });
+  }
+}

@@ -1,0 +1,47 @@
+// Acks and requests: small control messages, JSON (or the same structure in CBOR).
+import { decode as cborDecode } from 'cbor-x';
+import { z } from 'zod';
+
+export class MessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MessageError';
+  }
+}
+
+const ulidString = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID (26 characters, Crockford base32)');
+
+export const ackSchema = z.object({ v: z.literal(1), acks: z.array(ulidString).min(1).max(1000) });
+export type AckMessage = z.infer<typeof ackSchema>;
+
+const time = z.union([
+  z.number().int().nonnegative(),
+  z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time').transform((s) => Date.parse(s)),
+]);
+
+export const requestSchema = z.discriminatedUnion('op', [
+  z.object({ v: z.literal(1), op: z.literal('pull'), from: time, to: time }).refine((r) => r.to > r.from, {
+    message: 'must be after from',
+    path: ['to'],
+  }),
+  z.object({ v: z.literal(1), op: z.literal('status') }),
+]);
+export type RequestMessage = z.infer<typeof requestSchema>;
+
+/** Parses JSON (first byte "{") or CBOR, then checks it against the schema. */
+export function parseMessage<T>(payload: Buffer, schema: z.ZodType<T>, maxBytes: number): T {
+  if (payload.length > maxBytes) throw new MessageError(`payload: ${payload.length} bytes, more than the ${maxBytes} allowed`);
+  let value: unknown;
+  const first = payload.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+  try {
+    value = first === 0x7b ? JSON.parse(payload.toString('utf8')) : cborDecode(payload);
+  } catch {
+    throw new MessageError('payload: neither JSON nor CBOR');
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new MessageError(`${issue.path.join('.') || 'payload'}: ${issue.message}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,30 @@
+// Topic layout, versioned by the prefix (default "vgw/v1"). docs/protocol.md documents it.
+export interface GatewayTopics {
+  batch: string;
+  ack: string;
+  status: string;
+  request: string;
+}
+
+export function gatewayTopics(prefix: string, venue: string, gateway: string): GatewayTopics {
+  const base = `${prefix}/${venue}/${gateway}`;
+  return { batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req` };
+}
+
+/** Subscription of a collector: every gateway's batches, optionally as a shared subscription. */
+export function collectorBatchFilter(prefix: string, shareGroup?: string): string {
+  const filter = `${prefix}/+/+/batch`;
+  return shareGroup ? `$share/${shareGroup}/${filter}` : filter;
+}
+
+/** Venue and gateway of a batch topic, or null when the topic is not one. */
+export function parseBatchTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  if (!topic.startsWith(prefix + '/')) return null;
+  const parts = topic.slice(prefix.length + 1).split('/');
+  if (parts.length !== 3 || parts[2] !== 'batch') return null;
+  return { venue: parts[0], gateway: parts[1] };
+}
+
+export function replyTopic(prefix: string, clientId: string): string {
+  return `${prefix}/replies/${clientId}`;
+}
