@@ -1,0 +1,40 @@
+# venue-gateway: the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+NODE_BIN := node_modules/.bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps system-deps build test demo bench soak clean
+
+all: build
+
+# npm ci only when the lock file changed: native addons (better-sqlite3) build from source.
+node_modules/.installed: package.json package-lock.json
+	npm ci
+	touch $@
+
+deps: node_modules/.installed
+
+system-deps:
+	@if [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null; then :; else \
+	  echo "installing mosquitto (apt-get)"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y mosquitto; \
+	fi
+
+build: deps
+	$(NODE_BIN)/tsc -p tsconfig.json
+	chmod +x dist/cli/main.js
+
+test: system-deps build
+	$(NODE_BIN)/vitest run
+
+demo: system-deps build
+	node dist/cli/main.js demo
+
+bench: system-deps build
+	node dist/bench/run.js
+
+soak: system-deps build
+	VGW_SOAK=1 $(NODE_BIN)/vitest run test/soak
+
+clean:
+	rm -rf dist node_modules bench/report.json
