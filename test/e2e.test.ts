@@ -1,0 +1,279 @@
+// The whole slice against a real Mosquitto: simulated crowd → daemon (a child process) →
+// MQTT → collector → SQLite, with the broker stopped and the daemon killed along the way.
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBroker } from '../cli/local-broker.js';
+import { Collector } from '../collector/index.js';
+import { pull } from '../collector/pull.js';
+import { createLogger } from '../daemon/log/index.js';
+import type { CrowdOptions } from '../daemon/radio/index.js';
+import { gatewayTopics } from '../daemon/uplink/index.js';
+import { crowdEnd, crowdTruth, TruthEncounter } from './harness/crowd-truth.js';
+import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-e2e-');
+let broker: LocalBroker;
+const SPEED = 40;
+
+beforeAll(async () => {
+  broker = await LocalBroker.start(join(dir, 'broker'));
+});
+afterAll(async () => {
+  await broker?.stop();
+});
+
+interface CollectorRow {
+  gateway: string;
+  id: number;
+  temp_id: Buffer;
+  metadata: Buffer;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  rssi_min: number;
+  rssi_max: number;
+  rssi_mean: number;
+  attenuation_s: string;
+}
+
+interface Scenario {
+  name: string;
+  prefix: string;
+  crowd: CrowdOptions;
+  truth: Map<string, TruthEncounter>;
+  config: string;
+  gatewayDb: string;
+  collector: Collector;
+}
+
+async function scenario(name: string, seed: number, phones: number): Promise<Scenario> {
+  const prefix = `test-${name}/v1`;
+  // Starts a moment from now, so the daemon is up before the first phone arrives.
+  const crowd: CrowdOptions = { seed, phones, arrivalsPerMinute: 15, minDwellS: 60, maxDwellS: 240, anchor: Date.now() + 2500 };
+  const gatewayDb = join(dir, `${name}-gateway.db`);
+  const config = writeJson(join(dir, `${name}.json`), {
+    gateway: { id: `gw-${name}`, venue: `venue-${name}` },
+    broker: { url: broker.url, reconnectS: 0.5, connectTimeoutS: 5 },
+    topicPrefix: prefix,
+    radio: { simulated: { ...crowd, speed: SPEED } },
+    store: { path: gatewayDb, groupCommitMs: 250 },
+    uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
+    log: { level: 'debug' },
+  });
+  const collector = new Collector(
+    { broker: { url: broker.url, clientId: `collector-${name}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, `${name}-collector.db`) },
+    createLogger('silent'),
+  );
+  await collector.start();
+  return { name, prefix, crowd, truth: crowdTruth(crowd), config, gatewayDb, collector };
+}
+
+function collectorRows(s: Scenario): CollectorRow[] {
+  return s.collector.store.db.prepare('SELECT * FROM encounters WHERE gateway = ? ORDER BY id').all(`gw-${s.name}`) as CollectorRow[];
+}
+
+/** Waits until the crowd has passed (plus the silence that closes encounters). */
+async function waitCrowdGone(s: Scenario): Promise<void> {
+  const endWall = s.crowd.anchor + (crowdEnd(s.truth) + 60_000 - s.crowd.anchor) / SPEED;
+  await sleep(Math.max(0, endWall - Date.now()) + 1500);
+}
+
+function expectExactlyTheTruth(s: Scenario, rows: CollectorRow[]): void {
+  const byRpi = new Map(rows.map((r) => [r.temp_id.toString('hex'), r]));
+  expect(rows).toHaveLength(s.truth.size);
+  expect(byRpi.size).toBe(rows.length); // one encounter per RPI: nothing duplicated
+  for (const t of s.truth.values()) {
+    const r = byRpi.get(t.rpi);
+    expect(r, `encounter of RPI #${[...s.truth.keys()].indexOf(t.rpi)}`).toBeDefined();
+    expect(r!.metadata.toString('hex')).toBe(t.aem);
+    expect(r!.count).toBe(t.count);
+    expect(r!.rssi_min).toBe(t.rssiMin);
+    expect(r!.rssi_max).toBe(t.rssiMax);
+    expect(r!.rssi_mean).toBe(Math.round((t.rssiSum / t.count) * 10) / 10);
+    expect(r!.first_seen).toBe(Math.floor(t.first / 1000) * 1000);
+    expect(r!.last_seen).toBe(Math.max(r!.first_seen, Math.ceil(t.last / 1000) * 1000));
+    // With adverts 200-270 ms apart no gap reaches the cap: bucket seconds add up to the duration.
+    const bucketS = (JSON.parse(r!.attenuation_s) as number[]).reduce((a, b) => a + b, 0);
+    expect(Math.abs(bucketS - (t.last - t.first) / 1000)).toBeLessThanOrEqual(2);
+  }
+}
+
+describe('end to end', () => {
+  let main: Scenario;
+  let daemon: Spawned;
+
+  it('a seeded crowd becomes exactly its encounters at the collector', async () => {
+    main = await scenario('main', 101, 30);
+    daemon = spawnVgw(['run', '-c', main.config]);
+    await waitCrowdGone(main);
+    const rows = await waitFor('all encounters at the collector', () => {
+      const r = collectorRows(main);
+      return r.length >= main.truth.size ? r : undefined;
+    });
+    await sleep(1500); // anything extra would arrive now
+    expectExactlyTheTruth(main, collectorRows(main));
+    expect(rows.length).toBe(main.truth.size);
+    expect(main.collector.counters.batches_rejected).toBe(0);
+    // Every batch acknowledged: the gateway's outbox is empty.
+    await waitFor('empty outbox', () => {
+      const db = new Database(main.gatewayDb, { readonly: true });
+      const n = db.prepare('SELECT count(*) FROM batches WHERE acked_at IS NULL').pluck().get() as number;
+      db.close();
+      return n === 0;
+    });
+    // Temp IDs never appear in logs, in any encoding.
+    const log = daemon.output();
+    expect(log).toContain('daemon started');
+    for (const rpi of main.truth.keys()) {
+      expect(log).not.toContain(rpi);
+      expect(log).not.toContain(Buffer.from(rpi, 'hex').toString('base64').slice(0, 16));
+    }
+  });
+
+  it('pull returns exactly the encounters overlapping the range', async () => {
+    const db = new Database(main.gatewayDb, { readonly: true });
+    const all = db.prepare('SELECT id, first_seen, last_seen FROM encounters ORDER BY first_seen').all() as Array<{ id: number; first_seen: number; last_seen: number }>;
+    const from = all[Math.floor(all.length / 3)].first_seen + 1;
+    const to = all[Math.floor((2 * all.length) / 3)].first_seen;
+    const expected = all.filter((e) => e.last_seen >= from && e.first_seen < to).map((e) => e.id).sort((a, b) => a - b);
+    db.close();
+    expect(expected.length).toBeGreaterThan(3);
+    expect(expected.length).toBeLessThan(all.length);
+    const parts = await pull({
+      broker: { url: broker.url, clientId: 'puller-1', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
+      prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000,
+    });
+    const got = parts.flatMap((p) => p.encounters.map((e) => e.id)).sort((a, b) => a - b);
+    expect(got).toEqual(expected);
+    expect(parts.every((p) => p.kind === 'pull')).toBe(true);
+    expect(parts[parts.length - 1].last).toBe(true);
+    // what was pulled is what the collector holds for those ids
+    const rows = new Map(collectorRows(main).map((r) => [r.id, r]));
+    for (const e of parts.flatMap((p) => p.encounters)) {
+      expect(e.tempId.equals(rows.get(e.id)!.temp_id)).toBe(true);
+      expect(e.count).toBe(rows.get(e.id)!.count);
+    }
+  });
+
+  it('pull through the CLI stores into the collector database and exits 0', async () => {
+    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { db: join(dir, 'pulled.db') } });
+    const p = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', '0', '--to', new Date(Date.now() + 86_400_000).toISOString(), '-c', cfg]);
+    expect(await p.exited()).toBe(0);
+    const summary = JSON.parse(p.output().trim()) as { encounters: number; newlyStored: number };
+    expect(summary.encounters).toBe(main.truth.size);
+    expect(summary.newlyStored).toBe(main.truth.size);
+    const bad = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', 'yesterday', '--to', '5', '-c', cfg]);
+    expect(await bad.exited()).toBe(2);
+    expect(bad.output()).toMatch(/--from: "yesterday" is not a time/);
+    const none = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'nobody', '--from', '0', '--to', '10', '--timeout', '1', '-c', cfg]);
+    expect(await none.exited()).toBe(3);
+  });
+
+  it('bad acks and requests are counted and answered with the field, never a crash', async () => {
+    const topics = gatewayTopics(main.prefix, 'venue-main', 'gw-main');
+    const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'attacker' });
+    const replies: Array<{ corr: string; body: string }> = [];
+    await client.subscribeAsync('replies/attacker', { qos: 1 });
+    client.on('message', (_t, payload, packet) => replies.push({ corr: String(packet.properties?.correlationData), body: payload.toString() }));
+    const request = (payload: string | Buffer, corr: string) =>
+      client.publishAsync(topics.request, payload, { qos: 1, properties: { responseTopic: 'replies/attacker', correlationData: Buffer.from(corr) } });
+    for (const garbage of ['not json', '{"v":1,"acks":"x"}', '{"v":1,"acks":[42]}', Buffer.alloc(100_000, 7), '{"v":1,"acks":["01ARZ3NDEKTSV4RRFFQ69G5FAV"]}']) {
+      await client.publishAsync(topics.ack, garbage, { qos: 1 });
+    }
+    await request('\xff\x00garbage', 'c1');
+    await request('{"v":1,"op":"pull","from":10,"to":5}', 'c2');
+    await request('{"v":1,"op":"pull","from":"noon","to":5}', 'c3');
+    await request(Buffer.alloc(200_000, 0x20), 'c4');
+    await request('{"v":1,"op":"format-disk"}', 'c5');
+    await client.publishAsync(topics.request, '{"v":1,"op":"status"}', { qos: 1 }); // no response topic
+    await request('{"v":1,"op":"status"}', 'c6');
+    await waitFor('replies', () => replies.length >= 6);
+    const byCorr = Object.fromEntries(replies.map((r) => [r.corr, r.body]));
+    expect(byCorr.c1).toMatch(/neither JSON nor CBOR/);
+    expect(byCorr.c2).toMatch(/"error":"to: must be after from"/);
+    expect(byCorr.c3).toMatch(/from: /);
+    expect(byCorr.c4).toMatch(/more than the 65536 allowed/);
+    expect(byCorr.c5).toMatch(/op: /);
+    const status = JSON.parse(byCorr.c6) as { state: string; counters: { uplink: { acks_invalid: number; requests_invalid: number }; store: { acks_unknown: number } } };
+    expect(status.state).toBe('online');
+    expect(status.counters.uplink.acks_invalid).toBe(4);
+    expect(status.counters.store.acks_unknown).toBe(1);
+    expect(status.counters.uplink.requests_invalid).toBe(6);
+    // and the collector shrugs off garbage batches
+    const before = main.collector.counters.batches_rejected;
+    await client.publishAsync(`${main.prefix}/venue-main/gw-main/batch`, 'junk', { qos: 1 });
+    await client.publishAsync(`${main.prefix}/venue-x/gw-main/batch`, Buffer.from([0xa0]), { qos: 1 });
+    await waitFor('rejections', () => main.collector.counters.batches_rejected === before + 2);
+    await client.endAsync();
+    expect(daemon.proc.exitCode).toBeNull();
+    expect(await stopGracefully(daemon)).toBe(0);
+    expect(daemon.output()).toContain('daemon stopped');
+    await main.collector.stop();
+  });
+
+  it('a broker outage mid-run loses nothing and duplicates nothing', async () => {
+    const s = await scenario('outage', 202, 30);
+    const d = spawnVgw(['run', '-c', s.config]);
+    await sleep(5000);
+    await broker.stop();
+    await sleep(4000);
+    await broker.restart();
+    await waitCrowdGone(s);
+    await waitFor('all encounters after the outage', () => collectorRows(s).length >= s.truth.size);
+    await sleep(1500);
+    expectExactlyTheTruth(s, collectorRows(s));
+    expect(await stopGracefully(d)).toBe(0);
+    expect(d.output()).toMatch(/broker connection lost/);
+    await s.collector.stop();
+  });
+
+  it('SIGKILL mid-run: every stored encounter reaches the collector once, none overlap', async () => {
+    const s = await scenario('kill', 303, 30);
+    let d = spawnVgw(['run', '-c', s.config]);
+    await sleep(6000);
+    d.proc.kill('SIGKILL');
+    await d.exited();
+    const killedAt = Date.now();
+    await sleep(500);
+    d = spawnVgw(['run', '-c', s.config]);
+    await waitCrowdGone(s);
+    const gw = new Database(s.gatewayDb, { readonly: true });
+    const stored = await waitFor('gateway outbox drained', () => {
+      const pending = gw.prepare('SELECT count(*) FROM encounters WHERE batch_id IS NULL OR batch_id IN (SELECT id FROM batches WHERE acked_at IS NULL)').pluck().get() as number;
+      return pending === 0 ? (gw.prepare('SELECT * FROM encounters ORDER BY id').all() as Array<{ id: number; temp_id: Buffer; count: number; first_seen: number; last_seen: number }>) : undefined;
+    });
+    gw.close();
+    expect(await stopGracefully(d)).toBe(0);
+    const rows = collectorRows(s);
+    // The collector holds exactly what the gateway committed, each once.
+    expect(rows.map((r) => r.id)).toEqual(stored.map((e) => e.id));
+    for (const [i, r] of rows.entries()) {
+      expect(r.temp_id.equals(stored[i].temp_id)).toBe(true);
+      expect(r.count).toBe(stored[i].count);
+    }
+    // Sightings in memory at the kill are lost (never acknowledged), but nothing is counted twice:
+    // encounters of one RPI never overlap and never hold more adverts than the phone sent.
+    const perRpi = new Map<string, typeof stored>();
+    for (const e of stored) perRpi.set(e.temp_id.toString('hex'), [...(perRpi.get(e.temp_id.toString('hex')) ?? []), e]);
+    for (const [rpi, list] of perRpi) {
+      const truth = s.truth.get(rpi);
+      expect(truth).toBeDefined();
+      expect(list.reduce((n, e) => n + e.count, 0)).toBeLessThanOrEqual(truth!.count);
+      list.sort((a, b) => a.first_seen - b.first_seen);
+      for (let i = 1; i < list.length; i++) expect(list[i].first_seen).toBeGreaterThan(list[i - 1].last_seen);
+    }
+    // Phones that arrived after the restart are complete.
+    const restartSim = s.crowd.anchor + (killedAt + 2000 - s.crowd.anchor) * SPEED;
+    const later = [...s.truth.values()].filter((t) => t.first > restartSim);
+    expect(later.length).toBeGreaterThan(0);
+    for (const t of later) {
+      const list = perRpi.get(t.rpi);
+      expect(list, 'a phone that arrived after the restart').toHaveLength(1);
+      expect(list![0].count).toBe(t.count);
+    }
+    await s.collector.stop();
+  });
+});

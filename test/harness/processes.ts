@@ -1,0 +1,55 @@
+// Spawns the real CLI (built into dist/) as a technician or systemd would.
+import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export const VGW = resolve(__dirname, '../../dist/cli/main.js');
+
+if (!existsSync(VGW)) throw new Error(`${VGW} is missing: run \`make build\` (make test does it) before the tests`);
+
+export interface Spawned {
+  proc: ChildProcess;
+  output(): string;
+  exited(): Promise<number | null>;
+}
+
+export function spawnVgw(args: string[]): Spawned {
+  const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return { proc, output: () => out, exited: () => exit };
+}
+
+export function runVgw(args: string[], input?: string | Buffer): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [VGW, ...args], { input, encoding: 'utf8', timeout: 60_000 });
+}
+
+export async function stopGracefully(s: Spawned): Promise<number | null> {
+  if (s.proc.exitCode !== null || s.proc.signalCode !== null) return s.proc.exitCode;
+  s.proc.kill('SIGTERM');
+  return s.exited();
+}
+
+export function writeJson(path: string, value: unknown): string {
+  writeFileSync(path, JSON.stringify(value, null, 2));
+  return path;
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
