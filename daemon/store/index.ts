@@ -120,6 +120,10 @@ export class Store {
   private readonly now: () => number;
   private pendingEncounters: ClosedEncounter[] = [];
   private pendingAcks = new Set<string>();
+  /** Highest encounter id written; ids are contiguous from here on. */
+  private lastId: number;
+  /** Highest encounter id inside a batch (or purged): everything above waits for a batch. */
+  private batchedThrough: number;
   private oldestUnbatchedAt: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   private batchListeners: Array<(batches: OutboxBatch[]) => void> = [];
@@ -133,38 +137,36 @@ export class Store {
     const db = this.db;
     this.stmt = {
       insert: db.prepare(
-        `INSERT INTO encounters (protocol, temp_id, metadata, first_seen, last_seen, count,
-           rssi_min, rssi_max, rssi_sum, bucket_ms) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+        `INSERT INTO encounters (id, protocol, temp_id, metadata, first_seen, last_seen, count,
+           rssi_min, rssi_max, rssi_sum, bucket_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
       ),
-      unbatchedCount: db.prepare('SELECT count(*) AS n FROM encounters WHERE batch_id IS NULL').pluck(),
-      nextSeq: db.prepare(`SELECT value FROM meta WHERE key = 'next_seq'`).pluck(),
-      setNextSeq: db.prepare(`UPDATE meta SET value = ? WHERE key = 'next_seq'`),
-      insertBatch: db.prepare('INSERT INTO batches (id, seq, created_at, encounter_count) VALUES (?,?,?,?)'),
-      assignBatch: db.prepare(
-        `UPDATE encounters SET batch_id = ? WHERE id IN
-           (SELECT id FROM encounters WHERE batch_id IS NULL ORDER BY id LIMIT ?)`,
-      ),
+      meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+      setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
+      insertBatch: db.prepare('INSERT INTO batches (id, seq, first_id, last_id, created_at) VALUES (?,?,?,?,?)'),
       ack: db.prepare('UPDATE batches SET acked_at = ? WHERE id = ? AND acked_at IS NULL'),
-      batchExists: db.prepare('SELECT 1 FROM batches WHERE id = ?').pluck(),
+      batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId FROM batches WHERE id = ?'),
       outbox: db.prepare(
-        'SELECT id, seq, created_at AS createdAt, encounter_count AS encounterCount FROM batches WHERE acked_at IS NULL ORDER BY seq',
+        `SELECT id, seq, created_at AS createdAt, last_id - first_id + 1 AS encounterCount
+         FROM batches WHERE acked_at IS NULL ORDER BY seq`,
       ),
-      batchEncounters: db.prepare('SELECT * FROM encounters WHERE batch_id = ? ORDER BY id'),
-      range: db.prepare(
-        'SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? AND last_seen >= ? ORDER BY id',
-      ),
+      encounterRange: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? ORDER BY id'),
+      timeRange: db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? AND last_seen >= ? ORDER BY id'),
+      oldestLastSeen: db.prepare('SELECT last_seen FROM encounters ORDER BY id LIMIT 1').pluck(),
+      oldestBatch: db.prepare('SELECT min(created_at) FROM batches').pluck(),
+      // Ids follow closing order, so the oldest encounters sit at the front of the table:
+      // only the first rows are looked at, never the whole table.
       purgeEncounters: db.prepare(
-        'DELETE FROM encounters WHERE id IN (SELECT id FROM encounters WHERE last_seen < ? LIMIT ?)',
-      ),
-      purgeBatches: db.prepare(
-        'DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE created_at < ? LIMIT ?)',
-      ),
-      anyExpired: db.prepare(
-        'SELECT EXISTS (SELECT 1 FROM encounters WHERE last_seen < ?) OR EXISTS (SELECT 1 FROM batches WHERE created_at < ?)',
+        'DELETE FROM encounters WHERE id IN (SELECT id FROM encounters ORDER BY id LIMIT ?) AND last_seen < ? RETURNING id',
       ).pluck(),
+      purgeBatches: db.prepare('DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE created_at < ? ORDER BY seq LIMIT ?)'),
+      maxId: db.prepare('SELECT max(id) FROM encounters').pluck(),
+      maxBatched: db.prepare('SELECT max(last_id) FROM batches').pluck(),
       lastAck: db.prepare('SELECT max(acked_at) FROM batches').pluck(),
     };
-    if ((this.stmt.unbatchedCount.get() as number) > 0) this.oldestUnbatchedAt = this.now();
+    const purgedThrough = this.stmt.meta.get('purged_through') as number;
+    this.lastId = Math.max((this.stmt.maxId.get() as number | null) ?? 0, purgedThrough);
+    this.batchedThrough = Math.max((this.stmt.maxBatched.get() as number | null) ?? 0, purgedThrough);
+    if (this.lastId > this.batchedThrough) this.oldestUnbatchedAt = this.now();
   }
 
   /** Starts the group-commit timer; a failed commit (disk full, I/O error) is retried next tick. */
@@ -199,7 +201,7 @@ export class Store {
 
   /** Queues a backend acknowledgement; returns false for a batch this store never cut. */
   addAck(batchId: string): boolean {
-    if (!this.batchExists(batchId)) {
+    if (this.stmt.batch.get(batchId) === undefined) {
       this.counters.acks_unknown++;
       return false;
     }
@@ -207,12 +209,18 @@ export class Store {
     return true;
   }
 
-  batchExists(batchId: string): boolean {
-    return this.stmt.batchExists.get(batchId) !== undefined;
-  }
-
   get pendingCount(): number {
     return this.pendingEncounters.length;
+  }
+
+  private get unbatched(): number {
+    return this.lastId - this.batchedThrough;
+  }
+
+  private expired(cutoff: number): boolean {
+    const oldest = this.stmt.oldestLastSeen.get() as number | undefined;
+    const oldestBatch = this.stmt.oldestBatch.get() as number | null;
+    return (oldest !== undefined && oldest < cutoff) || (oldestBatch !== null && oldestBatch < cutoff);
   }
 
   /** Runs one write transaction with everything queued; a no-op when there is nothing to do. */
@@ -221,36 +229,29 @@ export class Store {
     const encounters = this.pendingEncounters;
     const acks = [...this.pendingAcks];
     const cutoff = now - this.options.retentionMs;
-    const mustCut = this.batchCutDue(now);
-    const mustPurge = this.stmt.anyExpired.get(cutoff, cutoff) === 1;
-    if (encounters.length === 0 && acks.length === 0 && !mustCut && !mustPurge) return;
+    const cutDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
+    const mustPurge = this.expired(cutoff);
+    if (encounters.length === 0 && acks.length === 0 && !cutDue && !mustPurge) return;
+    const before = { lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt };
     let cut: OutboxBatch[] = [];
     let acked: string[] = [];
+    let purged = 0;
     try {
       this.db.transaction(() => {
         for (const e of encounters) {
           this.stmt.insert.run(
-            e.protocol,
-            e.tempId,
-            e.metadata,
-            e.firstSeen,
-            e.lastSeen,
-            e.count,
-            e.rssiMin,
-            e.rssiMax,
-            e.rssiSum,
-            JSON.stringify(e.bucketMs.map(Math.round)),
+            ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
+            e.rssiMin, e.rssiMax, e.rssiSum, JSON.stringify(e.bucketMs.map(Math.round)),
           );
         }
+        if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
-        cut = this.cutBatches(now, encounters.length > 0);
-        if (mustPurge) {
-          this.counters.purged_encounters += this.stmt.purgeEncounters.run(cutoff, this.options.purgeBatchSize).changes;
-          this.stmt.purgeBatches.run(cutoff, this.options.purgeBatchSize);
-        }
+        cut = this.cutBatches(now);
+        if (mustPurge) purged = this.purge(cutoff);
       })();
     } catch (err) {
       // SQLITE_FULL, I/O errors: the transaction rolled back; everything stays queued.
+      Object.assign(this, before);
       this.counters.commit_failures++;
       throw err;
     } finally {
@@ -261,33 +262,42 @@ export class Store {
     this.counters.encounters_stored += encounters.length;
     this.counters.batches_acked += acked.length;
     this.counters.batches_cut += cut.length;
+    this.counters.purged_encounters += purged;
     if (cut.length > 0) for (const l of this.batchListeners) l(cut);
     if (acked.length > 0) for (const l of this.ackListeners) l(acked);
   }
 
-  private batchCutDue(now: number): boolean {
-    return this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
-  }
-
-  private cutBatches(now: number, added: boolean): OutboxBatch[] {
+  private cutBatches(now: number): OutboxBatch[] {
     const max = this.options.batchMaxEncounters;
-    let unbatched = this.stmt.unbatchedCount.get() as number;
-    if (added && this.oldestUnbatchedAt === null && unbatched > 0) this.oldestUnbatchedAt = now;
     const ageDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
     const cut: OutboxBatch[] = [];
-    let seq = this.stmt.nextSeq.get() as number;
-    while (unbatched >= max || (ageDue && unbatched > 0)) {
-      const batch: OutboxBatch = { id: ulid(now), seq, createdAt: now, encounterCount: Math.min(max, unbatched) };
-      this.stmt.insertBatch.run(batch.id, batch.seq, batch.createdAt, batch.encounterCount);
-      this.stmt.assignBatch.run(batch.id, max);
-      unbatched -= batch.encounterCount;
+    let seq = this.stmt.meta.get('next_seq') as number;
+    while (this.unbatched >= max || (ageDue && this.unbatched > 0)) {
+      const firstId = this.batchedThrough + 1;
+      const lastId = Math.min(this.lastId, this.batchedThrough + max);
+      const batch: OutboxBatch = { id: ulid(now), seq, createdAt: now, encounterCount: lastId - firstId + 1 };
+      this.stmt.insertBatch.run(batch.id, seq, firstId, lastId, now);
+      this.batchedThrough = lastId;
       seq++;
       cut.push(batch);
     }
-    if (cut.length > 0) this.stmt.setNextSeq.run(seq);
-    if (unbatched === 0) this.oldestUnbatchedAt = null;
+    if (cut.length > 0) this.stmt.setMeta.run(seq, 'next_seq');
+    if (this.unbatched === 0) this.oldestUnbatchedAt = null;
     else if (cut.length > 0 && ageDue) this.oldestUnbatchedAt = now;
     return cut;
+  }
+
+  /** Deletes up to purgeBatchSize expired encounters (and expired batches); returns how many. */
+  private purge(cutoff: number): number {
+    const size = this.options.purgeBatchSize;
+    this.stmt.purgeBatches.run(cutoff, size);
+    const deleted = this.stmt.purgeEncounters.all(size, cutoff) as number[];
+    if (deleted.length === 0) return 0;
+    const purgedThrough = Math.max(this.stmt.meta.get('purged_through') as number, ...deleted);
+    this.stmt.setMeta.run(purgedThrough, 'purged_through');
+    // Expired encounters never batched (a long outage) are gone: no batch may point at them.
+    this.batchedThrough = Math.max(this.batchedThrough, Math.min(purgedThrough, this.lastId));
+    return deleted.length;
   }
 
   /** Batches cut but not acknowledged, oldest first. */
@@ -296,18 +306,20 @@ export class Store {
   }
 
   batchEncounters(batchId: string): StoredEncounter[] {
-    return (this.stmt.batchEncounters.all(batchId) as EncounterRow[]).map(fromRow);
+    const b = this.stmt.batch.get(batchId) as { firstId: number; lastId: number } | undefined;
+    if (!b) return [];
+    return (this.stmt.encounterRange.all(b.firstId, b.lastId) as EncounterRow[]).map(fromRow);
   }
 
   /** Encounters overlapping [from, to) that are still within retention. */
   encountersInRange(from: number, to: number): StoredEncounter[] {
     const cutoff = this.now() - this.options.retentionMs;
-    return (this.stmt.range.all(from, to, cutoff) as EncounterRow[]).map(fromRow);
+    return (this.stmt.timeRange.all(from, to, cutoff) as EncounterRow[]).map(fromRow);
   }
 
   stats(): { unbatched: number; outboxBatches: number; lastAckAt: number | null; pending: number } {
     return {
-      unbatched: this.stmt.unbatchedCount.get() as number,
+      unbatched: this.unbatched,
       outboxBatches: this.outbox().length,
       lastAckAt: (this.stmt.lastAck.get() as number | null) ?? null,
       pending: this.pendingEncounters.length,
