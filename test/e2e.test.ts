@@ -242,7 +242,10 @@ describe('end to end', () => {
     await waitCrowdGone(s);
     const gw = new Database(s.gatewayDb, { readonly: true });
     const stored = await waitFor('gateway outbox drained', () => {
-      const pending = gw.prepare('SELECT count(*) FROM encounters WHERE batch_id IS NULL OR batch_id IN (SELECT id FROM batches WHERE acked_at IS NULL)').pluck().get() as number;
+      const pending = gw.prepare(
+        `SELECT (SELECT count(*) FROM encounters WHERE id > coalesce((SELECT max(last_id) FROM batches), 0))
+              + (SELECT count(*) FROM batches WHERE acked_at IS NULL)`,
+      ).pluck().get() as number;
       return pending === 0 ? (gw.prepare('SELECT * FROM encounters ORDER BY id').all() as Array<{ id: number; temp_id: Buffer; count: number; first_seen: number; last_seen: number }>) : undefined;
     });
     gw.close();
