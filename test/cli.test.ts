@@ -1,0 +1,76 @@
+// The CLI as a technician or a script uses it: spawned processes, output and exit codes.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ulid } from 'ulid';
+import { describe, expect, it } from 'vitest';
+import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+import { runVgw, writeJson } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-cli-');
+
+describe('vgw CLI', () => {
+  it('lists run, collect, pull, decode and config', () => {
+    const r = runVgw(['--help']);
+    expect(r.status).toBe(0);
+    for (const cmd of ['run', 'collect', 'pull', 'decode', 'config']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
+  });
+
+  it('config check accepts a valid file and prints defaults with --json', () => {
+    const file = writeJson(join(dir, 'ok.json'), { gateway: { id: 'gw-01', venue: 'mall-01' } });
+    const r = runVgw(['config', 'check', file]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('valid (gateway gw-01 at venue mall-01)');
+    const j = runVgw(['config', 'check', '--json', file]);
+    expect(JSON.parse(j.stdout).store.groupCommitMs).toBe(1000);
+  });
+
+  it('config check names the field and the fix, exit code 2', () => {
+    const file = writeJson(join(dir, 'bad.json'), { gateway: { id: 'gw 01', venue: 'mall-01' }, uplink: { batchMaxEncounters: 0 } });
+    const r = runVgw(['config', 'check', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/gateway\.id: must be 1-64 letters/);
+    expect(r.stderr).toMatch(/uplink\.batchMaxEncounters: /);
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{"gateway": ');
+    expect(runVgw(['config', 'check', broken]).stderr).toMatch(/not valid JSON .*: fix the syntax/);
+    expect(runVgw(['config', 'check', join(dir, 'missing.json')]).stderr).toMatch(/cannot read the file \(ENOENT\): check the path/);
+  });
+
+  it('run refuses a config without a gateway section, naming it', () => {
+    const file = writeJson(join(dir, 'nogw.json'), {});
+    const r = runVgw(['run', '-c', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/gateway: required by `vgw run`/);
+  });
+
+  it('decode prints a published batch as JSON, from a file or hex on stdin', () => {
+    const tempId = Buffer.from('ebd8de78173abce46461dbc7a3e899fa', 'hex');
+    const payload = encodeBatch(
+      { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: 3, createdAt: Date.UTC(2026, 10, 22) },
+      [toWire({ id: 41, protocol: 0, tempId, metadata: Buffer.from('cfd9dbfa', 'hex'), firstSeen: Date.UTC(2026, 10, 22, 9), lastSeen: Date.UTC(2026, 10, 22, 9, 4), count: 900, rssiMin: -80, rssiMax: -60, rssiSum: -900 * 74, bucketMs: [0, 0, 100_000, 140_000] })],
+    );
+    const file = join(dir, 'batch.cbor');
+    writeFileSync(file, payload);
+    const r = runVgw(['decode', file]);
+    expect(r.status).toBe(0);
+    const json = JSON.parse(r.stdout);
+    expect(json).toMatchObject({ kind: 'batch', gateway: 'gw-01', venue: 'mall-01', seq: 3 });
+    expect(json.encounters[0]).toMatchObject({ id: 41, tempId: tempId.toString('hex'), metadata: 'cfd9dbfa', count: 900, rssiMean: -74, attenuationS: [0, 0, 100, 140], firstSeen: '2026-11-22T09:00:00.000Z' });
+    const hex = runVgw(['decode', '--hex'], payload.toString('hex'));
+    expect(JSON.parse(hex.stdout).encounters[0].id).toBe(41);
+  });
+
+  it('decode rejects garbage with a clear message and exit code 2', () => {
+    const r = runVgw(['decode'], 'definitely not a batch');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^vgw: not a valid batch: payload: /);
+    const h = runVgw(['decode', '--hex'], 'abc');
+    expect(h.stderr).toMatch(/--hex: the input is not an even number of hex digits/);
+  });
+
+  it('unknown commands and options exit 2', () => {
+    expect(runVgw(['frobnicate']).status).toBe(2);
+    expect(runVgw(['run', '--nope']).status).toBe(2);
+  });
+});
