@@ -74,3 +74,11 @@ describe('vgw CLI', () => {
     expect(runVgw(['run', '--nope']).status).toBe(2);
   });
 });
+
+describe('provisioning templates', () => {
+  it.each(['gateway.example.json', 'collector.example.json'])('%s passes `vgw config check`', (name) => {
+    const r = runVgw(['config', 'check', join(__dirname, '..', 'provisioning', name)]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});

@@ -2,6 +2,7 @@
 import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { afterAll } from 'vitest';
 
 export const VGW = resolve(__dirname, '../../dist/cli/main.js');
 
@@ -13,8 +14,15 @@ export interface Spawned {
   exited(): Promise<number | null>;
 }
 
+const children = new Set<ChildProcess>();
+// A failed test must not leave a daemon running behind it.
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 export function spawnVgw(args: string[]): Spawned {
   const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
