@@ -1,24 +1,18 @@
 // `make bench`: measures the figures issue #2 names and writes bench/report.json (flat JSON).
+// Phase 1 times decode + aggregate alone on pre-generated adverts; pipeline.ts runs the rest.
 // Figures come from running the real code paths; nothing here is asserted, only reported.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ulid } from 'ulid';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { Crowd } from '../daemon/radio/index.js';
-import { Store } from '../daemon/store/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const report: Record<string, number> = {};
-
-function ioWriteBytes(): { write_bytes: number; wchar: number } {
-  const io = readFileSync('/proc/self/io', 'utf8');
-  const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
-  return { write_bytes: get('write_bytes'), wchar: get('wchar') };
-}
 
 const aggregatorOptions = {
   silenceMs: 60_000,
@@ -60,7 +54,7 @@ report.decode_aggregate_ns_per_advert = Math.round((seconds / adverts.length) * 
 report.bench_adverts = adverts.length;
 report.bench_encounters = closed.length;
 
-// 2. Wire bytes per Exposure Notification encounter, as published (default 256 per batch).
+// 2. Wire bytes per encounter for the same crowd-derived encounters, in full 256-encounter batches.
 const BATCH = 256;
 let payloadBytes = 0;
 let batches = 0;
@@ -72,39 +66,14 @@ for (let i = 0; i + BATCH <= wire.length; i += BATCH) {
 const topic = 'vgw/v1/mall-01/gw-01/batch';
 // MQTT 5 PUBLISH: fixed header (≤5), topic (2+len), packet id (2), properties (content type).
 const mqttOverhead = 5 + 2 + topic.length + 2 + 1 + 3 + 'application/cbor'.length;
-report.wire_bytes_per_encounter = +(payloadBytes / (batches * BATCH)).toFixed(2);
-report.mqtt_bytes_per_encounter = +((payloadBytes + batches * mqttOverhead) / (batches * BATCH)).toFixed(2);
+report.wire_bytes_per_encounter_full_batches = +(payloadBytes / (batches * BATCH)).toFixed(2);
+report.mqtt_bytes_per_encounter_full_batches = +((payloadBytes + batches * mqttOverhead) / (batches * BATCH)).toFixed(2);
 
-// 3. The store in steady state: one simulated hour of a busy venue (2 encounters closing
-//    per second), group commit every second, batches cut and acknowledged as the backend would.
-const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-'));
-const clock = { t: anchor };
-const store = new Store({
-  path: join(dir, 'bench.db'), groupCommitMs: 1000, retentionMs: 14 * 86_400_000, purgeBatchSize: 500,
-  batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 200_000, now: () => clock.t,
-});
-store.onBatches((cut) => {
-  for (const b of cut) store.addAck(b.id);
-});
-const HOUR_S = 3600;
-const PER_S = 2;
-const io0 = ioWriteBytes();
-let fed = 0;
-for (let s = 0; s < HOUR_S; s++) {
-  clock.t += 1000;
-  const slice = closed.slice(fed % closed.length, (fed % closed.length) + PER_S).map((e) => ({ ...e, lastSeen: clock.t, firstSeen: clock.t - 60_000 }));
-  fed += slice.length;
-  store.addEncounters(slice);
-  store.commit();
-}
-store.close();
-const io1 = ioWriteBytes();
-rmSync(dir, { recursive: true, force: true });
-report.store_encounters = fed;
-report.write_tx_per_s = +(store.counters.write_transactions / HOUR_S).toFixed(3);
-report.disk_bytes_per_encounter = Math.round((io1.write_bytes - io0.write_bytes) / fed);
-report.disk_wchar_bytes_per_encounter = Math.round((io1.wchar - io0.wchar) / fed);
-report.rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);
+// 3. The pipeline in steady state, in its own process (memory, disk, transactions, and the
+//    wire bytes of the batches as they are actually cut, partial ones included).
+const pipeline = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'pipeline.js')], { encoding: 'utf8' });
+if (pipeline.status !== 0) throw new Error(`bench/pipeline failed: ${pipeline.stderr}`);
+Object.assign(report, JSON.parse(pipeline.stdout) as Record<string, number>);
 
 const targets: Record<string, string> = {
   decode_aggregate_adverts_per_s: '≥ 500000',

@@ -9,13 +9,14 @@ export function collectCommand(): Command {
   return new Command('collect')
     .description('run the backend collector: store batches from every gateway in SQLite and acknowledge them')
     .requiredOption('-c, --config <file>', 'config file with a "collector" section (db, shareGroup)')
-    .addHelpText('after', '\nExample:\n  vgw collect --config collector.json')
-    .action(async (opts: { config: string }) => {
+    .option('--pretty', 'human-readable logs instead of JSON lines')
+    .addHelpText('after', '\nExample:\n  vgw collect --config collector.json --pretty')
+    .action(async (opts: { config: string; pretty?: boolean }) => {
       let collector: Collector;
       try {
         const config = loadConfig(opts.config);
         const c = config.collector ?? { db: 'collector.db' };
-        const log = createLogger(config.log.level);
+        const log = createLogger(config.log.level, { pretty: opts.pretty });
         collector = new Collector(
           { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup },
           log,

@@ -8,13 +8,14 @@ export function runCommand(): Command {
   return new Command('run')
     .description('run the gateway daemon: radio → encounters → SQLite → MQTT batches')
     .requiredOption('-c, --config <file>', 'config file (JSON; see `vgw config docs`)')
-    .addHelpText('after', '\nExample:\n  vgw run --config /etc/venue-gateway/config.json')
-    .action((opts: { config: string }) => {
+    .option('--pretty', 'human-readable logs instead of JSON lines')
+    .addHelpText('after', '\nExample:\n  vgw run --config /etc/venue-gateway/config.json --pretty')
+    .action((opts: { config: string; pretty?: boolean }) => {
       let daemon;
       try {
         const config = loadConfig(opts.config);
         requireGateway(config);
-        daemon = startDaemon(config, createLogger(config.log.level));
+        daemon = startDaemon(config, createLogger(config.log.level, { pretty: opts.pretty }));
       } catch (err) {
         fail(err);
       }

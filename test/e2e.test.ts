@@ -49,7 +49,7 @@ interface Scenario {
   collector: Collector;
 }
 
-async function scenario(name: string, seed: number, phones: number): Promise<Scenario> {
+async function scenario(name: string, seed: number, phones: number, shareGroup?: string): Promise<Scenario> {
   const prefix = `test-${name}/v1`;
   // Starts a moment from now, so the daemon is up before the first phone arrives.
   const crowd: CrowdOptions = { seed, phones, arrivalsPerMinute: 15, minDwellS: 60, maxDwellS: 240, anchor: Date.now() + 2500 };
@@ -63,12 +63,16 @@ async function scenario(name: string, seed: number, phones: number): Promise<Sce
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
     log: { level: 'debug' },
   });
-  const collector = new Collector(
-    { broker: { url: broker.url, clientId: `collector-${name}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, `${name}-collector.db`) },
-    createLogger('silent'),
-  );
+  const collector = newCollector(name, prefix, `collector-${name}`, shareGroup);
   await collector.start();
   return { name, prefix, crowd, truth: crowdTruth(crowd), config, gatewayDb, collector };
+}
+
+function newCollector(name: string, prefix: string, clientId: string, shareGroup?: string): Collector {
+  return new Collector(
+    { broker: { url: broker.url, clientId, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, `${name}-collector.db`), shareGroup },
+    createLogger('silent'),
+  );
 }
 
 function collectorRows(s: Scenario): CollectorRow[] {
@@ -277,6 +281,28 @@ describe('end to end', () => {
       expect(list, 'a phone that arrived after the restart').toHaveLength(1);
       expect(list![0].count).toBe(t.count);
     }
+    await s.collector.stop();
+  });
+
+  it('two collectors in one MQTT 5 shared subscription split the batches; nothing lost or doubled', async () => {
+    const s = await scenario('shared', 404, 20, 'collectors');
+    const second = newCollector('shared', s.prefix, 'collector-shared-2', 'collectors');
+    await second.start();
+    const d = spawnVgw(['run', '-c', s.config]);
+    await waitCrowdGone(s);
+    await waitFor('all encounters via the shared subscription', () => collectorRows(s).length >= s.truth.size);
+    await sleep(1500);
+    expectExactlyTheTruth(s, collectorRows(s));
+    const gw = new Database(s.gatewayDb, { readonly: true });
+    const batches = gw.prepare('SELECT count(*) FROM batches').pluck().get() as number;
+    gw.close();
+    expect(batches).toBeGreaterThan(3);
+    // Each batch went to one collector of the group, and both took a share.
+    expect(s.collector.counters.batches_stored + second.counters.batches_stored).toBe(batches);
+    expect(s.collector.counters.batches_stored).toBeGreaterThan(0);
+    expect(second.counters.batches_stored).toBeGreaterThan(0);
+    expect(await stopGracefully(d)).toBe(0);
+    await second.stop();
     await s.collector.stop();
   });
 });

@@ -1,4 +1,5 @@
 import pino, { Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 // Temp IDs, AEMs and BLE addresses are never logged; redaction is the safety net in case
 // one slips into a log object anyway.
@@ -7,11 +8,10 @@ export const REDACT_PATHS = [
   'address', '*.address', 'payload', '*.payload', 'broker.password', 'password',
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
-    { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } },
-    destination,
-  );
+/** JSON lines on stdout for journald and log shippers; `pretty` for a technician's terminal. */
+export function createLogger(level: string, options: { pretty?: boolean } = {}): Logger {
+  const destination = options.pretty ? pretty({ colorize: process.stdout.isTTY === true, sync: true }) : undefined;
+  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }, destination);
 }
 
 export type { Logger };

@@ -85,39 +85,52 @@ export function toWire(e: EncounterRecord): WireEncounter {
   };
 }
 
-/** Column layout of the deflated `enc` field; positions are part of the protocol. */
+/**
+ * Column layout of the deflated `enc` field; positions are part of the protocol. Each column
+ * is coded so its numbers stay small: encounters arrive in closing order, so last-seen times
+ * are delta-coded; the last attenuation bucket is sent as its difference from the duration
+ * (nearly always 0), the mean RSSI relative to the midpoint of min and max.
+ */
 function encodeColumns(encs: WireEncounter[]): Buffer {
   const n = encs.length;
-  const t0 = n === 0 ? 0 : Math.min(...encs.map((e) => e.firstSeen / 1000));
   const buckets = n === 0 ? 0 : encs[0].attenuationS.length;
   const ids: number[] = [];
   const protocols = Buffer.alloc(n);
   const tempIds: Buffer[] = [];
-  const starts: number[] = [];
+  const ends: number[] = [];
   const durations: number[] = [];
   const counts: number[] = [];
   const rssiMax: number[] = [];
   const rssiSpread: number[] = [];
-  const rssiMeanAboveMin: number[] = [];
+  const rssiMeanVsMid: number[] = [];
   const attenuation: number[] = [];
   let prevId = 0;
+  let prevEnd = 0;
   encs.forEach((e, i) => {
+    if (e.attenuationS.length !== buckets) throw new Error('encounters of one batch must share bucket count');
     ids.push(e.id - prevId);
     prevId = e.id;
     protocols[i] = e.protocol;
     tempIds.push(e.tempId, e.metadata);
-    starts.push(e.firstSeen / 1000 - t0);
-    durations.push((e.lastSeen - e.firstSeen) / 1000);
+    const end = e.lastSeen / 1000;
+    const duration = (e.lastSeen - e.firstSeen) / 1000;
+    ends.push(end - prevEnd);
+    prevEnd = end;
+    durations.push(duration);
     counts.push(e.count);
     rssiMax.push(e.rssiMax);
     rssiSpread.push(e.rssiMax - e.rssiMin);
-    rssiMeanAboveMin.push(Math.round((e.rssiMean - e.rssiMin) * 10));
-    if (e.attenuationS.length !== buckets) throw new Error('encounters of one batch must share bucket count');
-    attenuation.push(...e.attenuationS);
+    rssiMeanVsMid.push(Math.round(e.rssiMean * 10) - 5 * (e.rssiMax + e.rssiMin));
+    let sum = 0;
+    for (let b = 0; b < buckets - 1; b++) {
+      attenuation.push(e.attenuationS[b]);
+      sum += e.attenuationS[b];
+    }
+    if (buckets > 0) attenuation.push(duration - sum - e.attenuationS[buckets - 1]);
   });
   const columns = [
-    ids, t0, protocols, Buffer.concat(tempIds), starts, durations, counts,
-    rssiMax, rssiSpread, rssiMeanAboveMin, buckets, attenuation,
+    ids, protocols, Buffer.concat(tempIds), ends, durations, counts,
+    rssiMax, rssiSpread, rssiMeanVsMid, buckets, attenuation,
   ];
   return deflateRawSync(cborEncode(columns), { level: 9 });
 }
@@ -191,43 +204,50 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
   } catch {
     throw new WireFormatError('enc', 'not deflated CBOR columns');
   }
-  if (!Array.isArray(cols) || cols.length !== 12) throw new WireFormatError('enc', 'expected 12 columns');
-  const [ids, t0, protocols, tempIds, starts, durations, counts, rssiMax, rssiSpread, meanAboveMin, buckets, attenuation] =
-    cols as unknown[];
+  if (!Array.isArray(cols) || cols.length !== 11) throw new WireFormatError('enc', 'expected 11 columns');
+  const [ids, protocols, tempIds, ends, durations, counts, rssiMax, rssiSpread, meanVsMid, buckets, attenuation] = cols as unknown[];
   field(intArray(ids, n, isInt), 'enc.ids', `${n} integers`, 0);
-  field(isUint(t0), 'enc.t0', 'unix seconds', 0);
   field(isBytes(protocols) && protocols.length === n, 'enc.protocols', `${n} bytes`, 0);
   field(isBytes(tempIds), 'enc.tempIds', 'a byte string', 0);
-  for (const [name, col] of [['starts', starts], ['durations', durations], ['counts', counts], ['rssiSpread', rssiSpread], ['rssiMeanAboveMin', meanAboveMin]] as const) {
+  field(intArray(ends, n, isInt), 'enc.ends', `${n} integers`, 0);
+  field(intArray(meanVsMid, n, isInt), 'enc.rssiMeanVsMid', `${n} integers`, 0);
+  for (const [name, col] of [['durations', durations], ['counts', counts], ['rssiSpread', rssiSpread]] as const) {
     field(intArray(col, n, isUint), `enc.${name}`, `${n} unsigned integers`, 0);
   }
   field(intArray(rssiMax, n, (x) => isInt(x) && (x as number) >= -127 && (x as number) <= 127), 'enc.rssiMax', `${n} dBm values`, 0);
   field(isUint(buckets) && (buckets as number) <= 16, 'enc.buckets', 'a bucket count up to 16', 0);
-  field(intArray(attenuation, n * (buckets as number), isUint), 'enc.attenuation', `${n}×buckets unsigned integers`, 0);
+  const b = buckets as number;
+  field(intArray(attenuation, n * b, isInt), 'enc.attenuation', `${n}×buckets integers`, 0);
   const out: WireEncounter[] = [];
   const tid = tempIds as Uint8Array;
   let offset = 0;
   let id = 0;
+  let end = 0;
   for (let i = 0; i < n; i++) {
-    const sizes = PROTOCOL_SIZES[(protocols as Uint8Array)[i]];
-    if (!sizes) throw new WireFormatError('enc.protocols', `unknown protocol ${(protocols as Uint8Array)[i]}`);
+    const protocol = (protocols as Uint8Array)[i];
+    const sizes = PROTOCOL_SIZES[protocol];
+    if (!sizes) throw new WireFormatError('enc.protocols', `unknown protocol ${protocol}`);
     if (offset + sizes.tempId + sizes.metadata > tid.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
     id += (ids as number[])[i];
-    const firstSeen = ((t0 as number) + (starts as number[])[i]) * 1000;
-    const rssiMin = (rssiMax as number[])[i] - (rssiSpread as number[])[i];
-    const b = buckets as number;
+    end += (ends as number[])[i];
+    const duration = (durations as number[])[i];
+    const max = (rssiMax as number[])[i];
+    const rssiMin = max - (rssiSpread as number[])[i];
+    const att = (attenuation as number[]).slice(i * b, (i + 1) * b);
+    if (b > 0) att[b - 1] = duration - att.slice(0, b - 1).reduce((x, y) => x + y, 0) - att[b - 1];
+    if (end - duration < 0 || att.some((x) => x < 0)) throw new WireFormatError('enc', `encounter ${i} decodes to negative times`);
     out.push({
       id,
-      protocol: (protocols as Uint8Array)[i],
+      protocol,
       tempId: Buffer.from(tid.subarray(offset, offset + sizes.tempId)),
       metadata: Buffer.from(tid.subarray(offset + sizes.tempId, offset + sizes.tempId + sizes.metadata)),
-      firstSeen,
-      lastSeen: firstSeen + (durations as number[])[i] * 1000,
+      firstSeen: (end - duration) * 1000,
+      lastSeen: end * 1000,
       count: (counts as number[])[i],
       rssiMin,
-      rssiMax: (rssiMax as number[])[i],
-      rssiMean: (rssiMin * 10 + (meanAboveMin as number[])[i]) / 10,
-      attenuationS: (attenuation as number[]).slice(i * b, (i + 1) * b),
+      rssiMax: max,
+      rssiMean: ((meanVsMid as number[])[i] + 5 * (max + rssiMin)) / 10,
+      attenuationS: att,
     });
     offset += sizes.tempId + sizes.metadata;
   }

@@ -89,6 +89,8 @@ export class Uplink {
   private pumpTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
+  /** One warning per outage, not one per reconnect attempt: an outage can last days. */
+  private outageLogged = false;
 
   constructor(
     private readonly options: UplinkOptions,
@@ -114,6 +116,7 @@ export class Uplink {
     this.client = client;
     client.on('connect', (connack) => {
       this.counters.connects++;
+      this.outageLogged = false;
       this.log.info({ sessionPresent: connack.sessionPresent }, 'broker connected');
       client.subscribe([this.topics.ack, this.topics.request], { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
@@ -129,7 +132,11 @@ export class Uplink {
         this.log.warn('broker connection lost; batches stay in the outbox');
       }
     });
-    client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
+    client.on('error', (err) => {
+      if (this.outageLogged) return;
+      this.outageLogged = true;
+      this.log.warn({ err: err.message }, 'broker unreachable; retrying quietly, batches stay in the outbox');
+    });
     client.on('message', (topic, payload, packet) => {
       if (topic === this.topics.ack) this.onAck(payload);
       else if (topic === this.topics.request) this.onRequest(payload, packet.properties ?? {});

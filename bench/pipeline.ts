@@ -1,0 +1,91 @@
+// The daemon's pipeline in steady state, in a process of its own so its memory and disk
+// figures are not mixed with the other benchmarks: simulated crowd → decode → aggregate →
+// SQLite group commit each (simulated) second → batches encoded as published, acked at once.
+// Prints one JSON object.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
+import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
+import { Crowd } from '../daemon/radio/index.js';
+import { Store } from '../daemon/store/index.js';
+import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+
+const ARRIVALS_PER_MINUTE = 60;
+const HOURS = 2;
+
+function io(): { write_bytes: number; wchar: number } {
+  const text = readFileSync('/proc/self/io', 'utf8');
+  const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { write_bytes: get('write_bytes'), wchar: get('wchar') };
+}
+
+const anchor = Date.UTC(2026, 10, 22, 8);
+const crowd = new Crowd({ seed: 11, phones: 0, arrivalsPerMinute: ARRIVALS_PER_MINUTE, minDwellS: 60, maxDwellS: 600, anchor });
+const state = createAggregator({
+  silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 50_000,
+  attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000,
+});
+const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-pipeline-'));
+const clock = { t: anchor };
+const store = new Store({
+  path: join(dir, 'gateway.db'), groupCommitMs: 1000, retentionMs: 14 * 86_400_000, purgeBatchSize: 500,
+  batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 200_000, now: () => clock.t,
+});
+let wireBytes = 0;
+let wireEncounters = 0;
+let seq = 0;
+store.onBatches((cut) => {
+  for (const b of cut) {
+    const encounters = store.batchEncounters(b.id).map(toWire);
+    wireBytes += encodeBatch({ kind: 'batch', id: b.id, gateway: 'gw-01', venue: 'mall-01', seq: ++seq, createdAt: b.createdAt }, encounters).length;
+    wireEncounters += encounters.length;
+    store.addAck(b.id);
+  }
+});
+const drops = newDropCounters();
+const closed: ClosedEncounter[] = [];
+let adverts = 0;
+const warmupS = 1800; // fill the venue before measuring
+const io0 = { v: io() };
+let tx0 = 0;
+let stored0 = 0;
+const started = process.hrtime.bigint();
+for (let s = 1; s <= warmupS + HOURS * 3600; s++) {
+  if (s === warmupS + 1) {
+    io0.v = io();
+    tx0 = store.counters.write_transactions;
+    stored0 = store.counters.encounters_stored;
+  }
+  clock.t = anchor + s * 1000;
+  crowd.advance(clock.t - 1000, clock.t, (data, rssi, address, time) => {
+    adverts++;
+    const sighting = decodeAdvertisement(data, rssi, address, time, drops);
+    if (sighting) observe(state, sighting, closed);
+  });
+  sweep(state, clock.t, closed);
+  store.addEncounters(closed);
+  closed.length = 0;
+  store.commit();
+}
+const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+const io1 = io();
+const stored = store.counters.encounters_stored - stored0;
+const tx = store.counters.write_transactions - tx0;
+store.close();
+rmSync(dir, { recursive: true, force: true });
+process.stdout.write(
+  JSON.stringify({
+    pipeline_arrivals_per_minute: ARRIVALS_PER_MINUTE,
+    pipeline_simulated_hours: HOURS,
+    pipeline_adverts: adverts,
+    pipeline_adverts_per_s: Math.round(adverts / seconds),
+    pipeline_encounters: stored,
+    wire_bytes_per_encounter: +(wireBytes / wireEncounters).toFixed(2),
+    disk_bytes_per_encounter: Math.round((io1.write_bytes - io0.v.write_bytes) / stored),
+    disk_wchar_bytes_per_encounter: Math.round((io1.wchar - io0.v.wchar) / stored),
+    disk_bytes_per_hour: Math.round((io1.write_bytes - io0.v.write_bytes) / HOURS),
+    write_tx_per_s: +(tx / (HOURS * 3600)).toFixed(3),
+    rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  }) + '\n',
+);
