@@ -18,7 +18,8 @@ export interface AggregatorOptions {
   bucketGapCapMs: number;
 }
 
-export interface OpenEncounter {
+/** What the gateway knows about one temp ID's visit; the store adds an id. */
+export interface Encounter {
   protocol: number;
   tempId: Buffer;
   metadata: Buffer;
@@ -34,7 +35,7 @@ export interface OpenEncounter {
 
 export type CloseReason = 'silence' | 'max_duration' | 'evicted' | 'shutdown';
 
-export interface ClosedEncounter extends OpenEncounter {
+export interface ClosedEncounter extends Encounter {
   closeReason: CloseReason;
 }
 
@@ -49,7 +50,7 @@ export interface AggregatorCounters {
 
 export interface AggregatorState {
   readonly options: AggregatorOptions;
-  readonly open: Map<string, OpenEncounter>;
+  readonly open: Map<string, Encounter>;
   readonly counters: AggregatorCounters;
 }
 
@@ -101,7 +102,7 @@ function openEncounter(state: AggregatorState, key: string, s: Sighting): void {
 function close(
   state: AggregatorState,
   key: string,
-  enc: OpenEncounter,
+  enc: Encounter,
   reason: CloseReason,
   out: ClosedEncounter[],
 ): void {
@@ -138,7 +139,7 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
 
 function evictLeastRecent(state: AggregatorState, out: ClosedEncounter[]): void {
   let oldestKey: string | undefined;
-  let oldest: OpenEncounter | undefined;
+  let oldest: Encounter | undefined;
   for (const [key, enc] of state.open) {
     if (oldest === undefined || enc.lastSeen < oldest.lastSeen) {
       oldest = enc;

@@ -2,7 +2,7 @@
 // transaction per `groupCommitMs`, because SD cards wear out from small writes.
 import Database from 'better-sqlite3';
 import { ulid } from 'ulid';
-import type { ClosedEncounter } from '../encounters/index.js';
+import type { ClosedEncounter, Encounter } from '../encounters/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
 export interface StoreOptions {
@@ -18,18 +18,8 @@ export interface StoreOptions {
   now?: () => number;
 }
 
-export interface StoredEncounter {
+export interface StoredEncounter extends Encounter {
   id: number;
-  protocol: number;
-  tempId: Buffer;
-  metadata: Buffer;
-  firstSeen: number;
-  lastSeen: number;
-  count: number;
-  rssiMin: number;
-  rssiMax: number;
-  rssiSum: number;
-  bucketMs: number[];
 }
 
 export interface OutboxBatch {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { PROTOCOL_SIZES } from '../protocols/index.js';
+import type { StoredEncounter } from '../store/index.js';
 
 export const WIRE_SCHEMA_VERSION = 1;
 /** Refuse to inflate past this: a few bytes of deflate can claim gigabytes. */
@@ -27,19 +28,7 @@ export interface WireEncounter {
 }
 
 /** What the store holds; rounding to wire precision happens in `toWire`. */
-export interface EncounterRecord {
-  id: number;
-  protocol: number;
-  tempId: Buffer;
-  metadata: Buffer;
-  firstSeen: number;
-  lastSeen: number;
-  count: number;
-  rssiMin: number;
-  rssiMax: number;
-  rssiSum: number;
-  bucketMs: number[];
-}
+export type EncounterRecord = StoredEncounter;
 
 export type BatchKind = 'batch' | 'pull';
 
