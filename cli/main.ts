@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { beaconCommand } from './beacon.js';
 import { collectCommand } from './collect.js';
 import { configCommand } from './config.js';
 import { decodeCommand } from './decode.js';
@@ -13,7 +14,7 @@ const program = new Command('vgw')
   .version('0.1.0')
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), demoCommand()]) {
+for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

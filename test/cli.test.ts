@@ -82,3 +82,39 @@ describe('provisioning templates', () => {
     expect(r.status).toBe(0);
   });
 });
+
+describe('vgw beacon', () => {
+  // Eddystone-EID vector (RadiusNetworks/ephemeral_calc, from the Eddystone spec): K = 10.
+  const key = '0102030405060708090a111213141516';
+
+  it('eid prints the EID for a beacon time counter', () => {
+    const r = runVgw(['beacon', 'eid', '--identity-key', key, '--exponent', '10', '--counter', '2000']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('4144413e45fefa58');
+    const j = JSON.parse(runVgw(['beacon', 'eid', '--identity-key', key, '--counter', '2000', '--json']).stdout);
+    expect(j).toEqual({ eid: '4144413e45fefa58', exponent: 10, counter: 2000, quantumStart: 1024, nextRotation: 2048 });
+  });
+
+  it('eid names the bad argument', () => {
+    const r = runVgw(['beacon', 'eid', '--identity-key', key, '--exponent', '16', '--counter', '0']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--exponent: "16" must be a whole number from 0 to 15/);
+  });
+
+  it('resolve maps an EID seen at a time to its venue; unknown EIDs exit 1', () => {
+    const registry = writeJson(join(dir, 'registry.json'), [
+      { venue: 'market-02', identityKey: 'f40d6f18e5882260e847e99ca33ac44f', exponent: 10 },
+      { venue: 'mall-01', gateway: 'gw-01', identityKey: key, exponent: 10 },
+    ]);
+    const r = runVgw(['beacon', 'resolve', '--eid', '4144413e45fefa58', '--time', '1500000', '--registry', registry]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ venue: 'mall-01', gateway: 'gw-01', drift: 0, counter: 1024 });
+    const miss = runVgw(['beacon', 'resolve', '--eid', '0000000000000000', '--time', '1500000', '--registry', registry]);
+    expect(miss.status).toBe(1);
+    expect(miss.stderr).toMatch(/no registered beacon sent 0000000000000000/);
+    const bad = writeJson(join(dir, 'bad-registry.json'), [{ venue: 'x', identityKey: 'zz', exponent: 10 }]);
+    const b = runVgw(['beacon', 'resolve', '--eid', '4144413e45fefa58', '--time', '1500000', '--registry', bad]);
+    expect(b.status).toBe(2);
+    expect(b.stderr).toMatch(/\[0\]\.identityKey: must be 32 hex digits/);
+  });
+});

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { computeEid, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
+import { EXIT, fail, parseTime, UsageError } from './errors.js';
+
+const hexKey = (bytes: number) =>
+  z.string().regex(new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`), `must be ${bytes * 2} hex digits (${bytes} bytes)`);
+
+const registrySchema = z.array(
+  z
+    .object({
+      venue: z.string().min(1, 'must name the venue'),
+      gateway: z.string().min(1).optional(),
+      identityKey: hexKey(16),
+      exponent: z.number().int().min(0).max(MAX_ROTATION_EXPONENT, `must be at most ${MAX_ROTATION_EXPONENT}`),
+      epoch: z.number().int().nonnegative().default(0),
+    })
+    .strict(),
+);
+
+export function loadRegistry(path: string): RegisteredBeacon[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--registry: cannot read ${path} as JSON (${(err as Error).message})`);
+  }
+  const parsed = registrySchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new UsageError(`--registry: ${path}: ${i.path.length ? `[${i.path.join('].')}` : 'top level'}: ${i.message} (expected an array of {venue, gateway?, identityKey, exponent, epoch?})`);
+  }
+  return parsed.data.map((b) => ({ ...b, identityKey: Buffer.from(b.identityKey, 'hex') }));
+}
+
+function integer(value: string, option: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`${option}: "${value}" must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export function beaconCommand(): Command {
+  const cmd = new Command('beacon').description('the venue beacon: Eddystone-EID computation and resolution');
+  cmd
+    .command('eid')
+    .description('print the EID a beacon advertises at a given beacon time counter')
+    .requiredOption('--identity-key <hex>', 'the 16-byte identity key, 32 hex digits')
+    .option('--exponent <K>', 'rotation exponent: a new EID every 2^K seconds', '10')
+    .requiredOption('--counter <N>', 'beacon time counter, seconds')
+    .option('--json', 'also print the quantum start and the next rotation')
+    .addHelpText('after', '\nExample:\n  vgw beacon eid --identity-key 0102030405060708090a111213141516 --exponent 10 --counter 2000')
+    .action((opts: { identityKey: string; exponent: string; counter: string; json?: boolean }) => {
+      try {
+        if (!/^[0-9a-fA-F]{32}$/.test(opts.identityKey)) throw new UsageError('--identity-key: must be 32 hex digits (16 bytes)');
+        const k = integer(opts.exponent, '--exponent', 0, MAX_ROTATION_EXPONENT);
+        const counter = integer(opts.counter, '--counter', 0, 0xffffffff);
+        const eid = computeEid(Buffer.from(opts.identityKey, 'hex'), k, counter).toString('hex');
+        if (!opts.json) {
+          process.stdout.write(eid + '\n');
+          return;
+        }
+        const start = quantumStart(counter, k);
+        process.stdout.write(JSON.stringify({ eid, exponent: k, counter, quantumStart: start, nextRotation: start + 2 ** k }) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+  cmd
+    .command('resolve')
+    .description('find the venue whose beacon sent an EID seen at a given time (the backend side)')
+    .requiredOption('--eid <hex>', 'the 8-byte EID, 16 hex digits')
+    .requiredOption('--time <t>', 'when it was seen: ISO-8601 or unix ms')
+    .requiredOption('--registry <file>', 'JSON array of {venue, gateway?, identityKey, exponent, epoch?}')
+    .option('--drift <quanta>', 'rotation periods of clock drift to tolerate either way', '2')
+    .addHelpText('after', '\nExit codes: 0 resolved (prints JSON), 1 no beacon matches, 2 bad arguments.\nExample:\n  vgw beacon resolve --eid 4144413e45fefa58 --time 2026-11-22T10:00:00Z --registry beacons.json')
+    .action((opts: { eid: string; time: string; registry: string; drift: string }) => {
+      try {
+        if (!/^[0-9a-fA-F]{16}$/.test(opts.eid)) throw new UsageError('--eid: must be 16 hex digits (8 bytes)');
+        const seenAtS = Math.floor(parseTime(opts.time, '--time') / 1000);
+        const drift = integer(opts.drift, '--drift', 0, 1000);
+        const match = resolveEid(Buffer.from(opts.eid, 'hex'), seenAtS, loadRegistry(opts.registry), drift);
+        if (!match) {
+          process.stderr.write(`vgw: no registered beacon sent ${opts.eid} within ±${drift} rotation periods of that time\n`);
+          process.exit(EXIT.failure);
+        }
+        process.stdout.write(JSON.stringify(match) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+  return cmd;
+}
