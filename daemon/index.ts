@@ -6,7 +6,7 @@ import type { Config } from './config/index.js';
 import { requireGateway } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { decodeAdvertisement, newDropCounters } from './protocols/index.js';
-import { SimulatedRadio } from './radio/index.js';
+import { NobleScanner, parseTransport, SimulatedRadio } from './radio/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, Uplink } from './uplink/index.js';
 
@@ -28,7 +28,11 @@ export function defaultCollectorClientId(): string {
 export function startDaemon(config: Config, log: Logger): Daemon {
   const gateway = requireGateway(config);
   const sim = config.radio.simulated;
-  const radio = new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
+  const scanner = config.radio.scanner;
+  const radio =
+    config.radio.kind === 'hci'
+      ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000 }, log)
+      : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
   const store = new Store({
     path: config.store.path,
     groupCommitMs: config.store.groupCommitMs,
@@ -52,6 +56,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const closed: ClosedEncounter[] = [];
 
   const counters = (): Record<string, unknown> => ({
+    radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, remembered_addresses: radio.rememberedAddresses } : { state: 'simulated' },
     adverts,
     drops,
     encounters: { open: aggregator.open.size, ...aggregator.counters },

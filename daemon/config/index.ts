@@ -2,6 +2,7 @@
 // come from it. Each field's description says what it does and how to fix a bad value.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseTransport, TRANSPORT_HELP } from '../radio/transport.js';
 
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const id = (what: string) =>
@@ -43,9 +44,26 @@ const simulatedSchema = z
   .strict()
   .refine((s) => s.minDwellS <= s.maxDwellS, { message: 'minDwellS must not exceed maxDwellS', path: ['minDwellS'] });
 
+const transportString = z.string().superRefine((value, ctx) => {
+  try {
+    parseTransport(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+const scannerSchema = z
+  .object({
+    transport: transportString.default('hci:0').describe(`Controller used for scanning: ${TRANSPORT_HELP}.`),
+    deviceId: z.number().int().min(0).max(63).default(0).describe('noble device id of that controller (hciN; any free slot for H4 transports).'),
+    pruneIntervalS: seconds(300, 'prune period').describe('Addresses not heard for one to two of these are forgotten by noble (keeps memory flat).'),
+  })
+  .strict();
+
 const radioSchema = z
   .object({
-    kind: z.enum(['simulated'], { error: 'must be "simulated" (real controllers come with the radio issue)' }).default('simulated').describe('Radio source.'),
+    kind: z.enum(['simulated', 'hci'], { error: 'must be "simulated" (a seeded crowd, no controller) or "hci" (noble on a controller)' }).default('simulated').describe('Radio source.'),
+    scanner: scannerSchema.prefault({}).describe('The scanning controller (radio.kind "hci").'),
     simulated: simulatedSchema.prefault({}).describe('Seeded crowd of phones advertising Exposure Notification frames.'),
   })
   .strict()

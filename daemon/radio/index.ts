@@ -2,3 +2,11 @@ export { Crowd, CROWD_MODEL, enAdvertisingData, phone, rotationAt } from './crow
 export type { AdvertSink, CrowdOptions, Phone } from './crowd.js';
 export { SimulatedRadio } from './simulated.js';
 export type { SimulatedRadioOptions } from './simulated.js';
+export { createH4Framer } from './h4.js';
+export { assignTransport, forcePassiveScan, h4Counters, HciSocket, installHciSocket } from './hci-socket.js';
+export { NobleScanner } from './noble-scanner.js';
+export type { NobleScannerOptions } from './noble-scanner.js';
+export { formatTransport, parseTransport, TRANSPORT_HELP } from './transport.js';
+export type { TransportSpec } from './transport.js';
+export { VirtualController } from './virtual-controller.js';
+export type { VirtualControllerOptions } from './virtual-controller.js';

@@ -1,0 +1,117 @@
+// The real radio path for scanning: unmodified @abandonware/noble on any HCI transport. Every
+// advertising report goes to the sink as raw AD bytes. noble keeps an object per address
+// forever (see ble-facts); phones rotate addresses every ~15 min, so the scanner prunes
+// noble's per-address tables of every address not heard for a while.
+import { createRequire } from 'node:module';
+import type { Logger } from '../log/index.js';
+import type { AdvertSink } from './crowd.js';
+import { assignTransport, HciSocket, installHciSocket } from './hci-socket.js';
+import { formatTransport, TransportSpec } from './transport.js';
+
+export interface NobleScannerOptions {
+  transport: TransportSpec;
+  /** noble's device id for this controller (kernel hciN, or a slot for H4 transports). */
+  deviceId: number;
+  /** Addresses silent for between one and two of these are forgotten by noble. */
+  pruneIntervalMs?: number;
+}
+
+type Dict = Record<string, unknown>;
+
+interface NobleInternals {
+  _peripherals: Record<string, { state?: string }>;
+  _services: Dict;
+  _characteristics: Dict;
+  _descriptors: Dict;
+  _discoveredPeripheralUUids: Dict;
+  _bindings: {
+    _hci: import('node:events').EventEmitter & { _socket: HciSocket };
+    _gap: { _discoveries: Dict };
+    _addresses: Dict;
+    _addresseTypes: Dict;
+    _connectable: Dict;
+    scannable?: Dict;
+  };
+  on(event: string, listener: (...args: unknown[]) => void): void;
+  startScanning(uuids: string[], allowDuplicates: boolean): void;
+  stopScanning(): void;
+  state: string;
+}
+
+export interface ScannerCounters {
+  reports: number;
+  state_changes: number;
+  pruned_addresses: number;
+}
+
+export class NobleScanner {
+  readonly counters: ScannerCounters = { reports: 0, state_changes: 0, pruned_addresses: 0 };
+  state = 'unknown';
+  private noble: NobleInternals | null = null;
+  private heard = new Set<string>();
+  private pruneTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: NobleScannerOptions, private readonly log: Logger) {}
+
+  now(): number {
+    return Date.now();
+  }
+
+  start(sink: AdvertSink): void {
+    installHciSocket();
+    assignTransport(this.options.deviceId, { transport: this.options.transport, passiveScan: true });
+    const require = createRequire(import.meta.url);
+    const noble = (require('@abandonware/noble/with-custom-binding') as (o: object) => NobleInternals)({ deviceId: this.options.deviceId });
+    this.noble = noble;
+    noble._bindings._hci.on('leAdvertisingReport', (_status: number, _type: number, address: string, _addressType: string, eir: Buffer, rssi: number) => {
+      this.counters.reports++;
+      this.heard.add(address);
+      sink(eir, rssi, address, Date.now());
+    });
+    noble.on('stateChange', (state) => {
+      this.counters.state_changes++;
+      this.state = String(state);
+      this.log.info({ state, transport: formatTransport(this.options.transport) }, 'scanner controller state');
+      // Duplicates allowed: every advert counts towards an encounter.
+      if (state === 'poweredOn') noble.startScanning([], true);
+    });
+    const interval = this.options.pruneIntervalMs ?? 5 * 60_000;
+    this.pruneTimer = setInterval(() => this.prune(), interval);
+    this.pruneTimer.unref();
+  }
+
+  /** Forgets, in noble, every address not heard since the previous prune. */
+  prune(): void {
+    const n = this.noble;
+    if (!n) return;
+    const heard = this.heard;
+    this.heard = new Set();
+    const b = n._bindings;
+    for (const address of Object.keys(b._gap._discoveries)) {
+      if (!heard.has(address)) delete b._gap._discoveries[address];
+    }
+    for (const uuid of Object.keys(n._peripherals)) {
+      const state = n._peripherals[uuid].state;
+      if (state === 'connected' || state === 'connecting') continue;
+      const address = uuid.match(/.{2}/g)?.join(':') ?? uuid;
+      if (heard.has(address)) continue;
+      for (const table of [n._peripherals, n._services, n._characteristics, n._descriptors, n._discoveredPeripheralUUids, b._addresses, b._addresseTypes, b._connectable, b.scannable ?? {}]) {
+        delete (table as Dict)[uuid];
+      }
+      this.counters.pruned_addresses++;
+    }
+  }
+
+  /** Peripherals noble currently remembers: flat over time thanks to prune(). */
+  get rememberedAddresses(): number {
+    return this.noble ? Object.keys(this.noble._peripherals).length : 0;
+  }
+
+  stop(): void {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    const n = this.noble;
+    if (!n) return;
+    if (n.state === 'poweredOn') n.stopScanning();
+    n._bindings._hci._socket.close();
+  }
+}

@@ -1,0 +1,196 @@
+// The project's own virtual Bluetooth controller: speaks H4 over a unix socket, one emulated
+// LE controller per client connection, and answers the HCI commands noble and bleno send. Its
+// radio medium is a seeded crowd of phones (crowd.ts): while a controller scans, every advert
+// of every phone becomes an LE Advertising Report, in real time.
+import { EventEmitter } from 'node:events';
+import { unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { Crowd, CrowdOptions } from './crowd.js';
+import { createH4Framer, H4_COMMAND, H4_EVENT } from './h4.js';
+
+const EVT_COMMAND_COMPLETE = 0x0e;
+const EVT_LE_META = 0x3e;
+const LE_ADVERTISING_REPORT = 0x02;
+const ADV_NONCONN_IND = 0x03;
+const ADDRESS_RANDOM = 0x01;
+const STATUS_OK = 0x00;
+const STATUS_UNKNOWN_COMMAND = 0x01;
+
+export interface VirtualControllerOptions {
+  socketPath: string;
+  /** The phones on the medium; none when absent. */
+  crowd?: CrowdOptions;
+  /** How often pending adverts are delivered, ms. */
+  tickMs?: number;
+}
+
+export interface ControllerCounters {
+  commands: number;
+  unknown_commands: number;
+  reports: number;
+}
+
+/** One emulated controller, bound to one client connection. */
+class EmulatedController {
+  readonly address: Buffer;
+  scanEnabled = false;
+  scanType = 0;
+  readonly counters: ControllerCounters = { commands: 0, unknown_commands: 0, reports: 0 };
+
+  constructor(private readonly socket: net.Socket, index: number) {
+    this.address = Buffer.from([index & 0xff, 0x00, 0x00, 0xc0, 0xde, 0xc0]); // C0:DE:C0:00:00:nn, little-endian
+    const feed = createH4Framer((packet) => this.onPacket(packet));
+    socket.on('data', feed);
+  }
+
+  private send(packet: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(packet);
+  }
+
+  private commandComplete(opcode: number, params: Buffer): void {
+    const p = Buffer.concat([Buffer.from([1, opcode & 0xff, opcode >> 8]), params]);
+    this.send(Buffer.concat([Buffer.from([H4_EVENT, EVT_COMMAND_COMPLETE, p.length]), p]));
+  }
+
+  private onPacket(packet: Buffer): void {
+    if (packet[0] !== H4_COMMAND) return; // ACL and others: no connections on this medium yet
+    this.counters.commands++;
+    const opcode = packet.readUInt16LE(1);
+    const params = packet.subarray(4);
+    const ok = Buffer.from([STATUS_OK]);
+    switch (opcode) {
+      case 0x0c03: // Reset
+        this.scanEnabled = false;
+        return this.commandComplete(opcode, ok);
+      case 0x1001: // Read Local Version Information: HCI 5.0, manufacturer 0x05F1 (Linux Foundation)
+        return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0x09, 0x00, 0x00, 0x09, 0xf1, 0x05, 0x00, 0x00]));
+      case 0x1002: // Read Local Supported Commands
+        return this.commandComplete(opcode, Buffer.concat([ok, Buffer.alloc(64, 0xff)]));
+      case 0x1003: // Read Local Supported Features: LE supported (byte 4 bit 6)
+        return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0, 0, 0, 0, 0x60, 0, 0, 0]));
+      case 0x1005: // Read Buffer Size
+        return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0xfd, 0x03, 0x40, 0x08, 0x00, 0x00, 0x00]));
+      case 0x1009: // Read BD_ADDR
+        return this.commandComplete(opcode, Buffer.concat([ok, this.address]));
+      case 0x0c6c: // Read LE Host Support
+        return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0x01, 0x00]));
+      case 0x2002: // LE Read Buffer Size
+        return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0xfb, 0x00, 0x08]));
+      case 0x2003: // LE Read Local Supported Features
+        return this.commandComplete(opcode, Buffer.concat([ok, Buffer.alloc(8)]));
+      case 0x200b: // LE Set Scan Parameters
+        this.scanType = params[0] ?? 0;
+        return this.commandComplete(opcode, ok);
+      case 0x200c: // LE Set Scan Enable
+        this.scanEnabled = params[0] === 1;
+        return this.commandComplete(opcode, ok);
+      case 0x0c01: // Set Event Mask
+      case 0x0c63: // Set Event Mask Page 2
+      case 0x0c6d: // Write LE Host Support
+      case 0x2001: // LE Set Event Mask
+      case 0x2005: // LE Set Random Address
+      case 0x2006: // LE Set Advertising Parameters
+      case 0x2008: // LE Set Advertising Data
+      case 0x2009: // LE Set Scan Response Data
+      case 0x200a: // LE Set Advertising Enable
+      case 0x2031: // LE Set Default PHY
+        return this.commandComplete(opcode, ok);
+      default:
+        this.counters.unknown_commands++;
+        return this.commandComplete(opcode, Buffer.from([STATUS_UNKNOWN_COMMAND]));
+    }
+  }
+
+  /** One LE Advertising Report event with one report, as controllers send them. */
+  report(data: Buffer, rssi: number, address: string): void {
+    if (!this.scanEnabled || this.socket.destroyed) return;
+    const ev = Buffer.alloc(3 + 1 + 1 + 1 + 1 + 6 + 1 + data.length + 1);
+    ev[0] = H4_EVENT;
+    ev[1] = EVT_LE_META;
+    ev[2] = ev.length - 3;
+    ev[3] = LE_ADVERTISING_REPORT;
+    ev[4] = 1;
+    ev[5] = ADV_NONCONN_IND;
+    ev[6] = ADDRESS_RANDOM;
+    const addr = address.split(':').reverse();
+    for (let i = 0; i < 6; i++) ev[7 + i] = parseInt(addr[i], 16);
+    ev[13] = data.length;
+    data.copy(ev, 14);
+    ev.writeInt8(rssi, 14 + data.length);
+    this.counters.reports++;
+    this.send(ev);
+  }
+}
+
+export class VirtualController extends EventEmitter {
+  private server: net.Server | null = null;
+  private readonly controllers = new Set<EmulatedController>();
+  private readonly crowd: Crowd | null;
+  private timer: NodeJS.Timeout | null = null;
+  private last = Date.now();
+  private connections = 0;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly options: VirtualControllerOptions) {
+    super();
+    this.crowd = options.crowd ? new Crowd(options.crowd) : null;
+  }
+
+  async start(): Promise<void> {
+    try {
+      unlinkSync(this.options.socketPath);
+    } catch {
+      // no stale socket
+    }
+    const server = net.createServer((socket) => {
+      socket.setNoDelay?.(true);
+      const controller = new EmulatedController(socket, this.connections++);
+      this.controllers.add(controller);
+      this.sockets.add(socket);
+      socket.on('close', () => {
+        this.controllers.delete(controller);
+        this.sockets.delete(socket);
+      });
+      socket.on('error', () => socket.destroy());
+      this.emit('connection', controller);
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.socketPath, resolve);
+    });
+    this.last = Date.now();
+    this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 20);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (this.crowd) {
+      this.crowd.advance(this.last, now, (data, rssi, address) => {
+        for (const c of this.controllers) c.report(data, rssi, address);
+      });
+    }
+    this.last = now;
+  }
+
+  get crowdDone(): boolean {
+    return this.crowd?.done() ?? true;
+  }
+
+  counters(): ControllerCounters[] {
+    return [...this.controllers].map((c) => ({ ...c.counters }));
+  }
+
+  /** Drops every client connection (as a controller unplugged), keeping the socket listening. */
+  disconnectAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.disconnectAll();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,129 @@
+// The real radio path: the project's virtual controller → H4 over a unix socket → unmodified
+// noble inside the daemon (a child process) → encounters in SQLite → MQTT → the collector.
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBroker } from '../cli/local-broker.js';
+import { Collector } from '../collector/index.js';
+import { createLogger } from '../daemon/log/index.js';
+import { createH4Framer, CrowdOptions, forcePassiveScan, parseTransport, VirtualController } from '../daemon/radio/index.js';
+import { crowdEnd, crowdTruth } from './harness/crowd-truth.js';
+import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-radio-');
+let broker: LocalBroker;
+beforeAll(async () => {
+  broker = await LocalBroker.start(join(dir, 'broker'));
+});
+afterAll(async () => {
+  await broker?.stop();
+});
+
+describe('H4 framing and transports', () => {
+  it('reassembles packets whatever the chunking, and resyncs past garbage', () => {
+    const packets = [
+      Buffer.from('040e0401031c00', 'hex'), // Command Complete (Reset)
+      Buffer.from('043e0c02010301aabbccddeeff00c5', 'hex'), // LE Advertising Report, empty AD
+      Buffer.from('0201200500010002aabb', 'hex'), // ACL, 5-byte payload
+    ];
+    const stream = Buffer.concat(packets);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 10 }), (cuts) => {
+        const got: Buffer[] = [];
+        const feed = createH4Framer((p) => got.push(p));
+        const points = [...new Set(cuts)].sort((a, b) => a - b);
+        let at = 0;
+        for (const c of [...points, stream.length]) {
+          feed(stream.subarray(at, c));
+          at = c;
+        }
+        expect(got.map((p) => p.toString('hex'))).toEqual(packets.map((p) => p.toString('hex')));
+      }),
+    );
+    const got: Buffer[] = [];
+    const counters = { packets: 0, resync_bytes: 0 };
+    createH4Framer((p) => got.push(p), counters)(Buffer.concat([Buffer.from([0x00, 0xff]), packets[0]]));
+    expect(got).toHaveLength(1);
+    expect(counters.resync_bytes).toBe(2);
+  });
+
+  it('never throws on random bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }), (chunks) => {
+        const feed = createH4Framer(() => undefined);
+        for (const c of chunks) feed(Buffer.from(c));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('parses transport strings and names the fix', () => {
+    expect(parseTransport('hci:0')).toEqual({ kind: 'hci', devId: 0 });
+    expect(parseTransport('unix:/run/vc.sock')).toEqual({ kind: 'unix', path: '/run/vc.sock' });
+    expect(parseTransport('tcp:127.0.0.1:9000')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9000 });
+    expect(parseTransport('serial:/dev/ttyACM0')).toEqual({ kind: 'serial', path: '/dev/ttyACM0', baudRate: 1_000_000 });
+    expect(parseTransport('serial:/dev/ttyUSB0:115200')).toEqual({ kind: 'serial', path: '/dev/ttyUSB0', baudRate: 115200 });
+    expect(() => parseTransport('bluetooth')).toThrow(/use hci:0, serial:/);
+    expect(() => parseTransport('tcp:host')).toThrow(/expected tcp:host:port/);
+  });
+
+  it("rewrites noble's active scan request to passive", () => {
+    // LE Set Scan Parameters as noble writes it: type 0x01 (active)
+    const cmd = Buffer.from('010b2007011000100000 00'.replace(/ /g, ''), 'hex');
+    expect(forcePassiveScan(cmd)[4]).toBe(0x00);
+    expect(forcePassiveScan(cmd).subarray(5).equals(cmd.subarray(5))).toBe(true);
+    const other = Buffer.from('01030c00', 'hex');
+    expect(forcePassiveScan(other)).toBe(other);
+  });
+});
+
+describe('noble over the virtual controller', () => {
+  it('known phones become exactly their encounters, RSSI statistics included', async () => {
+    const socketPath = join(dir, 'vc.sock');
+    const crowd: CrowdOptions = { seed: 505, phones: 12, arrivalsPerMinute: 60, minDwellS: 4, maxDwellS: 10, anchor: Date.now() + 4000 };
+    const vc = new VirtualController({ socketPath, crowd });
+    await vc.start();
+    const prefix = 'test-radio/v1';
+    const collector = new Collector(
+      { broker: { url: broker.url, clientId: 'collector-radio', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, 'collector.db') },
+      createLogger('silent'),
+    );
+    await collector.start();
+    const config = writeJson(join(dir, 'gateway.json'), {
+      gateway: { id: 'gw-radio', venue: 'venue-radio' },
+      broker: { url: broker.url, reconnectS: 0.5 },
+      topicPrefix: prefix,
+      radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
+      encounters: { silenceS: 3 },
+      store: { path: join(dir, 'gateway.db'), groupCommitMs: 250 },
+      uplink: { batchMaxAgeS: 1, resendInitialS: 1 },
+    });
+    const truth = crowdTruth(crowd);
+    const daemon = spawnVgw(['run', '-c', config]);
+    await sleep(Math.max(0, crowdEnd(truth) - Date.now()) + 3000 + 2000);
+    type Row = { temp_id: Buffer; count: number; rssi_min: number; rssi_max: number; rssi_mean: number; first_seen: number; last_seen: number };
+    const rows = await waitFor('encounters via noble', () => {
+      const r = collector.store.db.prepare('SELECT * FROM encounters ORDER BY id').all() as Row[];
+      return r.length >= truth.size ? r : undefined;
+    }, 30_000);
+    expect(daemon.output()).toMatch(/"state":"poweredOn"/);
+    expect(rows).toHaveLength(truth.size);
+    for (const r of rows) {
+      const t = truth.get(r.temp_id.toString('hex'));
+      expect(t, 'an RPI the crowd sent').toBeDefined();
+      expect(r.count).toBe(t!.count);
+      expect(r.rssi_min).toBe(t!.rssiMin);
+      expect(r.rssi_max).toBe(t!.rssiMax);
+      expect(r.rssi_mean).toBe(Math.round((t!.rssiSum / t!.count) * 10) / 10);
+      // stamped on arrival through the socket: within a second or two of the model's times
+      expect(Math.abs(r.first_seen - t!.first)).toBeLessThan(2000);
+      expect(Math.abs(r.last_seen - t!.last)).toBeLessThan(2000);
+    }
+    // The controller was asked for passive scanning although noble asks for active.
+    expect(vc.counters()[0].unknown_commands).toBe(0);
+    expect(await stopGracefully(daemon)).toBe(0);
+    await collector.stop();
+    await vc.stop();
+  });
+});
