@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { z } from 'zod';
+import { PullError, requestStatus } from '../collector/pull.js';
+import { defaultCollectorClientId } from '../daemon/index.js';
+import { loadConfig, requireGateway } from '../daemon/config/index.js';
 import { computeEid, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
@@ -86,6 +89,38 @@ export function beaconCommand(): Command {
         }
         process.stdout.write(JSON.stringify(match) + '\n');
       } catch (err) {
+        fail(err);
+      }
+    });
+  cmd
+    .command('show')
+    .description("print the running unit's current EID and next rotation (asks the daemon over MQTT)")
+    .requiredOption('-c, --config <file>', "the unit's config (its broker and ids)")
+    .option('--timeout <s>', 'seconds to wait for the answer', '10')
+    .option('--json', 'print the beacon status as JSON')
+    .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments, 3 the daemon did not answer.\nExample:\n  vgw beacon show -c /etc/venue-gateway/config.json')
+    .action(async (opts: { config: string; timeout: string; json?: boolean }) => {
+      try {
+        const config = loadConfig(opts.config);
+        const gw = requireGateway(config);
+        const timeoutS = Number(opts.timeout);
+        if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
+        const status = await requestStatus({
+          broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
+          prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000,
+        });
+        const beacon = ((status.counters as Record<string, unknown> | undefined)?.beacon ?? {}) as Record<string, unknown>;
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(beacon) + '\n');
+          return;
+        }
+        const next = typeof beacon.nextRotationAt === 'number' ? new Date(beacon.nextRotationAt).toISOString() : '-';
+        process.stdout.write(`state ${String(beacon.state)}  eid ${String(beacon.eid ?? '-')}  next rotation ${next}  rotations ${String(beacon.rotations ?? 0)}  failures ${String(beacon.rotation_failures ?? 0)}\n`);
+      } catch (err) {
+        if (err instanceof PullError && err.timedOut) {
+          process.stderr.write(`vgw: ${err.message}\n`);
+          process.exit(EXIT.timeout);
+        }
         fail(err);
       }
     });

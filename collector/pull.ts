@@ -1,16 +1,20 @@
-// The backend asks one gateway for the encounters of a time range (MQTT 5 request/response).
+// The backend asks one gateway something over MQTT 5 request/response: a time range of
+// encounters (pull), or its status.
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { BrokerOptions, Batch, decodeBatch, gatewayTopics, replyTopic } from '../daemon/uplink/index.js';
 
-export interface PullRequest {
+export interface GatewayAddress {
   broker: BrokerOptions;
   prefix: string;
   venue: string;
   gateway: string;
+  timeoutMs: number;
+}
+
+export interface PullRequest extends GatewayAddress {
   from: number;
   to: number;
-  timeoutMs: number;
 }
 
 export class PullError extends Error {
@@ -20,59 +24,55 @@ export class PullError extends Error {
   }
 }
 
-/** Resolves with every part of the answer, or rejects with the gateway's error or a timeout. */
-export async function pull(req: PullRequest): Promise<Batch[]> {
+function errorText(payload: Buffer): string {
+  try {
+    return String((JSON.parse(payload.toString('utf8')) as { error?: unknown }).error);
+  } catch {
+    return 'unreadable error reply';
+  }
+}
+
+/**
+ * Sends one request and hands each reply (matched by correlation data) to `onReply`, which
+ * returns a result to finish or undefined to wait for more. JSON replies with ok:false reject.
+ */
+async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffer, json: boolean) => T | undefined): Promise<T> {
   // A clean, short-lived session: replies to an abandoned request must not pile up.
-  const client = await mqtt.connectAsync(req.broker.url, {
+  const client = await mqtt.connectAsync(to.broker.url, {
     protocolVersion: 5,
-    clientId: req.broker.clientId,
+    clientId: to.broker.clientId,
     clean: true,
-    username: req.broker.username,
-    password: req.broker.password,
-    connectTimeout: req.broker.connectTimeoutS * 1000,
+    username: to.broker.username,
+    password: to.broker.password,
+    connectTimeout: to.broker.connectTimeoutS * 1000,
     reconnectPeriod: 0,
   });
-  const responseTopic = replyTopic(req.prefix, req.broker.clientId);
+  const responseTopic = replyTopic(to.prefix, to.broker.clientId);
   const correlationData = randomBytes(16);
   try {
     await client.subscribeAsync(responseTopic, { qos: 1 });
-    return await new Promise<Batch[]>((resolve, reject) => {
-      const parts: Batch[] = [];
+    return await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new PullError(`no complete answer from ${req.venue}/${req.gateway} within ${req.timeoutMs / 1000} s (is it online?)`, true)),
-        req.timeoutMs,
+        () => reject(new PullError(`no complete answer from ${to.venue}/${to.gateway} within ${to.timeoutMs / 1000} s (is it online?)`, true)),
+        to.timeoutMs,
       );
+      const finish = (fn: () => void) => {
+        clearTimeout(timer);
+        fn();
+      };
       client.on('message', (_topic, payload, packet) => {
         const corr = packet.properties?.correlationData;
         if (!corr || !correlationData.equals(corr)) return;
-        if (packet.properties?.contentType === 'application/json') {
-          clearTimeout(timer);
-          let error = 'unreadable error reply';
-          try {
-            error = String((JSON.parse(payload.toString('utf8')) as { error?: unknown }).error);
-          } catch {
-            // keep the generic message
-          }
-          reject(new PullError(`gateway refused the request: ${error}`));
-          return;
-        }
+        const json = packet.properties?.contentType === 'application/json';
+        if (json && payload.includes('"ok":false')) return finish(() => reject(new PullError(`gateway refused the request: ${errorText(payload)}`)));
         try {
-          const part = decodeBatch(payload);
-          parts.push(part);
-          if (part.last) {
-            const expected = (part.part ?? 0) + 1;
-            if (parts.length === expected) {
-              clearTimeout(timer);
-              resolve(parts.sort((a, b) => (a.part ?? 0) - (b.part ?? 0)));
-            }
-          }
+          const result = onReply(payload, json);
+          if (result !== undefined) finish(() => resolve(result));
         } catch (err) {
-          clearTimeout(timer);
-          reject(new PullError(`invalid reply: ${(err as Error).message}`));
+          finish(() => reject(new PullError(`invalid reply: ${(err as Error).message}`)));
         }
       });
-      const request = JSON.stringify({ v: 1, op: 'pull', from: req.from, to: req.to });
-      client.publish(gatewayTopics(req.prefix, req.venue, req.gateway).request, request, {
+      client.publish(gatewayTopics(to.prefix, to.venue, to.gateway).request, JSON.stringify(body), {
         qos: 1,
         properties: { responseTopic, correlationData, contentType: 'application/json' },
       });
@@ -80,4 +80,20 @@ export async function pull(req: PullRequest): Promise<Batch[]> {
   } finally {
     await client.endAsync();
   }
+}
+
+/** Resolves with every part of the answer, or rejects with the gateway's error or a timeout. */
+export function pull(req: PullRequest): Promise<Batch[]> {
+  const parts: Batch[] = [];
+  return ask(req, { v: 1, op: 'pull', from: req.from, to: req.to }, (payload) => {
+    const part = decodeBatch(payload);
+    parts.push(part);
+    const expected = (part.part ?? 0) + 1;
+    return part.last && parts.length === expected ? parts.sort((a, b) => (a.part ?? 0) - (b.part ?? 0)) : undefined;
+  });
+}
+
+/** The gateway's status document (docs/protocol.md). */
+export function requestStatus(to: GatewayAddress): Promise<Record<string, unknown>> {
+  return ask(to, { v: 1, op: 'status' }, (payload, json) => (json ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : undefined));
 }

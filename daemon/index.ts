@@ -6,7 +6,8 @@ import type { Config } from './config/index.js';
 import { requireGateway } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { decodeAdvertisement, newDropCounters } from './protocols/index.js';
-import { NobleScanner, parseTransport, SimulatedRadio } from './radio/index.js';
+import { createClockMonitor } from './clock/index.js';
+import { NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, Uplink } from './uplink/index.js';
 
@@ -51,12 +52,30 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     assumedTxPowerDbm: e.assumedTxPowerDbm,
     bucketGapCapMs: e.bucketGapCapS * 1000,
   });
+  const clock = createClockMonitor(config.clock.syncCheck);
+  const b = config.beacon;
+  const beacon = b.enabled
+    ? new VenueBeacon(
+        {
+          transport: parseTransport(b.transport),
+          deviceId: b.deviceId,
+          identityKey: Buffer.from(b.identityKey!, 'hex'),
+          exponent: b.exponent,
+          txPowerDbm: b.txPowerDbm,
+          epochS: b.epochS,
+          mayAdvertise: () => b.unsyncedClock === 'advertise' || clock().synchronized,
+        },
+        log,
+      )
+    : null;
   const drops = newDropCounters();
   const adverts = { received: 0, with_temp_id: 0 };
   const closed: ClosedEncounter[] = [];
 
   const counters = (): Record<string, unknown> => ({
     radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, remembered_addresses: radio.rememberedAddresses } : { state: 'simulated' },
+    clock: clock(),
+    beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
     adverts,
     drops,
     encounters: { open: aggregator.open.size, ...aggregator.counters },
@@ -98,6 +117,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     sweep(aggregator, radio.now(), closed);
     handOver();
   }, 1000);
+  beacon?.start();
   store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick'));
   uplink.start();
   log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
@@ -108,6 +128,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     counters,
     async stop() {
       radio.stop();
+      beacon?.stop();
       clearInterval(sweepTimer);
       closeAll(aggregator, closed);
       handOver();

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
 import { Collector } from '../collector/index.js';
 import { createLogger } from '../daemon/log/index.js';
-import { createH4Framer, CrowdOptions, forcePassiveScan, parseTransport, VirtualController } from '../daemon/radio/index.js';
+import { computeEid } from '../daemon/protocols/index.js';
+import { createH4Framer, CrowdOptions, forcePassiveScan, NobleScanner, parseTransport, VirtualController } from '../daemon/radio/index.js';
 import { crowdEnd, crowdTruth } from './harness/crowd-truth.js';
-import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-radio-');
@@ -124,6 +125,75 @@ describe('noble over the virtual controller', () => {
     expect(vc.counters()[0].unknown_commands).toBe(0);
     expect(await stopGracefully(daemon)).toBe(0);
     await collector.stop();
+    await vc.stop();
+  });
+});
+
+describe('venue beacon with bleno over the virtual controller', () => {
+  const identityKey = '0102030405060708090a111213141516';
+
+  async function runBeacon(name: string, syncCheck: string) {
+    const socketPath = join(dir, `${name}.sock`);
+    const vc = new VirtualController({ socketPath });
+    await vc.start();
+    const config = writeJson(join(dir, `${name}.json`), {
+      gateway: { id: `gw-${name}`, venue: `venue-${name}` },
+      broker: { url: broker.url, reconnectS: 0.5 },
+      topicPrefix: `test-${name}/v1`,
+      radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
+      beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, identityKey, exponent: 2, txPowerDbm: -20 },
+      clock: { syncCheck },
+      store: { path: join(dir, `${name}.db`) },
+    });
+    const daemon = spawnVgw(['run', '-c', config]);
+    // A phone: noble on a third controller of the same medium.
+    const phone = new NobleScanner({ transport: { kind: 'unix', path: socketPath }, deviceId: 2 }, createLogger('silent'));
+    const seen: Array<{ eid: string; at: number; txPower: number }> = [];
+    phone.start((data, _rssi, _address, at) => {
+      const i = data.indexOf(Buffer.from([0x16, 0xaa, 0xfe, 0x30]));
+      if (i >= 0) seen.push({ eid: data.subarray(i + 5, i + 13).toString('hex'), at, txPower: data.readInt8(i + 4) });
+    });
+    return { vc, daemon, phone, seen, config };
+  }
+
+  it('advertises the EID of the current quantum, rotates on schedule, and the backend resolves it', async () => {
+    const { vc, daemon, phone, seen, config } = await runBeacon('beacon', 'assume-synced');
+    await sleep(10_000);
+    const distinct = [...new Set(seen.map((s) => s.eid))];
+    expect(distinct.length).toBeGreaterThanOrEqual(2); // K = 2: a new EID every 4 s
+    for (const s of seen) {
+      // the EID heard is the one computed for the moment it was heard (± one rotation at the boundary)
+      const c = Math.floor(s.at / 1000);
+      const candidates = [c, c - 4, c + 4].map((k) => computeEid(Buffer.from(identityKey, 'hex'), 2, k).toString('hex'));
+      expect(candidates).toContain(s.eid);
+      expect(s.txPower).toBe(-20);
+    }
+    const registry = writeJson(join(dir, 'registry.json'), [{ venue: 'venue-beacon', gateway: 'gw-beacon', identityKey, exponent: 2 }]);
+    const last = seen[seen.length - 1];
+    const r = runVgw(['beacon', 'resolve', '--eid', last.eid, '--time', String(last.at), '--registry', registry]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ venue: 'venue-beacon', gateway: 'gw-beacon' });
+    const show = runVgw(['beacon', 'show', '-c', config, '--json']);
+    expect(show.status).toBe(0);
+    const status = JSON.parse(show.stdout);
+    expect(status).toMatchObject({ state: 'advertising', rotation_failures: 0 });
+    expect(status.rotations).toBeGreaterThanOrEqual(2);
+    expect(status.nextRotationAt).toBeGreaterThan(Date.now() - 1000);
+    expect(status.nextRotationAt % 4000).toBe(0);
+    expect(daemon.output()).not.toContain(last.eid);
+    phone.stop();
+    expect(await stopGracefully(daemon)).toBe(0);
+    await vc.stop();
+  });
+
+  it('pauses the beacon while the clock is not synchronised (the default policy)', async () => {
+    const { vc, daemon, phone, seen, config } = await runBeacon('unsynced', 'assume-unsynced');
+    await sleep(5000);
+    expect(seen).toHaveLength(0);
+    const show = runVgw(['beacon', 'show', '-c', config, '--json']);
+    expect(JSON.parse(show.stdout)).toMatchObject({ state: 'paused', eid: null });
+    phone.stop();
+    expect(await stopGracefully(daemon)).toBe(0);
     await vc.stop();
   });
 });

@@ -70,6 +70,34 @@ const radioSchema = z
   .prefault({})
   .describe('Where advertising reports come from.');
 
+const beaconSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('Advertise the venue beacon (Eddystone-EID).'),
+    transport: transportString.default('hci:1').describe(`Controller used for advertising: ${TRANSPORT_HELP}. Scanning and advertising on one adapter collide: use two.`),
+    deviceId: z.number().int().min(0).max(63).default(1).describe('bleno device id of that controller.'),
+    identityKey: z
+      .string()
+      .regex(/^[0-9a-fA-F]{32}$/, 'must be 32 hex digits (the 16-byte identity key; `vgw beacon` documents how it is made)')
+      .optional()
+      .describe('The beacon identity key (secret). Required when the beacon is enabled.'),
+    exponent: z.number().int().min(0).max(15, 'at most 15').default(10).describe('Rotation exponent K: a new EID every 2^K seconds (10: about 17 min).'),
+    txPowerDbm: z.number().int().min(-100).max(20).default(-20).describe('Calibrated TX power at 0 m written in the frame.'),
+    epochS: z.number().int().nonnegative().default(0).describe('Unix seconds at which the beacon time counter is 0 (as registered with the resolver).'),
+    unsyncedClock: z.enum(['pause', 'advertise']).default('pause').describe('With the clock not synchronised: pause the beacon (default) or advertise anyway.'),
+  })
+  .strict()
+  .refine((b) => !b.enabled || b.identityKey !== undefined, { message: 'required when beacon.enabled is true', path: ['identityKey'] })
+  .prefault({})
+  .describe('The venue beacon phones record visits from.');
+
+const clockSchema = z
+  .object({
+    syncCheck: z.enum(['auto', 'assume-synced', 'assume-unsynced']).default('auto').describe('How to know the clock is synchronised: auto asks systemd-timesyncd, timedatectl or chrony.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Clock discipline (a Pi has no real-time clock).');
+
 const encountersSchema = z
   .object({
     silenceS: seconds(60, 'silence that closes an encounter').describe('An encounter closes after this many seconds without its temp ID.'),
@@ -141,6 +169,8 @@ export const configSchema = z
       .default('vgw/v1')
       .describe('Prefix of every topic; the version is part of it.'),
     radio: radioSchema,
+    beacon: beaconSchema,
+    clock: clockSchema,
     encounters: encountersSchema,
     store: storeSchema,
     uplink: uplinkSchema,

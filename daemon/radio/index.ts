@@ -10,3 +10,5 @@ export { formatTransport, parseTransport, TRANSPORT_HELP } from './transport.js'
 export type { TransportSpec } from './transport.js';
 export { VirtualController } from './virtual-controller.js';
 export type { VirtualControllerOptions } from './virtual-controller.js';
+export { VenueBeacon } from './beacon.js';
+export type { BeaconStatus, VenueBeaconOptions } from './beacon.js';

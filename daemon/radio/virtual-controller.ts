@@ -11,10 +11,15 @@ import { createH4Framer, H4_COMMAND, H4_EVENT } from './h4.js';
 const EVT_COMMAND_COMPLETE = 0x0e;
 const EVT_LE_META = 0x3e;
 const LE_ADVERTISING_REPORT = 0x02;
+const ADV_IND = 0x00;
 const ADV_NONCONN_IND = 0x03;
+const ADDRESS_PUBLIC = 0x00;
 const ADDRESS_RANDOM = 0x01;
 const STATUS_OK = 0x00;
 const STATUS_UNKNOWN_COMMAND = 0x01;
+const STATUS_COMMAND_DISALLOWED = 0x0c;
+/** RSSI at which controllers on the medium hear each other (a fixed, nearby distance). */
+const PEER_RSSI = -55;
 
 export interface VirtualControllerOptions {
   socketPath: string;
@@ -35,6 +40,10 @@ class EmulatedController {
   readonly address: Buffer;
   scanEnabled = false;
   scanType = 0;
+  advertising = false;
+  advertisingData = Buffer.alloc(0);
+  advertisingIntervalMs = 1280;
+  nextAdvertAt = 0;
   readonly counters: ControllerCounters = { commands: 0, unknown_commands: 0, reports: 0 };
 
   constructor(private readonly socket: net.Socket, index: number) {
@@ -61,6 +70,7 @@ class EmulatedController {
     switch (opcode) {
       case 0x0c03: // Reset
         this.scanEnabled = false;
+        this.advertising = false;
         return this.commandComplete(opcode, ok);
       case 0x1001: // Read Local Version Information: HCI 5.0, manufacturer 0x05F1 (Linux Foundation)
         return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0x09, 0x00, 0x00, 0x09, 0xf1, 0x05, 0x00, 0x00]));
@@ -84,15 +94,25 @@ class EmulatedController {
       case 0x200c: // LE Set Scan Enable
         this.scanEnabled = params[0] === 1;
         return this.commandComplete(opcode, ok);
+      case 0x2006: // LE Set Advertising Parameters: interval min in 0.625 ms units
+        if (this.advertising) return this.commandComplete(opcode, Buffer.from([STATUS_COMMAND_DISALLOWED]));
+        if (params.length >= 2) this.advertisingIntervalMs = Math.max(20, params.readUInt16LE(0) * 0.625);
+        return this.commandComplete(opcode, ok);
+      case 0x2008: // LE Set Advertising Data: length byte, then 31 bytes
+        this.advertisingData = Buffer.from(params.subarray(1, 1 + Math.min(31, params[0] ?? 0)));
+        return this.commandComplete(opcode, ok);
+      case 0x200a: // LE Set Advertising Enable: as real controllers, re-enabling is disallowed
+        if (params[0] === 1 && this.advertising) return this.commandComplete(opcode, Buffer.from([STATUS_COMMAND_DISALLOWED]));
+        this.advertising = params[0] === 1;
+        this.nextAdvertAt = Date.now();
+        return this.commandComplete(opcode, ok);
+      case 0x2005: // LE Set Random Address: not while advertising
+        return this.commandComplete(opcode, Buffer.from([this.advertising ? STATUS_COMMAND_DISALLOWED : STATUS_OK]));
       case 0x0c01: // Set Event Mask
       case 0x0c63: // Set Event Mask Page 2
       case 0x0c6d: // Write LE Host Support
       case 0x2001: // LE Set Event Mask
-      case 0x2005: // LE Set Random Address
-      case 0x2006: // LE Set Advertising Parameters
-      case 0x2008: // LE Set Advertising Data
       case 0x2009: // LE Set Scan Response Data
-      case 0x200a: // LE Set Advertising Enable
       case 0x2031: // LE Set Default PHY
         return this.commandComplete(opcode, ok);
       default:
@@ -101,8 +121,13 @@ class EmulatedController {
     }
   }
 
+  /** Colon-separated, most significant byte first, as noble prints addresses. */
+  get addressString(): string {
+    return [...this.address].reverse().map((b) => b.toString(16).padStart(2, '0')).join(':');
+  }
+
   /** One LE Advertising Report event with one report, as controllers send them. */
-  report(data: Buffer, rssi: number, address: string): void {
+  report(data: Buffer, rssi: number, address: string, eventType = ADV_NONCONN_IND, addressType = ADDRESS_RANDOM): void {
     if (!this.scanEnabled || this.socket.destroyed) return;
     const ev = Buffer.alloc(3 + 1 + 1 + 1 + 1 + 6 + 1 + data.length + 1);
     ev[0] = H4_EVENT;
@@ -110,8 +135,8 @@ class EmulatedController {
     ev[2] = ev.length - 3;
     ev[3] = LE_ADVERTISING_REPORT;
     ev[4] = 1;
-    ev[5] = ADV_NONCONN_IND;
-    ev[6] = ADDRESS_RANDOM;
+    ev[5] = eventType;
+    ev[6] = addressType;
     const addr = address.split(':').reverse();
     for (let i = 0; i < 6; i++) ev[7 + i] = parseInt(addr[i], 16);
     ev[13] = data.length;
@@ -169,6 +194,14 @@ export class VirtualController extends EventEmitter {
       this.crowd.advance(this.last, now, (data, rssi, address) => {
         for (const c of this.controllers) c.report(data, rssi, address);
       });
+    }
+    // Controllers that advertise are heard by every other controller that scans (like btvirt).
+    for (const adv of this.controllers) {
+      if (!adv.advertising) continue;
+      while (adv.nextAdvertAt <= now) {
+        for (const c of this.controllers) if (c !== adv) c.report(adv.advertisingData, PEER_RSSI, adv.addressString, ADV_IND, ADDRESS_PUBLIC);
+        adv.nextAdvertAt += adv.advertisingIntervalMs;
+      }
     }
     this.last = now;
   }
