@@ -1,5 +1,6 @@
 // `make bench`: measures the figures issue #2 names and writes bench/report.json (flat JSON).
-// Phase 1 times decode + aggregate alone on pre-generated adverts; pipeline.ts runs the rest.
+// Phase 1 times decode + aggregate alone on pre-generated adverts; pipeline.ts and hci-stack.ts
+// run in processes of their own so their memory figures stay their own.
 // Figures come from running the real code paths; nothing here is asserted, only reported.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -75,10 +76,20 @@ const pipeline = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.
 if (pipeline.status !== 0) throw new Error(`bench/pipeline failed: ${pipeline.stderr}`);
 Object.assign(report, JSON.parse(pipeline.stdout) as Record<string, number>);
 
+// 4. The real radio path: virtual controller → H4 → noble → decoders → aggregation → SQLite,
+//    with 500 stable phones, then with 1,000,000 addresses that each pass by once.
+for (const mode of ['stable', 'rotating']) {
+  const run = spawnSync(process.execPath, ['--expose-gc', join(dirname(fileURLToPath(import.meta.url)), 'hci-stack.js'), mode, '1000000'], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`bench/hci-stack ${mode} failed: ${run.stderr}`);
+  Object.assign(report, JSON.parse(run.stdout) as Record<string, number>);
+}
+
 const targets: Record<string, string> = {
   decode_aggregate_adverts_per_s: '≥ 500000',
   wire_bytes_per_encounter: '≤ 40',
   write_tx_per_s: '≤ 1',
+  hci_stack_adverts_per_s: '≥ 50000',
+  rss_growth_mb_per_1m_addresses: '< 10',
 };
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${targets[k] ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);

@@ -8,7 +8,7 @@ export interface AggregatorOptions {
   silenceMs: number;
   /** An encounter closes once it is this long; a new one starts with the next sighting. */
   maxDurationMs: number;
-  /** Cap on open encounters; past it the least recently heard one is closed early. */
+  /** Cap on open encounters; past it one of the least recently heard is closed early. */
   maxOpen: number;
   /** Ascending attenuation thresholds (dB): N thresholds make N+1 buckets. */
   attenuationThresholdsDb: number[];
@@ -137,14 +137,23 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
   enc.bucketMs[attenuationBucket(s.rssi, o)] += gap < o.bucketGapCapMs ? gap : o.bucketGapCapMs;
 }
 
+/** How many of the oldest-opened encounters an eviction compares: O(1) per new temp ID. */
+const EVICTION_CANDIDATES = 32;
+
+/**
+ * Closes the least recently heard of the oldest-opened encounters. A flood of new temp IDs
+ * must cost constant time per ID, so this never scans every open encounter.
+ */
 function evictLeastRecent(state: AggregatorState, out: ClosedEncounter[]): void {
   let oldestKey: string | undefined;
   let oldest: Encounter | undefined;
+  let looked = 0;
   for (const [key, enc] of state.open) {
     if (oldest === undefined || enc.lastSeen < oldest.lastSeen) {
       oldest = enc;
       oldestKey = key;
     }
+    if (++looked >= EVICTION_CANDIDATES) break;
   }
   if (oldest !== undefined && oldestKey !== undefined) close(state, oldestKey, oldest, 'evicted', out);
 }

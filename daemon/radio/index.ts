@@ -8,7 +8,7 @@ export { NobleScanner } from './noble-scanner.js';
 export type { NobleScannerOptions } from './noble-scanner.js';
 export { formatTransport, parseTransport, TRANSPORT_HELP } from './transport.js';
 export type { TransportSpec } from './transport.js';
-export { VirtualController } from './virtual-controller.js';
+export { advertisingReport, VirtualController } from './virtual-controller.js';
 export type { VirtualControllerOptions } from './virtual-controller.js';
 export { VenueBeacon } from './beacon.js';
 export type { BeaconStatus, VenueBeaconOptions } from './beacon.js';

@@ -126,25 +126,39 @@ class EmulatedController {
     return [...this.address].reverse().map((b) => b.toString(16).padStart(2, '0')).join(':');
   }
 
+  /** Writes a prepared packet; false when the socket's buffer is full (wait for 'drain'). */
+  writeRaw(packet: Buffer): boolean {
+    return !this.socket.destroyed && this.socket.write(packet);
+  }
+
+  get socketForDrain(): net.Socket {
+    return this.socket;
+  }
+
   /** One LE Advertising Report event with one report, as controllers send them. */
   report(data: Buffer, rssi: number, address: string, eventType = ADV_NONCONN_IND, addressType = ADDRESS_RANDOM): void {
     if (!this.scanEnabled || this.socket.destroyed) return;
-    const ev = Buffer.alloc(3 + 1 + 1 + 1 + 1 + 6 + 1 + data.length + 1);
-    ev[0] = H4_EVENT;
-    ev[1] = EVT_LE_META;
-    ev[2] = ev.length - 3;
-    ev[3] = LE_ADVERTISING_REPORT;
-    ev[4] = 1;
-    ev[5] = eventType;
-    ev[6] = addressType;
-    const addr = address.split(':').reverse();
-    for (let i = 0; i < 6; i++) ev[7 + i] = parseInt(addr[i], 16);
-    ev[13] = data.length;
-    data.copy(ev, 14);
-    ev.writeInt8(rssi, 14 + data.length);
     this.counters.reports++;
-    this.send(ev);
+    this.send(advertisingReport(data, rssi, address, eventType, addressType));
   }
+}
+
+/** An LE Advertising Report event (H4) carrying one report. */
+export function advertisingReport(data: Buffer, rssi: number, address: string, eventType = ADV_NONCONN_IND, addressType = ADDRESS_RANDOM): Buffer {
+  const ev = Buffer.alloc(3 + 1 + 1 + 1 + 1 + 6 + 1 + data.length + 1);
+  ev[0] = H4_EVENT;
+  ev[1] = EVT_LE_META;
+  ev[2] = ev.length - 3;
+  ev[3] = LE_ADVERTISING_REPORT;
+  ev[4] = 1;
+  ev[5] = eventType;
+  ev[6] = addressType;
+  const addr = address.split(':').reverse();
+  for (let i = 0; i < 6; i++) ev[7 + i] = parseInt(addr[i], 16);
+  ev[13] = data.length;
+  data.copy(ev, 14);
+  ev.writeInt8(rssi, 14 + data.length);
+  return ev;
 }
 
 export class VirtualController extends EventEmitter {
@@ -204,6 +218,23 @@ export class VirtualController extends EventEmitter {
       }
     }
     this.last = now;
+  }
+
+  /**
+   * Benchmark mode: once a controller scans, writes `count` reports to it as fast as its socket
+   * drains. Resolves with the number written.
+   */
+  async flood(count: number, next: (i: number) => Buffer): Promise<number> {
+    let target: EmulatedController | undefined;
+    while (!(target = [...this.controllers].find((c) => c.scanEnabled))) await new Promise((r) => setTimeout(r, 10));
+    const socket = target.socketForDrain;
+    for (let i = 0; i < count; i++) {
+      if (!target.writeRaw(next(i))) {
+        if (socket.destroyed) return i;
+        await new Promise((r) => socket.once('drain', r));
+      }
+    }
+    return count;
   }
 
   get crowdDone(): boolean {
