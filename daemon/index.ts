@@ -5,7 +5,7 @@ import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from './e
 import type { Config } from './config/index.js';
 import { requireGateway } from './config/index.js';
 import type { Logger } from './log/index.js';
-import { decodeAdvertisement, newDropCounters } from './protocols/index.js';
+import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor } from './clock/index.js';
 import { NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
 import { Store } from './store/index.js';
@@ -70,6 +70,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     : null;
   const drops = newDropCounters();
   const adverts = { received: 0, with_temp_id: 0 };
+  /** What else the radio hears, for a technician's diagnosis; nothing of it is stored. */
+  const heard: Record<AdvertKind, number> = { exposure_notification: 0, eddystone: 0, ibeacon: 0, opentrace: 0, other: 0 };
   const closed: ClosedEncounter[] = [];
 
   const counters = (): Record<string, unknown> => ({
@@ -77,6 +79,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     clock: clock(),
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
     adverts,
+    heard,
     drops,
     encounters: { open: aggregator.open.size, ...aggregator.counters },
     store: { ...store.counters, ...store.stats() },
@@ -109,7 +112,11 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   radio.start((data, rssi, address, time) => {
     adverts.received++;
     const sighting = decodeAdvertisement(data, rssi, address, time, drops);
-    if (sighting === null) return;
+    if (sighting === null) {
+      heard[classifyAdvertisement(data)]++;
+      return;
+    }
+    heard.exposure_notification++;
     adverts.with_temp_id++;
     observe(aggregator, sighting, closed);
   });

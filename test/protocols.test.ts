@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   associatedEncryptedMetadata,
+  classifyAdvertisement,
   decodeAdvertisement,
   deriveAemk,
   deriveRpik,
@@ -136,5 +137,22 @@ describe('decodeAdvertisement', () => {
       // Cutting exactly between structures leaves a well-formed advert without EN data.
       expect(dropped).toBe(len === 0 || len === 3 || len === 7 ? 0 : 1);
     }
+  });
+});
+
+describe('classifyAdvertisement (diagnostics)', () => {
+  it('names EN, Eddystone, iBeacon and OpenTrace adverts', () => {
+    // beacontools samples (MIT): Eddystone-UID, Eddystone-EID, iBeacon, EN
+    expect(classifyAdvertisement(hex('0201060303aafe1716aafe00e3123456789012346789010000000000010000'))).toBe('eddystone');
+    expect(classifyAdvertisement(hex('0201060303aafe0d16aafe30e34549445f74657374'))).toBe('eddystone');
+    expect(classifyAdvertisement(hex('0201061aff4c0002154142434445464748494041424344454600010002f8'))).toBe('ibeacon');
+    expect(classifyAdvertisement(hex('02011a03036ffd17166ffde932e8b0688dfaec0062b7d6d35eefb5eeaa91ac'))).toBe('exposure_notification');
+    // OpenTrace: manufacturer id 0x03FF followed by a short random string (opentrace-community facts)
+    expect(classifyAdvertisement(Buffer.concat([hex('020106'), hex('0bffff03'), Buffer.from('aZ3kQ9pL')]))).toBe('opentrace');
+    expect(classifyAdvertisement(hex('02010605021a18001809ff7204fe10bc0c375909094d6f6e2035363433'))).toBe('other');
+  });
+
+  it('never throws on random bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => void classifyAdvertisement(b)), { numRuns: 3000 });
   });
 });

@@ -1,15 +1,18 @@
 // The real radio path: the project's virtual controller → H4 over a unix socket → unmodified
 // noble inside the daemon (a child process) → encounters in SQLite → MQTT → the collector.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
 import { Collector } from '../collector/index.js';
 import { createLogger } from '../daemon/log/index.js';
-import { computeEid } from '../daemon/protocols/index.js';
+import { computeEid, decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
+import { advertisingReportEvents, readHciCapture } from '../daemon/radio/captures.js';
 import { createH4Framer, CrowdOptions, forcePassiveScan, NobleScanner, parseTransport, VirtualController } from '../daemon/radio/index.js';
 import { crowdEnd, crowdTruth } from './harness/crowd-truth.js';
 import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { hasReference, REFERENCE_DIR } from './harness/reference.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-radio-');
@@ -195,5 +198,49 @@ describe('venue beacon with bleno over the virtual controller', () => {
     phone.stop();
     expect(await stopGracefully(daemon)).toBe(0);
     await vc.stop();
+  });
+});
+
+describe.skipIf(!hasReference)('replay of real HCI captures through noble (reads ../shared/reference in place: no licence to copy)', () => {
+  async function replay(file: string) {
+    const events = advertisingReportEvents(readHciCapture(readFileSync(join(REFERENCE_DIR, 'captures', file)))).map((r) => r.packet);
+    const socketPath = join(dir, `${file}.sock`);
+    const vc = new VirtualController({ socketPath, replay: events });
+    await vc.start();
+    const scanner = new NobleScanner({ transport: { kind: 'unix', path: socketPath }, deviceId: 3 }, createLogger('silent'));
+    const drops = newDropCounters();
+    const sightings: Array<{ rpi: string; aem: string; rssi: number }> = [];
+    let reports = 0;
+    scanner.start((data, rssi, address, time) => {
+      reports++;
+      const s = decodeAdvertisement(data, rssi, address, time, drops);
+      if (s) sightings.push({ rpi: s.tempId.toString('hex'), aem: s.metadata.toString('hex'), rssi: s.rssi });
+    });
+    await waitFor(`${events.length} reports`, () => reports >= events.length, 10_000);
+    await sleep(200);
+    scanner.stop();
+    await vc.stop();
+    return { events: events.length, reports, sightings, drops };
+  }
+
+  it('decodes the two real Exposure Notification frames of the Android capture, and nothing else', async () => {
+    const r = await replay('airbily_hci_2021_with_en.pcapng');
+    expect(r.events).toBe(5);
+    expect(r.reports).toBe(5);
+    expect(r.sightings).toEqual([
+      { rpi: 'ebd8de78173abce46461dbc7a3e899fa', aem: 'cfd9dbfa', rssi: -74 },
+      { rpi: 'ebd8de78173abce46461dbc7a3e899fa', aem: 'cfd9dbfa', rssi: -74 },
+    ]);
+    expect(Object.values(r.drops).every((n) => n === 0)).toBe(true);
+  });
+
+  it.each([
+    ['yeelock_btsnoop_hci_2019.log', 26],
+    ['blefun_btsnoop_hci_2019.log', 382],
+  ])('%s: every advertising report reaches the decoder, none is mistaken for a temp ID', async (file, expected) => {
+    const r = await replay(file);
+    expect(r.events).toBe(expected);
+    expect(r.reports).toBe(expected);
+    expect(r.sightings).toEqual([]);
   });
 });

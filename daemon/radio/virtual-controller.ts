@@ -27,6 +27,8 @@ export interface VirtualControllerOptions {
   crowd?: CrowdOptions;
   /** How often pending adverts are delivered, ms. */
   tickMs?: number;
+  /** Recorded LE Advertising Report events (H4) given once to each controller that scans. */
+  replay?: Buffer[];
 }
 
 export interface ControllerCounters {
@@ -44,6 +46,7 @@ class EmulatedController {
   advertisingData = Buffer.alloc(0);
   advertisingIntervalMs = 1280;
   nextAdvertAt = 0;
+  replayed = false;
   readonly counters: ControllerCounters = { commands: 0, unknown_commands: 0, reports: 0 };
 
   constructor(private readonly socket: net.Socket, index: number) {
@@ -208,6 +211,14 @@ export class VirtualController extends EventEmitter {
       this.crowd.advance(this.last, now, (data, rssi, address) => {
         for (const c of this.controllers) c.report(data, rssi, address);
       });
+    }
+    if (this.options.replay) {
+      for (const c of this.controllers) {
+        if (!c.scanEnabled || c.replayed) continue;
+        c.replayed = true;
+        for (const ev of this.options.replay) c.writeRaw(ev);
+        c.counters.reports += this.options.replay.length;
+      }
     }
     // Controllers that advertise are heard by every other controller that scans (like btvirt).
     for (const adv of this.controllers) {
