@@ -32,7 +32,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const scanner = config.radio.scanner;
   const radio =
     config.radio.kind === 'hci'
-      ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000 }, log)
+      ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000 }, log)
       : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
   const store = new Store({
     path: config.store.path,
@@ -75,7 +75,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const closed: ClosedEncounter[] = [];
 
   const counters = (): Record<string, unknown> => ({
-    radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, remembered_addresses: radio.rememberedAddresses } : { state: 'simulated' },
+    radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses } : { state: 'simulated' },
     clock: clock(),
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
     adverts,

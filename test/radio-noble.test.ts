@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
 import { Collector } from '../collector/index.js';
+import { requestStatus } from '../collector/pull.js';
 import { createLogger } from '../daemon/log/index.js';
 import { computeEid, decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { advertisingReportEvents, readHciCapture } from '../daemon/radio/captures.js';
@@ -242,5 +243,54 @@ describe.skipIf(!hasReference)('replay of real HCI captures through noble (reads
     expect(r.events).toBe(expected);
     expect(r.reports).toBe(expected);
     expect(r.sightings).toEqual([]);
+  });
+});
+
+describe('radio supervisor', () => {
+  it('recovers a wedged controller by escalating, and survives the controller going away and coming back', async () => {
+    const socketPath = join(dir, 'sup.sock');
+    const crowd = (): CrowdOptions => ({ seed: 606, phones: 0, arrivalsPerMinute: 120, minDwellS: 5, maxDwellS: 10, anchor: Date.now() });
+    let vc = new VirtualController({ socketPath, crowd: crowd() });
+    await vc.start();
+    const prefix = 'test-sup/v1';
+    const config = writeJson(join(dir, 'sup.json'), {
+      gateway: { id: 'gw-sup', venue: 'venue-sup' },
+      broker: { url: broker.url, reconnectS: 0.5 },
+      topicPrefix: prefix,
+      radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0, silenceS: 2 } },
+      store: { path: join(dir, 'sup.db') },
+    });
+    const daemon = spawnVgw(['run', '-c', config]);
+    type Radio = { state: string; reports: number; recover_restart_scan: number; recover_reset: number; recover_reopen: number; recovered: number };
+    const radio = async (): Promise<Radio> => {
+      const status = await requestStatus({
+        broker: { url: broker.url, clientId: `sup-probe-${Math.random()}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
+        prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000,
+      });
+      return (status.counters as { radio: Radio }).radio;
+    };
+    const before = await waitFor('reports flowing', async () => ((await radio()).reports > 20 ? radio() : undefined), 20_000);
+
+    vc.wedgeAll();
+    const recovered = await waitFor('recovery from a wedged controller', async () => {
+      const r = await radio();
+      return r.recovered >= 1 ? r : undefined;
+    }, 30_000);
+    expect(recovered.recover_restart_scan).toBeGreaterThanOrEqual(1); // tried first, not enough
+    expect(recovered.recover_reset).toBeGreaterThanOrEqual(1); // the reset un-wedged it
+    expect(recovered.reports).toBeGreaterThan(before.reports);
+
+    await vc.stop(); // the controller disappears
+    await waitFor('scanner sees the controller gone', async () => ((await radio()).state === 'poweredOff' ? true : undefined), 15_000);
+    expect(daemon.proc.exitCode).toBeNull();
+    vc = new VirtualController({ socketPath, crowd: crowd() });
+    await vc.start();
+    const back = await waitFor('reports after the controller returns', async () => {
+      const r = await radio();
+      return r.state === 'poweredOn' && r.reports > recovered.reports + 20 ? r : undefined;
+    }, 30_000);
+    expect(back.state).toBe('poweredOn');
+    expect(await stopGracefully(daemon)).toBe(0);
+    await vc.stop();
   });
 });

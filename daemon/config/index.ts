@@ -57,6 +57,7 @@ const scannerSchema = z
     transport: transportString.default('hci:0').describe(`Controller used for scanning: ${TRANSPORT_HELP}.`),
     deviceId: z.number().int().min(0).max(63).default(0).describe('noble device id of that controller (hciN; any free slot for H4 transports).'),
     pruneIntervalS: seconds(300, 'prune period').describe('Addresses not heard for one to two of these are forgotten by noble (keeps memory flat).'),
+    silenceS: seconds(60, 'report silence').describe('No advertising report for this long: restart scanning, then reset the controller, then reopen the transport.'),
   })
   .strict();
 

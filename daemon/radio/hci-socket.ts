@@ -182,6 +182,16 @@ export class HciSocket extends EventEmitter {
     else if (this.up) this.queue.push(packet);
   }
 
+  /** Not part of the native surface: drops the link so it is opened afresh (supervisor's last step). */
+  reopen(): void {
+    if (this.native) {
+      this.native.stop();
+      this.native.start();
+      return;
+    }
+    this.stream?.destroy();
+  }
+
   /** Not part of the native surface: lets the daemon release a stream transport on shutdown. */
   close(): void {
     this.closed = true;

@@ -14,6 +14,8 @@ export interface NobleScannerOptions {
   deviceId: number;
   /** Addresses silent for between one and two of these are forgotten by noble. */
   pruneIntervalMs?: number;
+  /** No report for this long: the supervisor steps in (restart scan → reset → reopen). */
+  silenceMs?: number;
 }
 
 type Dict = Record<string, unknown>;
@@ -25,7 +27,7 @@ interface NobleInternals {
   _descriptors: Dict;
   _discoveredPeripheralUUids: Dict;
   _bindings: {
-    _hci: import('node:events').EventEmitter & { _socket: HciSocket };
+    _hci: import('node:events').EventEmitter & { _socket: HciSocket; reset(): void };
     _gap: { _discoveries: Dict };
     _addresses: Dict;
     _addresseTypes: Dict;
@@ -42,14 +44,28 @@ export interface ScannerCounters {
   reports: number;
   state_changes: number;
   pruned_addresses: number;
+  recover_restart_scan: number;
+  recover_reset: number;
+  recover_reopen: number;
+  recovered: number;
 }
 
+/** Recovery steps, mildest first. */
+const RECOVERY = ['restart_scan', 'reset', 'reopen'] as const;
+
 export class NobleScanner {
-  readonly counters: ScannerCounters = { reports: 0, state_changes: 0, pruned_addresses: 0 };
+  readonly counters: ScannerCounters = {
+    reports: 0, state_changes: 0, pruned_addresses: 0, recover_restart_scan: 0, recover_reset: 0, recover_reopen: 0, recovered: 0,
+  };
   state = 'unknown';
   private noble: NobleInternals | null = null;
   private heard = new Set<string>();
   private pruneTimer: NodeJS.Timeout | null = null;
+  private superviseTimer: NodeJS.Timeout | null = null;
+  private lastReportAt = performance.now();
+  private lastActionAt = 0;
+  /** How far the supervisor has escalated since reports last flowed (0: all well). */
+  private level = 0;
 
   constructor(private readonly options: NobleScannerOptions, private readonly log: Logger) {}
 
@@ -65,6 +81,12 @@ export class NobleScanner {
     this.noble = noble;
     noble._bindings._hci.on('leAdvertisingReport', (_status: number, _type: number, address: string, _addressType: string, eir: Buffer, rssi: number) => {
       this.counters.reports++;
+      this.lastReportAt = performance.now();
+      if (this.level > 0) {
+        this.log.info({ after: RECOVERY[this.level - 1] }, 'scanner recovered: reports flow again');
+        this.counters.recovered++;
+        this.level = 0;
+      }
       this.heard.add(address);
       sink(eir, rssi, address, Date.now());
     });
@@ -78,6 +100,46 @@ export class NobleScanner {
     const interval = this.options.pruneIntervalMs ?? 5 * 60_000;
     this.pruneTimer = setInterval(() => this.prune(), interval);
     this.pruneTimer.unref();
+    const silenceMs = this.options.silenceMs ?? 60_000;
+    this.superviseTimer = setInterval(() => this.supervise(silenceMs), Math.min(5000, silenceMs / 2));
+    this.superviseTimer.unref();
+  }
+
+  /**
+   * No reports for `silenceMs` (a wedged controller, a dead link): escalate one step per silent
+   * period, restart scanning → reset the controller → reopen the transport, then keep reopening
+   * at a slower pace. Never throws: an adapter fault must not stop the daemon.
+   */
+  private supervise(silenceMs: number): void {
+    const n = this.noble;
+    const now = performance.now();
+    if (!n || now - this.lastReportAt < silenceMs) return;
+    const pace = this.level >= RECOVERY.length ? silenceMs * 5 : silenceMs;
+    if (now - this.lastActionAt < pace) return;
+    this.lastActionAt = now;
+    const step = RECOVERY[Math.min(this.level, RECOVERY.length - 1)];
+    this.level++;
+    this.counters[`recover_${step}`]++;
+    this.log.warn({ step, silentS: Math.round((now - this.lastReportAt) / 1000), state: this.state }, 'no advertising reports; recovering the scanner');
+    try {
+      const hci = n._bindings._hci;
+      if (step === 'restart_scan') {
+        if (n.state === 'poweredOn') n.stopScanning();
+        setTimeout(() => n.state === 'poweredOn' && n.startScanning([], true), 200).unref();
+      } else if (step === 'reset') {
+        hci.reset();
+        // After a reset the controller forgets its scan state; noble, already poweredOn, does not rescan.
+        setTimeout(() => n.state === 'poweredOn' && n.startScanning([], true), 500).unref();
+      } else {
+        hci._socket.reopen();
+      }
+    } catch (err) {
+      this.log.error({ step, err: (err as Error).message }, 'scanner recovery step failed');
+    }
+  }
+
+  get recoveryLevel(): number {
+    return this.level;
   }
 
   /** Forgets, in noble, every address not heard since the previous prune. */
@@ -109,6 +171,7 @@ export class NobleScanner {
 
   stop(): void {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.superviseTimer) clearInterval(this.superviseTimer);
     const n = this.noble;
     if (!n) return;
     if (n.state === 'poweredOn') n.stopScanning();

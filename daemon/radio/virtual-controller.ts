@@ -47,6 +47,8 @@ class EmulatedController {
   advertisingIntervalMs = 1280;
   nextAdvertAt = 0;
   replayed = false;
+  /** A wedged controller keeps answering commands but reports nothing until it is reset. */
+  wedged = false;
   readonly counters: ControllerCounters = { commands: 0, unknown_commands: 0, reports: 0 };
 
   constructor(private readonly socket: net.Socket, index: number) {
@@ -72,6 +74,7 @@ class EmulatedController {
     const ok = Buffer.from([STATUS_OK]);
     switch (opcode) {
       case 0x0c03: // Reset
+        this.wedged = false;
         this.scanEnabled = false;
         this.advertising = false;
         return this.commandComplete(opcode, ok);
@@ -140,7 +143,7 @@ class EmulatedController {
 
   /** One LE Advertising Report event with one report, as controllers send them. */
   report(data: Buffer, rssi: number, address: string, eventType = ADV_NONCONN_IND, addressType = ADDRESS_RANDOM): void {
-    if (!this.scanEnabled || this.socket.destroyed) return;
+    if (!this.scanEnabled || this.wedged || this.socket.destroyed) return;
     this.counters.reports++;
     this.send(advertisingReport(data, rssi, address, eventType, addressType));
   }
@@ -254,6 +257,11 @@ export class VirtualController extends EventEmitter {
 
   counters(): ControllerCounters[] {
     return [...this.controllers].map((c) => ({ ...c.counters }));
+  }
+
+  /** Wedges every controller: commands still answered, no reports until a Reset. */
+  wedgeAll(): void {
+    for (const c of this.controllers) c.wedged = true;
   }
 
   /** Drops every client connection (as a controller unplugged), keeping the socket listening. */
