@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import { VirtualController } from '../daemon/radio/index.js';
 import { gatewayTopics } from '../daemon/uplink/index.js';
 import { fail } from './errors.js';
 import { LocalBroker } from './local-broker.js';
@@ -15,6 +17,8 @@ const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 interface GatewayStatus {
   state?: string;
   counters?: {
+    radio?: { state?: string };
+    beacon?: { state?: string; eid?: string | null; nextRotationAt?: number | null };
     adverts?: { received?: number };
     encounters?: { open?: number };
     store?: { encounters_stored?: number; outboxBatches?: number; write_transactions?: number };
@@ -41,15 +45,23 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run a private broker, the daemon on the simulated radio and the collector, and show encounters arriving live')
-    .option('--speed <x>', 'simulated seconds per real second', '10')
+    .description('run a private broker, a virtual controller, the daemon (noble + bleno) and the collector, and show encounters arriving live')
+    .option('--radio <kind>', '"virtual": noble and bleno on the virtual controller; "simulated": the crowd without HCI', 'virtual')
+    .option('--speed <x>', 'simulated seconds per real second (--radio simulated only)', '10')
     .option('--duration <s>', 'stop by itself after this many seconds (default: until Ctrl-C)')
     .option('--keep', 'keep the temporary folder (databases, logs) afterwards')
-    .action(async (opts: { speed: string; duration?: string; keep?: boolean }) => {
+    .action(async (opts: { radio: string; speed: string; duration?: string; keep?: boolean }) => {
       const dir = mkdtempSync(join(tmpdir(), 'vgw-demo-'));
       let broker: LocalBroker;
+      const virtual = opts.radio !== 'simulated';
+      const socketPath = join(dir, 'controller.sock');
+      // A crowd walking past at life speed; an encounter closes after 5 s of silence.
+      const vc = virtual
+        ? new VirtualController({ socketPath, crowd: { seed: 1, phones: 0, arrivalsPerMinute: 40, minDwellS: 8, maxDwellS: 40, anchor: Date.now() } })
+        : null;
       try {
         broker = await LocalBroker.start(join(dir, 'broker'));
+        await vc?.start();
       } catch (err) {
         fail(err);
       }
@@ -61,7 +73,14 @@ export function demoCommand(): Command {
         JSON.stringify({
           ...common,
           gateway: { id: gateway, venue },
-          radio: { simulated: { seed: 1, arrivalsPerMinute: 30, speed: Number(opts.speed) } },
+          ...(virtual
+            ? {
+                radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
+                beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, identityKey: randomBytes(16).toString('hex'), exponent: 4 },
+                clock: { syncCheck: 'assume-synced' },
+                encounters: { silenceS: 5 },
+              }
+            : { radio: { simulated: { seed: 1, arrivalsPerMinute: 30, speed: Number(opts.speed) } } }),
           store: { path: join(dir, 'gateway.db') },
           uplink: { batchMaxAgeS: 3, statusIntervalS: 1 },
         }),
@@ -97,8 +116,10 @@ export function demoCommand(): Command {
           // the collector has not created its database yet
         }
         const c = status.counters ?? {};
+        const b = c.beacon;
+        const beaconLine = b?.eid ? `  beacon EID ${b.eid} (next ${b.nextRotationAt ? new Date(b.nextRotationAt).toISOString().slice(11, 19) : '-'})` : '';
         const line =
-          `${Math.round((Date.now() - started) / 1000)}s  gateway ${status.state ?? 'starting'}` +
+          `${Math.round((Date.now() - started) / 1000)}s  gateway ${status.state ?? 'starting'}${c.radio?.state ? ` (radio ${c.radio.state})` : ''}` +
           `  adverts ${c.adverts?.received ?? 0}  open ${c.encounters?.open ?? 0}` +
           `  stored ${c.store?.encounters_stored ?? 0}  outbox ${c.store?.outboxBatches ?? 0}` +
           `  | collector: ${total} encounters in ${batches} batches`;
@@ -111,8 +132,8 @@ export function demoCommand(): Command {
         );
         process.stdout.write(
           '\x1b[2J\x1b[H' +
-            `venue-gateway demo — broker ${broker.url}, speed ×${opts.speed}, folder ${dir}\n` +
-            `${line}\n\nlatest encounters at the collector (simulated time):\n${table.join('\n') || '  (none yet: an encounter closes after 60 s of silence)'}\n\nCtrl-C stops everything.\n`,
+            `venue-gateway demo — broker ${broker.url}, ${virtual ? `noble + bleno on a virtual controller (${socketPath})` : `simulated radio ×${opts.speed}`}, folder ${dir}\n` +
+            `${line}\n${beaconLine}\n\nlatest encounters at the collector:\n${table.join('\n') || `  (none yet: an encounter closes after ${virtual ? 5 : 60} s of silence)`}\n\nCtrl-C stops everything.\n`,
         );
       };
       const timer = setInterval(render, 1000);
@@ -124,6 +145,7 @@ export function demoCommand(): Command {
         clearInterval(timer);
         watcher.end(true);
         await Promise.all([stopChild(daemon), stopChild(collector)]);
+        await vc?.stop();
         await broker.stop();
         render();
         if (!opts.keep) rmSync(dir, { recursive: true, force: true });

@@ -8,13 +8,14 @@ import { demoCommand } from './demo.js';
 import { EXIT } from './errors.js';
 import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
+import { virtualControllerCommand } from './virtual-controller.js';
 
 const program = new Command('vgw')
   .description('venue-gateway: venue BLE beacon and encounter logger for contact tracing')
   .version('0.1.0')
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), demoCommand()]) {
+for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), virtualControllerCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

@@ -127,7 +127,7 @@ export class Uplink {
       this.pump();
     });
     client.on('close', () => {
-      if (this.counters.connects > this.counters.disconnects) {
+      if (this.client === client && this.counters.connects > this.counters.disconnects) {
         this.counters.disconnects++;
         this.log.warn('broker connection lost; batches stay in the outbox');
       }
