@@ -7,7 +7,7 @@ import { requireGateway } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor } from './clock/index.js';
-import { NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
+import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, Uplink } from './uplink/index.js';
 
@@ -75,7 +75,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const closed: ClosedEncounter[] = [];
 
   const counters = (): Record<string, unknown> => ({
-    radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses } : { state: 'simulated' },
+    radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters } } : { state: 'simulated' },
     clock: clock(),
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
     adverts,

@@ -10,7 +10,7 @@ import { requestStatus } from '../collector/pull.js';
 import { createLogger } from '../daemon/log/index.js';
 import { computeEid, decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { advertisingReportEvents, readHciCapture } from '../daemon/radio/captures.js';
-import { createH4Framer, CrowdOptions, forcePassiveScan, NobleScanner, parseTransport, VirtualController } from '../daemon/radio/index.js';
+import { advertisingReport, createH4Framer, hciGuardCounters, CrowdOptions, forcePassiveScan, NobleScanner, parseTransport, VirtualController } from '../daemon/radio/index.js';
 import { crowdEnd, crowdTruth } from './harness/crowd-truth.js';
 import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { hasReference, REFERENCE_DIR } from './harness/reference.js';
@@ -291,6 +291,59 @@ describe('radio supervisor', () => {
     }, 30_000);
     expect(back.state).toBe('poweredOn');
     expect(await stopGracefully(daemon)).toBe(0);
+    await vc.stop();
+  });
+});
+
+describe('malformed HCI events through the real parsing path (fast-check)', () => {
+  it('random and truncated events reach noble without a crash; valid reports still decode after them', async () => {
+    const socketPath = join(dir, 'fuzz.sock');
+    const vc = new VirtualController({ socketPath });
+    await vc.start();
+    const scanner = new NobleScanner({ transport: { kind: 'unix', path: socketPath }, deviceId: 4 }, createLogger('silent'));
+    const drops = newDropCounters();
+    const sightings: string[] = [];
+    let reports = 0;
+    scanner.start((data, rssi, address, time) => {
+      reports++;
+      const s = decodeAdvertisement(data, rssi, address, time, drops);
+      if (s) sightings.push(s.tempId.toString('hex'));
+    });
+    await waitFor('scanning', () => scanner.state === 'poweredOn', 10_000);
+    await sleep(300);
+    const event = (code: number, params: Uint8Array) => Buffer.concat([Buffer.from([0x04, code, params.length]), params]);
+    const valid = (i: number) => {
+      const rpi = Buffer.alloc(16, i);
+      return advertisingReport(Buffer.concat([Buffer.from('03036ffd17166ffd', 'hex'), rpi, Buffer.alloc(4)]), -60, 'c0:00:00:00:00:01');
+    };
+    const arbitraryEvent = fc.oneof(
+      // LE Advertising Report with random content: counts, lengths and RSSI that do not add up
+      fc.uint8Array({ maxLength: 250 }).map((b) => event(0x3e, Buffer.concat([Buffer.from([0x02]), b]))),
+      // a real report cut short, its length byte fixed so only the inside is inconsistent
+      fc.integer({ min: 1, max: 40 }).map((cut) => {
+        const v = valid(1);
+        const params = v.subarray(3, Math.max(4, v.length - cut));
+        return event(0x3e, params);
+      }),
+      // any other event code with random parameters (command complete/status, disconnects, …)
+      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 255 })).map(([code, b]) => event(code, b)),
+    );
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(arbitraryEvent, { minLength: 1, maxLength: 30 }), async (events) => {
+        round++;
+        for (const e of events) vc.inject(e);
+        vc.inject(valid(round % 256));
+        const expected = Buffer.alloc(16, round % 256).toString('hex');
+        await waitFor('the valid report after the garbage', () => sightings.includes(expected), 5000);
+        sightings.length = 0;
+      }),
+      { numRuns: 60 },
+    );
+    expect(scanner.state).toBe('poweredOn');
+    expect(reports).toBeGreaterThanOrEqual(60);
+    expect(hciGuardCounters.malformed_adv_reports).toBeGreaterThan(0);
+    scanner.stop();
     await vc.stop();
   });
 });

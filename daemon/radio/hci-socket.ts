@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import Module, { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import { createH4Framer, H4Counters, H4_COMMAND } from './h4.js';
+import { createH4Framer, H4Counters, H4_COMMAND, H4_EVENT } from './h4.js';
 import { formatTransport, openStream, TransportSpec } from './transport.js';
 
 interface NativeHciSocket extends EventEmitter {
@@ -28,6 +28,28 @@ export interface ControllerOptions {
 const controllers = new Map<number, ControllerOptions>();
 let NativeSocket: (new () => NativeHciSocket) | null = null;
 export const h4Counters: H4Counters = { packets: 0, resync_bytes: 0 };
+/** Events dropped before noble saw them, or that made noble throw: malformed input, counted. */
+export const hciGuardCounters = { malformed_adv_reports: 0, events_noble_rejected: 0 };
+
+/**
+ * An LE Advertising Report event whose reports add up exactly to its length: noble parses
+ * these with a loop that throws (and prints) on anything else.
+ */
+export function wellFormedAdvertisingReport(packet: Buffer): boolean {
+  if (packet.length < 5) return false;
+  const num = packet[4];
+  if (num === 0) return false;
+  let at = 5;
+  for (let i = 0; i < num; i++) {
+    if (at + 9 > packet.length) return false;
+    at += 9 + packet[at + 8] + 1;
+  }
+  return at === packet.length;
+}
+
+function isAdvertisingReport(packet: Buffer): boolean {
+  return packet[0] === H4_EVENT && packet[1] === 0x3e && (packet.length < 4 || packet[3] === 0x02);
+}
 
 export function assignTransport(devId: number, options: ControllerOptions): void {
   controllers.set(devId, options);
@@ -96,7 +118,7 @@ export class HciSocket extends EventEmitter {
     if (options.transport.kind === 'hci') {
       if (!NativeSocket) throw new Error('the kernel HCI socket module is not available');
       this.native = new NativeSocket();
-      this.native.on('data', (d: Buffer) => this.emit('data', d));
+      this.native.on('data', (d: Buffer) => this.deliver(d));
       this.native.on('error', (e: Error) => this.emitError(e));
       return mode === 'raw' ? this.native.bindRaw(options.transport.devId) : this.native.bindUser(options.transport.devId);
     }
@@ -117,7 +139,7 @@ export class HciSocket extends EventEmitter {
         this.stream = stream;
         this.up = true;
         const feed = createH4Framer((packet) => {
-          if (this.started) this.emit('data', packet);
+          if (this.started) this.deliver(packet);
         }, h4Counters);
         stream.on('data', (chunk: Buffer) => feed(chunk));
         stream.on('error', (e: Error) => this.emitError(e));
@@ -130,6 +152,22 @@ export class HciSocket extends EventEmitter {
         this.lost();
       },
     );
+  }
+
+  /**
+   * Hands a packet to noble or bleno. A malformed event must never take the daemon down: bad
+   * advertising reports are dropped here, and whatever else makes the library throw is caught.
+   */
+  private deliver(packet: Buffer): void {
+    if (isAdvertisingReport(packet) && !wellFormedAdvertisingReport(packet)) {
+      hciGuardCounters.malformed_adv_reports++;
+      return;
+    }
+    try {
+      this.emit('data', packet);
+    } catch {
+      hciGuardCounters.events_noble_rejected++;
+    }
   }
 
   /** The controller went away: report it down (noble sees poweredOff) and keep trying. */

@@ -3,7 +3,7 @@ export type { AdvertSink, CrowdOptions, Phone } from './crowd.js';
 export { SimulatedRadio } from './simulated.js';
 export type { SimulatedRadioOptions } from './simulated.js';
 export { createH4Framer } from './h4.js';
-export { assignTransport, forcePassiveScan, h4Counters, HciSocket, installHciSocket } from './hci-socket.js';
+export { assignTransport, forcePassiveScan, h4Counters, hciGuardCounters, HciSocket, installHciSocket, wellFormedAdvertisingReport } from './hci-socket.js';
 export { NobleScanner } from './noble-scanner.js';
 export type { NobleScannerOptions } from './noble-scanner.js';
 export { formatTransport, parseTransport, TRANSPORT_HELP } from './transport.js';

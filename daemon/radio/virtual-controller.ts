@@ -259,6 +259,11 @@ export class VirtualController extends EventEmitter {
     return [...this.controllers].map((c) => ({ ...c.counters }));
   }
 
+  /** Sends a raw H4 packet to every scanning controller (tests feed malformed events this way). */
+  inject(packet: Buffer): void {
+    for (const c of this.controllers) if (c.scanEnabled) c.writeRaw(packet);
+  }
+
   /** Wedges every controller: commands still answered, no reports until a Reset. */
   wedgeAll(): void {
     for (const c of this.controllers) c.wedged = true;
