@@ -45,6 +45,20 @@ describe('encounter aggregation', () => {
     expect(state.open.size).toBe(0);
   });
 
+  it('counts sightings without RSSI (HCI 127) but keeps them out of the RSSI statistics', () => {
+    const state = createAggregator(options);
+    const out: ClosedEncounter[] = [];
+    observe(state, sighting(1, 0, 127), out);
+    observe(state, sighting(1, 1000, -60), out);
+    observe(state, sighting(1, 2000, 127), out);
+    observe(state, sighting(1, 3000, -70), out);
+    observe(state, sighting(2, 0, 127), out);
+    closeAll(state, out);
+    const [a, b] = out;
+    expect(a).toMatchObject({ count: 4, rssiMin: -70, rssiMax: -60, rssiSum: -130, rssiCount: 2 });
+    expect(b).toMatchObject({ count: 1, rssiMin: 127, rssiMax: 127, rssiSum: 0, rssiCount: 0 });
+  });
+
   it('credits the gap before each sighting to its attenuation bucket, capped', () => {
     const state = createAggregator(options);
     const out: ClosedEncounter[] = [];

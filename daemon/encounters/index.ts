@@ -1,7 +1,7 @@
 // Turns sightings into encounters: one open encounter per temp ID, closed after a silence
 // or a maximum length. The state is a plain object owned by the caller; every function here
 // is deterministic in its inputs (time comes from the sightings and the `now` passed in).
-import type { Sighting } from '../protocols/index.js';
+import { RSSI_UNAVAILABLE, Sighting } from '../protocols/index.js';
 
 export interface AggregatorOptions {
   /** An encounter closes when its temp ID has not been heard for this long. */
@@ -29,6 +29,8 @@ export interface Encounter {
   rssiMin: number;
   rssiMax: number;
   rssiSum: number;
+  /** Sightings with a known RSSI (the statistics cover these); min = max = 127 when none. */
+  rssiCount: number;
   /** Milliseconds spent in each attenuation bucket. */
   bucketMs: number[];
 }
@@ -93,7 +95,8 @@ function openEncounter(state: AggregatorState, key: string, s: Sighting): void {
     count: 1,
     rssiMin: s.rssi,
     rssiMax: s.rssi,
-    rssiSum: s.rssi,
+    rssiSum: s.rssi === RSSI_UNAVAILABLE ? 0 : s.rssi,
+    rssiCount: s.rssi === RSSI_UNAVAILABLE ? 0 : 1,
     bucketMs: new Array<number>(buckets).fill(0),
   });
   state.counters.opened++;
@@ -131,9 +134,16 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
   const gap = s.time > enc.lastSeen ? s.time - enc.lastSeen : 0;
   if (s.time > enc.lastSeen) enc.lastSeen = s.time;
   enc.count++;
-  if (s.rssi < enc.rssiMin) enc.rssiMin = s.rssi;
-  if (s.rssi > enc.rssiMax) enc.rssiMax = s.rssi;
+  if (s.rssi === RSSI_UNAVAILABLE) return;
+  if (enc.rssiCount === 0) {
+    enc.rssiMin = s.rssi;
+    enc.rssiMax = s.rssi;
+  } else {
+    if (s.rssi < enc.rssiMin) enc.rssiMin = s.rssi;
+    if (s.rssi > enc.rssiMax) enc.rssiMax = s.rssi;
+  }
   enc.rssiSum += s.rssi;
+  enc.rssiCount++;
   enc.bucketMs[attenuationBucket(s.rssi, o)] += gap < o.bucketGapCapMs ? gap : o.bucketGapCapMs;
 }
 

@@ -4,7 +4,7 @@ import {
   MAX_AD_BYTES,
 } from './advertising-data.js';
 import { EN_AEM_BYTES, EN_RPI_BYTES, EN_SERVICE_UUID } from './exposure-notification.js';
-import { PROTOCOL_EN, Sighting } from './sighting.js';
+import { PROTOCOL_EN, RSSI_UNAVAILABLE, Sighting } from './sighting.js';
 
 /**
  * Decodes the AD structures of one advertising report into a sighting, or null when it
@@ -23,8 +23,7 @@ export function decodeAdvertisement(
     drops.ad_too_long++;
     return null;
   }
-  if (!(rssi >= -127 && rssi <= 20)) {
-    // 127 means "RSSI not available" in HCI; anything outside the range is a broken report.
+  if (!((rssi >= -127 && rssi <= 20) || rssi === RSSI_UNAVAILABLE)) {
     drops.rssi_invalid++;
     return null;
   }

@@ -1,4 +1,9 @@
 export const PROTOCOL_EN = 0;
+/**
+ * HCI's "RSSI not available" (some controllers, BlueZ's emulator): the phone was heard, its
+ * signal strength is unknown. Such sightings count; they add nothing to the RSSI statistics.
+ */
+export const RSSI_UNAVAILABLE = 127;
 export type ProtocolId = typeof PROTOCOL_EN;
 export const PROTOCOL_NAMES: Record<number, string> = { [PROTOCOL_EN]: 'exposure-notification' };
 /** Bytes of temp ID and of metadata for each protocol: the wire format relies on these. */

@@ -13,6 +13,7 @@ export const MIGRATIONS: readonly string[] = [
      rssi_min INTEGER NOT NULL,
      rssi_max INTEGER NOT NULL,
      rssi_sum INTEGER NOT NULL,
+     rssi_count INTEGER NOT NULL,          -- sightings with a known RSSI (127 = not available)
      bucket_ms TEXT NOT NULL               -- JSON array, ms per attenuation bucket
    );
    CREATE TABLE batches (

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
-import { PROTOCOL_SIZES } from '../protocols/index.js';
+import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
 import type { StoredEncounter } from '../store/index.js';
 
 export const WIRE_SCHEMA_VERSION = 1;
@@ -69,7 +69,7 @@ export function toWire(e: EncounterRecord): WireEncounter {
     count: e.count,
     rssiMin: e.rssiMin,
     rssiMax: e.rssiMax,
-    rssiMean: Math.round((e.rssiSum / e.count) * 10) / 10,
+    rssiMean: e.rssiCount === 0 ? RSSI_UNAVAILABLE : Math.round((e.rssiSum / e.rssiCount) * 10) / 10,
     attenuationS: e.bucketMs.map((ms) => Math.round(ms / 1000)),
   };
 }
