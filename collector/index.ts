@@ -40,6 +40,7 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
      rssi_max INTEGER NOT NULL,
      rssi_mean REAL NOT NULL,
      attenuation_s TEXT NOT NULL,
+     clock_synced INTEGER NOT NULL,        -- 0: the gateway's clock was not synchronised
      batch_id TEXT NOT NULL,
      PRIMARY KEY (gateway, id)
    ) WITHOUT ROWID;
@@ -87,7 +88,7 @@ export class CollectorDb {
     );
     this.insertEncounter = this.db.prepare(
       `INSERT OR IGNORE INTO encounters (gateway, id, venue, protocol, temp_id, metadata, first_seen, last_seen,
-         count, rssi_min, rssi_max, rssi_mean, attenuation_s, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+         count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     );
     this.upsertGateway = this.db.prepare(
       `INSERT INTO gateways (gateway, venue, last_seq, seq_gaps, last_seen_at) VALUES (?,?,?,0,?)
@@ -109,7 +110,7 @@ export class CollectorDb {
       for (const e of batch.encounters) {
         stored += this.insertEncounter.run(
           batch.gateway, e.id, batch.venue, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen,
-          e.count, e.rssiMin, e.rssiMax, e.rssiMean, JSON.stringify(e.attenuationS), batch.id,
+          e.count, e.rssiMin, e.rssiMax, e.rssiMean, JSON.stringify(e.attenuationS), e.clockSynced ? 1 : 0, batch.id,
         ).changes;
       }
       if (batch.kind === 'batch') this.upsertGateway.run(batch.gateway, batch.venue, batch.seq, Date.now());

@@ -6,7 +6,7 @@ import type { Config } from './config/index.js';
 import { requireGateway } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
-import { createClockMonitor } from './clock/index.js';
+import { createClockMonitor, SteadyClock } from './clock/index.js';
 import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, Uplink } from './uplink/index.js';
@@ -30,9 +30,10 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const gateway = requireGateway(config);
   const sim = config.radio.simulated;
   const scanner = config.radio.scanner;
+  const steady = new SteadyClock();
   const radio =
     config.radio.kind === 'hci'
-      ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000 }, log)
+      ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
       : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
   const store = new Store({
     path: config.store.path,
@@ -76,7 +77,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
 
   const counters = (): Record<string, unknown> => ({
     radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters } } : { state: 'simulated' },
-    clock: clock(),
+    clock: { ...clock(), steps: steady.steps },
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
     adverts,
     heard,
@@ -117,10 +118,23 @@ export function startDaemon(config: Config, log: Logger): Daemon {
       return;
     }
     heard.exposure_notification++;
+    sighting.clockSynced = clockSynced;
     adverts.with_temp_id++;
     observe(aggregator, sighting, closed);
   });
+  // The simulated radio keeps its own (possibly accelerated) time and is always "synchronised".
+  const simulated = radio instanceof SimulatedRadio;
+  let clockSynced = simulated || clock().synchronized;
+  steady.onStep((stepMs) => {
+    // No encounter may span a clock step: its duration would be negative or hours long.
+    closeAll(aggregator, closed, 'clock_step');
+    log.warn({ stepMs }, 'wall clock stepped; open encounters closed, timestamps re-anchored');
+  });
   const sweepTimer = setInterval(() => {
+    if (!simulated) {
+      steady.check();
+      clockSynced = clock().synchronized;
+    }
     sweep(aggregator, radio.now(), closed);
     handOver();
   }, 1000);

@@ -48,7 +48,7 @@ describe('vgw CLI', () => {
     const tempId = Buffer.from('ebd8de78173abce46461dbc7a3e899fa', 'hex');
     const payload = encodeBatch(
       { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: 3, createdAt: Date.UTC(2026, 10, 22) },
-      [toWire({ id: 41, protocol: 0, tempId, metadata: Buffer.from('cfd9dbfa', 'hex'), firstSeen: Date.UTC(2026, 10, 22, 9), lastSeen: Date.UTC(2026, 10, 22, 9, 4), count: 900, rssiMin: -80, rssiMax: -60, rssiSum: -900 * 74, rssiCount: 900, bucketMs: [0, 0, 100_000, 140_000] })],
+      [toWire({ id: 41, protocol: 0, tempId, metadata: Buffer.from('cfd9dbfa', 'hex'), firstSeen: Date.UTC(2026, 10, 22, 9), lastSeen: Date.UTC(2026, 10, 22, 9, 4), count: 900, rssiMin: -80, rssiMax: -60, rssiSum: -900 * 74, rssiCount: 900, bucketMs: [0, 0, 100_000, 140_000], clockSynced: true })],
     );
     const file = join(dir, 'batch.cbor');
     writeFileSync(file, payload);

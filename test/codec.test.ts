@@ -25,7 +25,7 @@ function record(i: number, rand: () => number): EncounterRecord {
   const rssiMin = rssiMax - Math.floor(rand() * 30);
   return {
     id: 1000 + i, protocol: 0, tempId, metadata, firstSeen, lastSeen: firstSeen + Math.floor(rand() * 600_000),
-    count, rssiMin, rssiMax, rssiSum: Math.round(((rssiMin + rssiMax) / 2) * count), rssiCount: count,
+    count, rssiMin, rssiMax, rssiSum: Math.round(((rssiMin + rssiMax) / 2) * count), rssiCount: count, clockSynced: i % 7 !== 0,
     bucketMs: [rand() * 300_000, rand() * 300_000, rand() * 100_000, 0].map(Math.round),
   };
 }
@@ -42,15 +42,18 @@ describe('batch wire format v1', () => {
     const decoded = decodeBatch(encodeBatch(header, wire));
     expect(decoded).toMatchObject({ ...header });
     expect(decoded.encounters).toEqual(wire);
+    // the clock flag survives both ways
+    expect(decoded.encounters.filter((e) => !e.clockSynced).map((e) => e.id)).toEqual(wire.filter((e) => !e.clockSynced).map((e) => e.id));
+    expect(decoded.encounters.some((e) => !e.clockSynced)).toBe(true);
   });
 
   it('rounds times outward to whole seconds and the mean to 0.1 dBm', () => {
-    const w = toWire({ id: 1, protocol: 0, tempId: Buffer.alloc(16), metadata: Buffer.alloc(4), firstSeen: 10_999, lastSeen: 12_001, count: 3, rssiMin: -70, rssiMax: -60, rssiSum: -196, rssiCount: 3, bucketMs: [1499, 1500, 0, 0] });
+    const w = toWire({ id: 1, protocol: 0, tempId: Buffer.alloc(16), metadata: Buffer.alloc(4), firstSeen: 10_999, lastSeen: 12_001, count: 3, rssiMin: -70, rssiMax: -60, rssiSum: -196, rssiCount: 3, bucketMs: [1499, 1500, 0, 0], clockSynced: true });
     expect(w).toMatchObject({ firstSeen: 10_000, lastSeen: 13_000, rssiMean: -65.3, attenuationS: [1, 2, 0, 0] });
   });
 
   it('carries an encounter whose RSSI was never available (HCI 127) as 127', () => {
-    const w = toWire({ id: 1, protocol: 0, tempId: Buffer.alloc(16), metadata: Buffer.alloc(4), firstSeen: 0, lastSeen: 5000, count: 4, rssiMin: 127, rssiMax: 127, rssiSum: 0, rssiCount: 0, bucketMs: [0, 0, 0, 0] });
+    const w = toWire({ id: 1, protocol: 0, tempId: Buffer.alloc(16), metadata: Buffer.alloc(4), firstSeen: 0, lastSeen: 5000, count: 4, rssiMin: 127, rssiMax: 127, rssiSum: 0, rssiCount: 0, bucketMs: [0, 0, 0, 0], clockSynced: false });
     expect(w).toMatchObject({ count: 4, rssiMin: 127, rssiMax: 127, rssiMean: 127 });
     expect(decodeBatch(encodeBatch(header, [w])).encounters[0]).toEqual(w);
   });

@@ -37,6 +37,7 @@ interface CollectorRow {
   rssi_max: number;
   rssi_mean: number;
   attenuation_s: string;
+  clock_synced: number;
 }
 
 interface Scenario {
@@ -49,10 +50,10 @@ interface Scenario {
   collector: Collector;
 }
 
-async function scenario(name: string, seed: number, phones: number, shareGroup?: string): Promise<Scenario> {
+async function scenario(name: string, seed: number, phones: number, shareGroup?: string, shape: Partial<CrowdOptions> = {}): Promise<Scenario> {
   const prefix = `test-${name}/v1`;
   // Starts a moment from now, so the daemon is up before the first phone arrives.
-  const crowd: CrowdOptions = { seed, phones, arrivalsPerMinute: 15, minDwellS: 60, maxDwellS: 240, anchor: Date.now() + 2500 };
+  const crowd: CrowdOptions = { seed, phones, arrivalsPerMinute: 15, minDwellS: 60, maxDwellS: 240, anchor: Date.now() + 2500, ...shape };
   const gatewayDb = join(dir, `${name}-gateway.db`);
   const config = writeJson(join(dir, `${name}.json`), {
     gateway: { id: `gw-${name}`, venue: `venue-${name}` },
@@ -93,6 +94,7 @@ function expectExactlyTheTruth(s: Scenario, rows: CollectorRow[]): void {
     const r = byRpi.get(t.rpi);
     expect(r, `encounter of RPI #${[...s.truth.keys()].indexOf(t.rpi)}`).toBeDefined();
     expect(r!.metadata.toString('hex')).toBe(t.aem);
+    expect(r!.clock_synced).toBe(1);
     expect(r!.count).toBe(t.count);
     expect(r!.rssi_min).toBe(t.rssiMin);
     expect(r!.rssi_max).toBe(t.rssiMax);
@@ -235,12 +237,17 @@ describe('end to end', () => {
   });
 
   it('SIGKILL mid-run: every stored encounter reaches the collector once, none overlap', async () => {
-    const s = await scenario('kill', 303, 30);
+    // Short walk-bys arriving over 5 simulated minutes: some close before the kill, some arrive after.
+    const s = await scenario('kill', 303, 60, undefined, { arrivalsPerMinute: 12, minDwellS: 30, maxDwellS: 120 });
     let d = spawnVgw(['run', '-c', s.config]);
     await sleep(6000);
     d.proc.kill('SIGKILL');
     await d.exited();
     const killedAt = Date.now();
+    const atKill = new Database(s.gatewayDb, { readonly: true });
+    expect(atKill.prepare('SELECT count(*) FROM encounters').pluck().get()).toBeGreaterThan(0); // a crash with data committed
+    expect(atKill.pragma('integrity_check', { simple: true })).toBe('ok');
+    atKill.close();
     await sleep(500);
     d = spawnVgw(['run', '-c', s.config]);
     await waitCrowdGone(s);

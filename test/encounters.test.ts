@@ -23,7 +23,7 @@ const options: AggregatorOptions = {
 function sighting(id: number, time: number, rssi: number): Sighting {
   const tempId = Buffer.alloc(16);
   tempId.writeUInt32BE(id, 0);
-  return { protocol: PROTOCOL_EN, tempId, metadata: Buffer.from([1, 2, 3, 4]), rssi, address: 'x', time };
+  return { protocol: PROTOCOL_EN, tempId, metadata: Buffer.from([1, 2, 3, 4]), rssi, address: 'x', time, clockSynced: true };
 }
 
 describe('encounter aggregation', () => {
@@ -92,6 +92,18 @@ describe('encounter aggregation', () => {
     observe(state, sighting(1, 61_000, -60), out);
     expect(out).toHaveLength(1);
     expect(out[0].closeReason).toBe('silence');
+  });
+
+  it('marks an encounter unsynchronised if any of its sightings was', () => {
+    const state = createAggregator(options);
+    const out: ClosedEncounter[] = [];
+    observe(state, sighting(1, 0, -60), out);
+    observe(state, { ...sighting(1, 1000, -60), clockSynced: false }, out);
+    observe(state, sighting(1, 2000, -60), out);
+    observe(state, sighting(2, 0, -60), out);
+    closeAll(state, out, 'clock_step');
+    expect(out.map((e) => [e.tempId.readUInt32BE(0), e.clockSynced, e.closeReason])).toEqual([[1, false, 'clock_step'], [2, true, 'clock_step']]);
+    expect(state.counters.closed_clock_step).toBe(2);
   });
 
   it('never produces negative durations or gaps when the clock steps back', () => {

@@ -21,7 +21,7 @@ function encounters(from: number, n: number): ClosedEncounter[] {
     tempId.writeUInt32BE(from + i, 0);
     return {
       protocol: 0, tempId, metadata: Buffer.alloc(4, 7), firstSeen: Date.now() - 5000, lastSeen: Date.now(), count: 9,
-      rssiMin: -80, rssiMax: -60, rssiSum: -630, rssiCount: 9, bucketMs: [0, 1000, 2000, 0], closeReason: 'silence',
+      rssiMin: -80, rssiMax: -60, rssiSum: -630, rssiCount: 9, bucketMs: [0, 1000, 2000, 0], clockSynced: true, closeReason: 'silence',
     };
   });
 }

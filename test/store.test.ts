@@ -14,7 +14,7 @@ function encounter(i: number, lastSeen: number): ClosedEncounter {
   tempId.writeUInt32BE(i, 0);
   return {
     protocol: 0, tempId, metadata: Buffer.from([9, 9, 9, 9]), firstSeen: lastSeen - 5000, lastSeen,
-    count: 20, rssiMin: -80, rssiMax: -50, rssiSum: -1300, rssiCount: 20, bucketMs: [1000, 2000, 0, 1500], closeReason: 'silence',
+    count: 20, rssiMin: -80, rssiMax: -50, rssiSum: -1300, rssiCount: 20, bucketMs: [1000, 2000, 0, 1500], clockSynced: true, closeReason: 'silence',
   };
 }
 

@@ -42,3 +42,43 @@ export function probeSystemClock(): ClockState {
   if (chrony !== null) return { synchronized: /Leap status\s*:\s*Normal/.test(chrony), source: 'chrony' };
   return { synchronized: false, source: 'none' };
 }
+
+/**
+ * Sighting timestamps from the monotonic clock, anchored to the wall clock: durations never
+ * jump. When the wall clock steps (NTP's first sync on a Pi, an operator's `date -s`) by more
+ * than `maxStepMs`, check() re-anchors and tells the listeners, which close what spans it.
+ */
+export class SteadyClock {
+  steps = 0;
+  private anchorWall: number;
+  private anchorMono: number;
+  private readonly listeners: Array<(stepMs: number) => void> = [];
+
+  constructor(
+    private readonly wall: () => number = Date.now,
+    private readonly mono: () => number = () => performance.now(),
+    private readonly maxStepMs = 2000,
+  ) {
+    this.anchorWall = wall();
+    this.anchorMono = mono();
+  }
+
+  now(): number {
+    return Math.floor(this.anchorWall + (this.mono() - this.anchorMono));
+  }
+
+  onStep(listener: (stepMs: number) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Compares with the wall clock; call it every second or so. Returns the step, or 0. */
+  check(): number {
+    const step = this.wall() - this.now();
+    if (Math.abs(step) <= this.maxStepMs) return 0;
+    for (const l of this.listeners) l(step);
+    this.anchorWall = this.wall();
+    this.anchorMono = this.mono();
+    this.steps++;
+    return step;
+  }
+}

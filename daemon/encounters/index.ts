@@ -33,9 +33,11 @@ export interface Encounter {
   rssiCount: number;
   /** Milliseconds spent in each attenuation bucket. */
   bucketMs: number[];
+  /** Every sighting was stamped by a synchronised clock. */
+  clockSynced: boolean;
 }
 
-export type CloseReason = 'silence' | 'max_duration' | 'evicted' | 'shutdown';
+export type CloseReason = 'silence' | 'max_duration' | 'evicted' | 'shutdown' | 'clock_step';
 
 export interface ClosedEncounter extends Encounter {
   closeReason: CloseReason;
@@ -48,6 +50,7 @@ export interface AggregatorCounters {
   closed_max_duration: number;
   closed_evicted: number;
   closed_shutdown: number;
+  closed_clock_step: number;
 }
 
 export interface AggregatorState {
@@ -67,6 +70,7 @@ export function createAggregator(options: AggregatorOptions): AggregatorState {
       closed_max_duration: 0,
       closed_evicted: 0,
       closed_shutdown: 0,
+      closed_clock_step: 0,
     },
   };
 }
@@ -98,6 +102,7 @@ function openEncounter(state: AggregatorState, key: string, s: Sighting): void {
     rssiSum: s.rssi === RSSI_UNAVAILABLE ? 0 : s.rssi,
     rssiCount: s.rssi === RSSI_UNAVAILABLE ? 0 : 1,
     bucketMs: new Array<number>(buckets).fill(0),
+    clockSynced: s.clockSynced,
   });
   state.counters.opened++;
 }
@@ -134,6 +139,7 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
   const gap = s.time > enc.lastSeen ? s.time - enc.lastSeen : 0;
   if (s.time > enc.lastSeen) enc.lastSeen = s.time;
   enc.count++;
+  if (!s.clockSynced) enc.clockSynced = false;
   if (s.rssi === RSSI_UNAVAILABLE) return;
   if (enc.rssiCount === 0) {
     enc.rssiMin = s.rssi;
@@ -177,7 +183,7 @@ export function sweep(state: AggregatorState, now: number, out: ClosedEncounter[
   }
 }
 
-/** Closes everything, e.g. on shutdown, so no sighting is left only in memory. */
-export function closeAll(state: AggregatorState, out: ClosedEncounter[]): void {
-  for (const [key, enc] of state.open) close(state, key, enc, 'shutdown', out);
+/** Closes everything: on shutdown (no sighting left only in memory), or when the clock steps. */
+export function closeAll(state: AggregatorState, out: ClosedEncounter[], reason: 'shutdown' | 'clock_step' = 'shutdown'): void {
+  for (const [key, enc] of state.open) close(state, key, enc, reason, out);
 }

@@ -52,6 +52,7 @@ export function decodeAdvertisement(
             rssi,
             address,
             time,
+            clockSynced: true,
           };
         }
       }

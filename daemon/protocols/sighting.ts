@@ -21,4 +21,6 @@ export interface Sighting {
   address: string;
   /** Unix milliseconds. */
   time: number;
+  /** Whether the clock was synchronised when it was heard (false on a Pi that has not synced yet). */
+  clockSynced: boolean;
 }

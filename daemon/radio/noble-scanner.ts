@@ -16,6 +16,8 @@ export interface NobleScannerOptions {
   pruneIntervalMs?: number;
   /** No report for this long: the supervisor steps in (restart scan → reset → reopen). */
   silenceMs?: number;
+  /** Timestamps for reports (the daemon passes its steady clock). */
+  now?: () => number;
 }
 
 type Dict = Record<string, unknown>;
@@ -70,7 +72,7 @@ export class NobleScanner {
   constructor(private readonly options: NobleScannerOptions, private readonly log: Logger) {}
 
   now(): number {
-    return Date.now();
+    return (this.options.now ?? Date.now)();
   }
 
   start(sink: AdvertSink): void {
@@ -88,7 +90,7 @@ export class NobleScanner {
         this.level = 0;
       }
       this.heard.add(address);
-      sink(eir, rssi, address, Date.now());
+      sink(eir, rssi, address, this.now());
     });
     noble.on('stateChange', (state) => {
       this.counters.state_changes++;

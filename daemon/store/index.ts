@@ -53,6 +53,7 @@ interface EncounterRow {
   rssi_sum: number;
   rssi_count: number;
   bucket_ms: string;
+  clock_synced: number;
 }
 
 function fromRow(r: EncounterRow): StoredEncounter {
@@ -69,6 +70,7 @@ function fromRow(r: EncounterRow): StoredEncounter {
     rssiSum: r.rssi_sum,
     rssiCount: r.rssi_count,
     bucketMs: JSON.parse(r.bucket_ms) as number[],
+    clockSynced: r.clock_synced === 1,
   };
 }
 
@@ -130,7 +132,7 @@ export class Store {
     this.stmt = {
       insert: db.prepare(
         `INSERT INTO encounters (id, protocol, temp_id, metadata, first_seen, last_seen, count,
-           rssi_min, rssi_max, rssi_sum, rssi_count, bucket_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+           rssi_min, rssi_max, rssi_sum, rssi_count, bucket_ms, clock_synced) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       ),
       meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
@@ -233,7 +235,7 @@ export class Store {
         for (const e of encounters) {
           this.stmt.insert.run(
             ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
-            e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map(Math.round)),
+            e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map(Math.round)), e.clockSynced ? 1 : 0,
           );
         }
         if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;

@@ -14,7 +14,8 @@ export const MIGRATIONS: readonly string[] = [
      rssi_max INTEGER NOT NULL,
      rssi_sum INTEGER NOT NULL,
      rssi_count INTEGER NOT NULL,          -- sightings with a known RSSI (127 = not available)
-     bucket_ms TEXT NOT NULL               -- JSON array, ms per attenuation bucket
+     bucket_ms TEXT NOT NULL,              -- JSON array, ms per attenuation bucket
+     clock_synced INTEGER NOT NULL         -- 1: every sighting stamped by a synchronised clock
    );
    CREATE TABLE batches (
      id TEXT PRIMARY KEY,                  -- ULID

@@ -8,6 +8,8 @@ import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
 import type { StoredEncounter } from '../store/index.js';
 
 export const WIRE_SCHEMA_VERSION = 1;
+/** Bit 0 of an encounter's flags: its times came from a clock not yet synchronised. */
+export const FLAG_CLOCK_UNSYNCED = 1;
 /** Refuse to inflate past this: a few bytes of deflate can claim gigabytes. */
 const MAX_INFLATED_BYTES = 16 * 1024 * 1024;
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -25,6 +27,8 @@ export interface WireEncounter {
   rssiMax: number;
   rssiMean: number;
   attenuationS: number[];
+  /** false when some sighting was stamped before the clock was synchronised: times are suspect. */
+  clockSynced: boolean;
 }
 
 /** What the store holds; rounding to wire precision happens in `toWire`. */
@@ -71,6 +75,7 @@ export function toWire(e: EncounterRecord): WireEncounter {
     rssiMax: e.rssiMax,
     rssiMean: e.rssiCount === 0 ? RSSI_UNAVAILABLE : Math.round((e.rssiSum / e.rssiCount) * 10) / 10,
     attenuationS: e.bucketMs.map((ms) => Math.round(ms / 1000)),
+    clockSynced: e.clockSynced,
   };
 }
 
@@ -93,6 +98,7 @@ function encodeColumns(encs: WireEncounter[]): Buffer {
   const rssiSpread: number[] = [];
   const rssiMeanVsMid: number[] = [];
   const attenuation: number[] = [];
+  const flags: number[] = [];
   let prevId = 0;
   let prevEnd = 0;
   encs.forEach((e, i) => {
@@ -116,10 +122,11 @@ function encodeColumns(encs: WireEncounter[]): Buffer {
       sum += e.attenuationS[b];
     }
     if (buckets > 0) attenuation.push(duration - sum - e.attenuationS[buckets - 1]);
+    flags.push(e.clockSynced ? 0 : FLAG_CLOCK_UNSYNCED);
   });
   const columns = [
     ids, protocols, Buffer.concat(tempIds), ends, durations, counts,
-    rssiMax, rssiSpread, rssiMeanVsMid, buckets, attenuation,
+    rssiMax, rssiSpread, rssiMeanVsMid, buckets, attenuation, flags,
   ];
   return deflateRawSync(cborEncode(columns), { level: 9 });
 }
@@ -193,14 +200,14 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
   } catch {
     throw new WireFormatError('enc', 'not deflated CBOR columns');
   }
-  if (!Array.isArray(cols) || cols.length !== 11) throw new WireFormatError('enc', 'expected 11 columns');
-  const [ids, protocols, tempIds, ends, durations, counts, rssiMax, rssiSpread, meanVsMid, buckets, attenuation] = cols as unknown[];
+  if (!Array.isArray(cols) || cols.length !== 12) throw new WireFormatError('enc', 'expected 12 columns');
+  const [ids, protocols, tempIds, ends, durations, counts, rssiMax, rssiSpread, meanVsMid, buckets, attenuation, flags] = cols as unknown[];
   field(intArray(ids, n, isInt), 'enc.ids', `${n} integers`, 0);
   field(isBytes(protocols) && protocols.length === n, 'enc.protocols', `${n} bytes`, 0);
   field(isBytes(tempIds), 'enc.tempIds', 'a byte string', 0);
   field(intArray(ends, n, isInt), 'enc.ends', `${n} integers`, 0);
   field(intArray(meanVsMid, n, isInt), 'enc.rssiMeanVsMid', `${n} integers`, 0);
-  for (const [name, col] of [['durations', durations], ['counts', counts], ['rssiSpread', rssiSpread]] as const) {
+  for (const [name, col] of [['durations', durations], ['counts', counts], ['rssiSpread', rssiSpread], ['flags', flags]] as const) {
     field(intArray(col, n, isUint), `enc.${name}`, `${n} unsigned integers`, 0);
   }
   field(intArray(rssiMax, n, (x) => isInt(x) && (x as number) >= -127 && (x as number) <= 127), 'enc.rssiMax', `${n} dBm values`, 0);
@@ -237,6 +244,7 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
       rssiMax: max,
       rssiMean: ((meanVsMid as number[])[i] + 5 * (max + rssiMin)) / 10,
       attenuationS: att,
+      clockSynced: ((flags as number[])[i] & FLAG_CLOCK_UNSYNCED) === 0,
     });
     offset += sizes.tempId + sizes.metadata;
   }
@@ -268,6 +276,7 @@ export function batchToJson(b: Batch): Record<string, unknown> {
       rssiMax: e.rssiMax,
       rssiMean: e.rssiMean,
       attenuationS: e.attenuationS,
+      clockSynced: e.clockSynced,
     })),
   };
 }
