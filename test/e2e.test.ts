@@ -238,9 +238,9 @@ describe('end to end', () => {
 
   it('SIGKILL mid-run: every stored encounter reaches the collector once, none overlap', async () => {
     // Short walk-bys arriving over 5 simulated minutes: some close before the kill, some arrive after.
-    const s = await scenario('kill', 303, 60, undefined, { arrivalsPerMinute: 12, minDwellS: 30, maxDwellS: 120 });
+    const s = await scenario('kill', 303, 80, undefined, { arrivalsPerMinute: 12, minDwellS: 30, maxDwellS: 120 });
     let d = spawnVgw(['run', '-c', s.config]);
-    await sleep(6000);
+    await sleep(8000);
     d.proc.kill('SIGKILL');
     await d.exited();
     const killedAt = Date.now();
