@@ -76,7 +76,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const closed: ClosedEncounter[] = [];
 
   const counters = (): Record<string, unknown> => ({
-    radio: radio instanceof NobleScanner ? { state: radio.state, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters } } : { state: 'simulated' },
+    radio: radio instanceof NobleScanner ? { state: radio.state, error: radio.transportError, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters } } : { state: 'simulated' },
     clock: { ...clock(), steps: steady.steps },
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
     adverts,

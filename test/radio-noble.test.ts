@@ -1,6 +1,6 @@
 // The real radio path: the project's virtual controller → H4 over a unix socket → unmodified
 // noble inside the daemon (a child process) → encounters in SQLite → MQTT → the collector.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -345,5 +345,30 @@ describe('malformed HCI events through the real parsing path (fast-check)', () =
     expect(hciGuardCounters.malformed_adv_reports).toBeGreaterThan(0);
     scanner.stop();
     await vc.stop();
+  });
+});
+
+describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport without a Bluetooth adapter (this machine has none)', () => {
+  it('reports the scanner powered off with the reason, keeps retrying, and keeps running', async () => {
+    const prefix = 'test-nokernel/v1';
+    const config = writeJson(join(dir, 'nokernel.json'), {
+      gateway: { id: 'gw-nok', venue: 'venue-nok' },
+      broker: { url: broker.url, reconnectS: 0.5 },
+      topicPrefix: prefix,
+      radio: { kind: 'hci', scanner: { transport: 'hci:0' } },
+      store: { path: join(dir, 'nokernel.db') },
+    });
+    const daemon = spawnVgw(['run', '-c', config]);
+    const radio = await waitFor('a status with the radio', async () => {
+      const status = await requestStatus({
+        broker: { url: broker.url, clientId: 'nok-probe', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
+        prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000,
+      });
+      return (status.counters as { radio: { state: string; error: string | null } }).radio;
+    }, 15_000);
+    expect(radio.state).toBe('poweredOff');
+    expect(radio.error).toMatch(/^hci:0: /);
+    expect(daemon.proc.exitCode).toBeNull();
+    expect(await stopGracefully(daemon)).toBe(0);
   });
 });

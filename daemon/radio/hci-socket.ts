@@ -84,6 +84,7 @@ export function forcePassiveScan(packet: Buffer): Buffer {
 }
 
 const RECONNECT_MS = 1000;
+const NATIVE_RETRY_MS = 5000;
 
 export class HciSocket extends EventEmitter {
   private native: NativeHciSocket | null = null;
@@ -116,17 +117,43 @@ export class HciSocket extends EventEmitter {
     const options = controllers.get(this.devId) ?? { transport: { kind: 'hci', devId: this.devId } };
     this.options = options;
     if (options.transport.kind === 'hci') {
-      if (!NativeSocket) throw new Error('the kernel HCI socket module is not available');
-      this.native = new NativeSocket();
-      this.native.on('data', (d: Buffer) => this.deliver(d));
-      this.native.on('error', (e: Error) => this.emitError(e));
-      return mode === 'raw' ? this.native.bindRaw(options.transport.devId) : this.native.bindUser(options.transport.devId);
+      this.openNative(options.transport.devId, mode);
+      return this.devId;
     }
     // Up until proven otherwise: writes queue until the stream is open, so noble powers on at once.
     this.up = true;
     this.connect();
     return this.devId;
   }
+
+  /**
+   * The kernel socket: no adapter (or no Bluetooth in the kernel) is reported as a powered-off
+   * device and retried, never thrown: noble then powers on by itself once the adapter appears.
+   */
+  private openNative(devId: number, mode: 'raw' | 'user'): void {
+    try {
+      if (!NativeSocket) throw new Error('the kernel HCI socket addon (@abandonware/bluetooth-hci-socket) is not built');
+      const native = new NativeSocket();
+      if (mode === 'raw') native.bindRaw(devId);
+      else native.bindUser(devId);
+      native.on('data', (d: Buffer) => this.deliver(d));
+      native.on('error', (e: Error) => this.emitError(e));
+      if (this.started) native.start();
+      this.native = native;
+      this.lastError = null;
+    } catch (err) {
+      this.lastError = `hci:${devId}: ${(err as Error).message}`;
+      if (this.closed || this.reconnectTimer) return;
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        if (!this.closed) this.openNative(devId, mode);
+      }, NATIVE_RETRY_MS);
+      this.reconnectTimer.unref();
+    }
+  }
+
+  /** Why the controller is not reachable, if it is not. */
+  lastError: string | null = null;
 
   private connect(): void {
     const t = this.options!.transport as Exclude<TransportSpec, { kind: 'hci' }>;
@@ -138,6 +165,7 @@ export class HciSocket extends EventEmitter {
         }
         this.stream = stream;
         this.up = true;
+        this.lastError = null;
         const feed = createH4Framer((packet) => {
           if (this.started) this.deliver(packet);
         }, h4Counters);
@@ -148,7 +176,8 @@ export class HciSocket extends EventEmitter {
         this.queue = [];
       },
       (err: Error) => {
-        this.emitError(new Error(`${formatTransport(t)}: ${err.message}`));
+        this.lastError = `${formatTransport(t)}: ${err.message}`;
+        this.emitError(new Error(this.lastError));
         this.lost();
       },
     );
@@ -190,7 +219,8 @@ export class HciSocket extends EventEmitter {
 
   isDevUp(): boolean {
     if (this.control) return false;
-    return this.native ? this.native.isDevUp() : this.up;
+    if (this.options?.transport.kind === 'hci') return this.native?.isDevUp() ?? false;
+    return this.up;
   }
 
   getDeviceList(): Array<{ devId: number; devUp: boolean; idVendor: null; idProduct: null; busNumber: null; deviceAddress: null }> {

@@ -166,6 +166,11 @@ export class NobleScanner {
     }
   }
 
+  /** Why the controller cannot be reached, when it cannot (for the status and `vgw doctor`). */
+  get transportError(): string | null {
+    return this.noble?._bindings._hci._socket.lastError ?? null;
+  }
+
   /** Peripherals noble currently remembers: flat over time thanks to prune(). */
   get rememberedAddresses(): number {
     return this.noble ? Object.keys(this.noble._peripherals).length : 0;
