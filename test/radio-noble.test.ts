@@ -1,10 +1,11 @@
 // The real radio path: the project's virtual controller → H4 over a unix socket → unmodified
 // noble inside the daemon (a child process) → encounters in SQLite → MQTT → the collector.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../cli/local-broker.js';
+import { freePort, LocalBroker } from '../cli/local-broker.js';
 import { Collector } from '../collector/index.js';
 import { requestStatus } from '../collector/pull.js';
 import { createLogger } from '../daemon/log/index.js';
@@ -370,5 +371,34 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
     expect(radio.error).toMatch(/^hci:0: /);
     expect(daemon.proc.exitCode).toBeNull();
     expect(await stopGracefully(daemon)).toBe(0);
+  });
+});
+
+const hasSocat = spawnSync('sh', ['-c', 'command -v socat']).status === 0;
+
+describe.skipIf(!hasSocat)('TCP and serial transports (socat bridges them to the virtual controller; skipped without socat)', () => {
+  it('noble scans through tcp:host:port and through serial:/dev/… (a pseudo-terminal)', async () => {
+    const socketPath = join(dir, 'bridge.sock');
+    const vc = new VirtualController({ socketPath, crowd: { seed: 3, phones: 0, arrivalsPerMinute: 600, minDwellS: 5, maxDwellS: 10, anchor: Date.now() } });
+    await vc.start();
+    const port = await freePort();
+    const tty = join(dir, 'tty');
+    const bridges = [
+      spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${socketPath}`], { stdio: 'ignore' }),
+      spawn('socat', [`PTY,link=${tty},raw,echo=0`, `UNIX-CONNECT:${socketPath}`], { stdio: 'ignore' }),
+    ];
+    await waitFor('the pseudo-terminal', () => existsSync(tty), 5000);
+    const counts = { tcp: 0, serial: 0 };
+    const tcp = new NobleScanner({ transport: parseTransport(`tcp:127.0.0.1:${port}`), deviceId: 5 }, createLogger('silent'));
+    const serial = new NobleScanner({ transport: parseTransport(`serial:${tty}:1000000`), deviceId: 6 }, createLogger('silent'));
+    tcp.start(() => counts.tcp++);
+    serial.start(() => counts.serial++);
+    await waitFor('reports over both', () => counts.tcp > 20 && counts.serial > 20, 10_000);
+    expect(tcp.state).toBe('poweredOn');
+    expect(serial.state).toBe('poweredOn');
+    tcp.stop();
+    serial.stop();
+    for (const b of bridges) b.kill();
+    await vc.stop();
   });
 });
