@@ -25,6 +25,7 @@ build: deps
 	chmod +x dist/cli/main.js
 
 test: system-deps build
+	$(NODE_BIN)/tsc -p tsconfig.test.json
 	$(NODE_BIN)/vitest run
 
 demo: system-deps build

@@ -5,14 +5,13 @@
 // answers socket(AF_ALG) with a harmless descriptor. btvirt then reports each advertiser once
 // per (re-)enable, with RSSI 127 (not available): see ../shared/ble-facts.md.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
-import { Collector } from '../collector/index.js';
-import { createLogger } from '../daemon/log/index.js';
 import { computeEid } from '../daemon/protocols/index.js';
 import { enAdvertisingData } from '../daemon/radio/index.js';
+import { startCollector } from './harness/collector.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { RawController } from './harness/raw-controller.js';
 import { tempDir } from './harness/tmp.js';
@@ -56,19 +55,31 @@ beforeAll(async () => {
     return;
   }
   spawnSync('pkill', ['-x', 'btvirt']);
+  // Stale sockets of an earlier btvirt would look ready before the new one listens.
+  for (const name of ['le', 'bredrle', 'bredr', 'amp', 'mon']) rmSync(`/tmp/bt-server-${name}`, { force: true });
   btvirt = spawn('btvirt', ['-s'], { env: { ...process.env, LD_PRELOAD: join(dir, 'afalg.so') }, stdio: 'ignore' });
+  let lastError = 'no socket';
   try {
-    await waitFor('btvirt sockets', () => existsSync(LE_SOCKET), 5000);
-    const probe = await RawController.connect(LE_SOCKET);
-    await probe.command(0x0c03, Buffer.alloc(0), 2000);
-    probe.close();
-  } catch (err) {
-    skipReason = `btvirt does not answer HCI commands here (${(err as Error).message}); the AF_ALG stand-in did not take`;
+    await waitFor('btvirt answering a Reset', async () => {
+      if (!existsSync(LE_SOCKET)) return undefined;
+      try {
+        const probe = await RawController.connect(LE_SOCKET);
+        await probe.command(0x0c03, Buffer.alloc(0), 1000);
+        probe.close();
+        return true;
+      } catch (err) {
+        lastError = (err as Error).message;
+        return undefined;
+      }
+    }, 8000);
+  } catch {
+    skipReason = `btvirt does not answer HCI commands here (${lastError}); the AF_ALG stand-in did not take`;
   }
   broker = await LocalBroker.start(join(dir, 'broker'));
 });
 afterAll(async () => {
   btvirt?.kill();
+  if (btvirt) for (const name of ['le', 'bredrle', 'bredr', 'amp', 'mon']) rmSync(`/tmp/bt-server-${name}`, { force: true });
   await broker?.stop();
 });
 
@@ -80,11 +91,7 @@ describe('cross-check on BlueZ btvirt', () => {
     }
     const identityKey = '0102030405060708090a111213141516';
     const prefix = 'test-btvirt/v1';
-    const collector = new Collector(
-      { broker: { url: broker.url, clientId: 'collector-btvirt', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, 'collector.db') },
-      createLogger('silent'),
-    );
-    await collector.start();
+    const collector = await startCollector(broker.url, 'collector-btvirt', prefix, join(dir, 'collector.db'));
     const config = writeJson(join(dir, 'gateway.json'), {
       gateway: { id: 'gw-btvirt', venue: 'venue-btvirt' },
       broker: { url: broker.url, reconnectS: 0.5 },

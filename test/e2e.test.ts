@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
 import { Collector } from '../collector/index.js';
 import { pull } from '../collector/pull.js';
-import { createLogger } from '../daemon/log/index.js';
 import type { CrowdOptions } from '../daemon/radio/index.js';
 import { gatewayTopics } from '../daemon/uplink/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from './harness/crowd-truth.js';
+import { startCollector, testBroker } from './harness/collector.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { tempDir } from './harness/tmp.js';
 
@@ -64,17 +64,10 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
     log: { level: 'debug' },
   });
-  const collector = newCollector(name, prefix, `collector-${name}`, shareGroup);
-  await collector.start();
+  const collector = await startCollector(broker.url, `collector-${name}`, prefix, join(dir, `${name}-collector.db`), shareGroup);
   return { name, prefix, crowd, truth: crowdTruth(crowd), config, gatewayDb, collector };
 }
 
-function newCollector(name: string, prefix: string, clientId: string, shareGroup?: string): Collector {
-  return new Collector(
-    { broker: { url: broker.url, clientId, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, `${name}-collector.db`), shareGroup },
-    createLogger('silent'),
-  );
-}
 
 function collectorRows(s: Scenario): CollectorRow[] {
   return s.collector.store.db.prepare('SELECT * FROM encounters WHERE gateway = ? ORDER BY id').all(`gw-${s.name}`) as CollectorRow[];
@@ -149,7 +142,7 @@ describe('end to end', () => {
     expect(expected.length).toBeGreaterThan(3);
     expect(expected.length).toBeLessThan(all.length);
     const parts = await pull({
-      broker: { url: broker.url, clientId: 'puller-1', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
+      broker: testBroker(broker.url, 'puller-1'),
       prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000,
     });
     const got = parts.flatMap((p) => p.encounters.map((e) => e.id)).sort((a, b) => a - b);
@@ -293,8 +286,7 @@ describe('end to end', () => {
 
   it('two collectors in one MQTT 5 shared subscription split the batches; nothing lost or doubled', async () => {
     const s = await scenario('shared', 404, 20, 'collectors');
-    const second = newCollector('shared', s.prefix, 'collector-shared-2', 'collectors');
-    await second.start();
+    const second = await startCollector(broker.url, 'collector-shared-2', s.prefix, join(dir, 'shared-collector.db'), 'collectors');
     const d = spawnVgw(['run', '-c', s.config]);
     await waitCrowdGone(s);
     await waitFor('all encounters via the shared subscription', () => collectorRows(s).length >= s.truth.size);

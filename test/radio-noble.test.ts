@@ -6,15 +6,16 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LocalBroker } from '../cli/local-broker.js';
-import { Collector } from '../collector/index.js';
 import { requestStatus } from '../collector/pull.js';
 import { createLogger } from '../daemon/log/index.js';
 import { computeEid, decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { advertisingReportEvents, readHciCapture } from '../daemon/radio/captures.js';
 import { advertisingReport, createH4Framer, hciGuardCounters, CrowdOptions, forcePassiveScan, NobleScanner, parseTransport, VirtualController } from '../daemon/radio/index.js';
+import { startCollector, testBroker } from './harness/collector.js';
 import { crowdEnd, crowdTruth } from './harness/crowd-truth.js';
 import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { hasReference, REFERENCE_DIR } from './harness/reference.js';
+import { RawController } from './harness/raw-controller.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-radio-');
@@ -91,11 +92,7 @@ describe('noble over the virtual controller', () => {
     const vc = new VirtualController({ socketPath, crowd });
     await vc.start();
     const prefix = 'test-radio/v1';
-    const collector = new Collector(
-      { broker: { url: broker.url, clientId: 'collector-radio', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 }, prefix, dbPath: join(dir, 'collector.db') },
-      createLogger('silent'),
-    );
-    await collector.start();
+    const collector = await startCollector(broker.url, 'collector-radio', prefix, join(dir, 'collector.db'));
     const config = writeJson(join(dir, 'gateway.json'), {
       gateway: { id: 'gw-radio', venue: 'venue-radio' },
       broker: { url: broker.url, reconnectS: 0.5 },
@@ -265,7 +262,7 @@ describe('radio supervisor', () => {
     type Radio = { state: string; reports: number; recover_restart_scan: number; recover_reset: number; recover_reopen: number; recovered: number };
     const radio = async (): Promise<Radio> => {
       const status = await requestStatus({
-        broker: { url: broker.url, clientId: `sup-probe-${Math.random()}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
+        broker: testBroker(broker.url, `sup-probe-${Math.random()}`),
         prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000,
       });
       return (status.counters as { radio: Radio }).radio;
@@ -362,7 +359,7 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
     const daemon = spawnVgw(['run', '-c', config]);
     const radio = await waitFor('a status with the radio', async () => {
       const status = await requestStatus({
-        broker: { url: broker.url, clientId: 'nok-probe', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
+        broker: testBroker(broker.url, 'nok-probe'),
         prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000,
       });
       return (status.counters as { radio: { state: string; error: string | null } }).radio;
@@ -399,6 +396,32 @@ describe.skipIf(!hasSocat)('TCP and serial transports (socat bridges them to the
     tcp.stop();
     serial.stop();
     for (const b of bridges) b.kill();
+    await vc.stop();
+  });
+});
+
+describe('virtual controller medium', () => {
+  it('answers an active scanner with scan responses of scannable advertisers; a passive one gets none', async () => {
+    const socketPath = join(dir, 'medium.sock');
+    const vc = new VirtualController({ socketPath });
+    await vc.start();
+    const advertiser = await RawController.connect(socketPath);
+    const active = await RawController.connect(socketPath);
+    const passive = await RawController.connect(socketPath);
+    await active.startScanning(true);
+    await passive.startScanning(false);
+    const adv = Buffer.from('0201060303aafe', 'hex');
+    const rsp = Buffer.from('0909766775652d676174', 'hex'); // complete local name
+    await advertiser.prepareAdvertising(adv, rsp);
+    expect(await advertiser.setAdvertising(true)).toBe(0);
+    // Re-enabling while advertising is refused, as real controllers do (bleno relies on that).
+    expect(await advertiser.setAdvertising(true)).toBe(0x0c);
+    await waitFor('reports', () => active.reports.length >= 4 && passive.reports.length >= 2, 5000);
+    expect(active.reports.filter((r) => r.type === 0x04).every((r) => r.data.equals(rsp))).toBe(true);
+    expect(active.reports.some((r) => r.type === 0x04)).toBe(true);
+    expect(active.reports.some((r) => r.type === 0x00 && r.data.equals(adv))).toBe(true);
+    expect(passive.reports.every((r) => r.type === 0x00)).toBe(true);
+    for (const c of [advertiser, active, passive]) c.close();
     await vc.stop();
   });
 });

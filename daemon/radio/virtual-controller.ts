@@ -13,6 +13,7 @@ const EVT_LE_META = 0x3e;
 const LE_ADVERTISING_REPORT = 0x02;
 const ADV_IND = 0x00;
 const ADV_NONCONN_IND = 0x03;
+const SCAN_RSP = 0x04;
 const ADDRESS_PUBLIC = 0x00;
 const ADDRESS_RANDOM = 0x01;
 const STATUS_OK = 0x00;
@@ -44,6 +45,9 @@ class EmulatedController {
   scanType = 0;
   advertising = false;
   advertisingData = Buffer.alloc(0);
+  scanResponseData = Buffer.alloc(0);
+  /** ADV_IND (0x00) and ADV_SCAN_IND (0x02) answer scan requests; ADV_NONCONN_IND does not. */
+  advertisingType = ADV_IND;
   advertisingIntervalMs = 1280;
   nextAdvertAt = 0;
   replayed = false;
@@ -103,6 +107,7 @@ class EmulatedController {
       case 0x2006: // LE Set Advertising Parameters: interval min in 0.625 ms units
         if (this.advertising) return this.commandComplete(opcode, Buffer.from([STATUS_COMMAND_DISALLOWED]));
         if (params.length >= 2) this.advertisingIntervalMs = Math.max(20, params.readUInt16LE(0) * 0.625);
+        if (params.length >= 5) this.advertisingType = params[4];
         return this.commandComplete(opcode, ok);
       case 0x2008: // LE Set Advertising Data: length byte, then 31 bytes
         this.advertisingData = Buffer.from(params.subarray(1, 1 + Math.min(31, params[0] ?? 0)));
@@ -114,11 +119,13 @@ class EmulatedController {
         return this.commandComplete(opcode, ok);
       case 0x2005: // LE Set Random Address: not while advertising
         return this.commandComplete(opcode, Buffer.from([this.advertising ? STATUS_COMMAND_DISALLOWED : STATUS_OK]));
+      case 0x2009: // LE Set Scan Response Data: length byte, then 31 bytes
+        this.scanResponseData = Buffer.from(params.subarray(1, 1 + Math.min(31, params[0] ?? 0)));
+        return this.commandComplete(opcode, ok);
       case 0x0c01: // Set Event Mask
       case 0x0c63: // Set Event Mask Page 2
       case 0x0c6d: // Write LE Host Support
       case 0x2001: // LE Set Event Mask
-      case 0x2009: // LE Set Scan Response Data
       case 0x2031: // LE Set Default PHY
         return this.commandComplete(opcode, ok);
       default:
@@ -227,7 +234,13 @@ export class VirtualController extends EventEmitter {
     for (const adv of this.controllers) {
       if (!adv.advertising) continue;
       while (adv.nextAdvertAt <= now) {
-        for (const c of this.controllers) if (c !== adv) c.report(adv.advertisingData, PEER_RSSI, adv.addressString, ADV_IND, ADDRESS_PUBLIC);
+        for (const c of this.controllers) {
+          if (c === adv) continue;
+          c.report(adv.advertisingData, PEER_RSSI, adv.addressString, adv.advertisingType, ADDRESS_PUBLIC);
+          // An active scanner sends a scan request; a scannable advertiser answers with its scan response.
+          const scannable = adv.advertisingType === ADV_IND || adv.advertisingType === 0x02;
+          if (c.scanType === 1 && scannable) c.report(adv.scanResponseData, PEER_RSSI, adv.addressString, SCAN_RSP, ADDRESS_PUBLIC);
+        }
         adv.nextAdvertAt += adv.advertisingIntervalMs;
       }
     }

@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { ulid } from 'ulid';
 import type { ClosedEncounter, Encounter } from '../encounters/index.js';
-import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { MIGRATIONS } from './schema.js';
 
 export interface StoreOptions {
   path: string;

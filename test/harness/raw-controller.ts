@@ -4,6 +4,8 @@ import net from 'node:net';
 import { createH4Framer } from '../../daemon/radio/h4.js';
 
 export interface RawReport {
+  /** 0 ADV_IND, 2 ADV_SCAN_IND, 3 ADV_NONCONN_IND, 4 SCAN_RSP */
+  type: number;
   address: string;
   data: Buffer;
   rssi: number;
@@ -39,6 +41,7 @@ export class RawController {
     } else if (p[1] === 0x3e && p[3] === 0x02 && p.length >= 15) {
       const len = p[13];
       this.reports.push({
+        type: p[5],
         address: [...p.subarray(7, 13)].reverse().map((b) => b.toString(16).padStart(2, '0')).join(':'),
         data: Buffer.from(p.subarray(14, 14 + len)),
         rssi: p.readInt8(14 + len),
@@ -59,20 +62,25 @@ export class RawController {
     });
   }
 
-  async startScanning(): Promise<void> {
+  async startScanning(active = false): Promise<void> {
     await this.command(0x0c03);
-    await this.command(0x200b, Buffer.from([0x00, 0x10, 0x00, 0x10, 0x00, 0x00, 0x00])); // passive
+    await this.command(0x200b, Buffer.from([active ? 0x01 : 0x00, 0x10, 0x00, 0x10, 0x00, 0x00, 0x00]));
     await this.command(0x200c, Buffer.from([0x01, 0x00])); // enable, duplicates not filtered
   }
 
-  /** Non-connectable advertising of `data` (≤ 31 bytes). */
-  async prepareAdvertising(data: Buffer): Promise<void> {
+  /** Advertising of `data` (≤ 31 bytes): non-connectable, or scannable with a scan response. */
+  async prepareAdvertising(data: Buffer, scanResponse?: Buffer): Promise<void> {
+    const field = (b: Buffer) => {
+      const padded = Buffer.alloc(32);
+      padded[0] = b.length;
+      b.copy(padded, 1);
+      return padded;
+    };
     await this.command(0x0c03);
-    await this.command(0x2006, Buffer.from([0xa0, 0x00, 0xa0, 0x00, 0x03, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0x07, 0x00]));
-    const padded = Buffer.alloc(32);
-    padded[0] = data.length;
-    data.copy(padded, 1);
-    await this.command(0x2008, padded);
+    const type = scanResponse ? 0x00 : 0x03; // ADV_IND or ADV_NONCONN_IND
+    await this.command(0x2006, Buffer.from([0xa0, 0x00, 0xa0, 0x00, type, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0x07, 0x00]));
+    await this.command(0x2008, field(data));
+    if (scanResponse) await this.command(0x2009, field(scanResponse));
   }
 
   async setAdvertising(on: boolean): Promise<number> {
