@@ -35,7 +35,7 @@ bench: system-deps build
 	node dist/bench/run.js
 
 soak: system-deps build
-	VGW_SOAK=1 $(NODE_BIN)/vitest run test/soak
+	VGW_SOAK=1 $(NODE_BIN)/vitest run
 
 clean:
 	rm -rf dist node_modules bench/report.json

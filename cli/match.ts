@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { Command } from 'commander';
+import { EncounterRow, KeyFileError, matchEncounters, parseKeyFile } from '../daemon/matching/index.js';
+import { fail, UsageError } from './errors.js';
+
+interface Row {
+  id: number;
+  venue?: string;
+  gateway?: string;
+  temp_id: Buffer;
+  metadata: Buffer;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  rssi_min: number;
+  rssi_max: number;
+  rssi_mean?: number;
+  rssi_sum?: number;
+  rssi_count?: number;
+}
+
+/** Encounters of a collector's database (venue, gateway, mean) or of a gateway's own. */
+function* encounters(db: Database.Database): Generator<EncounterRow> {
+  for (const r of db.prepare('SELECT * FROM encounters').iterate() as IterableIterator<Row>) {
+    yield {
+      venue: r.venue,
+      gateway: r.gateway,
+      id: r.id,
+      tempId: r.temp_id,
+      metadata: r.metadata,
+      firstSeen: r.first_seen,
+      lastSeen: r.last_seen,
+      count: r.count,
+      rssiMin: r.rssi_min,
+      rssiMax: r.rssi_max,
+      rssiMean: r.rssi_mean ?? (r.rssi_count ? Math.round(((r.rssi_sum ?? 0) / r.rssi_count) * 10) / 10 : null),
+    };
+  }
+}
+
+export function matchCommand(): Command {
+  return new Command('match')
+    .description('list the venue encounters of confirmed cases: diagnosis keys → RPIs → encounters')
+    .requiredOption('--keys <file>', 'diagnosis keys: an EN export file ("EK Export v1" + protobuf) or a JSON list of {key, rollingStartIntervalNumber, rollingPeriod}')
+    .requiredOption('--db <file>', "a collector's database, or a gateway's own")
+    .option('--json', 'print the matches as JSON')
+    .addHelpText(
+      'after',
+      '\nRPIs are matched within ±2 h of their interval (the EN spec\'s clock-drift tolerance); the AEM is\ndecrypted to the TX power the phone reported, giving the attenuation at the strongest sighting.\nExit codes: 0 matches listed (possibly none), 2 bad arguments or files.\nExample:\n  vgw match --keys export.bin --db /var/lib/venue-gateway/collector.db --json',
+    )
+    .action((opts: { keys: string; db: string; json?: boolean }) => {
+      try {
+        let keyFile: Buffer;
+        try {
+          keyFile = readFileSync(opts.keys);
+        } catch (err) {
+          throw new UsageError(`--keys: cannot read ${opts.keys} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+        }
+        const keys = parseKeyFile(keyFile);
+        let db: Database.Database;
+        try {
+          db = new Database(opts.db, { readonly: true, fileMustExist: true });
+          db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
+        } catch (err) {
+          throw new UsageError(`--db: ${opts.db} is not a venue-gateway database (${(err as Error).message})`);
+        }
+        const matches = matchEncounters(keys, encounters(db));
+        db.close();
+        if (opts.json) {
+          process.stdout.write(
+            JSON.stringify({
+              keys: keys.length,
+              matches: matches.map((m) => ({
+                venue: m.venue ?? null,
+                gateway: m.gateway ?? null,
+                encounter: m.id,
+                key: m.keyIndex,
+                intervalNumber: m.intervalNumber,
+                firstSeen: new Date(m.firstSeen).toISOString(),
+                lastSeen: new Date(m.lastSeen).toISOString(),
+                durationS: Math.round((m.lastSeen - m.firstSeen) / 1000),
+                adverts: m.count,
+                rssiMin: m.rssiMin,
+                rssiMax: m.rssiMax,
+                rssiMean: m.rssiMean,
+                txPowerDbm: m.txPowerDbm,
+                attenuationDb: m.attenuationDb,
+              })),
+            }, null, 2) + '\n',
+          );
+          return;
+        }
+        process.stdout.write(`${keys.length} diagnosis keys, ${matches.length} matching encounters\n`);
+        for (const m of matches) {
+          process.stdout.write(
+            `${m.venue ?? '-'} ${m.gateway ?? '-'}  ${new Date(m.firstSeen).toISOString()} → ${new Date(m.lastSeen).toISOString()}` +
+              `  ${Math.round((m.lastSeen - m.firstSeen) / 1000)} s  ${m.count} adverts  RSSI ${m.rssiMin}..${m.rssiMax}` +
+              `${m.txPowerDbm !== null ? `  TX ${m.txPowerDbm} dBm` : ''}${m.attenuationDb !== null ? `  attenuation ${m.attenuationDb} dB` : ''}  (key #${m.keyIndex})\n`,
+          );
+        }
+      } catch (err) {
+        fail(err instanceof KeyFileError ? new UsageError(`--keys: ${err.message}`) : err);
+      }
+    });
+}

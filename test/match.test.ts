@@ -1,0 +1,131 @@
+// Exposure matching: diagnosis keys → RPIs → venue encounters, on a gateway's own database.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
+import { parseExportFile } from '../daemon/matching/index.js';
+import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdentifier } from '../daemon/protocols/index.js';
+import { Crowd, CrowdOptions, phone, rotationAt } from '../daemon/radio/index.js';
+import { Store } from '../daemon/store/index.js';
+import { runVgw, writeJson } from './harness/processes.js';
+import { hasReference, REFERENCE_DIR } from './harness/reference.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-match-');
+let n = 0;
+
+function gatewayDb(encounters: ClosedEncounter[]): string {
+  const path = join(dir, `g${n++}.db`);
+  const store = new Store({
+    path, groupCommitMs: 1000, retentionMs: 100 * 365 * 86_400_000, purgeBatchSize: 500,
+    batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 1_000_000,
+  });
+  store.addEncounters(encounters);
+  store.close();
+  return path;
+}
+
+function encounter(tempId: Buffer, metadata: Buffer, firstSeen: number, rssiMax = -60): ClosedEncounter {
+  return {
+    protocol: 0, tempId, metadata, firstSeen, lastSeen: firstSeen + 120_000, count: 500, rssiMin: -80, rssiMax,
+    rssiSum: -70 * 500, rssiCount: 500, bucketMs: [0, 60_000, 60_000, 0], clockSynced: true, closeReason: 'silence',
+  };
+}
+
+// EN Cryptography Specification v1.2 test vectors (google/exposure-notifications-internals):
+// TEK, ENIntervalNumber 2642976, metadata 40080000 (+8 dBm), RPI/AEM of the first interval.
+const TEK = '75c734c6dd1a782de7a965da5eb93125';
+const RSIN = 2642976;
+
+describe('vgw match', () => {
+  it('finds the encounter of a confirmed key (spec vectors), decrypts its TX power, and honours the ±2 h tolerance', () => {
+    const rpi0 = Buffer.from('8be6cd371c5c891604bfbe49df845096', 'hex');
+    const aem0 = Buffer.from('72033874', 'hex');
+    const t0 = RSIN * 600_000;
+    const rpi5 = rollingProximityIdentifier(deriveRpik(Buffer.from(TEK, 'hex')), RSIN + 5);
+    const db = gatewayDb([
+      encounter(rpi0, aem0, t0 + 60_000, -62), // matches, TX +8 dBm → attenuation 70 dB
+      encounter(rpi5, Buffer.alloc(4), t0 + 5 * 600_000 - 2 * 3600_000 + 130_000), // just inside the tolerance
+      encounter(rpi5, Buffer.alloc(4), t0 + 5 * 600_000 + 600_000 + 2 * 3600_000 + 1000), // seen too late: no
+      encounter(Buffer.alloc(16, 7), Buffer.alloc(4), t0), // another phone
+    ]);
+    const keys = writeJson(join(dir, 'keys.json'), [{ key: Buffer.from(TEK, 'hex').toString('base64'), rollingStartIntervalNumber: RSIN, rollingPeriod: 144 }]);
+    const r = runVgw(['match', '--keys', keys, '--db', db, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.keys).toBe(1);
+    // sorted by time: #2 was seen two hours before its interval, #1 in it
+    expect(out.matches.map((m: { encounter: number }) => m.encounter)).toEqual([2, 1]);
+    expect(out.matches[1]).toMatchObject({ encounter: 1, intervalNumber: RSIN, txPowerDbm: 8, attenuationDb: 70, adverts: 500, rssiMax: -62 });
+    const text = runVgw(['match', '--keys', keys, '--db', db]);
+    expect(text.stdout).toMatch(/^1 diagnosis keys, 2 matching encounters/);
+    expect(text.stdout).toContain('TX 8 dBm  attenuation 70 dB');
+  });
+
+  it('names bad key files and databases (exit 2)', () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify([{ key: 'abc', rollingStartIntervalNumber: 1 }]));
+    const r = runVgw(['match', '--keys', bad, '--db', join(dir, 'none.db')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--keys: \[0\]\.key: must be 16 bytes/);
+    const ok = writeJson(join(dir, 'ok.json'), []);
+    const nodb = runVgw(['match', '--keys', ok, '--db', join(dir, 'none.db')]);
+    expect(nodb.status).toBe(2);
+    expect(nodb.stderr).toMatch(/--db: .* is not a venue-gateway database/);
+  });
+
+  it.skipIf(!hasReference)('reads the real EN export files of ../shared/reference (format only)', () => {
+    const files = readdirSync(join(REFERENCE_DIR, 'en_export'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const keys = parseExportFile(readFileSync(join(REFERENCE_DIR, 'en_export', f)));
+      expect(keys.length, f).toBeGreaterThan(0);
+      for (const k of keys) {
+        expect(k.key).toHaveLength(16);
+        expect(k.rollingPeriod).toBeGreaterThan(0);
+        expect(k.rollingPeriod).toBeLessThanOrEqual(144);
+        expect(k.rollingStartIntervalNumber).toBeGreaterThan(2_600_000); // 2019 onwards
+      }
+    }
+  });
+
+  it('on a crowd whose TEKs are known: every encounter of the confirmed phones, none of the others', () => {
+    const anchor = Date.UTC(2026, 10, 22, 9);
+    const crowd: CrowdOptions = { seed: 77, phones: 40, arrivalsPerMinute: 4, minDwellS: 120, maxDwellS: 900, anchor };
+    const c = new Crowd(crowd);
+    const state = createAggregator({ silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 10_000, attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000 });
+    const closed: ClosedEncounter[] = [];
+    const drops = newDropCounters();
+    for (let t = anchor; !c.done(); t += 1000) {
+      c.advance(t - 1000, t, (data, rssi, address, time) => {
+        const s = decodeAdvertisement(data, rssi, address, time, drops);
+        if (s) observe(state, s, closed);
+      });
+      sweep(state, t, closed);
+    }
+    closeAll(state, closed);
+    const db = gatewayDb(closed);
+    const confirmed = [3, 17, 29];
+    // each phone's key covers the day of its walk-by (and the next, in case it crossed midnight)
+    const keys = confirmed.flatMap((i) => {
+      const p = phone(crowd, i);
+      const day = Math.floor(rotationAt(p, p.arrival) / 144) * 144;
+      return [day, day + 144].map((rsin) => ({ key: p.tek.toString('hex'), rollingStartIntervalNumber: rsin, rollingPeriod: 144 }));
+    });
+    const expected = new Set<string>();
+    for (const i of confirmed) {
+      const p = phone(crowd, i);
+      const rpik = deriveRpik(p.tek);
+      for (let t = p.arrival; t < p.departure; t += 1000) expected.add(rollingProximityIdentifier(rpik, rotationAt(p, t)).toString('hex'));
+    }
+    const wanted = closed.map((e, i) => ({ id: i + 1, rpi: e.tempId.toString('hex') })).filter((e) => expected.has(e.rpi)).map((e) => e.id);
+    expect(wanted.length).toBeGreaterThanOrEqual(confirmed.length);
+    const r = runVgw(['match', '--keys', writeJson(join(dir, 'crowd-keys.json'), keys), '--db', db, '--json']);
+    expect(r.status).toBe(0);
+    const got = (JSON.parse(r.stdout).matches as Array<{ encounter: number; txPowerDbm: number }>);
+    expect(got.map((m) => m.encounter).sort((a, b) => a - b)).toEqual(wanted);
+    // the AEM of the crowd's phones decrypts to the TX power each one advertised
+    for (const m of got) expect(m.txPowerDbm).toBeGreaterThanOrEqual(-8);
+  });
+});
