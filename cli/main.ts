@@ -6,6 +6,7 @@ import { configCommand } from './config.js';
 import { decodeCommand } from './decode.js';
 import { demoCommand } from './demo.js';
 import { EXIT } from './errors.js';
+import { exportCommand } from './export.js';
 import { matchCommand } from './match.js';
 import { pullCommand } from './pull.js';
 import { runCommand } from './run.js';
@@ -16,7 +17,7 @@ const program = new Command('vgw')
   .version('0.1.0')
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), virtualControllerCommand(), demoCommand()]) {
+for (const cmd of [runCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), exportCommand(), virtualControllerCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

@@ -1,43 +1,8 @@
 import { readFileSync } from 'node:fs';
-import Database from 'better-sqlite3';
 import { Command } from 'commander';
-import { EncounterRow, KeyFileError, matchEncounters, parseKeyFile } from '../daemon/matching/index.js';
+import { KeyFileError, matchEncounters, parseKeyFile } from '../daemon/matching/index.js';
+import { encounters, openEncounterDb } from './encounter-db.js';
 import { fail, UsageError } from './errors.js';
-
-interface Row {
-  id: number;
-  venue?: string;
-  gateway?: string;
-  temp_id: Buffer;
-  metadata: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  rssi_min: number;
-  rssi_max: number;
-  rssi_mean?: number;
-  rssi_sum?: number;
-  rssi_count?: number;
-}
-
-/** Encounters of a collector's database (venue, gateway, mean) or of a gateway's own. */
-function* encounters(db: Database.Database): Generator<EncounterRow> {
-  for (const r of db.prepare('SELECT * FROM encounters').iterate() as IterableIterator<Row>) {
-    yield {
-      venue: r.venue,
-      gateway: r.gateway,
-      id: r.id,
-      tempId: r.temp_id,
-      metadata: r.metadata,
-      firstSeen: r.first_seen,
-      lastSeen: r.last_seen,
-      count: r.count,
-      rssiMin: r.rssi_min,
-      rssiMax: r.rssi_max,
-      rssiMean: r.rssi_mean ?? (r.rssi_count ? Math.round(((r.rssi_sum ?? 0) / r.rssi_count) * 10) / 10 : null),
-    };
-  }
-}
 
 export function matchCommand(): Command {
   return new Command('match')
@@ -58,13 +23,7 @@ export function matchCommand(): Command {
           throw new UsageError(`--keys: cannot read ${opts.keys} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
         }
         const keys = parseKeyFile(keyFile);
-        let db: Database.Database;
-        try {
-          db = new Database(opts.db, { readonly: true, fileMustExist: true });
-          db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
-        } catch (err) {
-          throw new UsageError(`--db: ${opts.db} is not a venue-gateway database (${(err as Error).message})`);
-        }
+        const db = openEncounterDb(opts.db);
         const matches = matchEncounters(keys, encounters(db));
         db.close();
         if (opts.json) {

@@ -129,3 +129,29 @@ describe('vgw match', () => {
     for (const m of got) expect(m.txPowerDbm).toBeGreaterThanOrEqual(-8);
   });
 });
+
+describe('vgw export', () => {
+  it('writes the encounters overlapping a range as JSON or CSV', () => {
+    const t = Date.UTC(2026, 10, 22, 10);
+    const db = gatewayDb([
+      encounter(Buffer.alloc(16, 1), Buffer.alloc(4), t - 3600_000),
+      encounter(Buffer.alloc(16, 2), Buffer.alloc(4), t - 60_000), // overlaps the start
+      encounter(Buffer.alloc(16, 3), Buffer.alloc(4), t + 600_000),
+      encounter(Buffer.alloc(16, 4), Buffer.alloc(4), t + 3600_000), // starts at the end: excluded
+    ]);
+    const args = ['export', '--db', db, '--from', new Date(t).toISOString(), '--to', String(t + 3600_000)];
+    const json = runVgw(args);
+    expect(json.status).toBe(0);
+    const rows = JSON.parse(json.stdout) as Array<{ encounter: number; tempId: string; durationS: number; rssiMean: number }>;
+    expect(rows.map((r) => r.encounter)).toEqual([2, 3]);
+    expect(rows[0]).toMatchObject({ tempId: '02'.repeat(16), durationS: 120, rssiMean: -70 });
+    const csv = runVgw([...args, '--format', 'csv']);
+    const lines = csv.stdout.trim().split('\n');
+    expect(lines[0]).toBe('venue,gateway,encounter,tempId,firstSeen,lastSeen,durationS,adverts,rssiMin,rssiMax,rssiMean');
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toMatch(/^,,2,0202/);
+    const bad = runVgw([...args.slice(0, 5), '--to', '0']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--to: must be after --from/);
+  });
+});

@@ -1,0 +1,52 @@
+// Reads the encounters of a venue-gateway database: a collector's (venue, gateway, mean RSSI)
+// or a gateway's own (RSSI sum and count). Read-only: safe beside a running daemon (WAL).
+import Database from 'better-sqlite3';
+import type { EncounterRow } from '../daemon/matching/index.js';
+import { UsageError } from './errors.js';
+
+export function openEncounterDb(path: string): Database.Database {
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
+    return db;
+  } catch (err) {
+    throw new UsageError(`--db: ${path} is not a venue-gateway database (${(err as Error).message})`);
+  }
+}
+
+interface Row {
+  id: number;
+  venue?: string;
+  gateway?: string;
+  temp_id: Buffer;
+  metadata: Buffer;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  rssi_min: number;
+  rssi_max: number;
+  rssi_mean?: number;
+  rssi_sum?: number;
+  rssi_count?: number;
+}
+
+/** Encounters of a collector's database (venue, gateway, mean) or of a gateway's own. */
+export function* encounters(db: Database.Database, from = 0, to = Number.MAX_SAFE_INTEGER): Generator<EncounterRow> {
+  const rows = db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? ORDER BY first_seen').iterate(from, to);
+  for (const r of rows as IterableIterator<Row>) {
+    yield {
+      venue: r.venue,
+      gateway: r.gateway,
+      id: r.id,
+      tempId: r.temp_id,
+      metadata: r.metadata,
+      firstSeen: r.first_seen,
+      lastSeen: r.last_seen,
+      count: r.count,
+      rssiMin: r.rssi_min,
+      rssiMax: r.rssi_max,
+      rssiMean: r.rssi_mean ?? (r.rssi_count ? Math.round(((r.rssi_sum ?? 0) / r.rssi_count) * 10) / 10 : null),
+    };
+  }
+}
+

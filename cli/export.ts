@@ -1,0 +1,47 @@
+import { Command } from 'commander';
+import { encounters, openEncounterDb } from './encounter-db.js';
+import { fail, parseTime, UsageError } from './errors.js';
+
+const COLUMNS = ['venue', 'gateway', 'encounter', 'tempId', 'firstSeen', 'lastSeen', 'durationS', 'adverts', 'rssiMin', 'rssiMax', 'rssiMean'] as const;
+
+function csvField(v: unknown): string {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function exportCommand(): Command {
+  return new Command('export')
+    .description('write the encounters of a time range as JSON or CSV (for health officers)')
+    .requiredOption('--db <file>', "a collector's database, or a gateway's own")
+    .requiredOption('--from <time>', 'start, ISO-8601 or unix ms (encounters overlapping the range)')
+    .requiredOption('--to <time>', 'end, ISO-8601 or unix ms (exclusive)')
+    .option('--format <f>', 'json or csv', 'json')
+    .addHelpText('after', '\nExit codes: 0 ok, 2 bad arguments.\nExample:\n  vgw export --db collector.db --from 2026-11-20T00:00Z --to 2026-11-21T00:00Z --format csv > day.csv')
+    .action((opts: { db: string; from: string; to: string; format: string }) => {
+      try {
+        const from = parseTime(opts.from, '--from');
+        const to = parseTime(opts.to, '--to');
+        if (to <= from) throw new UsageError('--to: must be after --from');
+        if (opts.format !== 'json' && opts.format !== 'csv') throw new UsageError(`--format: "${opts.format}" must be json or csv`);
+        const db = openEncounterDb(opts.db);
+        const rows = [...encounters(db, from, to)].map((e) => ({
+          venue: e.venue ?? null,
+          gateway: e.gateway ?? null,
+          encounter: e.id,
+          tempId: e.tempId.toString('hex'),
+          firstSeen: new Date(e.firstSeen).toISOString(),
+          lastSeen: new Date(e.lastSeen).toISOString(),
+          durationS: Math.round((e.lastSeen - e.firstSeen) / 1000),
+          adverts: e.count,
+          rssiMin: e.rssiMin,
+          rssiMax: e.rssiMax,
+          rssiMean: e.rssiMean,
+        }));
+        db.close();
+        if (opts.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        else process.stdout.write([COLUMNS.join(','), ...rows.map((r) => COLUMNS.map((c) => csvField(r[c])).join(','))].join('\n') + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
