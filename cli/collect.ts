@@ -1,24 +1,27 @@
 import { Command } from 'commander';
-import { Collector } from '../collector/index.js';
+import { Collector, GatewayRegistry } from '../collector/index.js';
 import { brokerOptions, defaultCollectorClientId } from '../daemon/index.js';
-import { loadConfig } from '../daemon/config/index.js';
+import { ConfigError, loadConfig } from '../daemon/config/index.js';
 import { createLogger } from '../daemon/log/index.js';
 import { fail } from './errors.js';
 
 export function collectCommand(): Command {
   return new Command('collect')
     .description('run the backend collector: store batches from every gateway in SQLite and acknowledge them')
-    .requiredOption('-c, --config <file>', 'config file with a "collector" section (db, shareGroup)')
+    .requiredOption('-c, --config <file>', 'config file with a "collector" section (db, registry, shareGroup)')
     .option('--pretty', 'human-readable logs instead of JSON lines')
     .addHelpText('after', '\nExample:\n  vgw collect --config collector.json --pretty')
     .action(async (opts: { config: string; pretty?: boolean }) => {
       let collector: Collector;
       try {
         const config = loadConfig(opts.config);
-        const c = config.collector ?? { db: 'collector.db' };
+        const c = config.collector;
+        if (!c) throw new ConfigError(['collector: required by `vgw collect`: add {"collector": {"db": "collector.db", "registry": "gateways.json"}}'], opts.config);
         const log = createLogger(config.log.level, { pretty: opts.pretty });
+        const registry = c.registry ? new GatewayRegistry(c.registry) : null;
+        if (!registry) log.warn('collector.acceptUnsigned: batches are stored without checking who sent them (development only)');
         collector = new Collector(
-          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup },
+          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup, registry },
           log,
         );
         await collector.start();

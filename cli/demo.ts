@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
-import { randomBytes } from 'node:crypto';
+import { newIdentity } from '../daemon/trust/index.js';
 import { VirtualController } from '../daemon/radio/index.js';
 import { gatewayTopics } from '../daemon/uplink/index.js';
 import { fail } from './errors.js';
@@ -68,15 +68,20 @@ export function demoCommand(): Command {
       const venue = 'demo-venue';
       const gateway = 'demo-gw';
       const common = { broker: { url: broker.url }, log: { level: 'info' } };
+      // Provisioned as a real unit is: signed batches, verified by the collector.
+      const { secrets, record } = newIdentity({ gateway, venue, beacon: { exponent: 4, epochS: 0, txPowerDbm: -20 } });
+      writeFileSync(join(dir, 'secrets.json'), JSON.stringify(secrets), { mode: 0o600 });
+      writeFileSync(join(dir, 'registry.json'), JSON.stringify([record]));
       writeFileSync(
         join(dir, 'gateway.json'),
         JSON.stringify({
           ...common,
           gateway: { id: gateway, venue },
+          secretsFile: join(dir, 'secrets.json'),
           ...(virtual
             ? {
                 radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
-                beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, identityKey: randomBytes(16).toString('hex'), exponent: 4 },
+                beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, exponent: 4 },
                 clock: { syncCheck: 'assume-synced' },
                 encounters: { silenceS: 5 },
               }
@@ -85,7 +90,7 @@ export function demoCommand(): Command {
           uplink: { batchMaxAgeS: 3, statusIntervalS: 1 },
         }),
       );
-      writeFileSync(join(dir, 'collector.json'), JSON.stringify({ ...common, collector: { db: join(dir, 'collector.db') } }));
+      writeFileSync(join(dir, 'collector.json'), JSON.stringify({ ...common, collector: { db: join(dir, 'collector.db'), registry: join(dir, 'registry.json') } }));
       const collector = spawnVgw(['collect', '-c', join(dir, 'collector.json')], join(dir, 'collector.log'));
       const daemon = spawnVgw(['run', '-c', join(dir, 'gateway.json')], join(dir, 'gateway.log'));
 

@@ -1,4 +1,5 @@
 import { ConfigError } from '../daemon/config/index.js';
+import { TrustError } from '../daemon/trust/index.js';
 
 /** Documented exit codes (README): scripts rely on them. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, timeout: 3 } as const;
@@ -12,7 +13,7 @@ export class UsageError extends Error {
 
 /** Prints a clear message for expected errors and exits with the matching code. */
 export function fail(err: unknown): never {
-  if (err instanceof ConfigError || err instanceof UsageError) {
+  if (err instanceof ConfigError || err instanceof UsageError || err instanceof TrustError) {
     process.stderr.write(`vgw: ${err.message}\n`);
     process.exit(EXIT.usage);
   }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { CollectorDb } from '../collector/index.js';
+import { CollectorDb, GatewayRegistry, verifyBatch } from '../collector/index.js';
 import { pull, PullError } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../daemon/index.js';
 import { Config, loadConfig, parseConfig } from '../daemon/config/index.js';
@@ -46,10 +46,17 @@ export function pullCommand(): Command {
         const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000 });
         const total = parts.reduce((n, p) => n + p.encounters.length, 0);
         let stored = 0;
+        const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;
+        if (registry) {
+          for (const p of parts) {
+            const verdict = verifyBatch(p, registry);
+            if (!verdict.ok) throw new PullError(`reply part ${p.part ?? 0} refused: ${verdict.reason}`);
+          }
+        }
         if (opts.config && config.collector) {
           const db = new CollectorDb(config.collector.db);
           try {
-            for (const p of parts) stored += db.ingest(p).stored;
+            for (const p of parts) stored += db.ingest(p, registry?.lookup(p.gateway)?.signer ?? null).stored;
           } finally {
             db.close();
           }

@@ -14,6 +14,9 @@ import {
   parseBatchTopic,
   WireFormatError,
 } from '../daemon/uplink/index.js';
+import { GatewayRegistry, verifyBatch } from './verify.js';
+
+export { GatewayRegistry, verifyBatch } from './verify.js';
 
 export const COLLECTOR_MIGRATIONS: readonly string[] = [
   `CREATE TABLE batches (
@@ -53,21 +56,30 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
      seq_gaps INTEGER NOT NULL DEFAULT 0,
      last_seen_at INTEGER NOT NULL
    );`,
+  // Signed batches: who signed (the raw public key) and the signature, kept as evidence; a
+  // gateway's sequence numbers are unique per signing key.
+  `ALTER TABLE batches ADD COLUMN signer BLOB;
+   ALTER TABLE batches ADD COLUMN sig BLOB;
+   CREATE UNIQUE INDEX batches_sequence ON batches(gateway, signer, seq) WHERE kind = 'batch' AND signer IS NOT NULL;`,
 ];
 
 export interface CollectorCounters {
   batches_stored: number;
   batches_duplicate: number;
   batches_rejected: number;
+  batches_unverified: number;
+  batches_out_of_sequence: number;
   encounters_stored: number;
   encounters_duplicate: number;
   acks_sent: number;
 }
 
-export interface IngestResult {
-  duplicate: boolean;
-  stored: number;
-}
+export type IngestResult =
+  | { outcome: 'stored'; stored: number }
+  /** The batch id is stored already: a re-send after a lost ack, or a replay. */
+  | { outcome: 'duplicate'; stored: 0 }
+  /** A new batch id with a sequence number another batch of the same signer holds. */
+  | { outcome: 'out_of_sequence'; stored: 0; heldBy: string };
 
 /** The collector's database: usable on its own (tests, `vgw pull`) or behind MQTT. */
 export class CollectorDb {
@@ -76,6 +88,8 @@ export class CollectorDb {
   private readonly insertEncounter;
   private readonly upsertGateway;
   private readonly lastSeq;
+  private readonly batchExists;
+  private readonly seqHolder;
 
   constructor(path: string) {
     this.db = openDatabase(path);
@@ -83,8 +97,8 @@ export class CollectorDb {
     this.db.pragma('synchronous = NORMAL');
     migrate(this.db, COLLECTOR_MIGRATIONS);
     this.insertBatch = this.db.prepare(
-      `INSERT OR IGNORE INTO batches (id, kind, gateway, venue, seq, created_at, received_at, encounter_count)
-       VALUES (?,?,?,?,?,?,?,?)`,
+      `INSERT INTO batches (id, kind, gateway, venue, seq, created_at, received_at, encounter_count, signer, sig)
+       VALUES (?,?,?,?,?,?,?,?,?,?)`,
     );
     this.insertEncounter = this.db.prepare(
       `INSERT OR IGNORE INTO encounters (gateway, id, venue, protocol, temp_id, metadata, first_seen, last_seen,
@@ -97,15 +111,24 @@ export class CollectorDb {
          last_seq = max(last_seq, excluded.last_seq)`,
     );
     this.lastSeq = this.db.prepare('SELECT last_seq FROM gateways WHERE gateway = ?').pluck();
+    this.batchExists = this.db.prepare('SELECT 1 FROM batches WHERE id = ?').pluck();
+    this.seqHolder = this.db.prepare(`SELECT id FROM batches WHERE gateway = ? AND signer = ? AND seq = ? AND kind = 'batch'`).pluck();
   }
 
-  /** Stores a batch in one transaction; a batch id already stored is a duplicate. */
-  ingest(batch: Batch): IngestResult {
+  /**
+   * Stores a batch in one transaction. A batch id already stored is a duplicate; `signer` (the
+   * verified key) makes sequence numbers binding: a new id on a used seq is refused.
+   */
+  ingest(batch: Batch, signer: Buffer | null = null): IngestResult {
     return this.db.transaction((): IngestResult => {
-      const fresh = this.insertBatch.run(
-        batch.id, batch.kind, batch.gateway, batch.venue, batch.seq, batch.createdAt, Date.now(), batch.encounters.length,
-      ).changes === 1;
-      if (!fresh) return { duplicate: true, stored: 0 };
+      if (this.batchExists.get(batch.id) !== undefined) return { outcome: 'duplicate', stored: 0 };
+      if (signer && batch.kind === 'batch') {
+        const heldBy = this.seqHolder.get(batch.gateway, signer, batch.seq) as string | undefined;
+        if (heldBy !== undefined) return { outcome: 'out_of_sequence', stored: 0, heldBy };
+      }
+      this.insertBatch.run(
+        batch.id, batch.kind, batch.gateway, batch.venue, batch.seq, batch.createdAt, Date.now(), batch.encounters.length, signer, batch.sig ?? null,
+      );
       let stored = 0;
       for (const e of batch.encounters) {
         stored += this.insertEncounter.run(
@@ -114,7 +137,7 @@ export class CollectorDb {
         ).changes;
       }
       if (batch.kind === 'batch') this.upsertGateway.run(batch.gateway, batch.venue, batch.seq, Date.now());
-      return { duplicate: false, stored };
+      return { outcome: 'stored', stored };
     })();
   }
 
@@ -132,6 +155,8 @@ export interface CollectorOptions {
   prefix: string;
   dbPath: string;
   shareGroup?: string;
+  /** Verifies every batch; null stores unsigned batches unchecked (development only). */
+  registry: GatewayRegistry | null;
 }
 
 export class Collector {
@@ -139,6 +164,8 @@ export class Collector {
     batches_stored: 0,
     batches_duplicate: 0,
     batches_rejected: 0,
+    batches_unverified: 0,
+    batches_out_of_sequence: 0,
     encounters_stored: 0,
     encounters_duplicate: 0,
     acks_sent: 0,
@@ -182,26 +209,56 @@ export class Collector {
       this.log.warn({ topic, err: (err as Error).message }, 'batch rejected');
       return;
     }
+    const verified = this.verify(batch);
+    if (!verified.ok) {
+      // Not acknowledged either: a real gateway whose record is missing keeps its batches until it is added.
+      this.counters.batches_rejected++;
+      this.counters.batches_unverified++;
+      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
+      return;
+    }
     let result: IngestResult;
     try {
-      result = this.store.ingest(batch);
+      result = this.store.ingest(batch, verified.signer);
     } catch (err) {
       // Not acknowledged: the gateway keeps it in its outbox and sends it again.
       this.log.error({ batch: batch.id, err: (err as Error).message }, 'batch not stored');
       return;
     }
-    if (result.duplicate) this.counters.batches_duplicate++;
-    else {
+    if (result.outcome === 'out_of_sequence') {
+      this.counters.batches_rejected++;
+      this.counters.batches_out_of_sequence++;
+      this.log.warn(
+        { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
+        'batch refused',
+      );
+      return;
+    }
+    if (result.outcome === 'duplicate') {
+      this.counters.batches_duplicate++;
+      this.log.info({ batch: batch.id, gateway: batch.gateway, seq: batch.seq }, 'batch already stored (re-send or replay): acknowledged again, not stored twice');
+    } else {
       this.counters.batches_stored++;
       this.counters.encounters_stored += result.stored;
       this.counters.encounters_duplicate += batch.encounters.length - result.stored;
+      this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
     }
-    this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored, duplicate: result.duplicate }, 'batch stored');
     const ackTopic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
     this.client?.publish(ackTopic, JSON.stringify({ v: 1, acks: [batch.id] }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
       if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
     });
     this.counters.acks_sent++;
+  }
+
+  private verify(batch: Batch): { ok: true; signer: Buffer | null } | { ok: false; reason: string } {
+    const registry = this.options.registry;
+    if (!registry) return { ok: true, signer: null };
+    try {
+      registry.reloadIfChanged();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'registry not reloaded; keeping the records already loaded');
+    }
+    return verifyBatch(batch, registry);
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@
 // encounters (pull), or its status.
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { BrokerOptions, Batch, decodeBatch, gatewayTopics, replyTopic } from '../daemon/uplink/index.js';
+import { BrokerOptions, Batch, decodeBatch, gatewayTopics, replyTopic, tlsOptions } from '../daemon/uplink/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -42,6 +42,7 @@ async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffe
     protocolVersion: 5,
     clientId: to.broker.clientId,
     clean: true,
+    ...tlsOptions(to.broker),
     username: to.broker.username,
     password: to.broker.password,
     connectTimeout: to.broker.connectTimeoutS * 1000,

@@ -3,13 +3,14 @@
 import { hostname } from 'node:os';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from './encounters/index.js';
 import type { Config } from './config/index.js';
-import { requireGateway } from './config/index.js';
+import { ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
+import { loadSecrets, signBytes, signingKeyFromSeed } from './trust/index.js';
 import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor, SteadyClock } from './clock/index.js';
 import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
 import { Store } from './store/index.js';
-import { BrokerOptions, Uplink } from './uplink/index.js';
+import { BrokerOptions, tlsOptions, Uplink } from './uplink/index.js';
 
 export interface Daemon {
   readonly store: Store;
@@ -28,6 +29,16 @@ export function defaultCollectorClientId(): string {
 
 export function startDaemon(config: Config, log: Logger): Daemon {
   const gateway = requireGateway(config);
+  // Refuses to start on a missing or world-readable secrets file: before anything is opened.
+  const secrets = loadSecrets(requireSecretsFile(config));
+  const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
+  const identityKeyHex = secrets.beaconIdentityKey ?? config.beacon.identityKey;
+  if (config.beacon.enabled && identityKeyHex === undefined) {
+    throw new ConfigError(['beacon.identityKey: required when beacon.enabled is true: `vgw provision` puts it in the secrets file (beaconIdentityKey)'], '');
+  }
+  const broker = brokerOptions(config, `vgw-${gateway.id}`);
+  if (secrets.brokerPassword !== undefined) broker.password = secrets.brokerPassword;
+  tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
   const sim = config.radio.simulated;
   const scanner = config.radio.scanner;
   const steady = new SteadyClock();
@@ -60,7 +71,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
         {
           transport: parseTransport(b.transport),
           deviceId: b.deviceId,
-          identityKey: Buffer.from(b.identityKey!, 'hex'),
+          identityKey: Buffer.from(identityKeyHex!, 'hex'),
           exponent: b.exponent,
           txPowerDbm: b.txPowerDbm,
           epochS: b.epochS,
@@ -88,7 +99,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   });
   const uplink = new Uplink(
     {
-      broker: brokerOptions(config, `vgw-${gateway.id}`),
+      broker,
+      signer: (data) => signBytes(signingKey, data),
       prefix: config.topicPrefix,
       venue: gateway.venue,
       gateway: gateway.id,

@@ -12,6 +12,7 @@ import { LocalBroker } from '../cli/local-broker.js';
 import { computeEid } from '../daemon/protocols/index.js';
 import { enAdvertisingData } from '../daemon/radio/index.js';
 import { startCollector } from './harness/collector.js';
+import { provisionTestGateway } from './harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { RawController } from './harness/raw-controller.js';
 import { tempDir } from './harness/tmp.js';
@@ -91,9 +92,11 @@ describe('cross-check on BlueZ btvirt', () => {
     }
     const identityKey = '0102030405060708090a111213141516';
     const prefix = 'test-btvirt/v1';
-    const collector = await startCollector(broker.url, 'collector-btvirt', prefix, join(dir, 'collector.db'));
+    const identity = provisionTestGateway(dir, 'gw-btvirt', 'venue-btvirt');
+    const collector = await startCollector(broker.url, 'collector-btvirt', prefix, join(dir, 'collector.db'), [identity.record]);
     const config = writeJson(join(dir, 'gateway.json'), {
       gateway: { id: 'gw-btvirt', venue: 'venue-btvirt' },
+      secretsFile: identity.secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: prefix,
       // btvirt has no steady report rate: a long silence before the supervisor steps in

@@ -11,6 +11,7 @@ import type { CrowdOptions } from '../daemon/radio/index.js';
 import { gatewayTopics } from '../daemon/uplink/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from './harness/crowd-truth.js';
 import { startCollector, testBroker } from './harness/collector.js';
+import { provisionTestGateway, TestIdentity } from './harness/identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { tempDir } from './harness/tmp.js';
 
@@ -48,6 +49,7 @@ interface Scenario {
   config: string;
   gatewayDb: string;
   collector: Collector;
+  identity: TestIdentity;
 }
 
 async function scenario(name: string, seed: number, phones: number, shareGroup?: string, shape: Partial<CrowdOptions> = {}): Promise<Scenario> {
@@ -55,8 +57,10 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
   // Starts a moment from now, so the daemon is up before the first phone arrives.
   const crowd: CrowdOptions = { seed, phones, arrivalsPerMinute: 15, minDwellS: 60, maxDwellS: 240, anchor: Date.now() + 2500, ...shape };
   const gatewayDb = join(dir, `${name}-gateway.db`);
+  const identity = provisionTestGateway(dir, `gw-${name}`, `venue-${name}`);
   const config = writeJson(join(dir, `${name}.json`), {
     gateway: { id: `gw-${name}`, venue: `venue-${name}` },
+    secretsFile: identity.secretsFile,
     broker: { url: broker.url, reconnectS: 0.5, connectTimeoutS: 5 },
     topicPrefix: prefix,
     radio: { simulated: { ...crowd, speed: SPEED } },
@@ -64,8 +68,8 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
     log: { level: 'debug' },
   });
-  const collector = await startCollector(broker.url, `collector-${name}`, prefix, join(dir, `${name}-collector.db`), shareGroup);
-  return { name, prefix, crowd, truth: crowdTruth(crowd), config, gatewayDb, collector };
+  const collector = await startCollector(broker.url, `collector-${name}`, prefix, join(dir, `${name}-collector.db`), [identity.record], shareGroup);
+  return { name, prefix, crowd, truth: crowdTruth(crowd), config, gatewayDb, collector, identity };
 }
 
 
@@ -158,7 +162,8 @@ describe('end to end', () => {
   });
 
   it('pull through the CLI stores into the collector database and exits 0', async () => {
-    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { db: join(dir, 'pulled.db') } });
+    const registry = writeJson(join(dir, 'pull-registry.json'), [main.identity.record]);
+    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { db: join(dir, 'pulled.db'), registry } });
     const p = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', '0', '--to', new Date(Date.now() + 86_400_000).toISOString(), '-c', cfg]);
     expect(await p.exited()).toBe(0);
     const summary = JSON.parse(p.output().trim()) as { encounters: number; newlyStored: number };
@@ -286,7 +291,7 @@ describe('end to end', () => {
 
   it('two collectors in one MQTT 5 shared subscription split the batches; nothing lost or doubled', async () => {
     const s = await scenario('shared', 404, 20, 'collectors');
-    const second = await startCollector(broker.url, 'collector-shared-2', s.prefix, join(dir, 'shared-collector.db'), 'collectors');
+    const second = await startCollector(broker.url, 'collector-shared-2', s.prefix, join(dir, 'shared-collector.db'), [s.identity.record], 'collectors');
     const d = spawnVgw(['run', '-c', s.config]);
     await waitCrowdGone(s);
     await waitFor('all encounters via the shared subscription', () => collectorRows(s).length >= s.truth.size);

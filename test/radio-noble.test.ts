@@ -12,6 +12,7 @@ import { computeEid, decodeAdvertisement, newDropCounters } from '../daemon/prot
 import { advertisingReportEvents, readHciCapture } from '../daemon/radio/captures.js';
 import { advertisingReport, createH4Framer, hciGuardCounters, CrowdOptions, forcePassiveScan, NobleScanner, parseTransport, VirtualController } from '../daemon/radio/index.js';
 import { startCollector, testBroker } from './harness/collector.js';
+import { provisionTestGateway } from './harness/identity.js';
 import { crowdEnd, crowdTruth } from './harness/crowd-truth.js';
 import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { hasReference, REFERENCE_DIR } from './harness/reference.js';
@@ -92,9 +93,11 @@ describe('noble over the virtual controller', () => {
     const vc = new VirtualController({ socketPath, crowd });
     await vc.start();
     const prefix = 'test-radio/v1';
-    const collector = await startCollector(broker.url, 'collector-radio', prefix, join(dir, 'collector.db'));
+    const identity = provisionTestGateway(dir, 'gw-radio', 'venue-radio');
+    const collector = await startCollector(broker.url, 'collector-radio', prefix, join(dir, 'collector.db'), [identity.record]);
     const config = writeJson(join(dir, 'gateway.json'), {
       gateway: { id: 'gw-radio', venue: 'venue-radio' },
+      secretsFile: identity.secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
@@ -140,6 +143,7 @@ describe('venue beacon with bleno over the virtual controller', () => {
     await vc.start();
     const config = writeJson(join(dir, `${name}.json`), {
       gateway: { id: `gw-${name}`, venue: `venue-${name}` },
+      secretsFile: provisionTestGateway(dir, `gw-${name}`, `venue-${name}`).secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: `test-${name}/v1`,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
@@ -253,6 +257,7 @@ describe('radio supervisor', () => {
     const prefix = 'test-sup/v1';
     const config = writeJson(join(dir, 'sup.json'), {
       gateway: { id: 'gw-sup', venue: 'venue-sup' },
+      secretsFile: provisionTestGateway(dir, 'gw-sup', 'venue-sup').secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0, silenceS: 2 } },
@@ -351,6 +356,7 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
     const prefix = 'test-nokernel/v1';
     const config = writeJson(join(dir, 'nokernel.json'), {
       gateway: { id: 'gw-nok', venue: 'venue-nok' },
+      secretsFile: provisionTestGateway(dir, 'gw-nok', 'venue-nok').secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: 'hci:0' } },

@@ -21,7 +21,10 @@ const brokerSchema = z
       .default('mqtt://127.0.0.1:1883')
       .describe('Broker URL.'),
     username: z.string().optional().describe('Broker user name, if the broker asks for one.'),
-    password: z.string().optional().describe('Broker password.'),
+    password: z.string().optional().describe('Broker password. Prefer the secrets file (`brokerPassword`).'),
+    ca: z.string().min(1).optional().describe('PEM file of the CA that signed the broker\'s certificate (mqtts://).'),
+    cert: z.string().min(1).optional().describe('PEM client certificate for mutual TLS: one per gateway, its CN the gateway id.'),
+    key: z.string().min(1).optional().describe('PEM private key of the client certificate; must be mode 0600.'),
     clientId: z.string().min(1).max(128).optional().describe('MQTT client id; defaults to "vgw-<gateway id>" or "vgw-collector-<host>".'),
     keepaliveS: seconds(30, 'MQTT keepalive').describe('MQTT keepalive in seconds.'),
     connectTimeoutS: seconds(10, 'connect timeout').describe('Seconds to wait for a CONNACK.'),
@@ -80,14 +83,13 @@ const beaconSchema = z
       .string()
       .regex(/^[0-9a-fA-F]{32}$/, 'must be 32 hex digits (the 16-byte identity key; `vgw beacon` documents how it is made)')
       .optional()
-      .describe('The beacon identity key (secret). Required when the beacon is enabled.'),
+      .describe('The beacon identity key. Prefer the secrets file (`beaconIdentityKey`), which `vgw provision` writes; this is for tests and demos.'),
     exponent: z.number().int().min(0).max(15, 'at most 15').default(10).describe('Rotation exponent K: a new EID every 2^K seconds (10: about 17 min).'),
     txPowerDbm: z.number().int().min(-100).max(20).default(-20).describe('Calibrated TX power at 0 m written in the frame.'),
     epochS: z.number().int().nonnegative().default(0).describe('Unix seconds at which the beacon time counter is 0 (as registered with the resolver).'),
     unsyncedClock: z.enum(['pause', 'advertise']).default('pause').describe('With the clock not synchronised: pause the beacon (default) or advertise anyway.'),
   })
   .strict()
-  .refine((b) => !b.enabled || b.identityKey !== undefined, { message: 'required when beacon.enabled is true', path: ['identityKey'] })
   .prefault({})
   .describe('The venue beacon phones record visits from.');
 
@@ -148,9 +150,19 @@ const uplinkSchema = z
 const collectorSchema = z
   .object({
     db: z.string().min(1).default('collector.db').describe('The collector\'s SQLite database.'),
+    registry: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('JSON array of gateway registration records (what `vgw provision` prints). Batches from gateways not in it, unsigned or badly signed are refused. Re-read when the file changes.'),
+    acceptUnsigned: z.boolean().default(false).describe('Store batches without checking signatures (development only; ignored when a registry is set).'),
     shareGroup: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional().describe('MQTT 5 shared-subscription group: collectors in one group split the batches.'),
   })
   .strict()
+  .refine((c) => c.registry !== undefined || c.acceptUnsigned, {
+    message: 'required: the registry of gateway records that batches are verified against (or acceptUnsigned: true, for development only)',
+    path: ['registry'],
+  })
   .describe('The backend side: `vgw collect`.');
 
 export const configSchema = z
@@ -163,6 +175,11 @@ export const configSchema = z
       .strict()
       .optional()
       .describe('Who this gateway is; required by `vgw run`.'),
+    secretsFile: z
+      .string()
+      .min(1, 'must name a file, e.g. "/etc/venue-gateway/secrets.json"')
+      .optional()
+      .describe('JSON file (mode 0600) with the gateway\'s Ed25519 signing key, beacon identity key and broker password; `vgw provision` writes it. Required by `vgw run`.'),
     broker: brokerSchema,
     topicPrefix: z
       .string()
@@ -228,6 +245,13 @@ export function requireGateway(config: Config): NonNullable<Config['gateway']> {
     throw new ConfigError(['gateway: required by `vgw run`: add {"gateway": {"id": "...", "venue": "..."}}'], '');
   }
   return config.gateway;
+}
+
+export function requireSecretsFile(config: Config): string {
+  if (!config.secretsFile) {
+    throw new ConfigError(['secretsFile: required by `vgw run`: every batch is signed with the key it holds; run `vgw provision` to make one'], '');
+  }
+  return config.secretsFile;
 }
 
 /** Markdown reference of every key, its default and description, generated from the schema. */

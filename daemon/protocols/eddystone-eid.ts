@@ -74,6 +74,13 @@ export function identityKeyFromRegistration(beaconPrivateKey: Uint8Array, resolv
   return { identityKey, beaconPublicKey, sharedSecret };
 }
 
+/** The resolver's side of the same registration: X25519(resolver private, beacon public). */
+export function identityKeyForResolver(resolverPrivateKey: Uint8Array, beaconPublicKey: Uint8Array): Buffer {
+  const sharedSecret = diffieHellman({ privateKey: x25519Private(resolverPrivateKey), publicKey: x25519Public(beaconPublicKey) });
+  const salt = Buffer.concat([x25519PublicFromPrivate(resolverPrivateKey), Buffer.from(beaconPublicKey)]);
+  return Buffer.from(hkdfSync('sha256', sharedSecret, salt, Buffer.alloc(0), 32)).subarray(0, 16);
+}
+
 /** Advertising data of the venue beacon: Flags, UUID list 0xFEAA, EID frame. */
 export function eddystoneEidAdvertisingData(txPowerAt0mDbm: number, eid: Uint8Array): Buffer {
   if (eid.length !== EID_BYTES) throw new RangeError('eid: must be 8 bytes');

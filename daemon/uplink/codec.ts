@@ -52,6 +52,21 @@ export interface BatchHeader {
 export interface Batch extends BatchHeader {
   encounters: WireEncounter[];
   hash: Buffer;
+  /** Ed25519 signature of `signedBytes` by the gateway's key; absent on unsigned batches. */
+  sig?: Buffer;
+}
+
+/** Signs the bytes `signedBytes` returns; the gateway's key lives behind it. */
+export type BatchSigner = (data: Buffer) => Buffer;
+
+const SIGNATURE_DOMAIN = 'vgw-batch-v1';
+
+/**
+ * What a batch signature covers: every header field and the content hash (which covers the
+ * encounters), in a fixed order, so the collector can recompute it from the decoded batch.
+ */
+export function signedBytes(h: BatchHeader, hash: Uint8Array): Buffer {
+  return Buffer.from(cborEncode([SIGNATURE_DOMAIN, h.kind, h.id, h.gateway, h.venue, h.seq, h.createdAt, h.part ?? null, h.last ?? null, Buffer.from(hash)]));
 }
 
 export class WireFormatError extends Error {
@@ -131,8 +146,9 @@ function encodeColumns(encs: WireEncounter[]): Buffer {
   return deflateRawSync(cborEncode(columns), { level: 9 });
 }
 
-export function encodeBatch(header: BatchHeader, encounters: WireEncounter[]): Buffer {
+export function encodeBatch(header: BatchHeader, encounters: WireEncounter[], signer?: BatchSigner): Buffer {
   const enc = encodeColumns(encounters);
+  const hash = contentHash(enc);
   const msg: Record<string, unknown> = {
     v: WIRE_SCHEMA_VERSION,
     kind: header.kind,
@@ -143,10 +159,11 @@ export function encodeBatch(header: BatchHeader, encounters: WireEncounter[]): B
     created: header.createdAt,
     n: encounters.length,
     enc,
-    hash: contentHash(enc),
+    hash,
   };
   if (header.part !== undefined) msg.part = header.part;
   if (header.last !== undefined) msg.last = header.last;
+  if (signer) msg.sig = signer(signedBytes(header, hash));
   return Buffer.from(cborEncode(msg));
 }
 
@@ -189,8 +206,9 @@ export function decodeBatch(payload: Uint8Array): Batch {
   if (!contentHash(enc).equals(hash)) throw new WireFormatError('hash', 'does not match the content of enc (corrupted or altered)');
   const part = m.part === undefined ? undefined : field(isUint(m.part), 'part', 'an unsigned integer', m.part as number);
   const last = m.last === undefined ? undefined : field(typeof m.last === 'boolean', 'last', 'a boolean', m.last as boolean);
+  const sig = m.sig === undefined ? undefined : field(isBytes(m.sig) && m.sig.length === 64, 'sig', 'a 64-byte Ed25519 signature', m.sig as Uint8Array);
   const encounters = decodeColumns(enc, n);
-  return { kind, id, gateway, venue, seq, createdAt, part, last, encounters, hash: Buffer.from(hash) };
+  return { kind, id, gateway, venue, seq, createdAt, part, last, encounters, hash: Buffer.from(hash), ...(sig ? { sig: Buffer.from(sig) } : {}) };
 }
 
 function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
@@ -264,6 +282,7 @@ export function batchToJson(b: Batch): Record<string, unknown> {
     createdAt: new Date(b.createdAt).toISOString(),
     ...(b.part !== undefined ? { part: b.part, last: b.last } : {}),
     hash: b.hash.toString('hex'),
+    sig: b.sig ? b.sig.toString('hex') : null,
     encounters: b.encounters.map((e) => ({
       id: e.id,
       protocol: e.protocol,

@@ -2,9 +2,11 @@
 // acknowledges them, keeps a retained status (with a Last Will), and answers requests.
 import mqtt, { IClientPublishOptions, MqttClient } from 'mqtt';
 import { ulid } from 'ulid';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../log/index.js';
+import { assertPrivateFile, TrustError } from '../trust/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
-import { encodeBatch, toWire, WIRE_SCHEMA_VERSION } from './codec.js';
+import { BatchSigner, encodeBatch, toWire, WIRE_SCHEMA_VERSION } from './codec.js';
 import { ackSchema, MessageError, parseMessage, requestSchema } from './messages.js';
 import { gatewayTopics, GatewayTopics } from './topics.js';
 
@@ -16,6 +18,10 @@ export interface BrokerOptions {
   url: string;
   username?: string;
   password?: string;
+  /** PEM file paths: the broker's CA, and this client's certificate and key for mutual TLS. */
+  ca?: string;
+  cert?: string;
+  key?: string;
   clientId: string;
   keepaliveS: number;
   connectTimeoutS: number;
@@ -34,6 +40,8 @@ export interface UplinkOptions {
   maxRequestBytes: number;
   maxPullEncounters: number;
   batchMaxEncounters: number;
+  /** Signs every batch and pull reply with the gateway's key. */
+  signer?: BatchSigner;
 }
 
 export interface UplinkCounters {
@@ -56,8 +64,31 @@ interface InFlight {
 /** MQTT 5 session kept by the broker for a week of outage: subscriptions and QoS 1 queue survive. */
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
 
+function readPem(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new TrustError(`broker.${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path and that the service user may read it`);
+  }
+}
+
+/** TLS material for mqtts:// (files read once, at start); the client key must be private. */
+export function tlsOptions(b: BrokerOptions): Pick<mqtt.IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
+  if ((b.cert === undefined) !== (b.key === undefined)) {
+    throw new TrustError(`broker.${b.cert === undefined ? 'cert' : 'key'}: mutual TLS needs both broker.cert and broker.key`);
+  }
+  if (b.key) assertPrivateFile(b.key, 'broker.key');
+  return {
+    ...(b.ca ? { ca: readPem(b.ca, 'ca') } : {}),
+    ...(b.cert ? { cert: readPem(b.cert, 'cert') } : {}),
+    ...(b.key ? { key: readPem(b.key, 'key') } : {}),
+    rejectUnauthorized: true,
+  };
+}
+
 export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.IClientOptions {
   return {
+    ...tlsOptions(b),
     protocolVersion: 5,
     clientId: b.clientId,
     clean: false,
@@ -163,6 +194,7 @@ export class Uplink {
     const payload = encodeBatch(
       { kind: 'batch', id: batch.id, gateway: this.options.gateway, venue: this.options.venue, seq: batch.seq, createdAt: batch.createdAt },
       encounters,
+      this.options.signer,
     );
     const attempts = (f?.attempts ?? 0) + 1;
     const backoff = Math.min(this.options.resendMaxMs, this.options.resendInitialMs * 2 ** (attempts - 1));
@@ -240,7 +272,7 @@ export class Uplink {
         kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
         seq: 0, createdAt: Date.now(), part, last: part === parts - 1,
       };
-      this.reply(responseTopic, correlationData, encodeBatch(header, slice), 'application/cbor');
+      this.reply(responseTopic, correlationData, encodeBatch(header, slice, this.options.signer), 'application/cbor');
     }
     this.counters.requests_answered++;
     this.counters.pull_encounters_sent += encounters.length;

@@ -1,5 +1,6 @@
 // A collector for tests, in the test process, on the harness's broker.
-import { Collector } from '../../collector/index.js';
+import { Collector, GatewayRegistry } from '../../collector/index.js';
+import type { RegistrationRecord } from '../../daemon/trust/index.js';
 import { createLogger } from '../../daemon/log/index.js';
 import type { BrokerOptions } from '../../daemon/uplink/index.js';
 
@@ -7,8 +8,12 @@ export function testBroker(url: string, clientId: string): BrokerOptions {
   return { url, clientId, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 };
 }
 
-export async function startCollector(url: string, clientId: string, prefix: string, dbPath: string, shareGroup?: string): Promise<Collector> {
-  const collector = new Collector({ broker: testBroker(url, clientId), prefix, dbPath, shareGroup }, createLogger('silent'));
+/** A collector that verifies batches against `records` (the gateways' registration records). */
+export async function startCollector(
+  url: string, clientId: string, prefix: string, dbPath: string, records: RegistrationRecord[], shareGroup?: string,
+): Promise<Collector> {
+  const registry = new GatewayRegistry(undefined, records);
+  const collector = new Collector({ broker: testBroker(url, clientId), prefix, dbPath, shareGroup, registry }, createLogger('silent'));
   await collector.start();
   return collector;
 }

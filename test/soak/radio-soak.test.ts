@@ -8,6 +8,7 @@ import { LocalBroker } from '../../cli/local-broker.js';
 import { requestStatus } from '../../collector/pull.js';
 import { VirtualController } from '../../daemon/radio/index.js';
 import { startCollector, testBroker } from '../harness/collector.js';
+import { provisionTestGateway } from '../harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -28,9 +29,11 @@ describe('soak', () => {
     const vc = new VirtualController({ socketPath, crowd: { seed: 9, phones: 0, arrivalsPerMinute: 120, minDwellS: 20, maxDwellS: 120, anchor: Date.now() } });
     await vc.start();
     const prefix = 'soak/v1';
-    const collector = await startCollector(broker.url, 'collector-soak', prefix, join(dir, 'collector.db'));
+    const identity = provisionTestGateway(dir, 'gw-soak', 'venue-soak');
+    const collector = await startCollector(broker.url, 'collector-soak', prefix, join(dir, 'collector.db'), [identity.record]);
     const config = writeJson(join(dir, 'gateway.json'), {
       gateway: { id: 'gw-soak', venue: 'venue-soak' },
+      secretsFile: identity.secretsFile,
       broker: { url: broker.url },
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, pruneIntervalS: 60 } },

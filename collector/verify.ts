@@ -1,0 +1,66 @@
+// Whether a batch comes from the gateway it names: the collector checks each one against the
+// registration records `vgw provision` printed, re-reading the registry when it changes so a
+// newly provisioned unit is accepted without a restart.
+import type { KeyObject } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { loadRegistry, publicKeyObject, RegistrationRecord, verifyBytes } from '../daemon/trust/index.js';
+import { Batch, signedBytes } from '../daemon/uplink/index.js';
+
+interface Entry {
+  record: RegistrationRecord;
+  key: KeyObject;
+  /** Raw public key: seq numbers are unique per gateway and key, so a re-provisioned unit starts afresh. */
+  signer: Buffer;
+}
+
+export class GatewayRegistry {
+  private entries = new Map<string, Entry>();
+  private loadedMtimeMs = -1;
+
+  constructor(private readonly path?: string, records: RegistrationRecord[] = []) {
+    this.set(records);
+    this.reloadIfChanged();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private set(records: RegistrationRecord[]): void {
+    const next = new Map<string, Entry>();
+    for (const record of records) {
+      const signer = Buffer.from(record.signingKey, 'hex');
+      next.set(record.gateway, { record, key: publicKeyObject(signer), signer });
+    }
+    this.entries = next;
+  }
+
+  /** A broken edit of the registry keeps the records already loaded; the error is thrown to be logged. */
+  reloadIfChanged(): void {
+    if (!this.path) return;
+    const mtime = statSync(this.path).mtimeMs;
+    if (mtime === this.loadedMtimeMs) return;
+    this.loadedMtimeMs = mtime;
+    this.set(loadRegistry(this.path));
+  }
+
+  lookup(gateway: string): Entry | undefined {
+    return this.entries.get(gateway);
+  }
+}
+
+export type Verification = { ok: true; signer: Buffer } | { ok: false; reason: string };
+
+/** Checks who sent a batch; the reason names what is wrong and what would fix it. */
+export function verifyBatch(batch: Batch, registry: GatewayRegistry): Verification {
+  const entry = registry.lookup(batch.gateway);
+  if (!entry) return { ok: false, reason: `gateway "${batch.gateway}" is not registered: add its registration record (\`vgw provision\` prints it) to the collector's registry` };
+  if (entry.record.venue !== batch.venue) {
+    return { ok: false, reason: `gateway "${batch.gateway}" is registered at venue "${entry.record.venue}", not "${batch.venue}"` };
+  }
+  if (!batch.sig) return { ok: false, reason: `unsigned batch: gateway "${batch.gateway}" must sign every batch (is its secrets file configured?)` };
+  if (!verifyBytes(entry.key, signedBytes(batch, batch.hash), batch.sig)) {
+    return { ok: false, reason: `signature does not verify with the registered key of "${batch.gateway}": forged or altered batch` };
+  }
+  return { ok: true, signer: entry.signer };
+}
