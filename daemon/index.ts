@@ -9,6 +9,7 @@ import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor, SteadyClock } from './clock/index.js';
 import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
+import { SdNotify, startHealth, watchdogIntervalMs } from './health/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, tlsOptions, Uplink } from './uplink/index.js';
 
@@ -90,6 +91,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     radio: radio instanceof NobleScanner ? { state: radio.state, error: radio.transportError, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters } } : { state: 'simulated' },
     clock: { ...clock(), steps: steady.steps },
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
+    health: { ...health.state, watchdog: { ...health.state.watchdog } },
     adverts,
     heard,
     drops,
@@ -151,6 +153,20 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     handOver();
   }, 1000);
   beacon?.start();
+  const notify = SdNotify.fromEnv(process.env, log);
+  const health = startHealth({
+    notify,
+    watchdogMs: watchdogIntervalMs(process.env),
+    radioGraceMs: config.health.radioGraceS * 1000,
+    statusIntervalMs: config.health.statusIntervalS * 1000,
+    radioPoweredOn: () => !(radio instanceof NobleScanner) || radio.state === 'poweredOn',
+    statusLine: () => {
+      const st = store.stats();
+      const radioState = radio instanceof NobleScanner ? radio.state : 'simulated';
+      return `radio ${radioState}, ${aggregator.open.size} open, ${store.counters.encounters_stored} stored, backlog ${st.outboxBatches} batches + ${st.unbatched} encounters, broker ${uplink.connected ? 'connected' : 'disconnected'}, clock ${clockSynced ? 'synced' : 'unsynced'}`;
+    },
+    log,
+  });
   store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick'));
   uplink.start();
   log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
@@ -160,6 +176,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     uplink,
     counters,
     async stop() {
+      notify?.send({ STOPPING: 1, STATUS: 'stopping: flushing encounters and the outbox' });
+      health.stop();
       radio.stop();
       beacon?.stop();
       clearInterval(sweepTimer);
@@ -172,6 +190,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
         log.error({ err: (err as Error).message }, 'final commit failed');
       }
       log.info('daemon stopped');
+      notify?.close();
     },
   };
 }

@@ -101,6 +101,15 @@ const clockSchema = z
   .prefault({})
   .describe('Clock discipline (a Pi has no real-time clock).');
 
+const healthSchema = z
+  .object({
+    radioGraceS: seconds(120, 'radio grace').describe('With the radio down this long (its own recovery having failed), watchdog pings stop so systemd restarts the daemon.'),
+    statusIntervalS: seconds(5, 'systemd status period').describe('Seconds between STATUS= updates to systemd (`systemctl status`).'),
+  })
+  .strict()
+  .prefault({})
+  .describe('systemd notify and watchdog (Type=notify, WatchdogSec in the unit).');
+
 const encountersSchema = z
   .object({
     silenceS: seconds(60, 'silence that closes an encounter').describe('An encounter closes after this many seconds without its temp ID.'),
@@ -189,6 +198,7 @@ export const configSchema = z
     radio: radioSchema,
     beacon: beaconSchema,
     clock: clockSchema,
+    health: healthSchema,
     encounters: encountersSchema,
     store: storeSchema,
     uplink: uplinkSchema,
