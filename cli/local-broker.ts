@@ -70,6 +70,17 @@ export class LocalBroker {
     return broker;
   }
 
+  /** A broker on a config of the caller's (TLS listeners, ACLs); `port` is the one to wait for. */
+  static async fromConfig(dir: string, port: number, config: string): Promise<LocalBroker> {
+    const binary = findMosquitto();
+    if (!binary) throw new Error('mosquitto not found: install it with `apt-get install mosquitto`');
+    mkdirSync(dir, { recursive: true });
+    const broker = new LocalBroker(dir, port, binary);
+    writeFileSync(broker.configPath, config);
+    await broker.restart();
+    return broker;
+  }
+
   get running(): boolean {
     return this.proc !== null && this.proc.exitCode === null;
   }

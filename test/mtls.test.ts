@@ -1,0 +1,177 @@
+// Mutual TLS and per-gateway ACLs on a real Mosquitto running the shipped example config
+// (provisioning/mosquitto, paths and ports rewritten), with certificates made by the shipped
+// provisioning/tls/certs.sh: a gateway works end to end; without a certificate nothing
+// connects; one gateway can neither publish to, read, nor take over another's topics.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import mqtt, { IClientOptions, MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, LocalBroker } from '../cli/local-broker.js';
+import { gatewayTopics } from '../daemon/uplink/index.js';
+import { provisionTestGateway } from './harness/identity.js';
+import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+
+const PROVISIONING = resolve(__dirname, '../provisioning');
+const dir = tempDir('vgw-mtls-');
+const pki = join(dir, 'pki');
+let broker: LocalBroker;
+let gatewayPort: number;
+let backendPort: number;
+const clients: MqttClient[] = [];
+
+function certs(...args: string[]): void {
+  const r = spawnSync('sh', [join(PROVISIONING, 'tls/certs.sh'), ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`certs.sh ${args.join(' ')}: ${r.stderr}`);
+}
+
+function tls(name: string | null): IClientOptions {
+  return {
+    ca: readFileSync(join(pki, 'ca.crt')),
+    ...(name ? { cert: readFileSync(join(pki, `${name}.crt`)), key: readFileSync(join(pki, `${name}.key`)) } : {}),
+    rejectUnauthorized: true,
+  };
+}
+
+async function connect(port: number, name: string | null, clientId: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { protocolVersion: 5, clientId, reconnectPeriod: 0, connectTimeout: 5000, ...tls(name) });
+  clients.push(client);
+  return client;
+}
+
+beforeAll(async () => {
+  certs('ca', pki);
+  certs('server', pki, 'broker', 'IP:127.0.0.1');
+  for (const name of ['gw-a', 'gw-b', 'collector-1']) certs('client', pki, name);
+  gatewayPort = await freePort();
+  backendPort = await freePort();
+  const etc = join(dir, 'etc');
+  spawnSync('mkdir', ['-p', etc]);
+  for (const f of ['gateways.acl', 'backend.acl']) copyFileSync(join(PROVISIONING, 'mosquitto', f), join(etc, f));
+  for (const f of ['ca.crt', 'broker.crt', 'broker.key']) copyFileSync(join(pki, f), join(etc, f));
+  const config = readFileSync(join(PROVISIONING, 'mosquitto/venue-gateway.conf'), 'utf8')
+    .replaceAll('/etc/mosquitto/venue-gateway', etc)
+    .replace('listener 8883', `listener ${gatewayPort} 127.0.0.1`)
+    .replace('listener 8884', `listener ${backendPort} 127.0.0.1`);
+  broker = await LocalBroker.fromConfig(join(dir, 'broker'), gatewayPort, `${config}\npersistence false\nlog_dest file ${join(dir, 'mosquitto.log')}\n${process.getuid?.() === 0 ? 'user root\n' : ''}`);
+});
+
+afterAll(async () => {
+  for (const c of clients) c.end(true);
+  await broker?.stop();
+});
+
+describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () => {
+  it('a provisioned gateway with its certificate delivers signed batches to a collector on the backend listener', async () => {
+    const identity = provisionTestGateway(dir, 'gw-a', 'mall-01');
+    const registry = writeJson(join(dir, 'gateways.json'), [identity.record]);
+    const collectorConfig = writeJson(join(dir, 'collector.json'), {
+      broker: { url: `mqtts://127.0.0.1:${backendPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'collector-1.crt'), key: join(pki, 'collector-1.key'), reconnectS: 0.5 },
+      collector: { db: join(dir, 'collector.db'), registry },
+    });
+    const gatewayConfig = writeJson(join(dir, 'gw-a.json'), {
+      gateway: { id: 'gw-a', venue: 'mall-01' },
+      secretsFile: identity.secretsFile,
+      broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-a.crt'), key: join(pki, 'gw-a.key'), reconnectS: 0.5 },
+      radio: { simulated: { seed: 8, phones: 6, arrivalsPerMinute: 600, minDwellS: 60, maxDwellS: 90, speed: 60 } },
+      store: { path: join(dir, 'gw-a.db'), groupCommitMs: 250 },
+      uplink: { batchMaxAgeS: 1 },
+    });
+    let collector: Spawned | null = null;
+    let daemon: Spawned | null = null;
+    try {
+      collector = spawnVgw(['collect', '-c', collectorConfig]);
+      await waitFor('the collector connected over mTLS', () => collector!.output().includes('collector connected'), 20_000);
+      daemon = spawnVgw(['run', '-c', gatewayConfig]);
+      await waitFor('6 encounters stored at the collector', () => storedCount() >= 6, 60_000);
+      expect(collector.output()).not.toContain('batch refused');
+      expect(daemon.output()).toContain('broker connected');
+    } finally {
+      if (daemon) await stopGracefully(daemon);
+      if (collector) await stopGracefully(collector);
+    }
+  });
+
+  it('without a client certificate the broker refuses the connection', async () => {
+    await expect(connect(gatewayPort, null, 'anonymous')).rejects.toThrow();
+    await expect(connect(backendPort, null, 'anonymous-backend')).rejects.toThrow();
+  });
+
+  it("gw-b can neither publish on gw-a's topics nor read them, and cannot take over gw-a's session", async () => {
+    const a = await connect(gatewayPort, 'gw-a', 'vgw-gw-a');
+    const collector = await connect(backendPort, 'collector-1', 'collector-watch');
+    const seen: string[] = [];
+    collector.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
+    expect((await collector.subscribeAsync('vgw/v1/+/+/batch', { qos: 1 }))[0].qos).toBe(1);
+
+    // gw-b, its own certificate, claiming gw-a's client id
+    const b = await connect(gatewayPort, 'gw-b', 'vgw-gw-a');
+    const forgedOnA = gatewayTopics('vgw/v1', 'mall-01', 'gw-a');
+    const denied = await b.publishAsync(forgedOnA.batch, 'not from gw-a', { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
+    expect(denied).toMatch(/not authori[sz]ed/i);
+    // Mosquitto 2 grants any subscription and checks the ACL on delivery: gw-b hears nothing of gw-a's.
+    const heardByB: string[] = [];
+    const heardByA: string[] = [];
+    b.on('message', (topic) => heardByB.push(topic));
+    a.on('message', (topic) => heardByA.push(topic));
+    await b.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
+    await a.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
+    await collector.publishAsync(forgedOnA.ack, JSON.stringify({ v: 1, acks: [] }), { qos: 1 });
+    await collector.publishAsync(forgedOnA.request, JSON.stringify({ v: 1, op: 'status' }), { qos: 1 });
+    await waitFor('gw-a hears its ack and request', () => heardByA.length === 2, 10_000);
+    // gw-b on its own topics is fine
+    await b.publishAsync(gatewayTopics('vgw/v1', 'mall-01', 'gw-b').batch, 'from gw-b', { qos: 1 });
+    await a.publishAsync(forgedOnA.batch, 'from gw-a', { qos: 1 });
+    await waitFor('both legitimate messages at the collector', () => seen.length >= 2, 10_000);
+    await sleep(300);
+    expect(seen.sort()).toEqual(['vgw/v1/mall-01/gw-a/batch from gw-a', 'vgw/v1/mall-01/gw-b/batch from gw-b']);
+    expect(heardByB).toEqual([]);
+    // The broker gave gw-b its certificate's name as client id, so gw-a was not disconnected.
+    expect(a.connected).toBe(true);
+  });
+
+  it('a gateway certificate gets nothing on the backend listener', async () => {
+    const b = await connect(backendPort, 'gw-b', 'gw-b-on-backend');
+    const collector = await connect(backendPort, 'collector-1', 'collector-watch-2');
+    const heardByB: string[] = [];
+    const heardByCollector: string[] = [];
+    b.on('message', (topic) => heardByB.push(topic));
+    collector.on('message', (topic) => heardByCollector.push(topic));
+    await b.subscribeAsync('vgw/v1/#', { qos: 1 });
+    await collector.subscribeAsync('vgw/v1/+/+/batch', { qos: 1 });
+    const denied = await b.publishAsync('vgw/v1/mall-01/gw-a/ack', JSON.stringify({ v: 1, acks: [] }), { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
+    expect(denied).toMatch(/not authori[sz]ed/i);
+    const gwA = await connect(gatewayPort, 'gw-a', 'gw-a-2');
+    await gwA.publishAsync('vgw/v1/mall-01/gw-a/batch', 'x', { qos: 1 });
+    await waitFor('the collector hears the batch', () => heardByCollector.length === 1, 10_000);
+    await sleep(300);
+    expect(heardByB).toEqual([]);
+  });
+
+  it('the daemon refuses a client key others can read', () => {
+    const loose = join(dir, 'loose.key');
+    copyFileSync(join(pki, 'gw-a.key'), loose);
+    chmodSync(loose, 0o644);
+    const identity = provisionTestGateway(dir, 'gw-loose', 'mall-01');
+    const config = writeJson(join(dir, 'loose.json'), {
+      gateway: { id: 'gw-loose', venue: 'mall-01' },
+      secretsFile: identity.secretsFile,
+      broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-a.crt'), key: loose },
+      store: { path: join(dir, 'loose.db') },
+    });
+    const r = runVgw(['run', '-c', config]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/broker\.key .*loose\.key is readable by others \(mode 644\): run `chmod 600/);
+  });
+});
+
+function storedCount(): number {
+  const db = new Database(join(dir, 'collector.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
