@@ -71,7 +71,7 @@ const FIELDS: Field[] = [
   { key: 'key', question: 'Client key file', check: (v) => (v === '' ? 'a client certificate needs its key file' : checkFile(v)), when: (o) => !!o.cert },
   { key: 'username', question: 'Broker user name (blank: none)', check: () => null },
   { key: 'password', question: 'Broker password', check: (v) => (v === '' ? 'a user name needs a password' : null), when: (o) => !!o.username, secret: true },
-  { key: 'scanner', question: 'Scanning controller (hci:N, serial:/dev/ttyACM0[@baud], unix:/path, tcp:host:port)', check: checkTransport, default: () => 'hci:0' },
+  { key: 'scanner', question: 'Scanning controller (hci:N, serial:/dev/ttyACM0[:baud], unix:/path, tcp:host:port)', check: checkTransport, default: () => 'hci:0' },
   { key: 'beacon', question: 'Beacon controller ("off": no venue beacon)', check: checkTransport, default: () => 'hci:1' },
   { key: 'exponent', question: 'Beacon rotation exponent K (new EID every 2^K s)', check: checkExponent, default: () => '10', when: (o) => o.beacon !== 'off' },
   { key: 'resolverPublicKey', question: "Resolver's X25519 public key for EID registration (blank: a random identity key)", check: checkHex32, when: (o) => o.beacon !== 'off' },
@@ -174,7 +174,7 @@ export function provisionCommand(): Command {
     .option('--key <file>', 'client key (PEM)')
     .option('--username <name>', 'broker user name')
     .option('--password <secret>', 'broker password (stored in the secrets file, never in the config)')
-    .option('--scanner <transport>', 'scanning controller: hci:N, serial:/dev/ttyACM0[@baud], unix:/path, tcp:host:port')
+    .option('--scanner <transport>', 'scanning controller: hci:N, serial:/dev/ttyACM0[:baud], unix:/path, tcp:host:port')
     .option('--beacon <transport>', 'beacon controller, or "off"')
     .option('--exponent <K>', 'beacon rotation exponent (0-15)')
     .option('--resolver-public-key <hex>', "resolver's X25519 public key: registers the beacon identity key per the Eddystone spec")

@@ -9,7 +9,7 @@ import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor, SteadyClock } from './clock/index.js';
 import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
-import { SdNotify, startHealth, watchdogIntervalMs } from './health/index.js';
+import { defaultControlSocket, SdNotify, startControlSocket, startHealth, watchdogIntervalMs } from './health/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, tlsOptions, Uplink } from './uplink/index.js';
 
@@ -169,6 +169,15 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   });
   store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick'));
   uplink.start();
+  const controlPath = config.health.controlSocket ?? defaultControlSocket(config.store.path);
+  const control = startControlSocket(
+    controlPath,
+    () => ({
+      ...(JSON.parse(uplink.statusJson('online')) as Record<string, unknown>),
+      local: { pid: process.pid, broker: broker.url, store: config.store.path, radio: config.radio.kind === 'hci' ? config.radio.scanner.transport : 'simulated' },
+    }),
+    log,
+  );
   log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
 
   return {
@@ -189,6 +198,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
       } catch (err) {
         log.error({ err: (err as Error).message }, 'final commit failed');
       }
+      const server = await control;
+      if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
       log.info('daemon stopped');
       notify?.close();
     },

@@ -104,6 +104,11 @@ const clockSchema = z
 const healthSchema = z
   .object({
     radioGraceS: seconds(120, 'radio grace').describe('With the radio down this long (its own recovery having failed), watchdog pings stop so systemd restarts the daemon.'),
+    controlSocket: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Unix socket where the daemon answers `vgw status` and `vgw doctor`; defaults to control.sock beside the database.'),
     statusIntervalS: seconds(5, 'systemd status period').describe('Seconds between STATUS= updates to systemd (`systemctl status`).'),
   })
   .strict()

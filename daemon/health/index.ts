@@ -138,3 +138,4 @@ export function startHealth(o: HealthOptions): { state: HealthState; stop(): voi
     },
   };
 }
+export * from './control.js';

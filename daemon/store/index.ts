@@ -1,5 +1,7 @@
 // The gateway's SQLite store. All writes go through one group commit: at most one write
 // transaction per `groupCommitMs`, because SD cards wear out from small writes.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ulid } from 'ulid';
 import type { ClosedEncounter, Encounter } from '../encounters/index.js';
@@ -75,7 +77,14 @@ function fromRow(r: EncounterRow): StoredEncounter {
 }
 
 export function openDatabase(path: string): Database.Database {
-  const db = new Database(path);
+  // The folder is made private on first start; systemd's StateDirectory makes it too.
+  mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new Error(`store.path: cannot open ${path} (${(err as Error).message}): check the folder's owner and permissions`);
+  }
   db.pragma('journal_mode = WAL');
   // FULL: a commit survives power loss, which a Pi pulled from the wall will see.
   db.pragma('synchronous = FULL');

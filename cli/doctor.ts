@@ -1,0 +1,277 @@
+// `vgw doctor`: one line per check, and for each failure the fix. Where the daemon is running
+// it is asked (its control socket) rather than disturbed: a serial controller or a broker
+// session it holds must not be opened a second time.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { Command } from 'commander';
+import mqtt from 'mqtt';
+import { createClockMonitor } from '../daemon/clock/index.js';
+import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../daemon/config/index.js';
+import { readControlSocket } from '../daemon/health/index.js';
+import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
+import { loadSecrets, registrationSchema, signingKeyFromSeed } from '../daemon/trust/index.js';
+import { tlsOptions } from '../daemon/uplink/index.js';
+import { fail } from './errors.js';
+import { controlSocketOf, diskUsage } from './status.js';
+
+export interface CheckResult {
+  check: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+type Status = Record<string, unknown> | null;
+const pass = (check: string, detail: string): CheckResult => ({ check, ok: true, detail });
+const failed = (check: string, detail: string, fix: string): CheckResult => ({ check, ok: false, detail, fix });
+const counters = (s: Status) => ((s?.counters ?? {}) as Record<string, Record<string, unknown>>);
+
+function checkConfig(path: string): { result: CheckResult; config: Config | null } {
+  try {
+    const config = loadConfig(path);
+    requireGateway(config);
+    requireSecretsFile(config);
+    return { result: pass('config', `${path} is valid`), config };
+  } catch (err) {
+    const detail = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+    return { result: failed('config', detail, `edit ${path} (\`vgw config docs\` lists every key), or run \`vgw provision\``), config: null };
+  }
+}
+
+function checkSecrets(config: Config, configPath: string): CheckResult {
+  try {
+    const secrets = loadSecrets(config.secretsFile!);
+    const publicKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')).publicKey.toString('hex');
+    const recordPath = join(dirname(resolve(configPath)), 'registration.json');
+    if (existsSync(recordPath)) {
+      const record = registrationSchema.safeParse(JSON.parse(readFileSync(recordPath, 'utf8')));
+      if (record.success && record.data.signingKey !== publicKey) {
+        return failed('secrets', `the signing key does not match ${recordPath}: the backend will refuse every batch`, 'send the backend the registration record of these keys, or restore the matching secrets file');
+      }
+    }
+    if (config.beacon.enabled && !secrets.beaconIdentityKey && !config.beacon.identityKey) {
+      return failed('secrets', 'the beacon is enabled but has no identity key', 'run `vgw provision --force` (new keys), or set beacon.enabled to false');
+    }
+    return pass('secrets', `${config.secretsFile} is private; signing key ${publicKey.slice(0, 16)}…`);
+  } catch (err) {
+    return failed('secrets', (err as Error).message, 'run `vgw provision` to make the secrets file, then `chmod 600` it and make the service user its owner');
+  }
+}
+
+function checkTls(config: Config): CheckResult {
+  const b = config.broker;
+  if (!b.url.startsWith('mqtts') && !b.url.startsWith('wss')) {
+    return b.cert ? failed('tls', `broker.cert is set but ${b.url} is not a TLS URL`, 'use mqtts://host:8883') : pass('tls', 'not used (plain MQTT: only for a broker on this unit or a trusted network)');
+  }
+  try {
+    tlsOptions({ ...b, clientId: 'doctor' });
+    if (!b.cert) return pass('tls', 'server certificate checked against ' + (b.ca ?? "the system's CAs") + '; no client certificate');
+    const cert = new X509Certificate(readFileSync(b.cert));
+    const now = Date.now();
+    if (Date.parse(cert.validTo) < now) return failed('tls', `client certificate expired ${cert.validTo}`, 'issue a new one (provisioning/tls/certs.sh client DIR <gateway id>)');
+    if (Date.parse(cert.validFrom) > now) return failed('tls', `client certificate valid only from ${cert.validFrom}: is the clock right?`, 'synchronise the clock (timedatectl set-ntp true)');
+    if (!cert.checkPrivateKey(createPrivateKey(readFileSync(b.key!)))) return failed('tls', 'broker.key is not the key of broker.cert', 'copy the key issued with that certificate');
+    const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1];
+    if (cn !== config.gateway!.id) return failed('tls', `client certificate CN "${cn}" is not the gateway id "${config.gateway!.id}": the broker's ACL will refuse its topics`, 'issue a certificate with CN = the gateway id');
+    const days = Math.floor((Date.parse(cert.validTo) - now) / 86_400_000);
+    return pass('tls', `client certificate CN ${cn}, valid ${days} more days`);
+  } catch (err) {
+    return failed('tls', (err as Error).message, 'fix the file named, or run `vgw provision` again with --ca/--cert/--key');
+  }
+}
+
+function probeStream(t: TransportSpec): Promise<string | null> {
+  if (t.kind === 'hci') {
+    return Promise.resolve(existsSync(`/sys/class/bluetooth/hci${t.devId}`) ? null : `no adapter hci${t.devId} in /sys/class/bluetooth (this kernel has ${existsSync('/sys/class/bluetooth') ? 'Bluetooth but not that adapter' : 'no Bluetooth'})`);
+  }
+  if (t.kind === 'serial') {
+    try {
+      accessSync(t.path, constants.R_OK | constants.W_OK);
+      return Promise.resolve(null);
+    } catch (err) {
+      return Promise.resolve(`${t.path}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+  }
+  return new Promise((done) => {
+    const s = t.kind === 'unix' ? createConnection(t.path) : createConnection({ host: t.host, port: t.port });
+    const timer = setTimeout(() => {
+      s.destroy();
+      done('no answer within 3 s');
+    }, 3000);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      done(null);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      done(`${err.code ?? err.message}`);
+    });
+  });
+}
+
+async function checkController(config: Config, status: Status): Promise<CheckResult> {
+  if (config.radio.kind === 'simulated') return pass('controller', 'simulated radio (no controller)');
+  const transport = config.radio.scanner.transport;
+  if (status) {
+    const radio = counters(status).radio ?? {};
+    if (radio.state === 'poweredOn') return pass('controller', `${transport} powered on, ${String(radio.reports ?? 0)} reports (asked the running daemon)`);
+    return failed('controller', `${transport} is ${String(radio.state)}${radio.error ? `: ${String(radio.error)}` : ''} (the daemon keeps retrying)`, 'check the adapter is plugged in (`ls /sys/class/bluetooth`, `dmesg | grep -i blue`) and radio.scanner.transport');
+  }
+  const problem = await probeStream(parseTransport(transport));
+  if (problem === null) return pass('controller', `${transport} reachable`);
+  return failed('controller', `${transport}: ${problem}`, 'plug the adapter in or fix radio.scanner.transport (hci:N, serial:/dev/ttyACM0, unix:/path, tcp:host:port)');
+}
+
+/** CAP_NET_ADMIN is bit 12 and CAP_NET_RAW bit 13 of CapEff. */
+function netCaps(pid: number | 'self'): boolean | null {
+  try {
+    const hex = /CapEff:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    if (!hex) return null;
+    const caps = BigInt('0x' + hex);
+    return (caps & (1n << 12n)) !== 0n && (caps & (1n << 13n)) !== 0n;
+  } catch {
+    return null;
+  }
+}
+
+function checkPermissions(config: Config, status: Status): CheckResult {
+  const dataDir = dirname(resolve(config.store.path));
+  try {
+    accessSync(existsSync(dataDir) ? dataDir : dirname(dataDir), constants.W_OK);
+  } catch {
+    return failed('permissions', `cannot write ${dataDir}`, `chown the service user ${dataDir} (install.sh does), or run doctor as that user`);
+  }
+  const needsCaps = config.radio.kind === 'hci' && config.radio.scanner.transport.startsWith('hci:');
+  if (!needsCaps) return pass('permissions', `${dataDir} writable; the transport needs no capabilities`);
+  const pid = typeof (status?.local as Record<string, unknown> | undefined)?.pid === 'number' ? ((status!.local as Record<string, number>).pid) : null;
+  const has = netCaps(pid ?? 'self');
+  const who = pid ? `the daemon (pid ${pid})` : 'this process';
+  if (has) return pass('permissions', `${dataDir} writable; ${who} has CAP_NET_RAW and CAP_NET_ADMIN`);
+  return failed('permissions', `${who} lacks CAP_NET_RAW/CAP_NET_ADMIN for the kernel HCI socket`, 'run it from the systemd unit (AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN), or as root');
+}
+
+function checkClock(config: Config): CheckResult {
+  const state = createClockMonitor(config.clock.syncCheck)();
+  if (state.synchronized) return pass('clock', `synchronised (${state.source})`);
+  return failed(
+    'clock',
+    `not synchronised (${state.source})${config.beacon.enabled && config.beacon.unsyncedClock === 'pause' ? ': the beacon is paused' : ''}; encounters are flagged`,
+    'enable NTP (`sudo timedatectl set-ntp true`), check the network reaches an NTP server, or install chrony',
+  );
+}
+
+async function checkBroker(config: Config, status: Status, timeoutMs: number): Promise<CheckResult> {
+  if (status) {
+    const uplink = counters(status).uplink ?? {};
+    if (uplink.connected) return pass('broker', `${config.broker.url}: the running daemon is connected`);
+    return failed('broker', `${config.broker.url}: the running daemon is not connected (${String(uplink.connects ?? 0)} connects so far)`, 'check the network, broker.url and credentials; batches wait in the outbox meanwhile');
+  }
+  let secretsPassword: string | undefined;
+  try {
+    secretsPassword = loadSecrets(config.secretsFile!).brokerPassword;
+  } catch {
+    // reported by the secrets check
+  }
+  try {
+    const client = await mqtt.connectAsync(config.broker.url, {
+      protocolVersion: 5,
+      clientId: `vgw-doctor-${process.pid}`,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: timeoutMs,
+      username: config.broker.username,
+      password: secretsPassword ?? config.broker.password,
+      ...tlsOptions({ ...config.broker, clientId: 'doctor' }),
+    });
+    await client.endAsync();
+    return pass('broker', `${config.broker.url}: connected${config.broker.cert ? ' with the client certificate' : ''}${config.broker.username ? ` as ${config.broker.username}` : ''}`);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const msg = e.message ?? String(err);
+    if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EHOSTUNREACH' || /timeout/i.test(msg)) {
+      return failed('broker', `${config.broker.url}: ${msg}`, 'check broker.url, DNS, the network and the firewall (8883 for mqtts)');
+    }
+    if (/certificate|self.signed|altname|SSL|TLS/i.test(msg)) return failed('broker', `TLS: ${msg}`, "check broker.ca is the CA of the broker's certificate, and that certificate names the host in broker.url");
+    if (/authori|bad user|password|Connection refused/i.test(msg)) return failed('broker', `refused: ${msg}`, "check the client certificate (its CN must be the gateway id) or the user name and password; and the broker's ACL");
+    return failed('broker', msg, 'check broker settings (`vgw config docs`)');
+  }
+}
+
+function checkDisk(config: Config): CheckResult {
+  try {
+    const d = diskUsage(config.store.path);
+    const free = d.freeBytes / 1e6;
+    const detail = `${free.toFixed(0)} MB free of ${(d.totalBytes / 1e6).toFixed(0)} MB; database ${(d.databaseBytes / 1e6).toFixed(1)} MB`;
+    if (free < 200 || d.freeBytes < d.totalBytes * 0.05) return failed('disk', detail, 'free space on that filesystem (journal: `journalctl --vacuum-size=50M`, apt: `apt-get clean`); encounters wait in memory while the disk is full');
+    return pass('disk', detail);
+  } catch (err) {
+    return failed('disk', (err as Error).message, `create ${dirname(resolve(config.store.path))} (install.sh does)`);
+  }
+}
+
+function checkDatabase(config: Config): CheckResult {
+  if (!existsSync(config.store.path)) return pass('database', `${config.store.path} not created yet (the daemon creates it)`);
+  try {
+    const db = new Database(config.store.path, { readonly: true, fileMustExist: true });
+    try {
+      const rows = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (rows.length === 1 && rows[0].integrity_check === 'ok') return pass('database', `${config.store.path}: integrity ok, schema ${version}`);
+      return failed('database', `integrity_check: ${rows.slice(0, 3).map((r) => r.integrity_check).join('; ')}`, 'stop the daemon, move the file aside (the backend keeps everything acknowledged) and start again');
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    return failed('database', (err as Error).message, 'check the file permissions; if it is corrupt, stop the daemon and move the file aside');
+  }
+}
+
+export async function runDoctor(configPath: string, timeoutMs = 5000): Promise<CheckResult[]> {
+  const { result, config } = checkConfig(configPath);
+  if (!config) return [result];
+  const socket = controlSocketOf(config);
+  const status = await readControlSocket(socket, 2000);
+  const daemon = status
+    ? pass('daemon', `running (pid ${String((status.local as Record<string, unknown>)?.pid)}), ${(counters(status).health ?? {}).ready ? 'ready' : 'not ready yet'}`)
+    : failed('daemon', `no daemon answers on ${socket}`, 'start it: `sudo systemctl enable --now venue-gateway` (logs: `journalctl -u venue-gateway`)');
+  return [
+    result,
+    checkSecrets(config, configPath),
+    daemon,
+    await checkController(config, status),
+    checkPermissions(config, status),
+    checkClock(config),
+    checkTls(config),
+    await checkBroker(config, status, timeoutMs),
+    checkDisk(config),
+    checkDatabase(config),
+  ];
+}
+
+export function doctorCommand(): Command {
+  return new Command('doctor')
+    .description('check the unit: config, secrets, daemon, controller, permissions, clock, TLS, broker, disk, database; a fix for each failure')
+    .requiredOption('-c, --config <file>', "the unit's config")
+    .option('--timeout <s>', 'seconds to wait for the broker', '5')
+    .option('--json', 'print the checks as a JSON array')
+    .addHelpText('after', '\nExit codes: 0 every check passed, 1 some failed, 2 bad arguments.\nExample:\n  sudo vgw doctor -c /etc/venue-gateway/config.json')
+    .action(async (opts: { config: string; timeout: string; json?: boolean }) => {
+      try {
+        const results = await runDoctor(opts.config, (Number(opts.timeout) || 5) * 1000);
+        if (opts.json) process.stdout.write(JSON.stringify(results) + '\n');
+        else {
+          for (const r of results) {
+            process.stdout.write(`${r.ok ? '✓' : '✗'} ${r.check.padEnd(12)}${r.detail}\n`);
+            if (!r.ok) process.stdout.write(`  ${''.padEnd(12)}fix: ${r.fix}\n`);
+          }
+        }
+        process.exit(results.every((r) => r.ok) ? 0 : 1);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

@@ -1,0 +1,79 @@
+// A local unix socket that answers the daemon's status document: `vgw status` and `vgw doctor`
+// on the unit read it without broker credentials (a gateway's certificate may not make
+// requests) and without writing anything to the SD card.
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, Server } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import type { Logger } from '../log/index.js';
+
+/**
+ * Beside the database by default: the daemon and a technician's `vgw status -c config` derive
+ * the same path from the config alone. A socket is a directory entry; nothing is written to it.
+ */
+export function defaultControlSocket(storePath: string): string {
+  return join(dirname(resolve(storePath)), 'control.sock');
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Serves `status()` as one JSON line per connection; a failure to listen is logged, not fatal. */
+export async function startControlSocket(path: string, status: () => unknown, log: Logger): Promise<Server | null> {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    if (existsSync(path)) {
+      if (await socketAnswers(path)) {
+        log.error({ path }, 'another daemon answers on the control socket; status will not be served');
+        return null;
+      }
+      unlinkSync(path); // left by a daemon that was killed
+    }
+    const server = createServer((conn) => {
+      conn.on('error', () => conn.destroy());
+      conn.end(JSON.stringify(status()) + '\n');
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o660);
+    server.on('error', (err) => log.warn({ err: err.message }, 'control socket error'));
+    return server;
+  } catch (err) {
+    log.warn({ path, err: (err as Error).message }, 'control socket not available; `vgw status` will not reach this daemon');
+    return null;
+  }
+}
+
+/** The running daemon's status, or null when nothing answers within `timeoutMs`. */
+export function readControlSocket(path: string, timeoutMs = 3000): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve) => {
+    let text = '';
+    const s = createConnection(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(null);
+    }, timeoutMs);
+    s.on('data', (d) => (text += d.toString()));
+    s.on('error', () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+    s.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text) as Record<string, unknown>);
+      } catch {
+        resolve(null);
+      }
+    });
+  });
+}
