@@ -92,7 +92,7 @@ describe('cross-check on BlueZ btvirt', () => {
     }
     const identityKey = '0102030405060708090a111213141516';
     const prefix = 'test-btvirt/v1';
-    const identity = provisionTestGateway(dir, 'gw-btvirt', 'venue-btvirt');
+    const identity = provisionTestGateway(dir, 'gw-btvirt', 'venue-btvirt', identityKey);
     const collector = await startCollector(broker.url, 'collector-btvirt', prefix, join(dir, 'collector.db'), [identity.record]);
     const config = writeJson(join(dir, 'gateway.json'), {
       gateway: { id: 'gw-btvirt', venue: 'venue-btvirt' },
@@ -101,7 +101,7 @@ describe('cross-check on BlueZ btvirt', () => {
       topicPrefix: prefix,
       // btvirt has no steady report rate: a long silence before the supervisor steps in
       radio: { kind: 'hci', scanner: { transport: `unix:${LE_SOCKET}`, deviceId: 0, silenceS: 600 } },
-      beacon: { enabled: true, transport: `unix:${LE_SOCKET}`, deviceId: 1, identityKey, exponent: 2 },
+      beacon: { enabled: true, transport: `unix:${LE_SOCKET}`, deviceId: 1, exponent: 2 },
       clock: { syncCheck: 'assume-synced' },
       encounters: { silenceS: 4 },
       store: { path: join(dir, 'gateway.db') },

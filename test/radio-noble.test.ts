@@ -143,11 +143,11 @@ describe('venue beacon with bleno over the virtual controller', () => {
     await vc.start();
     const config = writeJson(join(dir, `${name}.json`), {
       gateway: { id: `gw-${name}`, venue: `venue-${name}` },
-      secretsFile: provisionTestGateway(dir, `gw-${name}`, `venue-${name}`).secretsFile,
+      secretsFile: provisionTestGateway(dir, `gw-${name}`, `venue-${name}`, identityKey).secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: `test-${name}/v1`,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
-      beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, identityKey, exponent: 2, txPowerDbm: -20 },
+      beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, exponent: 2, txPowerDbm: -20 },
       clock: { syncCheck },
       store: { path: join(dir, `${name}.db`) },
     });
