@@ -3,7 +3,7 @@
 // listener (a unix datagram socket, as systemd's) in order; the watchdog stops while the radio
 // is down and resumes when it comes back.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,38 @@ describe.skipIf(!haveSystemdAnalyze)('the systemd unit', () => {
     expect(setting('User')).toEqual(['venue-gateway']);
     expect(setting('CapabilityBoundingSet')).toEqual(['CAP_NET_RAW CAP_NET_ADMIN']);
     expect(setting('AmbientCapabilities')).toEqual(['CAP_NET_RAW CAP_NET_ADMIN']);
+  });
+});
+
+describe('provisioning/install.sh', () => {
+  const INSTALL = resolve(__dirname, '../provisioning/install.sh');
+
+  it('stages the program, the unit, the config template and the folders with their modes', () => {
+    const root = join(dir, 'root');
+    const r = spawnSync('sh', [INSTALL, '--root', root, '--no-npm'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const mode = (p: string) => (statSync(join(root, p)).mode & 0o777).toString(8);
+    expect(existsSync(join(root, 'opt/venue-gateway/dist/cli/main.js'))).toBe(true);
+    expect(readFileSync(join(root, 'etc/systemd/system/venue-gateway.service'), 'utf8')).toBe(readFileSync(UNIT, 'utf8'));
+    expect(mode('etc/venue-gateway')).toBe('750');
+    expect(mode('var/lib/venue-gateway')).toBe('700');
+    expect(mode('etc/venue-gateway/config.template.json')).toBe('640');
+    expect(readlinkSync(join(root, 'usr/local/bin/vgw'))).toBe('/opt/venue-gateway/dist/cli/main.js');
+  });
+
+  it('refuses a Node.js older than 20, saying which it found', () => {
+    const fakeNode = join(dir, 'node18');
+    writeFileSync(fakeNode, '#!/bin/sh\ncase "$1" in -p) echo 18 ;; --version) echo v18.19.0 ;; esac\n', { mode: 0o755 });
+    const r = spawnSync('sh', [INSTALL, '--root', join(dir, 'root18'), '--no-npm'], { encoding: 'utf8', env: { ...process.env, NODE: fakeNode } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/node v18\.19\.0 is too old: venue-gateway needs Node\.js 20 or newer/);
+  });
+
+  it('refuses unknown options', () => {
+    const r = spawnSync('sh', [INSTALL, '--frobnicate'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/unknown option --frobnicate/);
   });
 });
 
