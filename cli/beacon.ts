@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { PullError, requestStatus } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../daemon/index.js';
 import { loadConfig, requireGateway } from '../daemon/config/index.js';
-import { computeEid, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
+import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
+import { parseRegistry } from '../daemon/trust/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
 const hexKey = (bytes: number) =>
@@ -22,12 +23,28 @@ const registrySchema = z.array(
     .strict(),
 );
 
-export function loadRegistry(path: string): RegisteredBeacon[] {
+/**
+ * A registry is either the resolver's own list ({venue, identityKey, exponent}) or the
+ * registration records `vgw provision` prints; records registered by ECDH need the resolver's
+ * private key to derive their identity keys.
+ */
+export function loadRegistry(path: string, resolverPrivateKey?: Buffer): RegisteredBeacon[] {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new UsageError(`--registry: cannot read ${path} as JSON (${(err as Error).message})`);
+  }
+  const isRecord = (r: unknown) => typeof r === 'object' && r !== null && 'signingKey' in r;
+  if (isRecord(json) || (Array.isArray(json) && json.length > 0 && json.every(isRecord))) {
+    return parseRegistry(json, path).flatMap((r, i) => {
+      if (!r.beacon) return [];
+      let identityKey: Buffer;
+      if (r.beacon.identityKey) identityKey = Buffer.from(r.beacon.identityKey, 'hex');
+      else if (r.beacon.publicKey && resolverPrivateKey) identityKey = identityKeyForResolver(resolverPrivateKey, Buffer.from(r.beacon.publicKey, 'hex'));
+      else throw new UsageError(`--registry: record ${i} (${r.gateway}) was registered with a resolver key: give --resolver-private-key`);
+      return [{ venue: r.venue, gateway: r.gateway, identityKey, exponent: r.beacon.exponent, epoch: r.beacon.epoch }];
+    });
   }
   const parsed = registrySchema.safeParse(json);
   if (!parsed.success) {
@@ -74,15 +91,18 @@ export function beaconCommand(): Command {
     .description('find the venue whose beacon sent an EID seen at a given time (the backend side)')
     .requiredOption('--eid <hex>', 'the 8-byte EID, 16 hex digits')
     .requiredOption('--time <t>', 'when it was seen: ISO-8601 or unix ms')
-    .requiredOption('--registry <file>', 'JSON array of {venue, gateway?, identityKey, exponent, epoch?}')
+    .requiredOption('--registry <file>', 'JSON array of {venue, gateway?, identityKey, exponent, epoch?}, or of registration records (vgw provision)')
     .option('--drift <quanta>', 'rotation periods of clock drift to tolerate either way', '2')
+    .option('--resolver-private-key <hex>', "the resolver's X25519 private key, for registration records made with its public key")
     .addHelpText('after', '\nExit codes: 0 resolved (prints JSON), 1 no beacon matches, 2 bad arguments.\nExample:\n  vgw beacon resolve --eid 4144413e45fefa58 --time 2026-11-22T10:00:00Z --registry beacons.json')
-    .action((opts: { eid: string; time: string; registry: string; drift: string }) => {
+    .action((opts: { eid: string; time: string; registry: string; drift: string; resolverPrivateKey?: string }) => {
       try {
         if (!/^[0-9a-fA-F]{16}$/.test(opts.eid)) throw new UsageError('--eid: must be 16 hex digits (8 bytes)');
         const seenAtS = Math.floor(parseTime(opts.time, '--time') / 1000);
         const drift = integer(opts.drift, '--drift', 0, 1000);
-        const match = resolveEid(Buffer.from(opts.eid, 'hex'), seenAtS, loadRegistry(opts.registry), drift);
+        if (opts.resolverPrivateKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.resolverPrivateKey)) throw new UsageError('--resolver-private-key: must be 64 hex digits (32 bytes)');
+        const resolverKey = opts.resolverPrivateKey ? Buffer.from(opts.resolverPrivateKey, 'hex') : undefined;
+        const match = resolveEid(Buffer.from(opts.eid, 'hex'), seenAtS, loadRegistry(opts.registry, resolverKey), drift);
         if (!match) {
           process.stderr.write(`vgw: no registered beacon sent ${opts.eid} within ±${drift} rotation periods of that time\n`);
           process.exit(EXIT.failure);

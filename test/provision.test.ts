@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { identityKeyForResolver, x25519PublicFromPrivate } from '../daemon/protocols/index.js';
+import { computeEid, identityKeyForResolver, x25519PublicFromPrivate } from '../daemon/protocols/index.js';
 import { registrationSchema, secretsSchema, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { runVgw } from './harness/processes.js';
 import { tempDir } from './harness/tmp.js';
@@ -84,6 +84,16 @@ describe('vgw provision', () => {
     const secrets = secretsSchema.parse(readJson(join(etc, 'secrets.json')));
     // The resolver, holding only its private key and the record, derives the same identity key.
     expect(identityKeyForResolver(resolverPrivate, Buffer.from(record.beacon!.publicKey!, 'hex')).toString('hex')).toBe(secrets.beaconIdentityKey);
+    // ...and `vgw beacon resolve` does it from the registration file: an EID the unit sends resolves to its venue.
+    const seenAt = 1_795_000_000;
+    const eid = computeEid(Buffer.from(secrets.beaconIdentityKey!, 'hex'), 10, seenAt).toString('hex');
+    const args = ['beacon', 'resolve', '--eid', eid, '--time', String(seenAt * 1000), '--registry', join(etc, 'registration.json')];
+    const resolved = runVgw([...args, '--resolver-private-key', resolverPrivate.toString('hex')]);
+    expect(resolved.status).toBe(0);
+    expect(JSON.parse(resolved.stdout)).toMatchObject({ venue: 'market-02', gateway: 'gw-7' });
+    const noKey = runVgw(args);
+    expect(noKey.status).toBe(2);
+    expect(noKey.stderr).toMatch(/record 0 \(gw-7\) was registered with a resolver key: give --resolver-private-key/);
   });
 
   it('non-interactive: names the missing or bad flag (exit 2)', () => {
