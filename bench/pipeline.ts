@@ -9,7 +9,12 @@ import { ClosedEncounter, createAggregator, observe, sweep } from '../daemon/enc
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { Crowd } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
+import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+
+// Batches are measured as published: signed (64 bytes of Ed25519 signature each).
+const signingKey = signingKeyFromSeed(newSigningSeed());
+const sign = (data: Buffer) => signBytes(signingKey, data);
 
 const ARRIVALS_PER_MINUTE = 60;
 const HOURS = 2;
@@ -38,7 +43,7 @@ let seq = 0;
 store.onBatches((cut) => {
   for (const b of cut) {
     const encounters = store.batchEncounters(b.id).map(toWire);
-    wireBytes += encodeBatch({ kind: 'batch', id: b.id, gateway: 'gw-01', venue: 'mall-01', seq: ++seq, createdAt: b.createdAt }, encounters).length;
+    wireBytes += encodeBatch({ kind: 'batch', id: b.id, gateway: 'gw-01', venue: 'mall-01', seq: ++seq, createdAt: b.createdAt }, encounters, sign).length;
     wireEncounters += encounters.length;
     store.addAck(b.id);
   }

@@ -10,7 +10,12 @@ import { ulid } from 'ulid';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { Crowd } from '../daemon/radio/index.js';
+import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+
+// Batches are measured as published: signed (64 bytes of Ed25519 signature each).
+const signingKey = signingKeyFromSeed(newSigningSeed());
+const sign = (data: Buffer) => signBytes(signingKey, data);
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const report: Record<string, number> = {};
@@ -61,7 +66,7 @@ let payloadBytes = 0;
 let batches = 0;
 const wire = closed.map((e, i) => toWire({ ...e, id: i + 1 }));
 for (let i = 0; i + BATCH <= wire.length; i += BATCH) {
-  payloadBytes += encodeBatch({ kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: batches + 1, createdAt: Date.now() }, wire.slice(i, i + BATCH)).length;
+  payloadBytes += encodeBatch({ kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: batches + 1, createdAt: Date.now() }, wire.slice(i, i + BATCH), sign).length;
   batches++;
 }
 const topic = 'vgw/v1/mall-01/gw-01/batch';
