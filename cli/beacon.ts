@@ -5,6 +5,7 @@ import { PullError, requestStatus } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../daemon/index.js';
 import { loadConfig, requireGateway } from '../daemon/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
+import { defaultControlSocket, readControlSocket } from '../daemon/health/index.js';
 import { parseRegistry } from '../daemon/trust/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
@@ -114,7 +115,7 @@ export function beaconCommand(): Command {
     });
   cmd
     .command('show')
-    .description("print the running unit's current EID and next rotation (asks the daemon over MQTT)")
+    .description("print the running unit's current EID and next rotation (asks the daemon on its control socket, else over MQTT)")
     .requiredOption('-c, --config <file>', "the unit's config (its broker and ids)")
     .option('--timeout <s>', 'seconds to wait for the answer', '10')
     .option('--json', 'print the beacon status as JSON')
@@ -125,10 +126,13 @@ export function beaconCommand(): Command {
         const gw = requireGateway(config);
         const timeoutS = Number(opts.timeout);
         if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
-        const status = await requestStatus({
-          broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
-          prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000,
-        });
+        // On the unit, the daemon's control socket; elsewhere (or when it is not there), MQTT.
+        const status =
+          (await readControlSocket(config.health.controlSocket ?? defaultControlSocket(config.store.path), 2000)) ??
+          (await requestStatus({
+            broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
+            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000,
+          }));
         const beacon = ((status.counters as Record<string, unknown> | undefined)?.beacon ?? {}) as Record<string, unknown>;
         if (opts.json) {
           process.stdout.write(JSON.stringify(beacon) + '\n');

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { loadConfig } from '../daemon/config/index.js';
 import { encounters, openEncounterDb } from './encounter-db.js';
 import { fail, parseTime, UsageError } from './errors.js';
 
@@ -12,18 +13,25 @@ function csvField(v: unknown): string {
 export function exportCommand(): Command {
   return new Command('export')
     .description('write the encounters of a time range as JSON or CSV (for health officers)')
-    .requiredOption('--db <file>', "a collector's database, or a gateway's own")
+    .option('--db <file>', "a collector's database, or a gateway's own")
+    .option('-c, --config <file>', "or a config: a gateway's (its store.path) or a collector's (collector.db)")
     .requiredOption('--from <time>', 'start, ISO-8601 or unix ms (encounters overlapping the range)')
     .requiredOption('--to <time>', 'end, ISO-8601 or unix ms (exclusive)')
     .option('--format <f>', 'json or csv', 'json')
-    .addHelpText('after', '\nExit codes: 0 ok, 2 bad arguments.\nExample:\n  vgw export --db collector.db --from 2026-11-20T00:00Z --to 2026-11-21T00:00Z --format csv > day.csv')
-    .action((opts: { db: string; from: string; to: string; format: string }) => {
+    .addHelpText('after', '\nExit codes: 0 ok, 2 bad arguments.\nExamples:\n  vgw export --db collector.db --from 2026-11-20T00:00Z --to 2026-11-21T00:00Z --format csv > day.csv\n  sudo vgw export -c /etc/venue-gateway/config.json --from 2026-11-20T00:00Z --to 2026-11-21T00:00Z')
+    .action((opts: { db?: string; config?: string; from: string; to: string; format: string }) => {
       try {
+        if ((opts.db === undefined) === (opts.config === undefined)) throw new UsageError('give either --db FILE or --config FILE');
+        let path = opts.db;
+        if (opts.config) {
+          const config = loadConfig(opts.config);
+          path = config.collector?.db ?? config.store.path;
+        }
         const from = parseTime(opts.from, '--from');
         const to = parseTime(opts.to, '--to');
         if (to <= from) throw new UsageError('--to: must be after --from');
         if (opts.format !== 'json' && opts.format !== 'csv') throw new UsageError(`--format: "${opts.format}" must be json or csv`);
-        const db = openEncounterDb(opts.db);
+        const db = openEncounterDb(path!);
         const rows = [...encounters(db, from, to)].map((e) => ({
           venue: e.venue ?? null,
           gateway: e.gateway ?? null,

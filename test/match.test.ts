@@ -153,5 +153,13 @@ describe('vgw export', () => {
     const bad = runVgw([...args.slice(0, 5), '--to', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--to: must be after --from/);
+    // a technician on the unit names the config instead of the file
+    const config = writeJson(join(dir, 'export-gateway.json'), { gateway: { id: 'gw-x', venue: 'v-x' }, store: { path: db } });
+    const viaConfig = runVgw(['export', '-c', config, ...args.slice(3)]);
+    expect(viaConfig.status).toBe(0);
+    expect(JSON.parse(viaConfig.stdout)).toEqual(rows);
+    const neither = runVgw(['export', '--from', '0', '--to', '1']);
+    expect(neither.status).toBe(2);
+    expect(neither.stderr).toMatch(/give either --db FILE or --config FILE/);
   });
 });
