@@ -50,3 +50,19 @@ export function* encounters(db: Database.Database, from = 0, to = Number.MAX_SAF
   }
 }
 
+/** The fields health officers read, in the order `vgw export` and `vgw match --json` print them. */
+export function encounterSummary(e: EncounterRow, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    venue: e.venue ?? null,
+    gateway: e.gateway ?? null,
+    encounter: e.id,
+    ...extra,
+    firstSeen: new Date(e.firstSeen).toISOString(),
+    lastSeen: new Date(e.lastSeen).toISOString(),
+    durationS: Math.round((e.lastSeen - e.firstSeen) / 1000),
+    adverts: e.count,
+    rssiMin: e.rssiMin,
+    rssiMax: e.rssiMax,
+    rssiMean: e.rssiMean,
+  };
+}

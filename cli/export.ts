@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { loadConfig } from '../daemon/config/index.js';
-import { encounters, openEncounterDb } from './encounter-db.js';
+import { encounterSummary, encounters, openEncounterDb } from './encounter-db.js';
 import { fail, parseTime, UsageError } from './errors.js';
 
 const COLUMNS = ['venue', 'gateway', 'encounter', 'tempId', 'firstSeen', 'lastSeen', 'durationS', 'adverts', 'rssiMin', 'rssiMax', 'rssiMean'] as const;
@@ -32,19 +32,7 @@ export function exportCommand(): Command {
         if (to <= from) throw new UsageError('--to: must be after --from');
         if (opts.format !== 'json' && opts.format !== 'csv') throw new UsageError(`--format: "${opts.format}" must be json or csv`);
         const db = openEncounterDb(path!);
-        const rows = [...encounters(db, from, to)].map((e) => ({
-          venue: e.venue ?? null,
-          gateway: e.gateway ?? null,
-          encounter: e.id,
-          tempId: e.tempId.toString('hex'),
-          firstSeen: new Date(e.firstSeen).toISOString(),
-          lastSeen: new Date(e.lastSeen).toISOString(),
-          durationS: Math.round((e.lastSeen - e.firstSeen) / 1000),
-          adverts: e.count,
-          rssiMin: e.rssiMin,
-          rssiMax: e.rssiMax,
-          rssiMean: e.rssiMean,
-        }));
+        const rows = [...encounters(db, from, to)].map((e) => encounterSummary(e, { tempId: e.tempId.toString('hex') }));
         db.close();
         if (opts.format === 'json') process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         else process.stdout.write([COLUMNS.join(','), ...rows.map((r) => COLUMNS.map((c) => csvField(r[c])).join(','))].join('\n') + '\n');

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { KeyFileError, matchEncounters, parseKeyFile } from '../daemon/matching/index.js';
-import { encounters, openEncounterDb } from './encounter-db.js';
+import { encounterSummary, encounters, openEncounterDb } from './encounter-db.js';
 import { fail, UsageError } from './errors.js';
 
 export function matchCommand(): Command {
@@ -31,18 +31,7 @@ export function matchCommand(): Command {
             JSON.stringify({
               keys: keys.length,
               matches: matches.map((m) => ({
-                venue: m.venue ?? null,
-                gateway: m.gateway ?? null,
-                encounter: m.id,
-                key: m.keyIndex,
-                intervalNumber: m.intervalNumber,
-                firstSeen: new Date(m.firstSeen).toISOString(),
-                lastSeen: new Date(m.lastSeen).toISOString(),
-                durationS: Math.round((m.lastSeen - m.firstSeen) / 1000),
-                adverts: m.count,
-                rssiMin: m.rssiMin,
-                rssiMax: m.rssiMax,
-                rssiMean: m.rssiMean,
+                ...encounterSummary(m, { key: m.keyIndex, intervalNumber: m.intervalNumber }),
                 txPowerDbm: m.txPowerDbm,
                 attenuationDb: m.attenuationDb,
               })),
