@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
 import { watchdogIntervalMs, watchdogVerdict } from '../daemon/health/index.js';
@@ -145,7 +146,13 @@ describe('sd_notify', () => {
     expect(stopping).toBeGreaterThan(ready);
     expect(m.slice(stopping + 1).some((x) => x === 'WATCHDOG=1' || x.startsWith('READY'))).toBe(false);
     expect(m.some((x) => x.startsWith('ERROR'))).toBe(false);
-    expect(statSync(db).size).toBeGreaterThan(0);
+    // SIGTERM flushed: what was open at the last STATUS before STOPPING is in the database too.
+    const lastStatus = m.slice(0, stopping).reverse().find((x) => x.startsWith('STATUS=radio'))!;
+    const [, open, stored] = /(\d+) open, (\d+) stored/.exec(lastStatus)!.map(Number);
+    expect(open).toBeGreaterThan(0);
+    const gatewayDb = new Database(db, { readonly: true });
+    expect(gatewayDb.prepare('SELECT count(*) FROM encounters').pluck().get()).toBeGreaterThanOrEqual(stored + open);
+    gatewayDb.close();
   });
 
   it('no READY and no watchdog pings while the radio is down past its grace; both come once it powers on', async () => {

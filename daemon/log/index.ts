@@ -6,6 +6,9 @@ import pretty from 'pino-pretty';
 export const REDACT_PATHS = [
   'tempId', '*.tempId', 'rpi', '*.rpi', 'metadata', '*.metadata', 'aem', '*.aem',
   'address', '*.address', 'payload', '*.payload', 'broker.password', 'password',
+  // secrets: the signing seed, the beacon keys, the broker password
+  'signingKey', '*.signingKey', 'beaconIdentityKey', '*.beaconIdentityKey', 'beaconPrivateKey', '*.beaconPrivateKey',
+  'identityKey', '*.identityKey', 'brokerPassword', '*.brokerPassword', 'secrets',
 ];
 
 /** JSON lines on stdout for journald and log shippers; `pretty` for a technician's terminal. */
