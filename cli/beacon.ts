@@ -5,7 +5,7 @@ import { PullError, requestStatus } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../daemon/index.js';
 import { loadConfig, requireGateway } from '../daemon/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
-import { defaultControlSocket, readControlSocket } from '../daemon/health/index.js';
+import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { parseRegistry } from '../daemon/trust/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
@@ -128,7 +128,7 @@ export function beaconCommand(): Command {
         if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
         // On the unit, the daemon's control socket; elsewhere (or when it is not there), MQTT.
         const status =
-          (await readControlSocket(config.health.controlSocket ?? defaultControlSocket(config.store.path), 2000)) ??
+          (await readControlSocket(controlSocketPath(config), 2000)) ??
           (await requestStatus({
             broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
             prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000,

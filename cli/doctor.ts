@@ -9,13 +9,14 @@ import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
 import { createClockMonitor } from '../daemon/clock/index.js';
+import { brokerOptions } from '../daemon/index.js';
 import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../daemon/config/index.js';
-import { readControlSocket } from '../daemon/health/index.js';
+import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
-import { loadSecrets, registrationSchema, signingKeyFromSeed } from '../daemon/trust/index.js';
-import { tlsOptions } from '../daemon/uplink/index.js';
+import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../daemon/trust/index.js';
+import { oneShotConnectOptions, tlsOptions } from '../daemon/uplink/index.js';
 import { fail } from './errors.js';
-import { controlSocketOf, diskUsage } from './status.js';
+import { diskUsage } from './status.js';
 
 export interface CheckResult {
   check: string;
@@ -28,6 +29,10 @@ type Status = Record<string, unknown> | null;
 const pass = (check: string, detail: string): CheckResult => ({ check, ok: true, detail });
 const failed = (check: string, detail: string, fix: string): CheckResult => ({ check, ok: false, detail, fix });
 const counters = (s: Status) => ((s?.counters ?? {}) as Record<string, Record<string, unknown>>);
+const daemonPid = (s: Status) => {
+  const pid = (s?.local as Record<string, unknown> | undefined)?.pid;
+  return typeof pid === 'number' ? pid : null;
+};
 
 function checkConfig(path: string): { result: CheckResult; config: Config | null } {
   try {
@@ -41,24 +46,29 @@ function checkConfig(path: string): { result: CheckResult; config: Config | null
   }
 }
 
-function checkSecrets(config: Config, configPath: string): CheckResult {
-  try {
-    const secrets = loadSecrets(config.secretsFile!);
-    const publicKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')).publicKey.toString('hex');
-    const recordPath = join(dirname(resolve(configPath)), 'registration.json');
-    if (existsSync(recordPath)) {
-      const record = registrationSchema.safeParse(JSON.parse(readFileSync(recordPath, 'utf8')));
-      if (record.success && record.data.signingKey !== publicKey) {
-        return failed('secrets', `the signing key does not match ${recordPath}: the backend will refuse every batch`, 'send the backend the registration record of these keys, or restore the matching secrets file');
+/** The secrets are loaded once, here; the broker check takes its password from them. */
+function checkSecrets(config: Config, configPath: string): { result: CheckResult; secrets: Secrets | null } {
+  let secrets: Secrets | null = null;
+  const result = ((): CheckResult => {
+    try {
+      secrets = loadSecrets(config.secretsFile!);
+      const publicKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')).publicKey.toString('hex');
+      const recordPath = join(dirname(resolve(configPath)), 'registration.json');
+      if (existsSync(recordPath)) {
+        const record = registrationSchema.safeParse(JSON.parse(readFileSync(recordPath, 'utf8')));
+        if (record.success && record.data.signingKey !== publicKey) {
+          return failed('secrets', `the signing key does not match ${recordPath}: the backend will refuse every batch`, 'send the backend the registration record of these keys, or restore the matching secrets file');
+        }
       }
+      if (config.beacon.enabled && !secrets.beaconIdentityKey && !config.beacon.identityKey) {
+        return failed('secrets', 'the beacon is enabled but has no identity key', 'run `vgw provision --force` (new keys), or set beacon.enabled to false');
+      }
+      return pass('secrets', `${config.secretsFile} is private; signing key ${publicKey.slice(0, 16)}…`);
+    } catch (err) {
+      return failed('secrets', (err as Error).message, 'run `vgw provision` to make the secrets file, then `chmod 600` it and make the service user its owner');
     }
-    if (config.beacon.enabled && !secrets.beaconIdentityKey && !config.beacon.identityKey) {
-      return failed('secrets', 'the beacon is enabled but has no identity key', 'run `vgw provision --force` (new keys), or set beacon.enabled to false');
-    }
-    return pass('secrets', `${config.secretsFile} is private; signing key ${publicKey.slice(0, 16)}…`);
-  } catch (err) {
-    return failed('secrets', (err as Error).message, 'run `vgw provision` to make the secrets file, then `chmod 600` it and make the service user its owner');
-  }
+  })();
+  return { result, secrets };
 }
 
 function checkTls(config: Config): CheckResult {
@@ -147,7 +157,7 @@ function checkPermissions(config: Config, status: Status): CheckResult {
   }
   const needsCaps = config.radio.kind === 'hci' && config.radio.scanner.transport.startsWith('hci:');
   if (!needsCaps) return pass('permissions', `${dataDir} writable; the transport needs no capabilities`);
-  const pid = typeof (status?.local as Record<string, unknown> | undefined)?.pid === 'number' ? ((status!.local as Record<string, number>).pid) : null;
+  const pid = daemonPid(status);
   const has = netCaps(pid ?? 'self');
   const who = pid ? `the daemon (pid ${pid})` : 'this process';
   if (has) return pass('permissions', `${dataDir} writable; ${who} has CAP_NET_RAW and CAP_NET_ADMIN`);
@@ -164,29 +174,17 @@ function checkClock(config: Config): CheckResult {
   );
 }
 
-async function checkBroker(config: Config, status: Status, timeoutMs: number): Promise<CheckResult> {
+async function checkBroker(config: Config, secrets: Secrets | null, status: Status, timeoutMs: number): Promise<CheckResult> {
   if (status) {
     const uplink = counters(status).uplink ?? {};
     if (uplink.connected) return pass('broker', `${config.broker.url}: the running daemon is connected`);
     return failed('broker', `${config.broker.url}: the running daemon is not connected (${String(uplink.connects ?? 0)} connects so far)`, 'check the network, broker.url and credentials; batches wait in the outbox meanwhile');
   }
-  let secretsPassword: string | undefined;
   try {
-    secretsPassword = loadSecrets(config.secretsFile!).brokerPassword;
-  } catch {
-    // reported by the secrets check
-  }
-  try {
-    const client = await mqtt.connectAsync(config.broker.url, {
-      protocolVersion: 5,
-      clientId: `vgw-doctor-${process.pid}`,
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: timeoutMs,
-      username: config.broker.username,
-      password: secretsPassword ?? config.broker.password,
-      ...tlsOptions({ ...config.broker, clientId: 'doctor' }),
-    });
+    // Its own client id even when the config names one: taking the daemon's would end its session.
+    const clientId = `vgw-doctor-${process.pid}`;
+    const broker = { ...brokerOptions(config, clientId, secrets ?? undefined), clientId, connectTimeoutS: timeoutMs / 1000 };
+    const client = await mqtt.connectAsync(config.broker.url, oneShotConnectOptions(broker));
     await client.endAsync();
     return pass('broker', `${config.broker.url}: connected${config.broker.cert ? ' with the client certificate' : ''}${config.broker.username ? ` as ${config.broker.username}` : ''}`);
   } catch (err) {
@@ -233,20 +231,21 @@ function checkDatabase(config: Config): CheckResult {
 export async function runDoctor(configPath: string, timeoutMs = 5000): Promise<CheckResult[]> {
   const { result, config } = checkConfig(configPath);
   if (!config) return [result];
-  const socket = controlSocketOf(config);
+  const socket = controlSocketPath(config);
   const status = await readControlSocket(socket, 2000);
   const daemon = status
-    ? pass('daemon', `running (pid ${String((status.local as Record<string, unknown>)?.pid)}), ${(counters(status).health ?? {}).ready ? 'ready' : 'not ready yet'}`)
+    ? pass('daemon', `running (pid ${String(daemonPid(status))}), ${(counters(status).health ?? {}).ready ? 'ready' : 'not ready yet'}`)
     : failed('daemon', `no daemon answers on ${socket}`, 'start it: `sudo systemctl enable --now venue-gateway` (logs: `journalctl -u venue-gateway`)');
+  const { result: secretsResult, secrets } = checkSecrets(config, configPath);
   return [
     result,
-    checkSecrets(config, configPath),
+    secretsResult,
     daemon,
     await checkController(config, status),
     checkPermissions(config, status),
     checkClock(config),
     checkTls(config),
-    await checkBroker(config, status, timeoutMs),
+    await checkBroker(config, secrets, status, timeoutMs),
     checkDisk(config),
     checkDatabase(config),
   ];

@@ -34,7 +34,7 @@ interface Field {
   question: string;
   check: Check;
   default?: (o: ProvisionOptions) => string | undefined;
-  /** Asked only when this returns true (e.g. the key only when a certificate was given). */
+  /** Asked only when this returns true (e.g. the key only when a certificate was given); `required` then applies. */
   when?: (o: ProvisionOptions) => boolean;
   required?: boolean;
   secret?: boolean;
@@ -68,9 +68,9 @@ const FIELDS: Field[] = [
   { key: 'broker', question: 'Broker URL', check: checkUrl, required: true, default: () => 'mqtts://broker.example.org:8883' },
   { key: 'ca', question: "Broker CA certificate file (blank: the system's CAs)", check: checkFile, when: (o) => o.broker?.startsWith('mqtts') === true },
   { key: 'cert', question: 'Client certificate file for mutual TLS (blank: none)', check: checkFile, when: (o) => o.broker?.startsWith('mqtts') === true },
-  { key: 'key', question: 'Client key file', check: (v) => (v === '' ? 'a client certificate needs its key file' : checkFile(v)), when: (o) => !!o.cert },
+  { key: 'key', question: 'Client key file', check: (v) => (v === '' ? 'a client certificate needs its key file' : checkFile(v)), when: (o) => !!o.cert, required: true },
   { key: 'username', question: 'Broker user name (blank: none)', check: () => null },
-  { key: 'password', question: 'Broker password', check: (v) => (v === '' ? 'a user name needs a password' : null), when: (o) => !!o.username, secret: true },
+  { key: 'password', question: 'Broker password', check: (v) => (v === '' ? 'a user name needs a password' : null), when: (o) => !!o.username, required: true, secret: true },
   { key: 'scanner', question: 'Scanning controller (hci:N, serial:/dev/ttyACM0[:baud], unix:/path, tcp:host:port)', check: checkTransport, default: () => 'hci:0' },
   { key: 'beacon', question: 'Beacon controller ("off": no venue beacon)', check: checkTransport, default: () => 'hci:1' },
   { key: 'exponent', question: 'Beacon rotation exponent K (new EID every 2^K s)', check: checkExponent, default: () => '10', when: (o) => o.beacon !== 'off' },
@@ -95,7 +95,7 @@ async function complete(o: ProvisionOptions): Promise<void> {
         (o[f.key] as string) = await prompter.ask(f.question, { default: f.default?.(o), check: f.check, secret: f.secret });
       } else if (f.default) {
         (o[f.key] as string) = f.default(o)!;
-      } else if (f.required || (f.key === 'key' && o.cert) || (f.key === 'password' && o.username)) {
+      } else if (f.required) {
         throw new UsageError(`${flag(f.key)} is required with --non-interactive (${f.question.toLowerCase()})`);
       }
     }

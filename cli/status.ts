@@ -3,8 +3,8 @@
 import { statfsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
-import { loadConfig, requireGateway, type Config } from '../daemon/config/index.js';
-import { defaultControlSocket, readControlSocket } from '../daemon/health/index.js';
+import { loadConfig, requireGateway } from '../daemon/config/index.js';
+import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { EXIT, fail } from './errors.js';
 
 export interface DiskUsage {
@@ -24,10 +24,6 @@ export function diskUsage(storePath: string): DiskUsage {
     }
   }
   return { freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize, databaseBytes };
-}
-
-export function controlSocketOf(config: Config): string {
-  return config.health.controlSocket ?? defaultControlSocket(config.store.path);
 }
 
 const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e6).toFixed(1)} MB`);
@@ -79,7 +75,7 @@ export function statusCommand(): Command {
       try {
         const config = loadConfig(opts.config);
         requireGateway(config);
-        const socket = controlSocketOf(config);
+        const socket = controlSocketPath(config);
         const status = await readControlSocket(socket, Number(opts.timeout) * 1000 || 3000);
         if (!status) {
           process.stderr.write(`vgw: no daemon answers on ${socket}: is it running? (systemctl status venue-gateway; journalctl -u venue-gateway)\n`);

@@ -2,7 +2,7 @@
 // encounters (pull), or its status.
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { BrokerOptions, Batch, decodeBatch, gatewayTopics, replyTopic, tlsOptions } from '../daemon/uplink/index.js';
+import { BrokerOptions, Batch, decodeBatch, gatewayTopics, oneShotConnectOptions, replyTopic } from '../daemon/uplink/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -38,16 +38,7 @@ function errorText(payload: Buffer): string {
  */
 async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffer, json: boolean) => T | undefined): Promise<T> {
   // A clean, short-lived session: replies to an abandoned request must not pile up.
-  const client = await mqtt.connectAsync(to.broker.url, {
-    protocolVersion: 5,
-    clientId: to.broker.clientId,
-    clean: true,
-    ...tlsOptions(to.broker),
-    username: to.broker.username,
-    password: to.broker.password,
-    connectTimeout: to.broker.connectTimeoutS * 1000,
-    reconnectPeriod: 0,
-  });
+  const client = await mqtt.connectAsync(to.broker.url, oneShotConnectOptions(to.broker));
   const responseTopic = replyTopic(to.prefix, to.broker.clientId);
   const correlationData = randomBytes(16);
   try {

@@ -22,10 +22,6 @@ export class GatewayRegistry {
     this.reloadIfChanged();
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   private set(records: RegistrationRecord[]): void {
     const next = new Map<string, Entry>();
     for (const record of records) {

@@ -4,12 +4,12 @@ import { hostname } from 'node:os';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from './encounters/index.js';
 import type { Config } from './config/index.js';
 import { ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
-import { loadSecrets, signBytes, signingKeyFromSeed } from './trust/index.js';
+import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from './trust/index.js';
 import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor, SteadyClock } from './clock/index.js';
 import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
-import { defaultControlSocket, SdNotify, startControlSocket, startHealth, watchdogIntervalMs } from './health/index.js';
+import { controlSocketPath, SdNotify, startControlSocket, startHealth, watchdogIntervalMs } from './health/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, tlsOptions, Uplink } from './uplink/index.js';
 
@@ -20,8 +20,10 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export function brokerOptions(config: Config, defaultClientId: string): BrokerOptions {
-  return { ...config.broker, clientId: config.broker.clientId ?? defaultClientId };
+/** The config's broker settings; a password in the secrets file wins over one in the config. */
+export function brokerOptions(config: Config, defaultClientId: string, secrets?: Secrets): BrokerOptions {
+  const password = secrets?.brokerPassword ?? config.broker.password;
+  return { ...config.broker, clientId: config.broker.clientId ?? defaultClientId, ...(password !== undefined ? { password } : {}) };
 }
 
 export function defaultCollectorClientId(): string {
@@ -37,8 +39,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   if (config.beacon.enabled && identityKeyHex === undefined) {
     throw new ConfigError(['beacon.identityKey: required when beacon.enabled is true: `vgw provision` puts it in the secrets file (beaconIdentityKey)'], '');
   }
-  const broker = brokerOptions(config, `vgw-${gateway.id}`);
-  if (secrets.brokerPassword !== undefined) broker.password = secrets.brokerPassword;
+  const broker = brokerOptions(config, `vgw-${gateway.id}`, secrets);
   tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
   const sim = config.radio.simulated;
   const scanner = config.radio.scanner;
@@ -169,9 +170,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   });
   store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick'));
   uplink.start();
-  const controlPath = config.health.controlSocket ?? defaultControlSocket(config.store.path);
   const control = startControlSocket(
-    controlPath,
+    controlSocketPath(config),
     () => ({
       ...(JSON.parse(uplink.statusJson('online')) as Record<string, unknown>),
       local: { pid: process.pid, broker: broker.url, store: config.store.path, radio: config.radio.kind === 'hci' ? config.radio.scanner.transport : 'simulated' },

@@ -3,7 +3,7 @@
 // provisioning/tls/certs.sh: a gateway works end to end; without a certificate nothing
 // connects; one gateway can neither publish to, read, nor take over another's topics.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   gatewayPort = await freePort();
   backendPort = await freePort();
   const etc = join(dir, 'etc');
-  spawnSync('mkdir', ['-p', etc]);
+  mkdirSync(etc, { recursive: true });
   for (const f of ['gateways.acl', 'backend.acl']) copyFileSync(join(PROVISIONING, 'mosquitto', f), join(etc, f));
   for (const f of ['ca.crt', 'broker.crt', 'broker.key']) copyFileSync(join(pki, f), join(etc, f));
   const config = readFileSync(join(PROVISIONING, 'mosquitto/venue-gateway.conf'), 'utf8')

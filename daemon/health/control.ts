@@ -4,14 +4,16 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import type { Config } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 
 /**
- * Beside the database by default: the daemon and a technician's `vgw status -c config` derive
- * the same path from the config alone. A socket is a directory entry; nothing is written to it.
+ * `health.controlSocket`, or beside the database: the daemon and a technician's
+ * `vgw status -c config` derive the same path from the config alone. A socket is a directory
+ * entry; nothing is written to it.
  */
-export function defaultControlSocket(storePath: string): string {
-  return join(dirname(resolve(storePath)), 'control.sock');
+export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): string {
+  return config.health.controlSocket ?? join(dirname(resolve(config.store.path)), 'control.sock');
 }
 
 function socketAnswers(path: string): Promise<boolean> {

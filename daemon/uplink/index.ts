@@ -86,6 +86,20 @@ export function tlsOptions(b: BrokerOptions): Pick<mqtt.IClientOptions, 'ca' | '
   };
 }
 
+/** A short-lived client (one request, a reachability check): clean session, no reconnects. */
+export function oneShotConnectOptions(b: BrokerOptions): mqtt.IClientOptions {
+  return {
+    ...tlsOptions(b),
+    protocolVersion: 5,
+    clientId: b.clientId,
+    clean: true,
+    username: b.username,
+    password: b.password,
+    connectTimeout: b.connectTimeoutS * 1000,
+    reconnectPeriod: 0,
+  };
+}
+
 export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.IClientOptions {
   return {
     ...tlsOptions(b),
