@@ -27,7 +27,7 @@ const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'vc-flood.js'),
 await new Promise<void>((resolve) => child.once('message', () => resolve()));
 
 const store = new Store({
-  path: join(dir, 'gateway.db'), groupCommitMs: 1000, retentionMs: 14 * 86_400_000, purgeBatchSize: 500,
+  path: join(dir, 'gateway.db'), commitIntervalMs: 1000, retentionMs: 14 * 86_400_000, unackedMaxMs: 30 * 86_400_000, purgeBatchSize: 500,
   batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 2_000_000,
 });
 store.onBatches((cut) => cut.forEach((b) => store.addAck(b.id)));

@@ -34,16 +34,15 @@ const state = createAggregator({
 const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-pipeline-'));
 const clock = { t: anchor };
 const store = new Store({
-  path: join(dir, 'gateway.db'), groupCommitMs: 1000, retentionMs: 14 * 86_400_000, purgeBatchSize: 500,
+  path: join(dir, 'gateway.db'), commitIntervalMs: 1000, retentionMs: 14 * 86_400_000, unackedMaxMs: 30 * 86_400_000, purgeBatchSize: 500,
   batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 200_000, now: () => clock.t,
 });
 let wireBytes = 0;
 let wireEncounters = 0;
-let seq = 0;
 store.onBatches((cut) => {
   for (const b of cut) {
     const encounters = store.batchEncounters(b.id).map(toWire);
-    wireBytes += encodeBatch({ kind: 'batch', id: b.id, gateway: 'gw-01', venue: 'mall-01', seq: ++seq, createdAt: b.createdAt }, encounters, sign).length;
+    wireBytes += encodeBatch({ kind: 'batch', id: b.id, gateway: 'gw-01', venue: 'mall-01', life: b.life, seq: b.seq, createdAt: b.createdAt }, encounters, sign).length;
     wireEncounters += encounters.length;
     store.addAck(b.id);
   }

@@ -66,7 +66,7 @@ let payloadBytes = 0;
 let batches = 0;
 const wire = closed.map((e, i) => toWire({ ...e, id: i + 1 }));
 for (let i = 0; i + BATCH <= wire.length; i += BATCH) {
-  payloadBytes += encodeBatch({ kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: batches + 1, createdAt: Date.now() }, wire.slice(i, i + BATCH), sign).length;
+  payloadBytes += encodeBatch({ kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: batches + 1, createdAt: Date.now() }, wire.slice(i, i + BATCH), sign).length;
   batches++;
 }
 const topic = 'vgw/v1/mall-01/gw-01/batch';

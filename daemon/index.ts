@@ -48,15 +48,6 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     config.radio.kind === 'hci'
       ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
       : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
-  const store = new Store({
-    path: config.store.path,
-    groupCommitMs: config.store.groupCommitMs,
-    retentionMs: config.store.retentionDays * 86_400_000,
-    purgeBatchSize: config.store.purgeBatchSize,
-    batchMaxEncounters: config.uplink.batchMaxEncounters,
-    batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
-    maxPendingEncounters: config.store.maxPendingEncounters,
-  });
   const e = config.encounters;
   const aggregator = createAggregator({
     silenceMs: e.silenceS * 1000,
@@ -67,6 +58,20 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     bucketGapCapMs: e.bucketGapCapS * 1000,
   });
   const clock = createClockMonitor(config.clock.syncCheck);
+  const store = new Store({
+    path: config.store.path,
+    commitIntervalMs: config.store.checkpointS * 1000,
+    retentionMs: config.store.retentionDays * 86_400_000,
+    unackedMaxMs: config.store.unackedMaxDays * 86_400_000,
+    purgeBatchSize: config.store.purgeBatchSize,
+    batchMaxEncounters: config.uplink.batchMaxEncounters,
+    batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
+    maxPendingEncounters: config.store.maxPendingEncounters,
+    clockSynced: () => clockSynced,
+    // Checkpointed with every commit: a crash loses at most store.checkpointS of sightings.
+    openEncounters: () => aggregator.open.values(),
+    log,
+  });
   const b = config.beacon;
   const beacon = b.enabled
     ? new VenueBeacon(
@@ -97,7 +102,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     heard,
     drops,
     encounters: { open: aggregator.open.size, ...aggregator.counters },
-    store: { ...store.counters, ...store.stats() },
+    store: { ...store.counters, ...store.stats(), database: store.database },
     uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
   });
   const uplink = new Uplink(

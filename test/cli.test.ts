@@ -22,7 +22,7 @@ describe('vgw CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('valid (gateway gw-01 at venue mall-01)');
     const j = runVgw(['config', 'check', '--json', file]);
-    expect(JSON.parse(j.stdout).store.groupCommitMs).toBe(1000);
+    expect(JSON.parse(j.stdout).store.checkpointS).toBe(30);
   });
 
   it('config check names the field and the fix, exit code 2', () => {
@@ -47,7 +47,7 @@ describe('vgw CLI', () => {
   it('decode prints a published batch as JSON, from a file or hex on stdin', () => {
     const tempId = Buffer.from('ebd8de78173abce46461dbc7a3e899fa', 'hex');
     const payload = encodeBatch(
-      { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: 3, createdAt: Date.UTC(2026, 10, 22) },
+      { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 3, createdAt: Date.UTC(2026, 10, 22) },
       [toWire({ id: 41, protocol: 0, tempId, metadata: Buffer.from('cfd9dbfa', 'hex'), firstSeen: Date.UTC(2026, 10, 22, 9), lastSeen: Date.UTC(2026, 10, 22, 9, 4), count: 900, rssiMin: -80, rssiMax: -60, rssiSum: -900 * 74, rssiCount: 900, bucketMs: [0, 0, 100_000, 140_000], clockSynced: true })],
     );
     const file = join(dir, 'batch.cbor');

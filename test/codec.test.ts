@@ -13,7 +13,7 @@ import {
   toWire,
 } from '../daemon/uplink/index.js';
 
-const header: BatchHeader = { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', seq: 7, createdAt: 1_795_000_000_000 };
+const header: BatchHeader = { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 7, createdAt: 1_795_000_000_000 };
 
 function record(i: number, rand: () => number): EncounterRecord {
   const tempId = Buffer.alloc(16);

@@ -15,7 +15,7 @@ describe('config schema', () => {
   it('fills every default from an empty gateway section', () => {
     const c = parseConfig({ gateway: { id: 'gw-01', venue: 'mall-01' } });
     expect(c.encounters.silenceS).toBe(60);
-    expect(c.store.groupCommitMs).toBe(1000);
+    expect(c.store.checkpointS).toBe(30);
     expect(c.store.retentionDays).toBe(14);
     expect(c.broker.url).toBe('mqtt://127.0.0.1:1883');
     expect(c.topicPrefix).toBe('vgw/v1');
@@ -43,7 +43,7 @@ describe('config schema', () => {
 
   it('documents every key from the schema', () => {
     const docs = configDocs();
-    for (const key of ['gateway.id', 'broker.url', 'encounters.silenceS', 'store.groupCommitMs', 'uplink.batchMaxEncounters', 'collector.shareGroup']) {
+    for (const key of ['gateway.id', 'broker.url', 'encounters.silenceS', 'store.checkpointS', 'uplink.batchMaxEncounters', 'collector.shareGroup']) {
       expect(docs).toContain(`\`${key}\``);
     }
   });

@@ -64,7 +64,7 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
     broker: { url: broker.url, reconnectS: 0.5, connectTimeoutS: 5 },
     topicPrefix: prefix,
     radio: { simulated: { ...crowd, speed: SPEED } },
-    store: { path: gatewayDb, groupCommitMs: 250 },
+    store: { path: gatewayDb, checkpointS: 0.25 },
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
     log: { level: 'debug' },
   });

@@ -17,7 +17,7 @@ let n = 0;
 function gatewayDb(encounters: ClosedEncounter[]): string {
   const path = join(dir, `g${n++}.db`);
   const store = new Store({
-    path, groupCommitMs: 1000, retentionMs: 100 * 365 * 86_400_000, purgeBatchSize: 500,
+    path, commitIntervalMs: 1000, retentionMs: 100 * 365 * 86_400_000, unackedMaxMs: 400 * 86_400_000, purgeBatchSize: 500,
     batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 1_000_000,
   });
   store.addEncounters(encounters);

@@ -76,7 +76,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       secretsFile: identity.secretsFile,
       broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-a.crt'), key: join(pki, 'gw-a.key'), reconnectS: 0.5 },
       radio: { simulated: { seed: 8, phones: 6, arrivalsPerMinute: 600, minDwellS: 60, maxDwellS: 90, speed: 60 } },
-      store: { path: join(dir, 'gw-a.db'), groupCommitMs: 250 },
+      store: { path: join(dir, 'gw-a.db'), checkpointS: 0.25 },
       uplink: { batchMaxAgeS: 1 },
     });
     let collector: Spawned | null = null;

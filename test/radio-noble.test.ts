@@ -102,7 +102,7 @@ describe('noble over the virtual controller', () => {
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0 } },
       encounters: { silenceS: 3 },
-      store: { path: join(dir, 'gateway.db'), groupCommitMs: 250 },
+      store: { path: join(dir, 'gateway.db'), checkpointS: 0.25 },
       uplink: { batchMaxAgeS: 1, resendInitialS: 1 },
     });
     const truth = crowdTruth(crowd);

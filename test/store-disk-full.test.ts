@@ -42,7 +42,7 @@ describe.skipIf(!mounted)('store on a full disk (skipped unless root can mount a
   it('keeps queued encounters, never corrupts the file, and catches up when space returns', () => {
     const path = join(mountPoint, 'gateway.db');
     const store = new Store({
-      path, groupCommitMs: 1000, retentionMs: 14 * 86_400_000, purgeBatchSize: 500,
+      path, commitIntervalMs: 1000, retentionMs: 14 * 86_400_000, unackedMaxMs: 400 * 86_400_000, purgeBatchSize: 500,
       batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 100_000,
     });
     store.addEncounters(encounters(0, 200));

@@ -36,7 +36,8 @@ function encounter(id: number): WireEncounter {
 
 const aliceKey = signingKeyFromSeed(Buffer.from(alice.secrets.signingKey, 'hex'));
 const malloryKey = signingKeyFromSeed(Buffer.from(mallory.secrets.signingKey, 'hex'));
-const header = (seq: number, gateway = 'gw-alice', venue = 'mall-01'): BatchHeader => ({ kind: 'batch', id: ulid(), gateway, venue, seq, createdAt: Date.now() });
+const header = (seq: number, gateway = 'gw-alice', venue = 'mall-01'): BatchHeader => ({ kind: 'batch', id: ulid(), gateway, venue, life: LIFE, seq, createdAt: Date.now() });
+const LIFE = ulid();
 
 function publish(payload: Buffer, gateway = 'gw-alice', venue = 'mall-01'): Promise<void> {
   return publisher.publishAsync(gatewayTopics(prefix, venue, gateway).batch, payload, { qos: 1 }).then(() => undefined);

@@ -1,8 +1,17 @@
 // One schema for the config file: validation, defaults, `vgw config docs` and CLI help all
 // come from it. Each field's description says what it does and how to fix a bad value.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseTransport, TRANSPORT_HELP } from '../radio/transport.js';
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const id = (what: string) =>
@@ -10,8 +19,14 @@ const id = (what: string) =>
     .string({ error: `expected a string: the ${what}, e.g. "mall-01"` })
     .regex(idPattern, `must be 1-64 letters, digits, '_', '.' or '-' (it becomes part of MQTT topics)`);
 
+/** Node's timers fire at once past 2^31−1 ms: no period may be longer. */
+const MAX_TIMER_S = 2_147_483;
 const seconds = (d: number, what: string) =>
-  z.number({ error: `expected a number of seconds (${what})` }).positive('must be greater than 0').default(d);
+  z
+    .number({ error: `expected a number of seconds (${what})` })
+    .positive('must be greater than 0')
+    .max(MAX_TIMER_S, `at most ${MAX_TIMER_S} s (about 24 days: Node's timers cannot wait longer)`)
+    .default(d);
 
 const brokerSchema = z
   .object({
@@ -26,7 +41,12 @@ const brokerSchema = z
     cert: z.string().min(1).optional().describe('PEM client certificate for mutual TLS: one per gateway, its CN the gateway id.'),
     key: z.string().min(1).optional().describe('PEM private key of the client certificate; must be mode 0600.'),
     clientId: z.string().min(1).max(128).optional().describe('MQTT client id; defaults to "vgw-<gateway id>" or "vgw-collector-<host>".'),
-    keepaliveS: seconds(30, 'MQTT keepalive').describe('MQTT keepalive in seconds.'),
+    keepaliveS: z
+      .number({ error: 'expected a number of seconds (MQTT keepalive)' })
+      .positive('must be greater than 0')
+      .max(65_535, 'at most 65535 (MQTT keepalive is a 16-bit number of seconds)')
+      .default(30)
+      .describe('MQTT keepalive in seconds.'),
     connectTimeoutS: seconds(10, 'connect timeout').describe('Seconds to wait for a CONNACK.'),
     reconnectS: seconds(2, 'reconnect delay').describe('Seconds between reconnect attempts.'),
   })
@@ -136,13 +156,35 @@ const encountersSchema = z
 
 const storeSchema = z
   .object({
-    path: z.string().min(1, 'must name a file, e.g. "/var/lib/venue-gateway/gateway.db"').default('gateway.db').describe('SQLite database file.'),
-    groupCommitMs: z.number().int().min(50, 'at least 50 ms').default(1000).describe('At most one write transaction per this many ms (SD card wear).'),
-    retentionDays: z.number().positive().max(365).default(14).describe('Encounters older than this are deleted.'),
+    path: z
+      .string()
+      .min(1, 'must name a file, e.g. "/var/lib/venue-gateway/gateway.db"')
+      .refine((p) => !isDirectory(p), 'is a directory: name the database file inside it, e.g. "/var/lib/venue-gateway/gateway.db"')
+      .default('gateway.db')
+      .describe('SQLite database file (created 0600: it holds temp IDs).'),
+    checkpointS: z
+      .number({ error: 'expected a number of seconds (commit and checkpoint period)' })
+      .min(0.05, 'at least 0.05 s')
+      .max(60, 'at most 60 s: a crash or power cut loses up to this much of sightings')
+      .default(30)
+      .describe('One write transaction per this many seconds: closed encounters, acks, batches and a checkpoint of the encounters still open. A crash or power cut loses at most this much of sightings; shorter wears the SD card faster.'),
+    retentionDays: z
+      .number({ error: 'expected a number of days' })
+      .min(1, 'at least 1 day')
+      .max(365, 'at most 365 days')
+      .default(14)
+      .describe('Acknowledged encounters are deleted once this old (by a synchronised clock, or by time in service when the clock was not).'),
+    unackedMaxDays: z
+      .number({ error: 'expected a number of days' })
+      .min(1, 'at least 1 day')
+      .max(365, 'at most 365 days')
+      .default(30)
+      .describe('Encounters never acknowledged are kept this long in service time (clock steps do not count), then deleted, logged and counted (store.purged_unacked).'),
     purgeBatchSize: z.number().int().min(1).default(500).describe('Rows the retention purge deletes per commit.'),
     maxPendingEncounters: z.number().int().min(1000).default(200_000).describe('Closed encounters kept in memory while the disk refuses writes.'),
   })
   .strict()
+  .refine((s) => s.unackedMaxDays >= s.retentionDays, { message: 'must be at least retentionDays', path: ['unackedMaxDays'] })
   .prefault({})
   .describe('Local SQLite store and outbox.');
 
@@ -179,7 +221,10 @@ const collectorSchema = z
   })
   .describe('The backend side: `vgw collect`.');
 
-export const configSchema = z
+/** A Unix socket path longer than this does not fit in sockaddr_un. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+const configObject = z
   .object({
     gateway: z
       .object({
@@ -216,7 +261,58 @@ export const configSchema = z
   })
   .strict();
 
-export type Config = z.infer<typeof configSchema>;
+export const configSchema = configObject.superRefine((c, ctx) => {
+  const socket = controlSocketPath(c);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      path: c.health.controlSocket ? ['health', 'controlSocket'] : ['store', 'path'],
+      message: `the control socket ${socket} is ${Buffer.byteLength(socket)} bytes, longer than the ${MAX_SOCKET_PATH_BYTES} a Unix socket path may have: set health.controlSocket to a shorter path`,
+    });
+  }
+});
+
+/**
+ * `health.controlSocket`, or beside the database: the daemon and a technician's
+ * `vgw status -c config` derive the same path from the config alone. A socket is a directory
+ * entry; nothing is written to it.
+ */
+export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): string {
+  return config.health.controlSocket ?? join(dirname(resolve(config.store.path)), 'control.sock');
+}
+
+/**
+ * Reads a small text or binary file the user named, refusing more than `maxBytes` (a device
+ * such as /dev/zero or a wrong path must not eat the memory).
+ */
+export function readFileLimited(path: string, maxBytes: number, field: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(65_536, maxBytes + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > maxBytes) throw new RangeError(`${field}: ${path} is larger than ${maxBytes} bytes: is it the right file?`);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** JSON.parse turns numbers too large for a double (1e400) into Infinity: name where. */
+function nonFiniteNumbers(value: unknown, path: string[] = []): string[] {
+  if (typeof value === 'number') return Number.isFinite(value) ? [] : [`${path.join('.') || '(top level)'}: the number is too large: use a value that fits (see \`vgw config docs\`)`];
+  if (Array.isArray(value)) return value.flatMap((v, i) => nonFiniteNumbers(v, [...path, String(i)]));
+  if (typeof value === 'object' && value !== null) return Object.entries(value).flatMap(([k, v]) => nonFiniteNumbers(v, [...path, k]));
+  return [];
+}
+
+export type Config = z.infer<typeof configObject>;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], source: string) {
@@ -239,11 +335,14 @@ export function parseConfig(input: unknown, source = '(inline)'): Config {
   return result.data;
 }
 
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
 export function loadConfig(path: string): Config {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileLimited(path, MAX_CONFIG_BYTES, 'config').toString('utf8');
   } catch (err) {
+    if (err instanceof RangeError) throw new ConfigError([`larger than ${MAX_CONFIG_BYTES} bytes: is it the right file?`], path);
     throw new ConfigError([`cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path`], path);
   }
   let json: unknown;
@@ -252,6 +351,8 @@ export function loadConfig(path: string): Config {
   } catch (err) {
     throw new ConfigError([`not valid JSON (${(err as Error).message}): fix the syntax`], path);
   }
+  const tooLarge = nonFiniteNumbers(json);
+  if (tooLarge.length > 0) throw new ConfigError(tooLarge, path);
   return parseConfig(json, path);
 }
 

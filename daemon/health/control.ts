@@ -3,18 +3,11 @@
 // requests) and without writing anything to the SD card.
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import type { Config } from '../config/index.js';
-import type { Logger } from '../log/index.js';
+import { dirname } from 'node:path';
+import { controlSocketPath } from '../config/index.js';
 
-/**
- * `health.controlSocket`, or beside the database: the daemon and a technician's
- * `vgw status -c config` derive the same path from the config alone. A socket is a directory
- * entry; nothing is written to it.
- */
-export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): string {
-  return config.health.controlSocket ?? join(dirname(resolve(config.store.path)), 'control.sock');
-}
+export { controlSocketPath };
+import type { Logger } from '../log/index.js';
 
 function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {

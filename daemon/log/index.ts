@@ -18,3 +18,4 @@ export function createLogger(level: string, options: { pretty?: boolean } = {}):
 }
 
 export type { Logger };
+export { WarningThrottle } from './throttle.js';

@@ -1,31 +1,60 @@
-// The gateway's SQLite store. All writes go through one group commit: at most one write
-// transaction per `groupCommitMs`, because SD cards wear out from small writes.
-import { mkdirSync } from 'node:fs';
+// The gateway's SQLite store. All writes go through one commit every `commitIntervalMs`: SD
+// cards wear out from small writes. Each commit also checkpoints the encounters still open, so
+// a crash or power cut loses at most one interval of sightings.
+//
+// Ids never mean two encounters: a new life (a ULID sent in every batch) starts at every open,
+// and encounter ids and seq are unique per life. Retention never deletes an unacknowledged
+// encounter because of the wall clock; it measures age in service time (time spent running)
+// wherever the wall clock cannot be trusted.
+import { closeSync, existsSync, mkdirSync, openSync, chmodSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
 import type { ClosedEncounter, Encounter } from '../encounters/index.js';
-import { MIGRATIONS } from './schema.js';
+import type { Logger } from '../log/index.js';
+import {
+  checkDatabaseFile, EncounterRowValues, isCorruption, readLineage, Salvage, salvage, setAside, StoreEvent, writeLineage,
+} from './recovery.js';
+import { LEGACY_LIFE, MIGRATIONS } from './schema.js';
+
+export { isCorruption, lineagePath } from './recovery.js';
+export type { StoreEvent } from './recovery.js';
 
 export interface StoreOptions {
   path: string;
-  groupCommitMs: number;
+  /** One write transaction (and checkpoint of open encounters) per this many ms. */
+  commitIntervalMs: number;
+  /** Acknowledged encounters are deleted once this old. */
   retentionMs: number;
-  /** Rows deleted per commit by the retention purge: small, so no commit stalls the loop. */
+  /** Unacknowledged encounters are deleted only after this much service time (logged, counted). */
+  unackedMaxMs: number;
+  /** Encounters deleted per commit by the retention purge: small, so no commit stalls the loop. */
   purgeBatchSize: number;
   batchMaxEncounters: number;
   batchMaxAgeMs: number;
   /** Closed encounters held in memory while the disk refuses writes; past this the oldest go. */
   maxPendingEncounters: number;
+  /** Wall clock (unix ms). */
   now?: () => number;
+  /** Monotonic ms: service time advances by it, whatever the wall clock does. */
+  steadyNow?: () => number;
+  /** Whether the wall clock is synchronised now (retention by date needs it). */
+  clockSynced?: () => boolean;
+  /** The encounters still open, checkpointed with every commit. */
+  openEncounters?: () => Iterable<Encounter>;
+  log?: Logger;
 }
 
 export interface StoredEncounter extends Encounter {
   id: number;
+  /** The life the id belongs to: (gateway, life, id) names an encounter forever. */
+  life: string;
 }
 
 export interface OutboxBatch {
   id: string;
+  life: string;
   seq: number;
   createdAt: number;
   encounterCount: number;
@@ -38,8 +67,34 @@ export interface StoreCounters {
   batches_acked: number;
   acks_unknown: number;
   purged_encounters: number;
+  /** Deleted unacknowledged after `unackedMaxMs` of service time: lost to the backend. */
+  purged_unacked: number;
   commit_failures: number;
   dropped_disk_full: number;
+  /** Encounters open at a crash, read back from the checkpoint at start. */
+  restored_open: number;
+  /** Encounters and batches read back from a database found corrupt. */
+  salvaged_encounters: number;
+  read_errors: number;
+}
+
+/** The database's identity and history, for `vgw status`, doctor and the status topic. */
+export interface DatabaseState {
+  database: string;
+  life: string;
+  lifeStartedAt: number;
+  lives: number;
+  serviceS: number;
+  /** The latest thing that happened to the database (corruption, loss, ...), if any. */
+  lastEvent: StoreEvent | null;
+  /** Set while the database could not be written or read; cleared by the next success. */
+  error: string | null;
+}
+
+interface Life {
+  life: string;
+  firstId: number;
+  nextSeq: number;
 }
 
 interface EncounterRow {
@@ -58,29 +113,17 @@ interface EncounterRow {
   clock_synced: number;
 }
 
-function fromRow(r: EncounterRow): StoredEncounter {
-  return {
-    id: r.id,
-    protocol: r.protocol,
-    tempId: r.temp_id,
-    metadata: r.metadata,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-    count: r.count,
-    rssiMin: r.rssi_min,
-    rssiMax: r.rssi_max,
-    rssiSum: r.rssi_sum,
-    rssiCount: r.rssi_count,
-    bucketMs: JSON.parse(r.bucket_ms) as number[],
-    clockSynced: r.clock_synced === 1,
-  };
-}
+const META_DEFAULTS: Record<string, number> = { purged_through: 0, service_ms: 0 };
 
+/** The one place SQLite files are opened: WAL, FULL sync, private to the service user. */
 export function openDatabase(path: string): Database.Database {
   // The folder is made private on first start; systemd's StateDirectory makes it too.
   mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
   let db: Database.Database;
   try {
+    // Everyone's temp IDs are in it: created 0600 (SQLite gives its WAL the same mode).
+    if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
     db = new Database(path);
   } catch (err) {
     throw new Error(`store.path: cannot open ${path} (${(err as Error).message}): check the folder's owner and permissions`);
@@ -108,6 +151,45 @@ export function migrate(db: Database.Database, migrations: readonly string[]): v
   }
 }
 
+function fromRow(r: EncounterRow, life: string): StoredEncounter {
+  return {
+    id: r.id,
+    life,
+    protocol: r.protocol,
+    tempId: r.temp_id,
+    metadata: r.metadata,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    count: r.count,
+    rssiMin: r.rssi_min,
+    rssiMax: r.rssi_max,
+    rssiSum: r.rssi_sum,
+    rssiCount: r.rssi_count,
+    bucketMs: JSON.parse(r.bucket_ms) as number[],
+    clockSynced: r.clock_synced === 1,
+  };
+}
+
+type OpenTuple = [number, Uint8Array, Uint8Array, number, number, number, number, number, number, number, number[], number];
+
+function encodeOpen(open: Iterable<Encounter>): Buffer | null {
+  const tuples: OpenTuple[] = [];
+  for (const e of open) {
+    tuples.push([e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count, e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, e.bucketMs, e.clockSynced ? 1 : 0]);
+  }
+  return tuples.length === 0 ? null : Buffer.from(cborEncode(tuples));
+}
+
+function decodeOpen(data: Buffer): Encounter[] {
+  const tuples = cborDecode(data) as OpenTuple[];
+  return tuples.map(([protocol, tempId, metadata, firstSeen, lastSeen, count, rssiMin, rssiMax, rssiSum, rssiCount, bucketMs, synced]) => ({
+    protocol, tempId: Buffer.from(tempId), metadata: Buffer.from(metadata), firstSeen, lastSeen, count, rssiMin, rssiMax, rssiSum, rssiCount, bucketMs, clockSynced: synced === 1,
+  }));
+}
+
+/** How often the purge looks for expired batches (it is never urgent). */
+const PURGE_CHECK_MS = 60_000;
+
 export class Store {
   readonly counters: StoreCounters = {
     write_transactions: 0,
@@ -116,63 +198,209 @@ export class Store {
     batches_acked: 0,
     acks_unknown: 0,
     purged_encounters: 0,
+    purged_unacked: 0,
     commit_failures: 0,
     dropped_disk_full: 0,
+    restored_open: 0,
+    salvaged_encounters: 0,
+    read_errors: 0,
   };
-  private readonly db: Database.Database;
+  private db!: Database.Database;
+  private stmt!: ReturnType<Store['prepare']>;
   private readonly now: () => number;
+  private readonly steadyNow: () => number;
+  private readonly log: Logger | undefined;
   private pendingEncounters: ClosedEncounter[] = [];
   private pendingAcks = new Set<string>();
   /** Highest encounter id written; ids are contiguous from here on. */
-  private lastId: number;
-  /** Highest encounter id inside a batch (or purged): everything above waits for a batch. */
-  private batchedThrough: number;
+  private lastId = 0;
+  /** Highest encounter id inside a batch: everything above waits for a batch. */
+  private batchedThrough = 0;
   private oldestUnbatchedAt: number | null = null;
+  private lives: Life[] = [];
+  private serviceMs = 0;
+  private lastSteady: number;
+  private nextPurgeCheck = 0;
+  private lastCheckpoint: Buffer | null = null;
+  private state!: DatabaseState;
+  private recoverNeeded: unknown = null;
   private timer: NodeJS.Timeout | null = null;
   private batchListeners: Array<(batches: OutboxBatch[]) => void> = [];
   private ackListeners: Array<(ids: string[]) => void> = [];
-  private readonly stmt;
+  private eventListeners: Array<(event: StoreEvent) => void> = [];
 
   constructor(private readonly options: StoreOptions) {
     this.now = options.now ?? Date.now;
-    this.db = openDatabase(options.path);
+    this.steadyNow = options.steadyNow ?? (() => performance.now());
+    this.lastSteady = this.steadyNow();
+    this.log = options.log;
+    this.open([]);
+  }
+
+  /**
+   * Opens (or recreates) the file and starts a new life: what a previous life left unbatched is
+   * cut into batches of that life first, and encounters open at a crash are stored as closed.
+   */
+  private open(carried: StoreEvent[]): void {
+    const path = this.options.path;
+    const now = this.now();
+    const events = [...carried];
+    const lineage = readLineage(path);
+    let salvaged: Salvage | null = null;
+    if (existsSync(path)) {
+      const problem = checkDatabaseFile(path);
+      if (problem !== null) {
+        const aside = setAside(path, now);
+        salvaged = salvage(aside, LEGACY_LIFE);
+        const n = salvaged.batches.reduce((s, b) => s + b.rows.length, 0) + salvaged.unbatched.length;
+        events.push({
+          at: now, kind: 'corrupt',
+          detail: `database corrupt (${problem}); set aside as ${aside} for forensics; ${n} unacknowledged encounters salvaged` +
+            (salvaged.unreadableBatches > 0 ? `, ${salvaged.unreadableBatches} unacknowledged batches unreadable` : '') + '; a new database and life started',
+        });
+      }
+    } else if (lineage !== null && !events.some((e) => e.kind === 'corrupt')) {
+      events.push({ at: now, kind: 'lost', detail: `database ${lineage.database} is missing (deleted or lost); a new database and life started, so no id repeats` });
+    }
+    const created = !existsSync(path);
+    this.db = openDatabase(path);
     migrate(this.db, MIGRATIONS);
     const db = this.db;
-    this.stmt = {
+    this.stmt = this.prepare(db);
+    const missingMeta = Object.keys(META_DEFAULTS).filter((k) => this.stmt.meta.get(k) === undefined);
+    let databaseId = this.db.prepare(`SELECT value FROM meta WHERE key = 'database'`).pluck().get() as string | undefined;
+    const knownLives = new Set((db.prepare('SELECT life FROM lives').pluck().all() as string[]));
+    if (lineage !== null && databaseId !== undefined && !created) {
+      if (lineage.database !== databaseId) {
+        events.push({ at: now, kind: 'replaced', detail: `the database file was replaced: it is ${databaseId}, the unit last ran on ${lineage.database}; a new life started, so no id repeats` });
+      } else if (!knownLives.has(lineage.life)) {
+        events.push({ at: now, kind: 'rolled_back', detail: `the database was rolled back (restored from a copy, or its WAL lost): it lacks life ${lineage.life}, the latest; a new life started, so no id repeats` });
+      }
+    }
+    const life = ulid(now);
+    db.transaction(() => {
+      if (databaseId === undefined) {
+        databaseId = ulid(now);
+        db.prepare(`INSERT INTO meta VALUES ('database', ?)`).run(databaseId);
+      }
+      if (missingMeta.length > 0 && !created) {
+        events.push({ at: now, kind: 'meta_rebuilt', detail: `meta rows ${missingMeta.join(', ')} were missing; rebuilt from the stored encounters and batches` });
+      }
+      for (const key of missingMeta) {
+        const value = key === 'purged_through'
+          ? Math.max((this.stmt.maxId.get() as number | null) ?? 0, (this.stmt.maxBatched.get() as number | null) ?? 0)
+          : META_DEFAULTS[key];
+        db.prepare('INSERT OR REPLACE INTO meta VALUES (?, ?)').run(key, value);
+      }
+      if (salvaged) this.insertSalvage(salvaged, now);
+      this.loadState();
+      if (this.lives.length === 0 && this.unbatched > 0) {
+        this.lives.push({ life: LEGACY_LIFE, firstId: 1, nextSeq: 1 });
+        this.stmt.insertLife.run(LEGACY_LIFE, 1, 1, now, 'upgrade');
+      }
+      // Leftovers of earlier lives go out as batches of their own life, now: a restart must not
+      // hold back a partial batch (its age would start again from zero).
+      this.cutBatches(now, true);
+      this.lives.push({ life, firstId: this.lastId + 1, nextSeq: 1 });
+      const reason = events.length > 0 ? events[events.length - 1].kind : created ? 'new database' : 'start';
+      this.stmt.insertLife.run(life, this.lastId + 1, 1, now, reason);
+      const open = this.stmt.checkpoint.get() as Buffer | undefined;
+      if (open !== undefined) {
+        const restored = decodeOpen(open).map((e) => ({ ...e, closeReason: 'shutdown' as const }));
+        this.insertEncounters(restored, now);
+        this.counters.restored_open += restored.length;
+        this.stmt.clearCheckpoint.run();
+      }
+      for (const e of events) this.stmt.insertEvent.run(e.at, e.kind, e.detail);
+    })();
+    writeLineage(path, { database: databaseId!, life });
+    const lastEvent = (this.stmt.lastEvent.get() as StoreEvent | undefined) ?? null;
+    this.state = { database: databaseId!, life, lifeStartedAt: now, lives: this.lives.length, serviceS: Math.floor(this.serviceMs / 1000), lastEvent, error: null };
+    for (const e of events) {
+      this.log?.error({ kind: e.kind, detail: e.detail }, 'database problem found and handled');
+      for (const l of this.eventListeners) l(e);
+    }
+    if (this.counters.restored_open > 0) this.log?.info({ restored: this.counters.restored_open }, 'encounters open at the last crash restored from the checkpoint');
+  }
+
+  private prepare(db: Database.Database) {
+    return {
       insert: db.prepare(
         `INSERT INTO encounters (id, protocol, temp_id, metadata, first_seen, last_seen, count,
            rssi_min, rssi_max, rssi_sum, rssi_count, bucket_ms, clock_synced) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       ),
       meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
-      insertBatch: db.prepare('INSERT INTO batches (id, seq, first_id, last_id, created_at) VALUES (?,?,?,?,?)'),
+      insertLife: db.prepare('INSERT INTO lives (life, first_id, next_seq, started_at, reason) VALUES (?,?,?,?,?)'),
+      setNextSeq: db.prepare('UPDATE lives SET next_seq = ? WHERE life = ?'),
+      lives: db.prepare('SELECT life, first_id AS firstId, next_seq AS nextSeq FROM lives ORDER BY first_id'),
+      insertBatch: db.prepare(
+        `INSERT INTO batches (id, life, seq, first_id, last_id, created_at, created_service, last_seen_max, all_synced)
+         VALUES (?,?,?,?,?,?,?,?,?)`,
+      ),
+      batchSummary: db.prepare('SELECT max(last_seen) AS lastSeen, min(clock_synced) AS synced FROM encounters WHERE id BETWEEN ? AND ?'),
       ack: db.prepare('UPDATE batches SET acked_at = ? WHERE id = ? AND acked_at IS NULL'),
-      batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId FROM batches WHERE id = ?'),
+      batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId, life FROM batches WHERE id = ?'),
       outbox: db.prepare(
-        `SELECT id, seq, created_at AS createdAt, last_id - first_id + 1 AS encounterCount
-         FROM batches WHERE acked_at IS NULL ORDER BY seq`,
+        `SELECT id, life, seq, created_at AS createdAt, last_id - first_id + 1 AS encounterCount
+         FROM batches WHERE acked_at IS NULL ORDER BY first_id`,
       ),
       encounterRange: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? ORDER BY id'),
-      timeRange: db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? AND last_seen >= ? ORDER BY id'),
-      oldestLastSeen: db.prepare('SELECT last_seen FROM encounters ORDER BY id LIMIT 1').pluck(),
-      oldestBatch: db.prepare('SELECT min(created_at) FROM batches').pluck(),
-      // Ids follow closing order, so the oldest encounters sit at the front of the table:
-      // only the first rows are looked at, never the whole table.
-      purgeEncounters: db.prepare(
-        'DELETE FROM encounters WHERE id IN (SELECT id FROM encounters ORDER BY id LIMIT ?) AND last_seen < ? RETURNING id',
-      ).pluck(),
-      purgeBatches: db.prepare('DELETE FROM batches WHERE id IN (SELECT id FROM batches WHERE created_at < ? ORDER BY seq LIMIT ?)'),
+      timeRange: db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? ORDER BY id'),
+      expired: db.prepare(
+        `SELECT id, first_id AS firstId, last_id AS lastId, acked_at IS NULL AS unacked FROM batches
+         WHERE (acked_at IS NOT NULL AND ((? = 1 AND all_synced = 1 AND last_seen_max < ?) OR created_service < ?))
+            OR (acked_at IS NULL AND created_service < ?)
+         ORDER BY first_id LIMIT ?`,
+      ),
+      deleteRange: db.prepare('DELETE FROM encounters WHERE id BETWEEN ? AND ?'),
+      deleteBatch: db.prepare('DELETE FROM batches WHERE id = ?'),
       maxId: db.prepare('SELECT max(id) FROM encounters').pluck(),
       maxBatched: db.prepare('SELECT max(last_id) FROM batches').pluck(),
       lastAck: db.prepare('SELECT max(acked_at) FROM batches').pluck(),
+      outboxCount: db.prepare('SELECT count(*) FROM batches WHERE acked_at IS NULL').pluck(),
+      checkpoint: db.prepare('SELECT data FROM open_checkpoint WHERE id = 1').pluck(),
+      setCheckpoint: db.prepare('INSERT OR REPLACE INTO open_checkpoint (id, taken_at, data) VALUES (1, ?, ?)'),
+      clearCheckpoint: db.prepare('DELETE FROM open_checkpoint'),
+      insertEvent: db.prepare('INSERT INTO events (at, kind, detail) VALUES (?,?,?)'),
+      lastEvent: db.prepare('SELECT at, kind, detail FROM events ORDER BY rowid DESC LIMIT 1'),
     };
-    const purgedThrough = this.stmt.meta.get('purged_through') as number;
-    this.lastId = Math.max((this.stmt.maxId.get() as number | null) ?? 0, purgedThrough);
-    this.batchedThrough = Math.max((this.stmt.maxBatched.get() as number | null) ?? 0, purgedThrough);
-    if (this.lastId > this.batchedThrough) this.oldestUnbatchedAt = this.now();
   }
 
-  /** Starts the group-commit timer; a failed commit (disk full, I/O error) is retried next tick. */
+  private loadState(): void {
+    const purgedThrough = this.stmt.meta.get('purged_through') as number;
+    const maxBatched = (this.stmt.maxBatched.get() as number | null) ?? 0;
+    this.lastId = Math.max((this.stmt.maxId.get() as number | null) ?? 0, purgedThrough, maxBatched);
+    this.batchedThrough = Math.max(maxBatched, purgedThrough);
+    this.serviceMs = this.stmt.meta.get('service_ms') as number;
+    this.lives = this.stmt.lives.all() as Life[];
+    this.oldestUnbatchedAt = this.lastId > this.batchedThrough ? this.now() : null;
+  }
+
+  /** Writes what was read back from a corrupt file: batches keep their ids, the rest gets a life of its own. */
+  private insertSalvage(s: Salvage, now: number): void {
+    const copy = (r: EncounterRowValues) =>
+      this.stmt.insert.run(r.id, r.protocol, r.temp_id, r.metadata, r.first_seen, r.last_seen, r.count, r.rssi_min, r.rssi_max, r.rssi_sum, r.rssi_count, r.bucket_ms, r.clock_synced);
+    const lives = new Map<string, Life>();
+    for (const { batch, rows } of s.batches) {
+      for (const r of rows) copy(r);
+      const summary = this.stmt.batchSummary.get(batch.firstId, batch.lastId) as { lastSeen: number; synced: number };
+      this.stmt.insertBatch.run(batch.id, batch.life, batch.seq, batch.firstId, batch.lastId, batch.createdAt, 0, summary.lastSeen, summary.synced);
+      const l = lives.get(batch.life);
+      if (!l) lives.set(batch.life, { life: batch.life, firstId: batch.firstId, nextSeq: batch.seq + 1 });
+      else l.nextSeq = Math.max(l.nextSeq, batch.seq + 1);
+      this.counters.salvaged_encounters += rows.length;
+    }
+    for (const l of lives.values()) this.stmt.insertLife.run(l.life, l.firstId, l.nextSeq, now, 'salvaged');
+    if (s.unbatched.length > 0) {
+      // Their life's next seq may not have survived: a fresh life cannot collide.
+      this.stmt.insertLife.run(ulid(now), s.unbatched[0].id, 1, now, 'salvaged');
+      for (const r of s.unbatched) copy(r);
+      this.counters.salvaged_encounters += s.unbatched.length;
+    }
+  }
+
+  /** Starts the commit timer; a failed commit (disk full, I/O error) is retried next tick. */
   start(onError: (err: unknown) => void): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
@@ -181,7 +409,7 @@ export class Store {
       } catch (err) {
         onError(err);
       }
-    }, this.options.groupCommitMs);
+    }, this.options.commitIntervalMs);
   }
 
   onBatches(listener: (batches: OutboxBatch[]) => void): void {
@@ -192,7 +420,12 @@ export class Store {
     this.ackListeners.push(listener);
   }
 
-  /** Queues closed encounters for the next group commit. */
+  /** Database events (corruption, loss, ...) as they are found and handled. */
+  onEvent(listener: (event: StoreEvent) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  /** Queues closed encounters for the next commit. */
   addEncounters(encounters: ClosedEncounter[]): void {
     for (const e of encounters) this.pendingEncounters.push(e);
     const excess = this.pendingEncounters.length - this.options.maxPendingEncounters;
@@ -204,12 +437,18 @@ export class Store {
 
   /** Queues a backend acknowledgement; returns false for a batch this store never cut. */
   addAck(batchId: string): boolean {
-    if (this.stmt.batch.get(batchId) === undefined) {
+    const known = this.read(false, () => this.stmt.batch.get(batchId) !== undefined);
+    if (!known) {
       this.counters.acks_unknown++;
       return false;
     }
     this.pendingAcks.add(batchId);
     return true;
+  }
+
+  /** An ack received and waiting for the next commit: the batch must not be sent again. */
+  isAckPending(batchId: string): boolean {
+    return this.pendingAcks.has(batchId);
   }
 
   get pendingCount(): number {
@@ -220,111 +459,228 @@ export class Store {
     return this.lastId - this.batchedThrough;
   }
 
-  private expired(cutoff: number): boolean {
-    const oldest = this.stmt.oldestLastSeen.get() as number | undefined;
-    const oldestBatch = this.stmt.oldestBatch.get() as number | null;
-    return (oldest !== undefined && oldest < cutoff) || (oldestBatch !== null && oldestBatch < cutoff);
-  }
-
   /** Runs one write transaction with everything queued; a no-op when there is nothing to do. */
   commit(): void {
+    if (this.recoverNeeded !== null) this.recover();
     const now = this.now();
+    const steady = this.steadyNow();
+    if (steady > this.lastSteady) this.serviceMs += steady - this.lastSteady;
+    this.lastSteady = steady;
     const encounters = this.pendingEncounters;
     const acks = [...this.pendingAcks];
-    const cutoff = now - this.options.retentionMs;
+    const open = this.options.openEncounters ? encodeOpen(this.options.openEncounters()) : null;
+    const checkpointChanged = !(open === null ? this.lastCheckpoint === null : this.lastCheckpoint?.equals(open));
     const cutDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
-    const mustPurge = this.expired(cutoff);
-    if (encounters.length === 0 && acks.length === 0 && !cutDue && !mustPurge) return;
-    const before = { lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt };
+    const purgeDue = steady >= this.nextPurgeCheck;
+    if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged) return;
+    const before = {
+      lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt,
+      lives: this.lives.map((l) => ({ ...l })),
+    };
     let cut: OutboxBatch[] = [];
     let acked: string[] = [];
-    let purged = 0;
+    let purged = { encounters: 0, unacked: 0, batches: 0, more: false };
     try {
       this.db.transaction(() => {
-        for (const e of encounters) {
-          this.stmt.insert.run(
-            ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
-            e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map(Math.round)), e.clockSynced ? 1 : 0,
-          );
-        }
-        if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
+        this.insertEncounters(encounters, now);
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
-        cut = this.cutBatches(now);
-        if (mustPurge) purged = this.purge(cutoff);
+        cut = this.cutBatches(now, false);
+        if (purgeDue) purged = this.purge(now);
+        if (checkpointChanged) {
+          if (open === null) this.stmt.clearCheckpoint.run();
+          else this.stmt.setCheckpoint.run(now, open);
+        }
+        this.stmt.setMeta.run(Math.round(this.serviceMs), 'service_ms');
       })();
     } catch (err) {
       // SQLITE_FULL, I/O errors: the transaction rolled back; everything stays queued.
       Object.assign(this, before);
       this.counters.commit_failures++;
+      this.state.error = `commit failed: ${(err as Error).message}`;
+      if (isCorruption(err)) this.recoverNeeded = err;
       throw err;
     } finally {
       this.counters.write_transactions++;
     }
+    this.state.error = null;
+    this.lastCheckpoint = open;
+    if (purgeDue) this.nextPurgeCheck = purged.more ? steady : steady + PURGE_CHECK_MS;
     this.pendingEncounters = [];
     for (const id of acks) this.pendingAcks.delete(id);
     this.counters.encounters_stored += encounters.length;
     this.counters.batches_acked += acked.length;
     this.counters.batches_cut += cut.length;
-    this.counters.purged_encounters += purged;
+    this.counters.purged_encounters += purged.encounters;
+    this.state.serviceS = Math.floor(this.serviceMs / 1000);
+    if (purged.unacked > 0) {
+      this.counters.purged_unacked += purged.unacked;
+      const event: StoreEvent = {
+        at: now, kind: 'unacked_purged',
+        detail: `${purged.unacked} encounters were never acknowledged within ${Math.round(this.options.unackedMaxMs / 86_400_000)} days of service (store.unackedMaxDays) and were deleted: check the broker and the collector`,
+      };
+      this.log?.error({ encounters: purged.unacked, batches: purged.batches }, event.detail);
+      this.recordEvent(event);
+    }
     if (cut.length > 0) for (const l of this.batchListeners) l(cut);
     if (acked.length > 0) for (const l of this.ackListeners) l(acked);
   }
 
-  private cutBatches(now: number): OutboxBatch[] {
+  private recordEvent(event: StoreEvent): void {
+    try {
+      this.stmt.insertEvent.run(event.at, event.kind, event.detail);
+    } catch {
+      /* the event is still in memory and in the log */
+    }
+    this.state.lastEvent = event;
+    for (const l of this.eventListeners) l(event);
+  }
+
+  private insertEncounters(encounters: Encounter[], now: number): void {
+    for (const e of encounters) {
+      this.stmt.insert.run(
+        ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
+        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map(Math.round)), e.clockSynced ? 1 : 0,
+      );
+    }
+    if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
+  }
+
+  /** Index into `lives` of the life `id` belongs to. */
+  private lifeIndex(id: number): number {
+    let lo = 0;
+    let hi = this.lives.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.lives[mid].firstId <= id) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private lifeOf(id: number): string {
+    return this.lives.length === 0 ? LEGACY_LIFE : this.lives[this.lifeIndex(id)].life;
+  }
+
+  /** Cuts due batches; a batch never spans two lives. `all` cuts everything waiting. */
+  private cutBatches(now: number, all: boolean): OutboxBatch[] {
     const max = this.options.batchMaxEncounters;
-    const ageDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
+    const ageDue = all || (this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
     const cut: OutboxBatch[] = [];
-    let seq = this.stmt.meta.get('next_seq') as number;
-    while (this.unbatched >= max || (ageDue && this.unbatched > 0)) {
+    while (this.unbatched > 0) {
       const firstId = this.batchedThrough + 1;
-      const lastId = Math.min(this.lastId, this.batchedThrough + max);
-      const batch: OutboxBatch = { id: ulid(now), seq, createdAt: now, encounterCount: lastId - firstId + 1 };
-      this.stmt.insertBatch.run(batch.id, seq, firstId, lastId, now);
+      const index = this.lifeIndex(firstId);
+      const life = this.lives[index];
+      const lifeEnd = index + 1 < this.lives.length ? this.lives[index + 1].firstId - 1 : Infinity;
+      const lastId = Math.min(this.lastId, this.batchedThrough + max, lifeEnd);
+      const count = lastId - firstId + 1;
+      if (count < max && lastId === this.lastId && !ageDue) break;
+      const summary = this.stmt.batchSummary.get(firstId, lastId) as { lastSeen: number | null; synced: number | null };
+      const batch: OutboxBatch = { id: ulid(now), life: life.life, seq: life.nextSeq, createdAt: now, encounterCount: count };
+      this.stmt.insertBatch.run(batch.id, life.life, batch.seq, firstId, lastId, now, Math.round(this.serviceMs), summary.lastSeen ?? now, summary.synced ?? 1);
+      life.nextSeq++;
+      this.stmt.setNextSeq.run(life.nextSeq, life.life);
       this.batchedThrough = lastId;
-      seq++;
       cut.push(batch);
     }
-    if (cut.length > 0) this.stmt.setMeta.run(seq, 'next_seq');
     if (this.unbatched === 0) this.oldestUnbatchedAt = null;
     else if (cut.length > 0 && ageDue) this.oldestUnbatchedAt = now;
     return cut;
   }
 
-  /** Deletes up to purgeBatchSize expired encounters (and expired batches); returns how many. */
-  private purge(cutoff: number): number {
-    const size = this.options.purgeBatchSize;
-    this.stmt.purgeBatches.run(cutoff, size);
-    const deleted = this.stmt.purgeEncounters.all(size, cutoff) as number[];
-    if (deleted.length === 0) return 0;
-    const purgedThrough = Math.max(this.stmt.meta.get('purged_through') as number, ...deleted);
-    this.stmt.setMeta.run(purgedThrough, 'purged_through');
-    // Expired encounters never batched (a long outage) are gone: no batch may point at them.
-    this.batchedThrough = Math.max(this.batchedThrough, Math.min(purgedThrough, this.lastId));
-    return deleted.length;
+  /**
+   * Deletes expired batches whole, up to about purgeBatchSize encounters. Acknowledged: once
+   * `retentionMs` old by a synchronised clock (only if every sighting had one), or by service
+   * time. Unacknowledged: only after `unackedMaxMs` of service time, which no clock step moves.
+   */
+  private purge(now: number): { encounters: number; unacked: number; batches: number; more: boolean } {
+    const synced = this.options.clockSynced?.() ?? true;
+    const expired = this.stmt.expired.all(
+      synced ? 1 : 0, now - this.options.retentionMs, this.serviceMs - this.options.retentionMs,
+      this.serviceMs - this.options.unackedMaxMs, this.options.purgeBatchSize,
+    ) as Array<{ id: string; firstId: number; lastId: number; unacked: number }>;
+    const out = { encounters: 0, unacked: 0, batches: 0, more: false };
+    let purgedThrough = this.stmt.meta.get('purged_through') as number;
+    for (const b of expired) {
+      if (out.encounters >= this.options.purgeBatchSize) {
+        out.more = true;
+        break;
+      }
+      const n = this.stmt.deleteRange.run(b.firstId, b.lastId).changes;
+      this.stmt.deleteBatch.run(b.id);
+      this.pendingAcks.delete(b.id);
+      out.encounters += n;
+      out.batches++;
+      if (b.unacked) out.unacked += n;
+      purgedThrough = Math.max(purgedThrough, b.lastId);
+    }
+    if (expired.length === this.options.purgeBatchSize) out.more = true;
+    if (out.batches > 0) this.stmt.setMeta.run(purgedThrough, 'purged_through');
+    return out;
   }
 
-  /** Batches cut but not acknowledged, oldest first. */
+  /**
+   * Runs a read; a SQLite error never escapes (it is counted and shown in the status), and a
+   * corrupt file is replaced at the next commit.
+   */
+  private read<T>(fallback: T, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      this.counters.read_errors++;
+      this.state.error = `read failed: ${(err as Error).message}`;
+      if (isCorruption(err)) this.recoverNeeded = err;
+      this.log?.error({ err: (err as Error).message }, 'database read failed');
+      return fallback;
+    }
+  }
+
+  /** The file turned out corrupt while running: set it aside and carry on in a new one. */
+  private recover(): void {
+    const cause = this.recoverNeeded;
+    this.recoverNeeded = null;
+    try {
+      this.db.close();
+    } catch {
+      /* damaged */
+    }
+    this.lastCheckpoint = null;
+    this.pendingAcks.clear();
+    this.log?.error({ err: (cause as Error).message }, 'database found corrupt while running; setting it aside');
+    try {
+      this.open([]);
+    } catch (err) {
+      this.recoverNeeded = cause; // tried again at the next commit
+      throw err;
+    }
+  }
+
+  /** Batches cut but not acknowledged (nor with an ack waiting for the commit), oldest first. */
   outbox(): OutboxBatch[] {
-    return this.stmt.outbox.all() as OutboxBatch[];
+    return this.read([], () => (this.stmt.outbox.all() as OutboxBatch[]).filter((b) => !this.pendingAcks.has(b.id)));
   }
 
   batchEncounters(batchId: string): StoredEncounter[] {
-    const b = this.stmt.batch.get(batchId) as { firstId: number; lastId: number } | undefined;
-    if (!b) return [];
-    return (this.stmt.encounterRange.all(b.firstId, b.lastId) as EncounterRow[]).map(fromRow);
+    return this.read([], () => {
+      const b = this.stmt.batch.get(batchId) as { firstId: number; lastId: number; life: string } | undefined;
+      if (!b) return [];
+      return (this.stmt.encounterRange.all(b.firstId, b.lastId) as EncounterRow[]).map((r) => fromRow(r, b.life));
+    });
   }
 
-  /** Encounters overlapping [from, to) that are still within retention. */
+  /** Encounters overlapping [from, to) that are still stored. */
   encountersInRange(from: number, to: number): StoredEncounter[] {
-    const cutoff = this.now() - this.options.retentionMs;
-    return (this.stmt.timeRange.all(from, to, cutoff) as EncounterRow[]).map(fromRow);
+    return this.read([], () => (this.stmt.timeRange.all(from, to) as EncounterRow[]).map((r) => fromRow(r, this.lifeOf(r.id))));
+  }
+
+  get database(): DatabaseState {
+    return { ...this.state, lives: this.lives.length };
   }
 
   stats(): { unbatched: number; outboxBatches: number; lastAckAt: number | null; pending: number } {
     return {
       unbatched: this.unbatched,
-      outboxBatches: this.outbox().length,
-      lastAckAt: (this.stmt.lastAck.get() as number | null) ?? null,
+      outboxBatches: this.read(0, () => this.stmt.outboxCount.get() as number),
+      lastAckAt: this.read(null, () => (this.stmt.lastAck.get() as number | null) ?? null),
       pending: this.pendingEncounters.length,
     };
   }

@@ -1,6 +1,9 @@
 // Schema migrations, applied in order; PRAGMA user_version records how many ran.
 // Written for an SD card: a commit appends to the encounters table and touches nothing else
 // most of the time (no secondary index on encounters; a batch is a range of encounter ids).
+/** The life of data written before lives existed (schema 1); the collector uses it too. */
+export const LEGACY_LIFE = '00000000000000000000000000';
+
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE encounters (
      id INTEGER PRIMARY KEY,               -- assigned by the store, never reused (see meta.purged_through)
@@ -27,6 +30,53 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
    INSERT INTO meta VALUES ('next_seq', 1), ('purged_through', 0);`,
+  // Lives (issue 8): encounter ids and seq are unique per (gateway, life); a new life starts at
+  // every start, so a lost, rolled-back or restored database can never reuse an id. Data from
+  // before this version keeps the all-zero life, which the collector's migration gives it too.
+  // Retention looks at batches: their acknowledgement, the newest last-seen and whether every
+  // sighting had a synchronised clock, and the service time (running time, immune to clock
+  // steps) at which they were cut.
+  `CREATE TABLE lives (
+     life TEXT PRIMARY KEY,                -- ULID, sent in every batch
+     first_id INTEGER NOT NULL UNIQUE,     -- encounters from this id up to the next life's belong to it
+     next_seq INTEGER NOT NULL,
+     started_at INTEGER NOT NULL,          -- unix ms (as the clock said)
+     reason TEXT NOT NULL                  -- why it started: start, new database, lost, corrupt, ...
+   );
+   INSERT INTO lives SELECT '${LEGACY_LIFE}', 1, value, 0, 'upgrade' FROM meta WHERE key = 'next_seq'
+     AND EXISTS (SELECT 1 FROM encounters UNION ALL SELECT 1 FROM batches UNION ALL SELECT 1 FROM meta WHERE key = 'purged_through' AND value > 0);
+   CREATE TABLE batches_v2 (
+     id TEXT PRIMARY KEY,                  -- ULID
+     life TEXT NOT NULL,
+     seq INTEGER NOT NULL,                 -- per life, from 1
+     first_id INTEGER NOT NULL,            -- encounters first_id..last_id, contiguous, one life
+     last_id INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     acked_at INTEGER,                     -- NULL while in the outbox
+     created_service INTEGER NOT NULL,     -- service time (ms of running) when cut
+     last_seen_max INTEGER NOT NULL,
+     all_synced INTEGER NOT NULL,          -- 1: every encounter's clock was synchronised
+     UNIQUE (life, seq)
+   );
+   INSERT INTO batches_v2 SELECT id, '${LEGACY_LIFE}', seq, first_id, last_id, created_at, acked_at, 0,
+     coalesce((SELECT max(last_seen) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), created_at),
+     coalesce((SELECT min(clock_synced) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), 1)
+     FROM batches b;
+   DROP TABLE batches;
+   ALTER TABLE batches_v2 RENAME TO batches;
+   CREATE INDEX batches_outbox ON batches(first_id) WHERE acked_at IS NULL;
+   DELETE FROM meta WHERE key = 'next_seq';
+   INSERT OR IGNORE INTO meta VALUES ('service_ms', 0);
+   CREATE TABLE open_checkpoint (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     taken_at INTEGER NOT NULL,
+     data BLOB NOT NULL                    -- CBOR: the encounters still open at the last commit
+   );
+   CREATE TABLE events (
+     at INTEGER NOT NULL,                  -- unix ms
+     kind TEXT NOT NULL,                   -- corrupt, lost, replaced, rolled_back, meta_rebuilt, unacked_purged
+     detail TEXT NOT NULL
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
-import type { StoredEncounter } from '../store/index.js';
+import type { Encounter } from '../encounters/index.js';
 
 export const WIRE_SCHEMA_VERSION = 1;
 /** Bit 0 of an encounter's flags: its times came from a clock not yet synchronised. */
@@ -31,8 +31,8 @@ export interface WireEncounter {
   clockSynced: boolean;
 }
 
-/** What the store holds; rounding to wire precision happens in `toWire`. */
-export type EncounterRecord = StoredEncounter;
+/** What the store holds (the life travels in the batch header); rounding happens in `toWire`. */
+export type EncounterRecord = Encounter & { id: number };
 
 export type BatchKind = 'batch' | 'pull';
 
@@ -41,7 +41,13 @@ export interface BatchHeader {
   id: string;
   gateway: string;
   venue: string;
-  /** Per-gateway sequence of outbox batches; 0 for pull responses. */
+  /**
+   * The gateway's life: a ULID the store draws at every start (and for every new database).
+   * Encounter ids and `seq` are unique within (gateway, life), so a database that was lost,
+   * rolled back or restored can never make an id mean two encounters.
+   */
+  life: string;
+  /** Per-(gateway, life) sequence of outbox batches, from 1; 0 for pull responses. */
   seq: number;
   createdAt: number;
   /** Pull responses come in parts; `last` marks the final one. */
@@ -66,7 +72,7 @@ const SIGNATURE_DOMAIN = 'vgw-batch-v1';
  * encounters), in a fixed order, so the collector can recompute it from the decoded batch.
  */
 export function signedBytes(h: BatchHeader, hash: Uint8Array): Buffer {
-  return Buffer.from(cborEncode([SIGNATURE_DOMAIN, h.kind, h.id, h.gateway, h.venue, h.seq, h.createdAt, h.part ?? null, h.last ?? null, Buffer.from(hash)]));
+  return Buffer.from(cborEncode([SIGNATURE_DOMAIN, h.kind, h.id, h.gateway, h.venue, h.life, h.seq, h.createdAt, h.part ?? null, h.last ?? null, Buffer.from(hash)]));
 }
 
 export class WireFormatError extends Error {
@@ -155,6 +161,7 @@ export function encodeBatch(header: BatchHeader, encounters: WireEncounter[], si
     id: header.id,
     gw: header.gateway,
     venue: header.venue,
+    life: header.life,
     seq: header.seq,
     created: header.createdAt,
     n: encounters.length,
@@ -176,6 +183,7 @@ function field<T>(ok: boolean, name: string, expected: string, value: T): T {
   return value;
 }
 
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
@@ -195,9 +203,10 @@ export function decodeBatch(payload: Uint8Array): Batch {
   const m = msg as Record<string, unknown>;
   field(m.v === WIRE_SCHEMA_VERSION, 'v', `schema version ${WIRE_SCHEMA_VERSION}`, 0);
   const kind = field(m.kind === 'batch' || m.kind === 'pull', 'kind', '"batch" or "pull"', m.kind as BatchKind);
-  const id = field(typeof m.id === 'string' && /^[0-9A-HJKMNP-TV-Z]{26}$/.test(m.id), 'id', 'a ULID', m.id as string);
+  const id = field(typeof m.id === 'string' && ULID.test(m.id), 'id', 'a ULID', m.id as string);
   const gateway = field(typeof m.gw === 'string' && m.gw.length > 0, 'gw', 'a gateway id string', m.gw as string);
   const venue = field(typeof m.venue === 'string' && m.venue.length > 0, 'venue', 'a venue id string', m.venue as string);
+  const life = field(typeof m.life === 'string' && ULID.test(m.life), 'life', 'a ULID (the gateway life the encounter ids belong to)', m.life as string);
   const seq = field(isUint(m.seq), 'seq', 'an unsigned integer', m.seq as number);
   const createdAt = field(isUint(m.created), 'created', 'unix milliseconds', m.created as number);
   const n = field(isUint(m.n), 'n', 'an encounter count', m.n as number);
@@ -208,7 +217,7 @@ export function decodeBatch(payload: Uint8Array): Batch {
   const last = m.last === undefined ? undefined : field(typeof m.last === 'boolean', 'last', 'a boolean', m.last as boolean);
   const sig = m.sig === undefined ? undefined : field(isBytes(m.sig) && m.sig.length === 64, 'sig', 'a 64-byte Ed25519 signature', m.sig as Uint8Array);
   const encounters = decodeColumns(enc, n);
-  return { kind, id, gateway, venue, seq, createdAt, part, last, encounters, hash: Buffer.from(hash), ...(sig ? { sig: Buffer.from(sig) } : {}) };
+  return { kind, id, gateway, venue, life, seq, createdAt, part, last, encounters, hash: Buffer.from(hash), ...(sig ? { sig: Buffer.from(sig) } : {}) };
 }
 
 function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
@@ -278,6 +287,7 @@ export function batchToJson(b: Batch): Record<string, unknown> {
     id: b.id,
     gateway: b.gateway,
     venue: b.venue,
+    life: b.life,
     seq: b.seq,
     createdAt: new Date(b.createdAt).toISOString(),
     ...(b.part !== undefined ? { part: b.part, last: b.last } : {}),

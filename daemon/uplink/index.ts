@@ -3,9 +3,9 @@
 import mqtt, { IClientPublishOptions, MqttClient } from 'mqtt';
 import { ulid } from 'ulid';
 import { readFileSync } from 'node:fs';
-import type { Logger } from '../log/index.js';
+import { Logger, WarningThrottle } from '../log/index.js';
 import { assertPrivateFile, TrustError } from '../trust/index.js';
-import type { OutboxBatch, Store } from '../store/index.js';
+import type { OutboxBatch, Store, StoredEncounter } from '../store/index.js';
 import { BatchSigner, encodeBatch, toWire, WIRE_SCHEMA_VERSION } from './codec.js';
 import { ackSchema, MessageError, parseMessage, requestSchema } from './messages.js';
 import { gatewayTopics, GatewayTopics } from './topics.js';
@@ -116,6 +116,21 @@ export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['wil
   };
 }
 
+/**
+ * Splits a pull answer into parts of at most `size` encounters, each of one life (a part's
+ * header names the life its ids belong to). An empty answer is one empty part.
+ */
+export function pullParts(encounters: StoredEncounter[], size: number, currentLife: string): Array<{ life: string; encounters: StoredEncounter[] }> {
+  const parts: Array<{ life: string; encounters: StoredEncounter[] }> = [];
+  for (const e of encounters) {
+    const last = parts[parts.length - 1];
+    if (last && last.life === e.life && last.encounters.length < size) last.encounters.push(e);
+    else parts.push({ life: e.life, encounters: [e] });
+  }
+  if (parts.length === 0) parts.push({ life: currentLife, encounters: [] });
+  return parts;
+}
+
 export class Uplink {
   readonly counters: UplinkCounters = {
     connects: 0,
@@ -136,6 +151,7 @@ export class Uplink {
   private readonly startedAt = Date.now();
   /** One warning per outage, not one per reconnect attempt: an outage can last days. */
   private outageLogged = false;
+  private readonly warnings: WarningThrottle;
 
   constructor(
     private readonly options: UplinkOptions,
@@ -144,6 +160,7 @@ export class Uplink {
     private readonly log: Logger,
   ) {
     this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
+    this.warnings = new WarningThrottle(log);
     store.onBatches(() => this.pump());
     store.onAcked((ids) => {
       for (const id of ids) this.inflight.delete(id);
@@ -163,6 +180,9 @@ export class Uplink {
       this.counters.connects++;
       this.outageLogged = false;
       this.log.info({ sessionPresent: connack.sessionPresent }, 'broker connected');
+      // A broker that lost our session lost whatever it held for us: re-send at once, and
+      // restart the backoff, since the first re-send may beat the collectors' re-subscription.
+      if (!connack.sessionPresent) for (const f of this.inflight.values()) f.attempts = 0;
       client.subscribe([this.topics.ack, this.topics.request], { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
       });
@@ -195,7 +215,13 @@ export class Uplink {
     const client = this.client;
     if (!client?.connected) return;
     const now = Date.now();
-    for (const batch of this.store.outbox()) {
+    const outbox = this.store.outbox();
+    // Acked, or deleted by the store: nothing left to send.
+    if (this.inflight.size > 0) {
+      const waiting = new Set(outbox.map((b) => b.id));
+      for (const id of this.inflight.keys()) if (!waiting.has(id)) this.inflight.delete(id);
+    }
+    for (const batch of outbox) {
       const f = this.inflight.get(batch.id);
       if (f === undefined && this.inflight.size >= this.options.maxInflightBatches) break;
       if (f !== undefined && f.nextAttemptAt > now) continue;
@@ -205,11 +231,19 @@ export class Uplink {
 
   private publishBatch(client: MqttClient, batch: OutboxBatch, f: InFlight | undefined): void {
     const encounters = this.store.batchEncounters(batch.id).map(toWire);
-    const payload = encodeBatch(
-      { kind: 'batch', id: batch.id, gateway: this.options.gateway, venue: this.options.venue, seq: batch.seq, createdAt: batch.createdAt },
+    let payload: Buffer;
+    try {
+      payload = encodeBatch(
+      { kind: 'batch', id: batch.id, gateway: this.options.gateway, venue: this.options.venue, life: batch.life, seq: batch.seq, createdAt: batch.createdAt },
       encounters,
       this.options.signer,
-    );
+      );
+    } catch (err) {
+      // Never a crash loop: the batch stays in the outbox and the reason is in the log.
+      this.inflight.set(batch.id, { attempts: (f?.attempts ?? 0) + 1, nextAttemptAt: Date.now() + this.options.resendMaxMs });
+      this.warnings.warn('batch_unencodable', { batch: batch.id, err: (err as Error).message }, 'batch cannot be encoded; kept in the outbox');
+      return;
+    }
     const attempts = (f?.attempts ?? 0) + 1;
     const backoff = Math.min(this.options.resendMaxMs, this.options.resendInitialMs * 2 ** (attempts - 1));
     // Jitter keeps a fleet that lost the broker together from re-sending together.
@@ -228,13 +262,16 @@ export class Uplink {
       ack = parseMessage(payload, ackSchema, 64 * 1024);
     } catch (err) {
       this.counters.acks_invalid++;
-      this.log.warn({ err: (err as Error).message }, 'invalid ack ignored');
+      this.warnings.warn('ack_invalid', { err: (err as Error).message }, 'invalid ack ignored');
       return;
     }
     this.counters.acks_received++;
+    let unknown = 0;
     for (const id of ack.acks) {
-      if (!this.store.addAck(id)) this.log.warn({ batch: id }, 'ack for a batch this gateway never cut; ignored');
+      if (this.store.addAck(id)) this.inflight.delete(id);
+      else unknown++;
     }
+    if (unknown > 0) this.warnings.warn('ack_unknown', { batches: unknown }, 'ack for batches this gateway never cut (or already deleted); ignored');
   }
 
   private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): void {
@@ -246,7 +283,7 @@ export class Uplink {
 
   private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
     this.counters.requests_invalid++;
-    this.log.warn({ error }, 'request refused');
+    this.warnings.warn('request_refused', { error }, 'request refused');
     this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
   }
 
@@ -254,7 +291,7 @@ export class Uplink {
     const { responseTopic, correlationData } = props;
     if (!responseTopic || /[+#]/.test(responseTopic)) {
       this.counters.requests_invalid++;
-      this.log.warn('request without a usable MQTT 5 response topic ignored');
+      this.warnings.warn('request_no_response_topic', {}, 'request without a usable MQTT 5 response topic ignored');
       return;
     }
     let request;
@@ -278,16 +315,15 @@ export class Uplink {
       );
       return;
     }
-    const size = this.options.batchMaxEncounters;
-    const parts = Math.max(1, Math.ceil(encounters.length / size));
-    for (let part = 0; part < parts; part++) {
-      const slice = encounters.slice(part * size, (part + 1) * size).map(toWire);
+    const slices = pullParts(encounters, this.options.batchMaxEncounters, this.store.database.life);
+    const parts = slices.length;
+    slices.forEach((slice, part) => {
       const header = {
         kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
-        seq: 0, createdAt: Date.now(), part, last: part === parts - 1,
+        life: slice.life, seq: 0, createdAt: Date.now(), part, last: part === parts - 1,
       };
-      this.reply(responseTopic, correlationData, encodeBatch(header, slice, this.options.signer), 'application/cbor');
-    }
+      this.reply(responseTopic, correlationData, encodeBatch(header, slice.encounters.map(toWire), this.options.signer), 'application/cbor');
+    });
     this.counters.requests_answered++;
     this.counters.pull_encounters_sent += encounters.length;
     this.log.info({ from: request.from, to: request.to, encounters: encounters.length, parts }, 'pull answered');
@@ -317,6 +353,7 @@ export class Uplink {
 
   /** Publishes a clean "offline" status and disconnects, within `timeoutMs`. */
   async stop(timeoutMs = 3000): Promise<void> {
+    this.warnings.stop();
     if (this.pumpTimer) clearInterval(this.pumpTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
     const client = this.client;

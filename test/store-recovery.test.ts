@@ -1,0 +1,181 @@
+// A database lost, rolled back, corrupt or missing its meta rows: the store says what happened,
+// starts a new life so that no (life, id) repeats, and keeps what can still be read.
+import Database from 'better-sqlite3';
+import { copyFileSync, existsSync, openSync, readdirSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ClosedEncounter, Encounter } from '../daemon/encounters/index.js';
+import { lineagePath, Store, StoreOptions } from '../daemon/store/index.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-recovery-');
+let n = 0;
+const DAY = 86_400_000;
+
+function encounter(i: number, lastSeen = Date.UTC(2026, 10, 22)): ClosedEncounter {
+  const tempId = Buffer.alloc(16, 7);
+  tempId.writeUInt32BE(i, 0);
+  return {
+    protocol: 0, tempId, metadata: Buffer.from([1, 2, 3, 4]), firstSeen: lastSeen - 5000, lastSeen,
+    count: 10, rssiMin: -80, rssiMax: -50, rssiSum: -650, rssiCount: 10, bucketMs: [0, 1000, 2000, 2000], clockSynced: true, closeReason: 'silence',
+  };
+}
+
+function open(path: string, overrides: Partial<StoreOptions> = {}): Store {
+  return new Store({
+    path, commitIntervalMs: 1000, retentionMs: 14 * DAY, unackedMaxMs: 30 * DAY, purgeBatchSize: 500,
+    batchMaxEncounters: 10, batchMaxAgeMs: 0, maxPendingEncounters: 10_000, ...overrides,
+  });
+}
+
+/** (life, id) of every encounter a store would send. */
+function sent(store: Store): string[] {
+  return store.outbox().flatMap((b) => store.batchEncounters(b.id).map((e) => `${e.life}/${e.id}`));
+}
+
+/** A crash: the connection goes away without the final commit. */
+function crash(store: Store): void {
+  (store as unknown as { db: Database.Database }).db.close();
+}
+
+describe('store recovery', () => {
+  it('creates its database private to the service user (0600)', () => {
+    const path = join(dir, `g${n++}.db`);
+    open(path).close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('a deleted database: a new one and a new life, said in the status, and no (life, id) repeats', () => {
+    const path = join(dir, `g${n++}.db`);
+    const a = open(path);
+    a.addEncounters([1, 2, 3].map((i) => encounter(i)));
+    a.commit();
+    const before = sent(a);
+    a.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+    const b = open(path);
+    expect(b.database.lastEvent).toMatchObject({ kind: 'lost' });
+    expect(b.database.lastEvent?.detail).toMatch(/missing/);
+    b.addEncounters([4, 5, 6].map((i) => encounter(i)));
+    b.commit();
+    const after = sent(b);
+    expect(after).toHaveLength(3);
+    for (const key of after) expect(before).not.toContain(key);
+    b.close();
+  });
+
+  it('a rolled-back database (an old copy put back, or its WAL lost) is noticed; ids of the lost life are never reused', () => {
+    const path = join(dir, `g${n++}.db`);
+    const a = open(path);
+    a.addEncounters([1, 2].map((i) => encounter(i)));
+    a.commit();
+    a.close();
+    copyFileSync(path, `${path}.copy`);
+    const b = open(path);
+    b.addEncounters([3, 4, 5].map((i) => encounter(i)));
+    b.commit();
+    const lostTimeline = sent(b);
+    crash(b);
+    copyFileSync(`${path}.copy`, path);
+    rmSync(`${path}-wal`, { force: true });
+    rmSync(`${path}-shm`, { force: true });
+    const c = open(path);
+    expect(c.database.lastEvent).toMatchObject({ kind: 'rolled_back' });
+    c.addEncounters([6, 7, 8].map((i) => encounter(i)));
+    c.commit();
+    const now = sent(c);
+    // The encounters of the first life are the same ones (same life and id): dedupe is right
+    // for them; the new ones reuse no (life, id) the lost timeline sent.
+    expect(now).toHaveLength(5);
+    for (const key of now.slice(-3)) expect(lostTimeline).not.toContain(key);
+    expect(new Set(now).size).toBe(now.length);
+    c.close();
+  });
+
+  it('a corrupt database is set aside for forensics, its unacknowledged batches salvaged under their own ids, and the unit carries on', () => {
+    const path = join(dir, `g${n++}.db`);
+    const a = open(path, { batchMaxEncounters: 50 });
+    a.addEncounters(Array.from({ length: 2000 }, (_, i) => encounter(i)));
+    a.commit();
+    const [first, ...rest] = a.outbox();
+    a.addAck(first.id);
+    a.commit();
+    const unacked = sent(a);
+    expect(rest).toHaveLength(39);
+    a.close();
+    // Flip bytes in the middle of the file: some pages of encounters become garbage.
+    const size = statSync(path).size;
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, Math.floor(size / 2 / 4096) * 4096);
+    closeSync(fd);
+    const b = open(path, { batchMaxEncounters: 50 });
+    expect(b.database.lastEvent).toMatchObject({ kind: 'corrupt' });
+    expect(b.database.lastEvent?.detail).toMatch(/set aside as .*corrupt-/);
+    expect(readdirSync(dir).some((f) => f.startsWith(`g${n - 1}.db.corrupt-`))).toBe(true);
+    const salvaged = sent(b);
+    expect(salvaged.length).toBeGreaterThan(1000); // most pages were fine
+    expect(salvaged.length).toBeLessThan(unacked.length); // one page was not
+    for (const key of salvaged) expect(unacked).toContain(key); // same life and id: deduped at the collector
+    expect(b.counters.salvaged_encounters).toBe(salvaged.length);
+    b.addEncounters([encounter(9000)]);
+    b.commit();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    b.close();
+  });
+
+  it('a file that is not a database at all is set aside too', () => {
+    const path = join(dir, `g${n++}.db`);
+    open(path).close();
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from('this is not an SQLite file at all, just text'), 0, 44, 0);
+    closeSync(fd);
+    const b = open(path);
+    expect(b.database.lastEvent).toMatchObject({ kind: 'corrupt' });
+    b.addEncounters([encounter(1)]);
+    b.commit();
+    expect(sent(b)).toHaveLength(1);
+    b.close();
+  });
+
+  it('missing meta rows are rebuilt and said; ids go on above what is stored', () => {
+    const path = join(dir, `g${n++}.db`);
+    const a = open(path);
+    a.addEncounters([1, 2, 3].map((i) => encounter(i)));
+    a.commit();
+    a.close();
+    const db = new Database(path);
+    db.exec('DELETE FROM meta');
+    db.close();
+    const b = open(path);
+    expect(b.database.lastEvent).toMatchObject({ kind: 'meta_rebuilt' });
+    b.addEncounters([4].map((i) => encounter(i)));
+    b.commit();
+    expect(sent(b).map((k) => Number(k.split('/')[1]))).toEqual([1, 2, 3, 4]);
+    b.close();
+  });
+
+  it('encounters open at a crash come back from the checkpoint of the last commit, once', () => {
+    const path = join(dir, `g${n++}.db`);
+    let open_: Encounter[] = [1, 2, 3].map((i) => encounter(i));
+    const a = open(path, { openEncounters: () => open_ });
+    a.addEncounters([encounter(10)]);
+    a.commit();
+    open_ = [encounter(1), encounter(2)]; // 3 closed after the checkpoint ...
+    a.addEncounters([encounter(3)]);
+    a.commit(); // ... and was committed with a new checkpoint in one transaction
+    crash(a);
+    const b = open(path, { openEncounters: () => [] });
+    expect(b.counters.restored_open).toBe(2);
+    b.commit();
+    const tempIds = b.outbox().flatMap((x) => b.batchEncounters(x.id).map((e) => e.tempId.readUInt32BE(0))).sort((x, y) => x - y);
+    expect(tempIds).toEqual([1, 2, 3, 10]);
+    b.close();
+    // A clean stop leaves no checkpoint behind: nothing restored twice.
+    const c = open(path);
+    expect(c.counters.restored_open).toBe(0);
+    c.close();
+    expect(existsSync(lineagePath(path))).toBe(true);
+  });
+});
