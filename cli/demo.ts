@@ -86,7 +86,7 @@ export function demoCommand(): Command {
                 encounters: { silenceS: 5 },
               }
             : { radio: { simulated: { seed: 1, arrivalsPerMinute: 30, speed: Number(opts.speed) } } }),
-          store: { path: join(dir, 'gateway.db') },
+          store: { path: join(dir, 'gateway.db'), checkpointS: 2 },
           uplink: { batchMaxAgeS: 3, statusIntervalS: 1 },
         }),
       );

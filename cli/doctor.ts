@@ -211,6 +211,26 @@ function checkDisk(config: Config): CheckResult {
   }
 }
 
+/** What a technician does about each thing the store found and handled. */
+const EVENT_FIXES: Record<string, string> = {
+  corrupt: 'the unit carries on in a new database; ask the backend which batches it holds (unacknowledged ones that could not be salvaged are lost), keep the .corrupt- file for forensics, and replace the SD card if it happens again',
+  lost: 'the unit carries on in a new database; find out who or what removed the file (a full or failing SD card?)',
+  replaced: 'the database file is not the one the unit last ran on; if that was not intended, check who replaced it',
+  rolled_back: 'the database lost recent commits (a restored copy, or a lost WAL): a card that ignores flushes can do this; use an industrial card or a UPS HAT',
+  meta_rebuilt: 'nothing to do unless it happens again (then suspect the SD card)',
+  unacked_purged: 'encounters waited longer than store.unackedMaxDays for the backend: check the broker, the collector and this unit\'s registration',
+};
+
+/** The store's latest event of the past week, read from the database. */
+function recentEvent(db: Database.Database): { at: number; kind: string; detail: string } | undefined {
+  try {
+    const e = db.prepare('SELECT at, kind, detail FROM events ORDER BY rowid DESC LIMIT 1').get() as { at: number; kind: string; detail: string } | undefined;
+    return e && Date.now() - e.at < 7 * 86_400_000 ? e : undefined;
+  } catch {
+    return undefined; // a database from before events were kept
+  }
+}
+
 function checkDatabase(config: Config): CheckResult {
   if (!existsSync(config.store.path)) return pass('database', `${config.store.path} not created yet (the daemon creates it)`);
   try {
@@ -218,7 +238,11 @@ function checkDatabase(config: Config): CheckResult {
     try {
       const rows = db.pragma('integrity_check') as Array<{ integrity_check: string }>;
       const version = db.pragma('user_version', { simple: true }) as number;
-      if (rows.length === 1 && rows[0].integrity_check === 'ok') return pass('database', `${config.store.path}: integrity ok, schema ${version}`);
+      if (rows.length === 1 && rows[0].integrity_check === 'ok') {
+        const event = recentEvent(db);
+        if (event) return failed('database', `${event.kind} on ${new Date(event.at).toISOString()}: ${event.detail}`, EVENT_FIXES[event.kind] ?? 'see the log for what happened');
+        return pass('database', `${config.store.path}: integrity ok, schema ${version}`);
+      }
       return failed('database', `integrity_check: ${rows.slice(0, 3).map((r) => r.integrity_check).join('; ')}`, 'stop the daemon, move the file aside (the backend keeps everything acknowledged) and start again');
     } finally {
       db.close();

@@ -35,6 +35,13 @@ const when = (ms: unknown) => (typeof ms === 'number' ? `${new Date(ms).toISOStr
 
 type Doc = Record<string, Record<string, unknown>>;
 
+function databaseLine(d: Record<string, unknown> | undefined): string {
+  if (!d) return '-';
+  const e = d.lastEvent as { at: number; kind: string; detail: string } | null;
+  const event = e ? `; LAST EVENT ${e.kind} at ${new Date(e.at).toISOString()}: ${e.detail}` : '; no events';
+  return `${String(d.database)}, life ${String(d.life)} (${String(d.lives)} lives), ${String(d.serviceS)} s in service${d.error ? `; ERROR ${String(d.error)}` : ''}${event}`;
+}
+
 /** The status document as a technician reads it: one line per concern. */
 export function formatStatus(status: Record<string, unknown>, disk: DiskUsage): string {
   const c = (status.counters ?? {}) as Doc;
@@ -55,6 +62,7 @@ export function formatStatus(status: Record<string, unknown>, disk: DiskUsage): 
     ['encounters', `${String(enc.open ?? 0)} open, ${String(store.encounters_stored ?? 0)} stored since start`],
     ['backlog', `${String(store.outboxBatches ?? 0)} batches + ${String(store.unbatched ?? 0)} encounters not yet acknowledged; last ack ${when(store.lastAckAt)}`],
     ['broker', `${uplink.connected ? 'connected' : 'DISCONNECTED'} (${String(local.broker)}), ${String(uplink.connects ?? 0)} connects, ${String(uplink.inflight ?? 0)} batches in flight`],
+    ['database', databaseLine(store.database as Record<string, unknown> | undefined)],
     ['disk', `${mb(disk.freeBytes)} free of ${mb(disk.totalBytes)}; database ${mb(disk.databaseBytes)}`],
     ['watchdog', watchdog.enabled ? `${String(watchdog.pings)} pings, ${String(watchdog.withheld)} withheld${watchdog.last_withheld_reason ? ` (last: ${String(watchdog.last_withheld_reason)})` : ''}` : 'not under a systemd watchdog'],
   ];

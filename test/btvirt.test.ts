@@ -104,7 +104,7 @@ describe('cross-check on BlueZ btvirt', () => {
       beacon: { enabled: true, transport: `unix:${LE_SOCKET}`, deviceId: 1, exponent: 2 },
       clock: { syncCheck: 'assume-synced' },
       encounters: { silenceS: 4 },
-      store: { path: join(dir, 'gateway.db') },
+      store: { path: join(dir, 'gateway.db'), checkpointS: 1 },
       uplink: { batchMaxAgeS: 1, resendInitialS: 1 },
     });
     const daemon = spawnVgw(['run', '-c', config]);

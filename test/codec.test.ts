@@ -75,9 +75,11 @@ describe('batch wire format v1', () => {
     flipped[flipped.length - 40] ^= 0xff;
     expect(() => decodeBatch(flipped)).toThrow(/hash|enc|payload/);
     expect(() => decodeBatch(good.subarray(0, good.length - 5))).toThrow(/payload|hash|enc/);
-    const msg = (over: Record<string, unknown>) => Buffer.from(cborEncode({ v: 1, kind: 'batch', id: header.id, gw: 'g', venue: 'v', seq: 1, created: 1, n: 0, enc: Buffer.alloc(0), hash: Buffer.alloc(32), ...over }));
+    const msg = (over: Record<string, unknown>) => Buffer.from(cborEncode({ v: 1, kind: 'batch', id: header.id, gw: 'g', venue: 'v', life: header.life, seq: 1, created: 1, n: 0, enc: Buffer.alloc(0), hash: Buffer.alloc(32), ...over }));
     expect(() => decodeBatch(msg({ v: 2 }))).toThrow(/^v: expected schema version 1/);
     expect(() => decodeBatch(msg({ id: 'nope' }))).toThrow(/^id: expected a ULID/);
+    expect(() => decodeBatch(msg({ life: undefined }))).toThrow(/^life: expected a ULID/);
+    expect(() => decodeBatch(msg({ life: 7 }))).toThrow(/^life: expected a ULID/);
     expect(() => decodeBatch(msg({ seq: -1 }))).toThrow(/^seq: /);
     expect(() => decodeBatch(msg({ hash: Buffer.alloc(3) }))).toThrow(/^hash: expected a 32-byte/);
     expect(() => decodeBatch(msg({}))).toThrow(/^hash: does not match/);

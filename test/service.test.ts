@@ -125,7 +125,7 @@ describe('sd_notify', () => {
       secretsFile: id.secretsFile,
       broker: { url: broker.url },
       radio: { simulated: { seed: 3, arrivalsPerMinute: 600, minDwellS: 60, maxDwellS: 60, speed: 20 } },
-      store: { path: db },
+      store: { path: db, checkpointS: 1 },
       health: { statusIntervalS: 0.3 },
     });
     const child = spawn(process.execPath, [VGW, 'run', '-c', config], { env: { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' }, stdio: 'ignore' });
@@ -165,7 +165,7 @@ describe('sd_notify', () => {
       secretsFile: id.secretsFile,
       broker: { url: broker.url },
       radio: { kind: 'hci', scanner: { transport: `unix:${vcSocket}`, deviceId: 0 } },
-      store: { path: join(dir, 'late.db') },
+      store: { path: join(dir, 'late.db'), checkpointS: 1 },
       health: { radioGraceS: 1 },
     });
     const child = spawn(process.execPath, [VGW, 'run', '-c', config], { env: { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' }, stdio: 'ignore' });

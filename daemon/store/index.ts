@@ -270,8 +270,10 @@ export class Store {
     const missingMeta = Object.keys(META_DEFAULTS).filter((k) => this.stmt.meta.get(k) === undefined);
     let databaseId = this.db.prepare(`SELECT value FROM meta WHERE key = 'database'`).pluck().get() as string | undefined;
     const knownLives = new Set((db.prepare('SELECT life FROM lives').pluck().all() as string[]));
-    if (lineage !== null && databaseId !== undefined && !created) {
-      if (lineage.database !== databaseId) {
+    if (lineage !== null && !created) {
+      if (databaseId === undefined) {
+        events.push({ at: now, kind: 'rolled_back', detail: `the database holds nothing of ${lineage.database}, which the unit last ran on (its WAL lost?); a new life started, so no id repeats` });
+      } else if (lineage.database !== databaseId) {
         events.push({ at: now, kind: 'replaced', detail: `the database file was replaced: it is ${databaseId}, the unit last ran on ${lineage.database}; a new life started, so no id repeats` });
       } else if (!knownLives.has(lineage.life)) {
         events.push({ at: now, kind: 'rolled_back', detail: `the database was rolled back (restored from a copy, or its WAL lost): it lacks life ${lineage.life}, the latest; a new life started, so no id repeats` });

@@ -20,8 +20,8 @@ afterAll(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-export function spawnVgw(args: string[]): Spawned {
-  const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnVgw(args: string[], env: NodeJS.ProcessEnv = process.env): Spawned {
+  const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.add(proc);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

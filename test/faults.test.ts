@@ -1,0 +1,193 @@
+// The faults a venue unit really meets, with the real daemon (a child process), a real
+// Mosquitto and a real collector: clock steps (libfaketime), a deleted WAL after a SIGKILL, a
+// deleted database, a corrupt one. Each must deliver every committed encounter, reuse no id,
+// and say what happened.
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBroker } from '../cli/local-broker.js';
+import type { Collector } from '../collector/index.js';
+import { startCollector } from './harness/collector.js';
+import { provisionTestGateway, TestIdentity } from './harness/identity.js';
+import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-faults-');
+const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+const haveFaketime = existsSync(FAKETIME);
+let broker: LocalBroker;
+const SPEED = 40;
+
+beforeAll(async () => {
+  broker = await LocalBroker.start(join(dir, 'broker'));
+});
+afterAll(async () => {
+  await broker?.stop();
+});
+
+interface Unit {
+  name: string;
+  db: string;
+  identity: TestIdentity;
+  collector: Collector;
+  /** Config with the real broker, and one whose broker does not exist (an outage). */
+  online: string;
+  offline: string;
+}
+
+async function unit(name: string, seed: number, phones: number, clockOffsetMs = 0): Promise<Unit> {
+  const prefix = `faults-${name}/v1`;
+  const identity = provisionTestGateway(dir, `gw-${name}`, `venue-${name}`);
+  const db = join(dir, `${name}.db`);
+  const base = (url: string) => ({
+    gateway: { id: `gw-${name}`, venue: `venue-${name}` },
+    secretsFile: identity.secretsFile,
+    broker: { url, reconnectS: 0.5, connectTimeoutS: 2 },
+    topicPrefix: prefix,
+    radio: { simulated: { seed, phones, arrivalsPerMinute: 30, minDwellS: 30, maxDwellS: 120, speed: SPEED, anchor: Date.now() + clockOffsetMs + 1500 } },
+    store: { path: db, checkpointS: 0.25 },
+    health: { controlSocket: join(dir, `${name}.sock`) },
+    uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
+    log: { level: 'info' },
+  });
+  const online = writeJson(join(dir, `${name}.json`), base(broker.url));
+  const offline = writeJson(join(dir, `${name}-offline.json`), base('mqtt://127.0.0.1:9'));
+  const collector = await startCollector(broker.url, `collector-${name}`, prefix, join(dir, `${name}-collector.db`), [identity.record]);
+  return { name, db, identity, collector, online, offline };
+}
+
+/** `vgw run` with optional libfaketime settings (the monotonic clock stays real, as under NTP). */
+function run(config: string, faketime?: Record<string, string>): Spawned {
+  const env = faketime ? { ...process.env, LD_PRELOAD: FAKETIME, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1', ...faketime } : process.env;
+  return spawnVgw(['run', '-c', config], env);
+}
+
+function gatewayEncounters(db: string): number {
+  const g = new Database(db, { readonly: true });
+  try {
+    return g.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+  } finally {
+    g.close();
+  }
+}
+
+function collectorCount(u: Unit): number {
+  return u.collector.store.db.prepare('SELECT count(*) FROM encounters WHERE gateway = ?').pluck().get(`gw-${u.name}`) as number;
+}
+
+function statusJson(config: string): Record<string, any> {
+  const r = runVgw(['status', '-c', config, '--json']);
+  expect(r.status, r.stdout + r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Record<string, any>;
+}
+
+/** Runs the unit offline until encounters are committed, then stops it cleanly; returns how many. */
+async function recordOffline(u: Unit, faketime?: Record<string, string>): Promise<number> {
+  const d = run(u.offline, faketime);
+  await waitFor('encounters committed offline', () => gatewayEncounters(u.db) >= 20, 30_000);
+  expect(await stopGracefully(d)).toBe(0);
+  return gatewayEncounters(u.db);
+}
+
+describe.skipIf(!haveFaketime)('clock steps (libfaketime) never delete unsent encounters', () => {
+  it.each([
+    ['restart with the clock 30 days ahead (NTP stepping a stale clock forward)', 'step-fwd', 0, { FAKETIME: '+0' }, { FAKETIME: '+30d' }],
+    ['recorded 20 days in the past (fake-hwclock at boot), then the clock corrected', 'step-back', -20 * 86_400_000, { FAKETIME: '-20d' }, undefined],
+  ] as const)('%s: every committed encounter is delivered', async (_what, name, offset, first, second) => {
+    const u = await unit(name, 11 + name.length, 400, offset);
+    const committed = await recordOffline(u, first);
+    const d = run(u.online, second);
+    await waitFor('everything delivered', () => collectorCount(u) >= committed, 60_000);
+    await sleep(1000);
+    expect(collectorCount(u)).toBe(committed);
+    const status = statusJson(u.online);
+    expect(status.counters.store.purged_unacked).toBe(0);
+    expect(await stopGracefully(d)).toBe(0);
+    expect(u.collector.counters.batches_rejected).toBe(0);
+    await u.collector.stop();
+  });
+
+  it('a step of 30 days while running, with the broker out, then a restart: every committed encounter is delivered', async () => {
+    const u = await unit('step-live', 23, 400);
+    const file = join(dir, 'step-live.faketime');
+    writeFileSync(file, '+0\n');
+    const d = run(u.offline, { FAKETIME_TIMESTAMP_FILE: file });
+    await waitFor('encounters committed', () => gatewayEncounters(u.db) >= 20, 30_000);
+    for (const step of ['+30d', '-30d', '+0']) {
+      const before = gatewayEncounters(u.db);
+      writeFileSync(file, `${step}\n`);
+      await sleep(2500);
+      expect(gatewayEncounters(u.db)).toBeGreaterThanOrEqual(before); // nothing purged by the step
+    }
+    expect(await stopGracefully(d)).toBe(0);
+    const committed = gatewayEncounters(u.db);
+    const again = run(u.online);
+    await waitFor('everything delivered', () => collectorCount(u) >= committed, 60_000);
+    await sleep(1000);
+    expect(collectorCount(u)).toBe(committed);
+    expect(await stopGracefully(again)).toBe(0);
+    await u.collector.stop();
+  });
+});
+
+describe('a lost, rolled-back or corrupt database', () => {
+  it.each([
+    ['its WAL deleted after a SIGKILL', 'wal-lost', ['-wal', '-shm'], 'rolled_back'],
+    ['the database deleted', 'db-lost', ['', '-wal', '-shm'], 'lost'],
+  ] as const)('%s: a new life; the collector takes everything new, refuses nothing; status and doctor say so', async (_what, name, remove, kind) => {
+    const u = await unit(name, 31 + name.length, 0);
+    const d = run(u.online);
+    await waitFor('batches delivered', () => collectorCount(u) >= 30, 30_000);
+    d.proc.kill('SIGKILL');
+    await d.exited();
+    for (const suffix of remove) rmSync(u.db + suffix, { force: true });
+    const again = run(u.online);
+    await waitFor('the restarted daemon', () => statusJson(u.online), 20_000);
+    const status = statusJson(u.online);
+    expect(status.counters.store.database.lastEvent.kind).toBe(kind);
+    await sleep(4000);
+    expect(await stopGracefully(again)).toBe(0);
+    // The new life's encounters are at the collector under their own (life, id): every one the
+    // gateway saw acknowledged, nothing it did not commit, nothing dropped as a duplicate.
+    const g = new Database(u.db, { readonly: true });
+    const life = g.prepare('SELECT life FROM lives ORDER BY first_id DESC LIMIT 1').pluck().get() as string;
+    const committed = new Set(g.prepare('SELECT id FROM encounters WHERE id >= (SELECT first_id FROM lives WHERE life = ?)').pluck().all(life) as number[]);
+    const acked = g.prepare(
+      `SELECT e.id FROM encounters e JOIN batches b ON e.id BETWEEN b.first_id AND b.last_id WHERE b.life = ? AND b.acked_at IS NOT NULL ORDER BY e.id`,
+    ).pluck().all(life) as number[];
+    g.close();
+    expect(acked.length).toBeGreaterThan(20);
+    const atCollector = u.collector.store.db.prepare('SELECT id FROM encounters WHERE gateway = ? AND life = ? ORDER BY id').pluck().all(`gw-${name}`, life) as number[];
+    expect(atCollector.filter((id) => acked.includes(id))).toEqual(acked);
+    for (const id of atCollector) expect(committed.has(id)).toBe(true);
+    expect(u.collector.counters.batches_out_of_sequence).toBe(0);
+    expect(u.collector.counters.batches_rejected).toBe(0);
+    expect(u.collector.counters.encounters_duplicate).toBe(0);
+    const doctor = runVgw(['doctor', '-c', u.online]);
+    expect(doctor.stdout).toMatch(new RegExp(`database.*${kind}`));
+    await u.collector.stop();
+  });
+
+  it('a corrupt database: set aside, the daemon runs on a new one and says so; no crash loop', async () => {
+    const u = await unit('corrupt', 41, 0);
+    const d = run(u.online);
+    await waitFor('batches delivered', () => collectorCount(u) >= 30, 30_000);
+    expect(await stopGracefully(d)).toBe(0);
+    const size = statSync(u.db).size;
+    const fd = openSync(u.db, 'r+');
+    writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, Math.max(4096, Math.floor(size / 2 / 4096) * 4096));
+    closeSync(fd);
+    const before = collectorCount(u);
+    const again = run(u.online);
+    await waitFor('new encounters delivered', () => collectorCount(u) >= before + 20, 30_000);
+    const status = statusJson(u.online);
+    expect(status.counters.store.database.lastEvent.kind).toBe('corrupt');
+    expect(runVgw(['status', '-c', u.online]).stdout).toMatch(/LAST EVENT corrupt/);
+    expect(again.proc.exitCode).toBeNull(); // still running
+    expect(await stopGracefully(again)).toBe(0);
+    expect(again.output()).toMatch(/database problem found and handled/);
+    expect(u.collector.counters.batches_out_of_sequence).toBe(0);
+    await u.collector.stop();
+  });
+});
