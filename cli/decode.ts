@@ -1,7 +1,19 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { readFileLimited } from '../daemon/config/index.js';
+import { MAX_MESSAGE_BYTES } from '../daemon/uplink/index.js';
 import { batchToJson, decodeBatch } from '../daemon/uplink/index.js';
 import { fail, UsageError } from './errors.js';
+
+/** A batch is at most MAX_MESSAGE_BYTES (twice that as hex): nothing larger is read. */
+function readInput(file: string | undefined): Buffer {
+  const limit = 2 * MAX_MESSAGE_BYTES + 1024;
+  try {
+    return readFileLimited(file === undefined || file === '-' ? '/dev/stdin' : file, limit, 'file');
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`file: larger than ${limit} bytes, more than any batch: is it the right file?`);
+    throw new UsageError(`file: cannot read ${file ?? 'standard input'} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
 
 export function decodeCommand(): Command {
   return new Command('decode')
@@ -11,7 +23,7 @@ export function decodeCommand(): Command {
     .addHelpText('after', '\nExamples:\n  mosquitto_sub -t "vgw/v1/+/+/batch" -C 1 | vgw decode\n  vgw decode --hex batch.hex')
     .action((file: string | undefined, opts: { hex?: boolean }) => {
       try {
-        let input = readFileSync(file === undefined || file === '-' ? 0 : file);
+        let input = readInput(file);
         if (opts.hex) {
           const text = input.toString('utf8').replace(/\s+/g, '');
           if (!/^([0-9a-fA-F]{2})*$/.test(text)) throw new UsageError('--hex: the input is not an even number of hex digits');

@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { readFileLimited } from '../daemon/config/index.js';
 import { KeyFileError, matchEncounters, parseKeyFile } from '../daemon/matching/index.js';
 import { encounterSummary, encounters, openEncounterDb } from './encounter-db.js';
 import { fail, UsageError } from './errors.js';
+
+/** An EN export holds at most a few thousand 30-byte keys; a JSON list is larger but still small. */
+const MAX_KEY_FILE_BYTES = 64 * 1024 * 1024;
 
 export function matchCommand(): Command {
   return new Command('match')
@@ -18,8 +21,9 @@ export function matchCommand(): Command {
       try {
         let keyFile: Buffer;
         try {
-          keyFile = readFileSync(opts.keys);
+          keyFile = readFileLimited(opts.keys, MAX_KEY_FILE_BYTES, '--keys');
         } catch (err) {
+          if (err instanceof RangeError) throw new UsageError(err.message);
           throw new UsageError(`--keys: cannot read ${opts.keys} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
         }
         const keys = parseKeyFile(keyFile);

@@ -38,7 +38,13 @@ function errorText(payload: Buffer): string {
  */
 async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffer, json: boolean) => T | undefined): Promise<T> {
   // A clean, short-lived session: replies to an abandoned request must not pile up.
-  const client = await mqtt.connectAsync(to.broker.url, oneShotConnectOptions(to.broker));
+  let client: mqtt.MqttClient;
+  try {
+    client = await mqtt.connectAsync(to.broker.url, oneShotConnectOptions(to.broker));
+  } catch (err) {
+    // No broker is no answer: the same exit code as a silent gateway.
+    throw new PullError(`cannot reach the broker at ${to.broker.url} (${(err as Error).message}): check broker.url and that the broker runs`, true);
+  }
   const responseTopic = replyTopic(to.prefix, to.broker.clientId);
   const correlationData = randomBytes(16);
   try {

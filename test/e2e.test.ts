@@ -290,7 +290,7 @@ describe('end to end', () => {
   });
 
   it('two collectors in one MQTT 5 shared subscription split the batches; nothing lost or doubled', async () => {
-    const s = await scenario('shared', 404, 20, 'collectors');
+    const s = await scenario('shared', 404, 48, 'collectors');
     const second = await startCollector(broker.url, 'collector-shared-2', s.prefix, join(dir, 'shared-collector.db'), [s.identity.record], 'collectors');
     const d = spawnVgw(['run', '-c', s.config]);
     await waitCrowdGone(s);

@@ -16,7 +16,11 @@ export type AckMessage = z.infer<typeof ackSchema>;
 
 const time = z.union([
   z.number().int().nonnegative(),
-  z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time').transform((s) => Date.parse(s)),
+  z
+    .string()
+    .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time')
+    .refine((s) => Date.parse(s) >= 0, 'must not be before 1970-01-01 (unix milliseconds cannot be negative)')
+    .transform((s) => Date.parse(s)),
 ]);
 
 export const requestSchema = z.discriminatedUnion('op', [
