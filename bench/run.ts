@@ -3,7 +3,7 @@
 // run in processes of their own so their memory figures stay their own.
 // Figures come from running the real code paths; nothing here is asserted, only reported.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ulid } from 'ulid';
@@ -77,9 +77,28 @@ report.mqtt_bytes_per_encounter_full_batches = +((payloadBytes + batches * mqttO
 
 // 3. The pipeline in steady state, in its own process (memory, disk, transactions, and the
 //    wire bytes of the batches as they are actually cut, partial ones included).
-const pipeline = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'pipeline.js')], { encoding: 'utf8' });
+//    fsyncs are counted by strace (only fsync and fdatasync are traced, through seccomp-bpf).
+const here = dirname(fileURLToPath(import.meta.url));
+const straceOut = join(ROOT, 'bench', 'pipeline.strace');
+mkdirSync(join(ROOT, 'bench'), { recursive: true });
+const haveStrace = spawnSync('strace', ['-V']).status === 0;
+const pipeline = haveStrace
+  ? spawnSync('strace', ['-f', '--seccomp-bpf', '-c', '-e', 'trace=fsync,fdatasync', '-o', straceOut, process.execPath, join(here, 'pipeline.js')], { encoding: 'utf8' })
+  : spawnSync(process.execPath, [join(here, 'pipeline.js')], { encoding: 'utf8' });
 if (pipeline.status !== 0) throw new Error(`bench/pipeline failed: ${pipeline.stderr}`);
-Object.assign(report, JSON.parse(pipeline.stdout) as Record<string, number>);
+const pipelineReport = JSON.parse(pipeline.stdout) as Record<string, number>;
+Object.assign(report, pipelineReport);
+if (haveStrace) {
+  const text = readFileSync(straceOut, 'utf8');
+  const calls = [...text.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)\s*$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  report.disk_fsyncs_per_hour = Math.round(calls / pipelineReport.pipeline_simulated_hours_total);
+  rmSync(straceOut, { force: true });
+}
+
+// 3b. A pull of 500,000 encounters: the gateway's memory and event-loop stalls meanwhile.
+const pullRun = spawnSync(process.execPath, ['--expose-gc', join(here, 'pull.js'), '500000'], { encoding: 'utf8' });
+if (pullRun.status !== 0) throw new Error(`bench/pull failed: ${pullRun.stderr}`);
+Object.assign(report, JSON.parse(pullRun.stdout) as Record<string, number>);
 
 // 4. The real radio path: virtual controller → H4 → noble → decoders → aggregation → SQLite,
 //    with 500 stable phones, then with 1,000,000 addresses that each pass by once.
@@ -95,6 +114,9 @@ const targets: Record<string, string> = {
   write_tx_per_s: '≤ 1',
   hci_stack_adverts_per_s: '≥ 50000',
   rss_growth_mb_per_1m_addresses: '< 10',
+  disk_bytes_per_encounter: '≤ 400',
+  pull_rss_growth_mb: '≤ 30',
+  pull_max_loop_block_ms: '≤ 50',
 };
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${targets[k] ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);

@@ -9,6 +9,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, chmodSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
 import type { ClosedEncounter, Encounter } from '../encounters/index.js';
@@ -116,7 +117,7 @@ interface EncounterRow {
 const META_DEFAULTS: Record<string, number> = { purged_through: 0, service_ms: 0 };
 
 /** The one place SQLite files are opened: WAL, FULL sync, private to the service user. */
-export function openDatabase(path: string): Database.Database {
+export function openDatabase(path: string, pageSize?: number): Database.Database {
   // The folder is made private on first start; systemd's StateDirectory makes it too.
   mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
   let db: Database.Database;
@@ -128,6 +129,8 @@ export function openDatabase(path: string): Database.Database {
   } catch (err) {
     throw new Error(`store.path: cannot open ${path} (${(err as Error).message}): check the folder's owner and permissions`);
   }
+  // Only a new file takes a page size (and only before WAL mode is set).
+  if (pageSize !== undefined) db.pragma(`page_size = ${pageSize}`);
   db.pragma('journal_mode = WAL');
   // FULL: a commit survives power loss, which a Pi pulled from the wall will see.
   db.pragma('synchronous = FULL');
@@ -170,21 +173,45 @@ function fromRow(r: EncounterRow, life: string): StoredEncounter {
   };
 }
 
-type OpenTuple = [number, Uint8Array, Uint8Array, number, number, number, number, number, number, number, number[], number];
-
-function encodeOpen(open: Iterable<Encounter>): Buffer | null {
-  const tuples: OpenTuple[] = [];
+/**
+ * The checkpoint of open encounters is rewritten with every commit, so it is kept small:
+ * times as offsets from the checkpoint's own time, columns of similar numbers, deflated.
+ */
+function encodeOpen(open: Iterable<Encounter>, now: number): Buffer | null {
+  const ids: Buffer[] = [];
+  const numbers: number[] = [];
+  let n = 0;
   for (const e of open) {
-    tuples.push([e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count, e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, e.bucketMs, e.clockSynced ? 1 : 0]);
+    ids.push(Buffer.from([e.protocol, e.tempId.length, e.metadata.length]), e.tempId, e.metadata);
+    numbers.push(now - e.firstSeen, e.lastSeen - e.firstSeen, e.count, e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, e.clockSynced ? 1 : 0, e.bucketMs.length, ...e.bucketMs.map(Math.round));
+    n++;
   }
-  return tuples.length === 0 ? null : Buffer.from(cborEncode(tuples));
+  if (n === 0) return null;
+  return deflateRawSync(Buffer.from(cborEncode([1, now, n, Buffer.concat(ids), numbers])), { level: 6 });
 }
 
 function decodeOpen(data: Buffer): Encounter[] {
-  const tuples = cborDecode(data) as OpenTuple[];
-  return tuples.map(([protocol, tempId, metadata, firstSeen, lastSeen, count, rssiMin, rssiMax, rssiSum, rssiCount, bucketMs, synced]) => ({
-    protocol, tempId: Buffer.from(tempId), metadata: Buffer.from(metadata), firstSeen, lastSeen, count, rssiMin, rssiMax, rssiSum, rssiCount, bucketMs, clockSynced: synced === 1,
-  }));
+  const [version, now, n, ids, numbers] = cborDecode(inflateRawSync(data)) as [number, number, number, Uint8Array, number[]];
+  if (version !== 1) throw new Error(`open_checkpoint: unknown version ${version}`);
+  const out: Encounter[] = [];
+  let at = 0;
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const protocol = ids[at];
+    const tempLength = ids[at + 1];
+    const metaLength = ids[at + 2];
+    at += 3;
+    const tempId = Buffer.from(ids.subarray(at, at + tempLength));
+    at += tempLength;
+    const metadata = Buffer.from(ids.subarray(at, at + metaLength));
+    at += metaLength;
+    const [ago, duration, count, rssiMin, rssiMax, rssiSum, rssiCount, synced, b] = numbers.slice(k, k + 9);
+    const bucketMs = numbers.slice(k + 9, k + 9 + b);
+    k += 9 + b;
+    const firstSeen = now - ago;
+    out.push({ protocol, tempId, metadata, firstSeen, lastSeen: firstSeen + duration, count, rssiMin, rssiMax, rssiSum, rssiCount, bucketMs, clockSynced: synced === 1 });
+  }
+  return out;
 }
 
 /** How often the purge looks for expired batches (it is never urgent). */
@@ -263,7 +290,15 @@ export class Store {
       events.push({ at: now, kind: 'lost', detail: `database ${lineage.database} is missing (deleted or lost); a new database and life started, so no id repeats` });
     }
     const created = !existsSync(path);
-    this.db = openDatabase(path);
+    // 1 KiB pages: a commit touches a dozen pages (appended rows, indexes, the checkpoint), and
+    // each costs a page of WAL on the SD card, so small pages mean fewer bytes written.
+    this.db = openDatabase(path, 1024);
+    // 4 MiB of page cache (better-sqlite3's default is 16): appends need few pages, and a Pi
+    // has 1 GB for everything; pulls stream through the cache instead of filling it.
+    this.db.pragma('cache_size = -4096');
+    // Checkpoints of the WAL into the file write each page once however often it changed
+    // since the last: fewer, larger ones spare the card (the WAL grows to about 4 MiB).
+    this.db.pragma('wal_autocheckpoint = 4000');
     migrate(this.db, MIGRATIONS);
     const db = this.db;
     this.stmt = this.prepare(db);
@@ -337,10 +372,15 @@ export class Store {
       setNextSeq: db.prepare('UPDATE lives SET next_seq = ? WHERE life = ?'),
       lives: db.prepare('SELECT life, first_id AS firstId, next_seq AS nextSeq FROM lives ORDER BY first_id'),
       insertBatch: db.prepare(
-        `INSERT INTO batches (id, life, seq, first_id, last_id, created_at, created_service, last_seen_max, all_synced)
-         VALUES (?,?,?,?,?,?,?,?,?)`,
+        `INSERT INTO batches (id, life, seq, first_id, last_id, created_at, created_service, first_seen_min, last_seen_max, all_synced)
+         VALUES (?,?,?,?,?,?,?,?,?,?)`,
       ),
-      batchSummary: db.prepare('SELECT max(last_seen) AS lastSeen, min(clock_synced) AS synced FROM encounters WHERE id BETWEEN ? AND ?'),
+      batchSummary: db.prepare('SELECT min(first_seen) AS firstSeen, max(last_seen) AS lastSeen, min(clock_synced) AS synced FROM encounters WHERE id BETWEEN ? AND ?'),
+      pullBatches: db.prepare(
+        `SELECT first_id AS firstId, last_id AS lastId FROM batches
+         WHERE last_seen_max >= ? AND first_seen_min < ? ORDER BY first_id`,
+      ),
+      rangeInTime: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? AND last_seen >= ? AND first_seen < ? ORDER BY id'),
       ack: db.prepare('UPDATE batches SET acked_at = ? WHERE id = ? AND acked_at IS NULL'),
       batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId, life FROM batches WHERE id = ?'),
       outbox: db.prepare(
@@ -348,7 +388,6 @@ export class Store {
          FROM batches WHERE acked_at IS NULL ORDER BY first_id`,
       ),
       encounterRange: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? ORDER BY id'),
-      timeRange: db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? ORDER BY id'),
       expired: db.prepare(
         `SELECT id, first_id AS firstId, last_id AS lastId, acked_at IS NULL AS unacked FROM batches
          WHERE (acked_at IS NOT NULL AND ((? = 1 AND all_synced = 1 AND last_seen_max < ?) OR created_service < ?))
@@ -386,8 +425,8 @@ export class Store {
     const lives = new Map<string, Life>();
     for (const { batch, rows } of s.batches) {
       for (const r of rows) copy(r);
-      const summary = this.stmt.batchSummary.get(batch.firstId, batch.lastId) as { lastSeen: number; synced: number };
-      this.stmt.insertBatch.run(batch.id, batch.life, batch.seq, batch.firstId, batch.lastId, batch.createdAt, 0, summary.lastSeen, summary.synced);
+      const summary = this.stmt.batchSummary.get(batch.firstId, batch.lastId) as { firstSeen: number; lastSeen: number; synced: number };
+      this.stmt.insertBatch.run(batch.id, batch.life, batch.seq, batch.firstId, batch.lastId, batch.createdAt, 0, summary.firstSeen, summary.lastSeen, summary.synced);
       const l = lives.get(batch.life);
       if (!l) lives.set(batch.life, { life: batch.life, firstId: batch.firstId, nextSeq: batch.seq + 1 });
       else l.nextSeq = Math.max(l.nextSeq, batch.seq + 1);
@@ -470,7 +509,7 @@ export class Store {
     this.lastSteady = steady;
     const encounters = this.pendingEncounters;
     const acks = [...this.pendingAcks];
-    const open = this.options.openEncounters ? encodeOpen(this.options.openEncounters()) : null;
+    const open = this.options.openEncounters ? encodeOpen(this.options.openEncounters(), now) : null;
     const checkpointChanged = !(open === null ? this.lastCheckpoint === null : this.lastCheckpoint?.equals(open));
     const cutDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
     const purgeDue = steady >= this.nextPurgeCheck;
@@ -576,9 +615,9 @@ export class Store {
       const lastId = Math.min(this.lastId, this.batchedThrough + max, lifeEnd);
       const count = lastId - firstId + 1;
       if (count < max && lastId === this.lastId && !ageDue) break;
-      const summary = this.stmt.batchSummary.get(firstId, lastId) as { lastSeen: number | null; synced: number | null };
+      const summary = this.stmt.batchSummary.get(firstId, lastId) as { firstSeen: number | null; lastSeen: number | null; synced: number | null };
       const batch: OutboxBatch = { id: ulid(now), life: life.life, seq: life.nextSeq, createdAt: now, encounterCount: count };
-      this.stmt.insertBatch.run(batch.id, life.life, batch.seq, firstId, lastId, now, Math.round(this.serviceMs), summary.lastSeen ?? now, summary.synced ?? 1);
+      this.stmt.insertBatch.run(batch.id, life.life, batch.seq, firstId, lastId, now, Math.round(this.serviceMs), summary.firstSeen ?? now, summary.lastSeen ?? now, summary.synced ?? 1);
       life.nextSeq++;
       this.stmt.setNextSeq.run(life.nextSeq, life.life);
       this.batchedThrough = lastId;
@@ -669,9 +708,28 @@ export class Store {
     });
   }
 
-  /** Encounters overlapping [from, to) that are still stored. */
+  /** Encounters overlapping [from, to) that are still stored (all at once: for small ranges and tests). */
   encountersInRange(from: number, to: number): StoredEncounter[] {
-    return this.read([], () => (this.stmt.timeRange.all(from, to) as EncounterRow[]).map((r) => fromRow(r, this.lifeOf(r.id))));
+    const plan = this.pullPlan(from, to);
+    return plan.ranges.flatMap((r) => this.readRange(r.firstId, r.lastId, from, to));
+  }
+
+  /**
+   * Where the encounters overlapping [from, to) can be, without reading them: the id ranges of
+   * the batches whose span overlaps it, then the encounters not batched yet. `upperBound` is
+   * how many encounters those ranges hold (what a pull is refused on before reading).
+   */
+  pullPlan(from: number, to: number): { ranges: Array<{ firstId: number; lastId: number }>; upperBound: number } {
+    return this.read({ ranges: [], upperBound: 0 }, () => {
+      const ranges = this.stmt.pullBatches.all(from, to) as Array<{ firstId: number; lastId: number }>;
+      if (this.lastId > this.batchedThrough) ranges.push({ firstId: this.batchedThrough + 1, lastId: this.lastId });
+      return { ranges, upperBound: ranges.reduce((n, r) => n + r.lastId - r.firstId + 1, 0) };
+    });
+  }
+
+  /** The encounters of ids [firstId, lastId] overlapping [from, to), with their life. */
+  readRange(firstId: number, lastId: number, from: number, to: number): StoredEncounter[] {
+    return this.read([], () => (this.stmt.rangeInTime.all(firstId, lastId, from, to) as EncounterRow[]).map((r) => fromRow(r, this.lifeOf(r.id))));
   }
 
   get database(): DatabaseState {

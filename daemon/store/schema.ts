@@ -54,11 +54,13 @@ export const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      acked_at INTEGER,                     -- NULL while in the outbox
      created_service INTEGER NOT NULL,     -- service time (ms of running) when cut
+     first_seen_min INTEGER NOT NULL,      -- the span of its encounters: pulls find them by it
      last_seen_max INTEGER NOT NULL,
      all_synced INTEGER NOT NULL,          -- 1: every encounter's clock was synchronised
      UNIQUE (life, seq)
    );
    INSERT INTO batches_v2 SELECT id, '${LEGACY_LIFE}', seq, first_id, last_id, created_at, acked_at, 0,
+     coalesce((SELECT min(first_seen) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), created_at),
      coalesce((SELECT max(last_seen) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), created_at),
      coalesce((SELECT min(clock_synced) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), 1)
      FROM batches b;
@@ -70,7 +72,7 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TABLE open_checkpoint (
      id INTEGER PRIMARY KEY CHECK (id = 1),
      taken_at INTEGER NOT NULL,
-     data BLOB NOT NULL                    -- CBOR: the encounters still open at the last commit
+     data BLOB NOT NULL                    -- deflated CBOR: the encounters still open at the last commit
    );
    CREATE TABLE events (
      at INTEGER NOT NULL,                  -- unix ms

@@ -5,10 +5,11 @@ import { ulid } from 'ulid';
 import { readFileSync } from 'node:fs';
 import { Logger, WarningThrottle } from '../log/index.js';
 import { assertPrivateFile, TrustError } from '../trust/index.js';
-import type { OutboxBatch, Store, StoredEncounter } from '../store/index.js';
+import type { OutboxBatch, Store } from '../store/index.js';
 import { BatchSigner, encodeBatch, toWire, WIRE_SCHEMA_VERSION } from './codec.js';
 import { ackSchema, MessageError, parseMessage, requestSchema } from './messages.js';
 import { gatewayTopics, GatewayTopics } from './topics.js';
+import { streamPull } from './pull-stream.js';
 
 export * from './codec.js';
 export * from './messages.js';
@@ -60,6 +61,10 @@ interface InFlight {
   attempts: number;
   nextAttemptAt: number;
 }
+
+/** Pulls answered or waiting at once; more are refused with "ask again later". */
+const MAX_QUEUED_PULLS = 4;
+const PULL_PARTS_IN_FLIGHT = 4;
 
 /** MQTT 5 session kept by the broker for a week of outage: subscriptions and QoS 1 queue survive. */
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
@@ -116,21 +121,6 @@ export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['wil
   };
 }
 
-/**
- * Splits a pull answer into parts of at most `size` encounters, each of one life (a part's
- * header names the life its ids belong to). An empty answer is one empty part.
- */
-export function pullParts(encounters: StoredEncounter[], size: number, currentLife: string): Array<{ life: string; encounters: StoredEncounter[] }> {
-  const parts: Array<{ life: string; encounters: StoredEncounter[] }> = [];
-  for (const e of encounters) {
-    const last = parts[parts.length - 1];
-    if (last && last.life === e.life && last.encounters.length < size) last.encounters.push(e);
-    else parts.push({ life: e.life, encounters: [e] });
-  }
-  if (parts.length === 0) parts.push({ life: currentLife, encounters: [] });
-  return parts;
-}
-
 export class Uplink {
   readonly counters: UplinkCounters = {
     connects: 0,
@@ -152,6 +142,8 @@ export class Uplink {
   /** One warning per outage, not one per reconnect attempt: an outage can last days. */
   private outageLogged = false;
   private readonly warnings: WarningThrottle;
+  private pullChain: Promise<void> = Promise.resolve();
+  private pullsQueued = 0;
 
   constructor(
     private readonly options: UplinkOptions,
@@ -306,27 +298,61 @@ export class Uplink {
       this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
       return;
     }
-    const encounters = this.store.encountersInRange(request.from, request.to);
-    if (encounters.length > this.options.maxPullEncounters) {
+    if (this.pullsQueued >= MAX_QUEUED_PULLS) {
+      this.replyError(responseTopic, correlationData, `op: ${this.pullsQueued} pulls are being answered or waiting; ask again later`);
+      return;
+    }
+    // One pull at a time: ten at once must not multiply the memory or starve ingest.
+    this.pullsQueued++;
+    const { from, to } = request;
+    this.pullChain = this.pullChain
+      .then(() => this.answerPull(responseTopic, correlationData, from, to))
+      .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'pull not answered'))
+      .finally(() => this.pullsQueued--);
+  }
+
+  private async answerPull(responseTopic: string, correlationData: Buffer | undefined, from: number, to: number): Promise<void> {
+    const plan = this.store.pullPlan(from, to);
+    if (plan.upperBound > this.options.maxPullEncounters) {
       this.replyError(
         responseTopic,
         correlationData,
-        `to: the range holds ${encounters.length} encounters, more than the ${this.options.maxPullEncounters} one pull may return; ask for a shorter range`,
+        `to: the range may hold up to ${plan.upperBound} encounters, more than the ${this.options.maxPullEncounters} one pull may return; ask for a shorter range`,
       );
       return;
     }
-    const slices = pullParts(encounters, this.options.batchMaxEncounters, this.store.database.life);
-    const parts = slices.length;
-    slices.forEach((slice, part) => {
+    const inflight = new Set<Promise<void>>();
+    let parts = 0;
+    const sent = await streamPull(this.store, from, to, this.options.batchMaxEncounters, this.store.database.life, async (part) => {
       const header = {
         kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
-        life: slice.life, seq: 0, createdAt: Date.now(), part, last: part === parts - 1,
+        life: part.life, seq: 0, createdAt: Date.now(), part: part.index, last: part.last,
       };
-      this.reply(responseTopic, correlationData, encodeBatch(header, slice.encounters.map(toWire), this.options.signer), 'application/cbor');
+      const p = this.publishReply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.options.signer), 'application/cbor');
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      parts++;
+      // A few parts on the wire at once; the rest wait, so memory stays bounded.
+      if (inflight.size >= PULL_PARTS_IN_FLIGHT) await Promise.race(inflight);
     });
+    await Promise.all(inflight);
     this.counters.requests_answered++;
-    this.counters.pull_encounters_sent += encounters.length;
-    this.log.info({ from: request.from, to: request.to, encounters: encounters.length, parts }, 'pull answered');
+    this.counters.pull_encounters_sent += sent;
+    this.log.info({ from, to, encounters: sent, parts }, 'pull answered');
+  }
+
+  /** Publishes a reply and resolves on its PUBACK (or after a while, so a lost broker cannot wedge pulls). */
+  private publishReply(topic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): Promise<void> {
+    return new Promise((resolve) => {
+      const client = this.client;
+      if (!client) return resolve();
+      const timer = setTimeout(resolve, 10_000);
+      client.publish(topic, payload, { qos: 1, properties: { contentType, ...(correlationData ? { correlationData } : {}) } }, (err) => {
+        clearTimeout(timer);
+        if (err) this.log.warn({ err: err.message }, 'reply publish failed');
+        resolve();
+      });
+    });
   }
 
   statusJson(state: 'online' | 'offline', reason?: string): string {
