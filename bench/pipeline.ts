@@ -19,7 +19,7 @@ const sign = (data: Buffer) => signBytes(signingKey, data);
 
 const ARRIVALS_PER_MINUTE = 60;
 const HOURS = 2;
-const CHECKPOINT_S = 30;
+const CHECKPOINT_S = Number(process.env.VGW_BENCH_CHECKPOINT_S ?? 60);
 
 function io(): { write_bytes: number; wchar: number } {
   const text = readFileSync('/proc/self/io', 'utf8');
@@ -60,6 +60,9 @@ let stored0 = 0;
 const started = process.hrtime.bigint();
 for (let s = 1; s <= warmupS + HOURS * 3600; s++) {
   if (s === warmupS + 1) {
+    // The window starts and ends with the WAL copied into the file, so the writes SQLite
+    // defers to its next checkpoint are counted too.
+    store.checkpointWal();
     io0.v = io();
     tx0 = store.counters.write_transactions;
     stored0 = store.counters.encounters_stored;
@@ -76,6 +79,7 @@ for (let s = 1; s <= warmupS + HOURS * 3600; s++) {
   if (s % CHECKPOINT_S === 0) store.commit();
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+store.checkpointWal();
 const io1 = io();
 const stored = store.counters.encounters_stored - stored0;
 const tx = store.counters.write_transactions - tx0;

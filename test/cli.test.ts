@@ -22,7 +22,7 @@ describe('vgw CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('valid (gateway gw-01 at venue mall-01)');
     const j = runVgw(['config', 'check', '--json', file]);
-    expect(JSON.parse(j.stdout).store.checkpointS).toBe(30);
+    expect(JSON.parse(j.stdout).store.checkpointS).toBe(60);
   });
 
   it('config check names the field and the fix, exit code 2', () => {

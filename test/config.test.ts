@@ -15,7 +15,7 @@ describe('config schema', () => {
   it('fills every default from an empty gateway section', () => {
     const c = parseConfig({ gateway: { id: 'gw-01', venue: 'mall-01' } });
     expect(c.encounters.silenceS).toBe(60);
-    expect(c.store.checkpointS).toBe(30);
+    expect(c.store.checkpointS).toBe(60);
     expect(c.store.retentionDays).toBe(14);
     expect(c.broker.url).toBe('mqtt://127.0.0.1:1883');
     expect(c.topicPrefix).toBe('vgw/v1');

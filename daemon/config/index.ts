@@ -166,7 +166,7 @@ const storeSchema = z
       .number({ error: 'expected a number of seconds (commit and checkpoint period)' })
       .min(0.05, 'at least 0.05 s')
       .max(60, 'at most 60 s: a crash or power cut loses up to this much of sightings')
-      .default(30)
+      .default(60)
       .describe('One write transaction per this many seconds: closed encounters, acks, batches and a checkpoint of the encounters still open. A crash or power cut loses at most this much of sightings; shorter wears the SD card faster.'),
     retentionDays: z
       .number({ error: 'expected a number of days' })

@@ -174,45 +174,66 @@ function fromRow(r: EncounterRow, life: string): StoredEncounter {
 }
 
 /**
- * The checkpoint of open encounters is rewritten with every commit, so it is kept small:
- * times as offsets from the checkpoint's own time, columns of similar numbers, deflated.
+ * The checkpoint of open encounters is rewritten with every commit, so it holds only what
+ * changes, as small as the wire keeps it: each encounter's reference to its temp ID (in
+ * `open_ids`, written once) and its numbers, column by column, deflated. Times and bucket
+ * seconds are whole seconds (first seen rounded down, last seen up), as the wire sends them:
+ * a restored encounter goes out exactly as it would have.
  */
-function encodeOpen(open: Iterable<Encounter>, now: number): Buffer | null {
-  const ids: Buffer[] = [];
-  const numbers: number[] = [];
-  let n = 0;
+const OPEN_COLUMNS = 9;
+
+function openColumns(open: Encounter[], now: number): number[][] {
+  const cols: number[][] = Array.from({ length: OPEN_COLUMNS }, () => []);
+  const nowS = Math.ceil(now / 1000);
   for (const e of open) {
-    ids.push(Buffer.from([e.protocol, e.tempId.length, e.metadata.length]), e.tempId, e.metadata);
-    numbers.push(now - e.firstSeen, e.lastSeen - e.firstSeen, e.count, e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, e.clockSynced ? 1 : 0, e.bucketMs.length, ...e.bucketMs.map(Math.round));
-    n++;
+    const firstS = Math.floor(e.firstSeen / 1000);
+    cols[0].push(nowS - firstS);
+    cols[1].push(Math.max(0, Math.ceil(e.lastSeen / 1000) - firstS));
+    cols[2].push(e.count);
+    cols[3].push(e.rssiMax);
+    cols[4].push(e.rssiMax - e.rssiMin);
+    cols[5].push(e.rssiSum);
+    cols[6].push(e.rssiCount);
+    cols[7].push(e.clockSynced ? 1 : 0);
+    cols[8].push(...e.bucketMs.map((ms) => Math.round(ms / 1000)));
   }
-  if (n === 0) return null;
-  return deflateRawSync(Buffer.from(cborEncode([1, now, n, Buffer.concat(ids), numbers])), { level: 6 });
+  return cols;
 }
 
-function decodeOpen(data: Buffer): Encounter[] {
-  const [version, now, n, ids, numbers] = cborDecode(inflateRawSync(data)) as [number, number, number, Uint8Array, number[]];
-  if (version !== 1) throw new Error(`open_checkpoint: unknown version ${version}`);
+function encodeOpenState(refs: number[], open: Encounter[], now: number): Buffer {
+  let prev = 0;
+  const deltas = refs.map((r) => {
+    const d = r - prev;
+    prev = r;
+    return d;
+  });
+  const buckets = open[0]?.bucketMs.length ?? 0;
+  return deflateRawSync(Buffer.from(cborEncode([3, Math.ceil(now / 1000), buckets, deltas, openColumns(open, now)])), { level: 9 });
+}
+
+function decodeOpenState(data: Buffer, idOf: (ref: number) => { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined): Encounter[] {
+  const [version, nowS, buckets, deltas, cols] = cborDecode(inflateRawSync(data)) as [number, number, number, number[], number[][]];
+  if (version !== 3) throw new Error(`open_checkpoint: unknown version ${version}`);
   const out: Encounter[] = [];
-  let at = 0;
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    const protocol = ids[at];
-    const tempLength = ids[at + 1];
-    const metaLength = ids[at + 2];
-    at += 3;
-    const tempId = Buffer.from(ids.subarray(at, at + tempLength));
-    at += tempLength;
-    const metadata = Buffer.from(ids.subarray(at, at + metaLength));
-    at += metaLength;
-    const [ago, duration, count, rssiMin, rssiMax, rssiSum, rssiCount, synced, b] = numbers.slice(k, k + 9);
-    const bucketMs = numbers.slice(k + 9, k + 9 + b);
-    k += 9 + b;
-    const firstSeen = now - ago;
-    out.push({ protocol, tempId, metadata, firstSeen, lastSeen: firstSeen + duration, count, rssiMin, rssiMax, rssiSum, rssiCount, bucketMs, clockSynced: synced === 1 });
-  }
+  let ref = 0;
+  deltas.forEach((d, i) => {
+    ref += d;
+    const id = idOf(ref);
+    if (!id) return; // only a damaged file could lose it: skip, never invent
+    const firstSeen = (nowS - cols[0][i]) * 1000;
+    out.push({
+      protocol: id.protocol, tempId: id.temp_id, metadata: id.metadata, firstSeen, lastSeen: firstSeen + cols[1][i] * 1000,
+      count: cols[2][i], rssiMax: cols[3][i], rssiMin: cols[3][i] - cols[4][i], rssiSum: cols[5][i], rssiCount: cols[6][i],
+      clockSynced: cols[7][i] === 1, bucketMs: cols[8].slice(i * buckets, (i + 1) * buckets).map((x) => x * 1000),
+    });
+  });
   return out;
 }
+
+const openKey = (e: Encounter) => e.protocol + e.tempId.toString('latin1');
+
+/** Service time is written with every batch; alone (an idle unit), at most this often. */
+const SERVICE_WRITE_MS = 10 * 60_000;
 
 /** How often the purge looks for expired batches (it is never urgent). */
 const PURGE_CHECK_MS = 60_000;
@@ -248,7 +269,13 @@ export class Store {
   private serviceMs = 0;
   private lastSteady: number;
   private nextPurgeCheck = 0;
+  /** What the last checkpoint held, to skip writing an unchanged one. */
   private lastCheckpoint: Buffer | null = null;
+  /** Open encounters whose temp ID is in `open_ids` already: key → ref. */
+  private openRefs = new Map<string, number>();
+  private outboxList: OutboxBatch[] = [];
+  private serviceWrittenAt = 0;
+  private openIdsFloor = 0;
   private state!: DatabaseState;
   private recoverNeeded: unknown = null;
   private timer: NodeJS.Timeout | null = null;
@@ -337,17 +364,19 @@ export class Store {
       }
       // Leftovers of earlier lives go out as batches of their own life, now: a restart must not
       // hold back a partial batch (its age would start again from zero).
-      this.cutBatches(now, true);
+      this.outboxList.push(...this.cutBatches(now, true));
       this.lives.push({ life, firstId: this.lastId + 1, nextSeq: 1 });
       const reason = events.length > 0 ? events[events.length - 1].kind : created ? 'new database' : 'start';
       this.stmt.insertLife.run(life, this.lastId + 1, 1, now, reason);
       const open = this.stmt.checkpoint.get() as Buffer | undefined;
       if (open !== undefined) {
-        const restored = decodeOpen(open).map((e) => ({ ...e, closeReason: 'shutdown' as const }));
+        const restored = decodeOpenState(open, (ref) => this.stmt.openId.get(ref) as { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined)
+          .map((e) => ({ ...e, closeReason: 'shutdown' as const }));
         this.insertEncounters(restored, now);
         this.counters.restored_open += restored.length;
-        this.stmt.clearCheckpoint.run();
       }
+      this.stmt.clearCheckpoint.run();
+      this.stmt.clearOpenIds.run();
       for (const e of events) this.stmt.insertEvent.run(e.at, e.kind, e.detail);
     })();
     writeLineage(path, { database: databaseId!, life });
@@ -369,7 +398,6 @@ export class Store {
       meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
       insertLife: db.prepare('INSERT INTO lives (life, first_id, next_seq, started_at, reason) VALUES (?,?,?,?,?)'),
-      setNextSeq: db.prepare('UPDATE lives SET next_seq = ? WHERE life = ?'),
       lives: db.prepare('SELECT life, first_id AS firstId, next_seq AS nextSeq FROM lives ORDER BY first_id'),
       insertBatch: db.prepare(
         `INSERT INTO batches (id, life, seq, first_id, last_id, created_at, created_service, first_seen_min, last_seen_max, all_synced)
@@ -383,10 +411,6 @@ export class Store {
       rangeInTime: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? AND last_seen >= ? AND first_seen < ? ORDER BY id'),
       ack: db.prepare('UPDATE batches SET acked_at = ? WHERE id = ? AND acked_at IS NULL'),
       batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId, life FROM batches WHERE id = ?'),
-      outbox: db.prepare(
-        `SELECT id, life, seq, created_at AS createdAt, last_id - first_id + 1 AS encounterCount
-         FROM batches WHERE acked_at IS NULL ORDER BY first_id`,
-      ),
       encounterRange: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? ORDER BY id'),
       expired: db.prepare(
         `SELECT id, first_id AS firstId, last_id AS lastId, acked_at IS NULL AS unacked FROM batches
@@ -399,10 +423,19 @@ export class Store {
       maxId: db.prepare('SELECT max(id) FROM encounters').pluck(),
       maxBatched: db.prepare('SELECT max(last_id) FROM batches').pluck(),
       lastAck: db.prepare('SELECT max(acked_at) FROM batches').pluck(),
-      outboxCount: db.prepare('SELECT count(*) FROM batches WHERE acked_at IS NULL').pluck(),
       checkpoint: db.prepare('SELECT data FROM open_checkpoint WHERE id = 1').pluck(),
       setCheckpoint: db.prepare('INSERT OR REPLACE INTO open_checkpoint (id, taken_at, data) VALUES (1, ?, ?)'),
       clearCheckpoint: db.prepare('DELETE FROM open_checkpoint'),
+      insertOpenId: db.prepare('INSERT INTO open_ids (protocol, temp_id, metadata) VALUES (?,?,?)'),
+      openId: db.prepare('SELECT protocol, temp_id, metadata FROM open_ids WHERE ref = ?'),
+      dropOpenIdsBelow: db.prepare('DELETE FROM open_ids WHERE ref < ?'),
+      clearOpenIds: db.prepare('DELETE FROM open_ids'),
+      maxSeq: db.prepare('SELECT life, max(seq) AS seq FROM batches GROUP BY life'),
+      maxService: db.prepare('SELECT max(created_service) FROM batches').pluck(),
+      outboxAll: db.prepare(
+        `SELECT id, life, seq, created_at AS createdAt, last_id - first_id + 1 AS encounterCount
+         FROM batches WHERE acked_at IS NULL ORDER BY first_id`,
+      ),
       insertEvent: db.prepare('INSERT INTO events (at, kind, detail) VALUES (?,?,?)'),
       lastEvent: db.prepare('SELECT at, kind, detail FROM events ORDER BY rowid DESC LIMIT 1'),
     };
@@ -413,8 +446,15 @@ export class Store {
     const maxBatched = (this.stmt.maxBatched.get() as number | null) ?? 0;
     this.lastId = Math.max((this.stmt.maxId.get() as number | null) ?? 0, purgedThrough, maxBatched);
     this.batchedThrough = Math.max(maxBatched, purgedThrough);
-    this.serviceMs = this.stmt.meta.get('service_ms') as number;
+    this.serviceMs = Math.max(this.stmt.meta.get('service_ms') as number, (this.stmt.maxService.get() as number | null) ?? 0);
+    this.serviceWrittenAt = this.serviceMs;
     this.lives = this.stmt.lives.all() as Life[];
+    // next_seq is written when a life starts; the batches say how far it got since.
+    const cut = new Map((this.stmt.maxSeq.all() as Array<{ life: string; seq: number }>).map((r) => [r.life, r.seq]));
+    for (const l of this.lives) l.nextSeq = Math.max(l.nextSeq, (cut.get(l.life) ?? 0) + 1);
+    // The outbox lives in memory too: the uplink asks for it every second.
+    this.outboxList = this.stmt.outboxAll.all() as OutboxBatch[];
+    this.openRefs = new Map();
     this.oldestUnbatchedAt = this.lastId > this.batchedThrough ? this.now() : null;
   }
 
@@ -509,29 +549,34 @@ export class Store {
     this.lastSteady = steady;
     const encounters = this.pendingEncounters;
     const acks = [...this.pendingAcks];
-    const open = this.options.openEncounters ? encodeOpen(this.options.openEncounters(), now) : null;
-    const checkpointChanged = !(open === null ? this.lastCheckpoint === null : this.lastCheckpoint?.equals(open));
+    const open = this.options.openEncounters ? [...this.options.openEncounters()] : [];
+    const keys = open.map(openKey);
+    // Unchanged open encounters (a quiet night) need no new checkpoint.
+    const signature = Buffer.from(cborEncode([keys.join(''), open.map((e) => [e.firstSeen, e.lastSeen, e.count])]));
+    const checkpointChanged = !(this.lastCheckpoint?.equals(signature) ?? false);
     const cutDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
     const purgeDue = steady >= this.nextPurgeCheck;
-    if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged) return;
+    const serviceDue = this.serviceMs - this.serviceWrittenAt >= SERVICE_WRITE_MS;
+    if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged && !serviceDue) return;
     const before = {
       lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt,
       lives: this.lives.map((l) => ({ ...l })),
     };
     let cut: OutboxBatch[] = [];
     let acked: string[] = [];
-    let purged = { encounters: 0, unacked: 0, batches: 0, more: false };
+    let purged = { encounters: 0, unacked: 0, batches: 0, more: false, ids: [] as string[] };
+    let refs = this.openRefs;
     try {
       this.db.transaction(() => {
         this.insertEncounters(encounters, now);
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
         cut = this.cutBatches(now, false);
         if (purgeDue) purged = this.purge(now);
-        if (checkpointChanged) {
-          if (open === null) this.stmt.clearCheckpoint.run();
-          else this.stmt.setCheckpoint.run(now, open);
+        if (checkpointChanged) refs = this.writeCheckpoint(open, keys, now);
+        if (cut.length === 0 && serviceDue) {
+          this.stmt.setMeta.run(Math.round(this.serviceMs), 'service_ms');
+          this.serviceWrittenAt = this.serviceMs;
         }
-        this.stmt.setMeta.run(Math.round(this.serviceMs), 'service_ms');
       })();
     } catch (err) {
       // SQLITE_FULL, I/O errors: the transaction rolled back; everything stays queued.
@@ -544,8 +589,14 @@ export class Store {
       this.counters.write_transactions++;
     }
     this.state.error = null;
-    this.lastCheckpoint = open;
+    if (checkpointChanged) {
+      this.lastCheckpoint = signature;
+      this.openRefs = refs;
+    }
+    if (cut.length > 0) this.serviceWrittenAt = this.serviceMs; // batches carry it
     if (purgeDue) this.nextPurgeCheck = purged.more ? steady : steady + PURGE_CHECK_MS;
+    const gone = new Set([...acked, ...purged.ids]);
+    this.outboxList = [...this.outboxList.filter((b) => !gone.has(b.id)), ...cut];
     this.pendingEncounters = [];
     for (const id of acks) this.pendingAcks.delete(id);
     this.counters.encounters_stored += encounters.length;
@@ -564,6 +615,31 @@ export class Store {
     }
     if (cut.length > 0) for (const l of this.batchListeners) l(cut);
     if (acked.length > 0) for (const l of this.ackListeners) l(acked);
+  }
+
+  /** Writes the checkpoint of open encounters; returns the temp-ID references now in use. */
+  private writeCheckpoint(open: Encounter[], keys: string[], now: number): Map<string, number> {
+    const refs = new Map<string, number>();
+    if (open.length === 0) {
+      this.stmt.clearCheckpoint.run();
+      if (this.openRefs.size > 0) this.stmt.clearOpenIds.run();
+      return refs;
+    }
+    const list = open.map((e, i) => {
+      let ref = refs.get(keys[i]) ?? this.openRefs.get(keys[i]);
+      if (ref === undefined) ref = Number(this.stmt.insertOpenId.run(e.protocol, e.tempId, e.metadata).lastInsertRowid);
+      refs.set(keys[i], ref);
+      return ref;
+    });
+    this.stmt.setCheckpoint.run(now, encodeOpenState(list, open, now));
+    // Rows below every reference in use are no one's any more: dropped from the front, in runs.
+    let lowest = Infinity;
+    for (const r of list) if (r < lowest) lowest = r;
+    if (lowest - this.openIdsFloor > 1000) {
+      this.stmt.dropOpenIdsBelow.run(lowest);
+      this.openIdsFloor = lowest;
+    }
+    return refs;
   }
 
   private recordEvent(event: StoreEvent): void {
@@ -619,7 +695,6 @@ export class Store {
       const batch: OutboxBatch = { id: ulid(now), life: life.life, seq: life.nextSeq, createdAt: now, encounterCount: count };
       this.stmt.insertBatch.run(batch.id, life.life, batch.seq, firstId, lastId, now, Math.round(this.serviceMs), summary.firstSeen ?? now, summary.lastSeen ?? now, summary.synced ?? 1);
       life.nextSeq++;
-      this.stmt.setNextSeq.run(life.nextSeq, life.life);
       this.batchedThrough = lastId;
       cut.push(batch);
     }
@@ -633,13 +708,13 @@ export class Store {
    * `retentionMs` old by a synchronised clock (only if every sighting had one), or by service
    * time. Unacknowledged: only after `unackedMaxMs` of service time, which no clock step moves.
    */
-  private purge(now: number): { encounters: number; unacked: number; batches: number; more: boolean } {
+  private purge(now: number): { encounters: number; unacked: number; batches: number; more: boolean; ids: string[] } {
     const synced = this.options.clockSynced?.() ?? true;
     const expired = this.stmt.expired.all(
       synced ? 1 : 0, now - this.options.retentionMs, this.serviceMs - this.options.retentionMs,
       this.serviceMs - this.options.unackedMaxMs, this.options.purgeBatchSize,
     ) as Array<{ id: string; firstId: number; lastId: number; unacked: number }>;
-    const out = { encounters: 0, unacked: 0, batches: 0, more: false };
+    const out = { encounters: 0, unacked: 0, batches: 0, more: false, ids: [] as string[] };
     let purgedThrough = this.stmt.meta.get('purged_through') as number;
     for (const b of expired) {
       if (out.encounters >= this.options.purgeBatchSize) {
@@ -651,6 +726,7 @@ export class Store {
       this.pendingAcks.delete(b.id);
       out.encounters += n;
       out.batches++;
+      out.ids.push(b.id);
       if (b.unacked) out.unacked += n;
       purgedThrough = Math.max(purgedThrough, b.lastId);
     }
@@ -685,6 +761,7 @@ export class Store {
       /* damaged */
     }
     this.lastCheckpoint = null;
+    this.openIdsFloor = 0;
     this.pendingAcks.clear();
     this.log?.error({ err: (cause as Error).message }, 'database found corrupt while running; setting it aside');
     try {
@@ -697,7 +774,7 @@ export class Store {
 
   /** Batches cut but not acknowledged (nor with an ack waiting for the commit), oldest first. */
   outbox(): OutboxBatch[] {
-    return this.read([], () => (this.stmt.outbox.all() as OutboxBatch[]).filter((b) => !this.pendingAcks.has(b.id)));
+    return this.outboxList.filter((b) => !this.pendingAcks.has(b.id));
   }
 
   batchEncounters(batchId: string): StoredEncounter[] {
@@ -739,10 +816,15 @@ export class Store {
   stats(): { unbatched: number; outboxBatches: number; lastAckAt: number | null; pending: number } {
     return {
       unbatched: this.unbatched,
-      outboxBatches: this.read(0, () => this.stmt.outboxCount.get() as number),
+      outboxBatches: this.outboxList.length,
       lastAckAt: this.read(null, () => (this.stmt.lastAck.get() as number | null) ?? null),
       pending: this.pendingEncounters.length,
     };
+  }
+
+  /** Copies the WAL into the database file now (SQLite does it on its own every few MiB). */
+  checkpointWal(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   /** Stops the timer, commits what is queued, and closes the file. */

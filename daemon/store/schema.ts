@@ -56,8 +56,7 @@ export const MIGRATIONS: readonly string[] = [
      created_service INTEGER NOT NULL,     -- service time (ms of running) when cut
      first_seen_min INTEGER NOT NULL,      -- the span of its encounters: pulls find them by it
      last_seen_max INTEGER NOT NULL,
-     all_synced INTEGER NOT NULL,          -- 1: every encounter's clock was synchronised
-     UNIQUE (life, seq)
+     all_synced INTEGER NOT NULL           -- 1: every encounter's clock was synchronised
    );
    INSERT INTO batches_v2 SELECT id, '${LEGACY_LIFE}', seq, first_id, last_id, created_at, acked_at, 0,
      coalesce((SELECT min(first_seen) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), created_at),
@@ -66,13 +65,20 @@ export const MIGRATIONS: readonly string[] = [
      FROM batches b;
    DROP TABLE batches;
    ALTER TABLE batches_v2 RENAME TO batches;
-   CREATE INDEX batches_outbox ON batches(first_id) WHERE acked_at IS NULL;
    DELETE FROM meta WHERE key = 'next_seq';
    INSERT OR IGNORE INTO meta VALUES ('service_ms', 0);
    CREATE TABLE open_checkpoint (
      id INTEGER PRIMARY KEY CHECK (id = 1),
      taken_at INTEGER NOT NULL,
-     data BLOB NOT NULL                    -- deflated CBOR: the encounters still open at the last commit
+     data BLOB NOT NULL                    -- deflated CBOR: the state of the encounters open at the last commit
+   );
+   -- The temp IDs of open encounters, written once per encounter (not with every checkpoint):
+   -- append-only, the rows no open encounter refers to any more are deleted from the front.
+   CREATE TABLE open_ids (
+     ref INTEGER PRIMARY KEY,
+     protocol INTEGER NOT NULL,
+     temp_id BLOB NOT NULL,
+     metadata BLOB NOT NULL
    );
    CREATE TABLE events (
      at INTEGER NOT NULL,                  -- unix ms
