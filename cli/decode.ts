@@ -8,7 +8,7 @@ import { fail, UsageError } from './errors.js';
 function readInput(file: string | undefined): Buffer {
   const limit = 2 * MAX_MESSAGE_BYTES + 1024;
   try {
-    return readFileLimited(file === undefined || file === '-' ? '/dev/stdin' : file, limit, 'file');
+    return readFileLimited(file === undefined || file === '-' ? 0 : file, limit, 'file');
   } catch (err) {
     if (err instanceof RangeError) throw new UsageError(`file: larger than ${limit} bytes, more than any batch: is it the right file?`);
     throw new UsageError(`file: cannot read ${file ?? 'standard input'} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);

@@ -266,7 +266,14 @@ describe('end to end', () => {
       expect(r.temp_id.equals(stored[i].temp_id)).toBe(true);
       expect(r.count).toBe(stored[i].count);
     }
-    // Sightings in memory at the kill are lost (never acknowledged), but nothing is counted twice:
+    // Encounters still open at the kill come back from the last checkpoint (0.25 s = 10 simulated
+    // seconds before it at most): every phone heard well before the kill is at the collector.
+    const killSim = s.crowd.anchor + (killedAt - s.crowd.anchor) * SPEED;
+    const heardBefore = [...s.truth.values()].filter((t) => t.first < killSim - 30_000);
+    expect(heardBefore.length).toBeGreaterThan(3);
+    const collected = new Set(rows.map((r) => r.temp_id.toString('hex')));
+    for (const t of heardBefore) expect(collected.has(t.rpi), 'a phone heard before the kill').toBe(true);
+    // Sightings since the last checkpoint are lost (never acknowledged), but nothing is counted twice:
     // encounters of one RPI never overlap and never hold more adverts than the phone sent.
     const perRpi = new Map<string, typeof stored>();
     for (const e of stored) perRpi.set(e.temp_id.toString('hex'), [...(perRpi.get(e.temp_id.toString('hex')) ?? []), e]);

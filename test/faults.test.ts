@@ -151,7 +151,7 @@ describe('a lost, rolled-back or corrupt database', () => {
     // The new life's encounters are at the collector under their own (life, id): every one the
     // gateway saw acknowledged, nothing it did not commit, nothing dropped as a duplicate.
     const g = new Database(u.db, { readonly: true });
-    const life = g.prepare('SELECT life FROM lives ORDER BY first_id DESC LIMIT 1').pluck().get() as string;
+    const life = g.prepare('SELECT life FROM lives ORDER BY first_id DESC, rowid DESC LIMIT 1').pluck().get() as string;
     const committed = new Set(g.prepare('SELECT id FROM encounters WHERE id >= (SELECT first_id FROM lives WHERE life = ?)').pluck().all(life) as number[]);
     const acked = g.prepare(
       `SELECT e.id FROM encounters e JOIN batches b ON e.id BETWEEN b.first_id AND b.last_id WHERE b.life = ? AND b.acked_at IS NOT NULL ORDER BY e.id`,

@@ -139,6 +139,19 @@ describe('store recovery', () => {
     b.close();
   });
 
+  it('lives killed before their first encounter (a crash loop) do not stop the next start', () => {
+    const path = join(dir, `g${n++}.db`);
+    crash(open(path));
+    crash(open(path));
+    const c = open(path);
+    expect(c.database.lives).toBe(3);
+    expect(c.database.lastEvent).toBeNull();
+    c.addEncounters([encounter(1)]);
+    c.commit();
+    expect(sent(c)).toEqual([`${c.database.life}/1`]);
+    c.close();
+  });
+
   it('missing meta rows are rebuilt and said; ids go on above what is stored', () => {
     const path = join(dir, `g${n++}.db`);
     const a = open(path);

@@ -285,8 +285,8 @@ export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): str
  * Reads a small text or binary file the user named, refusing more than `maxBytes` (a device
  * such as /dev/zero or a wrong path must not eat the memory).
  */
-export function readFileLimited(path: string, maxBytes: number, field: string): Buffer {
-  const fd = openSync(path, 'r');
+export function readFileLimited(path: string | 0, maxBytes: number, field: string): Buffer {
+  const fd = path === 0 ? 0 : openSync(path, 'r');
   try {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -296,11 +296,11 @@ export function readFileLimited(path: string, maxBytes: number, field: string): 
       if (n === 0) break;
       chunks.push(chunk.subarray(0, n));
       total += n;
-      if (total > maxBytes) throw new RangeError(`${field}: ${path} is larger than ${maxBytes} bytes: is it the right file?`);
+      if (total > maxBytes) throw new RangeError(`${field}: ${path === 0 ? 'standard input' : path} is larger than ${maxBytes} bytes: is it the right file?`);
     }
     return Buffer.concat(chunks);
   } finally {
-    closeSync(fd);
+    if (fd !== 0) closeSync(fd);
   }
 }
 

@@ -398,7 +398,7 @@ export class Store {
       meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
       insertLife: db.prepare('INSERT INTO lives (life, first_id, next_seq, started_at, reason) VALUES (?,?,?,?,?)'),
-      lives: db.prepare('SELECT life, first_id AS firstId, next_seq AS nextSeq FROM lives ORDER BY first_id'),
+      lives: db.prepare('SELECT life, first_id AS firstId, next_seq AS nextSeq FROM lives ORDER BY first_id, rowid'),
       insertBatch: db.prepare(
         `INSERT INTO batches (id, life, seq, first_id, last_id, created_at, created_service, first_seen_min, last_seen_max, all_synced)
          VALUES (?,?,?,?,?,?,?,?,?,?)`,
@@ -662,7 +662,7 @@ export class Store {
     if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
   }
 
-  /** Index into `lives` of the life `id` belongs to. */
+  /** Index into `lives` of the life `id` belongs to: the latest to start at or below it. */
   private lifeIndex(id: number): number {
     let lo = 0;
     let hi = this.lives.length - 1;

@@ -38,7 +38,8 @@ export const MIGRATIONS: readonly string[] = [
   // steps) at which they were cut.
   `CREATE TABLE lives (
      life TEXT PRIMARY KEY,                -- ULID, sent in every batch
-     first_id INTEGER NOT NULL UNIQUE,     -- encounters from this id up to the next life's belong to it
+     first_id INTEGER NOT NULL,            -- encounters from this id up to the next life's belong to it
+                                           -- (a life killed before its first encounter shares it with the next)
      next_seq INTEGER NOT NULL,
      started_at INTEGER NOT NULL,          -- unix ms (as the clock said)
      reason TEXT NOT NULL                  -- why it started: start, new database, lost, corrupt, ...
