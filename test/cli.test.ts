@@ -69,6 +69,24 @@ describe('vgw CLI', () => {
     expect(h.stderr).toMatch(/--hex: the input is not an even number of hex digits/);
   });
 
+  it('files that never end (/dev/zero) are refused after a limit, never read into memory', () => {
+    const decode = runVgw(['decode', '/dev/zero']);
+    expect(decode.status).toBe(2);
+    expect(decode.stderr).toMatch(/file: larger than \d+ bytes, more than any batch/);
+    const check = runVgw(['config', 'check', '/dev/zero']);
+    expect(check.status).toBe(2);
+    expect(check.stderr).toMatch(/larger than 1048576 bytes/);
+    const match = runVgw(['match', '--keys', '/dev/zero', '--db', join(dir, 'none.db')]);
+    expect(match.status).toBe(2);
+    expect(match.stderr).toMatch(/--keys: \/dev\/zero is larger than/);
+  });
+
+  it('pull to a broker that does not answer exits 3 (no answer), naming the broker', () => {
+    const r = runVgw(['pull', '--broker', 'mqtt://127.0.0.1:9', '--venue', 'v', '--gateway', 'g', '--from', '0', '--to', '1000', '--timeout', '3']);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/cannot reach the broker at mqtt:\/\/127\.0\.0\.1:9/);
+  });
+
   it('unknown commands and options exit 2', () => {
     expect(runVgw(['frobnicate']).status).toBe(2);
     expect(runVgw(['run', '--nope']).status).toBe(2);

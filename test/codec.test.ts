@@ -116,5 +116,8 @@ describe('acks and requests', () => {
     expect(() => parseMessage(Buffer.from('{"v":1,"op":"pull","from":5,"to":5}'), requestSchema, 1000)).toThrow(/^to: must be after from/);
     expect(() => parseMessage(Buffer.from('{"v":1,"op":"pull","from":"yesterday","to":5}'), requestSchema, 1000)).toThrow(/^from: /);
     expect(() => parseMessage(Buffer.from('{"v":1,"op":"reboot"}'), requestSchema, 1000)).toThrow(/^op: /);
+    // before 1970 is refused as an ISO string, as it is as a negative number
+    expect(() => parseMessage(Buffer.from('{"v":1,"op":"pull","from":"1969-12-31T00:00:00Z","to":5}'), requestSchema, 1000)).toThrow(/^from: must not be before 1970/);
+    expect(() => parseMessage(Buffer.from('{"v":1,"op":"pull","from":-5,"to":5}'), requestSchema, 1000)).toThrow(/^from: /);
   });
 });

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configDocs, parseConfig } from '../daemon/config/index.js';
+import { ConfigError, configDocs, loadConfig, parseConfig } from '../daemon/config/index.js';
 
 function problems(input: unknown): string[] {
   try {
@@ -39,6 +42,38 @@ describe('config schema', () => {
         expect.stringMatching(/unknown key\(s\) "colector": remove them or check the spelling/),
       ]),
     );
+  });
+
+  it('refuses values no runtime honours, naming the limit', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vgw-config-'));
+    const p = problems({
+      uplink: { resendMaxS: 3_000_000 }, // Node timers stop at 2^31-1 ms
+      broker: { keepaliveS: 70_000 }, // MQTT keepalive is 16 bits
+      store: { retentionDays: 1e-9, path: dir, unackedMaxDays: 2 },
+    });
+    expect(p).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^uplink\.resendMaxS: at most 2147483 s/),
+        expect.stringMatching(/^broker\.keepaliveS: at most 65535/),
+        expect.stringMatching(/^store\.retentionDays: at least 1 day/),
+        expect.stringMatching(/^store\.path: is a directory: name the database file inside it/),
+      ]),
+    );
+    expect(problems({ store: { retentionDays: 14, unackedMaxDays: 7 } })).toEqual([expect.stringMatching(/^store\.unackedMaxDays: must be at least retentionDays/)]);
+    expect(problems({ store: { checkpointS: 120 } })).toEqual([expect.stringMatching(/^store\.checkpointS: at most 60 s/)]);
+    // A control socket path past the 107 bytes of sockaddr_un, derived or given.
+    const deep = `/var/lib/${'x'.repeat(100)}/gateway.db`;
+    expect(problems({ store: { path: deep } })).toEqual([expect.stringMatching(/^store\.path: the control socket .* longer than the 107 .* set health\.controlSocket to a shorter path/)]);
+    expect(() => parseConfig({ store: { path: deep }, health: { controlSocket: '/run/vgw.sock' } })).not.toThrow();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('names a number too large for JSON (1e400) instead of calling it null', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vgw-config-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, '{"store": {"retentionDays": 1e400}}');
+    expect(() => loadConfig(file)).toThrow(/store\.retentionDays: the number is too large/);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('documents every key from the schema', () => {

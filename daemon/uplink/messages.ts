@@ -14,14 +14,22 @@ const ulidString = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID 
 export const ackSchema = z.object({ v: z.literal(1), acks: z.array(ulidString).min(1).max(1000) });
 export type AckMessage = z.infer<typeof ackSchema>;
 
-const time = z.union([
-  z.number().int().nonnegative(),
-  z
-    .string()
-    .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time')
-    .refine((s) => Date.parse(s) >= 0, 'must not be before 1970-01-01 (unix milliseconds cannot be negative)')
-    .transform((s) => Date.parse(s)),
-]);
+const time = z.union([z.number(), z.string()], { error: 'expected unix milliseconds or an ISO-8601 time' }).transform((v, ctx) => {
+  const t = typeof v === 'number' ? v : Date.parse(v);
+  if (Number.isNaN(t)) {
+    ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 time, e.g. "2026-11-22T08:00:00Z", or unix milliseconds' });
+    return z.NEVER;
+  }
+  if (!Number.isSafeInteger(t)) {
+    ctx.addIssue({ code: 'custom', message: 'must be whole unix milliseconds' });
+    return z.NEVER;
+  }
+  if (t < 0) {
+    ctx.addIssue({ code: 'custom', message: 'must not be before 1970-01-01 (unix milliseconds cannot be negative)' });
+    return z.NEVER;
+  }
+  return t;
+});
 
 export const requestSchema = z.discriminatedUnion('op', [
   z.object({ v: z.literal(1), op: z.literal('pull'), from: time, to: time }).refine((r) => r.to > r.from, {

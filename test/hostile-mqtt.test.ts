@@ -1,0 +1,131 @@
+// Hostile MQTT against a running daemon and collector: floods of bogus acks (one log line per
+// kind per interval, not one per id), deeply nested requests, deflate bombs, request bursts;
+// and a broker restart that lost every session (in-flight batches re-sent at once).
+import { deflateRawSync } from 'node:zlib';
+import { encode as cborEncode } from 'cbor-x';
+import mqtt from 'mqtt';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ulid } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBroker } from '../cli/local-broker.js';
+import type { Collector } from '../collector/index.js';
+import { contentHash, gatewayTopics } from '../daemon/uplink/index.js';
+import { startCollector } from './harness/collector.js';
+import { provisionTestGateway } from './harness/identity.js';
+import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+
+const dir = tempDir('vgw-hostile-');
+let broker: LocalBroker;
+const prefix = 'hostile/v1';
+
+beforeAll(async () => {
+  broker = await LocalBroker.start(join(dir, 'broker'));
+});
+afterAll(async () => {
+  await broker?.stop();
+});
+
+function gatewayConfig(name: string, extra: Record<string, unknown> = {}) {
+  const identity = provisionTestGateway(dir, `gw-${name}`, 'venue-h');
+  const config = writeJson(join(dir, `${name}.json`), {
+    gateway: { id: `gw-${name}`, venue: 'venue-h' },
+    secretsFile: identity.secretsFile,
+    broker: { url: broker.url, reconnectS: 0.3, connectTimeoutS: 5 },
+    topicPrefix: prefix,
+    radio: { simulated: { seed: 5, phones: 0, arrivalsPerMinute: 30, minDwellS: 30, maxDwellS: 90, speed: 40, anchor: Date.now() } },
+    store: { path: join(dir, `${name}.db`), checkpointS: 0.25 },
+    health: { controlSocket: join(dir, `${name}.sock`) },
+    uplink: { batchMaxEncounters: 16, batchMaxAgeS: 0.5, resendInitialS: 1, resendMaxS: 300, statusIntervalS: 1 },
+    log: { level: 'info' },
+    ...extra,
+  });
+  return { identity, config, topics: gatewayTopics(prefix, 'venue-h', `gw-${name}`) };
+}
+
+describe('hostile MQTT', () => {
+  it('200 acks of 1000 unknown ids each: counted, and a few log lines instead of 200,000', async () => {
+    const g = gatewayConfig('flood');
+    const daemon = spawnVgw(['run', '-c', g.config]);
+    await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
+    const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'flooder' });
+    const ack = JSON.stringify({ v: 1, acks: Array.from({ length: 1000 }, () => ulid()) });
+    for (let i = 0; i < 200; i++) await client.publishAsync(g.topics.ack, ack, { qos: 1 });
+    const replies: string[] = [];
+    await client.subscribeAsync('replies/flooder', { qos: 1 });
+    client.on('message', (_t, payload) => replies.push(payload.toString()));
+    await client.publishAsync(g.topics.request, '{"v":1,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/flooder', correlationData: Buffer.from('s') } });
+    await waitFor('status reply', () => replies.length > 0);
+    const status = JSON.parse(replies[0]) as { counters: { store: { acks_unknown: number }; uplink: { acks_received: number } } };
+    expect(status.counters.store.acks_unknown).toBe(200_000);
+    expect(status.counters.uplink.acks_received).toBe(200);
+    await client.endAsync();
+    expect(await stopGracefully(daemon)).toBe(0);
+    const lines = daemon.output().split('\n').filter((l) => l.includes('ack for batches this gateway never cut'));
+    // the first one, then one summary with the count when the interval ends (or at stop)
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(3);
+    expect(lines.some((l) => /"repeated":199/.test(l))).toBe(true);
+  });
+
+  it('deeply nested, huge and bursty requests, and a deflate bomb at the collector: refused or queued, never a crash', async () => {
+    const g = gatewayConfig('nest');
+    const collector: Collector = await startCollector(broker.url, 'collector-nest', prefix, join(dir, 'nest-collector.db'), [g.identity.record]);
+    const daemon = spawnVgw(['run', '-c', g.config]);
+    await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
+    const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'nester' });
+    const replies = new Map<string, string[]>();
+    await client.subscribeAsync('replies/nester', { qos: 1 });
+    client.on('message', (_t, payload, packet) => {
+      const corr = String(packet.properties?.correlationData);
+      replies.set(corr, [...(replies.get(corr) ?? []), packet.properties?.contentType === 'application/json' ? payload.toString() : `cbor:${payload.length}`]);
+    });
+    const request = (payload: string | Buffer, corr: string) =>
+      client.publishAsync(g.topics.request, payload, { qos: 1, properties: { responseTopic: 'replies/nester', correlationData: Buffer.from(corr) } });
+    await request('['.repeat(30_000) + ']'.repeat(30_000), 'deep-json');
+    await request(Buffer.concat([Buffer.alloc(30_000, 0x81), Buffer.from([0x00])]), 'deep-cbor'); // 30,000 nested arrays
+    await client.publishAsync(g.topics.ack, '{"v":1,"acks":' + '['.repeat(30_000) + ']'.repeat(30_000) + '}', { qos: 1 });
+    // a burst of pulls: a few are answered in turn, the rest told to ask again later
+    const now = Date.now();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => request(JSON.stringify({ v: 1, op: 'pull', from: 0, to: now + 60_000 }), `pull-${i}`)));
+    await waitFor('every request answered', () => replies.size >= 42, 60_000);
+    expect(replies.get('deep-json')![0]).toMatch(/"ok":false/);
+    expect(replies.get('deep-cbor')![0]).toMatch(/"ok":false/);
+    const pulls = Array.from({ length: 40 }, (_, i) => replies.get(`pull-${i}`)!);
+    const busy = pulls.filter((r) => /ask again later/.test(r[0]));
+    expect(busy.length).toBeGreaterThan(0);
+    expect(pulls.length - busy.length).toBeGreaterThan(0);
+    // a deflate bomb on a batch topic: a few hundred bytes that inflate to gigabytes
+    const bomb = deflateRawSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
+    const before = collector.counters.batches_rejected;
+    await client.publishAsync(g.topics.batch, Buffer.from(cborEncode({
+      v: 1, kind: 'batch', id: ulid(), gw: 'gw-nest', venue: 'venue-h', life: ulid(), seq: 1, created: Date.now(), n: 1, enc: bomb, hash: contentHash(bomb),
+    })), { qos: 1 });
+    await waitFor('bomb rejected', () => collector.counters.batches_rejected === before + 1);
+    await client.endAsync();
+    expect(daemon.proc.exitCode).toBeNull();
+    expect(await stopGracefully(daemon)).toBe(0);
+    await collector.stop();
+  });
+
+  it('a broker restart that lost every session: in-flight batches go again at once, not after their backoff', async () => {
+    const g = gatewayConfig('session');
+    const daemon = spawnVgw(['run', '-c', g.config]);
+    await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
+    // No collector: batches are re-sent 1, 2, 4, 8, 16 s apart ... their backoff grows.
+    await sleep(20_000);
+    await broker.stop();
+    rmSync(join(dir, 'broker', 'mosquitto.db'), { force: true }); // its persisted sessions lost
+    await broker.restart();
+    const collector = await startCollector(broker.url, 'collector-session', prefix, join(dir, 'session-collector.db'), [g.identity.record]);
+    const restarted = Date.now();
+    // What was in flight arrives within seconds; before the fix it waited up to its backoff (≥ 16 s here).
+    await waitFor('the backlog delivered', () => collector.counters.batches_stored >= 8 || undefined, 60_000);
+    const took = Date.now() - restarted;
+    expect(daemon.output()).toMatch(/"sessionPresent":false/);
+    expect(took).toBeLessThan(12_000);
+    expect(await stopGracefully(daemon)).toBe(0);
+    await collector.stop();
+  });
+});
