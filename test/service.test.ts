@@ -2,7 +2,7 @@
 // `systemd-analyze security --offline=yes`; the sd_notify datagrams reach a real NOTIFY_SOCKET
 // listener (a unix datagram socket, as systemd's) in order; the watchdog stops while the radio
 // is down and resumes when it comes back.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { LocalBroker } from '../cli/local-broker.js';
 import { watchdogIntervalMs, watchdogVerdict } from '../daemon/health/index.js';
 import { VirtualController } from '../daemon/radio/index.js';
 import { provisionTestGateway } from './harness/identity.js';
-import { sleep, VGW, waitFor, writeJson } from './harness/processes.js';
+import { sleep, spawnVgw, waitFor, writeJson } from './harness/processes.js';
 import { tempDir } from './harness/tmp.js';
 
 const UNIT = resolve(__dirname, '../provisioning/venue-gateway.service');
@@ -128,7 +128,7 @@ describe('sd_notify', () => {
       store: { path: db, checkpointS: 1 },
       health: { statusIntervalS: 0.3 },
     });
-    const child = spawn(process.execPath, [VGW, 'run', '-c', config], { env: { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' }, stdio: 'ignore' });
+    const child = spawnVgw(['run', '-c', config], { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' }).proc; // killed by the harness if the test fails
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     await waitFor('READY and a few watchdog pings', () => listener.messages.filter((m) => m === 'WATCHDOG=1').length >= 3 && listener.messages.some((m) => m.startsWith('READY=1')), 20_000);
     await waitFor('a STATUS with stored encounters', () => listener.messages.some((m) => /^STATUS=radio simulated, \d+ open, [1-9]\d* stored/.test(m)), 20_000);
@@ -168,7 +168,7 @@ describe('sd_notify', () => {
       store: { path: join(dir, 'late.db'), checkpointS: 1 },
       health: { radioGraceS: 1 },
     });
-    const child = spawn(process.execPath, [VGW, 'run', '-c', config], { env: { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' }, stdio: 'ignore' });
+    const child = spawnVgw(['run', '-c', config], { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' }).proc; // killed by the harness if the test fails
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     await sleep(3000);
     const before = [...listener.messages];
