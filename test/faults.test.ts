@@ -5,26 +5,19 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../cli/local-broker.js';
+import { describe, expect, it } from 'vitest';
 import type { Collector } from '../collector/index.js';
 import { startCollector } from './harness/collector.js';
 import { provisionTestGateway, TestIdentity } from './harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { useLocalBroker } from './harness/broker.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-faults-');
 const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const haveFaketime = existsSync(FAKETIME);
-let broker: LocalBroker;
+const broker = useLocalBroker(dir);
 const SPEED = 40;
-
-beforeAll(async () => {
-  broker = await LocalBroker.start(join(dir, 'broker'));
-});
-afterAll(async () => {
-  await broker?.stop();
-});
 
 interface Unit {
   name: string;
@@ -51,9 +44,9 @@ async function unit(name: string, seed: number, phones: number, clockOffsetMs = 
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
     log: { level: 'info' },
   });
-  const online = writeJson(join(dir, `${name}.json`), base(broker.url));
+  const online = writeJson(join(dir, `${name}.json`), base(broker().url));
   const offline = writeJson(join(dir, `${name}-offline.json`), base('mqtt://127.0.0.1:9'));
-  const collector = await startCollector(broker.url, `collector-${name}`, prefix, join(dir, `${name}-collector.db`), [identity.record]);
+  const collector = await startCollector(broker().url, `collector-${name}`, prefix, join(dir, `${name}-collector.db`), [identity.record]);
   return { name, db, identity, collector, online, offline };
 }
 

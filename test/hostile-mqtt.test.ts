@@ -7,32 +7,25 @@ import mqtt from 'mqtt';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../cli/local-broker.js';
+import { describe, expect, it } from 'vitest';
 import type { Collector } from '../collector/index.js';
 import { contentHash, gatewayTopics } from '../daemon/uplink/index.js';
 import { startCollector } from './harness/collector.js';
 import { provisionTestGateway } from './harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './harness/processes.js';
+import { useLocalBroker } from './harness/broker.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-hostile-');
-let broker: LocalBroker;
+const broker = useLocalBroker(dir);
 const prefix = 'hostile/v1';
-
-beforeAll(async () => {
-  broker = await LocalBroker.start(join(dir, 'broker'));
-});
-afterAll(async () => {
-  await broker?.stop();
-});
 
 function gatewayConfig(name: string, extra: Record<string, unknown> = {}) {
   const identity = provisionTestGateway(dir, `gw-${name}`, 'venue-h');
   const config = writeJson(join(dir, `${name}.json`), {
     gateway: { id: `gw-${name}`, venue: 'venue-h' },
     secretsFile: identity.secretsFile,
-    broker: { url: broker.url, reconnectS: 0.3, connectTimeoutS: 5 },
+    broker: { url: broker().url, reconnectS: 0.3, connectTimeoutS: 5 },
     topicPrefix: prefix,
     radio: { simulated: { seed: 5, phones: 0, arrivalsPerMinute: 30, minDwellS: 30, maxDwellS: 90, speed: 40, anchor: Date.now() } },
     store: { path: join(dir, `${name}.db`), checkpointS: 0.25 },
@@ -49,7 +42,7 @@ describe('hostile MQTT', () => {
     const g = gatewayConfig('flood');
     const daemon = spawnVgw(['run', '-c', g.config]);
     await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
-    const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'flooder' });
+    const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'flooder' });
     const ack = JSON.stringify({ v: 1, acks: Array.from({ length: 1000 }, () => ulid()) });
     for (let i = 0; i < 200; i++) await client.publishAsync(g.topics.ack, ack, { qos: 1 });
     const replies: string[] = [];
@@ -71,10 +64,10 @@ describe('hostile MQTT', () => {
 
   it('deeply nested, huge and bursty requests, and a deflate bomb at the collector: refused or queued, never a crash', async () => {
     const g = gatewayConfig('nest');
-    const collector: Collector = await startCollector(broker.url, 'collector-nest', prefix, join(dir, 'nest-collector.db'), [g.identity.record]);
+    const collector: Collector = await startCollector(broker().url, 'collector-nest', prefix, join(dir, 'nest-collector.db'), [g.identity.record]);
     const daemon = spawnVgw(['run', '-c', g.config]);
     await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
-    const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'nester' });
+    const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'nester' });
     const replies = new Map<string, string[]>();
     await client.subscribeAsync('replies/nester', { qos: 1 });
     client.on('message', (_t, payload, packet) => {
@@ -115,10 +108,10 @@ describe('hostile MQTT', () => {
     await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
     // No collector: batches are re-sent 1, 2, 4, 8, 16 s apart ... their backoff grows.
     await sleep(20_000);
-    await broker.stop();
+    await broker().stop();
     rmSync(join(dir, 'broker', 'mosquitto.db'), { force: true }); // its persisted sessions lost
-    await broker.restart();
-    const collector = await startCollector(broker.url, 'collector-session', prefix, join(dir, 'session-collector.db'), [g.identity.record]);
+    await broker().restart();
+    const collector = await startCollector(broker().url, 'collector-session', prefix, join(dir, 'session-collector.db'), [g.identity.record]);
     const restarted = Date.now();
     // What was in flight arrives within seconds; before the fix it waited up to its backoff (≥ 16 s here).
     await waitFor('the backlog delivered', () => collector.counters.batches_stored >= 8 || undefined, 60_000);

@@ -1,22 +1,15 @@
 // The short form of the kill -9 storm (the long one, with collector kills, is in `make soak`).
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../cli/local-broker.js';
+import { describe, expect, it } from 'vitest';
 import { killStorm } from './harness/kill-storm.js';
+import { useLocalBroker } from './harness/broker.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-storm-');
-let broker: LocalBroker;
-beforeAll(async () => {
-  broker = await LocalBroker.start(join(dir, 'broker'));
-});
-afterAll(async () => {
-  await broker?.stop();
-});
+const broker = useLocalBroker(dir);
 
 describe('kill -9 storm', () => {
   it('12 SIGKILLs at random moments of ingest and flush: every committed encounter at the collector once, the database intact at every kill', async () => {
-    const r = await killStorm({ dir, broker, kills: 12, collectorKillEvery: 0, seed: 808, speed: 30 });
+    const r = await killStorm({ dir, broker: broker(), kills: 12, collectorKillEvery: 0, seed: 808, speed: 30 });
     process.stdout.write(`kill storm: ${JSON.stringify(r)}\n`);
     expect(r.lives).toBe(13);
     expect(r.committed).toBeGreaterThan(50);
