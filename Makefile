@@ -31,7 +31,9 @@ test: system-deps build
 demo: system-deps build
 	node dist/cli/main.js demo
 
+# strace counts the pipeline's fsyncs (the figure is left out without it)
 bench: system-deps build
+	@command -v strace >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y strace; }
 	node dist/bench/run.js
 
 soak: system-deps build
