@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ClosedEncounter, Encounter } from '../daemon/encounters/index.js';
 import { lineagePath, Store, StoreOptions } from '../daemon/store/index.js';
+import { toWire } from '../daemon/uplink/index.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-recovery-');
@@ -136,6 +137,42 @@ describe('store recovery', () => {
     b.addEncounters([encounter(1)]);
     b.commit();
     expect(sent(b)).toHaveLength(1);
+    b.close();
+  });
+
+  it('a restored open encounter goes out on the wire exactly as it would have without the crash', () => {
+    const path = join(dir, `g${n++}.db`);
+    let x = 12345;
+    const rand = (k: number) => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x % k;
+    };
+    const open_: Encounter[] = Array.from({ length: 300 }, (_, i) => {
+      const firstSeen = Date.UTC(2026, 10, 22, 9) + rand(3_600_000);
+      const duration = rand(1_800_000);
+      const b = [rand(duration / 4 + 1), rand(duration / 4 + 1), rand(duration / 4 + 1), rand(duration / 4 + 1)];
+      const count = 1 + rand(5000);
+      const rssiCount = rand(count + 1);
+      const rssiMax = -30 - rand(40);
+      const rssiMin = rssiMax - rand(40);
+      const tempId = Buffer.alloc(16, i);
+      tempId.writeUInt32BE(i, 0);
+      return {
+        protocol: 0, tempId, metadata: Buffer.from([i, 1, 2, 3]), firstSeen, lastSeen: firstSeen + duration, count,
+        rssiMin: rssiCount ? rssiMin : 127, rssiMax: rssiCount ? rssiMax : 127, rssiSum: rssiCount * Math.round((rssiMin + rssiMax) / 2) - rand(rssiCount + 1),
+        rssiCount, bucketMs: b, clockSynced: rand(4) > 0,
+      };
+    });
+    const a = open(path, { openEncounters: () => open_, now: () => Date.UTC(2026, 10, 22, 11) });
+    a.commit();
+    crash(a);
+    const b = open(path, { openEncounters: () => [] });
+    b.commit();
+    const restored = b.outbox().flatMap((x) => b.batchEncounters(x.id));
+    expect(restored).toHaveLength(300);
+    const wire = (e: Encounter) => ({ ...toWire({ ...e, id: 0 }), id: 0 });
+    const expected = new Map(open_.map((e) => [e.tempId.toString('hex'), wire(e)]));
+    for (const e of restored) expect(wire(e)).toEqual(expected.get(e.tempId.toString('hex')));
     b.close();
   });
 

@@ -110,7 +110,8 @@ interface EncounterRow {
   rssi_max: number;
   rssi_sum: number;
   rssi_count: number;
-  bucket_ms: string;
+  /** JSON array of whole seconds per attenuation bucket. */
+  bucket_s: string;
   clock_synced: number;
 }
 
@@ -168,7 +169,7 @@ function fromRow(r: EncounterRow, life: string): StoredEncounter {
     rssiMax: r.rssi_max,
     rssiSum: r.rssi_sum,
     rssiCount: r.rssi_count,
-    bucketMs: JSON.parse(r.bucket_ms) as number[],
+    bucketMs: (JSON.parse(r.bucket_s) as number[]).map((s) => s * 1000),
     clockSynced: r.clock_synced === 1,
   };
 }
@@ -182,20 +183,32 @@ function fromRow(r: EncounterRow, life: string): StoredEncounter {
  */
 const OPEN_COLUMNS = 9;
 
+/**
+ * Columns chosen to be small and alike: seconds since last heard (0 for a phone still there),
+ * duration, adverts, strongest RSSI, spread, RSSI sum, adverts without RSSI, the clock flag,
+ * and per bucket its seconds with the last one sent as its difference from the duration.
+ */
 function openColumns(open: Encounter[], now: number): number[][] {
   const cols: number[][] = Array.from({ length: OPEN_COLUMNS }, () => []);
   const nowS = Math.ceil(now / 1000);
   for (const e of open) {
     const firstS = Math.floor(e.firstSeen / 1000);
-    cols[0].push(nowS - firstS);
-    cols[1].push(Math.max(0, Math.ceil(e.lastSeen / 1000) - firstS));
+    const lastS = Math.max(firstS, Math.ceil(e.lastSeen / 1000));
+    cols[0].push(nowS - lastS);
+    cols[1].push(lastS - firstS);
     cols[2].push(e.count);
     cols[3].push(e.rssiMax);
     cols[4].push(e.rssiMax - e.rssiMin);
     cols[5].push(e.rssiSum);
-    cols[6].push(e.rssiCount);
+    cols[6].push(e.count - e.rssiCount);
     cols[7].push(e.clockSynced ? 1 : 0);
-    cols[8].push(...e.bucketMs.map((ms) => Math.round(ms / 1000)));
+    const seconds = e.bucketMs.map((ms) => Math.round(ms / 1000));
+    let sum = 0;
+    for (let i = 0; i < seconds.length - 1; i++) {
+      cols[8].push(seconds[i]);
+      sum += seconds[i];
+    }
+    if (seconds.length > 0) cols[8].push(lastS - firstS - sum - seconds[seconds.length - 1]);
   }
   return cols;
 }
@@ -208,23 +221,26 @@ function encodeOpenState(refs: number[], open: Encounter[], now: number): Buffer
     return d;
   });
   const buckets = open[0]?.bucketMs.length ?? 0;
-  return deflateRawSync(Buffer.from(cborEncode([3, Math.ceil(now / 1000), buckets, deltas, openColumns(open, now)])), { level: 9 });
+  return deflateRawSync(Buffer.from(cborEncode([4, Math.ceil(now / 1000), buckets, deltas, openColumns(open, now)])), { level: 9 });
 }
 
 function decodeOpenState(data: Buffer, idOf: (ref: number) => { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined): Encounter[] {
   const [version, nowS, buckets, deltas, cols] = cborDecode(inflateRawSync(data)) as [number, number, number, number[], number[][]];
-  if (version !== 3) throw new Error(`open_checkpoint: unknown version ${version}`);
+  if (version !== 4) throw new Error(`open_checkpoint: unknown version ${version}`);
   const out: Encounter[] = [];
   let ref = 0;
   deltas.forEach((d, i) => {
     ref += d;
     const id = idOf(ref);
     if (!id) return; // only a damaged file could lose it: skip, never invent
-    const firstSeen = (nowS - cols[0][i]) * 1000;
+    const lastS = nowS - cols[0][i];
+    const duration = cols[1][i];
+    const seconds = cols[8].slice(i * buckets, (i + 1) * buckets);
+    if (buckets > 0) seconds[buckets - 1] = duration - seconds.slice(0, buckets - 1).reduce((x, y) => x + y, 0) - seconds[buckets - 1];
     out.push({
-      protocol: id.protocol, tempId: id.temp_id, metadata: id.metadata, firstSeen, lastSeen: firstSeen + cols[1][i] * 1000,
-      count: cols[2][i], rssiMax: cols[3][i], rssiMin: cols[3][i] - cols[4][i], rssiSum: cols[5][i], rssiCount: cols[6][i],
-      clockSynced: cols[7][i] === 1, bucketMs: cols[8].slice(i * buckets, (i + 1) * buckets).map((x) => x * 1000),
+      protocol: id.protocol, tempId: id.temp_id, metadata: id.metadata, firstSeen: (lastS - duration) * 1000, lastSeen: lastS * 1000,
+      count: cols[2][i], rssiMax: cols[3][i], rssiMin: cols[3][i] - cols[4][i], rssiSum: cols[5][i], rssiCount: cols[2][i] - cols[6][i],
+      clockSynced: cols[7][i] === 1, bucketMs: seconds.map((x) => x * 1000),
     });
   });
   return out;
@@ -393,7 +409,7 @@ export class Store {
     return {
       insert: db.prepare(
         `INSERT INTO encounters (id, protocol, temp_id, metadata, first_seen, last_seen, count,
-           rssi_min, rssi_max, rssi_sum, rssi_count, bucket_ms, clock_synced) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+           rssi_min, rssi_max, rssi_sum, rssi_count, bucket_s, clock_synced) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       ),
       meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
@@ -461,7 +477,8 @@ export class Store {
   /** Writes what was read back from a corrupt file: batches keep their ids, the rest gets a life of its own. */
   private insertSalvage(s: Salvage, now: number): void {
     const copy = (r: EncounterRowValues) =>
-      this.stmt.insert.run(r.id, r.protocol, r.temp_id, r.metadata, r.first_seen, r.last_seen, r.count, r.rssi_min, r.rssi_max, r.rssi_sum, r.rssi_count, r.bucket_ms, r.clock_synced);
+      this.stmt.insert.run(r.id, r.protocol, r.temp_id, r.metadata, r.first_seen, r.last_seen, r.count, r.rssi_min, r.rssi_max, r.rssi_sum, r.rssi_count,
+        r.bucket_s ?? JSON.stringify((JSON.parse(String(r.bucket_ms)) as number[]).map((ms) => Math.round(ms / 1000))), r.clock_synced);
     const lives = new Map<string, Life>();
     for (const { batch, rows } of s.batches) {
       for (const r of rows) copy(r);
@@ -656,7 +673,7 @@ export class Store {
     for (const e of encounters) {
       this.stmt.insert.run(
         ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
-        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map(Math.round)), e.clockSynced ? 1 : 0,
+        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map((ms) => Math.round(ms / 1000))), e.clockSynced ? 1 : 0,
       );
     }
     if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;

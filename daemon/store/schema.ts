@@ -46,8 +46,11 @@ export const MIGRATIONS: readonly string[] = [
    );
    INSERT INTO lives SELECT '${LEGACY_LIFE}', 1, value, 0, 'upgrade' FROM meta WHERE key = 'next_seq'
      AND EXISTS (SELECT 1 FROM encounters UNION ALL SELECT 1 FROM batches UNION ALL SELECT 1 FROM meta WHERE key = 'purged_through' AND value > 0);
+   -- Bucket times in whole seconds, as the wire sends them (half the bytes of milliseconds).
+   ALTER TABLE encounters RENAME COLUMN bucket_ms TO bucket_s;
+   UPDATE encounters SET bucket_s = (SELECT json_group_array(CAST(round(value / 1000.0) AS INTEGER)) FROM json_each(encounters.bucket_s));
    CREATE TABLE batches_v2 (
-     id TEXT PRIMARY KEY,                  -- ULID
+     id TEXT PRIMARY KEY,                  -- ULID (time-ordered: rows append)
      life TEXT NOT NULL,
      seq INTEGER NOT NULL,                 -- per life, from 1
      first_id INTEGER NOT NULL,            -- encounters first_id..last_id, contiguous, one life
@@ -58,7 +61,7 @@ export const MIGRATIONS: readonly string[] = [
      first_seen_min INTEGER NOT NULL,      -- the span of its encounters: pulls find them by it
      last_seen_max INTEGER NOT NULL,
      all_synced INTEGER NOT NULL           -- 1: every encounter's clock was synchronised
-   );
+   ) WITHOUT ROWID;
    INSERT INTO batches_v2 SELECT id, '${LEGACY_LIFE}', seq, first_id, last_id, created_at, acked_at, 0,
      coalesce((SELECT min(first_seen) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), created_at),
      coalesce((SELECT max(last_seen) FROM encounters e WHERE e.id BETWEEN b.first_id AND b.last_id), created_at),
