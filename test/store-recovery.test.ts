@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ClosedEncounter, Encounter } from '../daemon/encounters/index.js';
 import { lineagePath, Store, StoreOptions } from '../daemon/store/index.js';
+import { LEGACY_LIFE, MIGRATIONS } from '../daemon/store/schema.js';
 import { toWire } from '../daemon/uplink/index.js';
 import { tempDir } from './harness/tmp.js';
 
@@ -174,6 +175,31 @@ describe('store recovery', () => {
     const expected = new Map(open_.map((e) => [e.tempId.toString('hex'), wire(e)]));
     for (const e of restored) expect(wire(e)).toEqual(expected.get(e.tempId.toString('hex')));
     b.close();
+  });
+
+  it('a database from before lives (schema 1) is upgraded: its batches keep the all-zero life, leftovers go out in it, bucket times become seconds', () => {
+    const path = join(dir, `g${n++}.db`);
+    const old = new Database(path);
+    old.exec(MIGRATIONS[0]);
+    old.pragma('user_version = 1');
+    const row = old.prepare(`INSERT INTO encounters VALUES (?, 0, ?, ?, ?, ?, 10, -80, -60, -700, 10, '[1000,2600,0,400]', 1)`);
+    for (let id = 1; id <= 5; id++) row.run(id, Buffer.alloc(16, id), Buffer.alloc(4), 1_795_000_000_000, 1_795_000_004_000);
+    old.prepare(`INSERT INTO batches VALUES ('01KAAAAAAAAAAAAAAAAAAAAAAA', 1, 1, 2, 1795000010000, 1795000011000)`).run();
+    old.prepare(`INSERT INTO batches VALUES ('01KAAAAAAAAAAAAAAAAAAAAAAB', 2, 3, 4, 1795000020000, NULL)`).run();
+    old.prepare(`UPDATE meta SET value = 3 WHERE key = 'next_seq'`).run();
+    old.close();
+    const s = open(path);
+    const outbox = s.outbox();
+    expect(outbox.map((b) => [b.id, b.life, b.seq])).toEqual([
+      ['01KAAAAAAAAAAAAAAAAAAAAAAB', LEGACY_LIFE, 2],
+      [outbox[1].id, LEGACY_LIFE, 3], // encounter 5, left unbatched, cut at start in its own life
+    ]);
+    expect(s.batchEncounters(outbox[1].id).map((e) => [e.id, e.life, e.bucketMs])).toEqual([[5, LEGACY_LIFE, [1000, 3000, 0, 0]]]);
+    expect(s.database.life).not.toBe(LEGACY_LIFE);
+    s.addEncounters([encounter(6)]);
+    s.commit();
+    expect(sent(s).slice(-1)).toEqual([`${s.database.life}/6`]);
+    s.close();
   });
 
   it('lives killed before their first encounter (a crash loop) do not stop the next start', () => {
