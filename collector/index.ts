@@ -154,9 +154,8 @@ export class CollectorDb {
       `INSERT INTO lives (gateway, life, last_seq, seq_gaps, first_seen_at, last_seen_at) VALUES (@gateway, @life, @seq, CASE WHEN @seq > 1 THEN 1 ELSE 0 END, @now, @now)
        ON CONFLICT(gateway, life) DO UPDATE SET last_seen_at = excluded.last_seen_at,
          seq_gaps = seq_gaps + (CASE WHEN excluded.last_seq > last_seq + 1 THEN 1 ELSE 0 END),
-         last_seq = max(last_seq, excluded.last_seq)
-       RETURNING seq_gaps`,
-    ).pluck();
+         last_seq = max(last_seq, excluded.last_seq)`,
+    );
     this.upsertGateway = this.db.prepare(
       `INSERT INTO gateways (gateway, venue, life, lives, last_seq, seq_gaps, last_seen_at)
          SELECT @gateway, @venue, @life, 1, last_seq, seq_gaps, @now FROM lives WHERE gateway = @gateway AND life = @life
@@ -193,7 +192,7 @@ export class CollectorDb {
       }
       if (batch.kind === 'batch') {
         const now = Date.now();
-        this.upsertLife.get({ gateway: batch.gateway, life: batch.life, seq: batch.seq, now });
+        this.upsertLife.run({ gateway: batch.gateway, life: batch.life, seq: batch.seq, now });
         this.upsertGateway.run({ gateway: batch.gateway, venue: batch.venue, life: batch.life, now });
       }
       return { outcome: 'stored', stored };

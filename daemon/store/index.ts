@@ -155,6 +155,9 @@ export function migrate(db: Database.Database, migrations: readonly string[]): v
   }
 }
 
+/** Bucket times as stored: whole seconds, as the wire sends them. */
+const bucketSecondsJson = (bucketMs: number[]) => JSON.stringify(bucketMs.map((ms) => Math.round(ms / 1000)));
+
 function fromRow(r: EncounterRow, life: string): StoredEncounter {
   return {
     id: r.id,
@@ -304,17 +307,17 @@ export class Store {
     this.steadyNow = options.steadyNow ?? (() => performance.now());
     this.lastSteady = this.steadyNow();
     this.log = options.log;
-    this.open([]);
+    this.open();
   }
 
   /**
    * Opens (or recreates) the file and starts a new life: what a previous life left unbatched is
    * cut into batches of that life first, and encounters open at a crash are stored as closed.
    */
-  private open(carried: StoreEvent[]): void {
+  private open(): void {
     const path = this.options.path;
     const now = this.now();
-    const events = [...carried];
+    const events: StoreEvent[] = [];
     const lineage = readLineage(path);
     let salvaged: Salvage | null = null;
     if (existsSync(path)) {
@@ -329,7 +332,7 @@ export class Store {
             (salvaged.unreadableBatches > 0 ? `, ${salvaged.unreadableBatches} unacknowledged batches unreadable` : '') + '; a new database and life started',
         });
       }
-    } else if (lineage !== null && !events.some((e) => e.kind === 'corrupt')) {
+    } else if (lineage !== null) {
       events.push({ at: now, kind: 'lost', detail: `database ${lineage.database} is missing (deleted or lost); a new database and life started, so no id repeats` });
     }
     const created = !existsSync(path);
@@ -471,6 +474,8 @@ export class Store {
     // The outbox lives in memory too: the uplink asks for it every second.
     this.outboxList = this.stmt.outboxAll.all() as OutboxBatch[];
     this.openRefs = new Map();
+    this.openIdsFloor = 0;
+    this.lastCheckpoint = null;
     this.oldestUnbatchedAt = this.lastId > this.batchedThrough ? this.now() : null;
   }
 
@@ -478,7 +483,7 @@ export class Store {
   private insertSalvage(s: Salvage, now: number): void {
     const copy = (r: EncounterRowValues) =>
       this.stmt.insert.run(r.id, r.protocol, r.temp_id, r.metadata, r.first_seen, r.last_seen, r.count, r.rssi_min, r.rssi_max, r.rssi_sum, r.rssi_count,
-        r.bucket_s ?? JSON.stringify((JSON.parse(String(r.bucket_ms)) as number[]).map((ms) => Math.round(ms / 1000))), r.clock_synced);
+        r.bucket_s ?? bucketSecondsJson(JSON.parse(String(r.bucket_ms)) as number[]), r.clock_synced);
     const lives = new Map<string, Life>();
     for (const { batch, rows } of s.batches) {
       for (const r of rows) copy(r);
@@ -544,11 +549,6 @@ export class Store {
     return true;
   }
 
-  /** An ack received and waiting for the next commit: the batch must not be sent again. */
-  isAckPending(batchId: string): boolean {
-    return this.pendingAcks.has(batchId);
-  }
-
   get pendingCount(): number {
     return this.pendingEncounters.length;
   }
@@ -577,11 +577,12 @@ export class Store {
     if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged && !serviceDue) return;
     const before = {
       lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt,
-      lives: this.lives.map((l) => ({ ...l })),
+      lives: this.lives.map((l) => ({ ...l })), openIdsFloor: this.openIdsFloor,
     };
     let cut: OutboxBatch[] = [];
     let acked: string[] = [];
     let purged = { encounters: 0, unacked: 0, batches: 0, more: false, ids: [] as string[] };
+    let lossEvent = null as StoreEvent | null; // set inside the transaction
     let refs = this.openRefs;
     try {
       this.db.transaction(() => {
@@ -589,11 +590,15 @@ export class Store {
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
         cut = this.cutBatches(now, false);
         if (purgeDue) purged = this.purge(now);
-        if (checkpointChanged) refs = this.writeCheckpoint(open, keys, now);
-        if (cut.length === 0 && serviceDue) {
-          this.stmt.setMeta.run(Math.round(this.serviceMs), 'service_ms');
-          this.serviceWrittenAt = this.serviceMs;
+        if (purged.unacked > 0) {
+          lossEvent = {
+            at: now, kind: 'unacked_purged',
+            detail: `${purged.unacked} encounters were never acknowledged within ${Math.round(this.options.unackedMaxMs / 86_400_000)} days of service (store.unackedMaxDays) and were deleted: check the broker and the collector`,
+          };
+          this.stmt.insertEvent.run(lossEvent.at, lossEvent.kind, lossEvent.detail);
         }
+        if (checkpointChanged) refs = this.writeCheckpoint(open, keys, now);
+        if (cut.length === 0 && serviceDue) this.stmt.setMeta.run(Math.round(this.serviceMs), 'service_ms');
       })();
     } catch (err) {
       // SQLITE_FULL, I/O errors: the transaction rolled back; everything stays queued.
@@ -610,25 +615,22 @@ export class Store {
       this.lastCheckpoint = signature;
       this.openRefs = refs;
     }
-    if (cut.length > 0) this.serviceWrittenAt = this.serviceMs; // batches carry it
+    if (cut.length > 0 || serviceDue) this.serviceWrittenAt = this.serviceMs; // batches carry it too
     if (purgeDue) this.nextPurgeCheck = purged.more ? steady : steady + PURGE_CHECK_MS;
     const gone = new Set([...acked, ...purged.ids]);
     this.outboxList = [...this.outboxList.filter((b) => !gone.has(b.id)), ...cut];
     this.pendingEncounters = [];
-    for (const id of acks) this.pendingAcks.delete(id);
+    for (const id of [...acks, ...purged.ids]) this.pendingAcks.delete(id);
     this.counters.encounters_stored += encounters.length;
     this.counters.batches_acked += acked.length;
     this.counters.batches_cut += cut.length;
     this.counters.purged_encounters += purged.encounters;
     this.state.serviceS = Math.floor(this.serviceMs / 1000);
-    if (purged.unacked > 0) {
+    if (lossEvent) {
       this.counters.purged_unacked += purged.unacked;
-      const event: StoreEvent = {
-        at: now, kind: 'unacked_purged',
-        detail: `${purged.unacked} encounters were never acknowledged within ${Math.round(this.options.unackedMaxMs / 86_400_000)} days of service (store.unackedMaxDays) and were deleted: check the broker and the collector`,
-      };
-      this.log?.error({ encounters: purged.unacked, batches: purged.batches }, event.detail);
-      this.recordEvent(event);
+      this.log?.error({ encounters: purged.unacked, batches: purged.batches }, lossEvent.detail);
+      this.state.lastEvent = lossEvent;
+      for (const l of this.eventListeners) l(lossEvent);
     }
     if (cut.length > 0) for (const l of this.batchListeners) l(cut);
     if (acked.length > 0) for (const l of this.ackListeners) l(acked);
@@ -659,21 +661,11 @@ export class Store {
     return refs;
   }
 
-  private recordEvent(event: StoreEvent): void {
-    try {
-      this.stmt.insertEvent.run(event.at, event.kind, event.detail);
-    } catch {
-      /* the event is still in memory and in the log */
-    }
-    this.state.lastEvent = event;
-    for (const l of this.eventListeners) l(event);
-  }
-
   private insertEncounters(encounters: Encounter[], now: number): void {
     for (const e of encounters) {
       this.stmt.insert.run(
         ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
-        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, JSON.stringify(e.bucketMs.map((ms) => Math.round(ms / 1000))), e.clockSynced ? 1 : 0,
+        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, bucketSecondsJson(e.bucketMs), e.clockSynced ? 1 : 0,
       );
     }
     if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
@@ -740,7 +732,6 @@ export class Store {
       }
       const n = this.stmt.deleteRange.run(b.firstId, b.lastId).changes;
       this.stmt.deleteBatch.run(b.id);
-      this.pendingAcks.delete(b.id);
       out.encounters += n;
       out.batches++;
       out.ids.push(b.id);
@@ -777,12 +768,10 @@ export class Store {
     } catch {
       /* damaged */
     }
-    this.lastCheckpoint = null;
-    this.openIdsFloor = 0;
     this.pendingAcks.clear();
     this.log?.error({ err: (cause as Error).message }, 'database found corrupt while running; setting it aside');
     try {
-      this.open([]);
+      this.open();
     } catch (err) {
       this.recoverNeeded = cause; // tried again at the next commit
       throw err;

@@ -154,10 +154,7 @@ export class Uplink {
     this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
     this.warnings = new WarningThrottle(log);
     store.onBatches(() => this.pump());
-    store.onAcked((ids) => {
-      for (const id of ids) this.inflight.delete(id);
-      this.pump();
-    });
+    store.onAcked(() => this.pump());
   }
 
   get connected(): boolean {
@@ -260,23 +257,32 @@ export class Uplink {
     this.counters.acks_received++;
     let unknown = 0;
     for (const id of ack.acks) {
-      if (this.store.addAck(id)) this.inflight.delete(id);
-      else unknown++;
+      if (!this.store.addAck(id)) unknown++;
     }
     if (unknown > 0) this.warnings.warn('ack_unknown', { batches: unknown }, 'ack for batches this gateway never cut (or already deleted); ignored');
+    // An acked batch leaves the outbox at once: its slot in flight is free for the next.
+    if (unknown < ack.acks.length) this.pump();
   }
 
-  private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): void {
+  /** Publishes a reply; resolves on its PUBACK, or after a while, so a lost broker cannot wedge pulls. */
+  private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): Promise<void> {
     const opts: IClientPublishOptions = { qos: 1, properties: { contentType, ...(correlationData ? { correlationData } : {}) } };
-    this.client?.publish(responseTopic, payload, opts, (err) => {
-      if (err) this.log.warn({ err: err.message }, 'reply publish failed');
+    return new Promise((resolve) => {
+      const client = this.client;
+      if (!client) return resolve();
+      const timer = setTimeout(resolve, 10_000);
+      client.publish(responseTopic, payload, opts, (err) => {
+        clearTimeout(timer);
+        if (err) this.log.warn({ err: err.message }, 'reply publish failed');
+        resolve();
+      });
     });
   }
 
   private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
     this.counters.requests_invalid++;
     this.warnings.warn('request_refused', { error }, 'request refused');
-    this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
+    void this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
   }
 
   private onRequest(payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): void {
@@ -295,7 +301,7 @@ export class Uplink {
     }
     if (request.op === 'status') {
       this.counters.requests_answered++;
-      this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
+      void this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
       return;
     }
     if (this.pullsQueued >= MAX_QUEUED_PULLS) {
@@ -328,7 +334,7 @@ export class Uplink {
         kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
         life: part.life, seq: 0, createdAt: Date.now(), part: part.index, last: part.last,
       };
-      const p = this.publishReply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.options.signer), 'application/cbor');
+      const p = this.reply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.options.signer), 'application/cbor');
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
       parts++;
@@ -341,19 +347,7 @@ export class Uplink {
     this.log.info({ from, to, encounters: sent, parts }, 'pull answered');
   }
 
-  /** Publishes a reply and resolves on its PUBACK (or after a while, so a lost broker cannot wedge pulls). */
-  private publishReply(topic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): Promise<void> {
-    return new Promise((resolve) => {
-      const client = this.client;
-      if (!client) return resolve();
-      const timer = setTimeout(resolve, 10_000);
-      client.publish(topic, payload, { qos: 1, properties: { contentType, ...(correlationData ? { correlationData } : {}) } }, (err) => {
-        clearTimeout(timer);
-        if (err) this.log.warn({ err: err.message }, 'reply publish failed');
-        resolve();
-      });
-    });
-  }
+
 
   statusJson(state: 'online' | 'offline', reason?: string): string {
     return JSON.stringify({
