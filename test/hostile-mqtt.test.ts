@@ -20,6 +20,23 @@ const dir = tempDir('vgw-hostile-');
 const broker = useLocalBroker(dir);
 const prefix = 'hostile/v1';
 
+/**
+ * Waits until the daemon answers a status request: only then is it subscribed to its ack and
+ * request topics ("broker connected" comes before the SUBSCRIBE is through).
+ */
+async function waitSubscribed(requestTopic: string): Promise<void> {
+  const probe = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: `probe-${process.pid}` });
+  let answered = false;
+  await probe.subscribeAsync('replies/probe', { qos: 1 });
+  probe.on('message', () => (answered = true));
+  await waitFor('the daemon subscribed', async () => {
+    await probe.publishAsync(requestTopic, '{"v":1,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/probe' } });
+    await sleep(200);
+    return answered;
+  });
+  await probe.endAsync();
+}
+
 function gatewayConfig(name: string, extra: Record<string, unknown> = {}) {
   const identity = provisionTestGateway(dir, `gw-${name}`, 'venue-h');
   const config = writeJson(join(dir, `${name}.json`), {
@@ -41,7 +58,7 @@ describe('hostile MQTT', () => {
   it('200 acks of 1000 unknown ids each: counted, and a few log lines instead of 200,000', async () => {
     const g = gatewayConfig('flood');
     const daemon = spawnVgw(['run', '-c', g.config]);
-    await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
+    await waitSubscribed(g.topics.request);
     const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'flooder' });
     const ack = JSON.stringify({ v: 1, acks: Array.from({ length: 1000 }, () => ulid()) });
     for (let i = 0; i < 200; i++) await client.publishAsync(g.topics.ack, ack, { qos: 1 });
@@ -66,7 +83,7 @@ describe('hostile MQTT', () => {
     const g = gatewayConfig('nest');
     const collector: Collector = await startCollector(broker().url, 'collector-nest', prefix, join(dir, 'nest-collector.db'), [g.identity.record]);
     const daemon = spawnVgw(['run', '-c', g.config]);
-    await waitFor('daemon connected', () => /broker connected/.test(daemon.output()));
+    await waitSubscribed(g.topics.request);
     const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'nester' });
     const replies = new Map<string, string[]>();
     await client.subscribeAsync('replies/nester', { qos: 1 });
