@@ -177,6 +177,45 @@ describe('store recovery', () => {
     b.close();
   });
 
+  it('the temp IDs of open encounters stay bounded as phones come and go, and a crash just after that table is emptied and rewritten restores every open encounter', () => {
+    const path = join(dir, `g${n++}.db`);
+    const t0 = Date.UTC(2026, 10, 22, 9);
+    let now = t0;
+    let present: Encounter[] = [];
+    const a = open(path, { openEncounters: () => present, now: () => now });
+    const db = (a as unknown as { db: Database.Database }).db;
+    const rowsOf = () => db.prepare('SELECT count(*) FROM open_ids').pluck().get() as number;
+    let previous = 0;
+    let emptied = 0;
+    for (let c = 0; c < 80 && emptied === 0; c++) {
+      now = t0 + c * 60_000;
+      // 100 phones arrive every minute and stay five minutes; the ones still here were heard just now.
+      const arrivals = Array.from({ length: 100 }, (_, k) => {
+        const tempId = Buffer.alloc(16, 3);
+        tempId.writeUInt32BE(c * 100 + k, 0);
+        return { protocol: 0, tempId, metadata: Buffer.from([k, 0, 0, 1]), firstSeen: now - 1000 * k, lastSeen: now, count: 1, rssiMin: -70, rssiMax: -60, rssiSum: -65, rssiCount: 1, bucketMs: [0, 0, 0, 0], clockSynced: true };
+      });
+      present = [...present.filter((e) => e.firstSeen > now - 300_000), ...arrivals].map((e) => ({
+        ...e, lastSeen: now, count: e.count + 7, rssiSum: e.rssiSum - 7 * 65, rssiCount: e.rssiCount + 7, bucketMs: [0, 0, 0, now - e.firstSeen],
+      }));
+      a.commit();
+      const rows = rowsOf();
+      // Never more than the live rows plus the dead allowed before the table is rewritten.
+      expect(rows).toBeLessThanOrEqual(4000 + 2 * present.length);
+      if (rows < previous) emptied = c;
+      previous = rows;
+    }
+    expect(emptied).toBeGreaterThan(0);
+    expect(rowsOf()).toBe(present.length);
+    crash(a);
+    const b = open(path, { openEncounters: () => [] });
+    b.commit();
+    const wire = (e: Encounter) => ({ ...toWire({ ...e, id: 0 }), id: 0 });
+    const restored = b.outbox().flatMap((x) => b.batchEncounters(x.id)).map(wire);
+    expect(restored.sort((x, y) => x.tempId.compare(y.tempId))).toEqual(present.map(wire).sort((x, y) => x.tempId.compare(y.tempId)));
+    b.close();
+  });
+
   it('a database from before lives (schema 1) is upgraded: its batches keep the all-zero life, leftovers go out in it, bucket times become seconds', () => {
     const path = join(dir, `g${n++}.db`);
     const old = new Database(path);

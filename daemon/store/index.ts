@@ -110,8 +110,8 @@ interface EncounterRow {
   rssi_max: number;
   rssi_sum: number;
   rssi_count: number;
-  /** JSON array of whole seconds per attenuation bucket. */
-  bucket_s: string;
+  /** Whole seconds per attenuation bucket (see bucketSecondsBlob). */
+  bucket_s: Buffer | string;
   clock_synced: number;
 }
 
@@ -155,8 +155,41 @@ export function migrate(db: Database.Database, migrations: readonly string[]): v
   }
 }
 
-/** Bucket times as stored: whole seconds, as the wire sends them. */
-const bucketSecondsJson = (bucketMs: number[]) => JSON.stringify(bucketMs.map((ms) => Math.round(ms / 1000)));
+/**
+ * Bucket times as stored: whole seconds, as the wire sends them, one unsigned LEB128 varint
+ * each (about 5 bytes for 4 buckets, where JSON text took 12; every byte of a row is written
+ * about twice on the SD card, to the WAL and then into the file).
+ */
+function bucketSecondsBlob(bucketMs: number[]): Buffer {
+  const out: number[] = [];
+  for (const ms of bucketMs) {
+    let v = Math.max(0, Math.round(ms / 1000));
+    while (v >= 0x80) {
+      out.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    out.push(v);
+  }
+  return Buffer.from(out);
+}
+
+/** Bucket milliseconds from a stored row: a varint blob, or JSON text in rows written before it. */
+function bucketMsFromRow(stored: Buffer | string): number[] {
+  if (typeof stored === 'string') return (JSON.parse(stored) as number[]).map((s) => s * 1000);
+  const out: number[] = [];
+  let v = 0;
+  let scale = 1;
+  for (const byte of stored) {
+    v += (byte & 0x7f) * scale;
+    if (byte & 0x80) scale *= 0x80;
+    else {
+      out.push(v * 1000);
+      v = 0;
+      scale = 1;
+    }
+  }
+  return out;
+}
 
 function fromRow(r: EncounterRow, life: string): StoredEncounter {
   return {
@@ -172,7 +205,7 @@ function fromRow(r: EncounterRow, life: string): StoredEncounter {
     rssiMax: r.rssi_max,
     rssiSum: r.rssi_sum,
     rssiCount: r.rssi_count,
-    bucketMs: (JSON.parse(r.bucket_s) as number[]).map((s) => s * 1000),
+    bucketMs: bucketMsFromRow(r.bucket_s),
     clockSynced: r.clock_synced === 1,
   };
 }
@@ -251,6 +284,9 @@ function decodeOpenState(data: Buffer, idOf: (ref: number) => { protocol: number
 
 const openKey = (e: Encounter) => e.protocol + e.tempId.toString('latin1');
 
+/** Dead `open_ids` rows allowed before the table is emptied and its live rows written again. */
+const OPEN_IDS_COMPACT_ROWS = 4000;
+
 /** Service time is written with every batch; alone (an idle unit), at most this often. */
 const SERVICE_WRITE_MS = 10 * 60_000;
 
@@ -294,7 +330,8 @@ export class Store {
   private openRefs = new Map<string, number>();
   private outboxList: OutboxBatch[] = [];
   private serviceWrittenAt = 0;
-  private openIdsFloor = 0;
+  /** Rows in `open_ids`, the live ones (referred to by open encounters) and the dead. */
+  private openIdsRows = 0;
   private state!: DatabaseState;
   private recoverNeeded: unknown = null;
   private timer: NodeJS.Timeout | null = null;
@@ -339,9 +376,9 @@ export class Store {
     // 1 KiB pages: a commit touches a dozen pages (appended rows, indexes, the checkpoint), and
     // each costs a page of WAL on the SD card, so small pages mean fewer bytes written.
     this.db = openDatabase(path, 1024);
-    // 4 MiB of page cache (better-sqlite3's default is 16): appends need few pages, and a Pi
+    // 2 MiB of page cache (better-sqlite3's default is 16): appends need few pages, and a Pi
     // has 1 GB for everything; pulls stream through the cache instead of filling it.
-    this.db.pragma('cache_size = -4096');
+    this.db.pragma('cache_size = -2048');
     // Checkpoints of the WAL into the file write each page once however often it changed
     // since the last: fewer, larger ones spare the card (the WAL grows to about 4 MiB).
     this.db.pragma('wal_autocheckpoint = 4000');
@@ -447,7 +484,6 @@ export class Store {
       clearCheckpoint: db.prepare('DELETE FROM open_checkpoint'),
       insertOpenId: db.prepare('INSERT INTO open_ids (protocol, temp_id, metadata) VALUES (?,?,?)'),
       openId: db.prepare('SELECT protocol, temp_id, metadata FROM open_ids WHERE ref = ?'),
-      dropOpenIdsBelow: db.prepare('DELETE FROM open_ids WHERE ref < ?'),
       clearOpenIds: db.prepare('DELETE FROM open_ids'),
       maxSeq: db.prepare('SELECT life, max(seq) AS seq FROM batches GROUP BY life'),
       maxService: db.prepare('SELECT max(created_service) FROM batches').pluck(),
@@ -474,7 +510,7 @@ export class Store {
     // The outbox lives in memory too: the uplink asks for it every second.
     this.outboxList = this.stmt.outboxAll.all() as OutboxBatch[];
     this.openRefs = new Map();
-    this.openIdsFloor = 0;
+    this.openIdsRows = 0;
     this.lastCheckpoint = null;
     this.oldestUnbatchedAt = this.lastId > this.batchedThrough ? this.now() : null;
   }
@@ -483,7 +519,7 @@ export class Store {
   private insertSalvage(s: Salvage, now: number): void {
     const copy = (r: EncounterRowValues) =>
       this.stmt.insert.run(r.id, r.protocol, r.temp_id, r.metadata, r.first_seen, r.last_seen, r.count, r.rssi_min, r.rssi_max, r.rssi_sum, r.rssi_count,
-        r.bucket_s ?? bucketSecondsJson(JSON.parse(String(r.bucket_ms)) as number[]), r.clock_synced);
+        r.bucket_s ?? bucketSecondsBlob(JSON.parse(String(r.bucket_ms)) as number[]), r.clock_synced);
     const lives = new Map<string, Life>();
     for (const { batch, rows } of s.batches) {
       for (const r of rows) copy(r);
@@ -577,7 +613,7 @@ export class Store {
     if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged && !serviceDue) return;
     const before = {
       lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt,
-      lives: this.lives.map((l) => ({ ...l })), openIdsFloor: this.openIdsFloor,
+      lives: this.lives.map((l) => ({ ...l })), openIdsRows: this.openIdsRows,
     };
     let cut: OutboxBatch[] = [];
     let acked: string[] = [];
@@ -639,25 +675,29 @@ export class Store {
   /** Writes the checkpoint of open encounters; returns the temp-ID references now in use. */
   private writeCheckpoint(open: Encounter[], keys: string[], now: number): Map<string, number> {
     const refs = new Map<string, number>();
+    let known = this.openRefs;
+    // Rows no open encounter refers to any more are dropped by emptying the table and writing
+    // the live ones again, once the dead outnumber them: SQLite frees a whole table's pages
+    // without writing them, where deleting rows rewrites every page they sat on.
+    if (open.length === 0 || this.openIdsRows > OPEN_IDS_COMPACT_ROWS + open.length) {
+      if (this.openIdsRows > 0) this.stmt.clearOpenIds.run();
+      this.openIdsRows = 0;
+      known = new Map();
+    }
     if (open.length === 0) {
       this.stmt.clearCheckpoint.run();
-      if (this.openRefs.size > 0) this.stmt.clearOpenIds.run();
       return refs;
     }
     const list = open.map((e, i) => {
-      let ref = refs.get(keys[i]) ?? this.openRefs.get(keys[i]);
-      if (ref === undefined) ref = Number(this.stmt.insertOpenId.run(e.protocol, e.tempId, e.metadata).lastInsertRowid);
+      let ref = refs.get(keys[i]) ?? known.get(keys[i]);
+      if (ref === undefined) {
+        ref = Number(this.stmt.insertOpenId.run(e.protocol, e.tempId, e.metadata).lastInsertRowid);
+        this.openIdsRows++;
+      }
       refs.set(keys[i], ref);
       return ref;
     });
     this.stmt.setCheckpoint.run(now, encodeOpenState(list, open, now));
-    // Rows below every reference in use are no one's any more: dropped from the front, in runs.
-    let lowest = Infinity;
-    for (const r of list) if (r < lowest) lowest = r;
-    if (lowest - this.openIdsFloor > 1000) {
-      this.stmt.dropOpenIdsBelow.run(lowest);
-      this.openIdsFloor = lowest;
-    }
     return refs;
   }
 
@@ -665,7 +705,7 @@ export class Store {
     for (const e of encounters) {
       this.stmt.insert.run(
         ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
-        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, bucketSecondsJson(e.bucketMs), e.clockSynced ? 1 : 0,
+        e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, bucketSecondsBlob(e.bucketMs), e.clockSynced ? 1 : 0,
       );
     }
     if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
