@@ -95,10 +95,13 @@ if (haveStrace) {
   rmSync(straceOut, { force: true });
 }
 
-// 3b. A pull of 500,000 encounters: the gateway's memory and event-loop stalls meanwhile.
-const pullRun = spawnSync(process.execPath, ['--expose-gc', join(here, 'pull.js'), '500000'], { encoding: 'utf8' });
-if (pullRun.status !== 0) throw new Error(`bench/pull failed: ${pullRun.stderr}`);
-Object.assign(report, JSON.parse(pullRun.stdout) as Record<string, number>);
+// 3b. A pull of 500,000 encounters: the gateway's memory and event-loop stalls meanwhile, in a
+//     daemon that has been ingesting (the target) and in a process that has just started.
+for (const mode of ['warm', 'cold']) {
+  const pullRun = spawnSync(process.execPath, ['--expose-gc', join(here, 'pull.js'), '500000', mode], { encoding: 'utf8' });
+  if (pullRun.status !== 0) throw new Error(`bench/pull ${mode} failed: ${pullRun.stderr}`);
+  Object.assign(report, JSON.parse(pullRun.stdout) as Record<string, number>);
+}
 
 // 4. The real radio path: virtual controller → H4 → noble → decoders → aggregation → SQLite,
 //    with 500 stable phones, then with 1,000,000 addresses that each pass by once.
