@@ -79,7 +79,8 @@ export const MIGRATIONS: readonly string[] = [
      data BLOB NOT NULL                    -- deflated CBOR: the state of the encounters open at the last commit
    );
    -- The temp IDs of open encounters, written once per encounter (not with every checkpoint):
-   -- append-only, the rows no open encounter refers to any more are deleted from the front.
+   -- append-only; once the rows no open encounter refers to any more are many, the table is
+   -- emptied and its live rows written again (emptying frees pages without writing them).
    CREATE TABLE open_ids (
      ref INTEGER PRIMARY KEY,
      protocol INTEGER NOT NULL,
