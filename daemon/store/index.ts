@@ -156,39 +156,16 @@ export function migrate(db: Database.Database, migrations: readonly string[]): v
 }
 
 /**
- * Bucket times as stored: whole seconds, as the wire sends them, one unsigned LEB128 varint
- * each (about 5 bytes for 4 buckets, where JSON text took 12; every byte of a row is written
- * about twice on the SD card, to the WAL and then into the file).
+ * Bucket times as stored: whole seconds, as the wire sends them, as a CBOR array (about 6
+ * bytes for 4 buckets, where JSON text took 12; every byte of a row is written about twice on
+ * the SD card, to the WAL and then into the file).
  */
-function bucketSecondsBlob(bucketMs: number[]): Buffer {
-  const out: number[] = [];
-  for (const ms of bucketMs) {
-    let v = Math.max(0, Math.round(ms / 1000));
-    while (v >= 0x80) {
-      out.push((v % 0x80) | 0x80);
-      v = Math.floor(v / 0x80);
-    }
-    out.push(v);
-  }
-  return Buffer.from(out);
-}
+const bucketSecondsBlob = (bucketMs: number[]): Buffer => cborEncode(bucketMs.map((ms) => Math.round(ms / 1000)));
 
-/** Bucket milliseconds from a stored row: a varint blob, or JSON text in rows written before it. */
+/** Bucket milliseconds from a stored row: a CBOR blob, or JSON text in rows written before it. */
 function bucketMsFromRow(stored: Buffer | string): number[] {
-  if (typeof stored === 'string') return (JSON.parse(stored) as number[]).map((s) => s * 1000);
-  const out: number[] = [];
-  let v = 0;
-  let scale = 1;
-  for (const byte of stored) {
-    v += (byte & 0x7f) * scale;
-    if (byte & 0x80) scale *= 0x80;
-    else {
-      out.push(v * 1000);
-      v = 0;
-      scale = 1;
-    }
-  }
-  return out;
+  const seconds = (typeof stored === 'string' ? JSON.parse(stored) : cborDecode(stored)) as number[];
+  return seconds.map((s) => s * 1000);
 }
 
 function fromRow(r: EncounterRow, life: string): StoredEncounter {

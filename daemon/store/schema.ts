@@ -47,8 +47,8 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO lives SELECT '${LEGACY_LIFE}', 1, value, 0, 'upgrade' FROM meta WHERE key = 'next_seq'
      AND EXISTS (SELECT 1 FROM encounters UNION ALL SELECT 1 FROM batches UNION ALL SELECT 1 FROM meta WHERE key = 'purged_through' AND value > 0);
    -- Bucket times in whole seconds, as the wire sends them (half the bytes of milliseconds).
-   -- Rows written since are a blob of one unsigned LEB128 varint per bucket (the store reads
-   -- both: a text value is the JSON of rows upgraded here).
+   -- Rows written since hold a CBOR array of them (the store reads both: a text value is the
+   -- JSON of rows upgraded here).
    ALTER TABLE encounters RENAME COLUMN bucket_ms TO bucket_s;
    UPDATE encounters SET bucket_s = (SELECT json_group_array(CAST(round(value / 1000.0) AS INTEGER)) FROM json_each(encounters.bucket_s));
    CREATE TABLE batches_v2 (
