@@ -1,23 +1,20 @@
 // The daemon's pipeline in steady state, in a process of its own so its memory and disk
 // figures are not mixed with the other benchmarks: simulated crowd → decode → aggregate →
-// SQLite, one commit every store.checkpointS (30 simulated seconds, the default) with the
+// SQLite, one commit every store.checkpointS (60 simulated seconds, the default) with the
 // checkpoint of open encounters → batches encoded as published, acked at once.
 // Prints one JSON object.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
-import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
-import { Crowd } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+import { ARRIVALS_PER_MINUTE, crowdIngest } from './crowd-ingest.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).
 const signingKey = signingKeyFromSeed(newSigningSeed());
 const sign = (data: Buffer) => signBytes(signingKey, data);
 
-const ARRIVALS_PER_MINUTE = 60;
 const HOURS = 2;
 const CHECKPOINT_S = Number(process.env.VGW_BENCH_CHECKPOINT_S ?? 60);
 
@@ -28,17 +25,13 @@ function io(): { write_bytes: number; wchar: number } {
 }
 
 const anchor = Date.UTC(2026, 10, 22, 8);
-const crowd = new Crowd({ seed: 11, phones: 0, arrivalsPerMinute: ARRIVALS_PER_MINUTE, minDwellS: 60, maxDwellS: 600, anchor });
-const state = createAggregator({
-  silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 50_000,
-  attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000,
-});
+const ingest = crowdIngest(11, anchor);
 const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-pipeline-'));
 const clock = { t: anchor };
 const store = new Store({
   path: join(dir, 'gateway.db'), commitIntervalMs: 1000, retentionMs: 14 * 86_400_000, unackedMaxMs: 30 * 86_400_000, purgeBatchSize: 500,
   batchMaxEncounters: 256, batchMaxAgeMs: 30_000, maxPendingEncounters: 200_000, now: () => clock.t,
-  steadyNow: () => clock.t - anchor, openEncounters: () => state.open.values(),
+  steadyNow: () => clock.t - anchor, openEncounters: ingest.open,
 });
 let wireBytes = 0;
 let wireEncounters = 0;
@@ -50,9 +43,6 @@ store.onBatches((cut) => {
     store.addAck(b.id);
   }
 });
-const drops = newDropCounters();
-const closed: ClosedEncounter[] = [];
-let adverts = 0;
 const warmupS = 1800; // fill the venue before measuring
 const io0 = { v: io() };
 let tx0 = 0;
@@ -68,14 +58,7 @@ for (let s = 1; s <= warmupS + HOURS * 3600; s++) {
     stored0 = store.counters.encounters_stored;
   }
   clock.t = anchor + s * 1000;
-  crowd.advance(clock.t - 1000, clock.t, (data, rssi, address, time) => {
-    adverts++;
-    const sighting = decodeAdvertisement(data, rssi, address, time, drops);
-    if (sighting) observe(state, sighting, closed);
-  });
-  sweep(state, clock.t, closed);
-  store.addEncounters(closed);
-  closed.length = 0;
+  ingest.second(clock.t, store);
   if (s % CHECKPOINT_S === 0) store.commit();
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -89,8 +72,8 @@ process.stdout.write(
   JSON.stringify({
     pipeline_arrivals_per_minute: ARRIVALS_PER_MINUTE,
     pipeline_simulated_hours: HOURS,
-    pipeline_adverts: adverts,
-    pipeline_adverts_per_s: Math.round(adverts / seconds),
+    pipeline_adverts: ingest.adverts,
+    pipeline_adverts_per_s: Math.round(ingest.adverts / seconds),
     pipeline_encounters: stored,
     wire_bytes_per_encounter: +(wireBytes / wireEncounters).toFixed(2),
     disk_bytes_per_encounter: Math.round((io1.write_bytes - io0.v.write_bytes) / stored),

@@ -15,12 +15,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LocalBroker } from '../cli/local-broker.js';
-import { createAggregator, observe, sweep, type ClosedEncounter } from '../daemon/encounters/index.js';
-import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
-import { Crowd } from '../daemon/radio/index.js';
+import type { ClosedEncounter } from '../daemon/encounters/index.js';
 import { createLogger } from '../daemon/log/index.js';
 import { Store } from '../daemon/store/index.js';
 import { Uplink } from '../daemon/uplink/index.js';
+import { crowdIngest } from './crowd-ingest.js';
 
 const ROWS = Number(process.argv[2] ?? 500_000);
 const COLD = process.argv[3] === 'cold';
@@ -59,21 +58,9 @@ function fill(path: string): void {
 
 /** The daemon's ingest path for `seconds` of a busy entrance, outside the pulled range. */
 function ingest(anchor: number, seconds: number): void {
-  const crowd = new Crowd({ seed: 5, phones: 0, arrivalsPerMinute: 60, minDwellS: 60, maxDwellS: 600, anchor });
-  const state = createAggregator({
-    silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 50_000, attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000,
-  });
-  const drops = newDropCounters();
-  const closed: ClosedEncounter[] = [];
+  const crowd = crowdIngest(5, anchor);
   for (let s = 1; s <= seconds; s++) {
-    const t = anchor + s * 1000;
-    crowd.advance(t - 1000, t, (data, rssi, address, time) => {
-      const sighting = decodeAdvertisement(data, rssi, address, time, drops);
-      if (sighting) observe(state, sighting, closed);
-    });
-    sweep(state, t, closed);
-    store.addEncounters(closed);
-    closed.length = 0;
+    crowd.second(anchor + s * 1000, store);
     if (s % 60 === 0) store.commit();
   }
   // Acknowledged as a collector would, so the uplink is not resending them during the pull.
