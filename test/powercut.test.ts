@@ -7,14 +7,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildRecorder, buildState, readRecord, recorderEnv } from './harness/powercut.js';
+import { buildRecorder, buildState, Op, readRecord, recorderEnv } from './harness/powercut.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-powercut-');
 const lib = buildRecorder(dir);
 
 /** Runs `rows` commits under the recorder; after each, one byte goes to `committed`. */
-function record(name: string, synchronous: 'FULL' | 'NORMAL', rows: number): { ops: ReturnType<typeof readRecord>; watched: string } {
+function record(name: string, synchronous: 'FULL' | 'NORMAL', rows: number): { ops: Op[]; watched: string } {
   const watched = join(dir, name);
   mkdirSync(watched);
   const log = join(dir, `${name}.log`);
@@ -38,12 +38,14 @@ function record(name: string, synchronous: 'FULL' | 'NORMAL', rows: number): { o
 }
 
 /** Cut states checked: [states, failures]. A state fails if it loses a row said committed. */
-function check(ops: ReturnType<typeof readRecord>, watched: string, name: string): { states: number; failures: string[] } {
+function check(ops: Op[], watched: string, name: string): { states: number; failures: string[] } {
   let seed = 7;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   const failures: string[] = [];
   let states = 0;
-  const saidAt = ops.flatMap((op, i) => (op.kind === 'write' && ops.find((o) => o.kind === 'open' && o.file === op.file && o.path.endsWith('/committed')) ? [{ i, row: op.data[0] }] : []));
+  const said = ops.find((o) => o.kind === 'open' && o.path.endsWith('/committed'));
+  const saidFile = said?.kind === 'open' ? said.file : -1;
+  const saidAt = ops.flatMap((op, i) => (op.kind === 'write' && op.file === saidFile ? [{ i, row: op.data[0] }] : []));
   for (const { i, row } of saidAt) {
     for (const variant of ['synced', 'some unsynced'] as const) {
       const out = join(dir, `${name}-state-${states++}`);

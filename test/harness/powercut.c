@@ -32,10 +32,8 @@ static size_t dir_len;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static ssize_t (*real_write)(int, const void *, size_t);
-static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
-static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ftruncate)(int, off_t);
@@ -45,10 +43,8 @@ static int (*real_unlink)(const char *);
 
 __attribute__((constructor)) static void init(void) {
   real_write = dlsym(RTLD_NEXT, "write");
-  real_pwrite64 = dlsym(RTLD_NEXT, "pwrite64");
   real_writev = dlsym(RTLD_NEXT, "writev");
   real_pwritev = dlsym(RTLD_NEXT, "pwritev");
-  real_open = dlsym(RTLD_NEXT, "open");
   real_openat = dlsym(RTLD_NEXT, "openat");
   real_close = dlsym(RTLD_NEXT, "close");
   real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
@@ -60,7 +56,7 @@ __attribute__((constructor)) static void init(void) {
   if (!d || !l) return;
   strncpy(dir, d, sizeof dir - 1);
   dir_len = strlen(dir);
-  log_fd = real_open(l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  log_fd = real_openat(AT_FDCWD, l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 static void put(const void *p, size_t n) {
@@ -136,92 +132,73 @@ static void maybe_ack(const struct iovec *iov, int n) {
   free(buf);
 }
 
-static void wrote(int fd, const struct iovec *iov, int n, off_t offset) {
+/** Records the first `bytes` bytes of `iov`: what a (possibly short) write put in the file. */
+static void wrote(int fd, const struct iovec *iov, int n, off_t offset, size_t bytes) {
   pthread_mutex_lock(&lock);
-  uint32_t len = 0;
-  for (int i = 0; i < n; i++) len += (uint32_t)iov[i].iov_len;
-  record_head('W', (uint32_t)file_of_fd[fd], (uint64_t)offset, len);
-  for (int i = 0; i < n; i++) put(iov[i].iov_base, iov[i].iov_len);
+  record_head('W', (uint32_t)file_of_fd[fd], (uint64_t)offset, (uint32_t)bytes);
+  for (int i = 0; i < n && bytes > 0; i++) {
+    size_t part = iov[i].iov_len < bytes ? iov[i].iov_len : bytes;
+    put(iov[i].iov_base, part);
+    bytes -= part;
+  }
   pthread_mutex_unlock(&lock);
 }
 
-int open(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  int fd = real_open(path, flags, mode);
-  opened(fd, path);
-  return fd;
-}
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+// The mode argument is there only when a file may be created.
+#define MODE_ARG(flags)                       \
+  ({                                          \
+    mode_t mode_ = 0;                         \
+    if ((flags) & (O_CREAT | O_TMPFILE)) {    \
+      va_list ap;                             \
+      va_start(ap, flags);                    \
+      mode_ = va_arg(ap, mode_t);             \
+      va_end(ap);                             \
+    }                                         \
+    mode_;                                    \
+  })
 
 int openat(int dirfd, const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  int fd = real_openat(dirfd, path, flags, mode);
+  int fd = real_openat(dirfd, path, flags, MODE_ARG(flags));
   if (dirfd == AT_FDCWD || path[0] == '/') opened(fd, path);
   return fd;
 }
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+int open(const char *path, int flags, ...) { return openat(AT_FDCWD, path, flags, MODE_ARG(flags)); }
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 
 int close(int fd) {
   if (fd >= 0 && fd < MAX_FD) file_of_fd[fd] = 0;
   return real_close(fd);
 }
 
-ssize_t write(int fd, const void *buf, size_t n) {
-  if (watched(fd)) {
-    off_t at = lseek(fd, 0, SEEK_CUR);
-    ssize_t w = real_write(fd, buf, n);
-    if (w > 0) {
-      struct iovec v = {(void *)buf, (size_t)w};
-      wrote(fd, &v, 1, at);
-    }
-    return w;
-  }
-  if (log_fd >= 0 && fd != log_fd && is_socket(fd)) {
-    struct iovec v = {(void *)buf, n};
-    maybe_ack(&v, 1);
-  }
-  return real_write(fd, buf, n);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t offset) {
-  ssize_t w = real_pwrite64(fd, buf, n, offset);
-  if (w > 0 && watched(fd)) {
-    struct iovec v = {(void *)buf, (size_t)w};
-    wrote(fd, &v, 1, offset);
-  }
-  return w;
-}
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t offset) __attribute__((alias("pwrite64")));
-
 ssize_t writev(int fd, const struct iovec *iov, int n) {
   if (watched(fd)) {
     off_t at = lseek(fd, 0, SEEK_CUR);
     ssize_t w = real_writev(fd, iov, n);
-    if (w > 0) wrote(fd, iov, n, at); // short writes of files do not happen on local disks
+    if (w > 0) wrote(fd, iov, n, at, (size_t)w);
     return w;
   }
-  if (log_fd >= 0 && is_socket(fd)) maybe_ack(iov, n);
+  if (is_socket(fd)) maybe_ack(iov, n);
   return real_writev(fd, iov, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n) {
+  struct iovec v = {(void *)buf, n};
+  return writev(fd, &v, 1);
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t offset) {
   ssize_t w = real_pwritev(fd, iov, n, offset);
-  if (w > 0 && watched(fd)) wrote(fd, iov, n, offset);
+  if (w > 0 && watched(fd)) wrote(fd, iov, n, offset, (size_t)w);
   return w;
 }
 ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t offset) __attribute__((alias("pwritev")));
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t offset) {
+  struct iovec v = {(void *)buf, n};
+  return pwritev(fd, &v, 1, offset);
+}
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t offset) __attribute__((alias("pwrite64")));
 
 int ftruncate(int fd, off_t size) {
   int r = real_ftruncate(fd, size);
