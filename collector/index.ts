@@ -1,5 +1,6 @@
 // The backend side, as a reference consumer: validates batches, dedupes by batch id and
-// encounter id, commits to its own SQLite, and acknowledges only after the commit.
+// encounter id, commits to its own SQLite (batches that arrive together in one transaction),
+// and acknowledges only once the commit is durable.
 import type Database from 'better-sqlite3';
 import mqtt, { MqttClient } from 'mqtt';
 import type { Logger } from '../daemon/log/index.js';
@@ -137,9 +138,9 @@ export class CollectorDb {
   private readonly seqHolder;
 
   constructor(path: string) {
+    // synchronous = FULL (openDatabase's): an ack tells the gateway it may let the batch age
+    // out, so the commit before it must survive a power cut, not only a crash of the process.
     this.db = openDatabase(path);
-    // The backend is not on an SD card: NORMAL is durable against process crashes in WAL mode.
-    this.db.pragma('synchronous = NORMAL');
     migrate(this.db, COLLECTOR_MIGRATIONS);
     this.insertBatch = this.db.prepare(
       `INSERT INTO batches (id, kind, gateway, venue, life, seq, created_at, received_at, encounter_count, signer, sig)
@@ -199,6 +200,22 @@ export class CollectorDb {
     })();
   }
 
+  /**
+   * Stores several batches in one transaction: one sync for all (a group commit). Each batch
+   * is stored or refused on its own (a savepoint each); if the commit fails, none is stored.
+   */
+  ingestAll(items: ReadonlyArray<{ batch: Batch; signer: Buffer | null }>): Array<IngestResult | Error> {
+    return this.db.transaction(() =>
+      items.map(({ batch, signer }) => {
+        try {
+          return this.ingest(batch, signer);
+        } catch (err) {
+          return err as Error;
+        }
+      }),
+    )();
+  }
+
   lastSequence(gateway: string): number | null {
     return (this.lastSeq.get(gateway) as number | undefined) ?? null;
   }
@@ -230,6 +247,8 @@ export class Collector {
   };
   readonly store: CollectorDb;
   private client: MqttClient | null = null;
+  /** Verified batches waiting for the next group commit. */
+  private arrived: Array<{ batch: Batch; signer: Buffer | null }> = [];
 
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
     this.store = new CollectorDb(options.dbPath);
@@ -275,37 +294,58 @@ export class Collector {
       this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
       return;
     }
-    let result: IngestResult;
+    // Stored with whatever else arrives in this turn of the event loop: one sync for them all.
+    this.arrived.push({ batch, signer: verified.signer });
+    if (this.arrived.length === 1) setImmediate(() => this.commitArrived());
+  }
+
+  /** Commits the batches that arrived, then acknowledges them: an ack is sent only once durable. */
+  private commitArrived(): void {
+    const group = this.arrived;
+    this.arrived = [];
+    if (group.length === 0) return;
+    let results: Array<IngestResult | Error>;
     try {
-      result = this.store.ingest(batch, verified.signer);
+      results = this.store.ingestAll(group);
     } catch (err) {
-      // Not acknowledged: the gateway keeps it in its outbox and sends it again.
-      this.log.error({ batch: batch.id, err: (err as Error).message }, 'batch not stored');
+      // Not acknowledged: the gateways keep them in their outboxes and send them again.
+      this.log.error({ batches: group.length, err: (err as Error).message }, 'batches not stored');
       return;
     }
-    if (result.outcome === 'out_of_sequence') {
-      this.counters.batches_rejected++;
-      this.counters.batches_out_of_sequence++;
-      this.log.warn(
-        { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
-        'batch refused',
-      );
-      return;
-    }
-    if (result.outcome === 'duplicate') {
-      this.counters.batches_duplicate++;
-      this.log.info({ batch: batch.id, gateway: batch.gateway, seq: batch.seq }, 'batch already stored (re-send or replay): acknowledged again, not stored twice');
-    } else {
-      this.counters.batches_stored++;
-      this.counters.encounters_stored += result.stored;
-      this.counters.encounters_duplicate += batch.encounters.length - result.stored;
-      this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
-    }
-    const ackTopic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
-    this.client?.publish(ackTopic, JSON.stringify({ v: 1, acks: [batch.id] }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
-      if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
+    const acks = new Map<string, string[]>();
+    group.forEach(({ batch }, i) => {
+      const result = results[i];
+      if (result instanceof Error) {
+        this.log.error({ batch: batch.id, err: result.message }, 'batch not stored');
+        return;
+      }
+      if (result.outcome === 'out_of_sequence') {
+        this.counters.batches_rejected++;
+        this.counters.batches_out_of_sequence++;
+        this.log.warn(
+          { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
+          'batch refused',
+        );
+        return;
+      }
+      if (result.outcome === 'duplicate') {
+        this.counters.batches_duplicate++;
+        this.log.info({ batch: batch.id, gateway: batch.gateway, seq: batch.seq }, 'batch already stored (re-send or replay): acknowledged again, not stored twice');
+      } else {
+        this.counters.batches_stored++;
+        this.counters.encounters_stored += result.stored;
+        this.counters.encounters_duplicate += batch.encounters.length - result.stored;
+        this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
+      }
+      const topic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
+      acks.set(topic, [...(acks.get(topic) ?? []), batch.id]);
     });
-    this.counters.acks_sent++;
+    for (const [topic, ids] of acks) {
+      this.client?.publish(topic, JSON.stringify({ v: 1, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
+        if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
+      });
+      this.counters.acks_sent += ids.length;
+    }
   }
 
   private verify(batch: Batch): { ok: true; signer: Buffer | null } | { ok: false; reason: string } {
@@ -320,9 +360,12 @@ export class Collector {
   }
 
   async stop(): Promise<void> {
+    // What arrived is stored and acknowledged before the connection closes.
+    this.commitArrived();
     const client = this.client;
     this.client = null;
     if (client) await new Promise<void>((resolve) => client.end(false, () => resolve()));
     this.store.close();
+    this.log.info('collector stopped');
   }
 }

@@ -1,7 +1,7 @@
 // The power-cut simulator checked on SQLite alone: a process commits rows and says so after
 // each commit; every state a cut could leave must open, pass integrity_check and hold every
 // row whose commit had returned. With synchronous = NORMAL it must not (WAL commits are not
-// synced): the simulator can fail, and that is the collector's ack-before-durable defect.
+// synced): the simulator can fail, as the collector's acks did while it ran NORMAL.
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';

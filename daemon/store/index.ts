@@ -645,6 +645,9 @@ export class Store {
       this.state.lastEvent = lossEvent;
       for (const l of this.eventListeners) l(lossEvent);
     }
+    if (this.log?.isLevelEnabled('debug')) {
+      this.log.debug({ encounters: encounters.length, acked: acked.length, cut: cut.length, purged: purged.batches, checkpoint: checkpointChanged }, 'committed');
+    }
     if (cut.length > 0) for (const l of this.batchListeners) l(cut);
     if (acked.length > 0) for (const l of this.ackListeners) l(acked);
   }

@@ -255,6 +255,7 @@ export class Uplink {
       return;
     }
     this.counters.acks_received++;
+    this.log.debug({ batches: ack.acks }, 'ack received');
     let unknown = 0;
     for (const id of ack.acks) {
       if (!this.store.addAck(id)) unknown++;
