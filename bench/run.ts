@@ -103,6 +103,12 @@ for (const mode of ['warm', 'cold']) {
   Object.assign(report, JSON.parse(pullRun.stdout) as Record<string, number>);
 }
 
+// 3c. The collector's syncs per batch: every ack follows a synced commit (issue 9), and
+//     batches that arrive together share one.
+const collectorRun = spawnSync(process.execPath, [join(here, 'collector.js')], { encoding: 'utf8' });
+if (collectorRun.status !== 0) throw new Error(`bench/collector failed: ${collectorRun.stderr}`);
+Object.assign(report, JSON.parse(collectorRun.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 // 4. The real radio path: virtual controller → H4 → noble → decoders → aggregation → SQLite,
 //    with 500 stable phones, then with 1,000,000 addresses that each pass by once.
 for (const mode of ['stable', 'rotating']) {
