@@ -2,7 +2,7 @@
 // it is asked (its control socket) rather than disturbed: a serial controller or a broker
 // session it holds must not be opened a second time.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -12,6 +12,7 @@ import { createClockMonitor } from '../daemon/clock/index.js';
 import { brokerOptions } from '../daemon/index.js';
 import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../daemon/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
+import { describeStorage } from '../daemon/health/storage.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
 import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { oneShotConnectOptions, tlsOptions } from '../daemon/uplink/index.js';
@@ -211,6 +212,20 @@ function checkDisk(config: Config): CheckResult {
   }
 }
 
+/**
+ * Names the storage under the database. Never a failure (most units run on SD cards), but an
+ * SD card is said to be one: a power cut is safe only on a card that honours flushes.
+ */
+function checkStorage(config: Config): CheckResult {
+  try {
+    const info = describeStorage(statSync(dirname(resolve(config.store.path))).dev);
+    const note = info.sdCard ? '; a nightly power cut is safe only if the card honours flushes: an industrial card or a UPS HAT (README, "Power cuts")' : '';
+    return pass('storage', info.detail + note);
+  } catch (err) {
+    return pass('storage', `not identified: ${(err as Error).message}`);
+  }
+}
+
 /** What a technician does about each thing the store found and handled. */
 const EVENT_FIXES: Record<string, string> = {
   corrupt: 'the unit carries on in a new database; ask the backend which batches it holds (unacknowledged ones that could not be salvaged are lost), keep the .corrupt- file for forensics, and replace the SD card if it happens again',
@@ -271,13 +286,14 @@ export async function runDoctor(configPath: string, timeoutMs = 5000): Promise<C
     checkTls(config),
     await checkBroker(config, secrets, status, timeoutMs),
     checkDisk(config),
+    checkStorage(config),
     checkDatabase(config),
   ];
 }
 
 export function doctorCommand(): Command {
   return new Command('doctor')
-    .description('check the unit: config, secrets, daemon, controller, permissions, clock, TLS, broker, disk, database; a fix for each failure')
+    .description('check the unit: config, secrets, daemon, controller, permissions, clock, TLS, broker, disk, storage, database; a fix for each failure')
     .requiredOption('-c, --config <file>', "the unit's config")
     .option('--timeout <s>', 'seconds to wait for the broker', '5')
     .option('--json', 'print the checks as a JSON array')

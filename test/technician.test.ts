@@ -1,10 +1,11 @@
 // A technician's diagnosis with the CLI alone: `vgw status` and `vgw doctor` against a real
 // daemon (noble and bleno on the virtual controller, a real Mosquitto), then with things
 // broken one at a time: each failure named, with its fix, and the documented exit codes.
-import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../cli/local-broker.js';
+import { describeStorage } from '../daemon/health/storage.js';
 import { computeEid } from '../daemon/protocols/index.js';
 import { VirtualController } from '../daemon/radio/index.js';
 import { provisionTestGateway } from './harness/identity.js';
@@ -85,7 +86,13 @@ describe('vgw status and vgw doctor on a running unit', () => {
     const d = doctor(config);
     const failedChecks = d.checks.filter((c) => !c.ok && c.check !== 'disk');
     expect(failedChecks).toEqual([]);
-    expect(d.checks.map((c) => c.check)).toEqual(['config', 'secrets', 'daemon', 'controller', 'permissions', 'clock', 'tls', 'broker', 'disk', 'database']);
+    expect(d.checks.map((c) => c.check)).toEqual(['config', 'secrets', 'daemon', 'controller', 'permissions', 'clock', 'tls', 'broker', 'disk', 'storage', 'database']);
+    // The real sysfs of this machine: the device named is the one under the database's folder.
+    const storage = byName(d.checks, 'storage').detail;
+    const dev = statSync(join(dirname(config), 'data')).dev;
+    const expected = describeStorage(dev).device;
+    if (expected === null) expect(storage).toMatch(/^no block device/);
+    else expect(storage).toMatch(new RegExp(`\\b${expected}\\b`));
     expect(byName(d.checks, 'controller').detail).toMatch(/powered on, \d+ reports \(asked the running daemon\)/);
     expect(byName(d.checks, 'broker').detail).toMatch(/the running daemon is connected/);
     expect(byName(d.checks, 'database').detail).toMatch(/integrity ok, schema \d+/);
