@@ -396,3 +396,39 @@ export async function checkCut(r: Recording, cut: Cut, variant: 'synced' | 'some
   rmSync(base, { recursive: true, force: true });
   return { failures, encounters: expected.size };
 }
+
+export interface PowerCutReport {
+  states: number;
+  cutPoints: number;
+  operations: number;
+  encounters: number;
+  phases: Record<string, number>;
+  failures: string[];
+}
+
+/** The phases the issue names, each of which a run must have cut into. */
+export const PHASES = [
+  'gateway: start (schema upgrade, recovery, new life)', 'gateway: ingest (group commit)', 'gateway: batch cut', 'gateway: publish',
+  'gateway: ack received', 'gateway: ack commit', 'gateway: retention purge', 'gateway: checkpoint of open encounters',
+  'collector: batch commit', 'collector: ack sent', 'collector: start, migrations',
+];
+
+/** Records a life, then builds, restarts and checks `states` crash states (two per cut point). */
+export async function powerCuts(dir: string, broker: LocalBroker, lib: string, states: number, lifeS: number): Promise<PowerCutReport> {
+  const record = await recordLife(dir, broker, lib, lifeS);
+  const cuts = cutPoints(record);
+  const phases: Record<string, number> = {};
+  const failures: string[] = [];
+  let n = 0;
+  let encounters = 0;
+  for (const cut of chooseCuts(cuts, Math.ceil(states / 2))) {
+    for (const variant of ['synced', 'some unsynced'] as const) {
+      const result = await checkCut(record, cut, variant, n, broker, 1000 + n);
+      n++;
+      encounters += result.encounters;
+      phases[cut.phase] = (phases[cut.phase] ?? 0) + 1;
+      failures.push(...result.failures);
+    }
+  }
+  return { states: n, cutPoints: cuts.length, operations: record.ops.length, encounters, phases, failures };
+}
