@@ -4,7 +4,7 @@
 // one commit per batch), and a fleet whose gateways send at once (after a broker outage).
 // The collector runs under strace in its own process; the broker and the gateways do not.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { ulid } from 'ulid';
 import { LocalBroker } from '../cli/local-broker.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, gatewayTopics, toWire } from '../daemon/uplink/index.js';
+import { countSyncs, straceSyncArgs } from './fsyncs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-collector-'));
@@ -62,8 +63,8 @@ async function run(name: string, gateways: number, batchesEach: number, together
   const registry = join(dir, `${name}-registry.json`);
   writeFileSync(registry, JSON.stringify(records));
   const straceOut = join(dir, `${name}.strace`);
-  const sink = spawn('strace', ['-f', '--seccomp-bpf', '-c', '-e', 'trace=fsync,fdatasync', '-o', straceOut,
-    process.execPath, join(here, 'collector-sink.js'), broker.url, prefix, join(dir, `${name}.db`), registry], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const sink = spawn('strace', straceSyncArgs(straceOut, [process.execPath, join(here, 'collector-sink.js'), broker.url, prefix, join(dir, `${name}.db`), registry]),
+    { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   sink.stdout.on('data', (d: Buffer) => (out += d.toString()));
   for (let waited = 0; !out.includes('ready'); waited += 50) {
@@ -115,9 +116,7 @@ async function run(name: string, gateways: number, batchesEach: number, together
   await exited;
   const counters = JSON.parse(out.trim().split('\n').pop()!) as { batches_stored: number };
   if (counters.batches_stored !== batches) throw new Error(`bench/collector ${name}: ${counters.batches_stored} of ${batches} batches stored`);
-  const text = readFileSync(straceOut, 'utf8');
-  const fsyncs = [...text.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)\s*$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-  return { fsyncs, batches, seconds };
+  return { fsyncs: countSyncs(straceOut), batches, seconds };
 }
 
 if (spawnSync('strace', ['-V']).status === 0) {

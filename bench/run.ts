@@ -3,7 +3,7 @@
 // run in processes of their own so their memory figures stay their own.
 // Figures come from running the real code paths; nothing here is asserted, only reported.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ulid } from 'ulid';
@@ -12,6 +12,7 @@ import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.
 import { Crowd } from '../daemon/radio/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+import { countSyncs, straceSyncArgs } from './fsyncs.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).
 const signingKey = signingKeyFromSeed(newSigningSeed());
@@ -83,16 +84,13 @@ const straceOut = join(ROOT, 'bench', 'pipeline.strace');
 mkdirSync(join(ROOT, 'bench'), { recursive: true });
 const haveStrace = spawnSync('strace', ['-V']).status === 0;
 const pipeline = haveStrace
-  ? spawnSync('strace', ['-f', '--seccomp-bpf', '-c', '-e', 'trace=fsync,fdatasync', '-o', straceOut, process.execPath, join(here, 'pipeline.js')], { encoding: 'utf8' })
+  ? spawnSync('strace', straceSyncArgs(straceOut, [process.execPath, join(here, 'pipeline.js')]), { encoding: 'utf8' })
   : spawnSync(process.execPath, [join(here, 'pipeline.js')], { encoding: 'utf8' });
 if (pipeline.status !== 0) throw new Error(`bench/pipeline failed: ${pipeline.stderr}`);
 const pipelineReport = JSON.parse(pipeline.stdout) as Record<string, number>;
 Object.assign(report, pipelineReport);
 if (haveStrace) {
-  const text = readFileSync(straceOut, 'utf8');
-  const calls = [...text.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)\s*$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-  report.disk_fsyncs_per_hour = Math.round(calls / pipelineReport.pipeline_simulated_hours_total);
-  rmSync(straceOut, { force: true });
+  report.disk_fsyncs_per_hour = Math.round(countSyncs(straceOut) / pipelineReport.pipeline_simulated_hours_total);
 }
 
 // 3b. A pull of 500,000 encounters: the gateway's memory and event-loop stalls meanwhile, in a

@@ -338,7 +338,9 @@ export class Collector {
         this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
       }
       const topic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
-      acks.set(topic, [...(acks.get(topic) ?? []), batch.id]);
+      const ids = acks.get(topic);
+      if (ids) ids.push(batch.id);
+      else acks.set(topic, [batch.id]);
     });
     for (const [topic, ids] of acks) {
       this.client?.publish(topic, JSON.stringify({ v: 1, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {

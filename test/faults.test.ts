@@ -3,7 +3,7 @@
 // deleted database, a corrupt one. Each must deliver every committed encounter, reuse no id,
 // and say what happened.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Collector } from '../collector/index.js';
@@ -11,11 +11,10 @@ import { startCollector } from './harness/collector.js';
 import { provisionTestGateway, TestIdentity } from './harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
 import { useLocalBroker } from './harness/broker.js';
+import { fakeClockEnv, haveFaketime } from './harness/faketime.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-faults-');
-const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const haveFaketime = existsSync(FAKETIME);
 const broker = useLocalBroker(dir);
 const SPEED = 40;
 
@@ -52,7 +51,7 @@ async function unit(name: string, seed: number, phones: number, clockOffsetMs = 
 
 /** `vgw run` with optional libfaketime settings (the monotonic clock stays real, as under NTP). */
 function run(config: string, faketime?: Record<string, string>): Spawned {
-  const env = faketime ? { ...process.env, LD_PRELOAD: FAKETIME, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1', ...faketime } : process.env;
+  const env = faketime ? { ...process.env, ...fakeClockEnv(faketime) } : process.env;
   return spawnVgw(['run', '-c', config], env);
 }
 

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { useLocalBroker } from './harness/broker.js';
 import { buildRecorder } from './harness/powercut.js';
-import { haveFaketime, PHASES, powerCuts } from './harness/powercut-life.js';
+import { haveFaketime } from './harness/faketime.js';
+import { PHASES, powerCuts } from './harness/powercut-life.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-powercut-life-');

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildRecorder, buildState, Op, readRecord, recorderEnv } from './harness/powercut.js';
+import { seeded } from './harness/random.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-powercut-');
@@ -39,8 +40,7 @@ function record(name: string, synchronous: 'FULL' | 'NORMAL', rows: number): { o
 
 /** Cut states checked: [states, failures]. A state fails if it loses a row said committed. */
 function check(ops: Op[], watched: string, name: string): { states: number; failures: string[] } {
-  let seed = 7;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = seeded(7);
   const failures: string[] = [];
   let states = 0;
   const said = ops.find((o) => o.kind === 'open' && o.path.endsWith('/committed'));
@@ -49,7 +49,7 @@ function check(ops: Op[], watched: string, name: string): { states: number; fail
   for (const { i, row } of saidAt) {
     for (const variant of ['synced', 'some unsynced'] as const) {
       const out = join(dir, `${name}-state-${states++}`);
-      buildState(ops, i + 1, watched, out, variant === 'synced' ? () => false : () => random() < 0.5);
+      buildState(ops, i + 1, watched, out, variant === 'synced' ? () => false : () => random(0, 1) < 0.5);
       const db = new Database(join(out, 'x.db'));
       const ok = db.pragma('integrity_check', { simple: true });
       const kept = (db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 't'").pluck().get() as number) === 1

@@ -8,8 +8,10 @@ import { expect } from 'vitest';
 import type { LocalBroker } from '../../cli/local-broker.js';
 import type { CrowdOptions } from '../../daemon/radio/index.js';
 import { crowdEnd, crowdTruth } from './crowd-truth.js';
+import { EncounterRow, gatewayEncounters, outboxPending } from './gateway-db.js';
 import { provisionTestGateway } from './identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './processes.js';
+import { seeded } from './random.js';
 
 export interface StormOptions {
   dir: string;
@@ -32,26 +34,6 @@ export interface StormReport {
   truthTempIds: number;
   recordedTempIds: number;
   lives: number;
-}
-
-interface Row {
-  life: string;
-  id: number;
-  temp_id: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-}
-
-/** Random in [a, b) from a seeded generator, so a failing storm can be replayed. */
-function seeded(seed: number): (a: number, b: number) => number {
-  let x = seed >>> 0 || 1;
-  return (a, b) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return a + ((x >>> 0) / 4294967296) * (b - a);
-  };
 }
 
 export async function killStorm(o: StormOptions): Promise<StormReport> {
@@ -118,19 +100,9 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   const committed = await waitFor('the gateway outbox drained', () => {
     const db = new Database(gatewayDb, { readonly: true });
     try {
-      const pending = db.prepare(
-        `SELECT (SELECT count(*) FROM encounters WHERE id > coalesce((SELECT max(last_id) FROM batches), 0))
-              + (SELECT count(*) FROM batches WHERE acked_at IS NULL)`,
-      ).pluck().get() as number;
-      if (pending > 0) return undefined;
-      const lives = db.prepare('SELECT life, first_id FROM lives ORDER BY first_id, rowid').all() as Array<{ life: string; first_id: number }>;
-      const rows = db.prepare('SELECT id, temp_id, first_seen, last_seen, count FROM encounters ORDER BY id').all() as Row[];
-      let l = 0;
-      for (const r of rows) {
-        while (l + 1 < lives.length && lives[l + 1].first_id <= r.id) l++;
-        r.life = lives[l].life;
-      }
-      return { rows, lives: lives.length };
+      if (outboxPending(db) > 0) return undefined;
+      const lives = db.prepare('SELECT count(*) FROM lives').pluck().get() as number;
+      return { rows: gatewayEncounters(db), lives };
     } finally {
       db.close();
     }
@@ -139,14 +111,14 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   await sleep(1000);
   expect(await stopGracefully(collector)).toBe(0);
   const cdb = new Database(collectorDb, { readonly: true });
-  const collected = cdb.prepare('SELECT life, id, temp_id, first_seen, last_seen, count FROM encounters WHERE gateway = ?').all(`gw-${name}`) as Row[];
+  const collected = cdb.prepare('SELECT life, id, temp_id, first_seen, last_seen, count FROM encounters WHERE gateway = ?').all(`gw-${name}`) as EncounterRow[];
   cdb.close();
   const at = new Set(collected.map((r) => `${r.life}/${r.id}`));
   const lost = committed.rows.filter((r) => !at.has(`${r.life}/${r.id}`)).length;
   // A duplicate: two rows at the collector for one sighting — the same temp ID in overlapping
   // encounters, or more adverts than the phone sent.
   let duplicates = 0;
-  const perRpi = new Map<string, Row[]>();
+  const perRpi = new Map<string, EncounterRow[]>();
   for (const r of collected) perRpi.set(r.temp_id.toString('hex'), [...(perRpi.get(r.temp_id.toString('hex')) ?? []), r]);
   for (const [rpi, list] of perRpi) {
     list.sort((a, b) => a.first_seen - b.first_seen);

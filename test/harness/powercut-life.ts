@@ -10,14 +10,15 @@ import Database from 'better-sqlite3';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalBroker } from '../../cli/local-broker.js';
-import { LEGACY_LIFE, MIGRATIONS } from '../../daemon/store/schema.js';
+import { MIGRATIONS } from '../../daemon/store/schema.js';
 import { startCollector } from './collector.js';
+import { fakeClockEnv } from './faketime.js';
+import { EncounterRow, gatewayEncounters, outboxPending } from './gateway-db.js';
 import { provisionTestGateway, TestIdentity } from './identity.js';
 import { buildState, Op, readRecord, recorderEnv } from './powercut.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './processes.js';
+import { seeded } from './random.js';
 
-const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-export const haveFaketime = existsSync(FAKETIME);
 const GATEWAY_TAG = 1;
 const COLLECTOR_TAG = 2;
 const DAY_MS = 86_400_000;
@@ -38,10 +39,9 @@ export interface Recording {
   lives: Array<{ from: number; to: number; faketime: string | null }>;
 }
 
-/** libfaketime's settings for a wall clock `faketime` away (the monotonic clock stays real, as under NTP). */
+/** The clock a gateway life ran at: real, or `faketime` away under libfaketime. */
 function clockEnv(faketime: string | null): Record<string, string> {
-  if (faketime === null) return {};
-  return { LD_PRELOAD: FAKETIME, FAKETIME: faketime, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+  return faketime === null ? {} : fakeClockEnv({ FAKETIME: faketime });
 }
 
 function gatewayConfig(path: string, o: {
@@ -220,15 +220,6 @@ export function chooseCuts(cuts: Cut[], n: number): Cut[] {
   return chosen;
 }
 
-interface EncounterRow {
-  life: string;
-  id: number;
-  temp_id: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-}
-
 const key = (r: { life: string; id: number }) => `${r.life}/${r.id}`;
 /** Whether the collector's row is the gateway's encounter as the wire carries it (whole seconds). */
 function sameEncounter(atCollector: EncounterRow, atGateway: EncounterRow): boolean {
@@ -236,20 +227,6 @@ function sameEncounter(atCollector: EncounterRow, atGateway: EncounterRow): bool
   const lastSeen = Math.max(firstSeen, Math.ceil(atGateway.last_seen / 1000) * 1000);
   return atCollector.temp_id.equals(atGateway.temp_id) && atCollector.first_seen === firstSeen && atCollector.last_seen === lastSeen
     && atCollector.count === atGateway.count;
-}
-
-/** The gateway's encounters, each with its life (the latest life starting at or below its id). */
-function gatewayEncounters(db: Database.Database): EncounterRow[] {
-  // A database not yet upgraded from schema 1 has no lives: its rows are the all-zero life's.
-  const upgraded = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'lives'").pluck().get() === 1;
-  const lives = upgraded ? (db.prepare('SELECT life, first_id FROM lives ORDER BY first_id, rowid').all() as Array<{ life: string; first_id: number }>) : [];
-  const rows = db.prepare('SELECT id, temp_id, first_seen, last_seen, count FROM encounters ORDER BY id').all() as EncounterRow[];
-  let l = 0;
-  for (const r of rows) {
-    while (l + 1 < lives.length && lives[l + 1].first_id <= r.id) l++;
-    r.life = lives[l]?.life ?? LEGACY_LIFE;
-  }
-  return rows;
 }
 
 const LOSS_EVENTS = "kind IN ('corrupt', 'lost', 'replaced', 'rolled_back', 'unacked_purged')";
@@ -283,17 +260,11 @@ export interface StateResult {
  * gateway's new life is one the collector never saw, and no cut looks like a lost database.
  */
 export async function checkCut(r: Recording, cut: Cut, variant: 'synced' | 'some unsynced', n: number, broker: LocalBroker, seed: number): Promise<StateResult> {
-  let x = seed >>> 0 || 1;
-  const random = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
+  const random = seeded(seed);
   const base = join(r.root, `state-${n}`);
   const g = join(base, 'gateway');
   const c = join(base, 'collector');
-  const lost = variant === 'synced' ? () => false : () => random() < 0.5;
+  const lost = variant === 'synced' ? () => false : () => random(0, 1) < 0.5;
   const alive = () => true;
   mkdirSync(g, { recursive: true });
   mkdirSync(c, { recursive: true });
@@ -353,10 +324,7 @@ export async function checkCut(r: Recording, cut: Cut, variant: 'synced' | 'some
       if (daemon.proc.exitCode !== null) throw new Error(`the gateway exited (${daemon.proc.exitCode}): ${daemon.output().slice(-2000)}`);
       const db = new Database(join(g, 'gateway.db'), { readonly: true, fileMustExist: true });
       try {
-        const pending = db.prepare(
-          `SELECT (SELECT count(*) FROM encounters WHERE id > coalesce((SELECT max(last_id) FROM batches), 0))
-                + (SELECT count(*) FROM batches WHERE acked_at IS NULL)`,
-        ).pluck().get() as number;
+        const pending = outboxPending(db);
         // The restarted gateway has started once it has a life of its own.
         const newLife = (db.prepare('SELECT life FROM lives').pluck().all() as string[]).find((l) => !gwBefore.value!.lives.includes(l));
         if (pending > 0 || newLife === undefined) return undefined;

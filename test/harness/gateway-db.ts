@@ -1,0 +1,36 @@
+// Reading a gateway's database from a test, as the collector would see its contents.
+import type Database from 'better-sqlite3';
+import { LEGACY_LIFE } from '../../daemon/store/schema.js';
+
+export interface EncounterRow {
+  life: string;
+  id: number;
+  temp_id: Buffer;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+}
+
+/** Encounters not yet batched plus batches not yet acknowledged: 0 once the outbox drained. */
+export function outboxPending(db: Database.Database): number {
+  return db.prepare(
+    `SELECT (SELECT count(*) FROM encounters WHERE id > coalesce((SELECT max(last_id) FROM batches), 0))
+          + (SELECT count(*) FROM batches WHERE acked_at IS NULL)`,
+  ).pluck().get() as number;
+}
+
+/**
+ * The gateway's encounters, each with its life (the latest life starting at or below its id);
+ * a database not yet upgraded from schema 1 has no lives, and its rows are the all-zero life's.
+ */
+export function gatewayEncounters(db: Database.Database): EncounterRow[] {
+  const upgraded = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'lives'").pluck().get() === 1;
+  const lives = upgraded ? (db.prepare('SELECT life, first_id FROM lives ORDER BY first_id, rowid').all() as Array<{ life: string; first_id: number }>) : [];
+  const rows = db.prepare('SELECT id, temp_id, first_seen, last_seen, count FROM encounters ORDER BY id').all() as EncounterRow[];
+  let l = 0;
+  for (const r of rows) {
+    while (l + 1 < lives.length && lives[l + 1].first_id <= r.id) l++;
+    r.life = lives[l]?.life ?? LEGACY_LIFE;
+  }
+  return rows;
+}
