@@ -96,7 +96,7 @@ export function demoCommand(): Command {
 
       let status: GatewayStatus = {};
       const watcher = mqtt.connect(broker.url, { protocolVersion: 5, clientId: `vgw-demo-watch-${process.pid}` });
-      watcher.on('connect', () => watcher.subscribe(gatewayTopics('vgw/v1', venue, gateway).status));
+      watcher.on('connect', () => watcher.subscribe(gatewayTopics('vgw/v2', venue, gateway).status));
       watcher.on('message', (_t, payload) => {
         try {
           status = JSON.parse(payload.toString('utf8')) as GatewayStatus;

@@ -2,6 +2,8 @@
 // or a gateway's own (RSSI sum and count). Read-only: safe beside a running daemon (WAL).
 import Database from 'better-sqlite3';
 import type { EncounterRow } from '../daemon/matching/index.js';
+import { RSSI_UNAVAILABLE } from '../daemon/protocols/index.js';
+import { meanTenths, wireSpan } from '../daemon/uplink/index.js';
 import { UsageError } from './errors.js';
 
 export function openEncounterDb(path: string): Database.Database {
@@ -30,22 +32,27 @@ interface Row {
   rssi_count?: number;
 }
 
-/** Encounters of a collector's database (venue, gateway, mean) or of a gateway's own. */
+/**
+ * Encounters of a collector's database (venue, gateway, mean) or of a gateway's own, always in
+ * their wire form: a gateway's millisecond times and RSSI sums go through the wire's rounding
+ * rules, so an encounter has one duration and one mean wherever it is read.
+ */
 export function* encounters(db: Database.Database, from = 0, to = Number.MAX_SAFE_INTEGER): Generator<EncounterRow> {
   const rows = db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? ORDER BY first_seen').iterate(from, to);
   for (const r of rows as IterableIterator<Row>) {
+    const gatewayRow = r.rssi_sum !== undefined;
+    const span = gatewayRow ? wireSpan(r.first_seen, r.last_seen) : { firstSeen: r.first_seen, lastSeen: r.last_seen };
     yield {
       venue: r.venue,
       gateway: r.gateway,
       id: r.id,
       tempId: r.temp_id,
       metadata: r.metadata,
-      firstSeen: r.first_seen,
-      lastSeen: r.last_seen,
+      ...span,
       count: r.count,
       rssiMin: r.rssi_min,
       rssiMax: r.rssi_max,
-      rssiMean: r.rssi_mean ?? (r.rssi_count ? Math.round(((r.rssi_sum ?? 0) / r.rssi_count) * 10) / 10 : null),
+      rssiMean: gatewayRow ? (r.rssi_count ? meanTenths(r.rssi_sum!, r.rssi_count) / 10 : RSSI_UNAVAILABLE) : (r.rssi_mean ?? null),
     };
   }
 }
@@ -59,7 +66,7 @@ export function encounterSummary(e: EncounterRow, extra: Record<string, unknown>
     ...extra,
     firstSeen: new Date(e.firstSeen).toISOString(),
     lastSeen: new Date(e.lastSeen).toISOString(),
-    durationS: Math.round((e.lastSeen - e.firstSeen) / 1000),
+    durationS: (e.lastSeen - e.firstSeen) / 1000,
     adverts: e.count,
     rssiMin: e.rssiMin,
     rssiMax: e.rssiMax,

@@ -142,19 +142,19 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     adverts.with_temp_id++;
     observe(aggregator, sighting, closed);
   });
-  // The simulated radio keeps its own (possibly accelerated) time and is always "synchronised".
+  // The simulated radio keeps its own (possibly accelerated) time, so wall-clock steps do not
+  // concern it; but its time is anchored on the wall clock, so an unsynchronised clock makes its
+  // sightings as suspect as real ones (flag bit 0 on the wire).
   const simulated = radio instanceof SimulatedRadio;
-  let clockSynced = simulated || clock().synchronized;
+  let clockSynced = clock().synchronized;
   steady.onStep((stepMs) => {
     // No encounter may span a clock step: its duration would be negative or hours long.
     closeAll(aggregator, closed, 'clock_step');
     log.warn({ stepMs }, 'wall clock stepped; open encounters closed, timestamps re-anchored');
   });
   const sweepTimer = setInterval(() => {
-    if (!simulated) {
-      steady.check();
-      clockSynced = clock().synchronized;
-    }
+    if (!simulated) steady.check();
+    clockSynced = clock().synchronized;
     sweep(aggregator, radio.now(), closed);
     handOver();
   }, 1000);

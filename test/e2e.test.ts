@@ -64,6 +64,7 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
     broker: { url: broker.url, reconnectS: 0.5, connectTimeoutS: 5 },
     topicPrefix: prefix,
     radio: { simulated: { ...crowd, speed: SPEED } },
+    clock: { syncCheck: 'assume-synced' },
     store: { path: gatewayDb, checkpointS: 0.25 },
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },
     log: { level: 'debug' },
@@ -184,16 +185,16 @@ describe('end to end', () => {
     client.on('message', (_t, payload, packet) => replies.push({ corr: String(packet.properties?.correlationData), body: payload.toString() }));
     const request = (payload: string | Buffer, corr: string) =>
       client.publishAsync(topics.request, payload, { qos: 1, properties: { responseTopic: 'replies/attacker', correlationData: Buffer.from(corr) } });
-    for (const garbage of ['not json', '{"v":1,"acks":"x"}', '{"v":1,"acks":[42]}', Buffer.alloc(100_000, 7), '{"v":1,"acks":["01ARZ3NDEKTSV4RRFFQ69G5FAV"]}']) {
+    for (const garbage of ['not json', '{"v":2,"acks":"x"}', '{"v":2,"acks":[42]}', Buffer.alloc(100_000, 7), '{"v":2,"acks":["01ARZ3NDEKTSV4RRFFQ69G5FAV"]}']) {
       await client.publishAsync(topics.ack, garbage, { qos: 1 });
     }
     await request('\xff\x00garbage', 'c1');
-    await request('{"v":1,"op":"pull","from":10,"to":5}', 'c2');
-    await request('{"v":1,"op":"pull","from":"noon","to":5}', 'c3');
+    await request('{"v":2,"op":"pull","from":10,"to":5}', 'c2');
+    await request('{"v":2,"op":"pull","from":"noon","to":5}', 'c3');
     await request(Buffer.alloc(200_000, 0x20), 'c4');
-    await request('{"v":1,"op":"format-disk"}', 'c5');
-    await client.publishAsync(topics.request, '{"v":1,"op":"status"}', { qos: 1 }); // no response topic
-    await request('{"v":1,"op":"status"}', 'c6');
+    await request('{"v":2,"op":"format-disk"}', 'c5');
+    await client.publishAsync(topics.request, '{"v":2,"op":"status"}', { qos: 1 }); // no response topic
+    await request('{"v":2,"op":"status"}', 'c6');
     await waitFor('replies', () => replies.length >= 6);
     const byCorr = Object.fromEntries(replies.map((r) => [r.corr, r.body]));
     expect(byCorr.c1).toMatch(/neither JSON nor CBOR/);

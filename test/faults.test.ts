@@ -38,6 +38,7 @@ async function unit(name: string, seed: number, phones: number, clockOffsetMs = 
     broker: { url, reconnectS: 0.5, connectTimeoutS: 2 },
     topicPrefix: prefix,
     radio: { simulated: { seed, phones, arrivalsPerMinute: 30, minDwellS: 30, maxDwellS: 120, speed: SPEED, anchor: Date.now() + clockOffsetMs + 1500 } },
+    clock: { syncCheck: 'assume-synced' },
     store: { path: db, checkpointS: 0.25 },
     health: { controlSocket: join(dir, `${name}.sock`) },
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 1, resendInitialS: 1, resendMaxS: 4, statusIntervalS: 1 },

@@ -30,7 +30,7 @@ async function waitSubscribed(requestTopic: string): Promise<void> {
   await probe.subscribeAsync('replies/probe', { qos: 1 });
   probe.on('message', () => (answered = true));
   await waitFor('the daemon subscribed', async () => {
-    await probe.publishAsync(requestTopic, '{"v":1,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/probe' } });
+    await probe.publishAsync(requestTopic, '{"v":2,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/probe' } });
     await sleep(200);
     return answered;
   });
@@ -45,6 +45,7 @@ function gatewayConfig(name: string, extra: Record<string, unknown> = {}) {
     broker: { url: broker().url, reconnectS: 0.3, connectTimeoutS: 5 },
     topicPrefix: prefix,
     radio: { simulated: { seed: 5, phones: 0, arrivalsPerMinute: 30, minDwellS: 30, maxDwellS: 90, speed: 40, anchor: Date.now() } },
+    clock: { syncCheck: 'assume-synced' },
     store: { path: join(dir, `${name}.db`), checkpointS: 0.25 },
     health: { controlSocket: join(dir, `${name}.sock`) },
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 0.5, resendInitialS: 1, resendMaxS: 300, statusIntervalS: 1 },
@@ -60,12 +61,12 @@ describe('hostile MQTT', () => {
     const daemon = spawnVgw(['run', '-c', g.config]);
     await waitSubscribed(g.topics.request);
     const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'flooder' });
-    const ack = JSON.stringify({ v: 1, acks: Array.from({ length: 1000 }, () => ulid()) });
+    const ack = JSON.stringify({ v: 2, acks: Array.from({ length: 1000 }, () => ulid()) });
     for (let i = 0; i < 200; i++) await client.publishAsync(g.topics.ack, ack, { qos: 1 });
     const replies: string[] = [];
     await client.subscribeAsync('replies/flooder', { qos: 1 });
     client.on('message', (_t, payload) => replies.push(payload.toString()));
-    await client.publishAsync(g.topics.request, '{"v":1,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/flooder', correlationData: Buffer.from('s') } });
+    await client.publishAsync(g.topics.request, '{"v":2,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/flooder', correlationData: Buffer.from('s') } });
     await waitFor('status reply', () => replies.length > 0);
     const status = JSON.parse(replies[0]) as { counters: { store: { acks_unknown: number }; uplink: { acks_received: number } } };
     expect(status.counters.store.acks_unknown).toBe(200_000);
@@ -95,10 +96,10 @@ describe('hostile MQTT', () => {
       client.publishAsync(g.topics.request, payload, { qos: 1, properties: { responseTopic: 'replies/nester', correlationData: Buffer.from(corr) } });
     await request('['.repeat(30_000) + ']'.repeat(30_000), 'deep-json');
     await request(Buffer.concat([Buffer.alloc(30_000, 0x81), Buffer.from([0x00])]), 'deep-cbor'); // 30,000 nested arrays
-    await client.publishAsync(g.topics.ack, '{"v":1,"acks":' + '['.repeat(30_000) + ']'.repeat(30_000) + '}', { qos: 1 });
+    await client.publishAsync(g.topics.ack, '{"v":2,"acks":' + '['.repeat(30_000) + ']'.repeat(30_000) + '}', { qos: 1 });
     // a burst of pulls: a few are answered in turn, the rest told to ask again later
     const now = Date.now();
-    await Promise.all(Array.from({ length: 40 }, (_, i) => request(JSON.stringify({ v: 1, op: 'pull', from: 0, to: now + 60_000 }), `pull-${i}`)));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => request(JSON.stringify({ v: 2, op: 'pull', from: 0, to: now + 60_000 }), `pull-${i}`)));
     await waitFor('every request answered', () => replies.size >= 42, 60_000);
     expect(replies.get('deep-json')![0]).toMatch(/"ok":false/);
     expect(replies.get('deep-cbor')![0]).toMatch(/"ok":false/);
@@ -110,7 +111,7 @@ describe('hostile MQTT', () => {
     const bomb = deflateRawSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
     const before = collector.counters.batches_rejected;
     await client.publishAsync(g.topics.batch, Buffer.from(cborEncode({
-      v: 1, kind: 'batch', id: ulid(), gw: 'gw-nest', venue: 'venue-h', life: ulid(), seq: 1, created: Date.now(), n: 1, enc: bomb, hash: contentHash(bomb),
+      v: 2, kind: 'batch', id: ulid(), gw: 'gw-nest', venue: 'venue-h', life: ulid(), seq: 1, created: Date.now(), n: 1, enc: bomb, hash: contentHash(bomb),
     })), { qos: 1 });
     await waitFor('bomb rejected', () => collector.counters.batches_rejected === before + 1);
     await client.endAsync();

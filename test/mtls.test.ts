@@ -76,6 +76,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       secretsFile: identity.secretsFile,
       broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-a.crt'), key: join(pki, 'gw-a.key'), reconnectS: 0.5 },
       radio: { simulated: { seed: 8, phones: 6, arrivalsPerMinute: 600, minDwellS: 60, maxDwellS: 90, speed: 60 } },
+      clock: { syncCheck: 'assume-synced' },
       store: { path: join(dir, 'gw-a.db'), checkpointS: 0.25 },
       uplink: { batchMaxAgeS: 1 },
     });
@@ -104,11 +105,11 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const collector = await connect(backendPort, 'collector-1', 'collector-watch');
     const seen: string[] = [];
     collector.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
-    expect((await collector.subscribeAsync('vgw/v1/+/+/batch', { qos: 1 }))[0].qos).toBe(1);
+    expect((await collector.subscribeAsync('vgw/v2/+/+/batch', { qos: 1 }))[0].qos).toBe(1);
 
     // gw-b, its own certificate, claiming gw-a's client id
     const b = await connect(gatewayPort, 'gw-b', 'vgw-gw-a');
-    const forgedOnA = gatewayTopics('vgw/v1', 'mall-01', 'gw-a');
+    const forgedOnA = gatewayTopics('vgw/v2', 'mall-01', 'gw-a');
     const denied = await b.publishAsync(forgedOnA.batch, 'not from gw-a', { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
     expect(denied).toMatch(/not authori[sz]ed/i);
     // Mosquitto 2 grants any subscription and checks the ACL on delivery: gw-b hears nothing of gw-a's.
@@ -118,15 +119,15 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     a.on('message', (topic) => heardByA.push(topic));
     await b.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
     await a.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
-    await collector.publishAsync(forgedOnA.ack, JSON.stringify({ v: 1, acks: [] }), { qos: 1 });
-    await collector.publishAsync(forgedOnA.request, JSON.stringify({ v: 1, op: 'status' }), { qos: 1 });
+    await collector.publishAsync(forgedOnA.ack, JSON.stringify({ v: 2, acks: [] }), { qos: 1 });
+    await collector.publishAsync(forgedOnA.request, JSON.stringify({ v: 2, op: 'status' }), { qos: 1 });
     await waitFor('gw-a hears its ack and request', () => heardByA.length === 2, 10_000);
     // gw-b on its own topics is fine
-    await b.publishAsync(gatewayTopics('vgw/v1', 'mall-01', 'gw-b').batch, 'from gw-b', { qos: 1 });
+    await b.publishAsync(gatewayTopics('vgw/v2', 'mall-01', 'gw-b').batch, 'from gw-b', { qos: 1 });
     await a.publishAsync(forgedOnA.batch, 'from gw-a', { qos: 1 });
     await waitFor('both legitimate messages at the collector', () => seen.length >= 2, 10_000);
     await sleep(300);
-    expect(seen.sort()).toEqual(['vgw/v1/mall-01/gw-a/batch from gw-a', 'vgw/v1/mall-01/gw-b/batch from gw-b']);
+    expect(seen.sort()).toEqual(['vgw/v2/mall-01/gw-a/batch from gw-a', 'vgw/v2/mall-01/gw-b/batch from gw-b']);
     expect(heardByB).toEqual([]);
     // The broker gave gw-b its certificate's name as client id, so gw-a was not disconnected.
     expect(a.connected).toBe(true);
@@ -139,12 +140,12 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const heardByCollector: string[] = [];
     b.on('message', (topic) => heardByB.push(topic));
     collector.on('message', (topic) => heardByCollector.push(topic));
-    await b.subscribeAsync('vgw/v1/#', { qos: 1 });
-    await collector.subscribeAsync('vgw/v1/+/+/batch', { qos: 1 });
-    const denied = await b.publishAsync('vgw/v1/mall-01/gw-a/ack', JSON.stringify({ v: 1, acks: [] }), { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
+    await b.subscribeAsync('vgw/v2/#', { qos: 1 });
+    await collector.subscribeAsync('vgw/v2/+/+/batch', { qos: 1 });
+    const denied = await b.publishAsync('vgw/v2/mall-01/gw-a/ack', JSON.stringify({ v: 2, acks: [] }), { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
     expect(denied).toMatch(/not authori[sz]ed/i);
     const gwA = await connect(gatewayPort, 'gw-a', 'gw-a-2');
-    await gwA.publishAsync('vgw/v1/mall-01/gw-a/batch', 'x', { qos: 1 });
+    await gwA.publishAsync('vgw/v2/mall-01/gw-a/batch', 'x', { qos: 1 });
     await waitFor('the collector hears the batch', () => heardByCollector.length === 1, 10_000);
     await sleep(300);
     expect(heardByB).toEqual([]);

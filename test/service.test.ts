@@ -125,6 +125,7 @@ describe('sd_notify', () => {
       secretsFile: id.secretsFile,
       broker: { url: broker.url },
       radio: { simulated: { seed: 3, arrivalsPerMinute: 600, minDwellS: 60, maxDwellS: 60, speed: 20 } },
+      clock: { syncCheck: 'assume-synced' },
       store: { path: db, checkpointS: 1 },
       health: { statusIntervalS: 0.3 },
     });

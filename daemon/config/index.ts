@@ -243,7 +243,7 @@ const configObject = z
     topicPrefix: z
       .string()
       .regex(/^[^#+\s]+$/, 'must not contain MQTT wildcards (+ #) or spaces')
-      .default('vgw/v1')
+      .default('vgw/v2')
       .describe('Prefix of every topic; the version is part of it.'),
     radio: radioSchema,
     beacon: beaconSchema,

@@ -75,6 +75,21 @@ export function createAggregator(options: AggregatorOptions): AggregatorState {
   };
 }
 
+/**
+ * Whole seconds per attenuation bucket, rounded cumulatively (halves up): bucket i gets
+ * round(Σ0..i) − round(Σ0..i−1), so the buckets sum to the credited time rounded once and never
+ * exceed the whole-second duration. The store and the wire both use it (docs/protocol.md).
+ */
+export function bucketSeconds(bucketMs: readonly number[]): number[] {
+  const halfUp = (ms: number) => Math.floor((ms + 500) / 1000);
+  let credited = 0;
+  return bucketMs.map((ms) => {
+    const before = halfUp(credited);
+    credited += Math.round(ms);
+    return halfUp(credited) - before;
+  });
+}
+
 export function attenuationBucket(rssi: number, options: AggregatorOptions): number {
   const attenuation = options.assumedTxPowerDbm - rssi;
   const t = options.attenuationThresholdsDb;

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
-import type { ClosedEncounter, Encounter } from '../encounters/index.js';
+import { bucketSeconds, type ClosedEncounter, type Encounter } from '../encounters/index.js';
 import type { Logger } from '../log/index.js';
 import {
   checkDatabaseFile, EncounterRowValues, isCorruption, readLineage, Salvage, salvage, setAside, StoreEvent, writeLineage,
@@ -160,7 +160,7 @@ export function migrate(db: Database.Database, migrations: readonly string[]): v
  * bytes for 4 buckets, where JSON text took 12; every byte of a row is written about twice on
  * the SD card, to the WAL and then into the file).
  */
-const bucketSecondsBlob = (bucketMs: number[]): Buffer => cborEncode(bucketMs.map((ms) => Math.round(ms / 1000)));
+const bucketSecondsBlob = (bucketMs: number[]): Buffer => cborEncode(bucketSeconds(bucketMs));
 
 /** Bucket milliseconds from a stored row: a CBOR blob, or JSON text in rows written before it. */
 function bucketMsFromRow(stored: Buffer | string): number[] {
@@ -215,7 +215,7 @@ function openColumns(open: Encounter[], now: number): number[][] {
     cols[5].push(e.rssiSum);
     cols[6].push(e.count - e.rssiCount);
     cols[7].push(e.clockSynced ? 1 : 0);
-    const seconds = e.bucketMs.map((ms) => Math.round(ms / 1000));
+    const seconds = bucketSeconds(e.bucketMs);
     let sum = 0;
     for (let i = 0; i < seconds.length - 1; i++) {
       cols[8].push(seconds[i]);

@@ -1,20 +1,25 @@
-// Wire format v1 of encounter batches (docs/protocol.md). A batch is a CBOR map whose `enc`
-// field holds the encounters column by column, deflated: the 20 bytes of RPI+AEM per
-// encounter stay as they are, and the small, similar numbers around them nearly vanish.
+// Wire format of encounter batches, protocol version 2 (docs/protocol.md, docs/protocol.cddl).
+// A batch is a CBOR map whose `enc` field holds the encounters column by column, deflated: the
+// 20 bytes of RPI+AEM per encounter stay as they are, and the small numbers around them nearly
+// vanish. Every number on the wire is a CBOR integer, never a float.
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
+import { Decoder, encode as cborEncode } from 'cbor-x';
 import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
-import type { Encounter } from '../encounters/index.js';
+import { bucketSeconds, type Encounter } from '../encounters/index.js';
 
-export const WIRE_SCHEMA_VERSION = 1;
+/** The protocol version: in the topic prefix (`vgw/v2`) and in every payload's `v`. */
+export const WIRE_SCHEMA_VERSION = 2;
 /** Bit 0 of an encounter's flags: its times came from a clock not yet synchronised. */
 export const FLAG_CLOCK_UNSYNCED = 1;
 /** Refuse to inflate past this: a few bytes of deflate can claim gigabytes. */
 const MAX_INFLATED_BYTES = 16 * 1024 * 1024;
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-/** An encounter as it travels: times are whole seconds, the mean RSSI has one decimal. */
+/**
+ * An encounter as it travels: times are whole seconds (first seen rounded down, last seen up),
+ * the mean RSSI is a whole number of tenths of a dBm, buckets are whole seconds.
+ */
 export interface WireEncounter {
   id: number;
   protocol: number;
@@ -65,14 +70,36 @@ export interface Batch extends BatchHeader {
 /** Signs the bytes `signedBytes` returns; the gateway's key lives behind it. */
 export type BatchSigner = (data: Buffer) => Buffer;
 
-const SIGNATURE_DOMAIN = 'vgw-batch-v1';
+const SIGNATURE_DOMAIN = Buffer.from('vgw-batch-v2', 'ascii');
+const KIND_CODES: Record<BatchKind, number> = { batch: 1, pull: 2 };
+const NO_PART = 0xffff_ffff_ffff_ffffn;
+const NO_LAST = 0xff;
 
 /**
- * What a batch signature covers: every header field and the content hash (which covers the
- * encounters), in a fixed order, so the collector can recompute it from the decoded batch.
+ * What a batch signature covers, as bytes any language rebuilds with no CBOR encoder (protocol.md,
+ * "Signature"): the domain, the kind as one byte, each text field as its length (one byte) and
+ * UTF-8, seq and created as unsigned 64-bit big-endian, part (all ones when absent) and last
+ * (0xFF when absent), then the content hash. Nothing depends on how a library writes numbers.
  */
 export function signedBytes(h: BatchHeader, hash: Uint8Array): Buffer {
-  return Buffer.from(cborEncode([SIGNATURE_DOMAIN, h.kind, h.id, h.gateway, h.venue, h.life, h.seq, h.createdAt, h.part ?? null, h.last ?? null, Buffer.from(hash)]));
+  const texts = [h.id, h.gateway, h.venue, h.life].map((t) => Buffer.from(t, 'utf8'));
+  const numbers = Buffer.alloc(8 + 8 + 8 + 1);
+  numbers.writeBigUInt64BE(BigInt(h.seq), 0);
+  numbers.writeBigUInt64BE(BigInt(h.createdAt), 8);
+  numbers.writeBigUInt64BE(h.part === undefined ? NO_PART : BigInt(h.part), 16);
+  numbers[24] = h.last === undefined ? NO_LAST : h.last ? 1 : 0;
+  return Buffer.concat([
+    SIGNATURE_DOMAIN,
+    Buffer.from([KIND_CODES[h.kind]]),
+    ...texts.flatMap((t) => [Buffer.from([t.length]), t]),
+    numbers,
+    Buffer.from(hash),
+  ]);
+}
+
+/** cbor-x writes integers of 2^32 and more as float64; the protocol has no floats, so those go as uint64. */
+function cborUint(n: number): number | bigint {
+  return n < 0x1_0000_0000 ? n : BigInt(n);
 }
 
 export class WireFormatError extends Error {
@@ -82,29 +109,45 @@ export class WireFormatError extends Error {
   }
 }
 
+/**
+ * The one conversion from a stored encounter to its wire (and export) form; protocol.md states
+ * each rule. Buckets are rounded cumulatively (`bucketSeconds`), so the residual the wire carries
+ * is 0–2 s unless time went uncredited.
+ */
 export function toWire(e: EncounterRecord): WireEncounter {
-  const firstSeen = Math.floor(e.firstSeen / 1000) * 1000;
+  const { firstSeen, lastSeen } = wireSpan(e.firstSeen, e.lastSeen);
   return {
     id: e.id,
     protocol: e.protocol,
     tempId: e.tempId,
     metadata: e.metadata,
     firstSeen,
-    lastSeen: Math.max(firstSeen, Math.ceil(e.lastSeen / 1000) * 1000),
+    lastSeen,
     count: e.count,
     rssiMin: e.rssiMin,
     rssiMax: e.rssiMax,
-    rssiMean: e.rssiCount === 0 ? RSSI_UNAVAILABLE : Math.round((e.rssiSum / e.rssiCount) * 10) / 10,
-    attenuationS: e.bucketMs.map((ms) => Math.round(ms / 1000)),
+    rssiMean: e.rssiCount === 0 ? RSSI_UNAVAILABLE : meanTenths(e.rssiSum, e.rssiCount) / 10,
+    attenuationS: bucketSeconds(e.bucketMs),
     clockSynced: e.clockSynced,
   };
+}
+
+/** First seen rounded down and last seen up to whole seconds (in ms): the span covers every sighting. */
+export function wireSpan(firstSeenMs: number, lastSeenMs: number): { firstSeen: number; lastSeen: number } {
+  const firstSeen = Math.floor(firstSeenMs / 1000) * 1000;
+  return { firstSeen, lastSeen: Math.max(firstSeen, Math.ceil(lastSeenMs / 1000) * 1000) };
+}
+
+/** 10 × sum / count rounded to the nearest integer, halves toward +∞, in integer arithmetic. */
+export function meanTenths(sum: number, count: number): number {
+  return Math.floor((20 * sum + count) / (2 * count));
 }
 
 /**
  * Column layout of the deflated `enc` field; positions are part of the protocol. Each column
  * is coded so its numbers stay small: encounters arrive in closing order, so last-seen times
- * are delta-coded; the last attenuation bucket is sent as its difference from the duration
- * (nearly always 0), the mean RSSI relative to the midpoint of min and max.
+ * are delta-coded; the last attenuation bucket is sent as the seconds no bucket was credited
+ * with (0–2 unless gaps went uncredited), the mean RSSI relative to the midpoint of min and max.
  */
 function encodeColumns(encs: WireEncounter[]): Buffer {
   const n = encs.length;
@@ -162,12 +205,15 @@ export function encodeBatch(header: BatchHeader, encounters: WireEncounter[], si
     gw: header.gateway,
     venue: header.venue,
     life: header.life,
-    seq: header.seq,
-    created: header.createdAt,
+    seq: cborUint(header.seq),
+    created: cborUint(header.createdAt),
     n: encounters.length,
     enc,
     hash,
   };
+  if ((header.kind === 'pull') !== (header.part !== undefined && header.last !== undefined)) {
+    throw new Error('pull parts carry part and last; outbox batches carry neither');
+  }
   if (header.part !== undefined) msg.part = header.part;
   if (header.last !== undefined) msg.last = header.last;
   if (signer) msg.sig = signer(signedBytes(header, hash));
@@ -178,12 +224,18 @@ export function contentHash(enc: Uint8Array): Buffer {
   return createHash('sha256').update(enc).digest();
 }
 
+/** uint64 values (`created`) decode as numbers; an unsafe one fails the integer checks below. */
+const decoder = new Decoder({ mapsAsObjects: true, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0]);
+const cborDecode = (bytes: Uint8Array): unknown => decoder.decode(bytes);
+
 function field<T>(ok: boolean, name: string, expected: string, value: T): T {
   if (!ok) throw new WireFormatError(name, `expected ${expected}`);
   return value;
 }
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** Gateway and venue ids, as the config allows them. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
@@ -201,11 +253,14 @@ export function decodeBatch(payload: Uint8Array): Batch {
   }
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new WireFormatError('payload', 'expected a CBOR map');
   const m = msg as Record<string, unknown>;
-  field(m.v === WIRE_SCHEMA_VERSION, 'v', `schema version ${WIRE_SCHEMA_VERSION}`, 0);
+  if (m.v === 1) {
+    throw new WireFormatError('v', 'protocol version 1 is retired (its signature covered a CBOR re-encoding of the header, which libraries write differently): update the gateway to protocol 2, topic prefix vgw/v2');
+  }
+  field(m.v === WIRE_SCHEMA_VERSION, 'v', `protocol version ${WIRE_SCHEMA_VERSION}`, 0);
   const kind = field(m.kind === 'batch' || m.kind === 'pull', 'kind', '"batch" or "pull"', m.kind as BatchKind);
   const id = field(typeof m.id === 'string' && ULID.test(m.id), 'id', 'a ULID', m.id as string);
-  const gateway = field(typeof m.gw === 'string' && m.gw.length > 0, 'gw', 'a gateway id string', m.gw as string);
-  const venue = field(typeof m.venue === 'string' && m.venue.length > 0, 'venue', 'a venue id string', m.venue as string);
+  const gateway = field(typeof m.gw === 'string' && NAME.test(m.gw), 'gw', 'a gateway id (1–64 letters, digits, _ . -)', m.gw as string);
+  const venue = field(typeof m.venue === 'string' && NAME.test(m.venue), 'venue', 'a venue id (1–64 letters, digits, _ . -)', m.venue as string);
   const life = field(typeof m.life === 'string' && ULID.test(m.life), 'life', 'a ULID (the gateway life the encounter ids belong to)', m.life as string);
   const seq = field(isUint(m.seq), 'seq', 'an unsigned integer', m.seq as number);
   const createdAt = field(isUint(m.created), 'created', 'unix milliseconds', m.created as number);
@@ -215,6 +270,13 @@ export function decodeBatch(payload: Uint8Array): Batch {
   if (!contentHash(enc).equals(hash)) throw new WireFormatError('hash', 'does not match the content of enc (corrupted or altered)');
   const part = m.part === undefined ? undefined : field(isUint(m.part), 'part', 'an unsigned integer', m.part as number);
   const last = m.last === undefined ? undefined : field(typeof m.last === 'boolean', 'last', 'a boolean', m.last as boolean);
+  if (kind === 'pull') {
+    field(part !== undefined, 'part', 'a part number on every pull part', 0);
+    field(last !== undefined, 'last', 'true or false on every pull part', 0);
+  } else {
+    field(part === undefined, 'part', 'no part on an outbox batch (only pull parts carry one)', 0);
+    field(last === undefined, 'last', 'no last on an outbox batch (only pull parts carry one)', 0);
+  }
   const sig = m.sig === undefined ? undefined : field(isBytes(m.sig) && m.sig.length === 64, 'sig', 'a 64-byte Ed25519 signature', m.sig as Uint8Array);
   const encounters = decodeColumns(enc, n);
   return { kind, id, gateway, venue, life, seq, createdAt, part, last, encounters, hash: Buffer.from(hash), ...(sig ? { sig: Buffer.from(sig) } : {}) };

@@ -162,7 +162,15 @@ export class Uplink {
   }
 
   start(): void {
-    const will = { topic: this.topics.status, payload: Buffer.from(this.statusJson('offline', 'connection lost')), qos: 1 as const, retain: true };
+    // The broker holds the Will from connect and publishes it when the connection dies: it is
+    // fixed at connect, so it carries no time of its own (a receiver knows when it arrived).
+    const will = {
+      topic: this.topics.status,
+      payload: Buffer.from(this.statusJson('will')),
+      qos: 1 as const,
+      retain: true,
+      properties: { contentType: 'application/json' },
+    };
     const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker, will));
     this.client = client;
     client.on('connect', (connack) => {
@@ -350,16 +358,20 @@ export class Uplink {
 
 
 
-  statusJson(state: 'online' | 'offline', reason?: string): string {
+  /**
+   * The status document: `online` with counters, `stopped` on a clean stop, or the Last Will
+   * (`connection lost`), which the broker holds from connect and so carries no `at`.
+   */
+  statusJson(kind: 'online' | 'stopped' | 'will'): string {
     return JSON.stringify({
       v: WIRE_SCHEMA_VERSION,
-      state,
-      ...(reason ? { reason } : {}),
+      state: kind === 'online' ? 'online' : 'offline',
+      ...(kind === 'online' ? {} : { reason: kind === 'will' ? 'connection lost' : 'stopped' }),
       gateway: this.options.gateway,
       venue: this.options.venue,
-      at: new Date().toISOString(),
+      ...(kind === 'will' ? {} : { at: new Date().toISOString() }),
       startedAt: new Date(this.startedAt).toISOString(),
-      ...(state === 'online' ? { counters: this.statusCounters() } : {}),
+      ...(kind === 'online' ? { counters: this.statusCounters() } : {}),
     });
   }
 
@@ -387,7 +399,7 @@ export class Uplink {
         resolve();
       });
       if (client.connected) {
-        client.publish(this.topics.status, this.statusJson('offline', 'stopped'), { qos: 1, retain: true }, end);
+        client.publish(this.topics.status, this.statusJson('stopped'), { qos: 1, retain: true, properties: { contentType: 'application/json' } }, end);
       } else {
         end();
       }

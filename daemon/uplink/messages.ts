@@ -1,6 +1,7 @@
 // Acks and requests: small control messages, JSON (or the same structure in CBOR).
 import { decode as cborDecode } from 'cbor-x';
 import { z } from 'zod';
+import { WIRE_SCHEMA_VERSION } from './codec.js';
 
 export class MessageError extends Error {
   constructor(message: string) {
@@ -11,7 +12,10 @@ export class MessageError extends Error {
 
 const ulidString = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID (26 characters, Crockford base32)');
 
-export const ackSchema = z.object({ v: z.literal(1), acks: z.array(ulidString).min(1).max(1000) });
+/** The protocol version every message carries; the error says which one a sender must use. */
+const version = z.literal(WIRE_SCHEMA_VERSION, { error: `must be ${WIRE_SCHEMA_VERSION} (protocol version ${WIRE_SCHEMA_VERSION}, docs/protocol.md)` });
+
+export const ackSchema = z.object({ v: version, acks: z.array(ulidString).min(1).max(1000) });
 export type AckMessage = z.infer<typeof ackSchema>;
 
 const time = z.union([z.number(), z.string()], { error: 'expected unix milliseconds or an ISO-8601 time' }).transform((v, ctx) => {
@@ -32,11 +36,11 @@ const time = z.union([z.number(), z.string()], { error: 'expected unix milliseco
 });
 
 export const requestSchema = z.discriminatedUnion('op', [
-  z.object({ v: z.literal(1), op: z.literal('pull'), from: time, to: time }).refine((r) => r.to > r.from, {
+  z.object({ v: version, op: z.literal('pull'), from: time, to: time }).refine((r) => r.to > r.from, {
     message: 'must be after from',
     path: ['to'],
   }),
-  z.object({ v: z.literal(1), op: z.literal('status') }),
+  z.object({ v: version, op: z.literal('status') }),
 ]);
 export type RequestMessage = z.infer<typeof requestSchema>;
 

@@ -55,6 +55,7 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
     broker: { url: o.broker.url, reconnectS: 0.2, connectTimeoutS: 5 },
     topicPrefix: prefix,
     radio: { simulated: { ...crowd, speed: o.speed } },
+    clock: { syncCheck: 'assume-synced' },
     store: { path: gatewayDb, checkpointS: 0.25 },
     health: { controlSocket: join(o.dir, `${name}.sock`) },
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 0.5, resendInitialS: 0.5, resendMaxS: 2, statusIntervalS: 5 },

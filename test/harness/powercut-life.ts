@@ -54,6 +54,7 @@ function gatewayConfig(path: string, o: {
     broker: { url: o.url, reconnectS: 0.2, connectTimeoutS: 5, clientId: o.clientId },
     topicPrefix: o.prefix,
     radio: { simulated: { seed: 41, phones: 0, arrivalsPerMinute: 40, minDwellS: 20, maxDwellS: 90, speed: 20, anchor: o.anchor } },
+    clock: { syncCheck: 'assume-synced' },
     store: { path: o.db, checkpointS: 0.4, retentionDays: 1, unackedMaxDays: 1, purgeBatchSize: o.purgeBatchSize },
     health: { controlSocket: o.socket },
     uplink: { batchMaxEncounters: 8, batchMaxAgeS: 0.5, resendInitialS: 0.5, resendMaxS: 1, statusIntervalS: 30 },
