@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps system-deps build test demo bench soak clean
+.PHONY: all deps system-deps build test demo bench soak vectors clean
 
 all: build
 
@@ -35,6 +35,10 @@ demo: system-deps build
 bench: system-deps build
 	@command -v strace >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y strace; }
 	node dist/bench/run.js
+
+# Rewrites docs/vectors from a fresh live capture (gateway, collector, Mosquitto); commit the result
+vectors: system-deps build
+	VGW_WRITE_VECTORS=1 $(NODE_BIN)/vitest run test/protocol-spec.test.ts
 
 soak: system-deps build
 	VGW_SOAK=1 $(NODE_BIN)/vitest run

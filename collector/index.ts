@@ -14,6 +14,7 @@ import {
   decodeBatch,
   gatewayTopics,
   parseBatchTopic,
+  WIRE_SCHEMA_VERSION,
   WireFormatError,
 } from '../daemon/uplink/index.js';
 import { GatewayRegistry, verifyBatch } from './verify.js';
@@ -343,7 +344,7 @@ export class Collector {
       else acks.set(topic, [batch.id]);
     });
     for (const [topic, ids] of acks) {
-      this.client?.publish(topic, JSON.stringify({ v: 2, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
+      this.client?.publish(topic, JSON.stringify({ v: WIRE_SCHEMA_VERSION, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
         if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
       });
       this.counters.acks_sent += ids.length;

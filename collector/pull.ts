@@ -2,7 +2,7 @@
 // encounters (pull), or its status.
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { BrokerOptions, Batch, decodeBatch, gatewayTopics, oneShotConnectOptions, replyTopic } from '../daemon/uplink/index.js';
+import { BrokerOptions, Batch, decodeBatch, gatewayTopics, oneShotConnectOptions, replyTopic, WIRE_SCHEMA_VERSION } from '../daemon/uplink/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -83,7 +83,7 @@ async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffe
 /** Resolves with every part of the answer, or rejects with the gateway's error or a timeout. */
 export function pull(req: PullRequest): Promise<Batch[]> {
   const parts: Batch[] = [];
-  return ask(req, { v: 2, op: 'pull', from: req.from, to: req.to }, (payload) => {
+  return ask(req, { v: WIRE_SCHEMA_VERSION, op: 'pull', from: req.from, to: req.to }, (payload) => {
     const part = decodeBatch(payload);
     parts.push(part);
     const expected = (part.part ?? 0) + 1;
@@ -93,5 +93,5 @@ export function pull(req: PullRequest): Promise<Batch[]> {
 
 /** The gateway's status document (docs/protocol.md). */
 export function requestStatus(to: GatewayAddress): Promise<Record<string, unknown>> {
-  return ask(to, { v: 2, op: 'status' }, (payload, json) => (json ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : undefined));
+  return ask(to, { v: WIRE_SCHEMA_VERSION, op: 'status' }, (payload, json) => (json ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : undefined));
 }

@@ -4,7 +4,7 @@
 // vanish. Every number on the wire is a CBOR integer, never a float.
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { Decoder, encode as cborEncode } from 'cbor-x';
+import { Decoder, Encoder } from 'cbor-x';
 import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
 import { bucketSeconds, type Encounter } from '../encounters/index.js';
 
@@ -96,6 +96,10 @@ export function signedBytes(h: BatchHeader, hash: Uint8Array): Buffer {
     Buffer.from(hash),
   ]);
 }
+
+/** Preferred serialization (RFC 8949 §4.1): cbor-x otherwise gives every map a 2-byte length. */
+const encoder = new Encoder({ useRecords: false, variableMapSize: true } as ConstructorParameters<typeof Encoder>[0]);
+export const cborEncode = (value: unknown): Buffer => encoder.encode(value);
 
 /** cbor-x writes integers of 2^32 and more as float64; the protocol has no floats, so those go as uint64. */
 function cborUint(n: number): number | bigint {
@@ -226,7 +230,7 @@ export function contentHash(enc: Uint8Array): Buffer {
 
 /** uint64 values (`created`) decode as numbers; an unsafe one fails the integer checks below. */
 const decoder = new Decoder({ mapsAsObjects: true, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0]);
-const cborDecode = (bytes: Uint8Array): unknown => decoder.decode(bytes);
+export const cborDecode = (bytes: Uint8Array): unknown => decoder.decode(bytes);
 
 function field<T>(ok: boolean, name: string, expected: string, value: T): T {
   if (!ok) throw new WireFormatError(name, `expected ${expected}`);

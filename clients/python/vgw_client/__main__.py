@@ -1,0 +1,130 @@
+"""python3 -m vgw_client: decode, verify, check the conformance vectors, consume, pull, status."""
+import argparse
+import json
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from . import mqtt as vmqtt
+from .wire import Refused, WireFormatError, batch_to_json, decode_batch, load_registry, signed_bytes, verify_batch
+
+
+def _time_ms(text):
+    if text.isdigit():
+        return int(text)
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _registry(path):
+    return load_registry(json.loads(Path(path).read_text())) if path else None
+
+
+def check_payload(payload, registry):
+    """A batch's verdict as the reference collector gives it: decoded JSON, or the refusal."""
+    try:
+        b = decode_batch(payload)
+    except WireFormatError as err:
+        return {"refused": "decode", "field": err.field, "reason": str(err)}
+    if registry is not None:
+        try:
+            verify_batch(b, registry)
+        except Refused as err:
+            return {"refused": "verify", "code": err.code, "reason": str(err)}
+    return {"batch": batch_to_json(b), "signedBytes": signed_bytes(b).hex()}
+
+
+def check_vectors(directory):
+    """Every conformance vector of docs/vectors: decoded as expected, or refused as expected."""
+    root = Path(directory)
+    index = json.loads((root / "index.json").read_text())
+    registry = load_registry(json.loads((root / index["registry"]).read_text()))
+    results = []
+    for v in index["vectors"]:
+        if v["type"] not in ("batch", "pull-part"):
+            # JSON messages: they must parse; good ones carry the protocol version (bad requests
+            # come with the gateway's answer instead)
+            doc = json.loads((root / v["payload"]).read_bytes())
+            ok = "answer" in v or doc.get("v") == 2
+            results.append({"name": v["name"], "ok": ok, "why": None if ok else "v is not 2"})
+            continue
+        got = check_payload((root / v["payload"]).read_bytes(), registry)
+        if "expect" in v:
+            expected = json.loads((root / v["expect"]).read_text())
+            ok = got.get("batch") == expected and got.get("signedBytes") == v["signedBytes"]
+            why = None if ok else got.get("reason", "decoded JSON or signed bytes differ")
+        else:
+            want = v["refusal"]
+            ok = got.get("refused") == want["stage"] and got.get("field", got.get("code")) == want.get("field", want.get("code"))
+            why = None if ok else f"expected refusal {want}, got {got.get('reason', 'accepted')}"
+        results.append({"name": v["name"], "ok": ok, "why": why})
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python3 -m vgw_client", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("decode", help="print batch payload files as JSON (as `vgw decode` does)")
+    d.add_argument("files", nargs="+")
+    d.add_argument("--registry", help="verify signatures against these registration records")
+    v = sub.add_parser("vectors", help="check the conformance vectors of a directory (docs/vectors)")
+    v.add_argument("directory")
+    for name in ("consume", "pull", "status"):
+        s = sub.add_parser(name)
+        s.add_argument("--url", required=True, help="mqtt://host:port")
+        s.add_argument("--prefix", default="vgw/v2")
+        if name == "consume":
+            s.add_argument("--registry", required=True)
+            s.add_argument("--db", required=True)
+            s.add_argument("--client-id", default="vgw-py-consumer")
+            s.add_argument("--seconds", type=float, help="stop after this long (default: until interrupted)")
+        else:
+            s.add_argument("--venue", required=True)
+            s.add_argument("--gateway", required=True)
+        if name == "pull":
+            s.add_argument("--from", dest="from_", required=True, help="ISO-8601 or unix ms")
+            s.add_argument("--to", required=True)
+            s.add_argument("--registry")
+        if name == "status":
+            s.add_argument("--retained", action="store_true", help="read the retained status (or Will) instead of asking")
+    a = p.parse_args(argv)
+
+    if a.cmd == "decode":
+        registry = _registry(a.registry)
+        for f in a.files:
+            print(json.dumps({"file": f, **check_payload(Path(f).read_bytes(), registry)}))
+        return 0
+    if a.cmd == "vectors":
+        results = check_vectors(a.directory)
+        print(json.dumps({"vectors": len(results), "failed": [r for r in results if not r["ok"]]}))
+        return 0 if all(r["ok"] for r in results) else 1
+    if a.cmd == "consume":
+        stop = threading.Event()
+        if a.seconds:
+            threading.Timer(a.seconds, stop.set).start()
+        def event(kind, detail):
+            print(json.dumps({"event": kind, "detail": detail}), flush=True)
+        try:
+            vmqtt.consume(a.url, a.prefix, _registry(a.registry), a.db, a.client_id, event, stop)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if a.cmd == "pull":
+        parts = vmqtt.pull(a.url, a.prefix, a.venue, a.gateway, _time_ms(a.from_), _time_ms(a.to), _registry(a.registry))
+        print(json.dumps([batch_to_json(b) for b in parts]))
+        return 0
+    if a.cmd == "status":
+        if a.retained:
+            print(json.dumps(vmqtt.retained_status(a.url, a.prefix, a.venue, a.gateway)))
+        else:
+            print(json.dumps(vmqtt.status(a.url, a.prefix, a.venue, a.gateway)))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (TimeoutError, RuntimeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(3)

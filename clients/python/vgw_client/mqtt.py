@@ -1,0 +1,219 @@
+"""The MQTT side: consume batches (store, then ack), pull a time range, read a gateway's status.
+
+paho-mqtt 1.6 (Debian's python3-paho-mqtt) speaking MQTT 5, as the protocol requires.
+"""
+import json
+import os
+import sqlite3
+import threading
+import time
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .wire import PROTOCOL_VERSION, Refused, WireFormatError, decode_batch, verify_batch
+
+
+def _connect(url, client_id, clean_start=True):
+    if not url.startswith("mqtt://"):
+        raise ValueError("broker url: only mqtt://host:port here (add TLS with client.tls_set for mqtts)")
+    host, _, port = url[len("mqtt://"):].partition(":")
+    # paho 2 (newer distributions) asks which callback signatures to use; 1.6 (Debian 12) has one
+    extra = {"callback_api_version": paho.CallbackAPIVersion.VERSION1} if hasattr(paho, "CallbackAPIVersion") else {}
+    client = paho.Client(client_id=client_id, protocol=paho.MQTTv5, **extra)
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p=None: connected.set()
+    props = Properties(PacketTypes.CONNECT)
+    if not clean_start:
+        props.SessionExpiryInterval = 7 * 86400  # keep our queue while we are away
+    client.connect(host, int(port or 1883), keepalive=30, clean_start=clean_start, properties=props)
+    client.loop_start()
+    if not connected.wait(10):
+        client.loop_stop()
+        raise TimeoutError(f"no connection to {url}")
+    return client
+
+
+def _topics(prefix, venue, gateway):
+    base = f"{prefix}/{venue}/{gateway}"
+    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req"}
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, gateway TEXT NOT NULL, venue TEXT NOT NULL,
+  life TEXT NOT NULL, seq INTEGER NOT NULL, created INTEGER NOT NULL, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS encounters (gateway TEXT NOT NULL, life TEXT NOT NULL, id INTEGER NOT NULL,
+  venue TEXT NOT NULL, protocol INTEGER NOT NULL, temp_id BLOB NOT NULL, metadata BLOB NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL,
+  rssi_min INTEGER NOT NULL, rssi_max INTEGER NOT NULL, rssi_mean_tenths INTEGER NOT NULL,
+  attenuation_s TEXT NOT NULL, clock_synced INTEGER NOT NULL, batch_id TEXT NOT NULL,
+  PRIMARY KEY (gateway, life, id));
+"""
+
+
+class Store:
+    """Encounters in SQLite, deduplicated on (gateway, life, id) and on the batch id."""
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")  # an ack must mean "on the disk"
+        self.db.executescript(SCHEMA)
+
+    def store(self, b):
+        """Stores a verified batch in one transaction; returns how many encounters were new."""
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?,?,?)",
+                            (b["id"], b["gateway"], b["venue"], b["life"], b["seq"], b["created"], len(b["encounters"])))
+            before = self.db.total_changes
+            self.db.executemany(
+                "INSERT OR IGNORE INTO encounters VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(b["gateway"], b["life"], e["id"], b["venue"], e["protocol"], e["tempId"], e["metadata"],
+                  e["firstSeen"], e["lastSeen"], e["count"], e["rssiMin"], e["rssiMax"], e["rssiMeanTenths"],
+                  json.dumps(e["attenuationS"]), int(e["clockSynced"]), b["id"]) for e in b["encounters"]])
+            return self.db.total_changes - before
+
+
+def consume(url, prefix, registry, db_path, client_id, on_event=lambda kind, detail: None, stop=None):
+    """Subscribes to every gateway's batches, stores the good ones and acks them after the commit.
+
+    Refused batches are not acknowledged: the gateway keeps them and sends them again.
+    Runs until `stop` (a threading.Event) is set.
+    """
+    store = Store(db_path)
+    client = _connect(url, client_id, clean_start=False)
+    filt = f"{prefix}/+/+/batch"
+    lock = threading.Lock()
+
+    def on_message(c, userdata, msg):
+        parts = msg.topic[len(prefix) + 1:].split("/")
+        with lock:
+            try:
+                b = decode_batch(msg.payload)
+                if b["kind"] != "batch":
+                    raise WireFormatError("kind", 'only "batch" belongs on a batch topic')
+                if [b["venue"], b["gateway"]] != parts[:2]:
+                    raise WireFormatError("gw", "batch names another gateway than its topic")
+                verify_batch(b, registry)
+            except (WireFormatError, Refused) as err:
+                on_event("refused", str(err))
+                return
+            new = store.store(b)
+            # The commit returned (synchronous = FULL): now the gateway may forget the batch.
+            ack = json.dumps({"v": PROTOCOL_VERSION, "acks": [b["id"]]})
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = "application/json"
+            c.publish(_topics(prefix, b["venue"], b["gateway"])["ack"], ack, qos=1, properties=props)
+            on_event("stored", {"batch": b["id"], "gateway": b["gateway"], "encounters": len(b["encounters"]), "new": new})
+
+    client.on_message = on_message
+    client.subscribe(filt, qos=1)
+    on_event("subscribed", filt)
+    try:
+        while stop is None or not stop.is_set():
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s):
+    """Sends one request; hands each reply to on_reply until it returns a result."""
+    client_id = f"vgw-py-{os.getpid()}-{time.monotonic_ns() % 1000000}"
+    client = _connect(url, client_id)
+    response_topic = f"{prefix}/replies/{client_id}"
+    correlation = os.urandom(16)
+    done = threading.Event()
+    result = {}
+
+    def on_message(c, userdata, msg):
+        props = getattr(msg, "properties", None)
+        if getattr(props, "CorrelationData", None) != correlation:
+            return  # a late reply to someone else's request
+        content_type = getattr(props, "ContentType", None)
+        if content_type == "application/json":
+            reply = json.loads(msg.payload)
+            if reply.get("ok") is False:
+                result["error"] = reply["error"]
+                done.set()
+                return
+        try:
+            value = on_reply(msg.payload, content_type)
+        except Exception as err:  # a bad part ends the request with its reason
+            result["error"] = str(err)
+            done.set()
+            return
+        if value is not None:
+            result["value"] = value
+            done.set()
+
+    client.on_message = on_message
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.subscribe(response_topic, qos=1)
+    subscribed.wait(5)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response_topic
+    props.CorrelationData = correlation
+    props.ContentType = "application/json"
+    client.publish(_topics(prefix, venue, gateway)["req"], json.dumps(body), qos=1, properties=props)
+    try:
+        if not done.wait(timeout_s):
+            raise TimeoutError(f"no complete answer from {venue}/{gateway} within {timeout_s} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result["value"]
+
+
+def pull(url, prefix, venue, gateway, from_ms, to_ms, registry=None, timeout_s=30):
+    """The encounters overlapping [from, to), as the decoded parts in part order.
+
+    Pull parts need no ack: they are copies of what the gateway holds, not its outbox.
+    """
+    parts = {}
+
+    def on_part(payload, content_type):
+        b = decode_batch(payload)
+        if b["kind"] != "pull":
+            raise WireFormatError("kind", 'expected "pull" parts')
+        if registry is not None:
+            verify_batch(b, registry)
+        parts[b["part"]] = b
+        last = [p for p in parts.values() if p["last"]]
+        # parts are consecutive from 0; the final one has last: true
+        if last and len(parts) == last[0]["part"] + 1:
+            return [parts[i] for i in range(len(parts))]
+        return None
+
+    return _ask(url, prefix, venue, gateway, {"v": PROTOCOL_VERSION, "op": "pull", "from": from_ms, "to": to_ms}, on_part, timeout_s)
+
+
+def status(url, prefix, venue, gateway, timeout_s=10):
+    """The gateway's status document, asked for over request/response."""
+    return _ask(url, prefix, venue, gateway, {"v": PROTOCOL_VERSION, "op": "status"}, lambda p, ct: json.loads(p), timeout_s)
+
+
+def retained_status(url, prefix, venue, gateway, timeout_s=10):
+    """The retained status (or Last Will) the broker holds for a gateway, online or not."""
+    client = _connect(url, f"vgw-py-status-{os.getpid()}")
+    got = {}
+    done = threading.Event()
+
+    def on_message(c, userdata, msg):
+        got["doc"] = json.loads(msg.payload)
+        got["contentType"] = getattr(getattr(msg, "properties", None), "ContentType", None)
+        done.set()
+
+    client.on_message = on_message
+    client.subscribe(_topics(prefix, venue, gateway)["status"], qos=1)
+    try:
+        if not done.wait(timeout_s):
+            raise TimeoutError("no retained status: the gateway never connected to this broker")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got

@@ -1,0 +1,133 @@
+// Conformance vectors (docs/vectors/): payloads captured from a live gateway and collector, the
+// JSON each decodes to, and bad variants of them with the refusal each must get. Written by
+// `make vectors` (test/protocol-spec.test.ts with VGW_WRITE_VECTORS=1); read by that test, by the
+// Python client and by any backend team's decoder.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { join } from 'node:path';
+import { batchToJson, cborDecode, cborEncode, contentHash, decodeBatch, signedBytes } from '../../daemon/uplink/index.js';
+import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../daemon/trust/index.js';
+
+export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'error-reply' | 'status';
+
+export interface Vector {
+  name: string;
+  type: VectorType;
+  description: string;
+  topic?: string;
+  contentType: string;
+  payload: string;
+  /** Good batches and parts: the JSON `vgw decode` prints, and the exact signed bytes in hex. */
+  expect?: string;
+  signedBytes?: string;
+  /** Bad batches: where the reference collector refuses it (decode: the field; verify: the code). */
+  refusal?: { stage: 'decode'; field: string } | { stage: 'verify'; code: 'not-registered' | 'wrong-venue' | 'unsigned' | 'bad-signature' };
+  /** Bad requests: the error the gateway answered. */
+  answer?: string;
+}
+
+export interface VectorIndex {
+  protocol: 2;
+  registry: string;
+  secrets: string;
+  vectors: Vector[];
+}
+
+export interface Captured {
+  topic: string;
+  payload: Buffer;
+  contentType?: string;
+}
+
+type CborMap = Record<string, unknown>;
+
+/** Re-encodes a batch map as the gateway would (uint64 for big integers). */
+function encodeMap(m: CborMap): Buffer {
+  const out: CborMap = {};
+  for (const [k, v] of Object.entries(m)) out[k] = typeof v === 'number' && v >= 2 ** 32 ? BigInt(v) : v;
+  return Buffer.from(cborEncode(out));
+}
+
+function resign(m: CborMap, secrets: Secrets): CborMap {
+  const b = { kind: m.kind, id: m.id, gateway: m.gw, venue: m.venue, life: m.life, seq: m.seq, createdAt: m.created, part: m.part, last: m.last } as Parameters<typeof signedBytes>[0];
+  return { ...m, sig: signBytes(signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')), signedBytes(b, m.hash as Buffer)) };
+}
+
+/** Replaces enc (and its hash) by `columns`, re-signed: only the column fault remains. */
+function withColumns(m: CborMap, columns: unknown[], secrets: Secrets): CborMap {
+  const enc = deflateRawSync(cborEncode(columns), { level: 9 });
+  return resign({ ...m, enc, hash: contentHash(enc) }, secrets);
+}
+
+export function writeVectors(dir: string, o: {
+  batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string }>;
+  statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets;
+}): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'good'), { recursive: true });
+  mkdirSync(join(dir, 'bad'), { recursive: true });
+  writeFileSync(join(dir, 'registry.json'), JSON.stringify(o.records, null, 2) + '\n');
+  writeFileSync(join(dir, 'gateway-secrets.json'), JSON.stringify({ ...o.secrets, note: 'TEST KEY of the conformance vectors only: never provision a unit with it' }, null, 2) + '\n');
+  const vectors: Vector[] = [];
+  const good = (name: string, type: VectorType, c: Captured, description: string) => {
+    const ext = c.contentType === 'application/cbor' ? 'cbor' : 'json';
+    writeFileSync(join(dir, 'good', `${name}.${ext}`), c.payload);
+    const v: Vector = { name, type, description, topic: c.topic, contentType: c.contentType ?? '', payload: `good/${name}.${ext}` };
+    if (type === 'batch' || type === 'pull-part') {
+      const b = decodeBatch(c.payload);
+      writeFileSync(join(dir, 'good', `${name}.expected.json`), JSON.stringify(batchToJson(b), null, 2) + '\n');
+      v.expect = `good/${name}.expected.json`;
+      v.signedBytes = signedBytes(b, b.hash).toString('hex');
+    }
+    vectors.push(v);
+  };
+  o.batches.forEach((c, i) => good(`batch-${i + 1}`, 'batch', c, `outbox batch seq ${decodeBatch(c.payload).seq}, ${decodeBatch(c.payload).encounters.length} encounters`));
+  o.pullParts.forEach((c, i) => {
+    const b = decodeBatch(c.payload);
+    good(`pull-part-${i + 1}`, 'pull-part', c, `pull part ${b.part}${b.last ? ' (last)' : ''}, ${b.encounters.length} encounters${b.encounters.length === 0 ? ': an empty range (B = 0)' : ''}`);
+  });
+  o.acks.forEach((c, i) => good(`ack-${i + 1}`, 'ack', c, "the reference collector's ack"));
+  o.requests.forEach((c, i) => good(`request-${i + 1}`, 'request', c, `a request: ${c.payload.toString()}`));
+  o.statuses.forEach((c) => good(c.name, 'status', c, c.description));
+  o.errorReplies.forEach((c, i) => {
+    good(`error-reply-${i + 1}`, 'error-reply', c, `the gateway's answer to ${c.request}`);
+    writeFileSync(join(dir, 'bad', `request-${i + 1}.json`), c.request);
+    vectors.push({ name: `bad-request-${i + 1}`, type: 'request', description: 'a bad request; `answer` is what the gateway replied', contentType: 'application/json', payload: `bad/request-${i + 1}.json`, answer: JSON.parse(c.payload.toString()).error });
+  });
+
+  const base = cborDecode(o.batches[0].payload) as CborMap;
+  const pullBase = cborDecode(o.pullParts[0].payload) as CborMap;
+  const columns = cborDecode(inflateRawSync(base.enc as Buffer)) as unknown[];
+  const bad = (name: string, description: string, payload: Buffer, refusal: Vector['refusal']) => {
+    writeFileSync(join(dir, 'bad', `${name}.cbor`), payload);
+    vectors.push({ name, type: 'batch', description, contentType: 'application/cbor', payload: `bad/${name}.cbor`, refusal });
+  };
+  const flipped = Buffer.from(base.enc as Buffer);
+  flipped[Math.floor(flipped.length / 2)] ^= 0x01;
+  const sig = Buffer.from(base.sig as Buffer);
+  sig[10] ^= 0x80;
+  const { sig: _unsigned, ...unsigned } = base;
+  const { last: _last, ...noLast } = pullBase;
+  bad('protocol-1', 'v: 1, the retired format (its signature depended on CBOR re-encoding)', encodeMap({ ...base, v: 1 }), { stage: 'decode', field: 'v' });
+  bad('hash-mismatch', 'one bit of enc flipped: the hash no longer matches', encodeMap({ ...base, enc: flipped }), { stage: 'decode', field: 'hash' });
+  bad('truncated', 'the payload cut short', o.batches[0].payload.subarray(0, o.batches[0].payload.length - 20), { stage: 'decode', field: 'payload' });
+  bad('part-on-outbox-batch', 'an outbox batch carrying part (re-signed)', encodeMap(resign({ ...base, part: 0 }, o.secrets)), { stage: 'decode', field: 'part' });
+  bad('pull-part-without-last', 'a pull part without last (re-signed)', encodeMap(resign(noLast, o.secrets)), { stage: 'decode', field: 'last' });
+  bad('eleven-columns', 'enc holds 11 columns (hash and signature fixed up)', encodeMap(withColumns(base, columns.slice(0, 11), o.secrets)), { stage: 'decode', field: 'enc' });
+  const protocols = Buffer.from(columns[1] as Buffer);
+  protocols[0] = 9;
+  bad('unknown-protocol', 'an encounter of protocol 9, which version 2 does not define (hash and signature fixed up)', encodeMap(withColumns(base, [columns[0], protocols, ...columns.slice(2)], o.secrets)), { stage: 'decode', field: 'enc.protocols' });
+  bad('forged-signature', 'one bit of sig flipped', encodeMap({ ...base, sig }), { stage: 'verify', code: 'bad-signature' });
+  bad('altered-seq', 'seq changed after signing: every header field is signed', encodeMap({ ...base, seq: (base.seq as number) + 1 }), { stage: 'verify', code: 'bad-signature' });
+  bad('altered-created', 'created changed by 1 ms after signing', encodeMap({ ...base, created: (base.created as number) + 1 }), { stage: 'verify', code: 'bad-signature' });
+  bad('unsigned', 'no sig', encodeMap(unsigned), { stage: 'verify', code: 'unsigned' });
+  bad('unregistered-gateway', 'a gateway id the registry lacks (signed by the test key)', encodeMap(resign({ ...base, gw: 'gw-unknown' }, o.secrets)), { stage: 'verify', code: 'not-registered' });
+  bad('wrong-venue', 'the registered gateway at another venue (signed by its key)', encodeMap(resign({ ...base, venue: 'elsewhere-01' }, o.secrets)), { stage: 'verify', code: 'wrong-venue' });
+
+  const index: VectorIndex = { protocol: 2, registry: 'registry.json', secrets: 'gateway-secrets.json', vectors };
+  writeFileSync(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+}
+
+export function readVectors(dir: string): VectorIndex {
+  return JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as VectorIndex;
+}

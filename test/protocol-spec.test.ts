@@ -1,0 +1,400 @@
+// The protocol as a contract (issue 10): every payload a live gateway and the reference collector
+// exchange is checked against docs/protocol.cddl; a second-language client (clients/python, with
+// Debian's python3-cbor2, -paho-mqtt and -cryptography) decodes, verifies, pulls, reads status
+// and acks against them and must agree with `vgw decode` and the collector field by field; the
+// conformance vectors in docs/vectors must decode (or be refused) as they say, in both languages.
+import Database from 'better-sqlite3';
+import { decode as cborDecode } from 'cbor-x';
+import mqtt from 'mqtt';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ulid } from 'ulid';
+import { LocalBroker } from '../cli/local-broker.js';
+import { GatewayRegistry, verifyBatch, type Collector } from '../collector/index.js';
+import { pull } from '../collector/pull.js';
+import { batchToJson, cborEncode, decodeBatch, encodeBatch, gatewayTopics, signedBytes } from '../daemon/uplink/index.js';
+import { decodeTyped, typedFromJson, type Typed } from './harness/cbor-typed.js';
+import { CddlSchema } from './harness/cddl.js';
+import { startCollector, testBroker } from './harness/collector.js';
+import type { RegistrationRecord } from '../daemon/trust/index.js';
+import { provisionTestGateway, type TestIdentity } from './harness/identity.js';
+import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from './harness/processes.js';
+import { tempDir } from './harness/tmp.js';
+import { readVectors, writeVectors, type Captured } from './harness/vectors.js';
+
+const ROOT = resolve(__dirname, '..');
+const VECTORS = join(ROOT, 'docs/vectors');
+const schema = new CddlSchema(join(ROOT, 'docs/protocol.cddl'));
+// Debian's interpreter: the one that sees python3-cbor2 and friends (another python3 may be first on PATH)
+const PYTHON = '/usr/bin/python3';
+const havePython = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import cbor2, paho.mqtt, cryptography']).status === 0;
+
+function python(args: string[]): { status: number | null; out: string; err: string } {
+  const r = spawnSync(PYTHON, ['-m', 'vgw_client', ...args], { cwd: join(ROOT, 'clients/python'), encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Problems of a CBOR batch or pull part: the map, then the 12 columns its enc inflates to. */
+function batchProblems(payload: Buffer): string[] {
+  const typed = decodeTyped(payload);
+  const errs = schema.validate('batch-message', typed);
+  if (errs.length > 0) return errs;
+  const enc = (typed as Extract<Typed, { t: 'map' }>).v.find(([k]) => k.t === 'tstr' && k.v === 'enc')![1] as Extract<Typed, { t: 'bstr' }>;
+  return schema.validate('columns', decodeTyped(inflateRawSync(enc.v)));
+}
+
+const jsonProblems = (rule: string, payload: Buffer | string) => schema.validate(rule, typedFromJson(JSON.parse(payload.toString())));
+
+describe('the CDDL checker itself', () => {
+  const header = { kind: 'batch' as const, id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 1, createdAt: 1_795_000_000_000 };
+  const good = encodeBatch(header, [], () => Buffer.alloc(64, 1));
+
+  it('passes a batch the encoder wrote and catches each departure from the spec', () => {
+    expect(batchProblems(good)).toEqual([]);
+    const m = cborDecode(good) as Record<string, unknown>;
+    const again = (over: Record<string, unknown>) => Buffer.from(cborEncode({ ...m, created: BigInt(m.created as number), ...over }));
+    expect(batchProblems(again({}))).toEqual([]);
+    // protocol 1's flaw: created as a float64
+    expect(batchProblems(Buffer.from(cborEncode({ ...m, created: 1_795_000_000_000.5 })))).toEqual([expect.stringMatching(/created: expected uint, got float/)]);
+    expect(batchProblems(again({ extra: 1 }))).toEqual(['batch-message: unexpected key "extra"']);
+    expect(batchProblems(again({ part: 0 })).join()).toMatch(/unexpected key "part"/);
+    expect(batchProblems(again({ hash: Buffer.alloc(31) })).join()).toMatch(/hash: size 31/);
+    expect(batchProblems(again({ gw: 'a/b' })).join()).toMatch(/gw: "a\/b" does not match/);
+    expect(batchProblems(again({ v: 1 })).join()).toMatch(/v: expected 2, got uint 1/);
+    // an integer not in its shortest form (seq 1 in two bytes)
+    const long = Buffer.from(again({}));
+    const at = long.indexOf(Buffer.from('63736571', 'hex')) + 4; // "seq"
+    expect(() => decodeTyped(Buffer.concat([long.subarray(0, at), Buffer.from([0x19, 0, 1]), long.subarray(at + 1)]))).toThrow(/not the shortest form/);
+  });
+
+  it('checks JSON messages, nested maps and choices, and names the path', () => {
+    expect(jsonProblems('ack', JSON.stringify({ v: 2, acks: [ulid()] }))).toEqual([]);
+    expect(jsonProblems('ack', JSON.stringify({ v: 2, acks: [] }))).toEqual(['ack.acks: expected at least 1, found 0']);
+    expect(jsonProblems('request', '{"v":2,"op":"pull","from":"2026-11-22T00:00:00Z","to":1795000000000}')).toEqual([]);
+    expect(jsonProblems('request', '{"v":2,"op":"pull","from":1.5,"to":2}').join()).toMatch(/from/);
+    expect(jsonProblems('registration', JSON.stringify({ v: 1, gateway: 'g', venue: 'v', signingKey: 'ab'.repeat(32) }))).toEqual([]);
+    expect(jsonProblems('registration', JSON.stringify({ v: 1, gateway: 'g', venue: 'v', signingKey: 'ab'.repeat(32), beacon: { exponent: 10, epoch: 0, identityKey: 'cd'.repeat(16) } }))).toEqual([]);
+    expect(jsonProblems('registration', JSON.stringify({ v: 1, gateway: 'g', venue: 'v', signingKey: 'ab'.repeat(32), beacon: { exponent: 10, epoch: 0 } })).join()).toMatch(/beacon/);
+  });
+});
+
+describe('protocol 2 between a live gateway, the reference collector and the Python client', () => {
+  const dir = tempDir('vgw-spec-');
+  const prefix = 'spec/v2';
+  let broker: LocalBroker;
+  let identity: TestIdentity;
+  let collector: Collector;
+  let gateway: Spawned;
+  let tap: mqtt.MqttClient;
+  const captured: Array<Captured & { correlation?: string }> = [];
+  const errorReplies: Array<Captured & { request: string }> = [];
+  const requests: Captured[] = [];
+  const gwDb = join(dir, 'gw.db');
+  const registryFile = join(dir, 'registry.json');
+  const topics = gatewayTopics(prefix, 'mall-01', 'gw-spec');
+  const of = (suffix: string) => captured.filter((c) => c.topic.endsWith(suffix));
+  /** Replies to the request with this correlation data (the tap also hears the requests). */
+  const answers = (corr: string) => captured.filter((c) => c.topic.includes('/replies/') && c.correlation === corr);
+
+  beforeAll(async () => {
+    broker = await LocalBroker.start(join(dir, 'broker'));
+    identity = provisionTestGateway(dir, 'gw-spec', 'mall-01');
+    writeJson(registryFile, [identity.record]);
+    tap = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'tap' });
+    tap.on('message', (topic, payload, packet) => {
+      const corr = packet.properties?.correlationData;
+      captured.push({ topic, payload: Buffer.from(payload), contentType: packet.properties?.contentType, correlation: corr ? Buffer.from(corr).toString() : undefined });
+    });
+    await tap.subscribeAsync(`${prefix}/#`, { qos: 1 });
+    collector = await startCollector(broker.url, 'collector-spec', prefix, join(dir, 'collector.db'), [identity.record]);
+    gateway = spawnVgw(['run', '-c', writeJson(join(dir, 'gw.json'), {
+      gateway: { id: 'gw-spec', venue: 'mall-01' },
+      secretsFile: identity.secretsFile,
+      broker: { url: broker.url, reconnectS: 0.5 },
+      topicPrefix: prefix,
+      radio: { simulated: { seed: 77, phones: 80, arrivalsPerMinute: 60, minDwellS: 20, maxDwellS: 120, speed: 40, anchor: Date.now() + 1500 } },
+      clock: { syncCheck: 'assume-synced' },
+      store: { path: gwDb, checkpointS: 0.25 },
+      uplink: { batchMaxEncounters: 8, batchMaxAgeS: 1, statusIntervalS: 1 },
+    })]);
+    await waitFor('five acknowledged batches', () => collector.counters.batches_stored >= 5 && of('/ack').length >= 5, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}; collector ${JSON.stringify(collector.counters)}; captured ${captured.length}; gateway said:\n${gateway.output().slice(-3000)}`);
+    });
+  }, 90_000);
+  afterAll(async () => {
+    if (gateway) await stopGracefully(gateway);
+    await collector?.stop();
+    await tap?.endAsync();
+    await broker?.stop();
+  });
+
+  async function request(body: string, corr: string): Promise<void> {
+    const responseTopic = `${prefix}/replies/tap`;
+    requests.push({ topic: topics.request, payload: Buffer.from(body), contentType: 'application/json' });
+    await tap.publishAsync(topics.request, body, { qos: 1, properties: { responseTopic, correlationData: Buffer.from(corr), contentType: 'application/json' } });
+  }
+
+  it('the Python client pulls and reads status from the live gateway, as vgw pull does', async () => {
+    if (!havePython) return expect.fail(`${PYTHON} with python3-cbor2, python3-paho-mqtt and python3-cryptography is needed (.ci/run installs them)`);
+    const to = Date.now() + 3_600_000;
+    const py = python(['pull', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--from', '0', '--to', String(to), '--registry', registryFile]);
+    expect(py.err).toBe('');
+    expect(py.status).toBe(0);
+    const pyParts = JSON.parse(py.out) as Array<Record<string, unknown> & { encounters: Array<Record<string, unknown>> }>;
+    const tsParts = await pull({ broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000 });
+    const registry = new GatewayRegistry(undefined, [identity.record]);
+    for (const p of tsParts) expect(verifyBatch(p, registry).ok).toBe(true);
+    // the same encounters, field by field (the parts' ids and times differ: two answers)
+    const strip = (p: { encounters: unknown[] }) => p.encounters;
+    expect(pyParts.flatMap(strip).length).toBeGreaterThan(5);
+    expect(pyParts.flatMap(strip)).toEqual(tsParts.map((p) => batchToJson(p) as { encounters: unknown[] }).flatMap(strip));
+    expect(pyParts.at(-1)!.last).toBe(true);
+
+    // Pull parts need no ack; one sent anyway is counted as unknown and changes nothing.
+    await tap.publishAsync(topics.ack, JSON.stringify({ v: 2, acks: [pyParts[0].id] }), { qos: 1, properties: { contentType: 'application/json' } });
+    await sleep(500);
+    const status = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']);
+    expect(status.status).toBe(0);
+    const doc = JSON.parse(status.out) as { state: string; counters: { store: { encounters_stored: number; acks_unknown: number } } };
+    expect(doc.state).toBe('online');
+    expect(doc.counters.store.encounters_stored).toBeGreaterThan(0);
+    expect(doc.counters.store.acks_unknown).toBe(1);
+    expect(jsonProblems('status', status.out)).toEqual([]);
+    const retained = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']).out) as { doc: { state: string }; contentType: string };
+    expect(retained).toMatchObject({ doc: { state: 'online' }, contentType: 'application/json' });
+  });
+
+  it('every payload the gateway and the collector exchange conforms to docs/protocol.cddl, with its content type', async () => {
+    if (!havePython) return expect.fail(`${PYTHON} with the Debian packages is needed`);
+    await request(JSON.stringify({ v: 2, op: 'pull', from: 0, to: Date.now() + 3_600_000 }), 'pull-all');
+    await request(JSON.stringify({ v: 2, op: 'pull', from: 1000, to: 2000 }), 'pull-empty');
+    await request(JSON.stringify({ v: 2, op: 'status' }), 'status');
+    for (const [i, bad] of ['{"v":1,"op":"status"}', '{"v":2,"op":"pull","from":10,"to":5}', '{"v":2,"op":"pull","from":"noon","to":5}', '{"v":2,"op":"reboot"}'].entries()) {
+      await request(bad, `bad-${i}`);
+    }
+    await waitFor('the answers', () => [0, 1, 2, 3].every((i) => answers(`bad-${i}`).length === 1) && answers('pull-empty').length === 1 && answers('status').length === 1, 20_000);
+    for (const [i, bad] of ['{"v":1,"op":"status"}', '{"v":2,"op":"pull","from":10,"to":5}', '{"v":2,"op":"pull","from":"noon","to":5}', '{"v":2,"op":"reboot"}'].entries()) {
+      errorReplies.push({ ...answers(`bad-${i}`)[0], request: bad });
+    }
+    expect(errorReplies.map((r) => JSON.parse(r.payload.toString()).error)).toEqual([
+      'v: must be 2 (protocol version 2, docs/protocol.md)', 'to: must be after from', expect.stringMatching(/^from: /), expect.stringMatching(/^op: /),
+    ]);
+    // a clean stop: the "stopped" status; then a unit with an unsynchronised clock, killed: its Will
+    expect(await stopGracefully(gateway)).toBe(0);
+    await waitFor('the stopped status', () => of('/gw-spec/status').some((c) => c.payload.includes('"stopped"')), 10_000);
+    const unsynced = provisionTestGateway(dir, 'gw-unsynced', 'mall-01');
+    writeJson(registryFile, [identity.record, unsynced.record]);
+    const b = spawnVgw(['run', '-c', writeJson(join(dir, 'gw-unsynced.json'), {
+      gateway: { id: 'gw-unsynced', venue: 'mall-01' }, secretsFile: unsynced.secretsFile, broker: { url: broker.url }, topicPrefix: prefix,
+      radio: { simulated: { seed: 5, phones: 4, arrivalsPerMinute: 60, minDwellS: 10, maxDwellS: 30, speed: 40, anchor: Date.now() + 1000 } },
+      clock: { syncCheck: 'assume-unsynced' },
+      store: { path: join(dir, 'gw-unsynced.db'), checkpointS: 0.25 }, uplink: { batchMaxEncounters: 4, batchMaxAgeS: 1 },
+    })]);
+    await waitFor('a batch of the unsynchronised unit', () => of('/gw-unsynced/batch').length > 0, 30_000);
+    b.proc.kill('SIGKILL');
+    await waitFor('its Last Will', () => of('/gw-unsynced/status').some((c) => c.payload.includes('connection lost')), 10_000);
+    const will = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-unsynced']).out) as { doc: Record<string, unknown>; contentType: string };
+    expect(will).toMatchObject({ doc: { state: 'offline', reason: 'connection lost' }, contentType: 'application/json' });
+    expect(will.doc.at).toBeUndefined();
+    // Item 8: with the clock unsynchronised, the simulated radio's encounters carry flag bit 0.
+    const flagged = decodeBatch(of('/gw-unsynced/batch')[0].payload).encounters;
+    expect(flagged.length).toBeGreaterThan(0);
+    expect(flagged.every((e) => !e.clockSynced)).toBe(true);
+
+    const kinds = new Map<string, number>();
+    const count = (k: string) => kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    for (const c of captured) {
+      const where = `${c.topic} (${c.correlation ?? 'no correlation'})`;
+      if (c.topic.endsWith('/batch') || (c.topic.includes('/replies/') && c.contentType === 'application/cbor')) {
+        expect(c.contentType, where).toBe('application/cbor');
+        expect(batchProblems(c.payload), where).toEqual([]);
+        count(c.topic.endsWith('/batch') ? 'batch' : 'pull-part');
+      } else if (c.topic.endsWith('/ack')) {
+        expect(c.contentType, where).toBe('application/json');
+        expect(jsonProblems('ack', c.payload), where).toEqual([]);
+        count('ack');
+      } else if (c.topic.endsWith('/status')) {
+        expect(c.contentType, where).toBe('application/json');
+        expect(jsonProblems('status', c.payload), where).toEqual([]);
+        count(`status ${JSON.parse(c.payload.toString()).reason ?? 'online'}`);
+      } else if (c.topic.endsWith('/req')) {
+        if (!c.payload.includes('"v":1') && !c.payload.includes('reboot') && !c.payload.includes('noon') && !c.payload.includes('"to":5')) expect(jsonProblems('request', c.payload), where).toEqual([]);
+        count('request');
+      } else if (c.topic.includes('/replies/')) {
+        expect(c.contentType, where).toBe('application/json');
+        const doc = JSON.parse(c.payload.toString()) as { ok?: boolean };
+        expect(jsonProblems(doc.ok === false ? 'error-reply' : 'status', c.payload), where).toEqual([]);
+        count(doc.ok === false ? 'error-reply' : 'status reply');
+      } else {
+        throw new Error(`unexpected topic ${c.topic}`);
+      }
+    }
+    expect(Object.fromEntries(kinds)).toMatchObject({ 'status stopped': 1, 'status connection lost': 1, 'error-reply': 4 });
+    for (const k of ['batch', 'pull-part', 'ack', 'status online', 'status reply', 'request']) expect(kinds.get(k), k).toBeGreaterThan(0);
+    // the empty pull part: n = 0 and B = 0, as the document says
+    const empty = answers('pull-empty')[0];
+    expect(decodeBatch(empty.payload)).toMatchObject({ part: 0, last: true, encounters: [] });
+    expect((cborDecode(inflateRawSync((cborDecode(empty.payload) as { enc: Buffer }).enc)) as unknown[])[9]).toBe(0);
+    // the registration records the collector read
+    expect(jsonProblems('registry', readFileSync(registryFile))).toEqual([]);
+  });
+
+  it('the Python client decodes and verifies every batch as vgw decode does, and as the collector stored it', () => {
+    if (!havePython) return expect.fail(`${PYTHON} with the Debian packages is needed`);
+    const files = of('/batch').map((c, i) => {
+      const f = join(dir, `captured-${i}.cbor`);
+      writeFileSync(f, c.payload);
+      return f;
+    });
+    const py = python(['decode', '--registry', registryFile, ...files]);
+    expect(py.status).toBe(0);
+    const verdicts = py.out.trim().split('\n').map((l) => JSON.parse(l) as { file: string; batch?: Record<string, unknown> & { encounters: Array<Record<string, unknown>> }; signedBytes?: string; refused?: string });
+    expect(verdicts).toHaveLength(files.length);
+    const rows = new Database(join(dir, 'collector.db'), { readonly: true });
+    let encounters = 0;
+    for (const v of verdicts) {
+      expect(v.refused, v.file).toBeUndefined();
+      const cli = runVgw(['decode', v.file]);
+      expect(cli.status).toBe(0);
+      expect(v.batch).toEqual(JSON.parse(cli.stdout));
+      const b = decodeBatch(readFileSync(v.file));
+      expect(v.signedBytes).toBe(signedBytes(b, b.hash).toString('hex'));
+      if (b.gateway !== 'gw-spec') continue;
+      for (const e of v.batch!.encounters) {
+        const r = rows.prepare('SELECT * FROM encounters WHERE gateway = ? AND life = ? AND id = ?').get(b.gateway, b.life, e.id) as Record<string, unknown>;
+        expect(r, `encounter ${String(e.id)}`).toBeDefined();
+        expect({
+          tempId: (r.temp_id as Buffer).toString('hex'), metadata: (r.metadata as Buffer).toString('hex'),
+          firstSeen: new Date(r.first_seen as number).toISOString(), lastSeen: new Date(r.last_seen as number).toISOString(),
+          count: r.count, rssiMin: r.rssi_min, rssiMax: r.rssi_max, rssiMean: r.rssi_mean,
+          attenuationS: JSON.parse(r.attenuation_s as string), clockSynced: r.clock_synced === 1,
+        }).toEqual({ ...e, id: undefined, protocol: undefined });
+        encounters++;
+      }
+    }
+    rows.close();
+    expect(encounters).toBeGreaterThan(20);
+  });
+
+  it('vgw export gives one duration and one mean for an encounter, from the gateway database or the collector', () => {
+    const at = (db: string) => {
+      const r = runVgw(['export', '--db', db, '--from', '0', '--to', String(Date.now() + 86_400_000)]);
+      expect(r.status, r.stderr).toBe(0);
+      return new Map((JSON.parse(r.stdout) as Array<Record<string, unknown>>).map((e) => [e.tempId as string, e]));
+    };
+    const gw = at(gwDb);
+    const col = at(join(dir, 'collector.db'));
+    expect(col.size).toBeGreaterThan(20);
+    for (const [tempId, e] of col) expect({ ...gw.get(tempId), venue: e.venue, gateway: e.gateway }).toEqual(e);
+  });
+
+  it('the Python client consumes batches, stores them and acks after its commit: the gateway outbox empties', async () => {
+    if (!havePython) return expect.fail(`${PYTHON} with the Debian packages is needed`);
+    const pyPrefix = 'py/v2';
+    const unit = provisionTestGateway(dir, 'gw-py', 'market-02');
+    const registry = writeJson(join(dir, 'py-registry.json'), [unit.record]);
+    const pyDb = join(dir, 'py.db');
+    const consumer = spawn(PYTHON, ['-m', 'vgw_client', 'consume', '--url', broker.url, '--prefix', pyPrefix, '--registry', registry, '--db', pyDb, '--client-id', 'py-consumer'], { cwd: join(ROOT, 'clients/python'), stdio: ['ignore', 'pipe', 'pipe'] });
+    let events = '';
+    consumer.stdout.on('data', (d: Buffer) => (events += d.toString()));
+    consumer.stderr.on('data', (d: Buffer) => (events += d.toString()));
+    try {
+      await waitFor('the consumer subscribed', () => events.includes('"subscribed"'), 15_000);
+      const db = join(dir, 'gw-py.db');
+      const unitProc = spawnVgw(['run', '-c', writeJson(join(dir, 'gw-py.json'), {
+        gateway: { id: 'gw-py', venue: 'market-02' }, secretsFile: unit.secretsFile, broker: { url: broker.url }, topicPrefix: pyPrefix,
+        radio: { simulated: { seed: 9, phones: 30, arrivalsPerMinute: 60, minDwellS: 10, maxDwellS: 40, speed: 40, anchor: Date.now() + 1000 } },
+        clock: { syncCheck: 'assume-synced' },
+        store: { path: db, checkpointS: 0.25 }, uplink: { batchMaxEncounters: 8, batchMaxAgeS: 1, resendInitialS: 1 },
+      })]);
+      await sleep(8000);
+      expect(await stopGracefully(unitProc)).toBe(0);
+      const gw = new Database(db, { readonly: true });
+      const pending = gw.prepare('SELECT count(*) FROM batches WHERE acked_at IS NULL').pluck().get() as number;
+      const stored = gw.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+      gw.close();
+      expect(stored).toBeGreaterThan(5);
+      expect(pending).toBe(0); // every batch acknowledged by the Python consumer
+      const py = new Database(pyDb, { readonly: true });
+      expect(py.prepare('SELECT count(*) FROM encounters').pluck().get()).toBe(stored);
+      py.close();
+      expect(events).not.toContain('"refused"');
+    } finally {
+      consumer.kill('SIGTERM');
+    }
+  });
+
+  it('the collector refuses a protocol 1 batch by name and does not acknowledge it', async () => {
+    const before = { ...collector.counters };
+    const acksBefore = of('/ack').length;
+    await tap.publishAsync(topics.batch, readFileSync(join(VECTORS, 'bad/protocol-1.cbor')), { qos: 1 });
+    await waitFor('the refusal', () => collector.counters.batches_rejected === before.batches_rejected + 1, 10_000);
+    await sleep(300);
+    expect(collector.counters.batches_stored).toBe(before.batches_stored);
+    expect(of('/ack').length).toBe(acksBefore);
+    expect(() => decodeBatch(readFileSync(join(VECTORS, 'bad/protocol-1.cbor')))).toThrow(/^v: protocol version 1 is retired/);
+  });
+
+  it('writes the conformance vectors when asked (make vectors)', () => {
+    if (!process.env.VGW_WRITE_VECTORS) return;
+    const [status, stopped, will] = ['"online"', '"stopped"', 'connection lost'].map((s) => [...of('/status')].reverse().find((c) => c.payload.includes(s))!);
+    writeVectors(VECTORS, {
+      batches: of('/gw-spec/batch').slice(0, 3).concat(of('/gw-unsynced/batch').slice(0, 1)),
+      // the first two parts of a full answer, its last, and the one part of an empty range
+      pullParts: [...answers('pull-all').slice(0, 2), answers('pull-all').at(-1)!, ...answers('pull-empty')],
+      acks: of('/ack').slice(0, 1),
+      requests: requests.filter((r) => !r.payload.includes('"v":1') && !r.payload.includes('reboot') && !r.payload.includes('noon') && !r.payload.includes('"to":5')),
+      errorReplies,
+      statuses: [
+        { ...status, name: 'status-online', description: 'the retained status of a running gateway (simulated radio, beacon off)' },
+        { ...answers('status')[0], name: 'status-reply', description: 'the answer to {"v":2,"op":"status"}' },
+        { ...stopped, name: 'status-stopped', description: 'the retained status after a clean stop' },
+        { ...will, name: 'status-will', description: 'the Last Will, published by the broker when the connection was lost (no at)' },
+      ],
+      records: JSON.parse(readFileSync(registryFile, 'utf8')) as RegistrationRecord[],
+      secrets: identity.secrets,
+    });
+  });
+});
+
+describe('conformance vectors (docs/vectors)', () => {
+  it('each good batch decodes to its expected JSON and verifies; each bad one is refused where it says', () => {
+    const index = readVectors(VECTORS);
+    const registry = new GatewayRegistry(join(VECTORS, index.registry));
+    expect(index.vectors.length).toBeGreaterThan(20);
+    for (const v of index.vectors) {
+      const payload = readFileSync(join(VECTORS, v.payload));
+      if (v.type === 'batch' || v.type === 'pull-part') {
+        if (v.expect) {
+          const b = decodeBatch(payload);
+          expect(batchToJson(b), v.name).toEqual(JSON.parse(readFileSync(join(VECTORS, v.expect), 'utf8')));
+          expect(signedBytes(b, b.hash).toString('hex'), v.name).toBe(v.signedBytes);
+          expect(verifyBatch(b, registry).ok, v.name).toBe(true);
+          expect(batchProblems(payload), v.name).toEqual([]);
+        } else if (v.refusal!.stage === 'decode') {
+          expect(() => decodeBatch(payload), v.name).toThrow(new RegExp(`^${v.refusal!.field.replace('.', '\\.')}: `));
+        } else {
+          const verdict = verifyBatch(decodeBatch(payload), registry);
+          const reasons = { 'not-registered': /is not registered/, 'wrong-venue': /is registered at venue/, unsigned: /^unsigned batch/, 'bad-signature': /^signature does not verify/ };
+          expect(verdict.ok, v.name).toBe(false);
+          expect(!verdict.ok && verdict.reason, v.name).toMatch(reasons[v.refusal!.code]);
+        }
+      } else if (!v.answer) {
+        const rule = v.type === 'status' ? 'status' : v.type;
+        expect(jsonProblems(rule, payload), v.name).toEqual([]);
+      }
+    }
+    expect(jsonProblems('registry', readFileSync(join(VECTORS, index.registry)))).toEqual([]);
+  });
+
+  it('the Python client agrees on every vector', () => {
+    if (!havePython) return expect.fail(`${PYTHON} with the Debian packages is needed`);
+    const r = python(['vectors', VECTORS]);
+    expect(r.err).toBe('');
+    expect(JSON.parse(r.out)).toEqual({ vectors: readVectors(VECTORS).vectors.length, failed: [] });
+    expect(r.status).toBe(0);
+  });
+});
