@@ -3,6 +3,7 @@
 // ground truth and the gateway's own database: nothing committed lost, nothing doubled, the
 // database intact at every kill.
 import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { LocalBroker } from '../../cli/local-broker.js';
@@ -70,9 +71,23 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   let collector: Spawned = spawnVgw(['collect', '-c', collectorConfig]);
   await sleep(1000);
   let collectorKills = 0;
+  const livesSoFar = () => {
+    if (!existsSync(gatewayDb)) return 0;
+    const db = new Database(gatewayDb, { readonly: true });
+    try {
+      return db.prepare('SELECT count(*) FROM lives').pluck().get() as number;
+    } catch {
+      return 0; // not created yet
+    } finally {
+      db.close();
+    }
+  };
   for (let k = 0; k < o.kills; k++) {
     const daemon = spawnVgw(['run', '-c', config]);
-    await sleep(random(700, 2200));
+    // The kills fall in ingest and flush: each after its life has started (on a loaded machine
+    // Node alone can take most of a second to start, and a kill before the store opens makes no life).
+    await waitFor(`life ${k + 1} started`, () => livesSoFar() > k, 30_000);
+    await sleep(random(200, 1700));
     daemon.proc.kill('SIGKILL');
     await daemon.exited();
     const db = new Database(gatewayDb, { readonly: true });
