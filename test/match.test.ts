@@ -8,7 +8,7 @@ import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdent
 import { Crowd, CrowdOptions, phone, rotationAt } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
 import { runVgw, writeJson } from './harness/processes.js';
-import { hasReference, REFERENCE_DIR } from './harness/reference.js';
+import { FIXTURES_DIR } from './harness/reference.js';
 import { tempDir } from './harness/tmp.js';
 
 const dir = tempDir('vgw-match-');
@@ -75,11 +75,11 @@ describe('vgw match', () => {
     expect(nodb.stderr).toMatch(/--db: .* is not a venue-gateway database/);
   });
 
-  it.skipIf(!hasReference)('reads the real EN export files of ../shared/reference (format only)', () => {
-    const files = readdirSync(join(REFERENCE_DIR, 'en_export'));
+  it('reads the real EN export files of test/fixtures (format only)', () => {
+    const files = readdirSync(join(FIXTURES_DIR, 'en_export'));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
-      const keys = parseExportFile(readFileSync(join(REFERENCE_DIR, 'en_export', f)));
+      const keys = parseExportFile(readFileSync(join(FIXTURES_DIR, 'en_export', f)));
       expect(keys.length, f).toBeGreaterThan(0);
       for (const k of keys) {
         expect(k.key).toHaveLength(16);
