@@ -8,11 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # npm ci only when the lock file changed: native addons (better-sqlite3) build from source.
-node_modules/.installed: package.json package-lock.json
+# npm writes node_modules/.package-lock.json itself, so an `npm ci` run by hand counts too.
+node_modules/.package-lock.json: package.json package-lock.json
 	npm ci
 	touch $@
 
-deps: node_modules/.installed
+deps: node_modules/.package-lock.json
 
 system-deps:
 	@if [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null; then :; else \

@@ -4,6 +4,7 @@ import { ClosedEncounter, createAggregator, Encounter, observe, sweep } from '..
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { Crowd } from '../daemon/radio/index.js';
 import type { Store } from '../daemon/store/index.js';
+import { aggregatorOptions } from '../daemon/config/index.js';
 
 export const ARRIVALS_PER_MINUTE = 60;
 
@@ -18,10 +19,7 @@ export interface CrowdIngest {
 
 export function crowdIngest(seed: number, anchor: number): CrowdIngest {
   const crowd = new Crowd({ seed, phones: 0, arrivalsPerMinute: ARRIVALS_PER_MINUTE, minDwellS: 60, maxDwellS: 600, anchor });
-  const state = createAggregator({
-    silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 50_000,
-    attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000,
-  });
+  const state = createAggregator(aggregatorOptions());
   const drops = newDropCounters();
   const closed: ClosedEncounter[] = [];
   let adverts = 0;

@@ -12,6 +12,7 @@ import { createLogger } from '../daemon/log/index.js';
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
 import { NobleScanner } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
+import { aggregatorOptions } from '../daemon/config/index.js';
 
 const mode = process.argv[2] === 'rotating' ? 'rotating' : 'stable';
 const count = Number(process.argv[3] ?? 1_000_000);
@@ -34,10 +35,7 @@ store.onBatches((cut) => cut.forEach((b) => store.addAck(b.id)));
 store.start((err) => {
   throw err;
 });
-const state = createAggregator({
-  silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 50_000,
-  attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000,
-});
+const state = createAggregator(aggregatorOptions());
 const closed: ClosedEncounter[] = [];
 const drops = newDropCounters();
 // At flood rates addresses pass by ~10,000 times faster than at a venue: prune that much sooner.

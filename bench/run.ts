@@ -13,6 +13,7 @@ import { Crowd } from '../daemon/radio/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
+import { aggregatorOptions } from '../daemon/config/index.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).
 const signingKey = signingKeyFromSeed(newSigningSeed());
@@ -21,14 +22,7 @@ const sign = (data: Buffer) => signBytes(signingKey, data);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const report: Record<string, number> = {};
 
-const aggregatorOptions = {
-  silenceMs: 60_000,
-  maxDurationMs: 1_800_000,
-  maxOpen: 50_000,
-  attenuationThresholdsDb: [55, 63, 73],
-  assumedTxPowerDbm: 0,
-  bucketGapCapMs: 10_000,
-};
+const defaults = aggregatorOptions();
 
 // 1. Decode + aggregate on one core: adverts of a busy entrance (~500 phones in range).
 const anchor = Date.UTC(2026, 10, 22, 8);
@@ -40,7 +34,7 @@ for (let t = anchor; adverts.length < ADVERTS; t += 1000) {
     if (adverts.length < ADVERTS) adverts.push({ data: Buffer.from(data), rssi, address, time });
   });
 }
-const state = createAggregator(aggregatorOptions);
+const state = createAggregator(defaults);
 const closed: ClosedEncounter[] = [];
 const drops = newDropCounters();
 let nextSweep = adverts[0].time + 1000;

@@ -6,18 +6,18 @@ import { defaultCollectorClientId } from '../daemon/index.js';
 import { loadConfig, requireGateway } from '../daemon/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
+import { hexKey, isHex } from '../daemon/identifiers/index.js';
 import { parseRegistry } from '../daemon/trust/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
-const hexKey = (bytes: number) =>
-  z.string().regex(new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`), `must be ${bytes * 2} hex digits (${bytes} bytes)`);
+const hexBytes = (bytes: number) => hexKey(bytes, `${bytes} bytes`);
 
 const registrySchema = z.array(
   z
     .object({
       venue: z.string().min(1, 'must name the venue'),
       gateway: z.string().min(1).optional(),
-      identityKey: hexKey(16),
+      identityKey: hexBytes(16),
       exponent: z.number().int().min(0).max(MAX_ROTATION_EXPONENT, `must be at most ${MAX_ROTATION_EXPONENT}`),
       epoch: z.number().int().nonnegative().default(0),
     })
@@ -29,7 +29,7 @@ const registrySchema = z.array(
  * registration records `vgw provision` prints; records registered by ECDH need the resolver's
  * private key to derive their identity keys.
  */
-export function loadRegistry(path: string, resolverPrivateKey?: Buffer): RegisteredBeacon[] {
+export function loadBeaconRegistry(path: string, resolverPrivateKey?: Buffer): RegisteredBeacon[] {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
@@ -73,7 +73,7 @@ export function beaconCommand(): Command {
     .addHelpText('after', '\nExample:\n  vgw beacon eid --identity-key 0102030405060708090a111213141516 --exponent 10 --counter 2000')
     .action((opts: { identityKey: string; exponent: string; counter: string; json?: boolean }) => {
       try {
-        if (!/^[0-9a-fA-F]{32}$/.test(opts.identityKey)) throw new UsageError('--identity-key: must be 32 hex digits (16 bytes)');
+        if (!isHex(opts.identityKey, 16)) throw new UsageError('--identity-key: must be 32 hex digits (16 bytes)');
         const k = integer(opts.exponent, '--exponent', 0, MAX_ROTATION_EXPONENT);
         const counter = integer(opts.counter, '--counter', 0, 0xffffffff);
         const eid = computeEid(Buffer.from(opts.identityKey, 'hex'), k, counter).toString('hex');
@@ -98,12 +98,12 @@ export function beaconCommand(): Command {
     .addHelpText('after', '\nExit codes: 0 resolved (prints JSON), 1 no beacon matches, 2 bad arguments.\nExample:\n  vgw beacon resolve --eid 4144413e45fefa58 --time 2026-11-22T10:00:00Z --registry beacons.json')
     .action((opts: { eid: string; time: string; registry: string; drift: string; resolverPrivateKey?: string }) => {
       try {
-        if (!/^[0-9a-fA-F]{16}$/.test(opts.eid)) throw new UsageError('--eid: must be 16 hex digits (8 bytes)');
+        if (!isHex(opts.eid, 8)) throw new UsageError('--eid: must be 16 hex digits (8 bytes)');
         const seenAtS = Math.floor(parseTime(opts.time, '--time') / 1000);
         const drift = integer(opts.drift, '--drift', 0, 1000);
-        if (opts.resolverPrivateKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.resolverPrivateKey)) throw new UsageError('--resolver-private-key: must be 64 hex digits (32 bytes)');
+        if (opts.resolverPrivateKey !== undefined && !isHex(opts.resolverPrivateKey, 32)) throw new UsageError('--resolver-private-key: must be 64 hex digits (32 bytes)');
         const resolverKey = opts.resolverPrivateKey ? Buffer.from(opts.resolverPrivateKey, 'hex') : undefined;
-        const match = resolveEid(Buffer.from(opts.eid, 'hex'), seenAtS, loadRegistry(opts.registry, resolverKey), drift);
+        const match = resolveEid(Buffer.from(opts.eid, 'hex'), seenAtS, loadBeaconRegistry(opts.registry, resolverKey), drift);
         if (!match) {
           process.stderr.write(`vgw: no registered beacon sent ${opts.eid} within ±${drift} rotation periods of that time\n`);
           process.exit(EXIT.failure);

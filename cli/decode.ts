@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { readFileLimited } from '../daemon/config/index.js';
 import { MAX_MESSAGE_BYTES } from '../daemon/uplink/index.js';
-import { batchToJson, decodeBatch } from '../daemon/uplink/index.js';
+import { batchToJson, decodeBatch, WireFormatError } from '../daemon/uplink/index.js';
 import { fail, UsageError } from './errors.js';
 
 /** A batch is at most MAX_MESSAGE_BYTES (twice that as hex): nothing larger is read. */
@@ -31,7 +31,7 @@ export function decodeCommand(): Command {
         }
         process.stdout.write(JSON.stringify(batchToJson(decodeBatch(input)), null, 2) + '\n');
       } catch (err) {
-        fail(err instanceof Error && err.name === 'WireFormatError' ? new UsageError(`not a valid batch: ${err.message}`) : err);
+        fail(err instanceof WireFormatError ? new UsageError(`not a valid batch: ${err.message}`) : err);
       }
     });
 }

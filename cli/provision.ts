@@ -8,12 +8,12 @@ import { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { parseConfig } from '../daemon/config/index.js';
 import { parseTransport } from '../daemon/radio/index.js';
+import { isHex, NAME_PATTERN, NAME_RULE } from '../daemon/identifiers/index.js';
 import { newIdentity } from '../daemon/trust/index.js';
 import { fail, UsageError } from './errors.js';
 import { Check, Prompter } from './prompt.js';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const checkId: Check = (v) => (ID.test(v) ? null : 'use 1-64 letters, digits, "_", "." or "-", starting with a letter or digit (it becomes part of MQTT topics)');
+const checkId: Check = (v) => (NAME_PATTERN.test(v) ? null : `use ${NAME_RULE}`);
 const checkUrl: Check = (v) => (/^(mqtt|mqtts|ws|wss):\/\/[^\s/]+/.test(v) ? null : 'give a URL such as mqtts://broker.example.org:8883');
 const checkFile: Check = (v) => (v === '' || existsSync(v) ? null : `no file at ${v}: copy it onto the unit first, or leave blank`);
 const checkTransport: Check = (v) => {
@@ -26,7 +26,7 @@ const checkTransport: Check = (v) => {
   }
 };
 const checkExponent: Check = (v) => (/^\d+$/.test(v) && Number(v) <= 15 ? null : 'a whole number from 0 to 15 (10: a new EID about every 17 minutes)');
-const checkHex32: Check = (v) => (v === '' || /^[0-9a-fA-F]{64}$/.test(v) ? null : "64 hex digits (the resolver's X25519 public key), or blank for none");
+const checkHex32: Check = (v) => (v === '' || isHex(v, 32) ? null : "64 hex digits (the resolver's X25519 public key), or blank for none");
 const checkCheckinUrl: Check = (v) => (/^https?:\/\/\S+$/.test(v) ? null : 'an http(s) URL; {venue} is replaced by the venue id');
 
 interface Field {

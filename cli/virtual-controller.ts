@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { advertisingReportEvents, readHciCapture } from '../daemon/radio/captures.js';
+import { advertisingReportEvents, CaptureFormatError, readHciCapture } from '../daemon/radio/captures.js';
 import { VirtualController } from '../daemon/radio/index.js';
 import { fail, UsageError } from './errors.js';
 
@@ -40,7 +40,7 @@ export function virtualControllerCommand(): Command {
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
       } catch (err) {
-        fail(err instanceof Error && err.name === 'CaptureFormatError' ? new UsageError(`--replay: ${err.message}`) : err);
+        fail(err instanceof CaptureFormatError ? new UsageError(`--replay: ${err.message}`) : err);
       }
     });
 }

@@ -24,12 +24,16 @@ export class PullError extends Error {
   }
 }
 
-function errorText(payload: Buffer): string {
+/** The error of a JSON reply `{"v":2,"ok":false,"error":…}`, or null when it is not one. */
+function refusal(payload: Buffer): string | null {
+  let reply: unknown;
   try {
-    return String((JSON.parse(payload.toString('utf8')) as { error?: unknown }).error);
+    reply = JSON.parse(payload.toString('utf8'));
   } catch {
-    return 'unreadable error reply';
+    return null; // not JSON: the reply's reader says so
   }
+  const r = reply as { ok?: unknown; error?: unknown } | null;
+  return r !== null && typeof r === 'object' && r.ok === false ? String(r.error) : null;
 }
 
 /**
@@ -62,7 +66,8 @@ async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffe
         const corr = packet.properties?.correlationData;
         if (!corr || !correlationData.equals(corr)) return;
         const json = packet.properties?.contentType === 'application/json';
-        if (json && payload.includes('"ok":false')) return finish(() => reject(new PullError(`gateway refused the request: ${errorText(payload)}`)));
+        const refused = json ? refusal(payload) : null;
+        if (refused !== null) return finish(() => reject(new PullError(`gateway refused the request: ${refused}`)));
         try {
           const result = onReply(payload, json);
           if (result !== undefined) finish(() => resolve(result));

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from './encounters/index.js';
 import type { Config } from './config/index.js';
-import { ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
+import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
 import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from './trust/index.js';
 import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
@@ -48,15 +48,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     config.radio.kind === 'hci'
       ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
       : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
-  const e = config.encounters;
-  const aggregator = createAggregator({
-    silenceMs: e.silenceS * 1000,
-    maxDurationMs: e.maxDurationS * 1000,
-    maxOpen: e.maxOpen,
-    attenuationThresholdsDb: e.attenuationThresholdsDb,
-    assumedTxPowerDbm: e.assumedTxPowerDbm,
-    bucketGapCapMs: e.bucketGapCapS * 1000,
-  });
+  const aggregator = createAggregator(aggregatorOptions(config.encounters));
   const clock = createClockMonitor(config.clock.syncCheck);
   const store = new Store({
     path: config.store.path,

@@ -10,15 +10,10 @@ import {
   sweep,
 } from '../daemon/encounters/index.js';
 import { PROTOCOL_EN, Sighting } from '../daemon/protocols/index.js';
+import { aggregatorOptions } from '../daemon/config/index.js';
 
-const options: AggregatorOptions = {
-  silenceMs: 60_000,
-  maxDurationMs: 1_800_000,
-  maxOpen: 1000,
-  attenuationThresholdsDb: [55, 63, 73],
-  assumedTxPowerDbm: 0,
-  bucketGapCapMs: 10_000,
-};
+// The defaults a unit runs with; a small cap on open encounters so eviction is reachable.
+const options: AggregatorOptions = { ...aggregatorOptions(), maxOpen: 1000 };
 
 function sighting(id: number, time: number, rssi: number): Sighting {
   const tempId = Buffer.alloc(16);

@@ -10,6 +10,7 @@ import { Store } from '../daemon/store/index.js';
 import { runVgw, writeJson } from './harness/processes.js';
 import { FIXTURES_DIR } from './harness/reference.js';
 import { tempDir } from './harness/tmp.js';
+import { aggregatorOptions } from '../daemon/config/index.js';
 
 const dir = tempDir('vgw-match-');
 let n = 0;
@@ -94,7 +95,7 @@ describe('vgw match', () => {
     const anchor = Date.UTC(2026, 10, 22, 9);
     const crowd: CrowdOptions = { seed: 77, phones: 40, arrivalsPerMinute: 4, minDwellS: 120, maxDwellS: 900, anchor };
     const c = new Crowd(crowd);
-    const state = createAggregator({ silenceMs: 60_000, maxDurationMs: 1_800_000, maxOpen: 10_000, attenuationThresholdsDb: [55, 63, 73], assumedTxPowerDbm: 0, bucketGapCapMs: 10_000 });
+    const state = createAggregator({ ...aggregatorOptions(), maxOpen: 10_000 });
     const closed: ClosedEncounter[] = [];
     const drops = newDropCounters();
     for (let t = anchor; !c.done(); t += 1000) {

@@ -3,6 +3,8 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
+import type { AggregatorOptions } from '../encounters/index.js';
+import { hexKey, NAME_PATTERN, NAME_RULE } from '../identifiers/index.js';
 import { parseTransport, TRANSPORT_HELP } from '../radio/transport.js';
 
 function isDirectory(path: string): boolean {
@@ -13,11 +15,10 @@ function isDirectory(path: string): boolean {
   }
 }
 
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const id = (what: string) =>
   z
     .string({ error: `expected a string: the ${what}, e.g. "mall-01"` })
-    .regex(idPattern, `must be 1-64 letters, digits, '_', '.' or '-' (it becomes part of MQTT topics)`);
+    .regex(NAME_PATTERN, `must be ${NAME_RULE}`);
 
 /** Node's timers fire at once past 2^31−1 ms: no period may be longer. */
 const MAX_TIMER_S = 2_147_483;
@@ -99,9 +100,7 @@ const beaconSchema = z
     enabled: z.boolean().default(false).describe('Advertise the venue beacon (Eddystone-EID).'),
     transport: transportString.default('hci:1').describe(`Controller used for advertising: ${TRANSPORT_HELP}. Scanning and advertising on one adapter collide: use two.`),
     deviceId: z.number().int().min(0).max(63).default(1).describe('bleno device id of that controller.'),
-    identityKey: z
-      .string()
-      .regex(/^[0-9a-fA-F]{32}$/, 'must be 32 hex digits (the 16-byte identity key; `vgw beacon` documents how it is made)')
+    identityKey: hexKey(16, 'the 16-byte identity key; `vgw beacon` documents how it is made')
       .optional()
       .describe('The beacon identity key. Prefer the secrets file (`beaconIdentityKey`), which `vgw provision` writes; this is for tests and demos.'),
     exponent: z.number().int().min(0).max(15, 'at most 15').default(10).describe('Rotation exponent K: a new EID every 2^K seconds (10: about 17 min).'),
@@ -153,6 +152,21 @@ const encountersSchema = z
   .strict()
   .prefault({})
   .describe('How sightings become encounters.');
+
+/**
+ * The aggregator's options from a config's `encounters` (seconds become milliseconds); with no
+ * argument, the defaults, so benchmarks and tests use what a unit runs with rather than a copy.
+ */
+export function aggregatorOptions(e: z.infer<typeof encountersSchema> = encountersSchema.parse({})): AggregatorOptions {
+  return {
+    silenceMs: e.silenceS * 1000,
+    maxDurationMs: e.maxDurationS * 1000,
+    maxOpen: e.maxOpen,
+    attenuationThresholdsDb: e.attenuationThresholdsDb,
+    assumedTxPowerDbm: e.assumedTxPowerDbm,
+    bucketGapCapMs: e.bucketGapCapS * 1000,
+  };
+}
 
 const storeSchema = z
   .object({

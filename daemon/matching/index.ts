@@ -8,7 +8,9 @@ import {
   EN_INTERVAL_MS,
   EN_TEK_ROLLING_PERIOD,
   rollingProximityIdentifier,
+  RSSI_UNAVAILABLE,
 } from '../protocols/index.js';
+import { isHex } from '../identifiers/index.js';
 
 export interface DiagnosisKey {
   key: Buffer;
@@ -106,7 +108,7 @@ export function parseJsonKeys(text: string): DiagnosisKey[] {
   if (!Array.isArray(list)) throw new KeyFileError('expected a JSON array of {key, rollingStartIntervalNumber, rollingPeriod}');
   return list.map((entry, i) => {
     const e = entry as { key?: unknown; rollingStartIntervalNumber?: unknown; rollingPeriod?: unknown };
-    const raw = typeof e.key === 'string' ? (/^[0-9a-fA-F]{32}$/.test(e.key) ? Buffer.from(e.key, 'hex') : Buffer.from(e.key, 'base64')) : null;
+    const raw = typeof e.key === 'string' ? (isHex(e.key, 16) ? Buffer.from(e.key, 'hex') : Buffer.from(e.key, 'base64')) : null;
     if (!raw || raw.length !== 16) throw new KeyFileError(`[${i}].key: must be 16 bytes, as 32 hex digits or base64`);
     if (!Number.isSafeInteger(e.rollingStartIntervalNumber) || (e.rollingStartIntervalNumber as number) < 0) {
       throw new KeyFileError(`[${i}].rollingStartIntervalNumber: must be a whole number (unix seconds / 600)`);
@@ -180,7 +182,7 @@ export function matchEncounters(keys: DiagnosisKey[], encounters: Iterable<Encou
     const metadata = e.metadata.length === 4 ? associatedEncryptedMetadata(aemks[hit.keyIndex], e.tempId, e.metadata) : null;
     // Version byte: major version 1 in the top two bits (0b01xx xxxx).
     const txPowerDbm = metadata && (metadata[0] & 0xc0) === 0x40 ? metadata.readInt8(1) : null;
-    const rssiKnown = e.rssiMax !== 127;
+    const rssiKnown = e.rssiMax !== RSSI_UNAVAILABLE;
     out.push({ ...e, ...hit, txPowerDbm, attenuationDb: txPowerDbm !== null && rssiKnown ? txPowerDbm - e.rssiMax : null });
   }
   return out.sort((a, b) => a.firstSeen - b.firstSeen);

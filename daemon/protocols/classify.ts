@@ -5,7 +5,6 @@ import { EDDYSTONE_SERVICE_UUID } from './eddystone-eid.js';
 import { EN_SERVICE_UUID } from './exposure-notification.js';
 
 export type AdvertKind = 'exposure_notification' | 'eddystone' | 'ibeacon' | 'opentrace' | 'other';
-export const ADVERT_KINDS: readonly AdvertKind[] = ['exposure_notification', 'eddystone', 'ibeacon', 'opentrace', 'other'];
 
 const APPLE = 0x004c;
 /** BlueTrace/OpenTrace phones advertise manufacturer data under this id (opentrace-community). */

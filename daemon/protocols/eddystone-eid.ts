@@ -45,8 +45,8 @@ export function quantumStart(counter: number, exponent: number): number {
   return (counter - (counter % 2 ** exponent)) >>> 0;
 }
 
+/** PKCS#8 header of a raw X25519 private key (Node 20's JWK import of one needs its public half). */
 const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 function x25519Private(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new RangeError('X25519 private key: must be 32 bytes');
@@ -55,11 +55,11 @@ function x25519Private(raw: Uint8Array): KeyObject {
 
 function x25519Public(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new RangeError('X25519 public key: must be 32 bytes');
-  return createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
 }
 
 export function x25519PublicFromPrivate(privateKey: Uint8Array): Buffer {
-  return Buffer.from(createPublicKey(x25519Private(privateKey)).export({ format: 'der', type: 'spki' })).subarray(X25519_SPKI_PREFIX.length);
+  return Buffer.from(createPublicKey(x25519Private(privateKey)).export({ format: 'jwk' }).x!, 'base64url');
 }
 
 /**

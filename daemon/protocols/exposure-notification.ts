@@ -10,10 +10,6 @@ export const EN_INTERVAL_MS = 600_000;
 /** A TEK covers 144 ten-minute intervals (one day). */
 export const EN_TEK_ROLLING_PERIOD = 144;
 
-export function enIntervalNumber(unixMs: number): number {
-  return Math.floor(unixMs / EN_INTERVAL_MS);
-}
-
 function hkdf16(tek: Uint8Array, info: string): Buffer {
   return Buffer.from(hkdfSync('sha256', tek, Buffer.alloc(0), Buffer.from(info, 'ascii'), 16));
 }

@@ -5,7 +5,6 @@ export const PROTOCOL_EN = 0;
  */
 export const RSSI_UNAVAILABLE = 127;
 export type ProtocolId = typeof PROTOCOL_EN;
-export const PROTOCOL_NAMES: Record<number, string> = { [PROTOCOL_EN]: 'exposure-notification' };
 /** Bytes of temp ID and of metadata for each protocol: the wire format relies on these. */
 export const PROTOCOL_SIZES: Record<number, { tempId: number; metadata: number }> = {
   [PROTOCOL_EN]: { tempId: 16, metadata: 4 },

@@ -4,10 +4,14 @@ import { createPrivateKey, createPublicKey, KeyObject, randomBytes, sign, verify
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { identityKeyFromRegistration } from '../protocols/index.js';
+import { hexKey } from '../identifiers/index.js';
 
-/** DER prefixes that turn a raw 32-byte Ed25519 seed / public key into PKCS#8 / SPKI. */
+/**
+ * PKCS#8 header of a raw Ed25519 seed. Public keys go in and out as JWK; a private key cannot:
+ * Node 20's JWK import of an OKP private key needs its public half (`x`), which the seed alone
+ * does not give.
+ */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 export class TrustError extends Error {
   constructor(message: string) {
@@ -25,8 +29,8 @@ export interface SigningKey {
 export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
   if (seed.length !== 32) throw new TrustError('an Ed25519 seed is 32 bytes');
   const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  return { privateKey, publicKey: Buffer.from(spki.subarray(ED25519_SPKI_PREFIX.length)) };
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
+  return { privateKey, publicKey: Buffer.from(jwk.x!, 'base64url') };
 }
 
 export function newSigningSeed(): Buffer {
@@ -35,7 +39,7 @@ export function newSigningSeed(): Buffer {
 
 export function publicKeyObject(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new TrustError('an Ed25519 public key is 32 bytes');
-  return createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
 }
 
 export function signBytes(key: SigningKey, data: Uint8Array): Buffer {
@@ -53,15 +57,13 @@ export function verifyBytes(publicKey: KeyObject, data: Uint8Array, signature: U
 
 // ---- the secrets file -------------------------------------------------------------------
 
-const hex = (bytes: number, what: string) =>
-  z.string({ error: `expected ${bytes * 2} hex digits (${what})` }).regex(new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`), `must be ${bytes * 2} hex digits (${what})`);
 
 export const secretsSchema = z
   .object({
     v: z.literal(1, { error: 'must be 1 (secrets file format version)' }),
-    signingKey: hex(32, 'the Ed25519 seed that signs batches; `vgw provision` makes it'),
-    beaconIdentityKey: hex(16, 'the Eddystone-EID identity key').optional(),
-    beaconPrivateKey: hex(32, 'the X25519 key used to register the beacon with a resolver').optional(),
+    signingKey: hexKey(32, 'the Ed25519 seed that signs batches; `vgw provision` makes it'),
+    beaconIdentityKey: hexKey(16, 'the Eddystone-EID identity key').optional(),
+    beaconPrivateKey: hexKey(32, 'the X25519 key used to register the beacon with a resolver').optional(),
     brokerPassword: z.string().optional(),
   })
   .strict();
@@ -151,17 +153,17 @@ export const registrationSchema = z
     v: z.literal(1, { error: 'must be 1 (registration record version)' }),
     gateway: z.string().min(1, 'must name the gateway'),
     venue: z.string().min(1, 'must name the venue'),
-    signingKey: hex(32, "the gateway's Ed25519 public key"),
+    signingKey: hexKey(32, "the gateway's Ed25519 public key"),
     beacon: z
       .object({
         exponent: z.number().int().min(0).max(15),
         epoch: z.number().int().nonnegative(),
         txPowerDbm: z.number().int().optional(),
         /** Present when the key was registered by ECDH: the resolver derives the identity key. */
-        publicKey: hex(32, "the beacon's X25519 public key").optional(),
-        resolverPublicKey: hex(32, "the resolver's X25519 public key").optional(),
+        publicKey: hexKey(32, "the beacon's X25519 public key").optional(),
+        resolverPublicKey: hexKey(32, "the resolver's X25519 public key").optional(),
         /** Present only without a resolver key: then the record itself is secret. */
-        identityKey: hex(16, 'the Eddystone-EID identity key').optional(),
+        identityKey: hexKey(16, 'the Eddystone-EID identity key').optional(),
       })
       .strict()
       .optional(),

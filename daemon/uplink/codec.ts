@@ -7,6 +7,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
 import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
 import { bucketSeconds, type Encounter } from '../encounters/index.js';
+import { NAME_PATTERN as NAME, ULID_PATTERN as ULID } from '../identifiers/index.js';
 
 /** The protocol version: in the topic prefix (`vgw/v2`) and in every payload's `v`. */
 export const WIRE_SCHEMA_VERSION = 2;
@@ -237,9 +238,6 @@ function field<T>(ok: boolean, name: string, expected: string, value: T): T {
   return value;
 }
 
-const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-/** Gateway and venue ids, as the config allows them. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;

@@ -1,6 +1,7 @@
 // Acks and requests: small control messages, JSON (or the same structure in CBOR).
 import { decode as cborDecode } from 'cbor-x';
 import { z } from 'zod';
+import { ULID_PATTERN } from '../identifiers/index.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
 
 export class MessageError extends Error {
@@ -10,7 +11,7 @@ export class MessageError extends Error {
   }
 }
 
-const ulidString = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a ULID (26 characters, Crockford base32)');
+const ulidString = z.string().regex(ULID_PATTERN, 'must be a ULID (26 characters, Crockford base32)');
 
 /** The protocol version every message carries; the error says which one a sender must use. */
 const version = z.literal(WIRE_SCHEMA_VERSION, { error: `must be ${WIRE_SCHEMA_VERSION} (protocol version ${WIRE_SCHEMA_VERSION}, docs/protocol.md)` });
