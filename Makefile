@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps system-deps build test demo bench soak vectors clean
+.PHONY: all deps system-deps build test test-unit test-integration test-e2e demo bench soak vectors clean
 
 all: build
 
@@ -29,6 +29,17 @@ test: system-deps build
 	$(NODE_BIN)/tsc -p tsconfig.test.json
 	$(NODE_BIN)/vitest run
 
+# The suite in three parts: unit (pure code and SQLite files, in process: seconds), integration
+# (a broker, the CLI or the radio stack in processes) and e2e (whole units and collectors).
+test-unit: deps
+	$(NODE_BIN)/vitest run test/unit
+
+test-integration: system-deps build
+	$(NODE_BIN)/vitest run test/integration
+
+test-e2e: system-deps build
+	$(NODE_BIN)/vitest run test/e2e
+
 demo: system-deps build
 	node dist/cli/main.js demo
 
@@ -39,7 +50,7 @@ bench: system-deps build
 
 # Rewrites docs/vectors from a fresh live capture (gateway, collector, Mosquitto); commit the result
 vectors: system-deps build
-	VGW_WRITE_VECTORS=1 $(NODE_BIN)/vitest run test/protocol-spec.test.ts
+	VGW_WRITE_VECTORS=1 $(NODE_BIN)/vitest run test/e2e/protocol-spec.test.ts
 
 soak: system-deps build
 	VGW_SOAK=1 $(NODE_BIN)/vitest run

@@ -1,6 +1,6 @@
 // Conformance vectors (docs/vectors/): payloads captured from a live gateway and collector, the
 // JSON each decodes to, and bad variants of them with the refusal each must get. Written by
-// `make vectors` (test/protocol-spec.test.ts with VGW_WRITE_VECTORS=1); read by that test, by the
+// `make vectors` (test/e2e/protocol-spec.test.ts with VGW_WRITE_VECTORS=1); read by that test, by the
 // Python client and by any backend team's decoder.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';

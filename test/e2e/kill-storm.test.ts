@@ -1,8 +1,8 @@
 // The short form of the kill -9 storm (the long one, with collector kills, is in `make soak`).
 import { describe, expect, it } from 'vitest';
-import { killStorm } from './harness/kill-storm.js';
-import { useLocalBroker } from './harness/broker.js';
-import { tempDir } from './harness/tmp.js';
+import { killStorm } from '../harness/kill-storm.js';
+import { useLocalBroker } from '../harness/broker.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-storm-');
 const broker = useLocalBroker(dir);

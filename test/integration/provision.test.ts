@@ -4,10 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { computeEid, identityKeyForResolver, x25519PublicFromPrivate } from '../daemon/protocols/index.js';
-import { registrationSchema, secretsSchema, signingKeyFromSeed } from '../daemon/trust/index.js';
-import { runVgw } from './harness/processes.js';
-import { tempDir } from './harness/tmp.js';
+import { computeEid, identityKeyForResolver, x25519PublicFromPrivate } from '../../daemon/protocols/index.js';
+import { registrationSchema, secretsSchema, signingKeyFromSeed } from '../../daemon/trust/index.js';
+import { runVgw } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-provision-');
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);

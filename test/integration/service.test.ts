@@ -8,14 +8,14 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../cli/local-broker.js';
-import { watchdogIntervalMs, watchdogVerdict } from '../daemon/health/index.js';
-import { VirtualController } from '../daemon/radio/index.js';
-import { provisionTestGateway } from './harness/identity.js';
-import { sleep, spawnVgw, waitFor, writeJson } from './harness/processes.js';
-import { tempDir } from './harness/tmp.js';
+import { LocalBroker } from '../../cli/local-broker.js';
+import { watchdogIntervalMs, watchdogVerdict } from '../../daemon/health/index.js';
+import { VirtualController } from '../../daemon/radio/index.js';
+import { provisionTestGateway } from '../harness/identity.js';
+import { sleep, spawnVgw, waitFor, writeJson } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
 
-const UNIT = resolve(__dirname, '../provisioning/venue-gateway.service');
+const UNIT = resolve(__dirname, '../../provisioning/venue-gateway.service');
 const dir = tempDir('vgw-service-');
 const require = createRequire(import.meta.url);
 const haveSystemdAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
@@ -72,7 +72,7 @@ describe.skipIf(!haveSystemdAnalyze)('the systemd unit', () => {
 });
 
 describe('provisioning/install.sh', () => {
-  const INSTALL = resolve(__dirname, '../provisioning/install.sh');
+  const INSTALL = resolve(__dirname, '../../provisioning/install.sh');
 
   it('stages the program, the unit, the config template and the folders with their modes', () => {
     const root = join(dir, 'root');

@@ -5,8 +5,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, rmdirSync, unlinkSync, writeS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ClosedEncounter } from '../daemon/encounters/index.js';
-import { Store } from '../daemon/store/index.js';
+import type { ClosedEncounter } from '../../daemon/encounters/index.js';
+import { Store } from '../../daemon/store/index.js';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'vgw-full-'));
 const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status === 0;

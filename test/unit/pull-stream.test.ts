@@ -1,10 +1,10 @@
 // Pull answers read and sent in pieces, from a real store with two lives.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClosedEncounter } from '../daemon/encounters/index.js';
-import { Store } from '../daemon/store/index.js';
-import { PullPart, streamPull } from '../daemon/uplink/pull-stream.js';
-import { tempDir } from './harness/tmp.js';
+import type { ClosedEncounter } from '../../daemon/encounters/index.js';
+import { Store } from '../../daemon/store/index.js';
+import { PullPart, streamPull } from '../../daemon/uplink/pull-stream.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-pull-');
 const T0 = Date.UTC(2026, 10, 22, 8);

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildRecorder, buildState, Op, readRecord, recorderEnv } from './harness/powercut.js';
-import { seeded } from './harness/random.js';
-import { tempDir } from './harness/tmp.js';
+import { buildRecorder, buildState, Op, readRecord, recorderEnv } from '../harness/powercut.js';
+import { seeded } from '../harness/random.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-powercut-');
 const lib = buildRecorder(dir);

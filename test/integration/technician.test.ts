@@ -4,13 +4,13 @@
 import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../cli/local-broker.js';
-import { describeStorage } from '../daemon/health/storage.js';
-import { computeEid } from '../daemon/protocols/index.js';
-import { VirtualController } from '../daemon/radio/index.js';
-import { provisionTestGateway } from './harness/identity.js';
-import { runVgw, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './harness/processes.js';
-import { tempDir } from './harness/tmp.js';
+import { LocalBroker } from '../../cli/local-broker.js';
+import { describeStorage } from '../../daemon/health/storage.js';
+import { computeEid } from '../../daemon/protocols/index.js';
+import { VirtualController } from '../../daemon/radio/index.js';
+import { provisionTestGateway } from '../harness/identity.js';
+import { runVgw, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-tech-');
 const identityKey = '0102030405060708090a111213141516';

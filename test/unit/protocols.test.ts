@@ -10,9 +10,9 @@ import {
   newDropCounters,
   PROTOCOL_EN,
   rollingProximityIdentifier,
-} from '../daemon/protocols/index.js';
-import { enAdvertisingData } from '../daemon/radio/index.js';
-import { readFixture } from './harness/reference.js';
+} from '../../daemon/protocols/index.js';
+import { enAdvertisingData } from '../../daemon/radio/index.js';
+import { readFixture } from '../harness/reference.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 const decode = (adHex: string, rssi = -60, drops: DropCounters = newDropCounters()) =>

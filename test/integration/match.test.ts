@@ -2,15 +2,15 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
-import { parseExportFile } from '../daemon/matching/index.js';
-import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdentifier } from '../daemon/protocols/index.js';
-import { Crowd, CrowdOptions, phone, rotationAt } from '../daemon/radio/index.js';
-import { Store } from '../daemon/store/index.js';
-import { runVgw, writeJson } from './harness/processes.js';
-import { FIXTURES_DIR } from './harness/reference.js';
-import { tempDir } from './harness/tmp.js';
-import { aggregatorOptions } from '../daemon/config/index.js';
+import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../../daemon/encounters/index.js';
+import { parseExportFile } from '../../daemon/matching/index.js';
+import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdentifier } from '../../daemon/protocols/index.js';
+import { Crowd, CrowdOptions, phone, rotationAt } from '../../daemon/radio/index.js';
+import { Store } from '../../daemon/store/index.js';
+import { runVgw, writeJson } from '../harness/processes.js';
+import { FIXTURES_DIR } from '../harness/reference.js';
+import { tempDir } from '../harness/tmp.js';
+import { aggregatorOptions } from '../../daemon/config/index.js';
 
 const dir = tempDir('vgw-match-');
 let n = 0;

@@ -3,9 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import { encodeBatch, toWire } from '../daemon/uplink/index.js';
-import { runVgw, writeJson } from './harness/processes.js';
-import { tempDir } from './harness/tmp.js';
+import { encodeBatch, toWire } from '../../daemon/uplink/index.js';
+import { runVgw, writeJson } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-cli-');
 
@@ -95,7 +95,7 @@ describe('vgw CLI', () => {
 
 describe('provisioning templates', () => {
   it.each(['gateway.example.json', 'collector.example.json'])('%s passes `vgw config check`', (name) => {
-    const r = runVgw(['config', 'check', join(__dirname, '..', 'provisioning', name)]);
+    const r = runVgw(['config', 'check', join(__dirname, '../..', 'provisioning', name)]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createClockMonitor, SteadyClock } from '../daemon/clock/index.js';
+import { createClockMonitor, SteadyClock } from '../../daemon/clock/index.js';
 
 describe('clock discipline', () => {
   it('timestamps follow the monotonic clock; a wall-clock step is detected, reported and re-anchored', () => {

@@ -1,11 +1,11 @@
 // Power cuts at any moment of a gateway's and a collector's life (see harness/powercut-life.ts):
 // 24 crash states here, 240 in `make soak` (test/soak/powercut-life.test.ts).
 import { describe, expect, it } from 'vitest';
-import { useLocalBroker } from './harness/broker.js';
-import { buildRecorder } from './harness/powercut.js';
-import { haveFaketime } from './harness/faketime.js';
-import { PHASES, powerCuts } from './harness/powercut-life.js';
-import { tempDir } from './harness/tmp.js';
+import { useLocalBroker } from '../harness/broker.js';
+import { buildRecorder } from '../harness/powercut.js';
+import { haveFaketime } from '../harness/faketime.js';
+import { PHASES, powerCuts } from '../harness/powercut-life.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-powercut-life-');
 const broker = useLocalBroker(dir);

@@ -1,10 +1,10 @@
 // `vgw doctor`'s storage line, read from sysfs. This machine has no SD card, so a tree laid out
-// as a Raspberry Pi's kernel shows one (the real /sys is read in test/technician.test.ts).
+// as a Raspberry Pi's kernel shows one (the real /sys is read in test/integration/technician.test.ts).
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeStorage, deviceNumbers } from '../daemon/health/storage.js';
-import { tempDir } from './harness/tmp.js';
+import { describeStorage, deviceNumbers } from '../../daemon/health/storage.js';
+import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-storage-');
 

@@ -14,7 +14,7 @@ import {
   requestSchema,
   signedBytes,
   toWire,
-} from '../daemon/uplink/index.js';
+} from '../../daemon/uplink/index.js';
 
 const header: BatchHeader = { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 7, createdAt: 1_795_000_000_000 };
 
