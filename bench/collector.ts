@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { ulid } from 'ulid';
-import { LocalBroker } from '../cli/local-broker.js';
+import { LocalBroker } from '../simulators/index.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, gatewayTopics, toWire } from '../daemon/uplink/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';

@@ -2,7 +2,7 @@
 // phones a minute) → decode → aggregation → the store, one simulated second at a time.
 import { ClosedEncounter, createAggregator, Encounter, observe, sweep } from '../daemon/encounters/index.js';
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
-import { Crowd } from '../daemon/radio/index.js';
+import { Crowd } from '../simulators/index.js';
 import type { Store } from '../daemon/store/index.js';
 import { aggregatorOptions } from '../daemon/config/index.js';
 

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { LocalBroker } from '../cli/local-broker.js';
+import { LocalBroker } from '../simulators/index.js';
 import type { ClosedEncounter } from '../daemon/encounters/index.js';
 import { createLogger } from '../daemon/log/index.js';
 import { Store } from '../daemon/store/index.js';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ulid } from 'ulid';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
 import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
-import { Crowd } from '../daemon/radio/index.js';
+import { Crowd } from '../simulators/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
 import { encodeBatch, toWire } from '../daemon/uplink/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';

@@ -3,7 +3,7 @@
 //   stable:   a busy entrance, 500 phones (addresses and RPIs) cycling;
 //   rotating: every report from a new address and RPI (1,000,000 addresses pass by).
 import { createHash } from 'node:crypto';
-import { advertisingReport, enAdvertisingData, VirtualController } from '../daemon/radio/index.js';
+import { advertisingReport, enAdvertisingData, VirtualController } from '../simulators/index.js';
 
 const [socketPath, countText, mode] = process.argv.slice(2);
 const count = Number(countText);

@@ -7,10 +7,10 @@ import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
 import { newIdentity } from '../daemon/trust/index.js';
-import { VirtualController } from '../daemon/radio/index.js';
+import { VirtualController } from '../simulators/index.js';
 import { gatewayTopics } from '../daemon/uplink/index.js';
 import { fail } from './errors.js';
-import { LocalBroker } from './local-broker.js';
+import { LocalBroker } from '../simulators/index.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { advertisingReportEvents, CaptureFormatError, readHciCapture } from '../daemon/radio/captures.js';
-import { VirtualController } from '../daemon/radio/index.js';
+import { advertisingReportEvents, CaptureFormatError, readHciCapture } from '../simulators/index.js';
+import { VirtualController } from '../simulators/index.js';
 import { fail, UsageError } from './errors.js';
 
 function positive(value: string, option: string): number {

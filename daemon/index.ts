@@ -8,7 +8,8 @@ import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from './trust/ind
 import type { Logger } from './log/index.js';
 import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
 import { createClockMonitor, SteadyClock } from './clock/index.js';
-import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, SimulatedRadio, VenueBeacon } from './radio/index.js';
+import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, VenueBeacon } from './radio/index.js';
+import { SimulatedRadio } from '../simulators/index.js';
 import { controlSocketPath, SdNotify, startControlSocket, startHealth, watchdogIntervalMs } from './health/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, tlsOptions, Uplink } from './uplink/index.js';

@@ -1,14 +1,9 @@
-export { Crowd, CROWD_MODEL, enAdvertisingData, phone, rotationAt } from './crowd.js';
-export type { AdvertSink, CrowdOptions, Phone } from './crowd.js';
-export { SimulatedRadio } from './simulated.js';
-export type { SimulatedRadioOptions } from './simulated.js';
+export type { AdvertSink, Radio } from './radio.js';
 export { createH4Framer } from './h4.js';
 export { assignTransport, forcePassiveScan, h4Counters, hciGuardCounters, HciSocket, installHciSocket, wellFormedAdvertisingReport } from './hci-socket.js';
 export { NobleScanner } from './noble-scanner.js';
 export type { NobleScannerOptions } from './noble-scanner.js';
 export { formatTransport, parseTransport, TRANSPORT_HELP } from './transport.js';
 export type { TransportSpec } from './transport.js';
-export { advertisingReport, VirtualController } from './virtual-controller.js';
-export type { VirtualControllerOptions } from './virtual-controller.js';
 export { VenueBeacon } from './beacon.js';
 export type { BeaconStatus, VenueBeaconOptions } from './beacon.js';

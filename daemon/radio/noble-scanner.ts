@@ -4,7 +4,7 @@
 // noble's per-address tables of every address not heard for a while.
 import { createRequire } from 'node:module';
 import type { Logger } from '../log/index.js';
-import type { AdvertSink } from './crowd.js';
+import type { AdvertSink, Radio } from './radio.js';
 import { assignTransport, HciSocket, installHciSocket } from './hci-socket.js';
 import { formatTransport, TransportSpec } from './transport.js';
 
@@ -55,7 +55,7 @@ export interface ScannerCounters {
 /** Recovery steps, mildest first. */
 const RECOVERY = ['restart_scan', 'reset', 'reopen'] as const;
 
-export class NobleScanner {
+export class NobleScanner implements Radio {
   readonly counters: ScannerCounters = {
     reports: 0, state_changes: 0, pruned_addresses: 0, recover_restart_scan: 0, recover_reset: 0, recover_reopen: 0, recovered: 0,
   };

@@ -12,7 +12,7 @@ import { inflateRawSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ulid } from 'ulid';
-import { LocalBroker } from '../../cli/local-broker.js';
+import { LocalBroker } from '../../simulators/index.js';
 import { GatewayRegistry, verifyBatch, type Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import { batchToJson, cborEncode, decodeBatch, encodeBatch, gatewayTopics, signedBytes } from '../../daemon/uplink/index.js';

@@ -1,7 +1,7 @@
 // A private Mosquitto for one test file: started before its tests, stopped after them.
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { LocalBroker } from '../../cli/local-broker.js';
+import { LocalBroker } from '../../simulators/index.js';
 
 export function useLocalBroker(dir: string): () => LocalBroker {
   let broker: LocalBroker | undefined;

@@ -1,6 +1,6 @@
 // Ground truth of a simulated crowd: every advert it emits, grouped by RPI. Computed from
 // the bytes of the adverts, independently of the daemon's decoder and aggregator.
-import { Crowd, CrowdOptions } from '../../daemon/radio/index.js';
+import { Crowd, CrowdOptions } from '../../simulators/index.js';
 
 export interface TruthEncounter {
   rpi: string;

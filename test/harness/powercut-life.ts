@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LocalBroker } from '../../cli/local-broker.js';
+import type { LocalBroker } from '../../simulators/index.js';
 import { MIGRATIONS } from '../../daemon/store/schema.js';
 import { startCollector } from './collector.js';
 import { fakeClockEnv } from './faketime.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../../daemon/encounters/index.js';
 import { parseExportFile } from '../../daemon/matching/index.js';
 import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdentifier } from '../../daemon/protocols/index.js';
-import { Crowd, CrowdOptions, phone, rotationAt } from '../../daemon/radio/index.js';
+import { Crowd, CrowdOptions, phone, rotationAt } from '../../simulators/index.js';
 import { Store } from '../../daemon/store/index.js';
 import { runVgw, writeJson } from '../harness/processes.js';
 import { FIXTURES_DIR } from '../harness/reference.js';

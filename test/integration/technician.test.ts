@@ -4,10 +4,10 @@
 import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../../cli/local-broker.js';
+import { LocalBroker } from '../../simulators/index.js';
 import { describeStorage } from '../../daemon/health/storage.js';
 import { computeEid } from '../../daemon/protocols/index.js';
-import { VirtualController } from '../../daemon/radio/index.js';
+import { VirtualController } from '../../simulators/index.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { runVgw, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';

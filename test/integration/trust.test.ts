@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import mqtt, { MqttClient } from 'mqtt';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../../cli/local-broker.js';
+import { LocalBroker } from '../../simulators/index.js';
 import { PROTOCOL_EN } from '../../daemon/protocols/index.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../../daemon/trust/index.js';
 import { BatchHeader, encodeBatch, gatewayTopics, WireEncounter } from '../../daemon/uplink/index.js';

@@ -11,7 +11,7 @@ import {
   PROTOCOL_EN,
   rollingProximityIdentifier,
 } from '../../daemon/protocols/index.js';
-import { enAdvertisingData } from '../../daemon/radio/index.js';
+import { enAdvertisingData } from '../../simulators/index.js';
 import { readFixture } from '../harness/reference.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');

@@ -1,5 +1,6 @@
 // The simulated radio: drives a Crowd against a clock that may run faster than life.
-import { AdvertSink, Crowd, CrowdOptions } from './crowd.js';
+import type { AdvertSink, Radio } from '../daemon/radio/index.js';
+import { Crowd, CrowdOptions } from './crowd.js';
 
 export interface SimulatedRadioOptions extends CrowdOptions {
   /** Simulated ms per real ms. */
@@ -8,7 +9,7 @@ export interface SimulatedRadioOptions extends CrowdOptions {
   wallClock?: () => number;
 }
 
-export class SimulatedRadio {
+export class SimulatedRadio implements Radio {
   private readonly crowd: Crowd;
   private readonly wall: () => number;
   private timer: NodeJS.Timeout | null = null;

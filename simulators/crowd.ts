@@ -3,6 +3,7 @@
 // address rotating every 10 minutes, an advert every 200-270 ms, RSSI from a log-distance
 // path-loss model along a straight walk-by with Gaussian noise.
 import { createHash } from 'node:crypto';
+import type { AdvertSink } from '../daemon/radio/index.js';
 import {
   associatedEncryptedMetadata,
   bleMetadata,
@@ -10,7 +11,7 @@ import {
   deriveRpik,
   EN_INTERVAL_MS,
   rollingProximityIdentifier,
-} from '../protocols/index.js';
+} from '../daemon/protocols/index.js';
 
 export interface CrowdOptions {
   seed: number;
@@ -126,8 +127,6 @@ function gaussian(random: () => number): number {
   const u = 1 - random();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
 }
-
-export type AdvertSink = (data: Buffer, rssi: number, address: string, time: number) => void;
 
 export class Crowd {
   private nextPhone = 0;

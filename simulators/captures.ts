@@ -1,7 +1,7 @@
 // Reads HCI logs so the virtual controller can replay what real controllers sent: btsnoop
 // (Android's btsnoop_hci.log; datalink 1001 unencapsulated or 1002 H4) and pcapng with
 // LINKTYPE_BLUETOOTH_HCI_H4 (187) or _WITH_PHDR (201). Pure: bytes in, packets out.
-import { H4_ACL, H4_COMMAND, H4_EVENT } from './h4.js';
+import { H4_ACL, H4_COMMAND, H4_EVENT } from '../daemon/radio/h4.js';
 
 export interface HciRecord {
   /** Microseconds, from the capture's own clock. */

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Crowd, CrowdOptions } from './crowd.js';
-import { createH4Framer, H4_COMMAND, H4_EVENT } from './h4.js';
+import { createH4Framer, H4_COMMAND, H4_EVENT } from '../daemon/radio/h4.js';
 
 const EVT_COMMAND_COMPLETE = 0x0e;
 const EVT_LE_META = 0x3e;
