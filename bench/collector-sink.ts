@@ -2,7 +2,7 @@
 // else's. argv: broker url, topic prefix, database path, registry file. Runs until its stdin
 // closes (a signal would stop strace, not it), then prints its counters as one JSON object.
 import { Collector, GatewayRegistry } from '../collector/index.js';
-import { createLogger } from '../daemon/log/index.js';
+import { createLogger } from '../core/log/index.js';
 
 const [url, prefix, dbPath, registryPath] = process.argv.slice(2);
 const collector = new Collector(

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { ulid } from 'ulid';
 import { LocalBroker } from '../simulators/index.js';
-import { newIdentity, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
-import { encodeBatch, gatewayTopics, toWire } from '../daemon/uplink/index.js';
+import { newIdentity, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import { encodeBatch, gatewayTopics, toWire } from '../core/wire/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

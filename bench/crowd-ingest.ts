@@ -1,7 +1,7 @@
 // The daemon's ingest path as the benchmarks drive it: a seeded crowd of a busy entrance (60
 // phones a minute) → decode → aggregation → the store, one simulated second at a time.
-import { ClosedEncounter, createAggregator, Encounter, observe, sweep } from '../daemon/encounters/index.js';
-import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
+import { ClosedEncounter, createAggregator, Encounter, observe, sweep } from '../core/encounters/index.js';
+import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
 import { Crowd } from '../simulators/index.js';
 import type { Store } from '../daemon/store/index.js';
 import { aggregatorOptions } from '../daemon/config/index.js';

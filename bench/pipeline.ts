@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../daemon/store/index.js';
-import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
-import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+import { newSigningSeed, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import { encodeBatch, toWire } from '../core/wire/index.js';
 import { ARRIVALS_PER_MINUTE, crowdIngest } from './crowd-ingest.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).

@@ -7,11 +7,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ulid } from 'ulid';
-import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../daemon/encounters/index.js';
-import { decodeAdvertisement, newDropCounters } from '../daemon/protocols/index.js';
+import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../core/encounters/index.js';
+import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
 import { Crowd } from '../simulators/index.js';
-import { newSigningSeed, signBytes, signingKeyFromSeed } from '../daemon/trust/index.js';
-import { encodeBatch, toWire } from '../daemon/uplink/index.js';
+import { newSigningSeed, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import { encodeBatch, toWire } from '../core/wire/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
 import { aggregatorOptions } from '../daemon/config/index.js';
 

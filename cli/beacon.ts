@@ -4,10 +4,10 @@ import { z } from 'zod';
 import { PullError, requestStatus } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../daemon/index.js';
 import { loadConfig, requireGateway } from '../daemon/config/index.js';
-import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../daemon/protocols/index.js';
+import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../core/protocols/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
-import { hexKey, isHex } from '../daemon/identifiers/index.js';
-import { parseRegistry } from '../daemon/trust/index.js';
+import { hexKey, isHex } from '../core/identifiers/index.js';
+import { parseRegistry } from '../core/trust/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
 const hexBytes = (bytes: number) => hexKey(bytes, `${bytes} bytes`);

@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
-import { newIdentity } from '../daemon/trust/index.js';
-import { VirtualController } from '../simulators/index.js';
-import { gatewayTopics } from '../daemon/uplink/index.js';
+import { newIdentity } from '../core/trust/index.js';
+import { oneShotConnectOptions } from '../core/mqtt/index.js';
+import { gatewayTopics } from '../core/wire/index.js';
+import { LocalBroker, VirtualController } from '../simulators/index.js';
 import { fail } from './errors.js';
-import { LocalBroker } from '../simulators/index.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -95,7 +95,7 @@ export function demoCommand(): Command {
       const daemon = spawnVgw(['run', '-c', join(dir, 'gateway.json')], join(dir, 'gateway.log'));
 
       let status: GatewayStatus = {};
-      const watcher = mqtt.connect(broker.url, { protocolVersion: 5, clientId: `vgw-demo-watch-${process.pid}` });
+      const watcher = mqtt.connect(broker.url, oneShotConnectOptions({ url: broker.url, clientId: `vgw-demo-watch-${process.pid}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 }));
       watcher.on('connect', () => watcher.subscribe(gatewayTopics('vgw/v2', venue, gateway).status));
       watcher.on('message', (_t, payload) => {
         try {

@@ -14,8 +14,8 @@ import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } f
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { describeStorage } from '../daemon/health/storage.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
-import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../daemon/trust/index.js';
-import { oneShotConnectOptions, tlsOptions } from '../daemon/uplink/index.js';
+import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../core/trust/index.js';
+import { oneShotConnectOptions, tlsOptions } from '../core/mqtt/index.js';
 import { fail } from './errors.js';
 import { diskUsage } from './status.js';
 

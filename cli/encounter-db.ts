@@ -1,9 +1,9 @@
 // Reads the encounters of a venue-gateway database: a collector's (venue, gateway, mean RSSI)
 // or a gateway's own (RSSI sum and count). Read-only: safe beside a running daemon (WAL).
 import Database from 'better-sqlite3';
-import type { EncounterRow } from '../daemon/matching/index.js';
-import { RSSI_UNAVAILABLE } from '../daemon/protocols/index.js';
-import { meanTenths, wireSpan } from '../daemon/uplink/index.js';
+import type { EncounterRow } from '../core/matching/index.js';
+import { RSSI_UNAVAILABLE } from '../core/protocols/index.js';
+import { meanTenths, wireSpan } from '../core/wire/index.js';
 import { UsageError } from './errors.js';
 
 export function openEncounterDb(path: string): Database.Database {

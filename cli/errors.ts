@@ -1,5 +1,5 @@
 import { ConfigError } from '../daemon/config/index.js';
-import { TrustError } from '../daemon/trust/index.js';
+import { TrustError } from '../core/trust/index.js';
 
 /** Documented exit codes (README): scripts rely on them. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, timeout: 3 } as const;

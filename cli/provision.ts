@@ -8,8 +8,8 @@ import { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { parseConfig } from '../daemon/config/index.js';
 import { parseTransport } from '../daemon/radio/index.js';
-import { isHex, NAME_PATTERN, NAME_RULE } from '../daemon/identifiers/index.js';
-import { newIdentity } from '../daemon/trust/index.js';
+import { isHex, NAME_PATTERN, NAME_RULE } from '../core/identifiers/index.js';
+import { newIdentity } from '../core/trust/index.js';
 import { fail, UsageError } from './errors.js';
 import { Check, Prompter } from './prompt.js';
 

@@ -3,7 +3,7 @@ import { CollectorDb, GatewayRegistry, verifyBatch } from '../collector/index.js
 import { pull, PullError } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../daemon/index.js';
 import { Config, loadConfig, parseConfig } from '../daemon/config/index.js';
-import { batchToJson } from '../daemon/uplink/index.js';
+import { batchToJson } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
 interface PullOptions {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { startDaemon } from '../daemon/index.js';
 import { loadConfig, requireGateway } from '../daemon/config/index.js';
-import { createLogger } from '../daemon/log/index.js';
+import { createLogger } from '../core/log/index.js';
 import { fail } from './errors.js';
 
 export function runCommand(): Command {

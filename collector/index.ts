@@ -3,20 +3,11 @@
 // and acknowledges only once the commit is durable.
 import type Database from 'better-sqlite3';
 import mqtt, { MqttClient } from 'mqtt';
-import type { Logger } from '../daemon/log/index.js';
-import { migrate, openDatabase } from '../daemon/store/index.js';
-import { LEGACY_LIFE } from '../daemon/store/schema.js';
-import {
-  Batch,
-  BrokerOptions,
-  collectorBatchFilter,
-  connectOptions,
-  decodeBatch,
-  gatewayTopics,
-  parseBatchTopic,
-  WIRE_SCHEMA_VERSION,
-  WireFormatError,
-} from '../daemon/uplink/index.js';
+import type { Logger } from '../core/log/index.js';
+import { migrate, openDatabase } from '../core/sqlite/index.js';
+import { LEGACY_LIFE } from '../core/wire/index.js';
+import { Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, WIRE_SCHEMA_VERSION, WireFormatError } from '../core/wire/index.js';
+import { BrokerOptions, connectOptions } from '../core/mqtt/index.js';
 import { GatewayRegistry, verifyBatch } from './verify.js';
 
 export { GatewayRegistry, verifyBatch } from './verify.js';

@@ -2,7 +2,8 @@
 // encounters (pull), or its status.
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { BrokerOptions, Batch, decodeBatch, gatewayTopics, oneShotConnectOptions, replyTopic, WIRE_SCHEMA_VERSION } from '../daemon/uplink/index.js';
+import { BrokerOptions, oneShotConnectOptions } from '../core/mqtt/index.js';
+import { Batch, decodeBatch, gatewayTopics, replyTopic, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;

@@ -3,8 +3,8 @@
 // newly provisioned unit is accepted without a restart.
 import type { KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { loadRegistry, publicKeyObject, RegistrationRecord, verifyBytes } from '../daemon/trust/index.js';
-import { Batch, signedBytes } from '../daemon/uplink/index.js';
+import { loadRegistry, publicKeyObject, RegistrationRecord, verifyBytes } from '../core/trust/index.js';
+import { Batch, signedBytes } from '../core/wire/index.js';
 
 interface Entry {
   record: RegistrationRecord;

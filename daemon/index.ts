@@ -1,18 +1,19 @@
 // Wires the concerns together; data flows one way: radio → decode → aggregate → store → uplink.
 // Each concern starts and stops on its own; this file only connects them.
 import { hostname } from 'node:os';
-import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from './encounters/index.js';
+import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../core/encounters/index.js';
 import type { Config } from './config/index.js';
 import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
-import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from './trust/index.js';
-import type { Logger } from './log/index.js';
-import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from './protocols/index.js';
+import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import type { Logger } from '../core/log/index.js';
+import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
 import { createClockMonitor, SteadyClock } from './clock/index.js';
 import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, VenueBeacon } from './radio/index.js';
 import { SimulatedRadio } from '../simulators/index.js';
 import { controlSocketPath, SdNotify, startControlSocket, startHealth, watchdogIntervalMs } from './health/index.js';
 import { Store } from './store/index.js';
-import { BrokerOptions, tlsOptions, Uplink } from './uplink/index.js';
+import { BrokerOptions, tlsOptions } from '../core/mqtt/index.js';
+import { Uplink } from './uplink/index.js';
 
 export interface Daemon {
   readonly store: Store;

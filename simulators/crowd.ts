@@ -11,7 +11,7 @@ import {
   deriveRpik,
   EN_INTERVAL_MS,
   rollingProximityIdentifier,
-} from '../daemon/protocols/index.js';
+} from '../core/protocols/index.js';
 
 export interface CrowdOptions {
   seed: number;

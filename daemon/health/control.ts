@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { controlSocketPath } from '../config/index.js';
 
 export { controlSocketPath };
-import type { Logger } from '../log/index.js';
+import type { Logger } from '../../core/log/index.js';
 
 function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {

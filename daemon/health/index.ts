@@ -4,7 +4,7 @@
 // the systemd-notify command runs as a child process, so with NotifyAccess=main systemd drops
 // its WATCHDOG=1 (wrong sender PID), and spawning it every few seconds would be heavy anyway.
 import { createRequire } from 'node:module';
-import type { Logger } from '../log/index.js';
+import type { Logger } from '../../core/log/index.js';
 
 interface DgramSocket {
   on(event: 'error', cb: (err: Error) => void): void;

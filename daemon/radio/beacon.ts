@@ -3,8 +3,8 @@
 // rotation stops advertising, then starts it with the new EID, and checks that it took; a
 // rotation that fails is retried and counted, never silently lost.
 import { createRequire } from 'node:module';
-import type { Logger } from '../log/index.js';
-import { computeEid, eddystoneEidAdvertisingData, quantumStart } from '../protocols/index.js';
+import type { Logger } from '../../core/log/index.js';
+import { computeEid, eddystoneEidAdvertisingData, quantumStart } from '../../core/protocols/index.js';
 import { assignTransport, installHciSocket } from './hci-socket.js';
 import { formatTransport, TransportSpec } from './transport.js';
 

@@ -3,7 +3,7 @@
 // forever (see ble-facts); phones rotate addresses every ~15 min, so the scanner prunes
 // noble's per-address tables of every address not heard for a while.
 import { createRequire } from 'node:module';
-import type { Logger } from '../log/index.js';
+import type { Logger } from '../../core/log/index.js';
 import type { AdvertSink, Radio } from './radio.js';
 import { assignTransport, HciSocket, installHciSocket } from './hci-socket.js';
 import { formatTransport, TransportSpec } from './transport.js';

@@ -6,18 +6,19 @@
 // and encounter ids and seq are unique per life. Retention never deletes an unacknowledged
 // encounter because of the wall clock; it measures age in service time (time spent running)
 // wherever the wall clock cannot be trusted.
-import { closeSync, existsSync, mkdirSync, openSync, chmodSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
-import { bucketSeconds, type ClosedEncounter, type Encounter } from '../encounters/index.js';
-import type { Logger } from '../log/index.js';
+import { bucketSeconds, type ClosedEncounter, type Encounter } from '../../core/encounters/index.js';
+import type { Logger } from '../../core/log/index.js';
 import {
   checkDatabaseFile, EncounterRowValues, isCorruption, readLineage, Salvage, salvage, setAside, StoreEvent, writeLineage,
 } from './recovery.js';
-import { LEGACY_LIFE, MIGRATIONS } from './schema.js';
+import { LEGACY_LIFE } from '../../core/wire/index.js';
+import { migrate, openDatabase } from '../../core/sqlite/index.js';
+import { MIGRATIONS } from './schema.js';
 
 export { isCorruption, lineagePath } from './recovery.js';
 export type { StoreEvent } from './recovery.js';
@@ -116,44 +117,6 @@ interface EncounterRow {
 }
 
 const META_DEFAULTS: Record<string, number> = { purged_through: 0, service_ms: 0 };
-
-/** The one place SQLite files are opened: WAL, FULL sync, private to the service user. */
-export function openDatabase(path: string, pageSize?: number): Database.Database {
-  // The folder is made private on first start; systemd's StateDirectory makes it too.
-  mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
-  let db: Database.Database;
-  try {
-    // Everyone's temp IDs are in it: created 0600 (SQLite gives its WAL the same mode).
-    if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
-    chmodSync(path, 0o600);
-    db = new Database(path);
-  } catch (err) {
-    throw new Error(`store.path: cannot open ${path} (${(err as Error).message}): check the folder's owner and permissions`);
-  }
-  // Only a new file takes a page size (and only before WAL mode is set).
-  if (pageSize !== undefined) db.pragma(`page_size = ${pageSize}`);
-  db.pragma('journal_mode = WAL');
-  // FULL: a commit survives power loss, which a Pi pulled from the wall will see.
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  return db;
-}
-
-export function migrate(db: Database.Database, migrations: readonly string[]): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > migrations.length) {
-    throw new Error(
-      `database schema version ${current} is newer than this software (${migrations.length}); upgrade venue-gateway`,
-    );
-  }
-  for (let v = current; v < migrations.length; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
-}
 
 /**
  * Bucket times as stored: whole seconds, as the wire sends them, as a CBOR array (about 6

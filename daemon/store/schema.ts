@@ -1,8 +1,7 @@
 // Schema migrations, applied in order; PRAGMA user_version records how many ran.
 // Written for an SD card: a commit appends to the encounters table and touches nothing else
 // most of the time (no secondary index on encounters; a batch is a range of encounter ids).
-/** The life of data written before lives existed (schema 1); the collector uses it too. */
-export const LEGACY_LIFE = '00000000000000000000000000';
+import { LEGACY_LIFE } from '../../core/wire/index.js';
 
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE encounters (

@@ -2,32 +2,14 @@
 // acknowledges them, keeps a retained status (with a Last Will), and answers requests.
 import mqtt, { IClientPublishOptions, MqttClient } from 'mqtt';
 import { ulid } from 'ulid';
-import { readFileSync } from 'node:fs';
-import { Logger, WarningThrottle } from '../log/index.js';
-import { assertPrivateFile, TrustError } from '../trust/index.js';
+import { Logger, WarningThrottle } from '../../core/log/index.js';
+import { BrokerOptions, connectOptions } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
-import { BatchSigner, encodeBatch, toWire, WIRE_SCHEMA_VERSION } from './codec.js';
-import { ackSchema, MessageError, parseMessage, requestSchema } from './messages.js';
-import { gatewayTopics, GatewayTopics } from './topics.js';
+import { BatchSigner, encodeBatch, toWire, WIRE_SCHEMA_VERSION } from '../../core/wire/codec.js';
+import { ackSchema, MessageError, parseMessage, requestSchema } from '../../core/wire/messages.js';
+import { gatewayTopics, GatewayTopics } from '../../core/wire/topics.js';
 import { streamPull } from './pull-stream.js';
 
-export * from './codec.js';
-export * from './messages.js';
-export * from './topics.js';
-
-export interface BrokerOptions {
-  url: string;
-  username?: string;
-  password?: string;
-  /** PEM file paths: the broker's CA, and this client's certificate and key for mutual TLS. */
-  ca?: string;
-  cert?: string;
-  key?: string;
-  clientId: string;
-  keepaliveS: number;
-  connectTimeoutS: number;
-  reconnectS: number;
-}
 
 export interface UplinkOptions {
   broker: BrokerOptions;
@@ -65,61 +47,6 @@ interface InFlight {
 /** Pulls answered or waiting at once; more are refused with "ask again later". */
 const MAX_QUEUED_PULLS = 4;
 const PULL_PARTS_IN_FLIGHT = 4;
-
-/** MQTT 5 session kept by the broker for a week of outage: subscriptions and QoS 1 queue survive. */
-const SESSION_EXPIRY_S = 7 * 24 * 3600;
-
-function readPem(path: string, field: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new TrustError(`broker.${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path and that the service user may read it`);
-  }
-}
-
-/** TLS material for mqtts:// (files read once, at start); the client key must be private. */
-export function tlsOptions(b: BrokerOptions): Pick<mqtt.IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
-  if ((b.cert === undefined) !== (b.key === undefined)) {
-    throw new TrustError(`broker.${b.cert === undefined ? 'cert' : 'key'}: mutual TLS needs both broker.cert and broker.key`);
-  }
-  if (b.key) assertPrivateFile(b.key, 'broker.key');
-  return {
-    ...(b.ca ? { ca: readPem(b.ca, 'ca') } : {}),
-    ...(b.cert ? { cert: readPem(b.cert, 'cert') } : {}),
-    ...(b.key ? { key: readPem(b.key, 'key') } : {}),
-    rejectUnauthorized: true,
-  };
-}
-
-/** A short-lived client (one request, a reachability check): clean session, no reconnects. */
-export function oneShotConnectOptions(b: BrokerOptions): mqtt.IClientOptions {
-  return {
-    ...tlsOptions(b),
-    protocolVersion: 5,
-    clientId: b.clientId,
-    clean: true,
-    username: b.username,
-    password: b.password,
-    connectTimeout: b.connectTimeoutS * 1000,
-    reconnectPeriod: 0,
-  };
-}
-
-export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.IClientOptions {
-  return {
-    ...tlsOptions(b),
-    protocolVersion: 5,
-    clientId: b.clientId,
-    clean: false,
-    properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
-    keepalive: b.keepaliveS,
-    connectTimeout: b.connectTimeoutS * 1000,
-    reconnectPeriod: b.reconnectS * 1000,
-    username: b.username,
-    password: b.password,
-    will,
-  };
-}
 
 export class Uplink {
   readonly counters: UplinkCounters = {

@@ -8,7 +8,7 @@ import { LocalBroker } from '../../simulators/index.js';
 import { Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import type { CrowdOptions } from '../../simulators/index.js';
-import { gatewayTopics } from '../../daemon/uplink/index.js';
+import { gatewayTopics } from '../../core/wire/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
 import { startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';

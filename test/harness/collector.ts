@@ -1,8 +1,8 @@
 // A collector for tests, in the test process, on the harness's broker.
 import { Collector, GatewayRegistry } from '../../collector/index.js';
-import type { RegistrationRecord } from '../../daemon/trust/index.js';
-import { createLogger } from '../../daemon/log/index.js';
-import type { BrokerOptions } from '../../daemon/uplink/index.js';
+import type { RegistrationRecord } from '../../core/trust/index.js';
+import { createLogger } from '../../core/log/index.js';
+import type { BrokerOptions } from '../../core/mqtt/index.js';
 
 export function testBroker(url: string, clientId: string): BrokerOptions {
   return { url, clientId, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 };

@@ -1,6 +1,6 @@
 // Reading a gateway's database from a test, as the collector would see its contents.
 import type Database from 'better-sqlite3';
-import { LEGACY_LIFE } from '../../daemon/store/schema.js';
+import { LEGACY_LIFE } from '../../core/wire/index.js';
 
 export interface EncounterRow {
   life: string;

@@ -2,7 +2,7 @@
 // and the registration record the collector verifies their batches against.
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { newIdentity, RegistrationRecord, Secrets } from '../../daemon/trust/index.js';
+import { newIdentity, RegistrationRecord, Secrets } from '../../core/trust/index.js';
 
 export interface TestIdentity {
   secretsFile: string;

@@ -5,8 +5,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
-import { batchToJson, cborDecode, cborEncode, contentHash, decodeBatch, signedBytes } from '../../daemon/uplink/index.js';
-import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../daemon/trust/index.js';
+import { batchToJson, cborDecode, cborEncode, contentHash, decodeBatch, signedBytes } from '../../core/wire/index.js';
+import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../core/trust/index.js';
 
 export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'error-reply' | 'status';
 

@@ -9,7 +9,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker } from '../../simulators/index.js';
-import { computeEid } from '../../daemon/protocols/index.js';
+import { computeEid } from '../../core/protocols/index.js';
 import { enAdvertisingData } from '../../simulators/index.js';
 import { startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';

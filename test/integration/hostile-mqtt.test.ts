@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import type { Collector } from '../../collector/index.js';
-import { contentHash, gatewayTopics } from '../../daemon/uplink/index.js';
+import { contentHash, gatewayTopics } from '../../core/wire/index.js';
 import { startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';

@@ -2,9 +2,9 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../../daemon/encounters/index.js';
-import { parseExportFile } from '../../daemon/matching/index.js';
-import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdentifier } from '../../daemon/protocols/index.js';
+import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../../core/encounters/index.js';
+import { parseExportFile } from '../../core/matching/index.js';
+import { decodeAdvertisement, deriveRpik, newDropCounters, rollingProximityIdentifier } from '../../core/protocols/index.js';
 import { Crowd, CrowdOptions, phone, rotationAt } from '../../simulators/index.js';
 import { Store } from '../../daemon/store/index.js';
 import { runVgw, writeJson } from '../harness/processes.js';

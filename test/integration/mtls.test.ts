@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LocalBroker } from '../../simulators/index.js';
-import { gatewayTopics } from '../../daemon/uplink/index.js';
+import { gatewayTopics } from '../../core/wire/index.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';

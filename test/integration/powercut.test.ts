@@ -20,7 +20,7 @@ function record(name: string, synchronous: 'FULL' | 'NORMAL', rows: number): { o
   mkdirSync(watched);
   const log = join(dir, `${name}.log`);
   const script = `
-    import { openDatabase } from ${JSON.stringify(join(process.cwd(), 'dist/daemon/store/index.js'))};
+    import { openDatabase } from ${JSON.stringify(join(process.cwd(), 'dist/core/sqlite/index.js'))};
     import { openSync, writeSync } from 'node:fs';
     const db = openDatabase(${JSON.stringify(join(watched, 'x.db'))});
     db.pragma('synchronous = ${synchronous}');

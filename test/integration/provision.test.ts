@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { computeEid, identityKeyForResolver, x25519PublicFromPrivate } from '../../daemon/protocols/index.js';
-import { registrationSchema, secretsSchema, signingKeyFromSeed } from '../../daemon/trust/index.js';
+import { computeEid, identityKeyForResolver, x25519PublicFromPrivate } from '../../core/protocols/index.js';
+import { registrationSchema, secretsSchema, signingKeyFromSeed } from '../../core/trust/index.js';
 import { runVgw } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 

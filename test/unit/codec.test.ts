@@ -3,18 +3,7 @@ import { encode as cborEncode } from 'cbor-x';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ulid } from 'ulid';
-import {
-  ackSchema,
-  BatchHeader,
-  decodeBatch,
-  EncounterRecord,
-  encodeBatch,
-  meanTenths,
-  parseMessage,
-  requestSchema,
-  signedBytes,
-  toWire,
-} from '../../daemon/uplink/index.js';
+import { ackSchema, BatchHeader, decodeBatch, EncounterRecord, encodeBatch, meanTenths, parseMessage, requestSchema, signedBytes, toWire } from '../../core/wire/index.js';
 
 const header: BatchHeader = { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 7, createdAt: 1_795_000_000_000 };
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import { CollectorDb } from '../../collector/index.js';
-import type { Batch, WireEncounter } from '../../daemon/uplink/index.js';
+import type { Batch, WireEncounter } from '../../core/wire/index.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-collector-');

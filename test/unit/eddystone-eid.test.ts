@@ -6,7 +6,7 @@ import {
   identityKeyFromRegistration,
   resolveEid,
   x25519PublicFromPrivate,
-} from '../../daemon/protocols/index.js';
+} from '../../core/protocols/index.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 

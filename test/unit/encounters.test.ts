@@ -8,8 +8,8 @@ import {
   createAggregator,
   observe,
   sweep,
-} from '../../daemon/encounters/index.js';
-import { PROTOCOL_EN, Sighting } from '../../daemon/protocols/index.js';
+} from '../../core/encounters/index.js';
+import { PROTOCOL_EN, Sighting } from '../../core/protocols/index.js';
 import { aggregatorOptions } from '../../daemon/config/index.js';
 
 // The defaults a unit runs with; a small cap on open encounters so eviction is reachable.

@@ -10,7 +10,7 @@ import {
   newDropCounters,
   PROTOCOL_EN,
   rollingProximityIdentifier,
-} from '../../daemon/protocols/index.js';
+} from '../../core/protocols/index.js';
 import { enAdvertisingData } from '../../simulators/index.js';
 import { readFixture } from '../harness/reference.js';
 

@@ -1,7 +1,7 @@
 // Pull answers read and sent in pieces, from a real store with two lives.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClosedEncounter } from '../../daemon/encounters/index.js';
+import type { ClosedEncounter } from '../../core/encounters/index.js';
 import { Store } from '../../daemon/store/index.js';
 import { PullPart, streamPull } from '../../daemon/uplink/pull-stream.js';
 import { tempDir } from '../harness/tmp.js';

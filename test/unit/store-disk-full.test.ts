@@ -5,7 +5,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, rmdirSync, unlinkSync, writeS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ClosedEncounter } from '../../daemon/encounters/index.js';
+import type { ClosedEncounter } from '../../core/encounters/index.js';
 import { Store } from '../../daemon/store/index.js';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'vgw-full-'));

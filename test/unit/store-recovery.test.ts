@@ -4,10 +4,11 @@ import Database from 'better-sqlite3';
 import { copyFileSync, existsSync, openSync, readdirSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClosedEncounter, Encounter } from '../../daemon/encounters/index.js';
+import type { ClosedEncounter, Encounter } from '../../core/encounters/index.js';
 import { lineagePath, Store, StoreOptions } from '../../daemon/store/index.js';
-import { LEGACY_LIFE, MIGRATIONS } from '../../daemon/store/schema.js';
-import { toWire } from '../../daemon/uplink/index.js';
+import { LEGACY_LIFE } from '../../core/wire/index.js';
+import { MIGRATIONS } from '../../daemon/store/schema.js';
+import { toWire } from '../../core/wire/index.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-recovery-');

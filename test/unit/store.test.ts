@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClosedEncounter } from '../../daemon/encounters/index.js';
+import type { ClosedEncounter } from '../../core/encounters/index.js';
 import { SCHEMA_VERSION } from '../../daemon/store/schema.js';
 import { Store, StoreOptions } from '../../daemon/store/index.js';
 import { tempDir } from '../harness/tmp.js';

@@ -40,6 +40,9 @@ export interface WireEncounter {
 /** What the store holds (the life travels in the batch header); rounding happens in `toWire`. */
 export type EncounterRecord = Encounter & { id: number };
 
+/** The life of encounters stored before lives existed (schema 1): all zeros. */
+export const LEGACY_LIFE = '00000000000000000000000000';
+
 export type BatchKind = 'batch' | 'pull';
 
 export interface BatchHeader {

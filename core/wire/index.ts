@@ -1,0 +1,5 @@
+// The wire format of protocol 2 (docs/protocol.md, docs/protocol.cddl), shared by the gateway and
+// the backend: batches, acks and requests, topics.
+export * from './codec.js';
+export * from './messages.js';
+export * from './topics.js';
