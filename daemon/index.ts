@@ -1,16 +1,17 @@
 // Wires the concerns together; data flows one way: radio → decode → aggregate → store → uplink.
-// Each concern starts and stops on its own; this file only connects them.
+// Each concern starts and stops on its own (lifecycle.ts); this file only builds and orders them.
 import { hostname } from 'node:os';
-import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../core/encounters/index.js';
+import { createAggregator } from '../core/encounters/index.js';
 import type { Config } from './config/index.js';
 import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
 import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
 import type { Logger } from '../core/log/index.js';
-import { AdvertKind, classifyAdvertisement, decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
-import { createClockMonitor, SteadyClock } from './clock/index.js';
-import { h4Counters, hciGuardCounters, NobleScanner, parseTransport, VenueBeacon } from './radio/index.js';
+import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
+import { Controller, Lifecycle } from './lifecycle.js';
+import { Pipeline } from './pipeline.js';
+import { NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { SimulatedRadio } from '../simulators/index.js';
-import { controlSocketPath, SdNotify, startControlSocket, startHealth, watchdogIntervalMs } from './health/index.js';
+import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogIntervalMs } from './health/index.js';
 import { Store } from './store/index.js';
 import { BrokerOptions, tlsOptions } from '../core/mqtt/index.js';
 import { Uplink } from './uplink/index.js';
@@ -32,26 +33,56 @@ export function defaultCollectorClientId(): string {
   return `vgw-collector-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}`.slice(0, 64);
 }
 
+/** The gateway's radio, by config: noble on an HCI transport, or a simulated crowd. */
+function createRadio(config: Config, steady: SteadyClock, log: Logger): Radio {
+  const scanner = config.radio.scanner;
+  const sim = config.radio.simulated;
+  return config.radio.kind === 'hci'
+    ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
+    : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
+}
+
+/** The venue's Eddystone-EID beacon, when enabled; its identity key comes from the secrets file. */
+function createBeacon(config: Config, secrets: Secrets, clock: () => ClockState, log: Logger): VenueBeacon | null {
+  const b = config.beacon;
+  if (!b.enabled) return null;
+  const identityKeyHex = secrets.beaconIdentityKey ?? b.identityKey;
+  if (identityKeyHex === undefined) {
+    throw new ConfigError(['beacon.identityKey: required when beacon.enabled is true: `vgw provision` puts it in the secrets file (beaconIdentityKey)'], '');
+  }
+  return new VenueBeacon(
+    {
+      transport: parseTransport(b.transport),
+      deviceId: b.deviceId,
+      identityKey: Buffer.from(identityKeyHex, 'hex'),
+      exponent: b.exponent,
+      txPowerDbm: b.txPowerDbm,
+      epochS: b.epochS,
+      mayAdvertise: () => b.unsyncedClock === 'advertise' || clock().synchronized,
+    },
+    log,
+  );
+}
+
+/**
+ * Builds the concerns and starts them in the order data flows back from the broker: the store,
+ * the uplink, the radio pipeline, the beacon, the control socket, then health (READY). They stop
+ * in reverse: STOPPING first, the pipeline flushes into the store, the uplink says "stopped",
+ * and the store's final commit comes last.
+ */
 export function startDaemon(config: Config, log: Logger): Daemon {
   const gateway = requireGateway(config);
   // Refuses to start on a missing or world-readable secrets file: before anything is opened.
   const secrets = loadSecrets(requireSecretsFile(config));
   const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
-  const identityKeyHex = secrets.beaconIdentityKey ?? config.beacon.identityKey;
-  if (config.beacon.enabled && identityKeyHex === undefined) {
-    throw new ConfigError(['beacon.identityKey: required when beacon.enabled is true: `vgw provision` puts it in the secrets file (beaconIdentityKey)'], '');
-  }
+  const clock = createClockMonitor(config.clock.syncCheck);
+  const beacon = createBeacon(config, secrets, clock, log);
   const broker = brokerOptions(config, `vgw-${gateway.id}`, secrets);
   tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
-  const sim = config.radio.simulated;
-  const scanner = config.radio.scanner;
   const steady = new SteadyClock();
-  const radio =
-    config.radio.kind === 'hci'
-      ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
-      : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
+  const radio = createRadio(config, steady, log);
   const aggregator = createAggregator(aggregatorOptions(config.encounters));
-  const clock = createClockMonitor(config.clock.syncCheck);
+  const clockSync = { synced: clock().synchronized };
   const store = new Store({
     path: config.store.path,
     commitIntervalMs: config.store.checkpointS * 1000,
@@ -61,44 +92,13 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     batchMaxEncounters: config.uplink.batchMaxEncounters,
     batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
     maxPendingEncounters: config.store.maxPendingEncounters,
-    clockSynced: () => clockSynced,
+    clockSynced: () => clockSync.synced,
     // Checkpointed with every commit: a crash loses at most store.checkpointS of sightings.
     openEncounters: () => aggregator.open.values(),
     log,
   });
-  const b = config.beacon;
-  const beacon = b.enabled
-    ? new VenueBeacon(
-        {
-          transport: parseTransport(b.transport),
-          deviceId: b.deviceId,
-          identityKey: Buffer.from(identityKeyHex!, 'hex'),
-          exponent: b.exponent,
-          txPowerDbm: b.txPowerDbm,
-          epochS: b.epochS,
-          mayAdvertise: () => b.unsyncedClock === 'advertise' || clock().synchronized,
-        },
-        log,
-      )
-    : null;
-  const drops = newDropCounters();
-  const adverts = { received: 0, with_temp_id: 0 };
-  /** What else the radio hears, for a technician's diagnosis; nothing of it is stored. */
-  const heard: Record<AdvertKind, number> = { exposure_notification: 0, eddystone: 0, ibeacon: 0, opentrace: 0, other: 0 };
-  const closed: ClosedEncounter[] = [];
-
-  const counters = (): Record<string, unknown> => ({
-    radio: radio instanceof NobleScanner ? { state: radio.state, error: radio.transportError, ...radio.counters, recovery_level: radio.recoveryLevel, remembered_addresses: radio.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters } } : { state: 'simulated' },
-    clock: { ...clock(), steps: steady.steps },
-    beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
-    health: { ...health.state, watchdog: { ...health.state.watchdog } },
-    adverts,
-    heard,
-    drops,
-    encounters: { open: aggregator.open.size, ...aggregator.counters },
-    store: { ...store.counters, ...store.stats(), database: store.database },
-    uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
-  });
+  const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
+  // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
     {
       broker,
@@ -115,61 +115,35 @@ export function startDaemon(config: Config, log: Logger): Daemon {
       batchMaxEncounters: config.uplink.batchMaxEncounters,
     },
     store,
-    counters,
+    () => counters(),
     log,
   );
-
-  const handOver = () => {
-    if (closed.length === 0) return;
-    store.addEncounters(closed);
-    closed.length = 0;
-  };
-  radio.start((data, rssi, address, time) => {
-    adverts.received++;
-    const sighting = decodeAdvertisement(data, rssi, address, time, drops);
-    if (sighting === null) {
-      heard[classifyAdvertisement(data)]++;
-      return;
-    }
-    heard.exposure_notification++;
-    sighting.clockSynced = clockSynced;
-    adverts.with_temp_id++;
-    observe(aggregator, sighting, closed);
-  });
-  // The simulated radio keeps its own (possibly accelerated) time, so wall-clock steps do not
-  // concern it; but its time is anchored on the wall clock, so an unsynchronised clock makes its
-  // sightings as suspect as real ones (flag bit 0 on the wire).
-  const simulated = radio instanceof SimulatedRadio;
-  let clockSynced = clock().synchronized;
-  steady.onStep((stepMs) => {
-    // No encounter may span a clock step: its duration would be negative or hours long.
-    closeAll(aggregator, closed, 'clock_step');
-    log.warn({ stepMs }, 'wall clock stepped; open encounters closed, timestamps re-anchored');
-  });
-  const sweepTimer = setInterval(() => {
-    if (!simulated) steady.check();
-    clockSynced = clock().synchronized;
-    sweep(aggregator, radio.now(), closed);
-    handOver();
-  }, 1000);
-  beacon?.start();
   const notify = SdNotify.fromEnv(process.env, log);
-  const health = startHealth({
+  const health = new HealthMonitor({
     notify,
     watchdogMs: watchdogIntervalMs(process.env),
     radioGraceMs: config.health.radioGraceS * 1000,
     statusIntervalMs: config.health.statusIntervalS * 1000,
-    radioPoweredOn: () => !(radio instanceof NobleScanner) || radio.state === 'poweredOn',
+    radioPoweredOn: () => radio.poweredOn(),
     statusLine: () => {
       const st = store.stats();
-      const radioState = radio instanceof NobleScanner ? radio.state : 'simulated';
-      return `radio ${radioState}, ${aggregator.open.size} open, ${store.counters.encounters_stored} stored, backlog ${st.outboxBatches} batches + ${st.unbatched} encounters, broker ${uplink.connected ? 'connected' : 'disconnected'}, clock ${clockSynced ? 'synced' : 'unsynced'}`;
+      return `radio ${radio.state}, ${aggregator.open.size} open, ${store.counters.encounters_stored} stored, backlog ${st.outboxBatches} batches + ${st.unbatched} encounters, broker ${uplink.connected ? 'connected' : 'disconnected'}, clock ${clockSync.synced ? 'synced' : 'unsynced'}`;
     },
     log,
   });
-  store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick'));
-  uplink.start();
-  const control = startControlSocket(
+  const counters = (): Record<string, unknown> => ({
+    radio: radio.status(),
+    clock: { ...clock(), steps: steady.steps },
+    beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
+    health: { ...health.state, watchdog: { ...health.state.watchdog } },
+    adverts: pipeline.adverts,
+    heard: pipeline.heard,
+    drops: pipeline.drops,
+    encounters: { open: aggregator.open.size, ...aggregator.counters },
+    store: { ...store.counters, ...store.stats(), database: store.database },
+    uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
+  });
+  const control = new ControlSocket(
     controlSocketPath(config),
     () => ({
       ...(JSON.parse(uplink.statusJson('online')) as Record<string, unknown>),
@@ -177,6 +151,20 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     }),
     log,
   );
+  const concerns: Lifecycle[] = [
+    {
+      name: 'store',
+      start: () => store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick')),
+      stop: () => store.close(), // the final commit: what the pipeline handed over is on the disk
+    },
+    { name: 'uplink', start: () => uplink.start(), stop: () => uplink.stop() },
+    pipeline,
+    ...(beacon ? [{ name: 'beacon', start: () => beacon.start(), stop: () => beacon.stop() }] : []),
+    control,
+    health,
+  ];
+  const controller = new Controller(concerns, log);
+  controller.start();
   log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
 
   return {
@@ -184,21 +172,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     uplink,
     counters,
     async stop() {
-      notify?.send({ STOPPING: 1, STATUS: 'stopping: flushing encounters and the outbox' });
-      health.stop();
-      radio.stop();
-      beacon?.stop();
-      clearInterval(sweepTimer);
-      closeAll(aggregator, closed);
-      handOver();
-      await uplink.stop();
-      try {
-        store.close();
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'final commit failed');
-      }
-      const server = await control;
-      if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+      await controller.stop();
       log.info('daemon stopped');
       notify?.close();
     },

@@ -10,6 +10,9 @@ export interface SimulatedRadioOptions extends CrowdOptions {
 }
 
 export class SimulatedRadio implements Radio {
+  /** Its own (possibly accelerated) time, anchored on the wall clock but not stepped with it. */
+  readonly followsWallClock = false;
+  readonly state = 'simulated';
   private readonly crowd: Crowd;
   private readonly wall: () => number;
   private timer: NodeJS.Timeout | null = null;
@@ -39,6 +42,14 @@ export class SimulatedRadio implements Radio {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  poweredOn(): boolean {
+    return true;
+  }
+
+  status(): Record<string, unknown> {
+    return { state: this.state };
   }
 
   get finished(): boolean {

@@ -92,50 +92,63 @@ export interface HealthState {
   watchdog: { enabled: boolean; pings: number; withheld: number; last_withheld_reason: string | null };
 }
 
-/** Runs the notify timers until `stop`; returns its state for the status topic. */
-export function startHealth(o: HealthOptions): { state: HealthState; stop(): void } {
-  const state: HealthState = { ready: false, watchdog: { enabled: o.watchdogMs !== null, pings: 0, withheld: 0, last_withheld_reason: null } };
-  const timers: NodeJS.Timeout[] = [];
-  let radioDownSince: number | null = o.radioPoweredOn() ? null : Date.now();
+/**
+ * The service's health towards systemd: READY once the radio is powered on, STATUS lines,
+ * watchdog pings withheld while the unit is not healthy, STOPPING when it stops. Its state is
+ * part of the status document (`counters.health`).
+ */
+export class HealthMonitor {
+  readonly name = 'health';
+  readonly state: HealthState;
+  private timers: NodeJS.Timeout[] = [];
 
-  const readyTimer = setInterval(() => {
-    if (!o.radioPoweredOn()) return;
-    clearInterval(readyTimer);
-    state.ready = true;
-    o.notify?.send({ READY: 1, STATUS: o.statusLine() });
-    o.log.info('ready: store open, radio powered on');
-  }, 200);
-  timers.push(readyTimer);
-  timers.push(setInterval(() => o.notify?.send({ STATUS: o.statusLine() }), o.statusIntervalMs));
-
-  if (o.watchdogMs !== null) {
-    const interval = o.watchdogMs / 2;
-    let expected = Date.now() + interval;
-    timers.push(
-      setInterval(() => {
-        const now = Date.now();
-        const lag = Math.max(0, now - expected);
-        expected = now + interval;
-        const on = o.radioPoweredOn();
-        if (on) radioDownSince = null;
-        else radioDownSince ??= now;
-        const verdict = watchdogVerdict({ loopLagMs: lag, intervalMs: interval, radioPoweredOn: on, radioDownMs: radioDownSince === null ? 0 : now - radioDownSince, radioGraceMs: o.radioGraceMs });
-        if (verdict.ping) {
-          state.watchdog.pings++;
-          o.notify?.send({ WATCHDOG: 1 });
-        } else {
-          state.watchdog.withheld++;
-          if (state.watchdog.last_withheld_reason !== verdict.reason) o.log.warn({ reason: verdict.reason }, 'watchdog ping withheld');
-          state.watchdog.last_withheld_reason = verdict.reason ?? null;
-        }
-      }, interval),
-    );
+  constructor(private readonly o: HealthOptions) {
+    this.state = { ready: false, watchdog: { enabled: o.watchdogMs !== null, pings: 0, withheld: 0, last_withheld_reason: null } };
   }
-  return {
-    state,
-    stop() {
-      for (const t of timers) clearInterval(t);
-    },
-  };
+
+  start(): void {
+    const { o, state } = this;
+    let radioDownSince: number | null = o.radioPoweredOn() ? null : Date.now();
+    const readyTimer = setInterval(() => {
+      if (!o.radioPoweredOn()) return;
+      clearInterval(readyTimer);
+      state.ready = true;
+      o.notify?.send({ READY: 1, STATUS: o.statusLine() });
+      o.log.info('ready: store open, radio powered on');
+    }, 200);
+    this.timers.push(readyTimer);
+    this.timers.push(setInterval(() => o.notify?.send({ STATUS: o.statusLine() }), o.statusIntervalMs));
+
+    if (o.watchdogMs !== null) {
+      const interval = o.watchdogMs / 2;
+      let expected = Date.now() + interval;
+      this.timers.push(
+        setInterval(() => {
+          const now = Date.now();
+          const lag = Math.max(0, now - expected);
+          expected = now + interval;
+          const on = o.radioPoweredOn();
+          if (on) radioDownSince = null;
+          else radioDownSince ??= now;
+          const verdict = watchdogVerdict({ loopLagMs: lag, intervalMs: interval, radioPoweredOn: on, radioDownMs: radioDownSince === null ? 0 : now - radioDownSince, radioGraceMs: o.radioGraceMs });
+          if (verdict.ping) {
+            state.watchdog.pings++;
+            o.notify?.send({ WATCHDOG: 1 });
+          } else {
+            state.watchdog.withheld++;
+            if (state.watchdog.last_withheld_reason !== verdict.reason) o.log.warn({ reason: verdict.reason }, 'watchdog ping withheld');
+            state.watchdog.last_withheld_reason = verdict.reason ?? null;
+          }
+        }, interval),
+      );
+    }
+  }
+
+  /** Says STOPPING first, so systemd waits for the flush that follows. */
+  stop(): void {
+    this.o.notify?.send({ STOPPING: 1, STATUS: 'stopping: flushing encounters and the outbox' });
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
 }
 export * from './control.js';

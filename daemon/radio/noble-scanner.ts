@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import type { Logger } from '../../core/log/index.js';
 import type { AdvertSink, Radio } from './radio.js';
-import { assignTransport, HciSocket, installHciSocket } from './hci-socket.js';
+import { assignTransport, h4Counters, hciGuardCounters, HciSocket, installHciSocket } from './hci-socket.js';
 import { formatTransport, TransportSpec } from './transport.js';
 
 export interface NobleScannerOptions {
@@ -60,6 +60,7 @@ export class NobleScanner implements Radio {
     reports: 0, state_changes: 0, pruned_addresses: 0, recover_restart_scan: 0, recover_reset: 0, recover_reopen: 0, recovered: 0,
   };
   state = 'unknown';
+  readonly followsWallClock = true;
   private noble: NobleInternals | null = null;
   private heard = new Set<string>();
   private pruneTimer: NodeJS.Timeout | null = null;
@@ -174,6 +175,17 @@ export class NobleScanner implements Radio {
   /** Peripherals noble currently remembers: flat over time thanks to prune(). */
   get rememberedAddresses(): number {
     return this.noble ? Object.keys(this.noble._peripherals).length : 0;
+  }
+
+  poweredOn(): boolean {
+    return this.state === 'poweredOn';
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      state: this.state, error: this.transportError, ...this.counters, recovery_level: this.recoveryLevel,
+      remembered_addresses: this.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters },
+    };
   }
 
   stop(): void {

@@ -7,4 +7,11 @@ export interface Radio {
   stop(): void;
   /** The radio's clock: a steady wall clock for the real one, simulated time for a crowd. */
   now(): number;
+  /** Whether its timestamps follow the wall clock (then a wall-clock step concerns them). */
+  readonly followsWallClock: boolean;
+  /** The controller's state as a technician reads it: poweredOn, poweredOff, ..., simulated. */
+  readonly state: string;
+  poweredOn(): boolean;
+  /** The radio's part of the status document (`counters.radio`). */
+  status(): Record<string, unknown>;
 }
