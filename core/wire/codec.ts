@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
+import { z } from 'zod';
 import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
 import { bucketSeconds, type Encounter } from '../encounters/index.js';
 import { NAME_PATTERN as NAME, ULID_PATTERN as ULID } from '../identifiers/index.js';
@@ -236,16 +237,64 @@ export function contentHash(enc: Uint8Array): Buffer {
 const decoder = new Decoder({ mapsAsObjects: true, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0]);
 export const cborDecode = (bytes: Uint8Array): unknown => decoder.decode(bytes);
 
-function field<T>(ok: boolean, name: string, expected: string, value: T): T {
+function field(ok: boolean, name: string, expected: string): void {
   if (!ok) throw new WireFormatError(name, `expected ${expected}`);
-  return value;
 }
 
-const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
-const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
-const intArray = (v: unknown, n: number, check: (x: unknown) => boolean): v is number[] =>
-  Array.isArray(v) && v.length === n && v.every(check);
+// The shapes of a batch and of its columns; each error says what was expected of the field.
+const uint = (expected: string) => z.number({ error: `expected ${expected}` }).int({ error: `expected ${expected}` }).nonnegative({ error: `expected ${expected}` }).max(Number.MAX_SAFE_INTEGER, { error: `expected ${expected}` });
+const bytes = (expected: string, length?: number) =>
+  z.instanceof(Uint8Array, { error: `expected ${expected}` }).refine((b) => length === undefined || b.length === length, { error: `expected ${expected}` });
+const text = (pattern: RegExp, expected: string) => z.string({ error: `expected ${expected}` }).regex(pattern, { error: `expected ${expected}` });
+
+const batchSchema = z.object({
+  v: z.literal(WIRE_SCHEMA_VERSION, { error: `expected protocol version ${WIRE_SCHEMA_VERSION}` }),
+  kind: z.enum(['batch', 'pull'], { error: 'expected "batch" or "pull"' }),
+  id: text(ULID, 'a ULID'),
+  gw: text(NAME, 'a gateway id (1–64 letters, digits, _ . -)'),
+  venue: text(NAME, 'a venue id (1–64 letters, digits, _ . -)'),
+  life: text(ULID, 'a ULID (the gateway life the encounter ids belong to)'),
+  seq: uint('an unsigned integer'),
+  created: uint('unix milliseconds'),
+  n: uint('an encounter count'),
+  enc: bytes('a byte string'),
+  hash: bytes('a 32-byte SHA-256', 32),
+  part: uint('an unsigned integer').optional(),
+  last: z.boolean({ error: 'expected a boolean' }).optional(),
+  sig: bytes('a 64-byte Ed25519 signature', 64).optional(),
+});
+
+const ints = (n: number, expected: string, min = -Number.MAX_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) => {
+  const error = `expected ${expected}`;
+  return z.array(z.number({ error }).int({ error }).min(min, { error }).max(max, { error }), { error }).length(n, { error });
+};
+
+/** The 12 columns `enc` inflates to, for n encounters; the names are those of protocol.md. */
+function columnsSchema(n: number) {
+  return z.tuple([
+    ints(n, `${n} integers`),
+    bytes(`${n} bytes`, n),
+    bytes('a byte string'),
+    ints(n, `${n} integers`),
+    ints(n, `${n} unsigned integers`, 0),
+    ints(n, `${n} unsigned integers`, 0),
+    ints(n, `${n} dBm values`, -127, 127),
+    ints(n, `${n} unsigned integers`, 0),
+    ints(n, `${n} integers`),
+    uint('a bucket count up to 16').max(16, { error: 'expected a bucket count up to 16' }),
+    z.array(z.number({ error: `expected ${n}×buckets integers` }).int({ error: `expected ${n}×buckets integers` }), { error: `expected ${n}×buckets integers` }),
+    ints(n, `${n} unsigned integers`, 0),
+  ]);
+}
+const COLUMN_NAMES = ['ids', 'protocols', 'tempIds', 'ends', 'durations', 'counts', 'rssiMax', 'rssiSpread', 'rssiMeanVsMid', 'buckets', 'attenuation', 'flags'];
+
+/** Checks `value` against `schema`; the first problem becomes a WireFormatError naming its field. */
+function check<T>(schema: z.ZodType<T>, value: unknown, fieldName: (path: PropertyKey[]) => string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new WireFormatError(fieldName(issue.path), issue.message);
+}
 
 /** Decodes and checks a batch; every problem is a WireFormatError naming the field. */
 export function decodeBatch(payload: Uint8Array): Batch {
@@ -257,34 +306,22 @@ export function decodeBatch(payload: Uint8Array): Batch {
     throw new WireFormatError('payload', 'not CBOR');
   }
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new WireFormatError('payload', 'expected a CBOR map');
-  const m = msg as Record<string, unknown>;
-  if (m.v === 1) {
+  if ((msg as { v?: unknown }).v === 1) {
     throw new WireFormatError('v', 'protocol version 1 is retired (its signature covered a CBOR re-encoding of the header, which libraries write differently): update the gateway to protocol 2, topic prefix vgw/v2');
   }
-  field(m.v === WIRE_SCHEMA_VERSION, 'v', `protocol version ${WIRE_SCHEMA_VERSION}`, 0);
-  const kind = field(m.kind === 'batch' || m.kind === 'pull', 'kind', '"batch" or "pull"', m.kind as BatchKind);
-  const id = field(typeof m.id === 'string' && ULID.test(m.id), 'id', 'a ULID', m.id as string);
-  const gateway = field(typeof m.gw === 'string' && NAME.test(m.gw), 'gw', 'a gateway id (1–64 letters, digits, _ . -)', m.gw as string);
-  const venue = field(typeof m.venue === 'string' && NAME.test(m.venue), 'venue', 'a venue id (1–64 letters, digits, _ . -)', m.venue as string);
-  const life = field(typeof m.life === 'string' && ULID.test(m.life), 'life', 'a ULID (the gateway life the encounter ids belong to)', m.life as string);
-  const seq = field(isUint(m.seq), 'seq', 'an unsigned integer', m.seq as number);
-  const createdAt = field(isUint(m.created), 'created', 'unix milliseconds', m.created as number);
-  const n = field(isUint(m.n), 'n', 'an encounter count', m.n as number);
-  const enc = field(isBytes(m.enc), 'enc', 'a byte string', m.enc as Uint8Array);
-  const hash = field(isBytes(m.hash) && m.hash.length === 32, 'hash', 'a 32-byte SHA-256', m.hash as Uint8Array);
-  if (!contentHash(enc).equals(hash)) throw new WireFormatError('hash', 'does not match the content of enc (corrupted or altered)');
-  const part = m.part === undefined ? undefined : field(isUint(m.part), 'part', 'an unsigned integer', m.part as number);
-  const last = m.last === undefined ? undefined : field(typeof m.last === 'boolean', 'last', 'a boolean', m.last as boolean);
-  if (kind === 'pull') {
-    field(part !== undefined, 'part', 'a part number on every pull part', 0);
-    field(last !== undefined, 'last', 'true or false on every pull part', 0);
+  const m = check(batchSchema, msg, (path) => String(path[0] ?? 'payload'));
+  if (!contentHash(m.enc).equals(m.hash)) throw new WireFormatError('hash', 'does not match the content of enc (corrupted or altered)');
+  if (m.kind === 'pull') {
+    field(m.part !== undefined, 'part', 'a part number on every pull part');
+    field(m.last !== undefined, 'last', 'true or false on every pull part');
   } else {
-    field(part === undefined, 'part', 'no part on an outbox batch (only pull parts carry one)', 0);
-    field(last === undefined, 'last', 'no last on an outbox batch (only pull parts carry one)', 0);
+    field(m.part === undefined, 'part', 'no part on an outbox batch (only pull parts carry one)');
+    field(m.last === undefined, 'last', 'no last on an outbox batch (only pull parts carry one)');
   }
-  const sig = m.sig === undefined ? undefined : field(isBytes(m.sig) && m.sig.length === 64, 'sig', 'a 64-byte Ed25519 signature', m.sig as Uint8Array);
-  const encounters = decodeColumns(enc, n);
-  return { kind, id, gateway, venue, life, seq, createdAt, part, last, encounters, hash: Buffer.from(hash), ...(sig ? { sig: Buffer.from(sig) } : {}) };
+  return {
+    kind: m.kind, id: m.id, gateway: m.gw, venue: m.venue, life: m.life, seq: m.seq, createdAt: m.created, part: m.part, last: m.last,
+    encounters: decodeColumns(m.enc, m.n), hash: Buffer.from(m.hash), ...(m.sig ? { sig: Buffer.from(m.sig) } : {}),
+  };
 }
 
 function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
@@ -295,35 +332,26 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
     throw new WireFormatError('enc', 'not deflated CBOR columns');
   }
   if (!Array.isArray(cols) || cols.length !== 12) throw new WireFormatError('enc', 'expected 12 columns');
-  const [ids, protocols, tempIds, ends, durations, counts, rssiMax, rssiSpread, meanVsMid, buckets, attenuation, flags] = cols as unknown[];
-  field(intArray(ids, n, isInt), 'enc.ids', `${n} integers`, 0);
-  field(isBytes(protocols) && protocols.length === n, 'enc.protocols', `${n} bytes`, 0);
-  field(isBytes(tempIds), 'enc.tempIds', 'a byte string', 0);
-  field(intArray(ends, n, isInt), 'enc.ends', `${n} integers`, 0);
-  field(intArray(meanVsMid, n, isInt), 'enc.rssiMeanVsMid', `${n} integers`, 0);
-  for (const [name, col] of [['durations', durations], ['counts', counts], ['rssiSpread', rssiSpread], ['flags', flags]] as const) {
-    field(intArray(col, n, isUint), `enc.${name}`, `${n} unsigned integers`, 0);
-  }
-  field(intArray(rssiMax, n, (x) => isInt(x) && (x as number) >= -127 && (x as number) <= 127), 'enc.rssiMax', `${n} dBm values`, 0);
-  field(isUint(buckets) && (buckets as number) <= 16, 'enc.buckets', 'a bucket count up to 16', 0);
-  const b = buckets as number;
-  field(intArray(attenuation, n * b, isInt), 'enc.attenuation', `${n}×buckets integers`, 0);
+  const [ids, protocols, tempIds, ends, durations, counts, rssiMax, rssiSpread, meanVsMid, b, attenuation, flags] = check(
+    columnsSchema(n), cols, (path) => `enc.${COLUMN_NAMES[path[0] as number] ?? ''}`,
+  );
+  field(attenuation.length === n * b, 'enc.attenuation', `${n}×buckets integers`);
   const out: WireEncounter[] = [];
-  const tid = tempIds as Uint8Array;
+  const tid = tempIds;
   let offset = 0;
   let id = 0;
   let end = 0;
   for (let i = 0; i < n; i++) {
-    const protocol = (protocols as Uint8Array)[i];
+    const protocol = protocols[i];
     const sizes = PROTOCOL_SIZES[protocol];
     if (!sizes) throw new WireFormatError('enc.protocols', `unknown protocol ${protocol}`);
     if (offset + sizes.tempId + sizes.metadata > tid.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
-    id += (ids as number[])[i];
-    end += (ends as number[])[i];
-    const duration = (durations as number[])[i];
-    const max = (rssiMax as number[])[i];
-    const rssiMin = max - (rssiSpread as number[])[i];
-    const att = (attenuation as number[]).slice(i * b, (i + 1) * b);
+    id += ids[i];
+    end += ends[i];
+    const duration = durations[i];
+    const max = rssiMax[i];
+    const rssiMin = max - rssiSpread[i];
+    const att = attenuation.slice(i * b, (i + 1) * b);
     if (b > 0) att[b - 1] = duration - att.slice(0, b - 1).reduce((x, y) => x + y, 0) - att[b - 1];
     if (end - duration < 0 || att.some((x) => x < 0)) throw new WireFormatError('enc', `encounter ${i} decodes to negative times`);
     out.push({
@@ -333,12 +361,12 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
       metadata: Buffer.from(tid.subarray(offset + sizes.tempId, offset + sizes.tempId + sizes.metadata)),
       firstSeen: (end - duration) * 1000,
       lastSeen: end * 1000,
-      count: (counts as number[])[i],
+      count: counts[i],
       rssiMin,
       rssiMax: max,
-      rssiMean: ((meanVsMid as number[])[i] + 5 * (max + rssiMin)) / 10,
+      rssiMean: (meanVsMid[i] + 5 * (max + rssiMin)) / 10,
       attenuationS: att,
-      clockSynced: ((flags as number[])[i] & FLAG_CLOCK_UNSYNCED) === 0,
+      clockSynced: (flags[i] & FLAG_CLOCK_UNSYNCED) === 0,
     });
     offset += sizes.tempId + sizes.metadata;
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
 import { encode as cborEncode } from 'cbor-x';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -141,6 +142,22 @@ describe('batch wire format, protocol 2', () => {
     expect(() => decodeBatch(msg({ seq: -1 }))).toThrow(/^seq: /);
     expect(() => decodeBatch(msg({ hash: Buffer.alloc(3) }))).toThrow(/^hash: expected a 32-byte/);
     expect(() => decodeBatch(msg({}))).toThrow(/^hash: does not match/);
+  });
+
+  it('never throws anything but a WireFormatError on a sound header over arbitrary columns', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.array(fc.integer({ min: -300, max: 300 }), { maxLength: 6 }), fc.uint8Array({ maxLength: 30 }), fc.integer({ min: -2, max: 20 }), fc.double(), fc.string()), { maxLength: 13 }), fc.integer({ min: 0, max: 5 }), (columns, n) => {
+        const enc = deflateRawSync(cborEncode(columns));
+        const payload = cborEncode({ v: 2, kind: 'batch', id: header.id, gw: 'g', venue: 'v', life: header.life, seq: 1, created: 1, n, enc, hash: createHash('sha256').update(enc).digest() });
+        try {
+          decodeBatch(payload);
+        } catch (err) {
+          expect((err as Error).name).toBe('WireFormatError');
+          expect((err as Error).message).toMatch(/^(enc(\.[a-zA-Z]+)?): /);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('never throws anything but a WireFormatError on random bytes', () => {
