@@ -4,7 +4,7 @@ import { ClosedEncounter, createAggregator, Encounter, observe, sweep } from '..
 import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
 import { Crowd } from '../simulators/index.js';
 import type { Store } from '../daemon/store/index.js';
-import { aggregatorOptions } from '../daemon/config/index.js';
+import { aggregatorOptions } from '../core/config/index.js';
 
 export const ARRIVALS_PER_MINUTE = 60;
 

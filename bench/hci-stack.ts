@@ -12,7 +12,7 @@ import { createLogger } from '../core/log/index.js';
 import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
 import { NobleScanner } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
-import { aggregatorOptions } from '../daemon/config/index.js';
+import { aggregatorOptions } from '../core/config/index.js';
 
 const mode = process.argv[2] === 'rotating' ? 'rotating' : 'stable';
 const count = Number(process.argv[3] ?? 1_000_000);

@@ -13,7 +13,7 @@ import { Crowd } from '../simulators/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
 import { encodeBatch, toWire } from '../core/wire/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
-import { aggregatorOptions } from '../daemon/config/index.js';
+import { aggregatorOptions } from '../core/config/index.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).
 const signingKey = signingKeyFromSeed(newSigningSeed());

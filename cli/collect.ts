@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { Collector, GatewayRegistry } from '../collector/index.js';
 import { brokerOptions, defaultCollectorClientId } from '../daemon/index.js';
-import { ConfigError, loadConfig } from '../daemon/config/index.js';
+import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
 import { fail } from './errors.js';
 

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { configDocs, loadConfig, parseConfig } from '../daemon/config/index.js';
+import { configDocs, loadConfig, parseConfig } from '../core/config/index.js';
 import { fail } from './errors.js';
 
 export function configCommand(): Command {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readFileLimited } from '../daemon/config/index.js';
+import { readFileLimited } from '../core/config/index.js';
 import { MAX_MESSAGE_BYTES } from '../core/wire/index.js';
 import { batchToJson, decodeBatch, WireFormatError } from '../core/wire/index.js';
 import { fail, UsageError } from './errors.js';

@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import mqtt from 'mqtt';
 import { createClockMonitor } from '../daemon/clock/index.js';
 import { brokerOptions } from '../daemon/index.js';
-import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../daemon/config/index.js';
+import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { describeStorage } from '../daemon/health/storage.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';

@@ -1,4 +1,4 @@
-import { ConfigError } from '../daemon/config/index.js';
+import { ConfigError } from '../core/config/index.js';
 import { TrustError } from '../core/trust/index.js';
 
 /** Documented exit codes (README): scripts rely on them. */

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loadConfig } from '../daemon/config/index.js';
+import { loadConfig } from '../core/config/index.js';
 import { encounterSummary, encounters, openEncounterDb } from './encounter-db.js';
 import { fail, parseTime, UsageError } from './errors.js';
 

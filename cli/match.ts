@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readFileLimited } from '../daemon/config/index.js';
+import { readFileLimited } from '../core/config/index.js';
 import { KeyFileError, matchEncounters, parseKeyFile } from '../core/matching/index.js';
 import { encounterSummary, encounters, openEncounterDb } from './encounter-db.js';
 import { fail, UsageError } from './errors.js';

@@ -6,7 +6,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
-import { parseConfig } from '../daemon/config/index.js';
+import { parseConfig } from '../core/config/index.js';
 import { parseTransport } from '../daemon/radio/index.js';
 import { isHex, NAME_PATTERN, NAME_RULE } from '../core/identifiers/index.js';
 import { newIdentity } from '../core/trust/index.js';

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { startDaemon } from '../daemon/index.js';
-import { loadConfig, requireGateway } from '../daemon/config/index.js';
+import { loadConfig, requireGateway } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
 import { fail } from './errors.js';
 

@@ -3,7 +3,7 @@
 import { statfsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
-import { loadConfig, requireGateway } from '../daemon/config/index.js';
+import { loadConfig, requireGateway } from '../core/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { EXIT, fail } from './errors.js';
 

@@ -2,8 +2,8 @@
 // Each concern starts and stops on its own (lifecycle.ts); this file only builds and orders them.
 import { hostname } from 'node:os';
 import { createAggregator } from '../core/encounters/index.js';
-import type { Config } from './config/index.js';
-import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from './config/index.js';
+import type { Config } from '../core/config/index.js';
+import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { loadSecrets, Secrets, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
 import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';

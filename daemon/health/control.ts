@@ -4,7 +4,7 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server } from 'node:net';
 import { dirname } from 'node:path';
-import { controlSocketPath } from '../config/index.js';
+import { controlSocketPath } from '../../core/config/index.js';
 
 export { controlSocketPath };
 import type { Logger } from '../../core/log/index.js';

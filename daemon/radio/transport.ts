@@ -3,44 +3,10 @@
 import { Duplex } from 'node:stream';
 import net from 'node:net';
 
-export type TransportSpec =
-  | { kind: 'hci'; devId: number }
-  | { kind: 'unix'; path: string }
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'serial'; path: string; baudRate: number };
+import type { TransportSpec } from '../../core/config/transport.js';
 
-export const TRANSPORT_HELP = 'use hci:0, serial:/dev/ttyACM0[:1000000], unix:/path/to/socket or tcp:host:port';
-
-export function parseTransport(text: string): TransportSpec {
-  const m = /^(hci|unix|tcp|serial):(.+)$/.exec(text);
-  if (!m) throw new Error(`"${text}" is not a transport: ${TRANSPORT_HELP}`);
-  const [, kind, rest] = m;
-  if (kind === 'hci') {
-    if (!/^\d+$/.test(rest)) throw new Error(`"${text}": the device number after hci: must be a whole number, e.g. hci:0`);
-    return { kind, devId: Number(rest) };
-  }
-  if (kind === 'unix') return { kind, path: rest };
-  if (kind === 'tcp') {
-    const t = /^(.+):(\d{1,5})$/.exec(rest);
-    if (!t || Number(t[2]) > 65535) throw new Error(`"${text}": expected tcp:host:port, e.g. tcp:127.0.0.1:9000`);
-    return { kind, host: t[1], port: Number(t[2]) };
-  }
-  const s = /^(.+?)(?::(\d+))?$/.exec(rest)!;
-  return { kind: 'serial', path: s[1], baudRate: s[2] ? Number(s[2]) : 1_000_000 };
-}
-
-export function formatTransport(t: TransportSpec): string {
-  switch (t.kind) {
-    case 'hci':
-      return `hci:${t.devId}`;
-    case 'unix':
-      return `unix:${t.path}`;
-    case 'tcp':
-      return `tcp:${t.host}:${t.port}`;
-    case 'serial':
-      return `serial:${t.path}:${t.baudRate}`;
-  }
-}
+export { formatTransport, parseTransport, TRANSPORT_HELP } from '../../core/config/transport.js';
+export type { TransportSpec } from '../../core/config/transport.js';
 
 /** Opens the byte stream of an H4 transport; 'connect' (or 'open') fires when it is usable. */
 export async function openStream(t: Exclude<TransportSpec, { kind: 'hci' }>): Promise<Duplex> {

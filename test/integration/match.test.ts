@@ -10,7 +10,7 @@ import { Store } from '../../daemon/store/index.js';
 import { runVgw, writeJson } from '../harness/processes.js';
 import { FIXTURES_DIR } from '../harness/reference.js';
 import { tempDir } from '../harness/tmp.js';
-import { aggregatorOptions } from '../../daemon/config/index.js';
+import { aggregatorOptions } from '../../core/config/index.js';
 
 const dir = tempDir('vgw-match-');
 let n = 0;

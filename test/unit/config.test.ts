@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configDocs, loadConfig, parseConfig } from '../../daemon/config/index.js';
+import { ConfigError, configDocs, loadConfig, parseConfig } from '../../core/config/index.js';
 
 function problems(input: unknown): string[] {
   try {

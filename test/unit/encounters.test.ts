@@ -10,7 +10,7 @@ import {
   sweep,
 } from '../../core/encounters/index.js';
 import { PROTOCOL_EN, Sighting } from '../../core/protocols/index.js';
-import { aggregatorOptions } from '../../daemon/config/index.js';
+import { aggregatorOptions } from '../../core/config/index.js';
 
 // The defaults a unit runs with; a small cap on open encounters so eviction is reachable.
 const options: AggregatorOptions = { ...aggregatorOptions(), maxOpen: 1000 };

@@ -3,9 +3,9 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import type { AggregatorOptions } from '../../core/encounters/index.js';
-import { hexKey, NAME_PATTERN, NAME_RULE } from '../../core/identifiers/index.js';
-import { parseTransport, TRANSPORT_HELP } from '../radio/transport.js';
+import type { AggregatorOptions } from '../encounters/index.js';
+import { hexKey, NAME_PATTERN, NAME_RULE } from '../identifiers/index.js';
+import { parseTransport, TRANSPORT_HELP } from './transport.js';
 
 function isDirectory(path: string): boolean {
   try {
