@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { readFileLimited } from '../core/config/index.js';
-import { MAX_MESSAGE_BYTES } from '../core/wire/index.js';
-import { batchToJson, decodeBatch, WireFormatError } from '../core/wire/index.js';
+import { batchToJson, decodeBatch, MAX_MESSAGE_BYTES, WireFormatError } from '../core/wire/index.js';
 import { fail, UsageError } from './errors.js';
 
 /** A batch is at most MAX_MESSAGE_BYTES (twice that as hex): nothing larger is read. */

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { advertisingReportEvents, CaptureFormatError, readHciCapture } from '../simulators/index.js';
-import { VirtualController } from '../simulators/index.js';
+import { advertisingReportEvents, CaptureFormatError, readHciCapture, VirtualController } from '../simulators/index.js';
 import { fail, UsageError } from './errors.js';
 
 function positive(value: string, option: string): number {

@@ -5,8 +5,7 @@ import type Database from 'better-sqlite3';
 import mqtt, { MqttClient } from 'mqtt';
 import type { Logger } from '../core/log/index.js';
 import { migrate, openDatabase } from '../core/sqlite/index.js';
-import { LEGACY_LIFE } from '../core/wire/index.js';
-import { Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, WIRE_SCHEMA_VERSION, WireFormatError } from '../core/wire/index.js';
+import { Batch, collectorBatchFilter, decodeBatch, gatewayTopics, LEGACY_LIFE, parseBatchTopic, WIRE_SCHEMA_VERSION, WireFormatError } from '../core/wire/index.js';
 import { BrokerOptions, connectOptions } from '../core/mqtt/index.js';
 import { GatewayRegistry, verifyBatch } from './verify.js';
 

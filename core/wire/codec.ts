@@ -107,7 +107,7 @@ const encoder = new Encoder({ useRecords: false, variableMapSize: true } as Cons
 export const cborEncode = (value: unknown): Buffer => encoder.encode(value);
 
 /** cbor-x writes integers of 2^32 and more as float64; the protocol has no floats, so those go as uint64. */
-function cborUint(n: number): number | bigint {
+export function cborUint(n: number): number | bigint {
   return n < 0x1_0000_0000 ? n : BigInt(n);
 }
 
@@ -242,7 +242,10 @@ function field(ok: boolean, name: string, expected: string): void {
 }
 
 // The shapes of a batch and of its columns; each error says what was expected of the field.
-const uint = (expected: string) => z.number({ error: `expected ${expected}` }).int({ error: `expected ${expected}` }).nonnegative({ error: `expected ${expected}` }).max(Number.MAX_SAFE_INTEGER, { error: `expected ${expected}` });
+const uint = (expected: string) => {
+  const error = `expected ${expected}`;
+  return z.number({ error }).int({ error }).nonnegative({ error }).max(Number.MAX_SAFE_INTEGER, { error });
+};
 const bytes = (expected: string, length?: number) =>
   z.instanceof(Uint8Array, { error: `expected ${expected}` }).refine((b) => length === undefined || b.length === length, { error: `expected ${expected}` });
 const text = (pattern: RegExp, expected: string) => z.string({ error: `expected ${expected}` }).regex(pattern, { error: `expected ${expected}` });
@@ -340,7 +343,6 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
   for (const [name, column] of Object.entries(perEncounter)) field(column.length === n, `enc.${name}`, `${n} entries, one per encounter`);
   field(attenuation.length === n * b, 'enc.attenuation', `${n}×buckets integers`);
   const out: WireEncounter[] = [];
-  const tid = tempIds;
   let offset = 0;
   let id = 0;
   let end = 0;
@@ -348,7 +350,7 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
     const protocol = protocols[i];
     const sizes = PROTOCOL_SIZES[protocol];
     if (!sizes) throw new WireFormatError('enc.protocols', `unknown protocol ${protocol}`);
-    if (offset + sizes.tempId + sizes.metadata > tid.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
+    if (offset + sizes.tempId + sizes.metadata > tempIds.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
     id += ids[i];
     end += ends[i];
     const duration = durations[i];
@@ -360,8 +362,8 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
     out.push({
       id,
       protocol,
-      tempId: Buffer.from(tid.subarray(offset, offset + sizes.tempId)),
-      metadata: Buffer.from(tid.subarray(offset + sizes.tempId, offset + sizes.tempId + sizes.metadata)),
+      tempId: Buffer.from(tempIds.subarray(offset, offset + sizes.tempId)),
+      metadata: Buffer.from(tempIds.subarray(offset + sizes.tempId, offset + sizes.tempId + sizes.metadata)),
       firstSeen: (end - duration) * 1000,
       lastSeen: end * 1000,
       count: counts[i],
@@ -373,7 +375,7 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
     });
     offset += sizes.tempId + sizes.metadata;
   }
-  if (offset !== tid.length) throw new WireFormatError('enc.tempIds', 'longer than the protocols listed');
+  if (offset !== tempIds.length) throw new WireFormatError('enc.tempIds', 'longer than the protocols listed');
   return out;
 }
 

@@ -5,11 +5,10 @@ import { ulid } from 'ulid';
 import { Logger, WarningThrottle } from '../../core/log/index.js';
 import { BrokerOptions, connectOptions } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
-import { BatchSigner, encodeBatch, toWire, WIRE_SCHEMA_VERSION } from '../../core/wire/codec.js';
-import { ackSchema, MessageError, parseMessage, requestSchema } from '../../core/wire/messages.js';
-import { gatewayTopics, GatewayTopics } from '../../core/wire/topics.js';
+import {
+  ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, toWire, WIRE_SCHEMA_VERSION,
+} from '../../core/wire/index.js';
 import { streamPull } from './pull-stream.js';
-
 
 export interface UplinkOptions {
   broker: BrokerOptions;

@@ -34,6 +34,30 @@ export function runVgw(args: string[], input?: string | Buffer): SpawnSyncReturn
   return spawnSync(process.execPath, [VGW, ...args], { input, encoding: 'utf8', timeout: 60_000 });
 }
 
+export interface VgwResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI without blocking this process: use it while this process serves something the
+ * command or a daemon needs (a virtual controller, a collector). `runVgw` would stall that server
+ * for as long as the command runs, and a daemon waiting on it would look late.
+ */
+export function runVgwAsync(args: string[], timeoutMs = 60_000): Promise<VgwResult> {
+  return new Promise((resolveRun, reject) => {
+    const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    children.add(proc);
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.once('error', reject);
+    proc.once('close', (status) => resolveRun({ status, stdout, stderr }));
+  });
+}
+
 export async function stopGracefully(s: Spawned): Promise<number | null> {
   if (s.proc.exitCode !== null || s.proc.signalCode !== null) return s.proc.exitCode;
   s.proc.kill('SIGTERM');

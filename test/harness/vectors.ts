@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
-import { batchToJson, cborDecode, cborEncode, contentHash, decodeBatch, signedBytes } from '../../core/wire/index.js';
+import { batchToJson, cborDecode, cborEncode, cborUint, contentHash, decodeBatch, signedBytes } from '../../core/wire/index.js';
 import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../core/trust/index.js';
 
 export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'error-reply' | 'status';
@@ -44,7 +44,7 @@ type CborMap = Record<string, unknown>;
 /** Re-encodes a batch map as the gateway would (uint64 for big integers). */
 function encodeMap(m: CborMap): Buffer {
   const out: CborMap = {};
-  for (const [k, v] of Object.entries(m)) out[k] = typeof v === 'number' && v >= 2 ** 32 ? BigInt(v) : v;
+  for (const [k, v] of Object.entries(m)) out[k] = typeof v === 'number' ? cborUint(v) : v;
   return Buffer.from(cborEncode(out));
 }
 

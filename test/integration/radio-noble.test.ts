@@ -15,7 +15,7 @@ import { advertisingReport, CrowdOptions, VirtualController } from '../../simula
 import { startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { crowdEnd, crowdTruth } from '../harness/crowd-truth.js';
-import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { hasReference, REFERENCE_DIR } from '../harness/reference.js';
 import { RawController } from '../harness/raw-controller.js';
 import { tempDir } from '../harness/tmp.js';
@@ -151,6 +151,8 @@ describe('venue beacon with bleno over the virtual controller', () => {
       beacon: { enabled: true, transport: `unix:${socketPath}`, deviceId: 1, exponent: 2, txPowerDbm: -20 },
       clock: { syncCheck },
       store: { path: join(dir, `${name}.db`) },
+      // its own socket: a daemon left behind by a failed test must not answer for this one
+      health: { controlSocket: join(dir, `${name}.ctl`) },
     });
     const daemon = spawnVgw(['run', '-c', config]);
     // A phone: noble on a third controller of the same medium.
@@ -177,10 +179,10 @@ describe('venue beacon with bleno over the virtual controller', () => {
     }
     const registry = writeJson(join(dir, 'registry.json'), [{ venue: 'venue-beacon', gateway: 'gw-beacon', identityKey, exponent: 2 }]);
     const last = seen[seen.length - 1];
-    const r = runVgw(['beacon', 'resolve', '--eid', last.eid, '--time', String(last.at), '--registry', registry]);
+    const r = await runVgwAsync(['beacon', 'resolve', '--eid', last.eid, '--time', String(last.at), '--registry', registry]);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ venue: 'venue-beacon', gateway: 'gw-beacon' });
-    const show = runVgw(['beacon', 'show', '-c', config, '--json']);
+    const show = await runVgwAsync(['beacon', 'show', '-c', config, '--json']);
     expect(show.status).toBe(0);
     const status = JSON.parse(show.stdout);
     expect(status).toMatchObject({ state: 'advertising', rotation_failures: 0 });
@@ -197,7 +199,7 @@ describe('venue beacon with bleno over the virtual controller', () => {
     const { vc, daemon, phone, seen, config } = await runBeacon('unsynced', 'assume-unsynced');
     await sleep(5000);
     expect(seen).toHaveLength(0);
-    const show = runVgw(['beacon', 'show', '-c', config, '--json']);
+    const show = await runVgwAsync(['beacon', 'show', '-c', config, '--json']);
     expect(JSON.parse(show.stdout)).toMatchObject({ state: 'paused', eid: null });
     phone.stop();
     expect(await stopGracefully(daemon)).toBe(0);

@@ -4,10 +4,9 @@
 import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../../simulators/index.js';
+import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import { describeStorage } from '../../daemon/health/storage.js';
 import { computeEid } from '../../core/protocols/index.js';
-import { VirtualController } from '../../simulators/index.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { runVgw, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';

@@ -4,9 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBroker } from '../../simulators/index.js';
+import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import { requestStatus } from '../../collector/pull.js';
-import { VirtualController } from '../../simulators/index.js';
 import { startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, writeJson } from '../harness/processes.js';
