@@ -12,7 +12,8 @@ import mqtt from 'mqtt';
 import { ulid } from 'ulid';
 import { LocalBroker } from '../simulators/index.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
-import { encodeBatch, gatewayTopics, toWire } from '../core/wire/index.js';
+import { encodeBatch, gatewayTopics} from '../core/wire/index.js';
+import { toWire } from '../core/encounters/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

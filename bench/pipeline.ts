@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../daemon/store/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
-import { encodeBatch, toWire } from '../core/wire/index.js';
+import { encodeBatch} from '../core/wire/index.js';
+import { toWire } from '../core/encounters/index.js';
 import { ARRIVALS_PER_MINUTE, crowdIngest } from './crowd-ingest.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).

@@ -11,7 +11,8 @@ import { closeAll, ClosedEncounter, createAggregator, observe, sweep } from '../
 import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js';
 import { Crowd } from '../simulators/index.js';
 import { newSigningSeed, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
-import { encodeBatch, toWire } from '../core/wire/index.js';
+import { encodeBatch} from '../core/wire/index.js';
+import { toWire } from '../core/encounters/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
 import { aggregatorOptions } from '../core/config/index.js';
 

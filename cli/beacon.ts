@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { PullError, requestStatus } from '../collector/pull.js';
-import { defaultCollectorClientId } from '../daemon/index.js';
+import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import { loadConfig, requireGateway } from '../core/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../core/protocols/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';

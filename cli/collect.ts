@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { Collector, GatewayRegistry } from '../collector/index.js';
-import { brokerOptions, defaultCollectorClientId } from '../daemon/index.js';
+import { brokerOptions, defaultCollectorClientId } from '../core/mqtt/index.js';
 import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
 import { fail } from './errors.js';

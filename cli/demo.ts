@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
+import { CollectedColumns, encounterFromCollected } from '../collector/index.js';
+import type { VenueEncounter } from '../core/encounters/index.js';
 import { newIdentity } from '../core/trust/index.js';
 import { oneShotConnectOptions } from '../core/mqtt/index.js';
 import { gatewayTopics } from '../core/wire/index.js';
@@ -108,14 +110,14 @@ export function demoCommand(): Command {
       const started = Date.now();
       const tty = process.stdout.isTTY === true;
       const render = () => {
-        let rows: Array<{ gateway: string; id: number; first_seen: number; last_seen: number; count: number; rssi_min: number; rssi_max: number; rssi_mean: number }> = [];
+        let rows: VenueEncounter[] = [];
         let total = 0;
         let batches = 0;
         try {
           const db = new Database(join(dir, 'collector.db'), { readonly: true, fileMustExist: true });
           total = db.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
           batches = db.prepare('SELECT count(*) FROM batches').pluck().get() as number;
-          rows = db.prepare('SELECT * FROM encounters ORDER BY id DESC LIMIT 8').all() as typeof rows;
+          rows = (db.prepare('SELECT * FROM encounters ORDER BY id DESC LIMIT 8').all() as CollectedColumns[]).map(encounterFromCollected);
           db.close();
         } catch {
           // the collector has not created its database yet
@@ -133,7 +135,7 @@ export function demoCommand(): Command {
           return;
         }
         const table = rows.map((r) =>
-          `  #${String(r.id).padEnd(6)} ${new Date(r.first_seen).toISOString().slice(11, 19)}  ${String(Math.round((r.last_seen - r.first_seen) / 1000)).padStart(4)} s  ${String(r.count).padStart(5)} adverts  RSSI ${r.rssi_min}..${r.rssi_max} (mean ${r.rssi_mean})`,
+          `  #${String(r.id).padEnd(6)} ${new Date(r.firstSeen).toISOString().slice(11, 19)}  ${String(Math.round((r.lastSeen - r.firstSeen) / 1000)).padStart(4)} s  ${String(r.count).padStart(5)} adverts  RSSI ${r.rssiMin}..${r.rssiMax} (mean ${r.rssiMean})`,
         );
         process.stdout.write(
           '\x1b[2J\x1b[H' +

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
 import { createClockMonitor } from '../daemon/clock/index.js';
-import { brokerOptions } from '../daemon/index.js';
+import { brokerOptions } from '../core/mqtt/index.js';
 import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { describeStorage } from '../daemon/health/storage.js';

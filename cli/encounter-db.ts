@@ -1,9 +1,10 @@
-// Reads the encounters of a venue-gateway database: a collector's (venue, gateway, mean RSSI)
-// or a gateway's own (RSSI sum and count). Read-only: safe beside a running daemon (WAL).
+// Reads the encounters of a venue-gateway database: a collector's (venue, gateway, settled
+// encounters) or a gateway's own (milliseconds, RSSI sums). Read-only: safe beside a running
+// daemon (WAL).
 import Database from 'better-sqlite3';
-import type { EncounterRow } from '../core/matching/index.js';
-import { RSSI_UNAVAILABLE } from '../core/protocols/index.js';
-import { meanTenths, wireSpan } from '../core/wire/index.js';
+import { toWire, type VenueEncounter } from '../core/encounters/index.js';
+import { CollectedColumns, encounterFromCollected } from '../collector/index.js';
+import { EncounterColumns, encounterFromColumns } from '../daemon/store/index.js';
 import { UsageError } from './errors.js';
 
 export function openEncounterDb(path: string): Database.Database {
@@ -16,49 +17,20 @@ export function openEncounterDb(path: string): Database.Database {
   }
 }
 
-interface Row {
-  id: number;
-  venue?: string;
-  gateway?: string;
-  temp_id: Buffer;
-  metadata: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  rssi_min: number;
-  rssi_max: number;
-  rssi_mean?: number;
-  rssi_sum?: number;
-  rssi_count?: number;
-}
-
 /**
- * Encounters of a collector's database (venue, gateway, mean) or of a gateway's own, always in
- * their wire form: a gateway's millisecond times and RSSI sums go through the wire's rounding
- * rules, so an encounter has one duration and one mean wherever it is read.
+ * Encounters of a collector's database or of a gateway's own, always settled: a gateway's
+ * encounters go through `toWire`, as they would to the backend, so an encounter has one
+ * duration and one mean wherever it is read.
  */
-export function* encounters(db: Database.Database, from = 0, to = Number.MAX_SAFE_INTEGER): Generator<EncounterRow> {
+export function* encounters(db: Database.Database, from = 0, to = Number.MAX_SAFE_INTEGER): Generator<VenueEncounter> {
+  const collector = db.prepare("SELECT count(*) FROM pragma_table_info('encounters') WHERE name = 'rssi_mean'").pluck().get() === 1;
   const rows = db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? ORDER BY first_seen').iterate(from, to);
-  for (const r of rows as IterableIterator<Row>) {
-    const gatewayRow = r.rssi_sum !== undefined;
-    const span = gatewayRow ? wireSpan(r.first_seen, r.last_seen) : { firstSeen: r.first_seen, lastSeen: r.last_seen };
-    yield {
-      venue: r.venue,
-      gateway: r.gateway,
-      id: r.id,
-      tempId: r.temp_id,
-      metadata: r.metadata,
-      ...span,
-      count: r.count,
-      rssiMin: r.rssi_min,
-      rssiMax: r.rssi_max,
-      rssiMean: gatewayRow ? (r.rssi_count ? meanTenths(r.rssi_sum!, r.rssi_count) / 10 : RSSI_UNAVAILABLE) : (r.rssi_mean ?? null),
-    };
-  }
+  // the life names the encounter; a settled encounter does not carry it
+  for (const r of rows) yield collector ? encounterFromCollected(r as CollectedColumns) : toWire(encounterFromColumns(r as EncounterColumns, ''));
 }
 
 /** The fields health officers read, in the order `vgw export` and `vgw match --json` print them. */
-export function encounterSummary(e: EncounterRow, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function encounterSummary(e: VenueEncounter, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     venue: e.venue ?? null,
     gateway: e.gateway ?? null,

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { CollectorDb, GatewayRegistry, verifyBatch } from '../collector/index.js';
 import { pull, PullError } from '../collector/pull.js';
-import { defaultCollectorClientId } from '../daemon/index.js';
+import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import { Config, loadConfig, parseConfig } from '../core/config/index.js';
 import { batchToJson } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';

@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
 import { z } from 'zod';
-import { PROTOCOL_SIZES, RSSI_UNAVAILABLE } from '../protocols/index.js';
-import { bucketSeconds, type Encounter } from '../encounters/index.js';
+import { PROTOCOL_SIZES } from '../protocols/index.js';
+import { type WireEncounter } from '../encounters/index.js';
 import { NAME_PATTERN as NAME, ULID_PATTERN as ULID } from '../identifiers/index.js';
 
 /** The protocol version: in the topic prefix (`vgw/v2`) and in every payload's `v`. */
@@ -17,29 +17,6 @@ export const FLAG_CLOCK_UNSYNCED = 1;
 /** Refuse to inflate past this: a few bytes of deflate can claim gigabytes. */
 const MAX_INFLATED_BYTES = 16 * 1024 * 1024;
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-/**
- * An encounter as it travels: times are whole seconds (first seen rounded down, last seen up),
- * the mean RSSI is a whole number of tenths of a dBm, buckets are whole seconds.
- */
-export interface WireEncounter {
-  id: number;
-  protocol: number;
-  tempId: Buffer;
-  metadata: Buffer;
-  firstSeen: number;
-  lastSeen: number;
-  count: number;
-  rssiMin: number;
-  rssiMax: number;
-  rssiMean: number;
-  attenuationS: number[];
-  /** false when some sighting was stamped before the clock was synchronised: times are suspect. */
-  clockSynced: boolean;
-}
-
-/** What the store holds (the life travels in the batch header); rounding happens in `toWire`. */
-export type EncounterRecord = Encounter & { id: number };
 
 /** The life of encounters stored before lives existed (schema 1): all zeros. */
 export const LEGACY_LIFE = '00000000000000000000000000';
@@ -116,40 +93,6 @@ export class WireFormatError extends Error {
     super(`${field}: ${message}`);
     this.name = 'WireFormatError';
   }
-}
-
-/**
- * The one conversion from a stored encounter to its wire (and export) form; protocol.md states
- * each rule. Buckets are rounded cumulatively (`bucketSeconds`), so the residual the wire carries
- * is 0–2 s unless time went uncredited.
- */
-export function toWire(e: EncounterRecord): WireEncounter {
-  const { firstSeen, lastSeen } = wireSpan(e.firstSeen, e.lastSeen);
-  return {
-    id: e.id,
-    protocol: e.protocol,
-    tempId: e.tempId,
-    metadata: e.metadata,
-    firstSeen,
-    lastSeen,
-    count: e.count,
-    rssiMin: e.rssiMin,
-    rssiMax: e.rssiMax,
-    rssiMean: e.rssiCount === 0 ? RSSI_UNAVAILABLE : meanTenths(e.rssiSum, e.rssiCount) / 10,
-    attenuationS: bucketSeconds(e.bucketMs),
-    clockSynced: e.clockSynced,
-  };
-}
-
-/** First seen rounded down and last seen up to whole seconds (in ms): the span covers every sighting. */
-export function wireSpan(firstSeenMs: number, lastSeenMs: number): { firstSeen: number; lastSeen: number } {
-  const firstSeen = Math.floor(firstSeenMs / 1000) * 1000;
-  return { firstSeen, lastSeen: Math.max(firstSeen, Math.ceil(lastSeenMs / 1000) * 1000) };
-}
-
-/** 10 × sum / count rounded to the nearest integer, halves toward +∞, in integer arithmetic. */
-export function meanTenths(sum: number, count: number): number {
-  return Math.floor((20 * sum + count) / (2 * count));
 }
 
 /**

@@ -2,7 +2,7 @@
 // batches whose span overlaps the range, parts are published as they fill, and the event loop
 // gets a turn between reads. A pull of half a million encounters must neither stall the daemon
 // nor hold its answer in memory.
-import type { StoredEncounter } from '../store/index.js';
+import type { StoredEncounter } from '../../core/encounters/index.js';
 
 export interface PullSource {
   pullPlan(from: number, to: number): { ranges: Array<{ firstId: number; lastId: number }>; upperBound: number };

@@ -3,7 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import { encodeBatch, toWire } from '../../core/wire/index.js';
+import { encodeBatch} from '../../core/wire/index.js';
+import { toWire } from '../../core/encounters/index.js';
 import { runVgw, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 

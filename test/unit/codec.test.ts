@@ -4,11 +4,12 @@ import { encode as cborEncode } from 'cbor-x';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ulid } from 'ulid';
-import { ackSchema, BatchHeader, decodeBatch, EncounterRecord, encodeBatch, meanTenths, parseMessage, requestSchema, signedBytes, toWire } from '../../core/wire/index.js';
+import { type Encounter, meanTenths, toWire } from '../../core/encounters/index.js';
+import { ackSchema, BatchHeader, decodeBatch, encodeBatch, parseMessage, requestSchema, signedBytes } from '../../core/wire/index.js';
 
 const header: BatchHeader = { kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 7, createdAt: 1_795_000_000_000 };
 
-function record(i: number, rand: () => number): EncounterRecord {
+function record(i: number, rand: () => number): Encounter & { id: number } {
   const tempId = Buffer.alloc(16);
   for (let k = 0; k < 16; k++) tempId[k] = Math.floor(rand() * 256);
   const metadata = Buffer.from([1, 2, 3, 4].map(() => Math.floor(rand() * 256)));

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import { CollectorDb } from '../../collector/index.js';
-import type { Batch, WireEncounter } from '../../core/wire/index.js';
+import type { WireEncounter } from '../../core/encounters/index.js';
+import type { Batch } from '../../core/wire/index.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-collector-');

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ClosedEncounter, Encounter } from '../../core/encounters/index.js';
 import { lineagePath, Store, StoreOptions } from '../../daemon/store/index.js';
-import { LEGACY_LIFE, toWire } from '../../core/wire/index.js';
+import { LEGACY_LIFE} from '../../core/wire/index.js';
+import { toWire } from '../../core/encounters/index.js';
 import { MIGRATIONS } from '../../daemon/store/schema.js';
 import { tempDir } from '../harness/tmp.js';
 

@@ -1,0 +1,155 @@
+// The backend side, as a reference consumer: validates batches, stores them through the
+// collector's database, and acknowledges only once the commit is durable.
+import mqtt, { MqttClient } from 'mqtt';
+import type { Logger } from '../core/log/index.js';
+import { Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, WIRE_SCHEMA_VERSION, WireFormatError } from '../core/wire/index.js';
+import { BrokerOptions, connectOptions } from '../core/mqtt/index.js';
+import { CollectorCounters, CollectorDb, IngestResult } from './database.js';
+import { GatewayRegistry, verifyBatch } from './verify.js';
+
+export interface CollectorOptions {
+  broker: BrokerOptions;
+  prefix: string;
+  dbPath: string;
+  shareGroup?: string;
+  /** Verifies every batch; null stores unsigned batches unchecked (development only). */
+  registry: GatewayRegistry | null;
+}
+
+export class Collector {
+  readonly counters: CollectorCounters = {
+    batches_stored: 0,
+    batches_duplicate: 0,
+    batches_rejected: 0,
+    batches_unverified: 0,
+    batches_out_of_sequence: 0,
+    encounters_stored: 0,
+    encounters_duplicate: 0,
+    acks_sent: 0,
+  };
+  readonly store: CollectorDb;
+  private client: MqttClient | null = null;
+  /** Verified batches waiting for the next group commit. */
+  private arrived: Array<{ batch: Batch; signer: Buffer | null }> = [];
+
+  constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
+    this.store = new CollectorDb(options.dbPath);
+  }
+
+  start(): Promise<void> {
+    const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker));
+    this.client = client;
+    const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
+    client.on('message', (topic, payload) => this.onBatch(topic, payload));
+    client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
+    return new Promise((resolve) => {
+      client.on('connect', () => {
+        this.log.info({ filter }, 'collector connected');
+        client.subscribe(filter, { qos: 1 }, (err) => {
+          if (err) this.log.error({ err: err.message }, 'subscribe failed');
+          resolve();
+        });
+      });
+    });
+  }
+
+  private onBatch(topic: string, payload: Buffer): void {
+    const where = parseBatchTopic(this.options.prefix, topic);
+    let batch: Batch;
+    try {
+      if (!where) throw new WireFormatError('topic', `not <prefix>/<venue>/<gateway>/batch: ${topic}`);
+      batch = decodeBatch(payload);
+      if (batch.kind !== 'batch') throw new WireFormatError('kind', 'only "batch" belongs on a batch topic');
+      if (batch.gateway !== where.gateway || batch.venue !== where.venue) {
+        throw new WireFormatError('gw', `batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic`);
+      }
+    } catch (err) {
+      this.counters.batches_rejected++;
+      this.log.warn({ topic, err: (err as Error).message }, 'batch rejected');
+      return;
+    }
+    const verified = this.verify(batch);
+    if (!verified.ok) {
+      // Not acknowledged either: a real gateway whose record is missing keeps its batches until it is added.
+      this.counters.batches_rejected++;
+      this.counters.batches_unverified++;
+      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
+      return;
+    }
+    // Stored with whatever else arrives in this turn of the event loop: one sync for them all.
+    this.arrived.push({ batch, signer: verified.signer });
+    if (this.arrived.length === 1) setImmediate(() => this.commitArrived());
+  }
+
+  /** Commits the batches that arrived, then acknowledges them: an ack is sent only once durable. */
+  private commitArrived(): void {
+    const group = this.arrived;
+    this.arrived = [];
+    if (group.length === 0) return;
+    let results: Array<IngestResult | Error>;
+    try {
+      results = this.store.ingestAll(group);
+    } catch (err) {
+      // Not acknowledged: the gateways keep them in their outboxes and send them again.
+      this.log.error({ batches: group.length, err: (err as Error).message }, 'batches not stored');
+      return;
+    }
+    const acks = new Map<string, string[]>();
+    group.forEach(({ batch }, i) => {
+      const result = results[i];
+      if (result instanceof Error) {
+        this.log.error({ batch: batch.id, err: result.message }, 'batch not stored');
+        return;
+      }
+      if (result.outcome === 'out_of_sequence') {
+        this.counters.batches_rejected++;
+        this.counters.batches_out_of_sequence++;
+        this.log.warn(
+          { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
+          'batch refused',
+        );
+        return;
+      }
+      if (result.outcome === 'duplicate') {
+        this.counters.batches_duplicate++;
+        this.log.info({ batch: batch.id, gateway: batch.gateway, seq: batch.seq }, 'batch already stored (re-send or replay): acknowledged again, not stored twice');
+      } else {
+        this.counters.batches_stored++;
+        this.counters.encounters_stored += result.stored;
+        this.counters.encounters_duplicate += batch.encounters.length - result.stored;
+        this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
+      }
+      const topic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
+      const ids = acks.get(topic);
+      if (ids) ids.push(batch.id);
+      else acks.set(topic, [batch.id]);
+    });
+    for (const [topic, ids] of acks) {
+      this.client?.publish(topic, JSON.stringify({ v: WIRE_SCHEMA_VERSION, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
+        if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
+      });
+      this.counters.acks_sent += ids.length;
+    }
+  }
+
+  private verify(batch: Batch): { ok: true; signer: Buffer | null } | { ok: false; reason: string } {
+    const registry = this.options.registry;
+    if (!registry) return { ok: true, signer: null };
+    try {
+      registry.reloadIfChanged();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'registry not reloaded; keeping the records already loaded');
+    }
+    return verifyBatch(batch, registry);
+  }
+
+  async stop(): Promise<void> {
+    // What arrived is stored and acknowledged before the connection closes.
+    this.commitArrived();
+    const client = this.client;
+    this.client = null;
+    if (client) await new Promise<void>((resolve) => client.end(false, () => resolve()));
+    this.store.close();
+    this.log.info('collector stopped');
+  }
+}

@@ -1,0 +1,250 @@
+// The collector's database: dedupes by batch id and by (gateway, life, encounter id), and
+// commits batches that arrive together in one transaction. Usable on its own (tests, `vgw pull`).
+import type Database from 'better-sqlite3';
+import { migrate, openDatabase } from '../core/sqlite/index.js';
+import type { VenueEncounter } from '../core/encounters/index.js';
+import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
+
+export const COLLECTOR_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE batches (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     gateway TEXT NOT NULL,
+     venue TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     received_at INTEGER NOT NULL,
+     encounter_count INTEGER NOT NULL
+   );
+   CREATE TABLE encounters (
+     gateway TEXT NOT NULL,
+     id INTEGER NOT NULL,                  -- the gateway's encounter id: (gateway, id) is unique
+     venue TEXT NOT NULL,
+     protocol INTEGER NOT NULL,
+     temp_id BLOB NOT NULL,
+     metadata BLOB NOT NULL,
+     first_seen INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     rssi_min INTEGER NOT NULL,
+     rssi_max INTEGER NOT NULL,
+     rssi_mean REAL NOT NULL,
+     attenuation_s TEXT NOT NULL,
+     clock_synced INTEGER NOT NULL,        -- 0: the gateway's clock was not synchronised
+     batch_id TEXT NOT NULL,
+     PRIMARY KEY (gateway, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX encounters_time ON encounters(venue, first_seen);
+   CREATE INDEX encounters_temp_id ON encounters(temp_id);
+   CREATE TABLE gateways (
+     gateway TEXT PRIMARY KEY,
+     venue TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     seq_gaps INTEGER NOT NULL DEFAULT 0,
+     last_seen_at INTEGER NOT NULL
+   );`,
+  // Signed batches: who signed (the raw public key) and the signature, kept as evidence; a
+  // gateway's sequence numbers are unique per signing key.
+  `ALTER TABLE batches ADD COLUMN signer BLOB;
+   ALTER TABLE batches ADD COLUMN sig BLOB;
+   CREATE UNIQUE INDEX batches_sequence ON batches(gateway, signer, seq) WHERE kind = 'batch' AND signer IS NOT NULL;`,
+  // Gateway lives: encounter ids and seq are unique per (gateway, life), so a gateway whose
+  // database was lost or rolled back starts a new life instead of reusing ids. Rows stored
+  // before carry the all-zero life, as the gateway's own migration gives its old data.
+  `ALTER TABLE batches ADD COLUMN life TEXT NOT NULL DEFAULT '${LEGACY_LIFE}';
+   DROP INDEX batches_sequence;
+   CREATE UNIQUE INDEX batches_sequence ON batches(gateway, signer, life, seq) WHERE kind = 'batch' AND signer IS NOT NULL;
+   CREATE TABLE encounters_v3 (
+     gateway TEXT NOT NULL,
+     life TEXT NOT NULL,                   -- the gateway life the id belongs to
+     id INTEGER NOT NULL,                  -- (gateway, life, id) is unique
+     venue TEXT NOT NULL,
+     protocol INTEGER NOT NULL,
+     temp_id BLOB NOT NULL,
+     metadata BLOB NOT NULL,
+     first_seen INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     rssi_min INTEGER NOT NULL,
+     rssi_max INTEGER NOT NULL,
+     rssi_mean REAL NOT NULL,
+     attenuation_s TEXT NOT NULL,
+     clock_synced INTEGER NOT NULL,
+     batch_id TEXT NOT NULL,
+     PRIMARY KEY (gateway, life, id)
+   ) WITHOUT ROWID;
+   INSERT INTO encounters_v3 SELECT gateway, '${LEGACY_LIFE}', id, venue, protocol, temp_id, metadata, first_seen, last_seen,
+     count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced, batch_id FROM encounters;
+   DROP TABLE encounters;
+   ALTER TABLE encounters_v3 RENAME TO encounters;
+   CREATE INDEX encounters_time ON encounters(venue, first_seen);
+   CREATE INDEX encounters_temp_id ON encounters(temp_id);
+   CREATE TABLE lives (
+     gateway TEXT NOT NULL,
+     life TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     seq_gaps INTEGER NOT NULL,            -- jumps in seq, a first seq above 1 included
+     first_seen_at INTEGER NOT NULL,
+     last_seen_at INTEGER NOT NULL,
+     PRIMARY KEY (gateway, life)
+   ) WITHOUT ROWID;
+   INSERT INTO lives SELECT gateway, '${LEGACY_LIFE}', last_seq, seq_gaps, last_seen_at, last_seen_at FROM gateways;
+   ALTER TABLE gateways ADD COLUMN life TEXT NOT NULL DEFAULT '${LEGACY_LIFE}';
+   ALTER TABLE gateways ADD COLUMN lives INTEGER NOT NULL DEFAULT 1;`,
+];
+
+/** An encounter as the collector's table holds it. */
+export interface CollectedColumns {
+  gateway: string;
+  venue: string;
+  id: number;
+  protocol: number;
+  temp_id: Buffer;
+  metadata: Buffer;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  rssi_min: number;
+  rssi_max: number;
+  rssi_mean: number;
+  attenuation_s: string;
+  clock_synced: number;
+}
+
+/** The one reading of the collector's encounter columns: the settled encounter as it arrived. */
+export function encounterFromCollected(r: CollectedColumns): VenueEncounter {
+  return {
+    venue: r.venue,
+    gateway: r.gateway,
+    id: r.id,
+    protocol: r.protocol,
+    tempId: r.temp_id,
+    metadata: r.metadata,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    count: r.count,
+    rssiMin: r.rssi_min,
+    rssiMax: r.rssi_max,
+    rssiMean: r.rssi_mean,
+    attenuationS: JSON.parse(r.attenuation_s) as number[],
+    clockSynced: r.clock_synced === 1,
+  };
+}
+
+export interface CollectorCounters {
+  batches_stored: number;
+  batches_duplicate: number;
+  batches_rejected: number;
+  batches_unverified: number;
+  batches_out_of_sequence: number;
+  encounters_stored: number;
+  encounters_duplicate: number;
+  acks_sent: number;
+}
+
+export type IngestResult =
+  | { outcome: 'stored'; stored: number }
+  /** The batch id is stored already: a re-send after a lost ack, or a replay. */
+  | { outcome: 'duplicate'; stored: 0 }
+  /** A new batch id with a sequence number another batch of the same signer and life holds. */
+  | { outcome: 'out_of_sequence'; stored: 0; heldBy: string };
+
+/** The collector's database: usable on its own (tests, `vgw pull`) or behind MQTT. */
+export class CollectorDb {
+  readonly db: Database.Database;
+  private readonly insertBatch;
+  private readonly insertEncounter;
+  private readonly upsertGateway;
+  private readonly upsertLife;
+  private readonly lastSeq;
+  private readonly batchExists;
+  private readonly seqHolder;
+
+  constructor(path: string) {
+    // synchronous = FULL (openDatabase's): an ack tells the gateway it may let the batch age
+    // out, so the commit before it must survive a power cut, not only a crash of the process.
+    this.db = openDatabase(path);
+    migrate(this.db, COLLECTOR_MIGRATIONS);
+    this.insertBatch = this.db.prepare(
+      `INSERT INTO batches (id, kind, gateway, venue, life, seq, created_at, received_at, encounter_count, signer, sig)
+       VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    this.insertEncounter = this.db.prepare(
+      `INSERT OR IGNORE INTO encounters (gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen,
+         count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    // A first batch above seq 1 is a gap too: the batches before it have not arrived (yet).
+    this.upsertLife = this.db.prepare(
+      `INSERT INTO lives (gateway, life, last_seq, seq_gaps, first_seen_at, last_seen_at) VALUES (@gateway, @life, @seq, CASE WHEN @seq > 1 THEN 1 ELSE 0 END, @now, @now)
+       ON CONFLICT(gateway, life) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+         seq_gaps = seq_gaps + (CASE WHEN excluded.last_seq > last_seq + 1 THEN 1 ELSE 0 END),
+         last_seq = max(last_seq, excluded.last_seq)`,
+    );
+    this.upsertGateway = this.db.prepare(
+      `INSERT INTO gateways (gateway, venue, life, lives, last_seq, seq_gaps, last_seen_at)
+         SELECT @gateway, @venue, @life, 1, last_seq, seq_gaps, @now FROM lives WHERE gateway = @gateway AND life = @life
+       ON CONFLICT(gateway) DO UPDATE SET venue = excluded.venue, last_seen_at = excluded.last_seen_at,
+         lives = (SELECT count(*) FROM lives WHERE gateway = excluded.gateway),
+         life = excluded.life, last_seq = excluded.last_seq,
+         seq_gaps = (SELECT sum(seq_gaps) FROM lives WHERE gateway = excluded.gateway)`,
+    );
+    this.lastSeq = this.db.prepare('SELECT last_seq FROM gateways WHERE gateway = ?').pluck();
+    this.batchExists = this.db.prepare('SELECT 1 FROM batches WHERE id = ?').pluck();
+    this.seqHolder = this.db.prepare(`SELECT id FROM batches WHERE gateway = ? AND signer = ? AND life = ? AND seq = ? AND kind = 'batch'`).pluck();
+  }
+
+  /**
+   * Stores a batch in one transaction. A batch id already stored is a duplicate; `signer` (the
+   * verified key) makes sequence numbers binding within a life: a new id on a used seq is refused.
+   */
+  ingest(batch: Batch, signer: Buffer | null = null): IngestResult {
+    return this.db.transaction((): IngestResult => {
+      if (this.batchExists.get(batch.id) !== undefined) return { outcome: 'duplicate', stored: 0 };
+      if (signer && batch.kind === 'batch') {
+        const heldBy = this.seqHolder.get(batch.gateway, signer, batch.life, batch.seq) as string | undefined;
+        if (heldBy !== undefined) return { outcome: 'out_of_sequence', stored: 0, heldBy };
+      }
+      this.insertBatch.run(
+        batch.id, batch.kind, batch.gateway, batch.venue, batch.life, batch.seq, batch.createdAt, Date.now(), batch.encounters.length, signer, batch.sig ?? null,
+      );
+      let stored = 0;
+      for (const e of batch.encounters) {
+        stored += this.insertEncounter.run(
+          batch.gateway, batch.life, e.id, batch.venue, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen,
+          e.count, e.rssiMin, e.rssiMax, e.rssiMean, JSON.stringify(e.attenuationS), e.clockSynced ? 1 : 0, batch.id,
+        ).changes;
+      }
+      if (batch.kind === 'batch') {
+        const now = Date.now();
+        this.upsertLife.run({ gateway: batch.gateway, life: batch.life, seq: batch.seq, now });
+        this.upsertGateway.run({ gateway: batch.gateway, venue: batch.venue, life: batch.life, now });
+      }
+      return { outcome: 'stored', stored };
+    })();
+  }
+
+  /**
+   * Stores several batches in one transaction: one sync for all (a group commit). Each batch
+   * is stored or refused on its own (a savepoint each); if the commit fails, none is stored.
+   */
+  ingestAll(items: ReadonlyArray<{ batch: Batch; signer: Buffer | null }>): Array<IngestResult | Error> {
+    return this.db.transaction(() =>
+      items.map(({ batch, signer }) => {
+        try {
+          return this.ingest(batch, signer);
+        } catch (err) {
+          return err as Error;
+        }
+      }),
+    )();
+  }
+
+  lastSequence(gateway: string): number | null {
+    return (this.lastSeq.get(gateway) as number | undefined) ?? null;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+

@@ -1,0 +1,416 @@
+// One schema for the config file: validation, defaults, `vgw config docs` and CLI help all
+// come from it. Each field's description says what it does and how to fix a bad value.
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import type { AggregatorOptions } from '../encounters/index.js';
+import { hexKey, NAME_PATTERN, NAME_RULE } from '../identifiers/index.js';
+import { parseTransport, TRANSPORT_HELP } from './transport.js';
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+const id = (what: string) =>
+  z
+    .string({ error: `expected a string: the ${what}, e.g. "mall-01"` })
+    .regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+
+/** Node's timers fire at once past 2^31−1 ms: no period may be longer. */
+const MAX_TIMER_S = 2_147_483;
+const seconds = (d: number, what: string) =>
+  z
+    .number({ error: `expected a number of seconds (${what})` })
+    .positive('must be greater than 0')
+    .max(MAX_TIMER_S, `at most ${MAX_TIMER_S} s (about 24 days: Node's timers cannot wait longer)`)
+    .default(d);
+
+const brokerSchema = z
+  .object({
+    url: z
+      .string({ error: 'expected a string such as "mqtt://127.0.0.1:1883" or "mqtts://broker:8883"' })
+      .regex(/^(mqtt|mqtts|tcp|ssl|ws|wss):\/\/[^\s]+$/, 'must be a URL starting mqtt://, mqtts://, ws:// or wss://, e.g. "mqtt://127.0.0.1:1883"')
+      .default('mqtt://127.0.0.1:1883')
+      .describe('Broker URL.'),
+    username: z.string().optional().describe('Broker user name, if the broker asks for one.'),
+    password: z.string().optional().describe('Broker password. Prefer the secrets file (`brokerPassword`).'),
+    ca: z.string().min(1).optional().describe('PEM file of the CA that signed the broker\'s certificate (mqtts://).'),
+    cert: z.string().min(1).optional().describe('PEM client certificate for mutual TLS: one per gateway, its CN the gateway id.'),
+    key: z.string().min(1).optional().describe('PEM private key of the client certificate; must be mode 0600.'),
+    clientId: z.string().min(1).max(128).optional().describe('MQTT client id; defaults to "vgw-<gateway id>" or "vgw-collector-<host>".'),
+    keepaliveS: z
+      .number({ error: 'expected a number of seconds (MQTT keepalive)' })
+      .positive('must be greater than 0')
+      .max(65_535, 'at most 65535 (MQTT keepalive is a 16-bit number of seconds)')
+      .default(30)
+      .describe('MQTT keepalive in seconds.'),
+    connectTimeoutS: seconds(10, 'connect timeout').describe('Seconds to wait for a CONNACK.'),
+    reconnectS: seconds(2, 'reconnect delay').describe('Seconds between reconnect attempts.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('MQTT 5 broker connection.');
+
+const simulatedSchema = z
+  .object({
+    seed: z.number().int('must be a whole number').default(1).describe('Seed of the crowd: the same seed makes the same phones, IDs and RSSI.'),
+    phones: z.number().int().min(0).default(0).describe('Phones that pass by in total; 0 = an endless crowd.'),
+    arrivalsPerMinute: z.number().positive('must be greater than 0').default(6).describe('How many phones arrive per minute.'),
+    minDwellS: seconds(60, 'shortest walk-by').describe('Shortest time a phone stays in range.'),
+    maxDwellS: seconds(600, 'longest walk-by').describe('Longest time a phone stays in range.'),
+    speed: z.number().positive('must be greater than 0').max(1000, 'at most 1000').default(1).describe('Simulated seconds per real second (the demo and tests run faster than life).'),
+    anchor: z.number().int().nonnegative().optional().describe('Unix ms at which the crowd starts; set it to keep the same crowd across restarts. Defaults to process start.'),
+  })
+  .strict()
+  .refine((s) => s.minDwellS <= s.maxDwellS, { message: 'minDwellS must not exceed maxDwellS', path: ['minDwellS'] });
+
+const transportString = z.string().superRefine((value, ctx) => {
+  try {
+    parseTransport(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+const scannerSchema = z
+  .object({
+    transport: transportString.default('hci:0').describe(`Controller used for scanning: ${TRANSPORT_HELP}.`),
+    deviceId: z.number().int().min(0).max(63).default(0).describe('noble device id of that controller (hciN; any free slot for H4 transports).'),
+    pruneIntervalS: seconds(300, 'prune period').describe('Addresses not heard for one to two of these are forgotten by noble (keeps memory flat).'),
+    silenceS: seconds(60, 'report silence').describe('No advertising report for this long: restart scanning, then reset the controller, then reopen the transport.'),
+  })
+  .strict();
+
+const radioSchema = z
+  .object({
+    kind: z.enum(['simulated', 'hci'], { error: 'must be "simulated" (a seeded crowd, no controller) or "hci" (noble on a controller)' }).default('simulated').describe('Radio source.'),
+    scanner: scannerSchema.prefault({}).describe('The scanning controller (radio.kind "hci").'),
+    simulated: simulatedSchema.prefault({}).describe('Seeded crowd of phones advertising Exposure Notification frames.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Where advertising reports come from.');
+
+const beaconSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('Advertise the venue beacon (Eddystone-EID).'),
+    transport: transportString.default('hci:1').describe(`Controller used for advertising: ${TRANSPORT_HELP}. Scanning and advertising on one adapter collide: use two.`),
+    deviceId: z.number().int().min(0).max(63).default(1).describe('bleno device id of that controller.'),
+    identityKey: hexKey(16, 'the 16-byte identity key; `vgw beacon` documents how it is made')
+      .optional()
+      .describe('The beacon identity key. Prefer the secrets file (`beaconIdentityKey`), which `vgw provision` writes; this is for tests and demos.'),
+    exponent: z.number().int().min(0).max(15, 'at most 15').default(10).describe('Rotation exponent K: a new EID every 2^K seconds (10: about 17 min).'),
+    txPowerDbm: z.number().int().min(-100).max(20).default(-20).describe('Calibrated TX power at 0 m written in the frame.'),
+    epochS: z.number().int().nonnegative().default(0).describe('Unix seconds at which the beacon time counter is 0 (as registered with the resolver).'),
+    unsyncedClock: z.enum(['pause', 'advertise']).default('pause').describe('With the clock not synchronised: pause the beacon (default) or advertise anyway.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('The venue beacon phones record visits from.');
+
+const clockSchema = z
+  .object({
+    syncCheck: z.enum(['auto', 'assume-synced', 'assume-unsynced']).default('auto').describe('How to know the clock is synchronised: auto asks systemd-timesyncd, timedatectl or chrony.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Clock discipline (a Pi has no real-time clock).');
+
+const healthSchema = z
+  .object({
+    radioGraceS: seconds(120, 'radio grace').describe('With the radio down this long (its own recovery having failed), watchdog pings stop so systemd restarts the daemon.'),
+    controlSocket: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Unix socket where the daemon answers `vgw status` and `vgw doctor`; defaults to control.sock beside the database.'),
+    statusIntervalS: seconds(5, 'systemd status period').describe('Seconds between STATUS= updates to systemd (`systemctl status`).'),
+  })
+  .strict()
+  .prefault({})
+  .describe('systemd notify and watchdog (Type=notify, WatchdogSec in the unit).');
+
+const encountersSchema = z
+  .object({
+    silenceS: seconds(60, 'silence that closes an encounter').describe('An encounter closes after this many seconds without its temp ID.'),
+    maxDurationS: seconds(1800, 'longest encounter').describe('An encounter closes when it reaches this length.'),
+    maxOpen: z.number().int().min(1).default(50_000).describe('Cap on open encounters held in memory; past it the least recently heard closes.'),
+    attenuationThresholdsDb: z
+      .array(z.number(), { error: 'expected an array of numbers, e.g. [55, 63, 73]' })
+      .min(1, 'needs at least one threshold')
+      .max(15, 'at most 15 thresholds')
+      .refine((a) => a.every((v, i) => i === 0 || v > a[i - 1]), 'thresholds must be ascending, e.g. [55, 63, 73]')
+      .default([55, 63, 73])
+      .describe('Attenuation thresholds in dB (EN-style buckets: immediate < 55 ≤ near < 63 ≤ medium < 73 ≤ other).'),
+    assumedTxPowerDbm: z.number().min(-40).max(20).default(0).describe('TX power assumed for phones (the AEM that carries it is encrypted): attenuation = this − RSSI.'),
+    bucketGapCapS: seconds(10, 'longest gap credited').describe('Longest gap between sightings credited to an attenuation bucket.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('How sightings become encounters.');
+
+/**
+ * The aggregator's options from a config's `encounters` (seconds become milliseconds); with no
+ * argument, the defaults, so benchmarks and tests use what a unit runs with rather than a copy.
+ */
+export function aggregatorOptions(e: z.infer<typeof encountersSchema> = encountersSchema.parse({})): AggregatorOptions {
+  return {
+    silenceMs: e.silenceS * 1000,
+    maxDurationMs: e.maxDurationS * 1000,
+    maxOpen: e.maxOpen,
+    attenuationThresholdsDb: e.attenuationThresholdsDb,
+    assumedTxPowerDbm: e.assumedTxPowerDbm,
+    bucketGapCapMs: e.bucketGapCapS * 1000,
+  };
+}
+
+const storeSchema = z
+  .object({
+    path: z
+      .string()
+      .min(1, 'must name a file, e.g. "/var/lib/venue-gateway/gateway.db"')
+      .refine((p) => !isDirectory(p), 'is a directory: name the database file inside it, e.g. "/var/lib/venue-gateway/gateway.db"')
+      .default('gateway.db')
+      .describe('SQLite database file (created 0600: it holds temp IDs).'),
+    checkpointS: z
+      .number({ error: 'expected a number of seconds (commit and checkpoint period)' })
+      .min(0.05, 'at least 0.05 s')
+      .max(60, 'at most 60 s: a crash or power cut loses up to this much of sightings')
+      .default(60)
+      .describe('One write transaction per this many seconds: closed encounters, acks, batches and a checkpoint of the encounters still open. A crash or power cut loses at most this much of sightings; shorter wears the SD card faster.'),
+    retentionDays: z
+      .number({ error: 'expected a number of days' })
+      .min(1, 'at least 1 day')
+      .max(365, 'at most 365 days')
+      .default(14)
+      .describe('Acknowledged encounters are deleted once this old (by a synchronised clock, or by time in service when the clock was not).'),
+    unackedMaxDays: z
+      .number({ error: 'expected a number of days' })
+      .min(1, 'at least 1 day')
+      .max(365, 'at most 365 days')
+      .default(30)
+      .describe('Encounters never acknowledged are kept this long in service time (clock steps do not count), then deleted, logged and counted (store.purged_unacked).'),
+    purgeBatchSize: z.number().int().min(1).default(500).describe('Rows the retention purge deletes per commit.'),
+    maxPendingEncounters: z.number().int().min(1000).default(200_000).describe('Closed encounters kept in memory while the disk refuses writes.'),
+  })
+  .strict()
+  .refine((s) => s.unackedMaxDays >= s.retentionDays, { message: 'must be at least retentionDays', path: ['unackedMaxDays'] })
+  .prefault({})
+  .describe('Local SQLite store and outbox.');
+
+const uplinkSchema = z
+  .object({
+    batchMaxEncounters: z.number().int().min(1).max(10_000).default(256).describe('A batch is cut once this many encounters wait.'),
+    batchMaxAgeS: seconds(30, 'batch age').describe('...or once the oldest waiting encounter has waited this long.'),
+    maxInflightBatches: z.number().int().min(1).max(100).default(8).describe('Batches published and awaiting acknowledgement at once.'),
+    resendInitialS: seconds(5, 'first resend delay').describe('First wait for an acknowledgement before re-sending; doubles each time.'),
+    resendMaxS: seconds(300, 'longest resend delay').describe('Longest wait between re-sends.'),
+    statusIntervalS: seconds(30, 'status period').describe('Seconds between retained status updates.'),
+    maxRequestBytes: z.number().int().min(256).default(65_536).describe('Requests larger than this are refused.'),
+    maxPullEncounters: z.number().int().min(1).default(200_000).describe('Most encounters one pull returns.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Batches, acknowledgements and requests over MQTT.');
+
+const collectorSchema = z
+  .object({
+    db: z.string().min(1).default('collector.db').describe('The collector\'s SQLite database.'),
+    registry: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('JSON array of gateway registration records (what `vgw provision` prints). Batches from gateways not in it, unsigned or badly signed are refused. Re-read when the file changes.'),
+    acceptUnsigned: z.boolean().default(false).describe('Store batches without checking signatures (development only; ignored when a registry is set).'),
+    shareGroup: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional().describe('MQTT 5 shared-subscription group: collectors in one group split the batches.'),
+  })
+  .strict()
+  .refine((c) => c.registry !== undefined || c.acceptUnsigned, {
+    message: 'required: the registry of gateway records that batches are verified against (or acceptUnsigned: true, for development only)',
+    path: ['registry'],
+  })
+  .describe('The backend side: `vgw collect`.');
+
+/** A Unix socket path longer than this does not fit in sockaddr_un. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+const configObject = z
+  .object({
+    gateway: z
+      .object({
+        id: id('gateway id').describe('Gateway id, unique per unit (part of its topics).'),
+        venue: id('venue id').describe('Venue id the unit is mounted at.'),
+      })
+      .strict()
+      .optional()
+      .describe('Who this gateway is; required by `vgw run`.'),
+    secretsFile: z
+      .string()
+      .min(1, 'must name a file, e.g. "/etc/venue-gateway/secrets.json"')
+      .optional()
+      .describe('JSON file (mode 0600) with the gateway\'s Ed25519 signing key, beacon identity key and broker password; `vgw provision` writes it. Required by `vgw run`.'),
+    broker: brokerSchema,
+    topicPrefix: z
+      .string()
+      .regex(/^[^#+\s]+$/, 'must not contain MQTT wildcards (+ #) or spaces')
+      .default('vgw/v2')
+      .describe('Prefix of every topic; the version is part of it.'),
+    radio: radioSchema,
+    beacon: beaconSchema,
+    clock: clockSchema,
+    health: healthSchema,
+    encounters: encountersSchema,
+    store: storeSchema,
+    uplink: uplinkSchema,
+    collector: collectorSchema.optional(),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.') })
+      .strict()
+      .prefault({})
+      .describe('Logging (pino JSON on stdout).'),
+  })
+  .strict();
+
+export const configSchema = configObject.superRefine((c, ctx) => {
+  const socket = controlSocketPath(c);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      path: c.health.controlSocket ? ['health', 'controlSocket'] : ['store', 'path'],
+      message: `the control socket ${socket} is ${Buffer.byteLength(socket)} bytes, longer than the ${MAX_SOCKET_PATH_BYTES} a Unix socket path may have: set health.controlSocket to a shorter path`,
+    });
+  }
+});
+
+/**
+ * `health.controlSocket`, or beside the database: the daemon and a technician's
+ * `vgw status -c config` derive the same path from the config alone. A socket is a directory
+ * entry; nothing is written to it.
+ */
+export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): string {
+  return config.health.controlSocket ?? join(dirname(resolve(config.store.path)), 'control.sock');
+}
+
+/**
+ * Reads a small text or binary file the user named, refusing more than `maxBytes` (a device
+ * such as /dev/zero or a wrong path must not eat the memory).
+ */
+export function readFileLimited(path: string | 0, maxBytes: number, field: string): Buffer {
+  const fd = path === 0 ? 0 : openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(65_536, maxBytes + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > maxBytes) throw new RangeError(`${field}: ${path === 0 ? 'standard input' : path} is larger than ${maxBytes} bytes: is it the right file?`);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    if (fd !== 0) closeSync(fd);
+  }
+}
+
+/** JSON.parse turns numbers too large for a double (1e400) into Infinity: name where. */
+function nonFiniteNumbers(value: unknown, path: string[] = []): string[] {
+  if (typeof value === 'number') return Number.isFinite(value) ? [] : [`${path.join('.') || '(top level)'}: the number is too large: use a value that fits (see \`vgw config docs\`)`];
+  if (Array.isArray(value)) return value.flatMap((v, i) => nonFiniteNumbers(v, [...path, String(i)]));
+  if (typeof value === 'object' && value !== null) return Object.entries(value).flatMap(([k, v]) => nonFiniteNumbers(v, [...path, k]));
+  return [];
+}
+
+export type Config = z.infer<typeof configObject>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], source: string) {
+    super(`invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.length ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return `${path === '(top level)' ? '' : path + ': '}unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove them or check the spelling (see \`vgw config docs\`)`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+export function parseConfig(input: unknown, source = '(inline)'): Config {
+  const result = configSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
+  return result.data;
+}
+
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileLimited(path, MAX_CONFIG_BYTES, 'config').toString('utf8');
+  } catch (err) {
+    if (err instanceof RangeError) throw new ConfigError([`larger than ${MAX_CONFIG_BYTES} bytes: is it the right file?`], path);
+    throw new ConfigError([`cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path`], path);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`not valid JSON (${(err as Error).message}): fix the syntax`], path);
+  }
+  const tooLarge = nonFiniteNumbers(json);
+  if (tooLarge.length > 0) throw new ConfigError(tooLarge, path);
+  return parseConfig(json, path);
+}
+
+export function requireGateway(config: Config): NonNullable<Config['gateway']> {
+  if (!config.gateway) {
+    throw new ConfigError(['gateway: required by `vgw run`: add {"gateway": {"id": "...", "venue": "..."}}'], '');
+  }
+  return config.gateway;
+}
+
+export function requireSecretsFile(config: Config): string {
+  if (!config.secretsFile) {
+    throw new ConfigError(['secretsFile: required by `vgw run`: every batch is signed with the key it holds; run `vgw provision` to make one'], '');
+  }
+  return config.secretsFile;
+}
+
+/** Markdown reference of every key, its default and description, generated from the schema. */
+export function configDocs(): string {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  const lines = ['| key | type | default | description |', '|---|---|---|---|'];
+  walk(schema, '', lines);
+  return lines.join('\n');
+}
+
+interface JsonSchema {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  default?: unknown;
+  description?: string;
+  enum?: unknown[];
+  items?: JsonSchema;
+}
+
+function walk(s: JsonSchema, prefix: string, lines: string[]): void {
+  for (const [key, child] of Object.entries(s.properties ?? {})) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (child.properties) {
+      lines.push(`| \`${path}\` | object | | ${child.description ?? ''} |`);
+      walk(child, path, lines);
+      continue;
+    }
+    const type = child.enum ? child.enum.map((e) => JSON.stringify(e)).join(' \\| ') : child.type === 'array' ? `${child.items?.type ?? ''}[]` : String(child.type ?? '');
+    const def = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
+    lines.push(`| \`${path}\` | ${type} | ${def} | ${child.description ?? ''} |`);
+  }
+}

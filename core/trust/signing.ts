@@ -1,0 +1,52 @@
+// The gateway's Ed25519 signing key: how batches are signed and verified.
+import { createPrivateKey, createPublicKey, KeyObject, randomBytes, sign, verify } from 'node:crypto';
+
+/**
+ * PKCS#8 header of a raw Ed25519 seed. Public keys go in and out as JWK; a private key cannot:
+ * Node 20's JWK import of an OKP private key needs its public half (`x`), which the seed alone
+ * does not give.
+ */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+export class TrustError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrustError';
+  }
+}
+
+export interface SigningKey {
+  privateKey: KeyObject;
+  /** Raw 32-byte public key, as registration records carry it (hex). */
+  publicKey: Buffer;
+}
+
+export function signingKeyFromSeed(seed: Uint8Array): SigningKey {
+  if (seed.length !== 32) throw new TrustError('an Ed25519 seed is 32 bytes');
+  const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
+  return { privateKey, publicKey: Buffer.from(jwk.x!, 'base64url') };
+}
+
+export function newSigningSeed(): Buffer {
+  return randomBytes(32);
+}
+
+export function publicKeyObject(raw: Uint8Array): KeyObject {
+  if (raw.length !== 32) throw new TrustError('an Ed25519 public key is 32 bytes');
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
+}
+
+export function signBytes(key: SigningKey, data: Uint8Array): Buffer {
+  return sign(null, data, key.privateKey);
+}
+
+export function verifyBytes(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false;
+  try {
+    return verify(null, data, publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+

@@ -1,0 +1,169 @@
+// Wires the concerns together; data flows one way: radio → decode → aggregate → store → uplink.
+// Each concern starts and stops on its own (lifecycle.ts); this file only builds and orders them.
+import { createAggregator } from '../core/encounters/index.js';
+import type { Config } from '../core/config/index.js';
+import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from '../core/config/index.js';
+import { loadSecrets, type Secrets, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import type { Logger } from '../core/log/index.js';
+import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
+import { Controller, Lifecycle } from './lifecycle.js';
+import { Pipeline } from './pipeline.js';
+import { NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
+import { SimulatedRadio } from '../simulators/index.js';
+import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogIntervalMs } from './health/index.js';
+import { Store } from './store/index.js';
+import { brokerOptions, tlsOptions } from '../core/mqtt/index.js';
+import { Uplink } from './uplink/index.js';
+
+export interface Daemon {
+  readonly store: Store;
+  readonly uplink: Uplink;
+  counters(): Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+/** The gateway's radio, by config: noble on an HCI transport, or a simulated crowd. */
+function createRadio(config: Config, steady: SteadyClock, log: Logger): Radio {
+  const scanner = config.radio.scanner;
+  const sim = config.radio.simulated;
+  return config.radio.kind === 'hci'
+    ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
+    : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
+}
+
+/** The venue's Eddystone-EID beacon, when enabled; its identity key comes from the secrets file. */
+function createBeacon(config: Config, secrets: Secrets, clock: () => ClockState, log: Logger): VenueBeacon | null {
+  const b = config.beacon;
+  if (!b.enabled) return null;
+  const identityKeyHex = secrets.beaconIdentityKey ?? b.identityKey;
+  if (identityKeyHex === undefined) {
+    throw new ConfigError(['beacon.identityKey: required when beacon.enabled is true: `vgw provision` puts it in the secrets file (beaconIdentityKey)'], '');
+  }
+  return new VenueBeacon(
+    {
+      transport: parseTransport(b.transport),
+      deviceId: b.deviceId,
+      identityKey: Buffer.from(identityKeyHex, 'hex'),
+      exponent: b.exponent,
+      txPowerDbm: b.txPowerDbm,
+      epochS: b.epochS,
+      mayAdvertise: () => b.unsyncedClock === 'advertise' || clock().synchronized,
+    },
+    log,
+  );
+}
+
+/**
+ * Builds the concerns and starts them in the order data flows back from the broker: the store,
+ * the uplink, the radio pipeline, the beacon, the control socket, then health (READY). They stop
+ * in reverse: STOPPING first, the pipeline flushes into the store, the uplink says "stopped",
+ * and the store's final commit comes last.
+ */
+export function startDaemon(config: Config, log: Logger): Daemon {
+  const gateway = requireGateway(config);
+  // Refuses to start on a missing or world-readable secrets file: before anything is opened.
+  const secrets = loadSecrets(requireSecretsFile(config));
+  const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
+  const clock = createClockMonitor(config.clock.syncCheck);
+  const beacon = createBeacon(config, secrets, clock, log);
+  const broker = brokerOptions(config, `vgw-${gateway.id}`, secrets);
+  tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
+  const steady = new SteadyClock();
+  const radio = createRadio(config, steady, log);
+  const aggregator = createAggregator(aggregatorOptions(config.encounters));
+  const clockSync = { synced: clock().synchronized };
+  const store = new Store({
+    path: config.store.path,
+    commitIntervalMs: config.store.checkpointS * 1000,
+    retentionMs: config.store.retentionDays * 86_400_000,
+    unackedMaxMs: config.store.unackedMaxDays * 86_400_000,
+    purgeBatchSize: config.store.purgeBatchSize,
+    batchMaxEncounters: config.uplink.batchMaxEncounters,
+    batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
+    maxPendingEncounters: config.store.maxPendingEncounters,
+    clockSynced: () => clockSync.synced,
+    // Checkpointed with every commit: a crash loses at most store.checkpointS of sightings.
+    openEncounters: () => aggregator.open.values(),
+    log,
+  });
+  const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
+  // The uplink publishes the status document, which holds the uplink's own counters too.
+  const uplink = new Uplink(
+    {
+      broker,
+      signer: (data) => signBytes(signingKey, data),
+      prefix: config.topicPrefix,
+      venue: gateway.venue,
+      gateway: gateway.id,
+      maxInflightBatches: config.uplink.maxInflightBatches,
+      resendInitialMs: config.uplink.resendInitialS * 1000,
+      resendMaxMs: config.uplink.resendMaxS * 1000,
+      statusIntervalMs: config.uplink.statusIntervalS * 1000,
+      maxRequestBytes: config.uplink.maxRequestBytes,
+      maxPullEncounters: config.uplink.maxPullEncounters,
+      batchMaxEncounters: config.uplink.batchMaxEncounters,
+    },
+    store,
+    () => counters(),
+    log,
+  );
+  const notify = SdNotify.fromEnv(process.env, log);
+  const health = new HealthMonitor({
+    notify,
+    watchdogMs: watchdogIntervalMs(process.env),
+    radioGraceMs: config.health.radioGraceS * 1000,
+    statusIntervalMs: config.health.statusIntervalS * 1000,
+    radioPoweredOn: () => radio.poweredOn(),
+    statusLine: () => {
+      const st = store.stats();
+      return `radio ${radio.state}, ${aggregator.open.size} open, ${store.counters.encounters_stored} stored, backlog ${st.outboxBatches} batches + ${st.unbatched} encounters, broker ${uplink.connected ? 'connected' : 'disconnected'}, clock ${clockSync.synced ? 'synced' : 'unsynced'}`;
+    },
+    log,
+  });
+  const counters = (): Record<string, unknown> => ({
+    radio: radio.status(),
+    clock: { ...clock(), steps: steady.steps },
+    beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
+    health: { ...health.state, watchdog: { ...health.state.watchdog } },
+    adverts: pipeline.adverts,
+    heard: pipeline.heard,
+    drops: pipeline.drops,
+    encounters: { open: aggregator.open.size, ...aggregator.counters },
+    store: { ...store.counters, ...store.stats(), database: store.database },
+    uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
+  });
+  const control = new ControlSocket(
+    controlSocketPath(config),
+    () => ({
+      ...(JSON.parse(uplink.statusJson('online')) as Record<string, unknown>),
+      local: { pid: process.pid, broker: broker.url, store: config.store.path, radio: config.radio.kind === 'hci' ? config.radio.scanner.transport : 'simulated' },
+    }),
+    log,
+  );
+  const concerns: Lifecycle[] = [
+    {
+      name: 'store',
+      start: () => store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick')),
+      stop: () => store.close(), // the final commit: what the pipeline handed over is on the disk
+    },
+    { name: 'uplink', start: () => uplink.start(), stop: () => uplink.stop() },
+    pipeline,
+    ...(beacon ? [{ name: 'beacon', start: () => beacon.start(), stop: () => beacon.stop() }] : []),
+    control,
+    health,
+  ];
+  const controller = new Controller(concerns, log);
+  controller.start();
+  log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
+
+  return {
+    store,
+    uplink,
+    counters,
+    async stop() {
+      await controller.stop();
+      log.info('daemon stopped');
+      notify?.close();
+    },
+  };
+}

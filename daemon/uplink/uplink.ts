@@ -1,0 +1,335 @@
+// Owns the broker connection of a gateway: publishes outbox batches until the backend
+// acknowledges them, keeps a retained status (with a Last Will), and answers requests.
+import mqtt, { IClientPublishOptions, MqttClient } from 'mqtt';
+import { ulid } from 'ulid';
+import { Logger, WarningThrottle } from '../../core/log/index.js';
+import { BrokerOptions, connectOptions } from '../../core/mqtt/index.js';
+import type { OutboxBatch, Store } from '../store/index.js';
+import {
+  ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, WIRE_SCHEMA_VERSION,
+} from '../../core/wire/index.js';
+import { toWire } from '../../core/encounters/index.js';
+import { streamPull } from './pull-stream.js';
+
+export interface UplinkOptions {
+  broker: BrokerOptions;
+  prefix: string;
+  venue: string;
+  gateway: string;
+  maxInflightBatches: number;
+  resendInitialMs: number;
+  resendMaxMs: number;
+  statusIntervalMs: number;
+  maxRequestBytes: number;
+  maxPullEncounters: number;
+  batchMaxEncounters: number;
+  /** Signs every batch and pull reply with the gateway's key. */
+  signer?: BatchSigner;
+}
+
+export interface UplinkCounters {
+  connects: number;
+  disconnects: number;
+  batches_published: number;
+  batches_resent: number;
+  acks_received: number;
+  acks_invalid: number;
+  requests_answered: number;
+  requests_invalid: number;
+  pull_encounters_sent: number;
+}
+
+interface InFlight {
+  attempts: number;
+  nextAttemptAt: number;
+}
+
+/** Pulls answered or waiting at once; more are refused with "ask again later". */
+const MAX_QUEUED_PULLS = 4;
+const PULL_PARTS_IN_FLIGHT = 4;
+
+export class Uplink {
+  readonly counters: UplinkCounters = {
+    connects: 0,
+    disconnects: 0,
+    batches_published: 0,
+    batches_resent: 0,
+    acks_received: 0,
+    acks_invalid: 0,
+    requests_answered: 0,
+    requests_invalid: 0,
+    pull_encounters_sent: 0,
+  };
+  readonly topics: GatewayTopics;
+  private client: MqttClient | null = null;
+  private readonly inflight = new Map<string, InFlight>();
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+  /** One warning per outage, not one per reconnect attempt: an outage can last days. */
+  private outageLogged = false;
+  private readonly warnings: WarningThrottle;
+  private pullChain: Promise<void> = Promise.resolve();
+  private pullsQueued = 0;
+
+  constructor(
+    private readonly options: UplinkOptions,
+    private readonly store: Store,
+    private readonly statusCounters: () => Record<string, unknown>,
+    private readonly log: Logger,
+  ) {
+    this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
+    this.warnings = new WarningThrottle(log);
+    store.onBatches(() => this.pump());
+    store.onAcked(() => this.pump());
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    // The broker holds the Will from connect and publishes it when the connection dies: it is
+    // fixed at connect, so it carries no time of its own (a receiver knows when it arrived).
+    const will = {
+      topic: this.topics.status,
+      payload: Buffer.from(this.statusJson('will')),
+      qos: 1 as const,
+      retain: true,
+      properties: { contentType: 'application/json' },
+    };
+    const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker, will));
+    this.client = client;
+    client.on('connect', (connack) => {
+      this.counters.connects++;
+      this.outageLogged = false;
+      this.log.info({ sessionPresent: connack.sessionPresent }, 'broker connected');
+      // A broker that lost our session lost whatever it held for us: re-send at once, and
+      // restart the backoff, since the first re-send may beat the collectors' re-subscription.
+      if (!connack.sessionPresent) for (const f of this.inflight.values()) f.attempts = 0;
+      client.subscribe([this.topics.ack, this.topics.request], { qos: 1 }, (err) => {
+        if (err) this.log.error({ err: err.message }, 'subscribe failed');
+      });
+      // Whatever was in flight may have been lost with the connection: send it again now.
+      for (const f of this.inflight.values()) f.nextAttemptAt = 0;
+      this.publishStatus();
+      this.pump();
+    });
+    client.on('close', () => {
+      if (this.client === client && this.counters.connects > this.counters.disconnects) {
+        this.counters.disconnects++;
+        this.log.warn('broker connection lost; batches stay in the outbox');
+      }
+    });
+    client.on('error', (err) => {
+      if (this.outageLogged) return;
+      this.outageLogged = true;
+      this.log.warn({ err: err.message }, 'broker unreachable; retrying quietly, batches stay in the outbox');
+    });
+    client.on('message', (topic, payload, packet) => {
+      if (topic === this.topics.ack) this.onAck(payload);
+      else if (topic === this.topics.request) this.onRequest(payload, packet.properties ?? {});
+    });
+    this.pumpTimer = setInterval(() => this.pump(), 1000);
+    this.statusTimer = setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
+  }
+
+  /** Publishes outbox batches that are due: new ones up to the in-flight cap, and re-sends. */
+  pump(): void {
+    const client = this.client;
+    if (!client?.connected) return;
+    const now = Date.now();
+    const outbox = this.store.outbox();
+    // Acked, or deleted by the store: nothing left to send.
+    if (this.inflight.size > 0) {
+      const waiting = new Set(outbox.map((b) => b.id));
+      for (const id of this.inflight.keys()) if (!waiting.has(id)) this.inflight.delete(id);
+    }
+    for (const batch of outbox) {
+      const f = this.inflight.get(batch.id);
+      if (f === undefined && this.inflight.size >= this.options.maxInflightBatches) break;
+      if (f !== undefined && f.nextAttemptAt > now) continue;
+      this.publishBatch(client, batch, f);
+    }
+  }
+
+  private publishBatch(client: MqttClient, batch: OutboxBatch, f: InFlight | undefined): void {
+    const encounters = this.store.batchEncounters(batch.id).map(toWire);
+    let payload: Buffer;
+    try {
+      payload = encodeBatch(
+      { kind: 'batch', id: batch.id, gateway: this.options.gateway, venue: this.options.venue, life: batch.life, seq: batch.seq, createdAt: batch.createdAt },
+      encounters,
+      this.options.signer,
+      );
+    } catch (err) {
+      // Never a crash loop: the batch stays in the outbox and the reason is in the log.
+      this.inflight.set(batch.id, { attempts: (f?.attempts ?? 0) + 1, nextAttemptAt: Date.now() + this.options.resendMaxMs });
+      this.warnings.warn('batch_unencodable', { batch: batch.id, err: (err as Error).message }, 'batch cannot be encoded; kept in the outbox');
+      return;
+    }
+    const attempts = (f?.attempts ?? 0) + 1;
+    const backoff = Math.min(this.options.resendMaxMs, this.options.resendInitialMs * 2 ** (attempts - 1));
+    // Jitter keeps a fleet that lost the broker together from re-sending together.
+    this.inflight.set(batch.id, { attempts, nextAttemptAt: Date.now() + backoff * (0.8 + Math.random() * 0.4) });
+    if (attempts > 1) this.counters.batches_resent++;
+    client.publish(this.topics.batch, payload, { qos: 1, properties: { contentType: 'application/cbor' } }, (err) => {
+      if (err) this.log.warn({ batch: batch.id, err: err.message }, 'batch publish failed; will retry');
+    });
+    this.counters.batches_published++;
+    this.log.debug({ batch: batch.id, seq: batch.seq, encounters: encounters.length, bytes: payload.length, attempts }, 'batch published');
+  }
+
+  private onAck(payload: Buffer): void {
+    let ack;
+    try {
+      ack = parseMessage(payload, ackSchema, 64 * 1024);
+    } catch (err) {
+      this.counters.acks_invalid++;
+      this.warnings.warn('ack_invalid', { err: (err as Error).message }, 'invalid ack ignored');
+      return;
+    }
+    this.counters.acks_received++;
+    this.log.debug({ batches: ack.acks }, 'ack received');
+    let unknown = 0;
+    for (const id of ack.acks) {
+      if (!this.store.addAck(id)) unknown++;
+    }
+    if (unknown > 0) this.warnings.warn('ack_unknown', { batches: unknown }, 'ack for batches this gateway never cut (or already deleted); ignored');
+    // An acked batch leaves the outbox at once: its slot in flight is free for the next.
+    if (unknown < ack.acks.length) this.pump();
+  }
+
+  /** Publishes a reply; resolves on its PUBACK, or after a while, so a lost broker cannot wedge pulls. */
+  private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): Promise<void> {
+    const opts: IClientPublishOptions = { qos: 1, properties: { contentType, ...(correlationData ? { correlationData } : {}) } };
+    return new Promise((resolve) => {
+      const client = this.client;
+      if (!client) return resolve();
+      const timer = setTimeout(resolve, 10_000);
+      client.publish(responseTopic, payload, opts, (err) => {
+        clearTimeout(timer);
+        if (err) this.log.warn({ err: err.message }, 'reply publish failed');
+        resolve();
+      });
+    });
+  }
+
+  private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
+    this.counters.requests_invalid++;
+    this.warnings.warn('request_refused', { error }, 'request refused');
+    void this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
+  }
+
+  private onRequest(payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): void {
+    const { responseTopic, correlationData } = props;
+    if (!responseTopic || /[+#]/.test(responseTopic)) {
+      this.counters.requests_invalid++;
+      this.warnings.warn('request_no_response_topic', {}, 'request without a usable MQTT 5 response topic ignored');
+      return;
+    }
+    let request;
+    try {
+      request = parseMessage(payload, requestSchema, this.options.maxRequestBytes);
+    } catch (err) {
+      this.replyError(responseTopic, correlationData, err instanceof MessageError ? err.message : String(err));
+      return;
+    }
+    if (request.op === 'status') {
+      this.counters.requests_answered++;
+      void this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
+      return;
+    }
+    if (this.pullsQueued >= MAX_QUEUED_PULLS) {
+      this.replyError(responseTopic, correlationData, `op: ${this.pullsQueued} pulls are being answered or waiting; ask again later`);
+      return;
+    }
+    // One pull at a time: ten at once must not multiply the memory or starve ingest.
+    this.pullsQueued++;
+    const { from, to } = request;
+    this.pullChain = this.pullChain
+      .then(() => this.answerPull(responseTopic, correlationData, from, to))
+      .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'pull not answered'))
+      .finally(() => this.pullsQueued--);
+  }
+
+  private async answerPull(responseTopic: string, correlationData: Buffer | undefined, from: number, to: number): Promise<void> {
+    const plan = this.store.pullPlan(from, to);
+    if (plan.upperBound > this.options.maxPullEncounters) {
+      this.replyError(
+        responseTopic,
+        correlationData,
+        `to: the range may hold up to ${plan.upperBound} encounters, more than the ${this.options.maxPullEncounters} one pull may return; ask for a shorter range`,
+      );
+      return;
+    }
+    const inflight = new Set<Promise<void>>();
+    let parts = 0;
+    const sent = await streamPull(this.store, from, to, this.options.batchMaxEncounters, this.store.database.life, async (part) => {
+      const header = {
+        kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
+        life: part.life, seq: 0, createdAt: Date.now(), part: part.index, last: part.last,
+      };
+      const p = this.reply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.options.signer), 'application/cbor');
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      parts++;
+      // A few parts on the wire at once; the rest wait, so memory stays bounded.
+      if (inflight.size >= PULL_PARTS_IN_FLIGHT) await Promise.race(inflight);
+    });
+    await Promise.all(inflight);
+    this.counters.requests_answered++;
+    this.counters.pull_encounters_sent += sent;
+    this.log.info({ from, to, encounters: sent, parts }, 'pull answered');
+  }
+
+
+
+  /**
+   * The status document: `online` with counters, `stopped` on a clean stop, or the Last Will
+   * (`connection lost`), which the broker holds from connect and so carries no `at`.
+   */
+  statusJson(kind: 'online' | 'stopped' | 'will'): string {
+    return JSON.stringify({
+      v: WIRE_SCHEMA_VERSION,
+      state: kind === 'online' ? 'online' : 'offline',
+      ...(kind === 'online' ? {} : { reason: kind === 'will' ? 'connection lost' : 'stopped' }),
+      gateway: this.options.gateway,
+      venue: this.options.venue,
+      ...(kind === 'will' ? {} : { at: new Date().toISOString() }),
+      startedAt: new Date(this.startedAt).toISOString(),
+      ...(kind === 'online' ? { counters: this.statusCounters() } : {}),
+    });
+  }
+
+  publishStatus(): void {
+    if (!this.client?.connected) return;
+    this.client.publish(this.topics.status, this.statusJson('online'), { qos: 1, retain: true, properties: { contentType: 'application/json' } });
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Publishes a clean "offline" status and disconnects, within `timeoutMs`. */
+  async stop(timeoutMs = 3000): Promise<void> {
+    this.warnings.stop();
+    if (this.pumpTimer) clearInterval(this.pumpTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    const client = this.client;
+    if (!client) return;
+    this.client = null;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => client.end(true, () => resolve()), timeoutMs);
+      const end = () => client.end(false, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (client.connected) {
+        client.publish(this.topics.status, this.statusJson('stopped'), { qos: 1, retain: true, properties: { contentType: 'application/json' } }, end);
+      } else {
+        end();
+      }
+    });
+  }
+}
