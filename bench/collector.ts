@@ -115,8 +115,8 @@ async function run(name: string, gateways: number, batchesEach: number, together
   const exited = new Promise((r) => sink.once('exit', r));
   sink.stdin.end();
   await exited;
-  const counters = JSON.parse(out.trim().split('\n').pop()!) as { batches_stored: number };
-  if (counters.batches_stored !== batches) throw new Error(`bench/collector ${name}: ${counters.batches_stored} of ${batches} batches stored`);
+  const counters = JSON.parse(out.trim().split('\n').pop()!) as { batchesStored: number };
+  if (counters.batchesStored !== batches) throw new Error(`bench/collector ${name}: ${counters.batchesStored} of ${batches} batches stored`);
   return { fsyncs: countSyncs(straceOut), batches, seconds };
 }
 

@@ -55,8 +55,8 @@ for (let s = 1; s <= warmupS + HOURS * 3600; s++) {
     // defers to its next checkpoint are counted too.
     store.checkpointWal();
     io0.v = io();
-    tx0 = store.counters.write_transactions;
-    stored0 = store.counters.encounters_stored;
+    tx0 = store.counters.writeTransactions;
+    stored0 = store.counters.encountersStored;
   }
   clock.t = anchor + s * 1000;
   ingest.second(clock.t, store);
@@ -65,8 +65,8 @@ for (let s = 1; s <= warmupS + HOURS * 3600; s++) {
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 store.checkpointWal();
 const io1 = io();
-const stored = store.counters.encounters_stored - stored0;
-const tx = store.counters.write_transactions - tx0;
+const stored = store.counters.encountersStored - stored0;
+const tx = store.counters.writeTransactions - tx0;
 store.close();
 rmSync(dir, { recursive: true, force: true });
 process.stdout.write(

@@ -139,7 +139,7 @@ export function beaconCommand(): Command {
           return;
         }
         const next = typeof beacon.nextRotationAt === 'number' ? new Date(beacon.nextRotationAt).toISOString() : '-';
-        process.stdout.write(`state ${String(beacon.state)}  eid ${String(beacon.eid ?? '-')}  next rotation ${next}  rotations ${String(beacon.rotations ?? 0)}  failures ${String(beacon.rotation_failures ?? 0)}\n`);
+        process.stdout.write(`state ${String(beacon.state)}  eid ${String(beacon.eid ?? '-')}  next rotation ${next}  rotations ${String(beacon.rotations ?? 0)}  failures ${String(beacon.rotationFailures ?? 0)}\n`);
       } catch (err) {
         if (err instanceof PullError && err.timedOut) {
           process.stderr.write(`vgw: ${err.message}\n`);

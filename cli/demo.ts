@@ -10,23 +10,11 @@ import { CollectedColumns, encounterFromCollected } from '../collector/index.js'
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { newIdentity } from '../core/trust/index.js';
 import { oneShotConnectOptions } from '../core/mqtt/index.js';
-import { gatewayTopics } from '../core/wire/index.js';
+import { enabledBeacon, GatewayStatus, gatewayTopics, parseStatus, StatusCounters } from '../core/wire/index.js';
 import { LocalBroker, VirtualController } from '../simulators/index.js';
 import { fail } from './errors.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
-
-interface GatewayStatus {
-  state?: string;
-  counters?: {
-    radio?: { state?: string };
-    beacon?: { state?: string; eid?: string | null; nextRotationAt?: number | null };
-    adverts?: { received?: number };
-    encounters?: { open?: number };
-    store?: { encounters_stored?: number; outboxBatches?: number; write_transactions?: number };
-    uplink?: { batches_published?: number; connected?: boolean };
-  };
-}
 
 function spawnVgw(args: string[], logFile: string): ChildProcess {
   const out = openSync(logFile, 'a');
@@ -96,14 +84,14 @@ export function demoCommand(): Command {
       const collector = spawnVgw(['collect', '-c', join(dir, 'collector.json')], join(dir, 'collector.log'));
       const daemon = spawnVgw(['run', '-c', join(dir, 'gateway.json')], join(dir, 'gateway.log'));
 
-      let status: GatewayStatus = {};
+      let status: GatewayStatus | null = null;
       const watcher = mqtt.connect(broker.url, oneShotConnectOptions({ url: broker.url, clientId: `vgw-demo-watch-${process.pid}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 }));
       watcher.on('connect', () => watcher.subscribe(gatewayTopics('vgw/v2', venue, gateway).status));
       watcher.on('message', (_t, payload) => {
         try {
-          status = JSON.parse(payload.toString('utf8')) as GatewayStatus;
+          status = parseStatus(JSON.parse(payload.toString('utf8')), 'the status topic');
         } catch {
-          // a torn status line is simply skipped
+          // a torn or foreign status is simply skipped
         }
       });
 
@@ -122,13 +110,13 @@ export function demoCommand(): Command {
         } catch {
           // the collector has not created its database yet
         }
-        const c = status.counters ?? {};
-        const b = c.beacon;
+        const c: Partial<StatusCounters> = status?.state === 'online' ? status.counters : {};
+        const b = enabledBeacon(c.beacon);
         const beaconLine = b?.eid ? `  beacon EID ${b.eid} (next ${b.nextRotationAt ? new Date(b.nextRotationAt).toISOString().slice(11, 19) : '-'})` : '';
         const line =
-          `${Math.round((Date.now() - started) / 1000)}s  gateway ${status.state ?? 'starting'}${c.radio?.state ? ` (radio ${c.radio.state})` : ''}` +
+          `${Math.round((Date.now() - started) / 1000)}s  gateway ${status?.state ?? 'starting'}${c.radio?.state ? ` (radio ${c.radio.state})` : ''}` +
           `  adverts ${c.adverts?.received ?? 0}  open ${c.encounters?.open ?? 0}` +
-          `  stored ${c.store?.encounters_stored ?? 0}  outbox ${c.store?.outboxBatches ?? 0}` +
+          `  stored ${c.store?.encountersStored ?? 0}  outbox ${c.store?.outboxBatches ?? 0}` +
           `  | collector: ${total} encounters in ${batches} batches`;
         if (!tty) {
           process.stdout.write(line + '\n');

@@ -18,6 +18,7 @@ import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '..
 import { oneShotConnectOptions, tlsOptions } from '../core/mqtt/index.js';
 import { fail } from './errors.js';
 import { diskUsage } from './status.js';
+import type { LocalStatus } from '../core/wire/index.js';
 
 export interface CheckResult {
   check: string;
@@ -26,14 +27,10 @@ export interface CheckResult {
   fix?: string;
 }
 
-type Status = Record<string, unknown> | null;
+type Status = LocalStatus | null;
 const pass = (check: string, detail: string): CheckResult => ({ check, ok: true, detail });
 const failed = (check: string, detail: string, fix: string): CheckResult => ({ check, ok: false, detail, fix });
-const counters = (s: Status) => ((s?.counters ?? {}) as Record<string, Record<string, unknown>>);
-const daemonPid = (s: Status) => {
-  const pid = (s?.local as Record<string, unknown> | undefined)?.pid;
-  return typeof pid === 'number' ? pid : null;
-};
+const daemonPid = (s: Status) => s?.local.pid ?? null;
 
 function checkConfig(path: string): { result: CheckResult; config: Config | null } {
   try {
@@ -128,9 +125,9 @@ async function checkController(config: Config, status: Status): Promise<CheckRes
   if (config.radio.kind === 'simulated') return pass('controller', 'simulated radio (no controller)');
   const transport = config.radio.scanner.transport;
   if (status) {
-    const radio = counters(status).radio ?? {};
-    if (radio.state === 'poweredOn') return pass('controller', `${transport} powered on, ${String(radio.reports ?? 0)} reports (asked the running daemon)`);
-    return failed('controller', `${transport} is ${String(radio.state)}${radio.error ? `: ${String(radio.error)}` : ''} (the daemon keeps retrying)`, 'check the adapter is plugged in (`ls /sys/class/bluetooth`, `dmesg | grep -i blue`) and radio.scanner.transport');
+    const radio = status.counters.radio;
+    if (radio.state === 'poweredOn') return pass('controller', `${transport} powered on, ${radio.reports ?? 0} reports (asked the running daemon)`);
+    return failed('controller', `${transport} is ${radio.state}${radio.error ? `: ${radio.error}` : ''} (the daemon keeps retrying)`, 'check the adapter is plugged in (`ls /sys/class/bluetooth`, `dmesg | grep -i blue`) and radio.scanner.transport');
   }
   const problem = await probeStream(parseTransport(transport));
   if (problem === null) return pass('controller', `${transport} reachable`);
@@ -177,9 +174,9 @@ function checkClock(config: Config): CheckResult {
 
 async function checkBroker(config: Config, secrets: Secrets | null, status: Status, timeoutMs: number): Promise<CheckResult> {
   if (status) {
-    const uplink = counters(status).uplink ?? {};
+    const uplink = status.counters.uplink;
     if (uplink.connected) return pass('broker', `${config.broker.url}: the running daemon is connected`);
-    return failed('broker', `${config.broker.url}: the running daemon is not connected (${String(uplink.connects ?? 0)} connects so far)`, 'check the network, broker.url and credentials; batches wait in the outbox meanwhile');
+    return failed('broker', `${config.broker.url}: the running daemon is not connected (${uplink.connects} connects so far)`, 'check the network, broker.url and credentials; batches wait in the outbox meanwhile');
   }
   try {
     // Its own client id even when the config names one: taking the daemon's would end its session.
@@ -273,7 +270,7 @@ export async function runDoctor(configPath: string, timeoutMs = 5000): Promise<C
   const socket = controlSocketPath(config);
   const status = await readControlSocket(socket, 2000);
   const daemon = status
-    ? pass('daemon', `running (pid ${String(daemonPid(status))}), ${(counters(status).health ?? {}).ready ? 'ready' : 'not ready yet'}`)
+    ? pass('daemon', `running (pid ${String(daemonPid(status))}), ${status.counters.health.ready ? 'ready' : 'not ready yet'}`)
     : failed('daemon', `no daemon answers on ${socket}`, 'start it: `sudo systemctl enable --now venue-gateway` (logs: `journalctl -u venue-gateway`)');
   const { result: secretsResult, secrets } = checkSecrets(config, configPath);
   return [

@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig, requireGateway } from '../core/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
+import { type DatabaseState, enabledBeacon, type LocalStatus, type StatusCounters } from '../core/wire/index.js';
 import { EXIT, fail } from './errors.js';
 
 export interface DiskUsage {
@@ -31,40 +32,36 @@ const ago = (ms: number) => {
   const s = Math.round((Date.now() - ms) / 1000);
   return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
 };
-const when = (ms: unknown) => (typeof ms === 'number' ? `${new Date(ms).toISOString()} (${ago(ms)})` : 'never');
+const when = (ms: number | null) => (ms !== null ? `${new Date(ms).toISOString()} (${ago(ms)})` : 'never');
 
-type Doc = Record<string, Record<string, unknown>>;
-
-function databaseLine(d: Record<string, unknown> | undefined): string {
-  if (!d) return '-';
-  const e = d.lastEvent as { at: number; kind: string; detail: string } | null;
+function databaseLine(d: DatabaseState): string {
+  const e = d.lastEvent;
   const event = e ? `; LAST EVENT ${e.kind} at ${new Date(e.at).toISOString()}: ${e.detail}` : '; no events';
-  return `${String(d.database)}, life ${String(d.life)} (${String(d.lives)} lives), ${String(d.serviceS)} s in service${d.error ? `; ERROR ${String(d.error)}` : ''}${event}`;
+  return `${d.database}, life ${d.life} (${d.lives} lives), ${d.serviceS} s in service${d.error ? `; ERROR ${d.error}` : ''}${event}`;
+}
+
+function beaconLine(status: StatusCounters['beacon']): string {
+  const beacon = enabledBeacon(status);
+  if (!beacon) return 'disabled';
+  return `${beacon.state}, EID ${beacon.eid ?? '-'}, next rotation ${beacon.nextRotationAt !== null ? new Date(beacon.nextRotationAt).toISOString() : '-'}`;
 }
 
 /** The status document as a technician reads it: one line per concern. */
-export function formatStatus(status: Record<string, unknown>, disk: DiskUsage): string {
-  const c = (status.counters ?? {}) as Doc;
-  const local = (status.local ?? {}) as Record<string, unknown>;
-  const radio = c.radio ?? {};
-  const clock = c.clock ?? {};
-  const beacon = c.beacon ?? {};
-  const enc = c.encounters ?? {};
-  const store = c.store ?? {};
-  const uplink = c.uplink ?? {};
-  const health = c.health ?? {};
-  const watchdog = (health.watchdog ?? {}) as Record<string, unknown>;
+export function formatStatus(status: LocalStatus, disk: DiskUsage): string {
+  const { radio, clock, encounters, store, uplink, health } = status.counters;
+  const { local } = status;
+  const watchdog = health.watchdog;
   const lines = [
-    ['gateway', `${String(status.gateway)} at ${String(status.venue)}, pid ${String(local.pid)}, up since ${String(status.startedAt)}, ${health.ready ? 'ready' : 'NOT READY'}`],
-    ['radio', `${String(radio.state)} (${String(local.radio)})${radio.error ? `: ${String(radio.error)}` : ''}, ${String(radio.reports ?? 0)} reports, recovery level ${String(radio.recovery_level ?? 0)}`],
-    ['clock', `${clock.synchronized ? 'synchronised' : 'NOT synchronised'} (${String(clock.source)}), ${String(clock.steps ?? 0)} steps seen`],
-    ['beacon', beacon.state === 'disabled' ? 'disabled' : `${String(beacon.state)}, EID ${String(beacon.eid ?? '-')}, next rotation ${typeof beacon.nextRotationAt === 'number' ? new Date(beacon.nextRotationAt).toISOString() : '-'}`],
-    ['encounters', `${String(enc.open ?? 0)} open, ${String(store.encounters_stored ?? 0)} stored since start`],
-    ['backlog', `${String(store.outboxBatches ?? 0)} batches + ${String(store.unbatched ?? 0)} encounters not yet acknowledged; last ack ${when(store.lastAckAt)}`],
-    ['broker', `${uplink.connected ? 'connected' : 'DISCONNECTED'} (${String(local.broker)}), ${String(uplink.connects ?? 0)} connects, ${String(uplink.inflight ?? 0)} batches in flight`],
-    ['database', databaseLine(store.database as Record<string, unknown> | undefined)],
+    ['gateway', `${status.gateway} at ${status.venue}, pid ${local.pid}, up since ${status.startedAt}, ${health.ready ? 'ready' : 'NOT READY'}`],
+    ['radio', `${radio.state} (${local.radio})${radio.error ? `: ${radio.error}` : ''}, ${radio.reports ?? 0} reports, recovery level ${radio.recoveryLevel ?? 0}`],
+    ['clock', `${clock.synchronized ? 'synchronised' : 'NOT synchronised'} (${clock.source}), ${clock.steps} steps seen`],
+    ['beacon', beaconLine(status.counters.beacon)],
+    ['encounters', `${encounters.open} open, ${store.encountersStored} stored since start`],
+    ['backlog', `${store.outboxBatches} batches + ${store.unbatched} encounters not yet acknowledged; last ack ${when(store.lastAckAt)}`],
+    ['broker', `${uplink.connected ? 'connected' : 'DISCONNECTED'} (${local.broker}), ${uplink.connects} connects, ${uplink.inflight} batches in flight`],
+    ['database', databaseLine(store.database)],
     ['disk', `${mb(disk.freeBytes)} free of ${mb(disk.totalBytes)}; database ${mb(disk.databaseBytes)}`],
-    ['watchdog', watchdog.enabled ? `${String(watchdog.pings)} pings, ${String(watchdog.withheld)} withheld${watchdog.last_withheld_reason ? ` (last: ${String(watchdog.last_withheld_reason)})` : ''}` : 'not under a systemd watchdog'],
+    ['watchdog', watchdog.enabled ? `${watchdog.pings} pings, ${watchdog.withheld} withheld${watchdog.lastWithheldReason ? ` (last: ${watchdog.lastWithheldReason})` : ''}` : 'not under a systemd watchdog'],
   ];
   return lines.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n';
 }

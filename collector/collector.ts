@@ -18,14 +18,14 @@ export interface CollectorOptions {
 
 export class Collector {
   readonly counters: CollectorCounters = {
-    batches_stored: 0,
-    batches_duplicate: 0,
-    batches_rejected: 0,
-    batches_unverified: 0,
-    batches_out_of_sequence: 0,
-    encounters_stored: 0,
-    encounters_duplicate: 0,
-    acks_sent: 0,
+    batchesStored: 0,
+    batchesDuplicate: 0,
+    batchesRejected: 0,
+    batchesUnverified: 0,
+    batchesOutOfSequence: 0,
+    encountersStored: 0,
+    encountersDuplicate: 0,
+    acksSent: 0,
   };
   readonly store: CollectorDb;
   private client: MqttClient | null = null;
@@ -64,15 +64,15 @@ export class Collector {
         throw new WireFormatError('gw', `batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic`);
       }
     } catch (err) {
-      this.counters.batches_rejected++;
+      this.counters.batchesRejected++;
       this.log.warn({ topic, err: (err as Error).message }, 'batch rejected');
       return;
     }
     const verified = this.verify(batch);
     if (!verified.ok) {
       // Not acknowledged either: a real gateway whose record is missing keeps its batches until it is added.
-      this.counters.batches_rejected++;
-      this.counters.batches_unverified++;
+      this.counters.batchesRejected++;
+      this.counters.batchesUnverified++;
       this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
       return;
     }
@@ -102,8 +102,8 @@ export class Collector {
         return;
       }
       if (result.outcome === 'out_of_sequence') {
-        this.counters.batches_rejected++;
-        this.counters.batches_out_of_sequence++;
+        this.counters.batchesRejected++;
+        this.counters.batchesOutOfSequence++;
         this.log.warn(
           { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
           'batch refused',
@@ -111,12 +111,12 @@ export class Collector {
         return;
       }
       if (result.outcome === 'duplicate') {
-        this.counters.batches_duplicate++;
+        this.counters.batchesDuplicate++;
         this.log.info({ batch: batch.id, gateway: batch.gateway, seq: batch.seq }, 'batch already stored (re-send or replay): acknowledged again, not stored twice');
       } else {
-        this.counters.batches_stored++;
-        this.counters.encounters_stored += result.stored;
-        this.counters.encounters_duplicate += batch.encounters.length - result.stored;
+        this.counters.batchesStored++;
+        this.counters.encountersStored += result.stored;
+        this.counters.encountersDuplicate += batch.encounters.length - result.stored;
         this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
       }
       const topic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
@@ -128,7 +128,7 @@ export class Collector {
       this.client?.publish(topic, JSON.stringify({ v: WIRE_SCHEMA_VERSION, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
         if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
       });
-      this.counters.acks_sent += ids.length;
+      this.counters.acksSent += ids.length;
     }
   }
 

@@ -132,14 +132,14 @@ export function encounterFromCollected(r: CollectedColumns): VenueEncounter {
 }
 
 export interface CollectorCounters {
-  batches_stored: number;
-  batches_duplicate: number;
-  batches_rejected: number;
-  batches_unverified: number;
-  batches_out_of_sequence: number;
-  encounters_stored: number;
-  encounters_duplicate: number;
-  acks_sent: number;
+  batchesStored: number;
+  batchesDuplicate: number;
+  batchesRejected: number;
+  batchesUnverified: number;
+  batchesOutOfSequence: number;
+  encountersStored: number;
+  encountersDuplicate: number;
+  acksSent: number;
 }
 
 export type IngestResult =

@@ -11,15 +11,44 @@ import { Pipeline } from './pipeline.js';
 import { NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { SimulatedRadio } from '../simulators/index.js';
 import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogIntervalMs } from './health/index.js';
-import { Store } from './store/index.js';
+import { Store, StoreOptions } from './store/index.js';
 import { brokerOptions, tlsOptions } from '../core/mqtt/index.js';
-import { Uplink } from './uplink/index.js';
+import { Uplink, UplinkOptions } from './uplink/index.js';
+import { LocalStatus, statusDocument, StatusCounters } from '../core/wire/index.js';
 
 export interface Daemon {
   readonly store: Store;
   readonly uplink: Uplink;
-  counters(): Record<string, unknown>;
+  counters(): StatusCounters;
   stop(): Promise<void>;
+}
+
+/** The store's settings from the config (the uplink's batch limits decide where batches are cut). */
+function storeOptions(config: Config): Omit<StoreOptions, 'clockSynced' | 'openEncounters' | 'log'> {
+  return {
+    path: config.store.path,
+    commitIntervalMs: config.store.checkpointS * 1000,
+    retentionMs: config.store.retentionDays * 86_400_000,
+    unackedMaxMs: config.store.unackedMaxDays * 86_400_000,
+    purgeBatchSize: config.store.purgeBatchSize,
+    batchMaxEncounters: config.uplink.batchMaxEncounters,
+    batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
+    maxPendingEncounters: config.store.maxPendingEncounters,
+  };
+}
+
+function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signer' | 'venue' | 'gateway'> {
+  const u = config.uplink;
+  return {
+    prefix: config.topicPrefix,
+    maxInflightBatches: u.maxInflightBatches,
+    resendInitialMs: u.resendInitialS * 1000,
+    resendMaxMs: u.resendMaxS * 1000,
+    statusIntervalMs: u.statusIntervalS * 1000,
+    maxRequestBytes: u.maxRequestBytes,
+    maxPullEncounters: u.maxPullEncounters,
+    batchMaxEncounters: u.batchMaxEncounters,
+  };
 }
 
 /** The gateway's radio, by config: noble on an HCI transport, or a simulated crowd. */
@@ -73,14 +102,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const aggregator = createAggregator(aggregatorOptions(config.encounters));
   const clockSync = { synced: clock().synchronized };
   const store = new Store({
-    path: config.store.path,
-    commitIntervalMs: config.store.checkpointS * 1000,
-    retentionMs: config.store.retentionDays * 86_400_000,
-    unackedMaxMs: config.store.unackedMaxDays * 86_400_000,
-    purgeBatchSize: config.store.purgeBatchSize,
-    batchMaxEncounters: config.uplink.batchMaxEncounters,
-    batchMaxAgeMs: config.uplink.batchMaxAgeS * 1000,
-    maxPendingEncounters: config.store.maxPendingEncounters,
+    ...storeOptions(config),
     clockSynced: () => clockSync.synced,
     // Checkpointed with every commit: a crash loses at most store.checkpointS of sightings.
     openEncounters: () => aggregator.open.values(),
@@ -89,20 +111,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
-    {
-      broker,
-      signer: (data) => signBytes(signingKey, data),
-      prefix: config.topicPrefix,
-      venue: gateway.venue,
-      gateway: gateway.id,
-      maxInflightBatches: config.uplink.maxInflightBatches,
-      resendInitialMs: config.uplink.resendInitialS * 1000,
-      resendMaxMs: config.uplink.resendMaxS * 1000,
-      statusIntervalMs: config.uplink.statusIntervalS * 1000,
-      maxRequestBytes: config.uplink.maxRequestBytes,
-      maxPullEncounters: config.uplink.maxPullEncounters,
-      batchMaxEncounters: config.uplink.batchMaxEncounters,
-    },
+    { ...uplinkOptions(config), broker, signer: (data) => signBytes(signingKey, data), venue: gateway.venue, gateway: gateway.id },
     store,
     () => counters(),
     log,
@@ -116,11 +125,11 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     radioPoweredOn: () => radio.poweredOn(),
     statusLine: () => {
       const st = store.stats();
-      return `radio ${radio.state}, ${aggregator.open.size} open, ${store.counters.encounters_stored} stored, backlog ${st.outboxBatches} batches + ${st.unbatched} encounters, broker ${uplink.connected ? 'connected' : 'disconnected'}, clock ${clockSync.synced ? 'synced' : 'unsynced'}`;
+      return `radio ${radio.state}, ${aggregator.open.size} open, ${store.counters.encountersStored} stored, backlog ${st.outboxBatches} batches + ${st.unbatched} encounters, broker ${uplink.connected ? 'connected' : 'disconnected'}, clock ${clockSync.synced ? 'synced' : 'unsynced'}`;
     },
     log,
   });
-  const counters = (): Record<string, unknown> => ({
+  const counters = (): StatusCounters => ({
     radio: radio.status(),
     clock: { ...clock(), steps: steady.steps },
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
@@ -134,8 +143,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   });
   const control = new ControlSocket(
     controlSocketPath(config),
-    () => ({
-      ...(JSON.parse(uplink.statusJson('online')) as Record<string, unknown>),
+    (): LocalStatus => ({
+      ...statusDocument('online', { gateway: gateway.id, venue: gateway.venue, startedAt: uplink.startedAt }, counters()),
       local: { pid: process.pid, broker: broker.url, store: config.store.path, radio: config.radio.kind === 'hci' ? config.radio.scanner.transport : 'simulated' },
     }),
     log,

@@ -24,15 +24,15 @@ export interface PipelineOptions {
 export class Pipeline implements Lifecycle {
   readonly name = 'radio pipeline';
   readonly drops: DropCounters = newDropCounters();
-  readonly adverts = { received: 0, with_temp_id: 0 };
+  readonly adverts = { received: 0, withTempId: 0 };
   /** What else the radio hears, for a technician's diagnosis; nothing of it is stored. */
-  readonly heard: Record<AdvertKind, number> = { exposure_notification: 0, eddystone: 0, ibeacon: 0, opentrace: 0, other: 0 };
+  readonly heard: Record<AdvertKind, number> = { exposureNotification: 0, eddystone: 0, ibeacon: 0, opentrace: 0, other: 0 };
   private readonly closed: ClosedEncounter[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: PipelineOptions) {
     o.steady.onStep((stepMs) => {
-      closeAll(o.aggregator, this.closed, 'clock_step');
+      closeAll(o.aggregator, this.closed, 'clockStep');
       o.log.warn({ stepMs }, 'wall clock stepped; open encounters closed, timestamps re-anchored');
     });
   }
@@ -46,9 +46,9 @@ export class Pipeline implements Lifecycle {
         this.heard[classifyAdvertisement(data)]++;
         return;
       }
-      this.heard.exposure_notification++;
+      this.heard.exposureNotification++;
       sighting.clockSynced = this.o.clockSync.synced;
-      this.adverts.with_temp_id++;
+      this.adverts.withTempId++;
       observe(aggregator, sighting, this.closed);
     });
     this.sweepTimer = setInterval(() => {

@@ -1,6 +1,7 @@
 // The simulated radio: drives a Crowd against a clock that may run faster than life.
 import type { AdvertSink, Radio } from '../daemon/radio/index.js';
 import { Crowd, CrowdOptions } from './crowd.js';
+import type { RadioStatus } from '../core/wire/status.js';
 
 export interface SimulatedRadioOptions extends CrowdOptions {
   /** Simulated ms per real ms. */
@@ -48,7 +49,7 @@ export class SimulatedRadio implements Radio {
     return true;
   }
 
-  status(): Record<string, unknown> {
+  status(): RadioStatus {
     return { state: this.state };
   }
 

@@ -193,7 +193,7 @@ const storeSchema = z
       .min(1, 'at least 1 day')
       .max(365, 'at most 365 days')
       .default(30)
-      .describe('Encounters never acknowledged are kept this long in service time (clock steps do not count), then deleted, logged and counted (store.purged_unacked).'),
+      .describe('Encounters never acknowledged are kept this long in service time (clock steps do not count), then deleted, logged and counted (store.purgedUnacked).'),
     purgeBatchSize: z.number().int().min(1).default(500).describe('Rows the retention purge deletes per commit.'),
     maxPendingEncounters: z.number().int().min(1000).default(200_000).describe('Closed encounters kept in memory while the disk refuses writes.'),
   })

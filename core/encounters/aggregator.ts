@@ -4,6 +4,8 @@
 import { RSSI_UNAVAILABLE, Sighting } from '../protocols/index.js';
 import type { CloseReason, ClosedEncounter, Encounter } from './encounter.js';
 
+const capitalize = <T extends string>(s: T) => (s[0].toUpperCase() + s.slice(1)) as Capitalize<T>;
+
 export interface AggregatorOptions {
   /** An encounter closes when its temp ID has not been heard for this long. */
   silenceMs: number;
@@ -22,11 +24,11 @@ export interface AggregatorOptions {
 export interface AggregatorCounters {
   sightings: number;
   opened: number;
-  closed_silence: number;
-  closed_max_duration: number;
-  closed_evicted: number;
-  closed_shutdown: number;
-  closed_clock_step: number;
+  closedSilence: number;
+  closedMaxDuration: number;
+  closedEvicted: number;
+  closedShutdown: number;
+  closedClockStep: number;
 }
 
 export interface AggregatorState {
@@ -42,11 +44,11 @@ export function createAggregator(options: AggregatorOptions): AggregatorState {
     counters: {
       sightings: 0,
       opened: 0,
-      closed_silence: 0,
-      closed_max_duration: 0,
-      closed_evicted: 0,
-      closed_shutdown: 0,
-      closed_clock_step: 0,
+      closedSilence: 0,
+      closedMaxDuration: 0,
+      closedEvicted: 0,
+      closedShutdown: 0,
+      closedClockStep: 0,
     },
   };
 }
@@ -91,7 +93,7 @@ function close(
   out: ClosedEncounter[],
 ): void {
   state.open.delete(key);
-  state.counters[`closed_${reason}`]++;
+  state.counters[`closed${capitalize(reason)}`]++;
   out.push(Object.assign(enc, { closeReason: reason }));
 }
 
@@ -107,7 +109,7 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
     return;
   }
   if (s.time - enc.firstSeen >= o.maxDurationMs || s.time - enc.lastSeen >= o.silenceMs) {
-    close(state, key, enc, s.time - enc.lastSeen >= o.silenceMs ? 'silence' : 'max_duration', out);
+    close(state, key, enc, s.time - enc.lastSeen >= o.silenceMs ? 'silence' : 'maxDuration', out);
     openEncounter(state, key, s);
     return;
   }
@@ -155,11 +157,11 @@ export function sweep(state: AggregatorState, now: number, out: ClosedEncounter[
   const o = state.options;
   for (const [key, enc] of state.open) {
     if (now - enc.lastSeen >= o.silenceMs) close(state, key, enc, 'silence', out);
-    else if (now - enc.firstSeen >= o.maxDurationMs) close(state, key, enc, 'max_duration', out);
+    else if (now - enc.firstSeen >= o.maxDurationMs) close(state, key, enc, 'maxDuration', out);
   }
 }
 
 /** Closes everything: on shutdown (no sighting left only in memory), or when the clock steps. */
-export function closeAll(state: AggregatorState, out: ClosedEncounter[], reason: 'shutdown' | 'clock_step' = 'shutdown'): void {
+export function closeAll(state: AggregatorState, out: ClosedEncounter[], reason: 'shutdown' | 'clockStep' = 'shutdown'): void {
   for (const [key, enc] of state.open) close(state, key, enc, reason, out);
 }

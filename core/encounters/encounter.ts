@@ -23,7 +23,7 @@ export interface Encounter {
   clockSynced: boolean;
 }
 
-export type CloseReason = 'silence' | 'max_duration' | 'evicted' | 'shutdown' | 'clock_step';
+export type CloseReason = 'silence' | 'maxDuration' | 'evicted' | 'shutdown' | 'clockStep';
 
 export interface ClosedEncounter extends Encounter {
   closeReason: CloseReason;

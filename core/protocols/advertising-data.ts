@@ -9,14 +9,14 @@ export const AD_TYPE_MANUFACTURER = 0xff;
 export const MAX_AD_BYTES = 1650;
 
 export type DropReason =
-  | 'ad_truncated'
-  | 'ad_too_long'
-  | 'en_wrong_size'
-  | 'service_data_too_short'
-  | 'rssi_invalid';
+  | 'adTruncated'
+  | 'adTooLong'
+  | 'enWrongSize'
+  | 'serviceDataTooShort'
+  | 'rssiInvalid';
 
 export type DropCounters = Record<DropReason, number>;
 
 export function newDropCounters(): DropCounters {
-  return { ad_truncated: 0, ad_too_long: 0, en_wrong_size: 0, service_data_too_short: 0, rssi_invalid: 0 };
+  return { adTruncated: 0, adTooLong: 0, enWrongSize: 0, serviceDataTooShort: 0, rssiInvalid: 0 };
 }

@@ -4,7 +4,7 @@ import { AD_TYPE_MANUFACTURER, AD_TYPE_SERVICE_DATA_16 } from './advertising-dat
 import { EDDYSTONE_SERVICE_UUID } from './eddystone-eid.js';
 import { EN_SERVICE_UUID } from './exposure-notification.js';
 
-export type AdvertKind = 'exposure_notification' | 'eddystone' | 'ibeacon' | 'opentrace' | 'other';
+export type AdvertKind = 'exposureNotification' | 'eddystone' | 'ibeacon' | 'opentrace' | 'other';
 
 const APPLE = 0x004c;
 /** BlueTrace/OpenTrace phones advertise manufacturer data under this id (opentrace-community). */
@@ -19,7 +19,7 @@ export function classifyAdvertisement(data: Uint8Array): AdvertKind {
     const type = data[i + 1];
     if (type === AD_TYPE_SERVICE_DATA_16 && len >= 3) {
       const uuid = data[i + 2] | (data[i + 3] << 8);
-      if (uuid === EN_SERVICE_UUID) return 'exposure_notification';
+      if (uuid === EN_SERVICE_UUID) return 'exposureNotification';
       if (uuid === EDDYSTONE_SERVICE_UUID) return 'eddystone';
     } else if (type === AD_TYPE_MANUFACTURER && len >= 3) {
       const company = data[i + 2] | (data[i + 3] << 8);

@@ -20,11 +20,11 @@ export function decodeAdvertisement(
 ): Sighting | null {
   const n = data.length;
   if (n > MAX_AD_BYTES) {
-    drops.ad_too_long++;
+    drops.adTooLong++;
     return null;
   }
   if (!((rssi >= -127 && rssi <= 20) || rssi === RSSI_UNAVAILABLE)) {
-    drops.rssi_invalid++;
+    drops.rssiInvalid++;
     return null;
   }
   let found: Sighting | null = null;
@@ -34,16 +34,16 @@ export function decodeAdvertisement(
     if (len === 0) break;
     const end = i + 1 + len;
     if (end > n) {
-      drops.ad_truncated++;
+      drops.adTruncated++;
       break;
     }
     if (data[i + 1] === AD_TYPE_SERVICE_DATA_16) {
       if (len < 3) {
-        drops.service_data_too_short++;
+        drops.serviceDataTooShort++;
       } else if ((data[i + 2] | (data[i + 3] << 8)) === EN_SERVICE_UUID) {
         const start = i + 4;
         if (end - start !== EN_RPI_BYTES + EN_AEM_BYTES) {
-          drops.en_wrong_size++;
+          drops.enWrongSize++;
         } else if (found === null) {
           found = {
             protocol: PROTOCOL_EN,

@@ -1,5 +1,6 @@
 // The wire format of protocol 2 (docs/protocol.md, docs/protocol.cddl), shared by the gateway and
-// the backend: batches, acks and requests, topics.
+// the backend: batches, acks and requests, topics, the status document.
 export * from './codec.js';
 export * from './messages.js';
 export * from './topics.js';
+export * from './status.js';

@@ -8,6 +8,7 @@ import { controlSocketPath } from '../../core/config/index.js';
 
 export { controlSocketPath };
 import type { Logger } from '../../core/log/index.js';
+import { LocalStatus, parseStatus } from '../../core/wire/index.js';
 
 function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -48,9 +49,12 @@ export async function startControlSocket(path: string, status: () => unknown, lo
   }
 }
 
-/** The running daemon's status, or null when nothing answers within `timeoutMs`. */
-export function readControlSocket(path: string, timeoutMs = 3000): Promise<Record<string, unknown> | null> {
-  return new Promise((resolve) => {
+/**
+ * The running daemon's status, or null when nothing answers within `timeoutMs`; a StatusError
+ * when what answers is not a status document (another program, another protocol version).
+ */
+export function readControlSocket(path: string, timeoutMs = 3000): Promise<LocalStatus | null> {
+  return new Promise((resolve, reject) => {
     let text = '';
     const s = createConnection(path);
     const timer = setTimeout(() => {
@@ -64,10 +68,16 @@ export function readControlSocket(path: string, timeoutMs = 3000): Promise<Recor
     });
     s.on('end', () => {
       clearTimeout(timer);
+      let value: unknown;
       try {
-        resolve(JSON.parse(text) as Record<string, unknown>);
+        value = JSON.parse(text);
       } catch {
-        resolve(null);
+        return resolve(null);
+      }
+      try {
+        resolve(parseStatus(value, `the control socket ${path}`) as LocalStatus);
+      } catch (err) {
+        reject(err as Error);
       }
     });
   });

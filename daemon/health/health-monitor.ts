@@ -5,6 +5,7 @@
 // its WATCHDOG=1 (wrong sender PID), and spawning it every few seconds would be heavy anyway.
 import { createRequire } from 'node:module';
 import type { Logger } from '../../core/log/index.js';
+import type { HealthStatus } from '../../core/wire/status.js';
 
 interface DgramSocket {
   on(event: 'error', cb: (err: Error) => void): void;
@@ -87,10 +88,8 @@ export interface HealthOptions {
   log: Logger;
 }
 
-export interface HealthState {
-  ready: boolean;
-  watchdog: { enabled: boolean; pings: number; withheld: number; last_withheld_reason: string | null };
-}
+/** Its part of the status document. */
+export type HealthState = HealthStatus;
 
 /**
  * The service's health towards systemd: READY once the radio is powered on, STATUS lines,
@@ -103,7 +102,7 @@ export class HealthMonitor {
   private timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly o: HealthOptions) {
-    this.state = { ready: false, watchdog: { enabled: o.watchdogMs !== null, pings: 0, withheld: 0, last_withheld_reason: null } };
+    this.state = { ready: false, watchdog: { enabled: o.watchdogMs !== null, pings: 0, withheld: 0, lastWithheldReason: null } };
   }
 
   start(): void {
@@ -136,8 +135,8 @@ export class HealthMonitor {
             o.notify?.send({ WATCHDOG: 1 });
           } else {
             state.watchdog.withheld++;
-            if (state.watchdog.last_withheld_reason !== verdict.reason) o.log.warn({ reason: verdict.reason }, 'watchdog ping withheld');
-            state.watchdog.last_withheld_reason = verdict.reason ?? null;
+            if (state.watchdog.lastWithheldReason !== verdict.reason) o.log.warn({ reason: verdict.reason }, 'watchdog ping withheld');
+            state.watchdog.lastWithheldReason = verdict.reason ?? null;
           }
         }, interval),
       );

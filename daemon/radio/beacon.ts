@@ -4,6 +4,7 @@
 // rotation that fails is retried and counted, never silently lost.
 import { createRequire } from 'node:module';
 import type { Logger } from '../../core/log/index.js';
+import type { BeaconStatus } from '../../core/wire/status.js';
 import { computeEid, eddystoneEidAdvertisingData, quantumStart } from '../../core/protocols/index.js';
 import { assignTransport, installHciSocket } from './hci-socket.js';
 import { formatTransport, TransportSpec } from './transport.js';
@@ -24,16 +25,7 @@ export interface VenueBeaconOptions {
   stepTimeoutMs?: number;
 }
 
-export interface BeaconStatus {
-  state: 'starting' | 'advertising' | 'controller-off' | 'paused' | 'retrying' | 'stopped';
-  transport: string;
-  eid: string | null;
-  quantumStart: number | null;
-  /** Unix ms of the next rotation. */
-  nextRotationAt: number | null;
-  rotations: number;
-  rotation_failures: number;
-}
+export type { BeaconStatus };
 
 interface Bleno {
   state: string;
@@ -55,7 +47,7 @@ export class VenueBeacon {
     this.now = options.now ?? Date.now;
     this.status = {
       state: 'starting', transport: formatTransport(options.transport), eid: null, quantumStart: null,
-      nextRotationAt: null, rotations: 0, rotation_failures: 0,
+      nextRotationAt: null, rotations: 0, rotationFailures: 0,
     };
   }
 
@@ -118,10 +110,10 @@ export class VenueBeacon {
     const frame = eddystoneEidAdvertisingData(this.options.txPowerDbm, eid);
     const failed = (why: string) => {
       if (generation !== this.generation) return;
-      this.status.rotation_failures++;
+      this.status.rotationFailures++;
       this.status.state = 'retrying';
       this.advertising = false;
-      this.log.error({ why, failures: this.status.rotation_failures }, 'beacon rotation failed; retrying in 1 s');
+      this.log.error({ why, failures: this.status.rotationFailures }, 'beacon rotation failed; retrying in 1 s');
       this.schedule(1000);
     };
     const guard = setTimeout(() => failed('no answer from the controller'), timeoutMs);

@@ -1,17 +1,14 @@
 // H4 (UART transport, Core spec Vol 4 Part A): each HCI packet preceded by a one-byte type.
 // The kernel's raw HCI socket delivers packets in the same shape, so noble and bleno parse
 // what this framer emits unchanged.
+import type { H4Counters } from '../../core/wire/status.js';
 export const H4_COMMAND = 0x01;
 export const H4_ACL = 0x02;
 export const H4_SCO = 0x03;
 export const H4_EVENT = 0x04;
 export const H4_ISO = 0x05;
 
-export interface H4Counters {
-  packets: number;
-  /** Bytes skipped because they could not start a packet (framing lost, line noise). */
-  resync_bytes: number;
-}
+export type { H4Counters };
 
 /** Header length (type byte included) and how to read the payload length from it. */
 function packetLength(buf: Buffer, at: number, available: number): number | null {
@@ -36,7 +33,7 @@ function packetLength(buf: Buffer, at: number, available: number): number | null
  * Splits a byte stream into whole H4 packets, whatever the chunking. Returns a function to
  * feed chunks into; each complete packet goes to `onPacket` (a copy, safe to keep).
  */
-export function createH4Framer(onPacket: (packet: Buffer) => void, counters: H4Counters = { packets: 0, resync_bytes: 0 }) {
+export function createH4Framer(onPacket: (packet: Buffer) => void, counters: H4Counters = { packets: 0, resyncBytes: 0 }) {
   let pending: Buffer = Buffer.alloc(0);
   return function feed(chunk: Buffer): void {
     let buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -44,7 +41,7 @@ export function createH4Framer(onPacket: (packet: Buffer) => void, counters: H4C
     while (at < buf.length) {
       const len = packetLength(buf, at, buf.length - at);
       if (len === null) {
-        counters.resync_bytes++;
+        counters.resyncBytes++;
         at++;
         continue;
       }

@@ -27,9 +27,9 @@ export interface ControllerOptions {
 
 const controllers = new Map<number, ControllerOptions>();
 let NativeSocket: (new () => NativeHciSocket) | null = null;
-export const h4Counters: H4Counters = { packets: 0, resync_bytes: 0 };
+export const h4Counters: H4Counters = { packets: 0, resyncBytes: 0 };
 /** Events dropped before noble saw them, or that made noble throw: malformed input, counted. */
-export const hciGuardCounters = { malformed_adv_reports: 0, events_noble_rejected: 0 };
+export const hciGuardCounters = { malformedAdvReports: 0, eventsNobleRejected: 0 };
 
 /**
  * An LE Advertising Report event whose reports add up exactly to its length: noble parses
@@ -189,13 +189,13 @@ export class HciSocket extends EventEmitter {
    */
   private deliver(packet: Buffer): void {
     if (isAdvertisingReport(packet) && !wellFormedAdvertisingReport(packet)) {
-      hciGuardCounters.malformed_adv_reports++;
+      hciGuardCounters.malformedAdvReports++;
       return;
     }
     try {
       this.emit('data', packet);
     } catch {
-      hciGuardCounters.events_noble_rejected++;
+      hciGuardCounters.eventsNobleRejected++;
     }
   }
 

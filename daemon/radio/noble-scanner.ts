@@ -4,6 +4,7 @@
 // noble's per-address tables of every address not heard for a while.
 import { createRequire } from 'node:module';
 import type { Logger } from '../../core/log/index.js';
+import type { RadioStatus, ScannerCounters } from '../../core/wire/status.js';
 import type { AdvertSink, Radio } from './radio.js';
 import { assignTransport, h4Counters, hciGuardCounters, HciSocket, installHciSocket } from './hci-socket.js';
 import { formatTransport, TransportSpec } from './transport.js';
@@ -42,22 +43,15 @@ interface NobleInternals {
   state: string;
 }
 
-export interface ScannerCounters {
-  reports: number;
-  state_changes: number;
-  pruned_addresses: number;
-  recover_restart_scan: number;
-  recover_reset: number;
-  recover_reopen: number;
-  recovered: number;
-}
+export type { ScannerCounters };
 
 /** Recovery steps, mildest first. */
-const RECOVERY = ['restart_scan', 'reset', 'reopen'] as const;
+const capitalize = <T extends string>(s: T) => (s[0].toUpperCase() + s.slice(1)) as Capitalize<T>;
+const RECOVERY = ['restartScan', 'reset', 'reopen'] as const;
 
 export class NobleScanner implements Radio {
   readonly counters: ScannerCounters = {
-    reports: 0, state_changes: 0, pruned_addresses: 0, recover_restart_scan: 0, recover_reset: 0, recover_reopen: 0, recovered: 0,
+    reports: 0, stateChanges: 0, prunedAddresses: 0, recoverRestartScan: 0, recoverReset: 0, recoverReopen: 0, recovered: 0,
   };
   state = 'unknown';
   readonly followsWallClock = true;
@@ -94,7 +88,7 @@ export class NobleScanner implements Radio {
       sink(eir, rssi, address, this.now());
     });
     noble.on('stateChange', (state) => {
-      this.counters.state_changes++;
+      this.counters.stateChanges++;
       this.state = String(state);
       this.log.info({ state, transport: formatTransport(this.options.transport) }, 'scanner controller state');
       // Duplicates allowed: every advert counts towards an encounter.
@@ -122,11 +116,11 @@ export class NobleScanner implements Radio {
     this.lastActionAt = now;
     const step = RECOVERY[Math.min(this.level, RECOVERY.length - 1)];
     this.level++;
-    this.counters[`recover_${step}`]++;
+    this.counters[`recover${capitalize(step)}`]++;
     this.log.warn({ step, silentS: Math.round((now - this.lastReportAt) / 1000), state: this.state }, 'no advertising reports; recovering the scanner');
     try {
       const hci = n._bindings._hci;
-      if (step === 'restart_scan') {
+      if (step === 'restartScan') {
         if (n.state === 'poweredOn') n.stopScanning();
         setTimeout(() => n.state === 'poweredOn' && n.startScanning([], true), 200).unref();
       } else if (step === 'reset') {
@@ -163,7 +157,7 @@ export class NobleScanner implements Radio {
       for (const table of [n._peripherals, n._services, n._characteristics, n._descriptors, n._discoveredPeripheralUUids, b._addresses, b._addresseTypes, b._connectable, b.scannable ?? {}]) {
         delete (table as Dict)[uuid];
       }
-      this.counters.pruned_addresses++;
+      this.counters.prunedAddresses++;
     }
   }
 
@@ -181,10 +175,10 @@ export class NobleScanner implements Radio {
     return this.state === 'poweredOn';
   }
 
-  status(): Record<string, unknown> {
+  status(): RadioStatus {
     return {
-      state: this.state, error: this.transportError, ...this.counters, recovery_level: this.recoveryLevel,
-      remembered_addresses: this.rememberedAddresses, h4: { ...h4Counters }, hci_guard: { ...hciGuardCounters },
+      state: this.state, error: this.transportError, ...this.counters, recoveryLevel: this.recoveryLevel,
+      rememberedAddresses: this.rememberedAddresses, h4: { ...h4Counters }, hciGuard: { ...hciGuardCounters },
     };
   }
 

@@ -1,5 +1,7 @@
 // What the daemon needs of a radio, real (NobleScanner over HCI) or simulated (simulators/):
 // advertising reports as raw AD bytes with RSSI, address and the radio's own time.
+import type { RadioStatus } from '../../core/wire/status.js';
+
 export type AdvertSink = (data: Buffer, rssi: number, address: string, time: number) => void;
 
 export interface Radio {
@@ -13,5 +15,5 @@ export interface Radio {
   readonly state: string;
   poweredOn(): boolean;
   /** The radio's part of the status document (`counters.radio`). */
-  status(): Record<string, unknown>;
+  status(): RadioStatus;
 }

@@ -5,13 +5,9 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, w
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
-export type StoreEventKind = 'corrupt' | 'lost' | 'replaced' | 'rolled_back' | 'meta_rebuilt' | 'unacked_purged';
+import type { StoreEvent, StoreEventKind } from '../../core/wire/status.js';
 
-export interface StoreEvent {
-  at: number;
-  kind: StoreEventKind;
-  detail: string;
-}
+export type { StoreEvent, StoreEventKind };
 
 /** SQLite's own words for a damaged file, as better-sqlite3 reports them. */
 export function isCorruption(err: unknown): boolean {

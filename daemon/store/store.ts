@@ -12,6 +12,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
 import { bucketSeconds, type ClosedEncounter, type Encounter, type StoredEncounter } from '../../core/encounters/index.js';
+import type { DatabaseState, StoreBacklog, StoreCounters } from '../../core/wire/status.js';
 import type { Logger } from '../../core/log/index.js';
 import {
   checkDatabaseFile, EncounterRowValues, isCorruption, readLineage, Salvage, salvage, setAside, StoreEvent, writeLineage,
@@ -56,36 +57,7 @@ export interface OutboxBatch {
   encounterCount: number;
 }
 
-export interface StoreCounters {
-  write_transactions: number;
-  encounters_stored: number;
-  batches_cut: number;
-  batches_acked: number;
-  acks_unknown: number;
-  purged_encounters: number;
-  /** Deleted unacknowledged after `unackedMaxMs` of service time: lost to the backend. */
-  purged_unacked: number;
-  commit_failures: number;
-  dropped_disk_full: number;
-  /** Encounters open at a crash, read back from the checkpoint at start. */
-  restored_open: number;
-  /** Encounters and batches read back from a database found corrupt. */
-  salvaged_encounters: number;
-  read_errors: number;
-}
-
-/** The database's identity and history, for `vgw status`, doctor and the status topic. */
-export interface DatabaseState {
-  database: string;
-  life: string;
-  lifeStartedAt: number;
-  lives: number;
-  serviceS: number;
-  /** The latest thing that happened to the database (corruption, loss, ...), if any. */
-  lastEvent: StoreEvent | null;
-  /** Set while the database could not be written or read; cleared by the next success. */
-  error: string | null;
-}
+export type { DatabaseState, StoreCounters };
 
 interface Life {
   life: string;
@@ -231,18 +203,18 @@ const PURGE_CHECK_MS = 60_000;
 
 export class Store {
   readonly counters: StoreCounters = {
-    write_transactions: 0,
-    encounters_stored: 0,
-    batches_cut: 0,
-    batches_acked: 0,
-    acks_unknown: 0,
-    purged_encounters: 0,
-    purged_unacked: 0,
-    commit_failures: 0,
-    dropped_disk_full: 0,
-    restored_open: 0,
-    salvaged_encounters: 0,
-    read_errors: 0,
+    writeTransactions: 0,
+    encountersStored: 0,
+    batchesCut: 0,
+    batchesAcked: 0,
+    acksUnknown: 0,
+    purgedEncounters: 0,
+    purgedUnacked: 0,
+    commitFailures: 0,
+    droppedDiskFull: 0,
+    restoredOpen: 0,
+    salvagedEncounters: 0,
+    readErrors: 0,
   };
   private db!: Database.Database;
   private stmt!: ReturnType<Store['prepare']>;
@@ -365,7 +337,7 @@ export class Store {
         const restored = decodeOpenState(open, (ref) => this.stmt.openId.get(ref) as { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined)
           .map((e) => ({ ...e, closeReason: 'shutdown' as const }));
         this.insertEncounters(restored, now);
-        this.counters.restored_open += restored.length;
+        this.counters.restoredOpen += restored.length;
       }
       this.stmt.clearCheckpoint.run();
       this.stmt.clearOpenIds.run();
@@ -378,7 +350,7 @@ export class Store {
       this.log?.error({ kind: e.kind, detail: e.detail }, 'database problem found and handled');
       for (const l of this.eventListeners) l(e);
     }
-    if (this.counters.restored_open > 0) this.log?.info({ restored: this.counters.restored_open }, 'encounters open at the last crash restored from the checkpoint');
+    if (this.counters.restoredOpen > 0) this.log?.info({ restored: this.counters.restoredOpen }, 'encounters open at the last crash restored from the checkpoint');
   }
 
   private prepare(db: Database.Database) {
@@ -464,14 +436,14 @@ export class Store {
       const l = lives.get(batch.life);
       if (!l) lives.set(batch.life, { life: batch.life, firstId: batch.firstId, nextSeq: batch.seq + 1 });
       else l.nextSeq = Math.max(l.nextSeq, batch.seq + 1);
-      this.counters.salvaged_encounters += rows.length;
+      this.counters.salvagedEncounters += rows.length;
     }
     for (const l of lives.values()) this.stmt.insertLife.run(l.life, l.firstId, l.nextSeq, now, 'salvaged');
     if (s.unbatched.length > 0) {
       // Their life's next seq may not have survived: a fresh life cannot collide.
       this.stmt.insertLife.run(ulid(now), s.unbatched[0].id, 1, now, 'salvaged');
       for (const r of s.unbatched) copy(r);
-      this.counters.salvaged_encounters += s.unbatched.length;
+      this.counters.salvagedEncounters += s.unbatched.length;
     }
   }
 
@@ -506,7 +478,7 @@ export class Store {
     const excess = this.pendingEncounters.length - this.options.maxPendingEncounters;
     if (excess > 0) {
       this.pendingEncounters.splice(0, excess);
-      this.counters.dropped_disk_full += excess;
+      this.counters.droppedDiskFull += excess;
     }
   }
 
@@ -514,7 +486,7 @@ export class Store {
   addAck(batchId: string): boolean {
     const known = this.read(false, () => this.stmt.batch.get(batchId) !== undefined);
     if (!known) {
-      this.counters.acks_unknown++;
+      this.counters.acksUnknown++;
       return false;
     }
     this.pendingAcks.add(batchId);
@@ -575,12 +547,12 @@ export class Store {
     } catch (err) {
       // SQLITE_FULL, I/O errors: the transaction rolled back; everything stays queued.
       Object.assign(this, before);
-      this.counters.commit_failures++;
+      this.counters.commitFailures++;
       this.state.error = `commit failed: ${(err as Error).message}`;
       if (isCorruption(err)) this.recoverNeeded = err;
       throw err;
     } finally {
-      this.counters.write_transactions++;
+      this.counters.writeTransactions++;
     }
     this.state.error = null;
     if (checkpointChanged) {
@@ -593,13 +565,13 @@ export class Store {
     this.outboxList = [...this.outboxList.filter((b) => !gone.has(b.id)), ...cut];
     this.pendingEncounters = [];
     for (const id of [...acks, ...purged.ids]) this.pendingAcks.delete(id);
-    this.counters.encounters_stored += encounters.length;
-    this.counters.batches_acked += acked.length;
-    this.counters.batches_cut += cut.length;
-    this.counters.purged_encounters += purged.encounters;
+    this.counters.encountersStored += encounters.length;
+    this.counters.batchesAcked += acked.length;
+    this.counters.batchesCut += cut.length;
+    this.counters.purgedEncounters += purged.encounters;
     this.state.serviceS = Math.floor(this.serviceMs / 1000);
     if (lossEvent) {
-      this.counters.purged_unacked += purged.unacked;
+      this.counters.purgedUnacked += purged.unacked;
       this.log?.error({ encounters: purged.unacked, batches: purged.batches }, lossEvent.detail);
       this.state.lastEvent = lossEvent;
       for (const l of this.eventListeners) l(lossEvent);
@@ -730,7 +702,7 @@ export class Store {
     try {
       return fn();
     } catch (err) {
-      this.counters.read_errors++;
+      this.counters.readErrors++;
       this.state.error = `read failed: ${(err as Error).message}`;
       if (isCorruption(err)) this.recoverNeeded = err;
       this.log?.error({ err: (err as Error).message }, 'database read failed');
@@ -798,7 +770,7 @@ export class Store {
     return { ...this.state, lives: this.lives.length };
   }
 
-  stats(): { unbatched: number; outboxBatches: number; lastAckAt: number | null; pending: number } {
+  stats(): StoreBacklog {
     return {
       unbatched: this.unbatched,
       outboxBatches: this.outboxList.length,

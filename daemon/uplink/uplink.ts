@@ -9,6 +9,7 @@ import {
   ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, WIRE_SCHEMA_VERSION,
 } from '../../core/wire/index.js';
 import { toWire } from '../../core/encounters/index.js';
+import { GatewayStatus, statusDocument, StatusCounters, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
 import { streamPull } from './pull-stream.js';
 
 export interface UplinkOptions {
@@ -27,17 +28,7 @@ export interface UplinkOptions {
   signer?: BatchSigner;
 }
 
-export interface UplinkCounters {
-  connects: number;
-  disconnects: number;
-  batches_published: number;
-  batches_resent: number;
-  acks_received: number;
-  acks_invalid: number;
-  requests_answered: number;
-  requests_invalid: number;
-  pull_encounters_sent: number;
-}
+export type { UplinkCounters };
 
 interface InFlight {
   attempts: number;
@@ -52,20 +43,21 @@ export class Uplink {
   readonly counters: UplinkCounters = {
     connects: 0,
     disconnects: 0,
-    batches_published: 0,
-    batches_resent: 0,
-    acks_received: 0,
-    acks_invalid: 0,
-    requests_answered: 0,
-    requests_invalid: 0,
-    pull_encounters_sent: 0,
+    batchesPublished: 0,
+    batchesResent: 0,
+    acksReceived: 0,
+    acksInvalid: 0,
+    requestsAnswered: 0,
+    requestsInvalid: 0,
+    pullEncountersSent: 0,
   };
   readonly topics: GatewayTopics;
   private client: MqttClient | null = null;
   private readonly inflight = new Map<string, InFlight>();
   private pumpTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
-  private readonly startedAt = Date.now();
+  /** When this daemon started: the status document says it. */
+  readonly startedAt = Date.now();
   /** One warning per outage, not one per reconnect attempt: an outage can last days. */
   private outageLogged = false;
   private readonly warnings: WarningThrottle;
@@ -75,7 +67,7 @@ export class Uplink {
   constructor(
     private readonly options: UplinkOptions,
     private readonly store: Store,
-    private readonly statusCounters: () => Record<string, unknown>,
+    private readonly statusCounters: () => StatusCounters,
     private readonly log: Logger,
   ) {
     this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
@@ -172,11 +164,11 @@ export class Uplink {
     const backoff = Math.min(this.options.resendMaxMs, this.options.resendInitialMs * 2 ** (attempts - 1));
     // Jitter keeps a fleet that lost the broker together from re-sending together.
     this.inflight.set(batch.id, { attempts, nextAttemptAt: Date.now() + backoff * (0.8 + Math.random() * 0.4) });
-    if (attempts > 1) this.counters.batches_resent++;
+    if (attempts > 1) this.counters.batchesResent++;
     client.publish(this.topics.batch, payload, { qos: 1, properties: { contentType: 'application/cbor' } }, (err) => {
       if (err) this.log.warn({ batch: batch.id, err: err.message }, 'batch publish failed; will retry');
     });
-    this.counters.batches_published++;
+    this.counters.batchesPublished++;
     this.log.debug({ batch: batch.id, seq: batch.seq, encounters: encounters.length, bytes: payload.length, attempts }, 'batch published');
   }
 
@@ -185,11 +177,11 @@ export class Uplink {
     try {
       ack = parseMessage(payload, ackSchema, 64 * 1024);
     } catch (err) {
-      this.counters.acks_invalid++;
+      this.counters.acksInvalid++;
       this.warnings.warn('ack_invalid', { err: (err as Error).message }, 'invalid ack ignored');
       return;
     }
-    this.counters.acks_received++;
+    this.counters.acksReceived++;
     this.log.debug({ batches: ack.acks }, 'ack received');
     let unknown = 0;
     for (const id of ack.acks) {
@@ -216,7 +208,7 @@ export class Uplink {
   }
 
   private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
-    this.counters.requests_invalid++;
+    this.counters.requestsInvalid++;
     this.warnings.warn('request_refused', { error }, 'request refused');
     void this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
   }
@@ -224,7 +216,7 @@ export class Uplink {
   private onRequest(payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): void {
     const { responseTopic, correlationData } = props;
     if (!responseTopic || /[+#]/.test(responseTopic)) {
-      this.counters.requests_invalid++;
+      this.counters.requestsInvalid++;
       this.warnings.warn('request_no_response_topic', {}, 'request without a usable MQTT 5 response topic ignored');
       return;
     }
@@ -236,7 +228,7 @@ export class Uplink {
       return;
     }
     if (request.op === 'status') {
-      this.counters.requests_answered++;
+      this.counters.requestsAnswered++;
       void this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
       return;
     }
@@ -278,8 +270,8 @@ export class Uplink {
       if (inflight.size >= PULL_PARTS_IN_FLIGHT) await Promise.race(inflight);
     });
     await Promise.all(inflight);
-    this.counters.requests_answered++;
-    this.counters.pull_encounters_sent += sent;
+    this.counters.requestsAnswered++;
+    this.counters.pullEncountersSent += sent;
     this.log.info({ from, to, encounters: sent, parts }, 'pull answered');
   }
 
@@ -289,17 +281,14 @@ export class Uplink {
    * The status document: `online` with counters, `stopped` on a clean stop, or the Last Will
    * (`connection lost`), which the broker holds from connect and so carries no `at`.
    */
-  statusJson(kind: 'online' | 'stopped' | 'will'): string {
-    return JSON.stringify({
-      v: WIRE_SCHEMA_VERSION,
-      state: kind === 'online' ? 'online' : 'offline',
-      ...(kind === 'online' ? {} : { reason: kind === 'will' ? 'connection lost' : 'stopped' }),
-      gateway: this.options.gateway,
-      venue: this.options.venue,
-      ...(kind === 'will' ? {} : { at: new Date().toISOString() }),
-      startedAt: new Date(this.startedAt).toISOString(),
-      ...(kind === 'online' ? { counters: this.statusCounters() } : {}),
-    });
+  status(kind: StatusKind): GatewayStatus {
+    const id = { gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt };
+    if (kind === 'online') return statusDocument('online', id, this.statusCounters());
+    return kind === 'stopped' ? statusDocument('stopped', id) : statusDocument('will', id);
+  }
+
+  statusJson(kind: StatusKind): string {
+    return JSON.stringify(this.status(kind));
   }
 
   publishStatus(): void {

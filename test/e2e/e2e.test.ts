@@ -119,7 +119,7 @@ describe('end to end', () => {
     await sleep(1500); // anything extra would arrive now
     expectExactlyTheTruth(main, collectorRows(main));
     expect(rows.length).toBe(main.truth.size);
-    expect(main.collector.counters.batches_rejected).toBe(0);
+    expect(main.collector.counters.batchesRejected).toBe(0);
     // Every batch acknowledged: the gateway's outbox is empty.
     await waitFor('empty outbox', () => {
       const db = new Database(main.gatewayDb, { readonly: true });
@@ -201,16 +201,16 @@ describe('end to end', () => {
     expect(byCorr.c3).toMatch(/from: /);
     expect(byCorr.c4).toMatch(/more than the 65536 allowed/);
     expect(byCorr.c5).toMatch(/op: /);
-    const status = JSON.parse(byCorr.c6) as { state: string; counters: { uplink: { acks_invalid: number; requests_invalid: number }; store: { acks_unknown: number } } };
+    const status = JSON.parse(byCorr.c6) as { state: string; counters: { uplink: { acksInvalid: number; requestsInvalid: number }; store: { acksUnknown: number } } };
     expect(status.state).toBe('online');
-    expect(status.counters.uplink.acks_invalid).toBe(4);
-    expect(status.counters.store.acks_unknown).toBe(1);
-    expect(status.counters.uplink.requests_invalid).toBe(6);
+    expect(status.counters.uplink.acksInvalid).toBe(4);
+    expect(status.counters.store.acksUnknown).toBe(1);
+    expect(status.counters.uplink.requestsInvalid).toBe(6);
     // and the collector shrugs off garbage batches
-    const before = main.collector.counters.batches_rejected;
+    const before = main.collector.counters.batchesRejected;
     await client.publishAsync(`${main.prefix}/venue-main/gw-main/batch`, 'junk', { qos: 1 });
     await client.publishAsync(`${main.prefix}/venue-x/gw-main/batch`, Buffer.from([0xa0]), { qos: 1 });
-    await waitFor('rejections', () => main.collector.counters.batches_rejected === before + 2);
+    await waitFor('rejections', () => main.collector.counters.batchesRejected === before + 2);
     await client.endAsync();
     expect(daemon.proc.exitCode).toBeNull();
     expect(await stopGracefully(daemon)).toBe(0);
@@ -309,9 +309,9 @@ describe('end to end', () => {
     gw.close();
     expect(batches).toBeGreaterThan(3);
     // Each batch went to one collector of the group, and both took a share.
-    expect(s.collector.counters.batches_stored + second.counters.batches_stored).toBe(batches);
-    expect(s.collector.counters.batches_stored).toBeGreaterThan(0);
-    expect(second.counters.batches_stored).toBeGreaterThan(0);
+    expect(s.collector.counters.batchesStored + second.counters.batchesStored).toBe(batches);
+    expect(s.collector.counters.batchesStored).toBeGreaterThan(0);
+    expect(second.counters.batchesStored).toBeGreaterThan(0);
     expect(await stopGracefully(d)).toBe(0);
     await second.stop();
     await s.collector.stop();

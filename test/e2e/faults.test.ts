@@ -95,9 +95,9 @@ describe.skipIf(!haveFaketime)('clock steps (libfaketime) never delete unsent en
     await sleep(1000);
     expect(collectorCount(u)).toBe(committed);
     const status = statusJson(u.online);
-    expect(status.counters.store.purged_unacked).toBe(0);
+    expect(status.counters.store.purgedUnacked).toBe(0);
     expect(await stopGracefully(d)).toBe(0);
-    expect(u.collector.counters.batches_rejected).toBe(0);
+    expect(u.collector.counters.batchesRejected).toBe(0);
     await u.collector.stop();
   });
 
@@ -154,9 +154,9 @@ describe('a lost, rolled-back or corrupt database', () => {
     const atCollector = u.collector.store.db.prepare('SELECT id FROM encounters WHERE gateway = ? AND life = ? ORDER BY id').pluck().all(`gw-${name}`, life) as number[];
     expect(atCollector.filter((id) => acked.includes(id))).toEqual(acked);
     for (const id of atCollector) expect(committed.has(id)).toBe(true);
-    expect(u.collector.counters.batches_out_of_sequence).toBe(0);
-    expect(u.collector.counters.batches_rejected).toBe(0);
-    expect(u.collector.counters.encounters_duplicate).toBe(0);
+    expect(u.collector.counters.batchesOutOfSequence).toBe(0);
+    expect(u.collector.counters.batchesRejected).toBe(0);
+    expect(u.collector.counters.encountersDuplicate).toBe(0);
     const doctor = runVgw(['doctor', '-c', u.online]);
     expect(doctor.stdout).toMatch(new RegExp(`database.*${kind}`));
     await u.collector.stop();
@@ -180,7 +180,7 @@ describe('a lost, rolled-back or corrupt database', () => {
     expect(again.proc.exitCode).toBeNull(); // still running
     expect(await stopGracefully(again)).toBe(0);
     expect(again.output()).toMatch(/database problem found and handled/);
-    expect(u.collector.counters.batches_out_of_sequence).toBe(0);
+    expect(u.collector.counters.batchesOutOfSequence).toBe(0);
     await u.collector.stop();
   });
 });

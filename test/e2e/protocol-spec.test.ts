@@ -24,6 +24,7 @@ import { provisionTestGateway, type TestIdentity } from '../harness/identity.js'
 import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { readVectors, writeVectors, type Captured } from '../harness/vectors.js';
+import { nonCamelKeys } from '../harness/casing.js';
 
 const ROOT = resolve(__dirname, '../..');
 const VECTORS = join(ROOT, 'docs/vectors');
@@ -124,7 +125,7 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
       store: { path: gwDb, checkpointS: 0.25 },
       uplink: { batchMaxEncounters: 8, batchMaxAgeS: 1, statusIntervalS: 1 },
     })]);
-    await waitFor('five acknowledged batches', () => collector.counters.batches_stored >= 5 && of('/ack').length >= 5, 60_000).catch((err: Error) => {
+    await waitFor('five acknowledged batches', () => collector.counters.batchesStored >= 5 && of('/ack').length >= 5, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}; collector ${JSON.stringify(collector.counters)}; captured ${captured.length}; gateway said:\n${gateway.output().slice(-3000)}`);
     });
   }, 90_000);
@@ -162,10 +163,10 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
     await sleep(500);
     const status = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']);
     expect(status.status).toBe(0);
-    const doc = JSON.parse(status.out) as { state: string; counters: { store: { encounters_stored: number; acks_unknown: number } } };
+    const doc = JSON.parse(status.out) as { state: string; counters: { store: { encountersStored: number; acksUnknown: number } } };
     expect(doc.state).toBe('online');
-    expect(doc.counters.store.encounters_stored).toBeGreaterThan(0);
-    expect(doc.counters.store.acks_unknown).toBe(1);
+    expect(doc.counters.store.encountersStored).toBeGreaterThan(0);
+    expect(doc.counters.store.acksUnknown).toBe(1);
     expect(jsonProblems('status', status.out)).toEqual([]);
     const retained = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']).out) as { doc: { state: string }; contentType: string };
     expect(retained).toMatchObject({ doc: { state: 'online' }, contentType: 'application/json' });
@@ -223,6 +224,7 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
       } else if (c.topic.endsWith('/status')) {
         expect(c.contentType, where).toBe('application/json');
         expect(jsonProblems('status', c.payload), where).toEqual([]);
+        expect(nonCamelKeys(JSON.parse(c.payload.toString())), where).toEqual([]);
         count(`status ${JSON.parse(c.payload.toString()).reason ?? 'online'}`);
       } else if (c.topic.endsWith('/req')) {
         if (!isBadRequest(c.payload)) expect(jsonProblems('request', c.payload), where).toEqual([]);
@@ -231,6 +233,7 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
         expect(c.contentType, where).toBe('application/json');
         const doc = JSON.parse(c.payload.toString()) as { ok?: boolean };
         expect(jsonProblems(doc.ok === false ? 'error-reply' : 'status', c.payload), where).toEqual([]);
+        expect(nonCamelKeys(doc), where).toEqual([]);
         count(doc.ok === false ? 'error-reply' : 'status reply');
       } else {
         throw new Error(`unexpected topic ${c.topic}`);
@@ -335,9 +338,9 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
     const before = { ...collector.counters };
     const acksBefore = of('/ack').length;
     await tap.publishAsync(topics.batch, readFileSync(join(VECTORS, 'bad/protocol-1.cbor')), { qos: 1 });
-    await waitFor('the refusal', () => collector.counters.batches_rejected === before.batches_rejected + 1, 10_000);
+    await waitFor('the refusal', () => collector.counters.batchesRejected === before.batchesRejected + 1, 10_000);
     await sleep(300);
-    expect(collector.counters.batches_stored).toBe(before.batches_stored);
+    expect(collector.counters.batchesStored).toBe(before.batchesStored);
     expect(of('/ack').length).toBe(acksBefore);
     expect(() => decodeBatch(readFileSync(join(VECTORS, 'bad/protocol-1.cbor')))).toThrow(/^v: protocol version 1 is retired/);
   });

@@ -344,8 +344,8 @@ export async function checkCut(r: Recording, cut: Cut, variant: 'synced' | 'some
   const stopped = await stopGracefully(daemon);
   await collector.stop();
   if (stopped !== 0) fail(`the restarted gateway exited with ${stopped}: ${daemon.output().slice(-2000)}`);
-  if (collector.counters.batches_out_of_sequence > 0) fail(`${collector.counters.batches_out_of_sequence} batches refused: sequence number reused`);
-  if (collector.counters.batches_rejected > 0) fail(`${collector.counters.batches_rejected} batches refused by the collector`);
+  if (collector.counters.batchesOutOfSequence > 0) fail(`${collector.counters.batchesOutOfSequence} batches refused: sequence number reused`);
+  if (collector.counters.batchesRejected > 0) fail(`${collector.counters.batchesRejected} batches refused by the collector`);
   if (!after || !gwBefore.value) return { failures, encounters: 0 };
   if (after.lossEvents > gwBefore.value.lossEvents) fail('the restarted gateway recorded a lost, rolled-back or corrupt database');
   if (colBefore.value?.lives.has(after.newLife) === true) fail(`the gateway's new life ${after.newLife} was already used`);

@@ -63,7 +63,8 @@ export function writeVectors(dir: string, o: {
   batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string }>;
   statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets;
 }): void {
-  rmSync(dir, { recursive: true, force: true });
+  // README.md is written by hand: only the captured files are replaced
+  for (const sub of ['good', 'bad']) rmSync(join(dir, sub), { recursive: true, force: true });
   mkdirSync(join(dir, 'good'), { recursive: true });
   mkdirSync(join(dir, 'bad'), { recursive: true });
   writeFileSync(join(dir, 'registry.json'), JSON.stringify(o.records, null, 2) + '\n');

@@ -68,9 +68,9 @@ describe('hostile MQTT', () => {
     client.on('message', (_t, payload) => replies.push(payload.toString()));
     await client.publishAsync(g.topics.request, '{"v":2,"op":"status"}', { qos: 1, properties: { responseTopic: 'replies/flooder', correlationData: Buffer.from('s') } });
     await waitFor('status reply', () => replies.length > 0);
-    const status = JSON.parse(replies[0]) as { counters: { store: { acks_unknown: number }; uplink: { acks_received: number } } };
-    expect(status.counters.store.acks_unknown).toBe(200_000);
-    expect(status.counters.uplink.acks_received).toBe(200);
+    const status = JSON.parse(replies[0]) as { counters: { store: { acksUnknown: number }; uplink: { acksReceived: number } } };
+    expect(status.counters.store.acksUnknown).toBe(200_000);
+    expect(status.counters.uplink.acksReceived).toBe(200);
     await client.endAsync();
     expect(await stopGracefully(daemon)).toBe(0);
     const lines = daemon.output().split('\n').filter((l) => l.includes('ack for batches this gateway never cut'));
@@ -109,11 +109,11 @@ describe('hostile MQTT', () => {
     expect(pulls.length - busy.length).toBeGreaterThan(0);
     // a deflate bomb on a batch topic: a few hundred bytes that inflate to gigabytes
     const bomb = deflateRawSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
-    const before = collector.counters.batches_rejected;
+    const before = collector.counters.batchesRejected;
     await client.publishAsync(g.topics.batch, Buffer.from(cborEncode({
       v: 2, kind: 'batch', id: ulid(), gw: 'gw-nest', venue: 'venue-h', life: ulid(), seq: 1, created: Date.now(), n: 1, enc: bomb, hash: contentHash(bomb),
     })), { qos: 1 });
-    await waitFor('bomb rejected', () => collector.counters.batches_rejected === before + 1);
+    await waitFor('bomb rejected', () => collector.counters.batchesRejected === before + 1);
     await client.endAsync();
     expect(daemon.proc.exitCode).toBeNull();
     expect(await stopGracefully(daemon)).toBe(0);
@@ -132,7 +132,7 @@ describe('hostile MQTT', () => {
     const collector = await startCollector(broker().url, 'collector-session', prefix, join(dir, 'session-collector.db'), [g.identity.record]);
     const restarted = Date.now();
     // What was in flight arrives within seconds; before the fix it waited up to its backoff (≥ 16 s here).
-    await waitFor('the backlog delivered', () => collector.counters.batches_stored >= 8 || undefined, 60_000);
+    await waitFor('the backlog delivered', () => collector.counters.batchesStored >= 8 || undefined, 60_000);
     const took = Date.now() - restarted;
     expect(daemon.output()).toMatch(/"sessionPresent":false/);
     expect(took).toBeLessThan(12_000);

@@ -51,10 +51,10 @@ describe('H4 framing and transports', () => {
       }),
     );
     const got: Buffer[] = [];
-    const counters = { packets: 0, resync_bytes: 0 };
+    const counters = { packets: 0, resyncBytes: 0 };
     createH4Framer((p) => got.push(p), counters)(Buffer.concat([Buffer.from([0x00, 0xff]), packets[0]]));
     expect(got).toHaveLength(1);
-    expect(counters.resync_bytes).toBe(2);
+    expect(counters.resyncBytes).toBe(2);
   });
 
   it('never throws on random bytes', () => {
@@ -185,7 +185,7 @@ describe('venue beacon with bleno over the virtual controller', () => {
     const show = await runVgwAsync(['beacon', 'show', '-c', config, '--json']);
     expect(show.status).toBe(0);
     const status = JSON.parse(show.stdout);
-    expect(status).toMatchObject({ state: 'advertising', rotation_failures: 0 });
+    expect(status).toMatchObject({ state: 'advertising', rotationFailures: 0 });
     expect(status.rotations).toBeGreaterThanOrEqual(2);
     expect(status.nextRotationAt).toBeGreaterThan(Date.now() - 1000);
     expect(status.nextRotationAt % 4000).toBe(0);
@@ -267,7 +267,7 @@ describe('radio supervisor', () => {
       store: { path: join(dir, 'sup.db') },
     });
     const daemon = spawnVgw(['run', '-c', config]);
-    type Radio = { state: string; reports: number; recover_restart_scan: number; recover_reset: number; recover_reopen: number; recovered: number };
+    type Radio = { state: string; reports: number; recoverRestartScan: number; recoverReset: number; recoverReopen: number; recovered: number };
     const radio = async (): Promise<Radio> => {
       const status = await requestStatus({
         broker: testBroker(broker.url, `sup-probe-${Math.random()}`),
@@ -282,8 +282,8 @@ describe('radio supervisor', () => {
       const r = await radio();
       return r.recovered >= 1 ? r : undefined;
     }, 30_000);
-    expect(recovered.recover_restart_scan).toBeGreaterThanOrEqual(1); // tried first, not enough
-    expect(recovered.recover_reset).toBeGreaterThanOrEqual(1); // the reset un-wedged it
+    expect(recovered.recoverRestartScan).toBeGreaterThanOrEqual(1); // tried first, not enough
+    expect(recovered.recoverReset).toBeGreaterThanOrEqual(1); // the reset un-wedged it
     expect(recovered.reports).toBeGreaterThan(before.reports);
 
     await vc.stop(); // the controller disappears
@@ -348,7 +348,7 @@ describe('malformed HCI events through the real parsing path (fast-check)', () =
     );
     expect(scanner.state).toBe('poweredOn');
     expect(reports).toBeGreaterThanOrEqual(60);
-    expect(hciGuardCounters.malformed_adv_reports).toBeGreaterThan(0);
+    expect(hciGuardCounters.malformedAdvReports).toBeGreaterThan(0);
     scanner.stop();
     await vc.stop();
   });

@@ -2,14 +2,16 @@
 // daemon (noble and bleno on the virtual controller, a real Mosquitto), then with things
 // broken one at a time: each failure named, with its fix, and the documented exit codes.
 import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import { describeStorage } from '../../daemon/health/storage.js';
 import { computeEid } from '../../core/protocols/index.js';
 import { provisionTestGateway } from '../harness/identity.js';
-import { runVgw, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, runVgwAsync, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { nonCamelKeys } from '../harness/casing.js';
 
 const dir = tempDir('vgw-tech-');
 const identityKey = '0102030405060708090a111213141516';
@@ -69,6 +71,8 @@ describe('vgw status and vgw doctor on a running unit', () => {
     const counter = Math.floor(Date.now() / 1000);
     const candidates = [counter, counter - 16, counter + 16].map((c) => computeEid(Buffer.from(identityKey, 'hex'), 4, c).toString('hex'));
     expect(candidates).toContain(doc.counters.beacon.eid);
+    // one casing across the whole document, HCI radio counters included
+    expect(nonCamelKeys(doc)).toEqual([]);
     const r = runVgw(['status', '-c', config]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^gateway    gw-tech at mall-tech, pid \d+, up since .*, ready$/m);
@@ -112,6 +116,20 @@ describe('vgw status and vgw doctor on a running unit', () => {
     expect(byName(d.checks, 'daemon')).toMatchObject({ ok: false, fix: expect.stringMatching(/systemctl enable --now venue-gateway/) });
     expect(byName(d.checks, 'controller')).toMatchObject({ ok: true, detail: expect.stringMatching(/reachable/) });
     expect(byName(d.checks, 'broker')).toMatchObject({ ok: true, detail: expect.stringMatching(/connected/) });
+  });
+
+  it('status: something else answering on the control socket gets a clear error, not a crash', async () => {
+    const socketPath = join(dir, 'foreign.sock');
+    const server = createServer((s) => s.end(JSON.stringify({ v: 1, state: 'online' })));
+    await new Promise<void>((r) => server.listen(socketPath, r));
+    try {
+      const cfg = writeJson(join(dir, 'foreign.json'), { ...base, health: { controlSocket: socketPath } });
+      const s = await runVgwAsync(['status', '-c', cfg]);
+      expect(s.status).toBe(1);
+      expect(s.stderr).toMatch(/^vgw: the control socket .*foreign\.sock: not a status document: v: must be 2\n$/);
+    } finally {
+      server.close();
+    }
   });
 
   it('doctor names each broken part with its fix', async () => {

@@ -46,12 +46,12 @@ describe('soak', () => {
     for (let m = 0; m < minutes; m++) {
       await sleep(60_000);
       const status = await requestStatus({ broker: testBroker(broker.url, `soak-probe-${m}`), prefix, venue: 'venue-soak', gateway: 'gw-soak', timeoutMs: 10_000 });
-      const c = status.counters as { radio: { state: string; remembered_addresses: number }; store: { encounters_stored: number } };
+      const c = status.counters as { radio: { state: string; rememberedAddresses: number }; store: { encountersStored: number } };
       expect(c.radio.state).toBe('poweredOn');
-      expect(c.radio.remembered_addresses).toBeLessThan(1000); // pruned: two minutes of addresses at most
-      stored.push(c.store.encounters_stored);
+      expect(c.radio.rememberedAddresses).toBeLessThan(1000); // pruned: two minutes of addresses at most
+      stored.push(c.store.encountersStored);
       rss.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
-      console.log(`soak minute ${m + 1}: stored ${c.store.encounters_stored}, RSS ${rss[rss.length - 1].toFixed(0)} MB`);
+      console.log(`soak minute ${m + 1}: stored ${c.store.encountersStored}, RSS ${rss[rss.length - 1].toFixed(0)} MB`);
     }
     expect(daemon.proc.exitCode).toBeNull();
     for (let i = 1; i < stored.length; i++) expect(stored[i]).toBeGreaterThan(stored[i - 1]);

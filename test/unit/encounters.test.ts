@@ -76,7 +76,7 @@ describe('encounter aggregation', () => {
     const out: ClosedEncounter[] = [];
     for (let t = 0; t <= 12_000; t += 1000) observe(state, sighting(1, t, -60), out);
     expect(out).toHaveLength(1);
-    expect(out[0]).toMatchObject({ firstSeen: 0, lastSeen: 9000, count: 10, closeReason: 'max_duration' });
+    expect(out[0]).toMatchObject({ firstSeen: 0, lastSeen: 9000, count: 10, closeReason: 'maxDuration' });
     expect(state.open.get([...state.open.keys()][0])!.firstSeen).toBe(10_000);
   });
 
@@ -96,9 +96,9 @@ describe('encounter aggregation', () => {
     observe(state, { ...sighting(1, 1000, -60), clockSynced: false }, out);
     observe(state, sighting(1, 2000, -60), out);
     observe(state, sighting(2, 0, -60), out);
-    closeAll(state, out, 'clock_step');
-    expect(out.map((e) => [e.tempId.readUInt32BE(0), e.clockSynced, e.closeReason])).toEqual([[1, false, 'clock_step'], [2, true, 'clock_step']]);
-    expect(state.counters.closed_clock_step).toBe(2);
+    closeAll(state, out, 'clockStep');
+    expect(out.map((e) => [e.tempId.readUInt32BE(0), e.clockSynced, e.closeReason])).toEqual([[1, false, 'clockStep'], [2, true, 'clockStep']]);
+    expect(state.counters.closedClockStep).toBe(2);
   });
 
   it('never produces negative durations or gaps when the clock steps back', () => {

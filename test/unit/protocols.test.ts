@@ -87,24 +87,24 @@ describe('decodeAdvertisement', () => {
     const drops = newDropCounters();
     // EN service data one byte short (19 bytes instead of 20)
     expect(decode('02011a03036ffd16166ffd' + '00'.repeat(19), -60, drops)).toBeNull();
-    expect(drops.en_wrong_size).toBe(1);
+    expect(drops.enWrongSize).toBe(1);
     // EN service data one byte long
     expect(decode('18166ffd' + '00'.repeat(21), -60, drops)).toBeNull();
-    expect(drops.en_wrong_size).toBe(2);
+    expect(drops.enWrongSize).toBe(2);
     // a length byte that runs past the end (beacontools' bad packet "0201060303")
     expect(decode('0201060303', -60, drops)).toBeNull();
-    expect(drops.ad_truncated).toBe(1);
+    expect(drops.adTruncated).toBe(1);
     // service data too short to hold a UUID
     expect(decode('0216aa', -60, drops)).toBeNull();
-    expect(drops.service_data_too_short).toBe(1);
+    expect(drops.serviceDataTooShort).toBe(1);
     // an RSSI no controller can report
     expect(decode('03036ffd17166ffd2cfb0de02b33d20c5c27611238e2d10742b56ee5', 21, drops)).toBeNull();
     expect(decode('03036ffd17166ffd2cfb0de02b33d20c5c27611238e2d10742b56ee5', -128, drops)).toBeNull();
-    expect(drops.rssi_invalid).toBe(2);
+    expect(drops.rssiInvalid).toBe(2);
     // 127 is HCI's "not available": the phone was heard, the sighting stands
     expect(decode('03036ffd17166ffd2cfb0de02b33d20c5c27611238e2d10742b56ee5', 127, drops)!.rssi).toBe(127);
     expect(decodeAdvertisement(Buffer.alloc(2000), -60, 'x', 0, drops)).toBeNull();
-    expect(drops.ad_too_long).toBe(1);
+    expect(drops.adTooLong).toBe(1);
   });
 
   it('keeps a valid EN structure that precedes a truncated trailing one', () => {
@@ -112,7 +112,7 @@ describe('decodeAdvertisement', () => {
     // beacontools' exposure_packet: a stray 0xd1 length byte after the service data
     const s = decode('02011a03036ffd17166ffd0d3b4f65584c582160571dd19010d41c2660ee34d1', -60, drops);
     expect(s!.tempId.toString('hex')).toBe('0d3b4f65584c582160571dd19010d41c');
-    expect(drops.ad_truncated).toBe(1);
+    expect(drops.adTruncated).toBe(1);
   });
 
   it('never throws and only ever returns well-formed sightings, whatever the bytes', () => {
@@ -149,7 +149,7 @@ describe('classifyAdvertisement (diagnostics)', () => {
     expect(classifyAdvertisement(hex('0201060303aafe1716aafe00e3123456789012346789010000000000010000'))).toBe('eddystone');
     expect(classifyAdvertisement(hex('0201060303aafe0d16aafe30e34549445f74657374'))).toBe('eddystone');
     expect(classifyAdvertisement(hex('0201061aff4c0002154142434445464748494041424344454600010002f8'))).toBe('ibeacon');
-    expect(classifyAdvertisement(hex('02011a03036ffd17166ffde932e8b0688dfaec0062b7d6d35eefb5eeaa91ac'))).toBe('exposure_notification');
+    expect(classifyAdvertisement(hex('02011a03036ffd17166ffde932e8b0688dfaec0062b7d6d35eefb5eeaa91ac'))).toBe('exposureNotification');
     // OpenTrace: manufacturer id 0x03FF followed by a short random string (opentrace-community facts)
     expect(classifyAdvertisement(Buffer.concat([hex('020106'), hex('0bffff03'), Buffer.from('aZ3kQ9pL')]))).toBe('opentrace');
     expect(classifyAdvertisement(hex('02010605021a18001809ff7204fe10bc0c375909094d6f6e2035363433'))).toBe('other');

@@ -51,7 +51,7 @@ describe.skipIf(!mounted)('store on a full disk (skipped unless root can mount a
     fillDisk(filler);
     store.addEncounters(encounters(200, 3000));
     expect(() => store.commit()).toThrow(/full|disk|SQLITE/i);
-    expect(store.counters.commit_failures).toBe(1);
+    expect(store.counters.commitFailures).toBe(1);
     expect(store.pendingCount).toBe(3000);
     // What was committed before is intact and readable.
     const reader = new Database(path, { readonly: true });

@@ -119,7 +119,7 @@ describe('store recovery', () => {
     expect(salvaged.length).toBeGreaterThan(1000); // most pages were fine
     expect(salvaged.length).toBeLessThan(unacked.length); // one page was not
     for (const key of salvaged) expect(unacked).toContain(key); // same life and id: deduped at the collector
-    expect(b.counters.salvaged_encounters).toBe(salvaged.length);
+    expect(b.counters.salvagedEncounters).toBe(salvaged.length);
     b.addEncounters([encounter(9000)]);
     b.commit();
     const db = new Database(path, { readonly: true });
@@ -283,14 +283,14 @@ describe('store recovery', () => {
     a.commit(); // ... and was committed with a new checkpoint in one transaction
     crash(a);
     const b = open(path, { openEncounters: () => [] });
-    expect(b.counters.restored_open).toBe(2);
+    expect(b.counters.restoredOpen).toBe(2);
     b.commit();
     const tempIds = b.outbox().flatMap((x) => b.batchEncounters(x.id).map((e) => e.tempId.readUInt32BE(0))).sort((x, y) => x - y);
     expect(tempIds).toEqual([1, 2, 3, 10]);
     b.close();
     // A clean stop leaves no checkpoint behind: nothing restored twice.
     const c = open(path);
-    expect(c.counters.restored_open).toBe(0);
+    expect(c.counters.restoredOpen).toBe(0);
     c.close();
     expect(existsSync(lineagePath(path))).toBe(true);
   });

@@ -61,13 +61,13 @@ describe('store', () => {
     const { store, clock } = open();
     store.addEncounters([1, 2, 3].map((i) => encounter(i, clock.t)));
     store.addEncounters([4, 5].map((i) => encounter(i, clock.t)));
-    expect(store.counters.write_transactions).toBe(0);
+    expect(store.counters.writeTransactions).toBe(0);
     store.commit();
-    expect(store.counters.write_transactions).toBe(1);
-    expect(store.counters.encounters_stored).toBe(5);
+    expect(store.counters.writeTransactions).toBe(1);
+    expect(store.counters.encountersStored).toBe(5);
     store.commit();
     store.commit();
-    expect(store.counters.write_transactions).toBe(1);
+    expect(store.counters.writeTransactions).toBe(1);
     store.close();
   });
 
@@ -115,7 +115,7 @@ describe('store', () => {
     const [first, second] = store.outbox();
     expect(store.addAck(first.id)).toBe(true);
     expect(store.addAck('01ARZ3NDEKTSV4RRFFQ69G5FAV')).toBe(false);
-    expect(store.counters.acks_unknown).toBe(1);
+    expect(store.counters.acksUnknown).toBe(1);
     // not sent again while the ack waits for the commit
     expect(store.outbox().map((b) => b.id)).toEqual([second.id]);
     expect(store.stats().outboxBatches).toBe(2);
@@ -124,7 +124,7 @@ describe('store', () => {
     // a duplicate ack changes nothing
     store.addAck(first.id);
     store.commit();
-    expect(store.counters.batches_acked).toBe(1);
+    expect(store.counters.batchesAcked).toBe(1);
     store.close();
     const again = open({ path }, clock);
     expect(again.store.outbox().map((b) => b.id)).toEqual([second.id]);
@@ -142,7 +142,7 @@ describe('store', () => {
       clock.t += step;
       clock.steady += 61_000; // a minute of service: the purge looks
       store.commit();
-      expect(store.counters.purged_encounters).toBe(0);
+      expect(store.counters.purgedEncounters).toBe(0);
     }
     store.close();
     // ...nor across a restart with the clock 30 days ahead
@@ -151,7 +151,7 @@ describe('store', () => {
     clock.steady += 61_000;
     again.store.commit();
     expect(again.store.outbox().reduce((n, b) => n + b.encounterCount, 0)).toBe(25);
-    expect(again.store.counters.purged_encounters).toBe(0);
+    expect(again.store.counters.purgedEncounters).toBe(0);
     again.store.close();
   });
 
@@ -165,24 +165,24 @@ describe('store', () => {
     clock.t += 30_000;
     store.commit();
     expect(store.outbox()).toHaveLength(1);
-    expect(store.counters.purged_encounters).toBe(0);
+    expect(store.counters.purgedEncounters).toBe(0);
     // 14 days and a bit later, the clock not synchronised: a date from it proves nothing
     clock.t += 14 * DAY + 1;
     clock.synced = false;
     clock.steady += 61_000;
     store.commit();
-    expect(store.counters.purged_encounters).toBe(0);
+    expect(store.counters.purgedEncounters).toBe(0);
     clock.synced = true;
     clock.steady += 61_000;
     store.commit();
     // whole batches of 5 until at least 7 encounters went: 10 per commit
-    expect(store.counters.purged_encounters).toBe(10);
+    expect(store.counters.purgedEncounters).toBe(10);
     store.commit(); // more was left: the purge goes on at once
-    expect(store.counters.purged_encounters).toBe(20);
+    expect(store.counters.purgedEncounters).toBe(20);
     expect(store.encountersInRange(0, clock.t + 15 * DAY).map((e) => e.tempId.readUInt32BE(0))).toEqual([99]);
-    const tx = store.counters.write_transactions;
+    const tx = store.counters.writeTransactions;
     store.commit();
-    expect(store.counters.write_transactions).toBe(tx);
+    expect(store.counters.writeTransactions).toBe(tx);
     store.close();
   });
 
@@ -198,14 +198,14 @@ describe('store', () => {
     store.onEvent((e) => events.push(e.kind));
     clock.steady += 61_000;
     store.commit();
-    expect(store.counters.purged_encounters).toBe(0); // its dates are not evidence
+    expect(store.counters.purgedEncounters).toBe(0); // its dates are not evidence
     clock.steady += 14 * DAY;
     store.commit();
-    expect(store.counters.purged_encounters).toBe(5); // 14 days of service later
+    expect(store.counters.purgedEncounters).toBe(5); // 14 days of service later
     expect(store.outbox().map((b) => b.id)).toEqual([fresh.id]);
     clock.steady += 16 * DAY; // 30 days of service with no ack
     store.commit();
-    expect(store.counters.purged_unacked).toBe(5);
+    expect(store.counters.purgedUnacked).toBe(5);
     expect(store.outbox()).toEqual([]);
     expect(events).toEqual(['unacked_purged']);
     expect(store.database.lastEvent?.detail).toMatch(/never acknowledged within 30 days/);
@@ -245,7 +245,7 @@ describe('store', () => {
     const { store, clock } = open({ maxPendingEncounters: 1000 });
     store.addEncounters(Array.from({ length: 1500 }, (_, i) => encounter(i, clock.t)));
     expect(store.pendingCount).toBe(1000);
-    expect(store.counters.dropped_disk_full).toBe(500);
+    expect(store.counters.droppedDiskFull).toBe(500);
     store.close();
   });
 });

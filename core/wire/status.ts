@@ -1,0 +1,222 @@
+// The gateway's status document (docs/protocol.md, "Status"): one type shared by its producer
+// (the daemon publishes it retained and answers the control socket with it) and every reader
+// (`vgw status`, `vgw doctor`, the demo, a backend). Keys are camelCase throughout, as in every
+// other payload of the protocol; a test walks the live documents and refuses any other casing.
+import { z } from 'zod';
+import type { AggregatorCounters } from '../encounters/index.js';
+import type { AdvertKind, DropCounters } from '../protocols/index.js';
+import { WIRE_SCHEMA_VERSION } from './codec.js';
+
+export interface ClockStatus {
+  synchronized: boolean;
+  /** What said so: timesyncd, timedatectl, chrony, config, or none. */
+  source: string;
+  /** Wall-clock steps the daemon has seen since it started. */
+  steps: number;
+}
+
+export interface H4Counters {
+  packets: number;
+  /** Bytes skipped because they could not start a packet (framing lost, line noise). */
+  resyncBytes: number;
+}
+
+export interface ScannerCounters {
+  reports: number;
+  stateChanges: number;
+  prunedAddresses: number;
+  recoverRestartScan: number;
+  recoverReset: number;
+  recoverReopen: number;
+  recovered: number;
+}
+
+/** `counters.radio`: the state alone for a simulated radio; an HCI radio says more. */
+export type RadioStatus = { state: string } & Partial<
+  ScannerCounters & {
+    error: string | null;
+    recoveryLevel: number;
+    rememberedAddresses: number;
+    h4: H4Counters;
+    hciGuard: { malformedAdvReports: number; eventsNobleRejected: number };
+  }
+>;
+
+export interface BeaconStatus {
+  state: 'starting' | 'advertising' | 'controller-off' | 'paused' | 'retrying' | 'stopped';
+  transport: string;
+  eid: string | null;
+  quantumStart: number | null;
+  /** Unix ms of the next rotation. */
+  nextRotationAt: number | null;
+  rotations: number;
+  rotationFailures: number;
+}
+
+/** The beacon's part, or null when the unit has no beacon. */
+export function enabledBeacon(beacon: BeaconStatus | { state: 'disabled' } | undefined): BeaconStatus | null {
+  return beacon && beacon.state !== 'disabled' ? beacon : null;
+}
+
+export interface HealthStatus {
+  ready: boolean;
+  watchdog: { enabled: boolean; pings: number; withheld: number; lastWithheldReason: string | null };
+}
+
+export interface StoreCounters {
+  writeTransactions: number;
+  encountersStored: number;
+  batchesCut: number;
+  batchesAcked: number;
+  acksUnknown: number;
+  purgedEncounters: number;
+  /** Deleted unacknowledged after `unackedMaxMs` of service time: lost to the backend. */
+  purgedUnacked: number;
+  commitFailures: number;
+  droppedDiskFull: number;
+  /** Encounters open at a crash, read back from the checkpoint at start. */
+  restoredOpen: number;
+  /** Encounters and batches read back from a database found corrupt. */
+  salvagedEncounters: number;
+  readErrors: number;
+}
+
+export interface StoreBacklog {
+  unbatched: number;
+  outboxBatches: number;
+  lastAckAt: number | null;
+  pending: number;
+}
+
+/** Something that happened to the database: it was found corrupt, lost, rolled back, ... */
+export type StoreEventKind = 'corrupt' | 'lost' | 'replaced' | 'rolled_back' | 'meta_rebuilt' | 'unacked_purged';
+
+export interface StoreEvent {
+  at: number;
+  kind: StoreEventKind;
+  detail: string;
+}
+
+/** The database's identity and history. */
+export interface DatabaseState {
+  database: string;
+  life: string;
+  lifeStartedAt: number;
+  lives: number;
+  serviceS: number;
+  /** The latest thing that happened to the database (corruption, loss, ...), if any. */
+  lastEvent: StoreEvent | null;
+  /** Set while the database could not be written or read; cleared by the next success. */
+  error: string | null;
+}
+
+export interface UplinkCounters {
+  connects: number;
+  disconnects: number;
+  batchesPublished: number;
+  batchesResent: number;
+  acksReceived: number;
+  acksInvalid: number;
+  requestsAnswered: number;
+  requestsInvalid: number;
+  pullEncountersSent: number;
+}
+
+/** `counters`: one part per concern of the daemon. */
+export interface StatusCounters {
+  radio: RadioStatus;
+  clock: ClockStatus;
+  beacon: BeaconStatus | { state: 'disabled' };
+  health: HealthStatus;
+  adverts: { received: number; withTempId: number };
+  heard: Record<AdvertKind, number>;
+  drops: DropCounters;
+  encounters: { open: number } & AggregatorCounters;
+  store: StoreCounters & StoreBacklog & { database: DatabaseState };
+  uplink: UplinkCounters & { inflight: number; connected: boolean };
+}
+
+interface StatusEnvelope {
+  v: typeof WIRE_SCHEMA_VERSION;
+  gateway: string;
+  venue: string;
+  /** When the daemon started (ISO-8601). */
+  startedAt: string;
+}
+
+export interface OnlineStatus extends StatusEnvelope {
+  state: 'online';
+  at: string;
+  counters: StatusCounters;
+}
+
+export interface StoppedStatus extends StatusEnvelope {
+  state: 'offline';
+  reason: 'stopped';
+  at: string;
+}
+
+/** The Last Will: the broker holds it from connect, so it carries no `at`. */
+export interface WillStatus extends StatusEnvelope {
+  state: 'offline';
+  reason: 'connection lost';
+}
+
+export type GatewayStatus = OnlineStatus | StoppedStatus | WillStatus;
+
+/** What the control socket answers on the unit: the online document and where things are. */
+export interface LocalStatus extends OnlineStatus {
+  local: { pid: number; broker: string; store: string; radio: string };
+}
+
+export type StatusKind = 'online' | 'stopped' | 'will';
+
+export interface StatusIdentity {
+  gateway: string;
+  venue: string;
+  startedAt: number;
+}
+
+export function statusDocument(kind: 'online', id: StatusIdentity, counters: StatusCounters, now?: number): OnlineStatus;
+export function statusDocument(kind: 'stopped', id: StatusIdentity, counters?: undefined, now?: number): StoppedStatus;
+export function statusDocument(kind: 'will', id: StatusIdentity): WillStatus;
+export function statusDocument(kind: StatusKind, id: StatusIdentity, counters?: StatusCounters, now = Date.now()): GatewayStatus {
+  const envelope = { v: WIRE_SCHEMA_VERSION, gateway: id.gateway, venue: id.venue, startedAt: new Date(id.startedAt).toISOString() } as const;
+  if (kind === 'will') return { ...envelope, state: 'offline', reason: 'connection lost' };
+  if (kind === 'stopped') return { ...envelope, state: 'offline', reason: 'stopped', at: new Date(now).toISOString() };
+  return { ...envelope, state: 'online', at: new Date(now).toISOString(), counters: counters! };
+}
+
+// Readers check the envelope and that `counters` holds one object per concern; the counters
+// themselves are the producer's type, and a reader meets a missing one with a dash, not a crash.
+const envelopeSchema = z.object({
+  v: z.literal(WIRE_SCHEMA_VERSION, { error: `must be ${WIRE_SCHEMA_VERSION}` }),
+  state: z.enum(['online', 'offline']),
+  gateway: z.string(),
+  venue: z.string(),
+  startedAt: z.string(),
+  at: z.string().optional(),
+  reason: z.enum(['stopped', 'connection lost']).optional(),
+  counters: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  local: z.record(z.string(), z.unknown()).optional(),
+});
+
+export class StatusError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StatusError';
+  }
+}
+
+/** A status document as a reader gets it (a retained message, the control socket's answer). */
+export function parseStatus(value: unknown, source: string): GatewayStatus | LocalStatus {
+  const parsed = envelopeSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new StatusError(`${source}: not a status document: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+  }
+  if (parsed.data.state === 'online' && (parsed.data.at === undefined || parsed.data.counters === undefined)) {
+    throw new StatusError(`${source}: not a status document: an online status needs at and counters`);
+  }
+  return value as GatewayStatus | LocalStatus;
+}
