@@ -14,7 +14,7 @@ import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogInte
 import { Store, StoreOptions } from './store/index.js';
 import { brokerOptions, tlsOptions } from '../core/mqtt/index.js';
 import { Uplink, UplinkOptions } from './uplink/index.js';
-import { LocalStatus, statusDocument, StatusCounters } from '../core/wire/index.js';
+import type { LocalStatus, StatusCounters } from '../core/wire/index.js';
 
 export interface Daemon {
   readonly store: Store;
@@ -144,7 +144,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const control = new ControlSocket(
     controlSocketPath(config),
     (): LocalStatus => ({
-      ...statusDocument('online', { gateway: gateway.id, venue: gateway.venue, startedAt: uplink.startedAt }, counters()),
+      ...uplink.onlineStatus(),
       local: { pid: process.pid, broker: broker.url, store: config.store.path, radio: config.radio.kind === 'hci' ? config.radio.scanner.transport : 'simulated' },
     }),
     log,

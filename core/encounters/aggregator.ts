@@ -4,8 +4,6 @@
 import { RSSI_UNAVAILABLE, Sighting } from '../protocols/index.js';
 import type { CloseReason, ClosedEncounter, Encounter } from './encounter.js';
 
-const capitalize = <T extends string>(s: T) => (s[0].toUpperCase() + s.slice(1)) as Capitalize<T>;
-
 export interface AggregatorOptions {
   /** An encounter closes when its temp ID has not been heard for this long. */
   silenceMs: number;
@@ -85,6 +83,15 @@ function openEncounter(state: AggregatorState, key: string, s: Sighting): void {
   state.counters.opened++;
 }
 
+/** The counter each close reason adds to: a table, so closing builds no string. */
+const CLOSED_COUNTER: Record<CloseReason, keyof AggregatorCounters> = {
+  silence: 'closedSilence',
+  maxDuration: 'closedMaxDuration',
+  evicted: 'closedEvicted',
+  shutdown: 'closedShutdown',
+  clockStep: 'closedClockStep',
+};
+
 function close(
   state: AggregatorState,
   key: string,
@@ -93,7 +100,7 @@ function close(
   out: ClosedEncounter[],
 ): void {
   state.open.delete(key);
-  state.counters[`closed${capitalize(reason)}`]++;
+  state.counters[CLOSED_COUNTER[reason]]++;
   out.push(Object.assign(enc, { closeReason: reason }));
 }
 

@@ -4,23 +4,28 @@
 // `toWire` is the one conversion between them; the codec only lays settled encounters out.
 import { RSSI_UNAVAILABLE } from '../protocols/index.js';
 
-/** What the gateway knows about one temp ID's visit; the store names it (`StoredEncounter`). */
-export interface Encounter {
+/** What both forms say of one temp ID's visit; times are unix ms. */
+interface EncounterFields {
   protocol: number;
   tempId: Buffer;
   metadata: Buffer;
   firstSeen: number;
   lastSeen: number;
   count: number;
+  /** 127 (RSSI_UNAVAILABLE) for both when no sighting had an RSSI. */
   rssiMin: number;
   rssiMax: number;
+  /** false when some sighting was stamped before the clock was synchronised: times are suspect. */
+  clockSynced: boolean;
+}
+
+/** What the gateway knows about one temp ID's visit; the store names it (`StoredEncounter`). */
+export interface Encounter extends EncounterFields {
   rssiSum: number;
   /** Sightings with a known RSSI (the statistics cover these); min = max = 127 when none. */
   rssiCount: number;
   /** Milliseconds spent in each attenuation bucket. */
   bucketMs: number[];
-  /** Every sighting was stamped by a synchronised clock. */
-  clockSynced: boolean;
 }
 
 export type CloseReason = 'silence' | 'maxDuration' | 'evicted' | 'shutdown' | 'clockStep';
@@ -33,23 +38,14 @@ export interface ClosedEncounter extends Encounter {
 export type StoredEncounter = Encounter & { id: number; life: string };
 
 /**
- * An encounter settled, as it travels and as the backend keeps it: times are whole seconds (first seen rounded down, last seen up),
- * the mean RSSI is a whole number of tenths of a dBm, buckets are whole seconds.
+ * An encounter settled, as it travels and as the backend keeps it: times are whole seconds
+ * (first seen rounded down, last seen up), the mean RSSI is a whole number of tenths of a dBm,
+ * buckets are whole seconds.
  */
-export interface WireEncounter {
+export interface WireEncounter extends EncounterFields {
   id: number;
-  protocol: number;
-  tempId: Buffer;
-  metadata: Buffer;
-  firstSeen: number;
-  lastSeen: number;
-  count: number;
-  rssiMin: number;
-  rssiMax: number;
   rssiMean: number;
   attenuationS: number[];
-  /** false when some sighting was stamped before the clock was synchronised: times are suspect. */
-  clockSynced: boolean;
 }
 
 /** A settled encounter where the backend placed it: the venue and gateway it came from. */

@@ -46,8 +46,12 @@ interface NobleInternals {
 export type { ScannerCounters };
 
 /** Recovery steps, mildest first. */
-const capitalize = <T extends string>(s: T) => (s[0].toUpperCase() + s.slice(1)) as Capitalize<T>;
 const RECOVERY = ['restartScan', 'reset', 'reopen'] as const;
+const RECOVERY_COUNTER: Record<(typeof RECOVERY)[number], keyof ScannerCounters> = {
+  restartScan: 'recoverRestartScan',
+  reset: 'recoverReset',
+  reopen: 'recoverReopen',
+};
 
 export class NobleScanner implements Radio {
   readonly counters: ScannerCounters = {
@@ -116,7 +120,7 @@ export class NobleScanner implements Radio {
     this.lastActionAt = now;
     const step = RECOVERY[Math.min(this.level, RECOVERY.length - 1)];
     this.level++;
-    this.counters[`recover${capitalize(step)}`]++;
+    this.counters[RECOVERY_COUNTER[step]]++;
     this.log.warn({ step, silentS: Math.round((now - this.lastReportAt) / 1000), state: this.state }, 'no advertising reports; recovering the scanner');
     try {
       const hci = n._bindings._hci;

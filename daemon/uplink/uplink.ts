@@ -9,7 +9,7 @@ import {
   ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, WIRE_SCHEMA_VERSION,
 } from '../../core/wire/index.js';
 import { toWire } from '../../core/encounters/index.js';
-import { GatewayStatus, statusDocument, StatusCounters, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
+import { OnlineStatus, statusDocument, StatusCounters, StatusIdentity, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
 import { streamPull } from './pull-stream.js';
 
 export interface UplinkOptions {
@@ -56,8 +56,7 @@ export class Uplink {
   private readonly inflight = new Map<string, InFlight>();
   private pumpTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
-  /** When this daemon started: the status document says it. */
-  readonly startedAt = Date.now();
+  private readonly startedAt = Date.now();
   /** One warning per outage, not one per reconnect attempt: an outage can last days. */
   private outageLogged = false;
   private readonly warnings: WarningThrottle;
@@ -281,14 +280,18 @@ export class Uplink {
    * The status document: `online` with counters, `stopped` on a clean stop, or the Last Will
    * (`connection lost`), which the broker holds from connect and so carries no `at`.
    */
-  status(kind: StatusKind): GatewayStatus {
-    const id = { gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt };
-    if (kind === 'online') return statusDocument('online', id, this.statusCounters());
-    return kind === 'stopped' ? statusDocument('stopped', id) : statusDocument('will', id);
+  /** The online document, as the topic and the control socket give it. */
+  onlineStatus(): OnlineStatus {
+    return statusDocument('online', this.statusIdentity(), this.statusCounters());
   }
 
   statusJson(kind: StatusKind): string {
-    return JSON.stringify(this.status(kind));
+    const id = this.statusIdentity();
+    return JSON.stringify(kind === 'online' ? this.onlineStatus() : kind === 'stopped' ? statusDocument('stopped', id) : statusDocument('will', id));
+  }
+
+  private statusIdentity(): StatusIdentity {
+    return { gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt };
   }
 
   publishStatus(): void {

@@ -5,7 +5,7 @@ import mqtt from 'mqtt';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CrowdOptions, LocalBroker } from '../../simulators/index.js';
-import { Collector } from '../../collector/index.js';
+import { type CollectedColumns, Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import { gatewayTopics } from '../../core/wire/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
@@ -25,20 +25,6 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-interface CollectorRow {
-  gateway: string;
-  id: number;
-  temp_id: Buffer;
-  metadata: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  rssi_min: number;
-  rssi_max: number;
-  rssi_mean: number;
-  attenuation_s: string;
-  clock_synced: number;
-}
 
 interface Scenario {
   name: string;
@@ -73,8 +59,8 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
 }
 
 
-function collectorRows(s: Scenario): CollectorRow[] {
-  return s.collector.store.db.prepare('SELECT * FROM encounters WHERE gateway = ? ORDER BY id').all(`gw-${s.name}`) as CollectorRow[];
+function collectorRows(s: Scenario): CollectedColumns[] {
+  return s.collector.store.db.prepare('SELECT * FROM encounters WHERE gateway = ? ORDER BY id').all(`gw-${s.name}`) as CollectedColumns[];
 }
 
 /** Waits until the crowd has passed (plus the silence that closes encounters). */
@@ -83,7 +69,7 @@ async function waitCrowdGone(s: Scenario): Promise<void> {
   await sleep(Math.max(0, endWall - Date.now()) + 1500);
 }
 
-function expectExactlyTheTruth(s: Scenario, rows: CollectorRow[]): void {
+function expectExactlyTheTruth(s: Scenario, rows: CollectedColumns[]): void {
   const byRpi = new Map(rows.map((r) => [r.temp_id.toString('hex'), r]));
   expect(rows).toHaveLength(s.truth.size);
   expect(byRpi.size).toBe(rows.length); // one encounter per RPI: nothing duplicated
