@@ -13,16 +13,12 @@ import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js
 import { NobleScanner } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
 import { aggregatorOptions } from '../core/config/index.js';
+import { rssMb, slope } from './memory.js';
 
 const mode = process.argv[2] === 'rotating' ? 'rotating' : 'stable';
 const count = Number(process.argv[3] ?? 1_000_000);
 const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-hci-'));
 const socketPath = join(dir, 'vc.sock');
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
-const rssMb = () => {
-  gc();
-  return process.memoryUsage().rss / 1048576;
-};
 
 const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'vc-flood.js'), [socketPath, String(count), mode], { stdio: 'inherit' });
 await new Promise<void>((resolve) => child.once('message', () => resolve()));
@@ -74,14 +70,6 @@ const sweeper = setInterval(() => {
 await done;
 const seconds = activeMs / 1000;
 
-function slope(points: Array<[number, number]>): number {
-  const n = points.length;
-  const mx = points.reduce((a, [x]) => a + x, 0) / n;
-  const my = points.reduce((a, [, y]) => a + y, 0) / n;
-  const num = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
-  const den = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
-  return num / den;
-}
 clearInterval(sweeper);
 scanner.stop();
 store.close();

@@ -110,6 +110,11 @@ for (const mode of ['stable', 'rotating']) {
   Object.assign(report, JSON.parse(run.stdout) as Record<string, number>);
 }
 
+// 5. BlueTrace with the gateway as central: noble connects to simulated OpenTrace phones.
+const bt = spawnSync(process.execPath, ['--expose-gc', join(here, 'bluetrace.js'), '5000'], { encoding: 'utf8' });
+if (bt.status !== 0) throw new Error(`bench/bluetrace failed: ${bt.stderr}`);
+Object.assign(report, JSON.parse(bt.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 const targets: Record<string, string> = {
   decode_aggregate_adverts_per_s: '≥ 500000',
   wire_bytes_per_encounter: '≤ 40',
@@ -119,6 +124,8 @@ const targets: Record<string, string> = {
   disk_bytes_per_encounter: '≤ 400',
   pull_rss_growth_mb: '≤ 30',
   pull_max_loop_block_ms: '≤ 50',
+  bluetrace_exchanges_per_min: '≥ 300',
+  bluetrace_rss_growth_mb_per_10k_exchanges: '< 10',
 };
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${targets[k] ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { Collector, GatewayRegistry } from '../collector/index.js';
+import { Collector, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
 import { brokerOptions, defaultCollectorClientId } from '../core/mqtt/index.js';
 import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
@@ -20,8 +20,9 @@ export function collectCommand(): Command {
         const log = createLogger(config.log.level, { pretty: opts.pretty });
         const registry = c.registry ? new GatewayRegistry(c.registry) : null;
         if (!registry) log.warn('collector.acceptUnsigned: batches are stored without checking who sent them (development only)');
+        const bluetraceKey = c.bluetraceKeyFile ? loadBluetraceKey(c.bluetraceKeyFile) : undefined;
         collector = new Collector(
-          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup, registry },
+          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup, registry, bluetraceKey },
           log,
         );
         await collector.start();

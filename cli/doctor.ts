@@ -197,6 +197,24 @@ async function checkBroker(config: Config, secrets: Secrets | null, status: Stat
   }
 }
 
+/** The venue's BlueTrace temp ID supply, as the running daemon holds it. */
+export function checkTempIds(config: Config, status: Status): CheckResult | null {
+  if (!config.bluetrace.enabled) return null;
+  const bt = status?.counters.bluetrace;
+  if (!bt || bt.state !== 'enabled') return failed('bluetrace', 'no running daemon to ask about the temp ID supply', 'start the daemon, then run `vgw doctor` again');
+  const t = bt.tempIds;
+  const until = t.lastsUntil ? `, the last expires ${new Date(t.lastsUntil).toISOString()}` : '';
+  const why = t.lastError ? ` (the backend said: ${t.lastError})` : '';
+  if (t.state === 'ok') return pass('bluetrace', `${t.left} temp IDs left${until}`);
+  if (t.state === 'low') return failed('bluetrace', `only ${t.left} temp IDs left${until}; asked the backend ${t.requests} times, ${t.responses} answers${why}`, 'check the broker connection and that a backend with collector.bluetraceKeyFile runs');
+  if (t.state === 'clockUnsynced') return failed('bluetrace', 'the clock is not synchronised: which temp ID is valid cannot be told, both roles are paused', 'fix the clock (see the clock check), or set bluetrace.tempIds.unsyncedClock to "use"');
+  return failed(
+    'bluetrace',
+    `no valid temp ID: both BlueTrace roles are stopped; ${t.requests} requests, ${t.responses} answers${why}`,
+    'check the broker connection, that a backend with collector.bluetraceKeyFile runs, and that this gateway\'s registration record has a bluetraceUid',
+  );
+}
+
 function checkDisk(config: Config): CheckResult {
   try {
     const d = diskUsage(config.store.path);
@@ -282,6 +300,7 @@ export async function runDoctor(configPath: string, timeoutMs = 5000): Promise<C
     checkClock(config),
     checkTls(config),
     await checkBroker(config, secrets, status, timeoutMs),
+    ...[checkTempIds(config, status)].filter((c): c is CheckResult => c !== null),
     checkDisk(config),
     checkStorage(config),
     checkDatabase(config),
@@ -290,7 +309,7 @@ export async function runDoctor(configPath: string, timeoutMs = 5000): Promise<C
 
 export function doctorCommand(): Command {
   return new Command('doctor')
-    .description('check the unit: config, secrets, daemon, controller, permissions, clock, TLS, broker, disk, storage, database; a fix for each failure')
+    .description('check the unit: config, secrets, daemon, controller, permissions, clock, TLS, broker, BlueTrace temp IDs, disk, storage, database; a fix for each failure')
     .requiredOption('-c, --config <file>', "the unit's config")
     .option('--timeout <s>', 'seconds to wait for the broker', '5')
     .option('--json', 'print the checks as a JSON array')

@@ -2,7 +2,12 @@
 // collector's database, and acknowledges only once the commit is durable.
 import mqtt, { MqttClient } from 'mqtt';
 import type { Logger } from '../core/log/index.js';
-import { Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, WIRE_SCHEMA_VERSION, WireFormatError } from '../core/wire/index.js';
+import {
+  Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, parseTempIdsRequestTopic, tempIdsRequestFilter, WIRE_SCHEMA_VERSION,
+  WireFormatError,
+} from '../core/wire/index.js';
+import { answerTempIdRequest } from './tempids.js';
+import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
 import { BrokerOptions, connectOptions } from '../core/mqtt/index.js';
 import { CollectorCounters, CollectorDb, IngestResult } from './database.js';
 import { GatewayRegistry, verifyBatch } from './verify.js';
@@ -14,6 +19,8 @@ export interface CollectorOptions {
   shareGroup?: string;
   /** Verifies every batch; null stores unsigned batches unchecked (development only). */
   registry: GatewayRegistry | null;
+  /** The BlueTrace key (32 bytes): with it, the collector issues venues' temp IDs. */
+  bluetraceKey?: Buffer;
 }
 
 export class Collector {
@@ -26,6 +33,8 @@ export class Collector {
     encountersStored: 0,
     encountersDuplicate: 0,
     acksSent: 0,
+    tempIdBatchesIssued: 0,
+    tempIdRequestsRefused: 0,
   };
   readonly store: CollectorDb;
   private client: MqttClient | null = null;
@@ -33,6 +42,8 @@ export class Collector {
   private arrived: Array<{ batch: Batch; signer: Buffer | null }> = [];
 
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
+    // Checked once here: a wrong key would otherwise fail every request in the message handler.
+    if (options.bluetraceKey && options.bluetraceKey.length !== TEMPID_KEY_BYTES) throw new Error(`bluetraceKey: expected ${TEMPID_KEY_BYTES} bytes (AES-256-GCM)`);
     this.store = new CollectorDb(options.dbPath);
   }
 
@@ -40,17 +51,41 @@ export class Collector {
     const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker));
     this.client = client;
     const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
-    client.on('message', (topic, payload) => this.onBatch(topic, payload));
+    client.on('message', (topic, payload) => {
+      const asking = parseTempIdsRequestTopic(this.options.prefix, topic);
+      if (asking) this.onTempIdRequest(asking.venue, asking.gateway, payload);
+      else this.onBatch(topic, payload);
+    });
     client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
     return new Promise((resolve) => {
       client.on('connect', () => {
         this.log.info({ filter }, 'collector connected');
-        client.subscribe(filter, { qos: 1 }, (err) => {
+        const filters = [filter, ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
+        client.subscribe(filters, { qos: 1 }, (err) => {
           if (err) this.log.error({ err: err.message }, 'subscribe failed');
           resolve();
         });
       });
     });
+  }
+
+  private onTempIdRequest(venue: string, gateway: string, payload: Buffer): void {
+    const registry = this.options.registry;
+    try {
+      registry?.reloadIfChanged();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'registry not reloaded; keeping the records already loaded');
+    }
+    const answer = answerTempIdRequest({ key: this.options.bluetraceKey!, registry }, venue, gateway, payload, Math.floor(Date.now() / 1000));
+    if (!answer) return;
+    if ('error' in answer) {
+      this.counters.tempIdRequestsRefused++;
+      this.log.warn({ venue, gateway, reason: answer.error }, 'temp ID request refused');
+    } else {
+      this.counters.tempIdBatchesIssued++;
+      this.log.info({ venue, gateway, count: answer.tempIds.length }, 'temp IDs issued');
+    }
+    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, JSON.stringify(answer), { qos: 1, properties: { contentType: 'application/json' } });
   }
 
   private onBatch(topic: string, payload: Buffer): void {

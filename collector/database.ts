@@ -140,6 +140,8 @@ export interface CollectorCounters {
   encountersStored: number;
   encountersDuplicate: number;
   acksSent: number;
+  tempIdBatchesIssued: number;
+  tempIdRequestsRefused: number;
 }
 
 export type IngestResult =

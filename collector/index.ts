@@ -2,3 +2,4 @@
 export * from './collector.js';
 export * from './database.js';
 export { GatewayRegistry, verifyBatch } from './verify.js';
+export { answerTempIdRequest, loadBluetraceKey, REFRESH_INTERVAL_S } from './tempids.js';

@@ -8,7 +8,8 @@ import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
 import { Pipeline } from './pipeline.js';
-import { NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
+import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
+import { Bluetrace } from './bluetrace/index.js';
 import { SimulatedRadio } from '../simulators/index.js';
 import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogIntervalMs } from './health/index.js';
 import { Store, StoreOptions } from './store/index.js';
@@ -52,12 +53,26 @@ function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signer' 
 }
 
 /** The gateway's radio, by config: noble on an HCI transport, or a simulated crowd. */
-function createRadio(config: Config, steady: SteadyClock, log: Logger): Radio {
+function createRadio(config: Config, steady: SteadyClock, bluetrace: () => Bluetrace | null, log: Logger): Radio {
   const scanner = config.radio.scanner;
   const sim = config.radio.simulated;
   return config.radio.kind === 'hci'
-    ? new NobleScanner({ transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000, silenceMs: scanner.silenceS * 1000, now: () => steady.now() }, log)
+    ? new NobleScanner({
+      transport: parseTransport(scanner.transport), deviceId: scanner.deviceId, pruneIntervalMs: scanner.pruneIntervalS * 1000,
+      silenceMs: scanner.silenceS * 1000, now: () => steady.now(), onNoble: (noble) => bluetrace()?.attachCentral(noble),
+    }, log)
     : new SimulatedRadio({ ...sim, anchor: sim.anchor ?? Date.now() });
+}
+
+/**
+ * The advertising controller, when something advertises: the EID beacon and the BlueTrace
+ * peripheral take turns on it (advertiser.ts).
+ */
+function createAdvertiser(config: Config, log: Logger): Advertiser | null {
+  const b = config.beacon;
+  const peripheral = config.bluetrace.enabled && config.bluetrace.peripheral.enabled;
+  if (!b.enabled && !peripheral) return null;
+  return new Advertiser({ transport: parseTransport(b.transport), deviceId: b.deviceId, sliceMs: config.bluetrace.peripheral.sliceS * 1000 }, log);
 }
 
 /** The venue's Eddystone-EID beacon, when enabled; its identity key comes from the secrets file. */
@@ -70,8 +85,7 @@ function createBeacon(config: Config, secrets: Secrets, clock: () => ClockState,
   }
   return new VenueBeacon(
     {
-      transport: parseTransport(b.transport),
-      deviceId: b.deviceId,
+      transport: formatTransport(parseTransport(b.transport)),
       identityKey: Buffer.from(identityKeyHex, 'hex'),
       exponent: b.exponent,
       txPowerDbm: b.txPowerDbm,
@@ -95,10 +109,13 @@ export function startDaemon(config: Config, log: Logger): Daemon {
   const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
   const clock = createClockMonitor(config.clock.syncCheck);
   const beacon = createBeacon(config, secrets, clock, log);
+  const advertiser = createAdvertiser(config, log);
+  if (beacon) advertiser?.addSlot(beacon);
   const broker = brokerOptions(config, `vgw-${gateway.id}`, secrets);
   tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
   const steady = new SteadyClock();
-  const radio = createRadio(config, steady, log);
+  let bluetrace: Bluetrace | null = null;
+  const radio = createRadio(config, steady, () => bluetrace, log);
   const aggregator = createAggregator(aggregatorOptions(config.encounters));
   const clockSync = { synced: clock().synchronized };
   const store = new Store({
@@ -116,6 +133,9 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     () => counters(),
     log,
   );
+  bluetrace = config.bluetrace.enabled
+    ? new Bluetrace(config, { uplink, advertiser, clockSynced: () => clockSync.synced, steadyNow: () => steady.now(), onExchange: (s) => pipeline.exchange(s), log })
+    : null;
   const notify = SdNotify.fromEnv(process.env, log);
   const health = new HealthMonitor({
     notify,
@@ -133,6 +153,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     radio: radio.status(),
     clock: { ...clock(), steps: steady.steps },
     beacon: beacon ? { ...beacon.status } : { state: 'disabled' },
+    bluetrace: bluetrace ? bluetrace.status() : { state: 'disabled' },
     health: { ...health.state, watchdog: { ...health.state.watchdog } },
     adverts: pipeline.adverts,
     heard: pipeline.heard,
@@ -157,7 +178,8 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     },
     { name: 'uplink', start: () => uplink.start(), stop: () => uplink.stop() },
     pipeline,
-    ...(beacon ? [{ name: 'beacon', start: () => beacon.start(), stop: () => beacon.stop() }] : []),
+    ...(bluetrace ? [bluetrace] : []),
+    ...(advertiser ? [{ name: 'advertiser', start: () => advertiser.start(), stop: () => advertiser.stop() }] : []),
     control,
     health,
   ];

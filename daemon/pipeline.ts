@@ -4,7 +4,7 @@
 // encounter may span one.
 import { AggregatorState, closeAll, ClosedEncounter, observe, sweep } from '../core/encounters/index.js';
 import type { Logger } from '../core/log/index.js';
-import { AdvertKind, classifyAdvertisement, decodeAdvertisement, DropCounters, newDropCounters } from '../core/protocols/index.js';
+import { AdvertKind, classifyAdvertisement, decodeAdvertisement, DropCounters, newDropCounters, type Sighting } from '../core/protocols/index.js';
 import type { ClockState, SteadyClock } from './clock/index.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Radio } from './radio/index.js';
@@ -59,6 +59,15 @@ export class Pipeline implements Lifecycle {
       sweep(aggregator, radio.now(), this.closed);
       this.handOver();
     }, 1000);
+  }
+
+  /**
+   * A BlueTrace exchange (either role) joins the same aggregation as adverts: one encounter per
+   * temp ID. It is stamped with the clock state like a sighting.
+   */
+  exchange(sighting: Sighting): void {
+    sighting.clockSynced = this.o.clockSync.synced;
+    observe(this.o.aggregator, sighting, this.closed);
   }
 
   /** Stops the radio, closes every open encounter and hands them to the store. */

@@ -41,7 +41,7 @@ export const CROWD_MODEL = {
 } as const;
 
 /** mulberry32: small, fast, good enough for a simulation, and identical everywhere. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -52,7 +52,7 @@ function prng(seed: number): () => number {
   };
 }
 
-function seedFor(seed: number, phone: number, stream: string): number {
+export function seedFor(seed: number, phone: number, stream: string): number {
   return createHash('sha256').update(`${seed}:${phone}:${stream}`).digest().readUInt32LE(0);
 }
 

@@ -6,12 +6,26 @@ import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Crowd, CrowdOptions } from './crowd.js';
-import { createH4Framer, H4_COMMAND, H4_EVENT } from '../daemon/radio/h4.js';
+import { BluetracePhones, BluetracePhonesOptions, PhoneMedium } from './bluetrace-phones.js';
+import { Link, LinkEnd, REASON_TIMEOUT } from './link.js';
+import { createH4Framer, H4_ACL, H4_COMMAND, H4_EVENT } from '../daemon/radio/h4.js';
 
+const EVT_DISCONNECTION_COMPLETE = 0x05;
 const EVT_COMMAND_COMPLETE = 0x0e;
+const EVT_COMMAND_STATUS = 0x0f;
+const EVT_NUMBER_OF_COMPLETED_PACKETS = 0x13;
 const EVT_LE_META = 0x3e;
+const LE_CONNECTION_COMPLETE = 0x01;
 const LE_ADVERTISING_REPORT = 0x02;
+const LE_CONNECTION_UPDATE_COMPLETE = 0x03;
+const LE_READ_REMOTE_FEATURES_COMPLETE = 0x04;
+const STATUS_UNKNOWN_CONNECTION = 0x02;
+/** LE's default data length: controllers hand L2CAP frames to their host in pieces this big. */
+const ACL_FRAGMENT_BYTES = 27;
+const ACL_START = 0x02;
+const ACL_CONTINUATION = 0x01;
 const ADV_IND = 0x00;
+const ADV_DIRECT_IND = 0x01;
 const ADV_NONCONN_IND = 0x03;
 const SCAN_RSP = 0x04;
 const ADDRESS_PUBLIC = 0x00;
@@ -30,16 +44,36 @@ export interface VirtualControllerOptions {
   tickMs?: number;
   /** Recorded LE Advertising Report events (H4) given once to each controller that scans. */
   replay?: Buffer[];
+  /** Phones running a BlueTrace app (OpenTrace's behaviour): they advertise, scan, connect and exchange. */
+  bluetrace?: BluetracePhonesOptions;
+  /** One-way latency of a connection's frames, ms (0: the next turn of the event loop). */
+  linkLatencyMs?: number;
 }
 
 export interface ControllerCounters {
   commands: number;
   unknown_commands: number;
   reports: number;
+  connections: number;
+  aclIn: number;
+  aclOut: number;
+}
+
+/** A connection the host asked for and the controller is still trying to make. */
+interface PendingConnection {
+  address: string;
+  addressType: number;
 }
 
 /** One emulated controller, bound to one client connection. */
-class EmulatedController {
+export class EmulatedController implements LinkEnd {
+  readonly addressType = ADDRESS_PUBLIC;
+  pendingConnection: PendingConnection | null = null;
+  private readonly links = new Map<number, Link>();
+  private readonly handles = new Map<Link, number>();
+  /** Partial L2CAP frames from the host, per connection handle. */
+  private readonly incoming = new Map<number, { length: number; cid: number; parts: Buffer[]; got: number }>();
+  private nextHandle = 0x0040;
   readonly address: Buffer;
   scanEnabled = false;
   scanType = 0;
@@ -53,7 +87,7 @@ class EmulatedController {
   replayed = false;
   /** A wedged controller keeps answering commands but reports nothing until it is reset. */
   wedged = false;
-  readonly counters: ControllerCounters = { commands: 0, unknown_commands: 0, reports: 0 };
+  readonly counters: ControllerCounters = { commands: 0, unknown_commands: 0, reports: 0, connections: 0, aclIn: 0, aclOut: 0 };
 
   constructor(private readonly socket: net.Socket, index: number) {
     this.address = Buffer.from([index & 0xff, 0x00, 0x00, 0xc0, 0xde, 0xc0]); // C0:DE:C0:00:00:nn, little-endian
@@ -70,8 +104,17 @@ class EmulatedController {
     this.send(Buffer.concat([Buffer.from([H4_EVENT, EVT_COMMAND_COMPLETE, p.length]), p]));
   }
 
+  private commandStatus(opcode: number, status: number): void {
+    this.send(Buffer.from([H4_EVENT, EVT_COMMAND_STATUS, 4, status, 1, opcode & 0xff, opcode >> 8]));
+  }
+
+  private leMeta(subevent: number, params: Buffer): void {
+    this.send(Buffer.concat([Buffer.from([H4_EVENT, EVT_LE_META, params.length + 1, subevent]), params]));
+  }
+
   private onPacket(packet: Buffer): void {
-    if (packet[0] !== H4_COMMAND) return; // ACL and others: no connections on this medium yet
+    if (packet[0] === H4_ACL) return this.onAcl(packet);
+    if (packet[0] !== H4_COMMAND) return;
     this.counters.commands++;
     const opcode = packet.readUInt16LE(1);
     const params = packet.subarray(4);
@@ -81,7 +124,52 @@ class EmulatedController {
         this.wedged = false;
         this.scanEnabled = false;
         this.advertising = false;
+        this.pendingConnection = null;
+        this.dropLinks();
         return this.commandComplete(opcode, ok);
+      case 0x200d: // LE Create Connection: the medium completes it once the peer advertises connectably
+        if (this.pendingConnection || params.length < 25) return this.commandStatus(opcode, STATUS_COMMAND_DISALLOWED);
+        this.pendingConnection = { addressType: params[5], address: [...params.subarray(6, 12)].reverse().map((b) => b.toString(16).padStart(2, '0')).join(':') };
+        return this.commandStatus(opcode, STATUS_OK);
+      case 0x200e: // LE Create Connection Cancel
+        if (!this.pendingConnection) return this.commandComplete(opcode, Buffer.from([STATUS_COMMAND_DISALLOWED]));
+        this.pendingConnection = null;
+        this.commandComplete(opcode, ok);
+        return this.leMeta(LE_CONNECTION_COMPLETE, Buffer.concat([Buffer.from([STATUS_UNKNOWN_CONNECTION]), Buffer.alloc(17)]));
+      case 0x0406: { // Disconnect
+        const link = this.links.get(params.readUInt16LE(0) & 0x0fff);
+        if (!link) return this.commandStatus(opcode, STATUS_UNKNOWN_CONNECTION);
+        this.commandStatus(opcode, STATUS_OK);
+        return link.close(this, params[2] ?? 0x13);
+      }
+      case 0x1405: { // Read RSSI
+        const handle = params.readUInt16LE(0) & 0x0fff;
+        const link = this.links.get(handle);
+        const r = Buffer.alloc(4);
+        r[0] = link ? STATUS_OK : STATUS_UNKNOWN_CONNECTION;
+        r.writeUInt16LE(handle, 1);
+        r.writeInt8(link ? link.rssi() : 127, 3);
+        return this.commandComplete(opcode, r);
+      }
+      case 0x2013: { // LE Connection Update: granted as asked
+        const handle = params.readUInt16LE(0) & 0x0fff;
+        if (!this.links.has(handle)) return this.commandStatus(opcode, STATUS_UNKNOWN_CONNECTION);
+        this.commandStatus(opcode, STATUS_OK);
+        const p = Buffer.alloc(9);
+        p.writeUInt16LE(handle, 1);
+        p.writeUInt16LE(params.readUInt16LE(4), 3);
+        p.writeUInt16LE(params.readUInt16LE(6), 5);
+        p.writeUInt16LE(params.readUInt16LE(8), 7);
+        return this.leMeta(LE_CONNECTION_UPDATE_COMPLETE, p);
+      }
+      case 0x2016: { // LE Read Remote Features
+        const handle = params.readUInt16LE(0) & 0x0fff;
+        if (!this.links.has(handle)) return this.commandStatus(opcode, STATUS_UNKNOWN_CONNECTION);
+        this.commandStatus(opcode, STATUS_OK);
+        const p = Buffer.alloc(11);
+        p.writeUInt16LE(handle, 1);
+        return this.leMeta(LE_READ_REMOTE_FEATURES_COMPLETE, p);
+      }
       case 0x1001: // Read Local Version Information: HCI 5.0, manufacturer 0x05F1 (Linux Foundation)
         return this.commandComplete(opcode, Buffer.from([STATUS_OK, 0x09, 0x00, 0x00, 0x09, 0xf1, 0x05, 0x00, 0x00]));
       case 0x1002: // Read Local Supported Commands
@@ -134,6 +222,92 @@ class EmulatedController {
     }
   }
 
+  /** ACL data from the host: reassembled into L2CAP frames for the link, each packet acknowledged. */
+  private onAcl(packet: Buffer): void {
+    if (packet.length < 5) return;
+    const handle = packet.readUInt16LE(1) & 0x0fff;
+    const flags = packet.readUInt16LE(1) >> 12;
+    const data = packet.subarray(5, 5 + packet.readUInt16LE(3));
+    const link = this.links.get(handle);
+    if (!link) return;
+    this.counters.aclIn++;
+    const nocp = Buffer.from([H4_EVENT, EVT_NUMBER_OF_COMPLETED_PACKETS, 5, 1, handle & 0xff, handle >> 8, 1, 0]);
+    if ((flags & 0x3) !== ACL_CONTINUATION) {
+      if (data.length < 4) return this.send(nocp);
+      this.incoming.set(handle, { length: data.readUInt16LE(0), cid: data.readUInt16LE(2), parts: [data.subarray(4)], got: data.length - 4 });
+    } else {
+      const partial = this.incoming.get(handle);
+      if (!partial) return this.send(nocp);
+      partial.parts.push(data);
+      partial.got += data.length;
+    }
+    const frame = this.incoming.get(handle)!;
+    if (frame.got >= frame.length) {
+      this.incoming.delete(handle);
+      link.send(this, frame.cid, Buffer.concat(frame.parts).subarray(0, frame.length));
+    }
+    this.send(nocp);
+  }
+
+  linkUp(link: Link, role: number): void {
+    const handle = this.nextHandle;
+    this.nextHandle = this.nextHandle >= 0x0eff ? 0x0040 : this.nextHandle + 1;
+    this.links.set(handle, link);
+    this.handles.set(link, handle);
+    this.counters.connections++;
+    if (role === 0) this.pendingConnection = null;
+    else this.advertising = false; // a legacy advertiser stops once a central connects
+    const peer = link.other(this);
+    const p = Buffer.alloc(18);
+    p[0] = STATUS_OK;
+    p.writeUInt16LE(handle, 1);
+    p[3] = role;
+    p[4] = peer.addressType;
+    Buffer.from(peer.addressString.split(':').reverse().join(''), 'hex').copy(p, 5);
+    p.writeUInt16LE(0x0018, 11); // interval: 30 ms
+    p.writeUInt16LE(0, 13); // latency
+    p.writeUInt16LE(0x002a, 15); // supervision timeout: 420 ms
+    this.leMeta(LE_CONNECTION_COMPLETE, p);
+  }
+
+  l2cap(link: Link, cid: number, payload: Buffer): void {
+    const handle = this.handles.get(link);
+    if (handle === undefined) return;
+    const frame = Buffer.alloc(4 + payload.length);
+    frame.writeUInt16LE(payload.length, 0);
+    frame.writeUInt16LE(cid, 2);
+    payload.copy(frame, 4);
+    for (let at = 0; at < frame.length; at += ACL_FRAGMENT_BYTES) {
+      const piece = frame.subarray(at, at + ACL_FRAGMENT_BYTES);
+      const head = Buffer.alloc(5);
+      head[0] = H4_ACL;
+      head.writeUInt16LE(handle | ((at === 0 ? ACL_START : ACL_CONTINUATION) << 12), 1);
+      head.writeUInt16LE(piece.length, 3);
+      this.counters.aclOut++;
+      this.send(Buffer.concat([head, piece]));
+    }
+  }
+
+  linkDown(link: Link, reason: number): void {
+    const handle = this.handles.get(link);
+    if (handle === undefined) return;
+    this.handles.delete(link);
+    this.links.delete(handle);
+    this.incoming.delete(handle);
+    const p = Buffer.from([H4_EVENT, EVT_DISCONNECTION_COMPLETE, 4, STATUS_OK, handle & 0xff, handle >> 8, reason]);
+    this.send(p);
+  }
+
+  /** The controller lost its host (or was reset): its links time out at the other end. */
+  dropLinks(): void {
+    for (const link of [...this.links.values()]) link.close(this, REASON_TIMEOUT, REASON_TIMEOUT);
+  }
+
+  /** Advertising connectably (ADV_IND or ADV_DIRECT_IND): a central may connect now. */
+  get takesConnections(): boolean {
+    return this.advertising && (this.advertisingType === ADV_IND || this.advertisingType === ADV_DIRECT_IND);
+  }
+
   /** Colon-separated, most significant byte first, as noble prints addresses. */
   get addressString(): string {
     return [...this.address].reverse().map((b) => b.toString(16).padStart(2, '0')).join(':');
@@ -178,6 +352,8 @@ export class VirtualController extends EventEmitter {
   private server: net.Server | null = null;
   private readonly controllers = new Set<EmulatedController>();
   private readonly crowd: Crowd | null;
+  /** BlueTrace phones on the medium, when the options ask for them. */
+  readonly bluetrace: BluetracePhones | null;
   private timer: NodeJS.Timeout | null = null;
   private last = Date.now();
   private connections = 0;
@@ -186,6 +362,39 @@ export class VirtualController extends EventEmitter {
   constructor(private readonly options: VirtualControllerOptions) {
     super();
     this.crowd = options.crowd ? new Crowd(options.crowd) : null;
+    this.bluetrace = options.bluetrace ? new BluetracePhones(options.bluetrace, this.phoneMedium()) : null;
+  }
+
+  /** What BlueTrace phones see of the medium: the controllers' adverts, and connections to them. */
+  private phoneMedium(): PhoneMedium {
+    return {
+      advertisersOf: (service) => [...this.controllers].filter((c) => c.takesConnections && c.advertisingData.includes(service)).map((c) => c.addressString),
+      connect: (phone, address, rssi) => {
+        const target = [...this.controllers].find((c) => c.addressString === address && c.takesConnections);
+        if (!target) return null;
+        const link = new Link(phone, target, rssi, this.options.linkLatencyMs ?? 0);
+        link.open();
+        return link;
+      },
+      advertise: (data, rssi, address) => {
+        for (const c of this.controllers) c.report(data, rssi, address, ADV_IND, ADDRESS_RANDOM);
+      },
+    };
+  }
+
+  /** Completes the connections hosts asked for, once their peer takes connections. */
+  private connectPending(now: number): void {
+    for (const c of this.controllers) {
+      const want = c.pendingConnection;
+      if (!want) continue;
+      const peer = [...this.controllers].find((p) => p !== c && p.addressString === want.address && p.takesConnections);
+      if (peer) {
+        new Link(c, peer, () => PEER_RSSI, this.options.linkLatencyMs ?? 0).open();
+        continue;
+      }
+      const phone = this.bluetrace?.byAddress(want.address, now);
+      if (phone?.advertises) new Link(c, phone, () => phone.rssi(), this.options.linkLatencyMs ?? 0).open();
+    }
   }
 
   async start(): Promise<void> {
@@ -200,6 +409,7 @@ export class VirtualController extends EventEmitter {
       this.controllers.add(controller);
       this.sockets.add(socket);
       socket.on('close', () => {
+        controller.dropLinks();
         this.controllers.delete(controller);
         this.sockets.delete(socket);
       });
@@ -222,6 +432,8 @@ export class VirtualController extends EventEmitter {
         for (const c of this.controllers) c.report(data, rssi, address);
       });
     }
+    this.bluetrace?.tick(now);
+    this.connectPending(now);
     if (this.options.replay) {
       for (const c of this.controllers) {
         if (!c.scanEnabled || c.replayed) continue;

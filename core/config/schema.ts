@@ -112,6 +112,52 @@ const beaconSchema = z
   .prefault({})
   .describe('The venue beacon phones record visits from.');
 
+const uuid128 = (d: string, what: string) =>
+  z
+    .string({ error: `expected a 128-bit UUID (${what}), e.g. "${d}"` })
+    .regex(/^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/, `must be a 128-bit UUID like "${d}" (${what})`)
+    .default(d);
+
+const bluetraceSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe('Be a BlueTrace peer (PeduliLindungi Sijejak, TraceTogether, OpenTrace): exchange temp IDs with phones over GATT.'),
+    serviceUuid: uuid128('B82AB3FC-1595-4F6A-80F0-FE094CC218F9', 'the BlueTrace service').describe(
+      "The BlueTrace service UUID. Official ones are issued privately by the app's operator; the default is OpenTrace's published sample.",
+    ),
+    characteristicUuid: uuid128('117BDD58-57CE-4E7A-8E87-7CCCDDA2A804', 'the v2 characteristic').describe('The BlueTrace v2 characteristic UUID (default: OpenTrace\'s sample).'),
+    org: z.string().min(1, 'must not be empty').max(32, 'at most 32 characters').default('SG_OTC').describe('Organisation code the venue sends in `o` (default: OpenTrace\'s sample).'),
+    model: z.string().min(1, 'must not be empty').max(64, 'at most 64 characters').default('venue-gateway').describe('Model the venue sends in `mp` and `mc`.'),
+    peripheral: z
+      .object({
+        enabled: z.boolean().default(true).describe('Advertise the service on the advertising controller (beacon.transport) and take phones\' writes.'),
+        sliceS: seconds(1, 'advertising slice').describe('With the EID beacon on, each advert holds the advertising controller this long in turn.'),
+        connectionTimeoutS: seconds(6, 'longest connection').describe('A phone still connected after this long is disconnected (OpenTrace phones take well under a second).'),
+      })
+      .strict()
+      .prefault({}),
+    central: z
+      .object({
+        enabled: z.boolean().default(true).describe('Connect to phones advertising the service (from the scanning controller), read their temp ID and write the venue\'s.'),
+        maxConnections: z.number().int().min(1).max(8).default(2).describe('Phones connected at once, at most.'),
+        connectionTimeoutS: seconds(6, 'longest exchange').describe('An exchange not done after this long is abandoned (OpenTrace: 6 s).'),
+        skipS: seconds(100, 'skip after exchange').describe('A phone is left alone this long after an exchange (OpenTrace: 100 s).'),
+      })
+      .strict()
+      .prefault({}),
+    tempIds: z
+      .object({
+        file: z.string().min(1).optional().describe('Where the fetched temp IDs are kept; defaults to bluetrace-tempids.json beside the database.'),
+        lowWater: z.number().int().min(1).max(100).default(16).describe('Ask the backend for more once fewer than this many (15 min each) are left.'),
+        retryS: seconds(60, 'request retry').describe('Ask again after this long without an answer.'),
+        unsyncedClock: z.enum(['pause', 'use']).default('pause').describe('With the clock not synchronised, which ID is valid cannot be told: pause both roles (default) or use the clock anyway.'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({})
+  .describe('BlueTrace: temp IDs exchanged with phones over GATT, issued to the venue by the backend.');
+
 const clockSchema = z
   .object({
     syncCheck: z.enum(['auto', 'assume-synced', 'assume-unsynced']).default('auto').describe('How to know the clock is synchronised: auto asks systemd-timesyncd, timedatectl or chrony.'),
@@ -137,6 +183,9 @@ const healthSchema = z
 const encountersSchema = z
   .object({
     silenceS: seconds(60, 'silence that closes an encounter').describe('An encounter closes after this many seconds without its temp ID.'),
+    bluetraceSilenceS: seconds(240, 'silence that closes a BlueTrace encounter').describe(
+      'A BlueTrace encounter closes after this many seconds without an exchange of its temp ID (phones exchange every 36–43 s at most; the gateway as central skips a phone for 100 s).',
+    ),
     maxDurationS: seconds(1800, 'longest encounter').describe('An encounter closes when it reaches this length.'),
     maxOpen: z.number().int().min(1).default(50_000).describe('Cap on open encounters held in memory; past it the least recently heard closes.'),
     attenuationThresholdsDb: z
@@ -160,6 +209,7 @@ const encountersSchema = z
 export function aggregatorOptions(e: z.infer<typeof encountersSchema> = encountersSchema.parse({})): AggregatorOptions {
   return {
     silenceMs: e.silenceS * 1000,
+    bluetraceSilenceMs: e.bluetraceSilenceS * 1000,
     maxDurationMs: e.maxDurationS * 1000,
     maxOpen: e.maxOpen,
     attenuationThresholdsDb: e.attenuationThresholdsDb,
@@ -227,6 +277,11 @@ const collectorSchema = z
       .describe('JSON array of gateway registration records (what `vgw provision` prints). Batches from gateways not in it, unsigned or badly signed are refused. Re-read when the file changes.'),
     acceptUnsigned: z.boolean().default(false).describe('Store batches without checking signatures (development only; ignored when a registry is set).'),
     shareGroup: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional().describe('MQTT 5 shared-subscription group: collectors in one group split the batches.'),
+    bluetraceKeyFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('File (mode 0600) holding the 32-byte BlueTrace key as 64 hex digits: with it this collector issues venues\' temp IDs (`<prefix>/<venue>/<gateway>/tempids/req`). Only the backend may hold it.'),
   })
   .strict()
   .refine((c) => c.registry !== undefined || c.acceptUnsigned, {
@@ -261,6 +316,7 @@ const configObject = z
       .describe('Prefix of every topic; the version is part of it.'),
     radio: radioSchema,
     beacon: beaconSchema,
+    bluetrace: bluetraceSchema,
     clock: clockSchema,
     health: healthSchema,
     encounters: encountersSchema,

@@ -1,12 +1,17 @@
 // Turns sightings into encounters: one open encounter per temp ID, closed after a silence
 // or a maximum length. The state is a plain object owned by the caller; every function here
 // is deterministic in its inputs (time comes from the sightings and the `now` passed in).
-import { RSSI_UNAVAILABLE, Sighting } from '../protocols/index.js';
+import { PROTOCOL_BLUETRACE, RSSI_UNAVAILABLE, Sighting } from '../protocols/index.js';
 import type { CloseReason, ClosedEncounter, Encounter } from './encounter.js';
 
 export interface AggregatorOptions {
   /** An encounter closes when its temp ID has not been heard for this long. */
   silenceMs: number;
+  /**
+   * Silence for BlueTrace encounters: a phone exchanges at most every 36–43 s (and the gateway as
+   * central skips a phone for 100 s), so an advert-rate silence would split every visit.
+   */
+  bluetraceSilenceMs?: number;
   /** An encounter closes once it is this long; a new one starts with the next sighting. */
   maxDurationMs: number;
   /** Cap on open encounters; past it one of the least recently heard is closed early. */
@@ -115,8 +120,9 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
     openEncounter(state, key, s);
     return;
   }
-  if (s.time - enc.firstSeen >= o.maxDurationMs || s.time - enc.lastSeen >= o.silenceMs) {
-    close(state, key, enc, s.time - enc.lastSeen >= o.silenceMs ? 'silence' : 'maxDuration', out);
+  const silenceMs = silenceOf(o, enc.protocol);
+  if (s.time - enc.firstSeen >= o.maxDurationMs || s.time - enc.lastSeen >= silenceMs) {
+    close(state, key, enc, s.time - enc.lastSeen >= silenceMs ? 'silence' : 'maxDuration', out);
     openEncounter(state, key, s);
     return;
   }
@@ -136,6 +142,10 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
   enc.rssiSum += s.rssi;
   enc.rssiCount++;
   enc.bucketMs[attenuationBucket(s.rssi, o)] += gap < o.bucketGapCapMs ? gap : o.bucketGapCapMs;
+}
+
+function silenceOf(o: AggregatorOptions, protocol: number): number {
+  return protocol === PROTOCOL_BLUETRACE && o.bluetraceSilenceMs !== undefined ? o.bluetraceSilenceMs : o.silenceMs;
 }
 
 /** How many of the oldest-opened encounters an eviction compares: O(1) per new temp ID. */
@@ -163,7 +173,7 @@ function evictLeastRecent(state: AggregatorState, out: ClosedEncounter[]): void 
 export function sweep(state: AggregatorState, now: number, out: ClosedEncounter[]): void {
   const o = state.options;
   for (const [key, enc] of state.open) {
-    if (now - enc.lastSeen >= o.silenceMs) close(state, key, enc, 'silence', out);
+    if (now - enc.lastSeen >= silenceOf(o, enc.protocol)) close(state, key, enc, 'silence', out);
     else if (now - enc.firstSeen >= o.maxDurationMs) close(state, key, enc, 'maxDuration', out);
   }
 }

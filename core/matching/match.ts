@@ -4,6 +4,7 @@ import {
   deriveAemk,
   deriveRpik,
   EN_INTERVAL_MS,
+  PROTOCOL_EN,
   rollingProximityIdentifier,
   RSSI_UNAVAILABLE,
 } from '../protocols/index.js';
@@ -46,6 +47,8 @@ export function matchEncounters(keys: DiagnosisKey[], encounters: Iterable<Venue
   const aemks = keys.map((k) => deriveAemk(k.key));
   const out: Match[] = [];
   for (const e of encounters) {
+    // RPIs are 16 bytes, BlueTrace temp IDs 61: only EN encounters can be a key's.
+    if (e.protocol !== PROTOCOL_EN) continue;
     const hit = table.get(e.tempId.toString('hex'));
     if (!hit) continue;
     const start = hit.intervalNumber * EN_INTERVAL_MS;

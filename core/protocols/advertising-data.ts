@@ -20,3 +20,8 @@ export type DropCounters = Record<DropReason, number>;
 export function newDropCounters(): DropCounters {
   return { adTruncated: 0, adTooLong: 0, enWrongSize: 0, serviceDataTooShort: 0, rssiInvalid: 0 };
 }
+
+/** A 128-bit UUID's text (dashes optional) → its 16 bytes as AD structures and ATT carry them, little-endian. */
+export function uuid128Bytes(uuid: string): Buffer {
+  return Buffer.from(uuid.replace(/-/g, ''), 'hex').reverse();
+}

@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { identityKeyFromRegistration } from '../protocols/index.js';
 import { hexKey } from '../identifiers/index.js';
+import { newUid, UID_TEXT_PATTERN } from '../bluetrace/index.js';
 import { newSigningSeed, signingKeyFromSeed, TrustError } from './signing.js';
 
 // ---- the secrets file -------------------------------------------------------------------
@@ -92,6 +93,7 @@ export function newIdentity(req: IdentityRequest): { secrets: Secrets; record: R
     venue: req.venue,
     signingKey: signing.publicKey.toString('hex'),
     beacon,
+    bluetraceUid: newUid(),
     createdAt: (req.now ?? new Date()).toISOString(),
   };
   return { secrets, record };
@@ -118,6 +120,8 @@ export const registrationSchema = z
       })
       .strict()
       .optional(),
+    /** The venue's BlueTrace user id (21 bytes as base64): the backend issues its temp IDs for it. */
+    bluetraceUid: z.string().regex(UID_TEXT_PATTERN, 'must be 28 base64 characters (21 bytes), as `vgw provision` makes it').optional(),
     createdAt: z.string().optional(),
   })
   .strict();

@@ -122,7 +122,13 @@ function encodeColumns(encs: WireEncounter[]): Buffer {
     ids.push(e.id - prevId);
     prevId = e.id;
     protocols[i] = e.protocol;
-    tempIds.push(e.tempId, e.metadata);
+    tempIds.push(e.tempId);
+    const metadataSize = PROTOCOL_SIZES[e.protocol]?.metadata;
+    if (typeof metadataSize === 'object') {
+      if (e.metadata.length > metadataSize.max) throw new Error(`encounter ${e.id}: metadata longer than protocol ${e.protocol} allows`);
+      tempIds.push(Buffer.from([e.metadata.length]));
+    }
+    tempIds.push(e.metadata);
     const end = e.lastSeen / 1000;
     const duration = (e.lastSeen - e.firstSeen) / 1000;
     ends.push(end - prevEnd);
@@ -293,7 +299,14 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
     const protocol = protocols[i];
     const sizes = PROTOCOL_SIZES[protocol];
     if (!sizes) throw new WireFormatError('enc.protocols', `unknown protocol ${protocol}`);
-    if (offset + sizes.tempId + sizes.metadata > tempIds.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
+    const variable = typeof sizes.metadata === 'object' ? sizes.metadata : null;
+    const metaAt = offset + sizes.tempId + (variable ? 1 : 0);
+    if (metaAt > tempIds.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
+    const metaLength = variable ? tempIds[metaAt - 1] : (sizes.metadata as number);
+    if (variable && metaLength > variable.max) {
+      throw new WireFormatError('enc.tempIds', `encounter ${i}: metadata of ${metaLength} bytes, more than protocol ${protocol} allows (${variable.max})`);
+    }
+    if (metaAt + metaLength > tempIds.length) throw new WireFormatError('enc.tempIds', 'too short for the protocols listed');
     id += ids[i];
     end += ends[i];
     const duration = durations[i];
@@ -306,7 +319,7 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
       id,
       protocol,
       tempId: Buffer.from(tempIds.subarray(offset, offset + sizes.tempId)),
-      metadata: Buffer.from(tempIds.subarray(offset + sizes.tempId, offset + sizes.tempId + sizes.metadata)),
+      metadata: Buffer.from(tempIds.subarray(metaAt, metaAt + metaLength)),
       firstSeen: (end - duration) * 1000,
       lastSeen: end * 1000,
       count: counts[i],
@@ -316,7 +329,7 @@ function decodeColumns(enc: Uint8Array, n: number): WireEncounter[] {
       attenuationS: att,
       clockSynced: (flags[i] & FLAG_CLOCK_UNSYNCED) === 0,
     });
-    offset += sizes.tempId + sizes.metadata;
+    offset = metaAt + metaLength;
   }
   if (offset !== tempIds.length) throw new WireFormatError('enc.tempIds', 'longer than the protocols listed');
   return out;

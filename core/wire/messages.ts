@@ -2,6 +2,7 @@
 import { decode as cborDecode } from 'cbor-x';
 import { z } from 'zod';
 import { ULID_PATTERN } from '../identifiers/index.js';
+import { TEMPID_BATCH_SIZE, tempIdBytes } from '../bluetrace/index.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
 
 export class MessageError extends Error {
@@ -44,6 +45,31 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.object({ v: version, op: z.literal('status') }),
 ]);
 export type RequestMessage = z.infer<typeof requestSchema>;
+
+/** A gateway asks the backend for its venue's BlueTrace temp IDs (on `<base>/tempids/req`). */
+export const tempIdsRequestSchema = z.object({
+  v: version,
+  op: z.literal('tempIds', { error: 'must be "tempIds"' }),
+  id: ulidString,
+  count: z.number().int('must be a whole number').min(1, 'must be at least 1').max(TEMPID_BATCH_SIZE, `at most ${TEMPID_BATCH_SIZE}`),
+});
+export type TempIdsRequest = z.infer<typeof tempIdsRequestSchema>;
+
+const unixSeconds = z.number({ error: 'expected unix seconds' }).int('must be whole unix seconds').min(0).max(2 ** 31 - 1);
+const issuedTempId = z
+  .object({
+    tempId: z.string().refine((t) => tempIdBytes(t) !== null, 'must be a BlueTrace temp ID: 84 characters of base64 (61 bytes)'),
+    start: unixSeconds,
+    expiry: unixSeconds,
+  })
+  .refine((t) => t.expiry > t.start, { message: 'must be after start', path: ['expiry'] });
+
+/** The backend's answer (on `<base>/tempids`): the temp IDs, or why there are none. */
+export const tempIdsResponseSchema = z.union([
+  z.object({ v: version, id: ulidString, tempIds: z.array(issuedTempId).min(1).max(TEMPID_BATCH_SIZE), refreshAt: unixSeconds }),
+  z.object({ v: version, id: ulidString, error: z.string().min(1) }),
+]);
+export type TempIdsResponse = z.infer<typeof tempIdsResponseSchema>;
 
 /** Parses JSON (first byte "{") or CBOR, then checks it against the schema. */
 export function parseMessage<T>(payload: Buffer, schema: z.ZodType<T>, maxBytes: number): T {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { AggregatorCounters } from '../encounters/index.js';
 import type { AdvertKind, DropCounters } from '../protocols/index.js';
+import type { PayloadRefusals } from '../bluetrace/index.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
 
 export interface ClockStatus {
@@ -51,6 +52,67 @@ export interface BeaconStatus {
   nextRotationAt: number | null;
   rotations: number;
   rotationFailures: number;
+}
+
+/** The venue's temp ID supply (`counters.bluetrace.tempIds`). */
+export interface TempIdSupplyStatus {
+  /** ok, low (asking for more), out (the roles stop), clockUnsynced (no way to tell which is valid). */
+  state: 'ok' | 'low' | 'out' | 'clockUnsynced';
+  /** IDs whose 15-minute window has not ended. */
+  left: number;
+  /** Unix ms when the last one expires, or null. */
+  lastsUntil: number | null;
+  /** Unix ms at which the backend asked to be asked again. */
+  refreshAt: number | null;
+  requests: number;
+  responses: number;
+  refused: number;
+  lastError: string | null;
+  lastFetchAt: number | null;
+}
+
+/** The BlueTrace peripheral role's counters (`counters.bluetrace.peripheral`). */
+export interface PeripheralCounters {
+  connections: number;
+  reads: number;
+  exchanges: number;
+  /** Writes after the first in one connection: answered, not logged twice. */
+  repeatedWrites: number;
+  /** Phones gone before writing (disconnected mid-exchange). */
+  disconnectedBeforeWrite: number;
+  /** Connections cut at the time limit (a phone that connects and never writes). */
+  timedOut: number;
+  /** Turns skipped for want of a valid venue temp ID. */
+  turnsWithoutTempId: number;
+  refused: PayloadRefusals;
+}
+
+/** The BlueTrace central role's counters (`counters.bluetrace.central`). */
+export interface CentralCounters {
+  attempts: number;
+  exchanges: number;
+  /** The connection did not come up, or the link dropped mid-exchange. */
+  failures: number;
+  /** Exchanges cut at the time limit. */
+  timedOut: number;
+  /** Connected, but the phone had no BlueTrace characteristic. */
+  noService: number;
+  /** Read the phone's temp ID, then could not write the venue's. */
+  writeFailures: number;
+  /** Phones passed over because `maxConnections` were busy. */
+  deferredBusy: number;
+  /** Phones passed over for want of a valid venue temp ID. */
+  withoutTempId: number;
+  refused: PayloadRefusals;
+}
+
+/** `counters.bluetrace`: both roles and the temp ID supply; `{ state: 'disabled' }` when off. */
+export interface BluetraceStatus {
+  state: 'enabled';
+  tempIds: TempIdSupplyStatus;
+  /** null: the role is off, or the unit has no advertising controller. */
+  peripheral: (PeripheralCounters & { state: string }) | null;
+  central: (CentralCounters & { connections: number }) | null;
 }
 
 /** The beacon's part, or null when the unit has no beacon. */
@@ -127,6 +189,7 @@ export interface StatusCounters {
   radio: RadioStatus;
   clock: ClockStatus;
   beacon: BeaconStatus | { state: 'disabled' };
+  bluetrace: BluetraceStatus | { state: 'disabled' };
   health: HealthStatus;
   adverts: { received: number; withTempId: number };
   heard: Record<AdvertKind, number>;

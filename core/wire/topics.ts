@@ -4,11 +4,17 @@ export interface GatewayTopics {
   ack: string;
   status: string;
   request: string;
+  /** The gateway asks for BlueTrace temp IDs here; the backend answers on `tempIds`. */
+  tempIdsRequest: string;
+  tempIds: string;
 }
 
 export function gatewayTopics(prefix: string, venue: string, gateway: string): GatewayTopics {
   const base = `${prefix}/${venue}/${gateway}`;
-  return { batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req` };
+  return {
+    batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req`,
+    tempIdsRequest: `${base}/tempids/req`, tempIds: `${base}/tempids`,
+  };
 }
 
 /** Subscription of a collector: every gateway's batches, optionally as a shared subscription. */
@@ -22,6 +28,19 @@ export function parseBatchTopic(prefix: string, topic: string): { venue: string;
   if (!topic.startsWith(prefix + '/')) return null;
   const parts = topic.slice(prefix.length + 1).split('/');
   if (parts.length !== 3 || parts[2] !== 'batch') return null;
+  return { venue: parts[0], gateway: parts[1] };
+}
+
+/** Subscription of a backend that issues temp IDs: every gateway's requests. */
+export function tempIdsRequestFilter(prefix: string): string {
+  return `${prefix}/+/+/tempids/req`;
+}
+
+/** Venue and gateway of a temp ID request topic, or null. */
+export function parseTempIdsRequestTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  if (!topic.startsWith(prefix + '/')) return null;
+  const parts = topic.slice(prefix.length + 1).split('/');
+  if (parts.length !== 4 || parts[2] !== 'tempids' || parts[3] !== 'req') return null;
   return { venue: parts[0], gateway: parts[1] };
 }
 

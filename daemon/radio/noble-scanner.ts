@@ -19,6 +19,8 @@ export interface NobleScannerOptions {
   silenceMs?: number;
   /** Timestamps for reports (the daemon passes its steady clock). */
   now?: () => number;
+  /** Gets noble once loaded: the BlueTrace central role connects through the scanner's noble. */
+  onNoble?: (noble: import('./bluetrace-central.js').NobleCentral) => void;
 }
 
 type Dict = Record<string, unknown>;
@@ -39,6 +41,7 @@ interface NobleInternals {
   };
   on(event: string, listener: (...args: unknown[]) => void): void;
   startScanning(uuids: string[], allowDuplicates: boolean): void;
+  on(event: 'discover', listener: (p: import('./bluetrace-central.js').NoblePeripheral) => void): void;
   stopScanning(): void;
   state: string;
 }
@@ -67,6 +70,7 @@ export class NobleScanner implements Radio {
   private lastActionAt = 0;
   /** How far the supervisor has escalated since reports last flowed (0: all well). */
   private level = 0;
+  private stopping = false;
 
   constructor(private readonly options: NobleScannerOptions, private readonly log: Logger) {}
 
@@ -98,6 +102,11 @@ export class NobleScanner implements Radio {
       // Duplicates allowed: every advert counts towards an encounter.
       if (state === 'poweredOn') noble.startScanning([], true);
     });
+    // Some controllers end the scan when a connection starts (abandonware/noble #191): scan on.
+    noble.on('scanStop', () => {
+      setTimeout(() => !this.stopping && noble.state === 'poweredOn' && noble.startScanning([], true), 100).unref();
+    });
+    this.options.onNoble?.(noble);
     const interval = this.options.pruneIntervalMs ?? 5 * 60_000;
     this.pruneTimer = setInterval(() => this.prune(), interval);
     this.pruneTimer.unref();
@@ -187,6 +196,7 @@ export class NobleScanner implements Radio {
   }
 
   stop(): void {
+    this.stopping = true;
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.superviseTimer) clearInterval(this.superviseTimer);
     const n = this.noble;

@@ -6,7 +6,8 @@ import { Logger, WarningThrottle } from '../../core/log/index.js';
 import { BrokerOptions, connectOptions } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, WIRE_SCHEMA_VERSION,
+  ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, TempIdsResponse,
+  tempIdsResponseSchema, WIRE_SCHEMA_VERSION,
 } from '../../core/wire/index.js';
 import { toWire } from '../../core/encounters/index.js';
 import { OnlineStatus, statusDocument, StatusCounters, StatusIdentity, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
@@ -61,6 +62,7 @@ export class Uplink {
   private outageLogged = false;
   private readonly warnings: WarningThrottle;
   private pullChain: Promise<void> = Promise.resolve();
+  private tempIdListener: ((r: TempIdsResponse) => void) | null = null;
   private pullsQueued = 0;
 
   constructor(
@@ -98,7 +100,8 @@ export class Uplink {
       // A broker that lost our session lost whatever it held for us: re-send at once, and
       // restart the backoff, since the first re-send may beat the collectors' re-subscription.
       if (!connack.sessionPresent) for (const f of this.inflight.values()) f.attempts = 0;
-      client.subscribe([this.topics.ack, this.topics.request], { qos: 1 }, (err) => {
+      const topics = [this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : [])];
+      client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
       });
       // Whatever was in flight may have been lost with the connection: send it again now.
@@ -120,6 +123,7 @@ export class Uplink {
     client.on('message', (topic, payload, packet) => {
       if (topic === this.topics.ack) this.onAck(payload);
       else if (topic === this.topics.request) this.onRequest(payload, packet.properties ?? {});
+      else if (topic === this.topics.tempIds) this.onTempIds(payload);
     });
     this.pumpTimer = setInterval(() => this.pump(), 1000);
     this.statusTimer = setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
@@ -169,6 +173,28 @@ export class Uplink {
     });
     this.counters.batchesPublished++;
     this.log.debug({ batch: batch.id, seq: batch.seq, encounters: encounters.length, bytes: payload.length, attempts }, 'batch published');
+  }
+
+  /** Where the backend's temp ID answers go; set before start() so the topic is subscribed. */
+  onTempIdsAnswer(listener: (r: TempIdsResponse) => void): void {
+    this.tempIdListener = listener;
+  }
+
+  /** Asks the backend for BlueTrace temp IDs; false when the broker is not reachable now. */
+  requestTempIds(id: string, count: number): boolean {
+    const client = this.client;
+    if (!client?.connected) return false;
+    const payload = JSON.stringify({ v: WIRE_SCHEMA_VERSION, op: 'tempIds', id, count });
+    client.publish(this.topics.tempIdsRequest, payload, { qos: 1, properties: { contentType: 'application/json' } });
+    return true;
+  }
+
+  private onTempIds(payload: Buffer): void {
+    try {
+      this.tempIdListener?.(parseMessage(payload, tempIdsResponseSchema, this.options.maxRequestBytes));
+    } catch (err) {
+      this.warnings.warn('tempids_invalid', { err: (err as Error).message }, 'invalid temp ID answer ignored');
+    }
   }
 
   private onAck(payload: Buffer): void {

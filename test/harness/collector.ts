@@ -10,10 +10,10 @@ export function testBroker(url: string, clientId: string): BrokerOptions {
 
 /** A collector that verifies batches against `records` (the gateways' registration records). */
 export async function startCollector(
-  url: string, clientId: string, prefix: string, dbPath: string, records: RegistrationRecord[], shareGroup?: string,
+  url: string, clientId: string, prefix: string, dbPath: string, records: RegistrationRecord[], shareGroup?: string, bluetraceKey?: Buffer,
 ): Promise<Collector> {
   const registry = new GatewayRegistry(undefined, records);
-  const collector = new Collector({ broker: testBroker(url, clientId), prefix, dbPath, shareGroup, registry }, createLogger('silent'));
+  const collector = new Collector({ broker: testBroker(url, clientId), prefix, dbPath, shareGroup, registry, bluetraceKey }, createLogger('silent'));
   await collector.start();
   return collector;
 }

@@ -5,7 +5,10 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
-import { batchToJson, cborDecode, cborEncode, cborUint, contentHash, decodeBatch, signedBytes } from '../../core/wire/index.js';
+import { batchToJson, cborDecode, cborEncode, cborUint, contentHash, decodeBatch, encodeBatch, signedBytes } from '../../core/wire/index.js';
+import { encodeMetadata, encryptTempId, ROLE_CENTRAL, ROLE_PERIPHERAL, tempIdBytes } from '../../core/bluetrace/index.js';
+import { toWire } from '../../core/encounters/index.js';
+import { PROTOCOL_BLUETRACE } from '../../core/protocols/index.js';
 import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../core/trust/index.js';
 
 export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'error-reply' | 'status';
@@ -59,6 +62,21 @@ function withColumns(m: CborMap, columns: unknown[], secrets: Secrets): CborMap 
   return resign({ ...m, enc, hash: contentHash(enc) }, secrets);
 }
 
+/** A batch holding BlueTrace encounters: temp IDs issued with a fixed test key, metadata of both roles. */
+function bluetraceBatch(record: RegistrationRecord, secrets: Secrets, topic: string): Captured {
+  const key = Buffer.alloc(32, 0x42);
+  const uid = Buffer.alloc(21, 0x07).toString('base64');
+  const base = { firstSeen: 1_795_000_000_000, lastSeen: 1_795_000_080_000, rssiMin: -71, rssiMax: -64, rssiSum: -135, rssiCount: 2, bucketMs: [0, 20_000, 0, 0], clockSynced: true, count: 2 };
+  const bt = (id: number, role: 0 | 1, model: string) => toWire({
+    ...base, id, protocol: PROTOCOL_BLUETRACE, metadata: encodeMetadata({ role, rs: role === ROLE_PERIPHERAL ? -62 : 127, org: 'ID_PL', model }),
+    tempId: tempIdBytes(encryptTempId(key, uid, 1_794_999_940, 1_795_000_840, Buffer.alloc(16, id)))!,
+  });
+  const en = toWire({ ...base, id: 2, protocol: 0, tempId: Buffer.alloc(16, 0xe1), metadata: Buffer.from('40080000', 'hex') });
+  const header = { kind: 'batch' as const, id: '01JDX3K9Q6V5S8M2R4T7W0Y1ZB', gateway: record.gateway, venue: record.venue, life: '01JDX3K9Q6V5S8M2R4T7W0Y1ZC', seq: 1, createdAt: 1_795_000_090_000 };
+  const sign = (d: Buffer) => signBytes(signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')), d);
+  return { topic, payload: encodeBatch(header, [bt(1, ROLE_PERIPHERAL, 'Pixel 7'), en, bt(3, ROLE_CENTRAL, 'SM-A515F')], sign), contentType: 'application/cbor' };
+}
+
 export function writeVectors(dir: string, o: {
   batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string }>;
   statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets;
@@ -83,6 +101,7 @@ export function writeVectors(dir: string, o: {
     vectors.push(v);
   };
   o.batches.forEach((c, i) => good(`batch-${i + 1}`, 'batch', c, `outbox batch seq ${decodeBatch(c.payload).seq}, ${decodeBatch(c.payload).encounters.length} encounters`));
+  good('batch-bluetrace', 'batch', bluetraceBatch(o.records[0], o.secrets, o.batches[0].topic), 'outbox batch with two BlueTrace encounters (protocol 1, one per role) beside an EN one: made by the encoder with the test key, not captured');
   o.pullParts.forEach((c, i) => {
     const b = decodeBatch(c.payload);
     good(`pull-part-${i + 1}`, 'pull-part', c, `pull part ${b.part}${b.last ? ' (last)' : ''}, ${b.encounters.length} encounters${b.encounters.length === 0 ? ': an empty range (B = 0)' : ''}`);

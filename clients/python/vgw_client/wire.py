@@ -18,8 +18,10 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_INFLATED_BYTES = 16 * 1024 * 1024
 FLAG_CLOCK_UNSYNCED = 1
 RSSI_UNAVAILABLE = 127
-# Bytes of temp ID and of metadata per protocol byte (column 1).
-PROTOCOL_SIZES = {0: (16, 4)}
+# Bytes of temp ID and of metadata per protocol byte (column 1); None: the metadata follows a
+# one-byte length, at most the second number of bytes (BlueTrace, protocol.md).
+PROTOCOL_SIZES = {0: (16, 4), 1: (61, None)}
+BLUETRACE_MAX_METADATA = 100
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -141,7 +143,13 @@ def _decode_columns(enc, n):
         sizes = PROTOCOL_SIZES.get(protocols[i])
         if sizes is None:
             raise WireFormatError("enc.protocols", f"unknown protocol {protocols[i]}")
-        if offset + sizes[0] + sizes[1] > len(temp_ids):
+        meta_at = offset + sizes[0] + (1 if sizes[1] is None else 0)
+        if meta_at > len(temp_ids):
+            raise WireFormatError("enc.tempIds", "too short for the protocols listed")
+        meta_len = temp_ids[meta_at - 1] if sizes[1] is None else sizes[1]
+        if sizes[1] is None and meta_len > BLUETRACE_MAX_METADATA:
+            raise WireFormatError("enc.tempIds", f"encounter {i}: metadata of {meta_len} bytes, more than protocol {protocols[i]} allows")
+        if meta_at + meta_len > len(temp_ids):
             raise WireFormatError("enc.tempIds", "too short for the protocols listed")
         eid += ids[i]
         end += ends[i]
@@ -157,7 +165,7 @@ def _decode_columns(enc, n):
             "id": eid,
             "protocol": protocols[i],
             "tempId": temp_ids[offset:offset + sizes[0]],
-            "metadata": temp_ids[offset + sizes[0]:offset + sizes[0] + sizes[1]],
+            "metadata": temp_ids[meta_at:meta_at + meta_len],
             "firstSeen": (end - duration) * 1000,
             "lastSeen": end * 1000,
             "count": counts[i],
@@ -167,7 +175,7 @@ def _decode_columns(enc, n):
             "attenuationS": a,
             "clockSynced": (flags[i] & FLAG_CLOCK_UNSYNCED) == 0,
         })
-        offset += sizes[0] + sizes[1]
+        offset = meta_at + meta_len
     if offset != len(temp_ids):
         raise WireFormatError("enc.tempIds", "longer than the protocols listed")
     return out

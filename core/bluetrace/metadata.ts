@@ -1,0 +1,52 @@
+// What a BlueTrace encounter keeps beside the temp ID, as bytes (the encounter's `metadata`, and
+// on the wire after a one-byte length): the gateway's role in the exchange, the RSSI the phone
+// measured (127 when the gateway was central: the phone measured nothing it told us), and the
+// phone's organisation code and model, each as a one-byte length and UTF-8.
+import { MAX_MODEL_BYTES, MAX_ORG_BYTES } from './payload.js';
+
+/** The gateway answered a phone's read and took its write. */
+export const ROLE_PERIPHERAL = 0;
+/** The gateway connected to a phone, read its temp ID and wrote its own. */
+export const ROLE_CENTRAL = 1;
+export type BluetraceRole = typeof ROLE_PERIPHERAL | typeof ROLE_CENTRAL;
+
+export const RS_UNAVAILABLE = 127;
+/** role, rs, two lengths and the longest org and model. */
+export const MAX_METADATA_BYTES = 4 + MAX_ORG_BYTES + MAX_MODEL_BYTES;
+
+export interface BluetraceMetadata {
+  role: BluetraceRole;
+  /** The RSSI (dBm) the phone measured for the gateway; 127 when it did not say. */
+  rs: number;
+  org: string;
+  model: string;
+}
+
+export function encodeMetadata(m: BluetraceMetadata): Buffer {
+  const org = Buffer.from(m.org, 'utf8');
+  const model = Buffer.from(m.model, 'utf8');
+  const out = Buffer.alloc(4 + org.length + model.length);
+  out[0] = m.role;
+  out.writeInt8(m.rs, 1);
+  out[2] = org.length;
+  org.copy(out, 3);
+  out[3 + org.length] = model.length;
+  model.copy(out, 4 + org.length);
+  return out;
+}
+
+/** The metadata's fields, or null when the bytes are not a BlueTrace metadata record. */
+export function decodeMetadata(b: Uint8Array): BluetraceMetadata | null {
+  if (b.length < 4 || b.length > MAX_METADATA_BYTES || (b[0] !== ROLE_PERIPHERAL && b[0] !== ROLE_CENTRAL)) return null;
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+  const orgLength = b[2];
+  if (3 + orgLength + 1 > b.length) return null;
+  const modelLength = b[3 + orgLength];
+  if (4 + orgLength + modelLength !== b.length) return null;
+  return {
+    role: b[0] as BluetraceRole,
+    rs: buf.readInt8(1),
+    org: buf.toString('utf8', 3, 3 + orgLength),
+    model: buf.toString('utf8', 4 + orgLength, b.length),
+  };
+}
