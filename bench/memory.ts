@@ -7,6 +7,11 @@ export function rssMb(): number {
   return process.memoryUsage().rss / 1048576;
 }
 
+export function heapMb(): number {
+  gc();
+  return process.memoryUsage().heapUsed / 1048576;
+}
+
 /** Least-squares slope of y over x. */
 export function slope(points: Array<[number, number]>): number {
   const n = points.length;

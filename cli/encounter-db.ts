@@ -22,9 +22,18 @@ export function openEncounterDb(path: string): Database.Database {
  * encounters go through `toWire`, as they would to the backend, so an encounter has one
  * duration and one mean wherever it is read.
  */
-export function* encounters(db: Database.Database, from = 0, to = Number.MAX_SAFE_INTEGER): Generator<VenueEncounter> {
+export function* encounters(
+  db: Database.Database,
+  from = 0,
+  to = Number.MAX_SAFE_INTEGER,
+  only: { protocol?: number; venue?: string | null } = {},
+): Generator<VenueEncounter> {
   const collector = db.prepare("SELECT count(*) FROM pragma_table_info('encounters') WHERE name = 'rssi_mean'").pluck().get() === 1;
-  const rows = db.prepare('SELECT * FROM encounters WHERE last_seen >= ? AND first_seen < ? ORDER BY first_seen').iterate(from, to);
+  const where = ['last_seen >= @from', 'first_seen < @to'];
+  if (only.protocol !== undefined) where.push('protocol = @protocol');
+  // a gateway's own database is one venue's and has no venue column
+  if (collector && typeof only.venue === 'string') where.push('venue = @venue');
+  const rows = db.prepare(`SELECT * FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ from, to, ...only });
   // the life names the encounter; a settled encounter does not carry it
   for (const r of rows) yield collector ? encounterFromCollected(r as CollectedColumns) : toWire(encounterFromColumns(r as EncounterColumns, ''));
 }

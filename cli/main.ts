@@ -11,6 +11,7 @@ import { matchCommand } from './match.js';
 import { provisionCommand } from './provision.js';
 import { pullCommand } from './pull.js';
 import { statusCommand } from './status.js';
+import { traceCommand } from './trace.js';
 import { doctorCommand } from './doctor.js';
 import { runCommand } from './run.js';
 import { virtualControllerCommand } from './virtual-controller.js';
@@ -20,7 +21,7 @@ const program = new Command('vgw')
   .version('0.1.0')
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [provisionCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), exportCommand(), virtualControllerCommand(), demoCommand()]) {
+for (const cmd of [provisionCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), virtualControllerCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

@@ -10,7 +10,6 @@ export const ROLE_PERIPHERAL = 0;
 export const ROLE_CENTRAL = 1;
 export type BluetraceRole = typeof ROLE_PERIPHERAL | typeof ROLE_CENTRAL;
 
-export const RS_UNAVAILABLE = 127;
 /** role, rs, two lengths and the longest org and model. */
 export const MAX_METADATA_BYTES = 4 + MAX_ORG_BYTES + MAX_MODEL_BYTES;
 

@@ -30,6 +30,12 @@ export function readPayload(tempId: string, org: string, model: string): Buffer 
   return Buffer.from(JSON.stringify({ v: BLUETRACE_VERSION, id: tempId, o: org, mp: model }), 'utf8');
 }
 
+/**
+ * HCI's "RSSI not available": the `rs` a central writes when its controller measured none, and
+ * the metadata's `rs` when the gateway was central (the phone told it nothing).
+ */
+export const RS_UNAVAILABLE = 127;
+
 export function writePayload(tempId: string, org: string, model: string, rs: number): Buffer {
   return Buffer.from(JSON.stringify({ v: BLUETRACE_VERSION, id: tempId, o: org, rs, mc: model }), 'utf8');
 }
@@ -76,7 +82,8 @@ export function parsePayload(bytes: Uint8Array, kind: 'read' | 'write', refusals
     return null;
   }
   if (kind === 'read') return { tempId, org: p.o, model };
-  if (typeof p.rs !== 'number' || !Number.isInteger(p.rs) || p.rs < -127 || p.rs > 20) {
+  // 127 is HCI's "not available": what a central writes when its controller gives no RSSI (btvirt)
+  if (typeof p.rs !== 'number' || !Number.isInteger(p.rs) || ((p.rs < -127 || p.rs > 20) && p.rs !== RS_UNAVAILABLE)) {
     refusals.badRssi++;
     return null;
   }

@@ -103,6 +103,11 @@ export interface CentralCounters {
   deferredBusy: number;
   /** Phones passed over for want of a valid venue temp ID. */
   withoutTempId: number;
+  /**
+   * Reads that returned the venue's own temp ID: the unit's advertising controller, heard by its
+   * scanning one where its address was not yet known. Not logged.
+   */
+  ownAdverts: number;
   refused: PayloadRefusals;
 }
 

@@ -56,7 +56,7 @@ export class Bluetrace implements Lifecycle {
       d.advertiser!.withBleno((bleno) => peripheral.attach(bleno));
     }
     this.central = b.central.enabled
-      ? new BluetraceCentral({ ...role, connectionTimeoutMs: b.central.connectionTimeoutS * 1000, maxConnections: b.central.maxConnections, skipMs: b.central.skipS * 1000 }, d.log)
+      ? new BluetraceCentral({ ...role, connectionTimeoutMs: b.central.connectionTimeoutS * 1000, maxConnections: b.central.maxConnections, skipMs: b.central.skipS * 1000, ownAddress: () => d.advertiser?.address ?? null }, d.log)
       : null;
   }
 

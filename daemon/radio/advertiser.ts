@@ -36,6 +36,8 @@ export interface AdvertiserOptions {
 
 export interface Bleno {
   state: string;
+  /** The controller's address once bleno has read it ('unknown' before). */
+  address: string;
   on(event: string, listener: (...args: unknown[]) => void): void;
   startAdvertisingWithEIRData(adv: Buffer, scan: Buffer, cb: (err?: Error | null) => void): void;
   stopAdvertising(cb?: () => void): void;
@@ -69,6 +71,12 @@ export class Advertiser {
 
   addSlot(slot: AdvertSlot): void {
     this.slots.push(slot);
+  }
+
+  /** This controller's address (lower case, colons, as noble names peers), once bleno has read it. */
+  get address(): string | null {
+    const a = this.bleno?.address;
+    return a && a !== 'unknown' ? a.toLowerCase() : null;
   }
 
   /** Hands bleno to who serves GATT on this controller, once it is loaded. */

@@ -6,7 +6,7 @@
 // on throughout, so Exposure Notification sightings are not starved.
 import type { Logger } from '../../core/log/index.js';
 import {
-  encodeMetadata, newPayloadRefusals, parsePayload, ROLE_CENTRAL, RS_UNAVAILABLE, writePayload,
+  encodeMetadata, newPayloadRefusals, parsePayload, ROLE_CENTRAL, RS_UNAVAILABLE, tempIdBytes, writePayload,
 } from '../../core/bluetrace/index.js';
 import type { CentralCounters } from '../../core/wire/status.js';
 import { PROTOCOL_BLUETRACE } from '../../core/protocols/index.js';
@@ -15,6 +15,8 @@ import { BluetraceRoleOptions, compactUuid } from './bluetrace-peripheral.js';
 export interface BluetraceCentralOptions extends BluetraceRoleOptions {
   maxConnections: number;
   skipMs: number;
+  /** The unit's own advertising controller's address, once known: its scanner hears it too. */
+  ownAddress?: () => string | null;
 }
 
 export type { CentralCounters };
@@ -42,9 +44,12 @@ export interface NobleCentral {
 
 class ExchangeTimeout extends Error {}
 
+/** A phone passed over while the venue had no valid temp ID is looked at again this soon. */
+const WITHOUT_TEMPID_RETRY_MS = 5000;
+
 export class BluetraceCentral {
   readonly counters: CentralCounters = {
-    attempts: 0, exchanges: 0, failures: 0, timedOut: 0, noService: 0, writeFailures: 0, deferredBusy: 0, withoutTempId: 0,
+    attempts: 0, exchanges: 0, failures: 0, timedOut: 0, noService: 0, writeFailures: 0, deferredBusy: 0, withoutTempId: 0, ownAdverts: 0,
     refused: newPayloadRefusals(),
   };
   private readonly active = new Set<string>();
@@ -69,7 +74,7 @@ export class BluetraceCentral {
 
   private onDiscover(p: NoblePeripheral): void {
     if (this.stopped || !p.connectable || !p.advertisement?.serviceUuids?.includes(this.service)) return;
-    if (this.active.has(p.address)) return;
+    if (this.active.has(p.address) || p.address === this.o.ownAddress?.()) return;
     const now = Date.now();
     const skip = this.skipUntil.get(p.address);
     if (skip !== undefined && skip > now) return;
@@ -79,16 +84,17 @@ export class BluetraceCentral {
     }
     const tempId = this.o.venueTempId(now);
     if (tempId === null) {
+      // The venue's want, not the phone's: look again soon, not after a whole skip.
       this.counters.withoutTempId++;
-      this.skip(p.address, now);
+      this.skip(p.address, now, WITHOUT_TEMPID_RETRY_MS);
       return;
     }
     void this.exchange(p, tempId);
   }
 
-  private skip(address: string, now: number): void {
+  private skip(address: string, now: number, forMs = this.o.skipMs): void {
     if (this.skipUntil.size > 10_000) for (const [a, t] of this.skipUntil) if (t <= now) this.skipUntil.delete(a);
-    this.skipUntil.set(address, now + this.o.skipMs);
+    this.skipUntil.set(address, now + forMs);
   }
 
   private async exchange(p: NoblePeripheral, tempId: string): Promise<void> {
@@ -113,6 +119,10 @@ export class BluetraceCentral {
       stage = 'read';
       const phone = parsePayload(await step(characteristics[0].readAsync()), 'read', this.counters.refused);
       if (!phone) return;
+      if (phone.tempId.equals(tempIdBytes(tempId)!)) {
+        this.counters.ownAdverts++;
+        return;
+      }
       this.counters.exchanges++;
       this.o.onExchange({
         protocol: PROTOCOL_BLUETRACE, tempId: phone.tempId, rssi: advertRssi, address: '', time: this.o.now(), clockSynced: true,

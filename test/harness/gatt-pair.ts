@@ -18,8 +18,10 @@ export interface GattPairResult {
 }
 
 type Cb = (...args: unknown[]) => void;
-interface Bleno {
+export interface Bleno {
   state: string;
+  /** Its controller's address, once read ('unknown' before). */
+  address: string;
   on(e: string, f: Cb): void;
   PrimaryService: new (o: object) => unknown;
   Characteristic: new (o: object) => unknown & { RESULT_SUCCESS: number };
@@ -27,14 +29,14 @@ interface Bleno {
   startAdvertising(name: string, uuids: string[], cb: Cb): void;
   stopAdvertising(cb?: Cb): void;
 }
-interface NoblePeripheral {
+export interface NoblePeripheral {
   address: string;
   connectAsync(): Promise<void>;
   disconnectAsync(): Promise<void>;
   updateRssiAsync(): Promise<number>;
   discoverSomeServicesAndCharacteristicsAsync(s: string[], c: string[]): Promise<{ characteristics: Array<{ readAsync(): Promise<Buffer>; writeAsync(b: Buffer, withoutResponse: boolean): Promise<void> }> }>;
 }
-interface Noble {
+export interface Noble {
   state: string;
   on(e: string, f: Cb): void;
   startScanningAsync(uuids: string[], dup: boolean): Promise<void>;
@@ -42,22 +44,51 @@ interface Noble {
   _bindings: { _hci: { _socket: { close(): void } } };
 }
 
-export async function gattPair(centralTransport: string, peripheralTransport: string, service: string, characteristic: string, readValue: Buffer, writeValue: Buffer): Promise<GattPairResult> {
+const require = createRequire(import.meta.url);
+let blenoTransport: string | null = null;
+let nextDeviceId = 10;
+
+/**
+ * This process's bleno, on its controller: bleno is one object per process, bound to the device
+ * id it was loaded with, so every test of a file shares it (on the first transport asked for).
+ */
+export async function blenoOn(transport: string): Promise<Bleno> {
   installHciSocket();
-  assignTransport(10, { transport: parseTransport(centralTransport) });
-  assignTransport(11, { transport: parseTransport(peripheralTransport) });
-  process.env.BLENO_HCI_DEVICE_ID = '11';
-  const require = createRequire(import.meta.url);
+  if (blenoTransport === null) {
+    blenoTransport = transport;
+    assignTransport(9, { transport: parseTransport(transport) });
+    process.env.BLENO_HCI_DEVICE_ID = '9';
+  } else if (blenoTransport !== transport) {
+    throw new Error(`this process's bleno is on ${blenoTransport}, not ${transport}`);
+  }
   const bleno = require('@abandonware/bleno') as Bleno;
-  const noble = (require('@abandonware/noble/with-custom-binding') as (o: object) => Noble)({ deviceId: 10 });
+  bleno.on('stateChange', () => undefined); // bleno opens its controller when the first listener comes
+  await waitFor('bleno powered on', () => (bleno.state === 'poweredOn' ? true : undefined), 10_000);
+  return bleno;
+}
+
+/** A new noble on its own controller behind `transport`; close it with `closeNoble`. */
+export async function nobleOn(transport: string): Promise<Noble> {
+  installHciSocket();
+  const deviceId = nextDeviceId++;
+  assignTransport(deviceId, { transport: parseTransport(transport) });
+  const noble = (require('@abandonware/noble/with-custom-binding') as (o: object) => Noble)({ deviceId });
+  await waitFor('noble powered on', () => (noble.state === 'poweredOn' ? true : undefined), 10_000);
+  return noble;
+}
+
+export function closeNoble(noble: Noble): void {
+  noble._bindings._hci._socket.close();
+}
+
+export async function gattPair(centralTransport: string, peripheralTransport: string, service: string, characteristic: string, readValue: Buffer, writeValue: Buffer): Promise<GattPairResult> {
+  const bleno = await blenoOn(peripheralTransport);
   const peripheralGot: Buffer[] = [];
   const accepted: string[] = [];
   const disconnected: string[] = [];
-  bleno.on('stateChange', () => undefined); // bleno opens its controller when the first listener comes
   bleno.on('accept', (a) => accepted.push(String(a)));
   bleno.on('disconnect', (a) => disconnected.push(String(a)));
   const uuid = compactUuid;
-  await waitFor('bleno powered on', () => (bleno.state === 'poweredOn' ? true : undefined), 10_000);
   await new Promise<void>((resolve, reject) => {
     const c = new bleno.Characteristic({
       uuid: uuid(characteristic),
@@ -71,7 +102,7 @@ export async function gattPair(centralTransport: string, peripheralTransport: st
     bleno.setServices([new bleno.PrimaryService({ uuid: uuid(service), characteristics: [c] })], (err) => (err ? reject(err) : resolve()));
   });
   await new Promise<void>((resolve, reject) => bleno.startAdvertising('vgw', [uuid(service)], (err) => (err ? reject(err) : resolve())));
-  await waitFor('noble powered on', () => (noble.state === 'poweredOn' ? true : undefined), 10_000);
+  const noble = await nobleOn(centralTransport);
   const found = new Promise<NoblePeripheral>((resolve) => noble.on('discover', (p) => resolve(p as NoblePeripheral)));
   await noble.startScanningAsync([uuid(service)], false);
   const peripheral = await found;
@@ -87,6 +118,6 @@ export async function gattPair(centralTransport: string, peripheralTransport: st
   await peripheral.disconnectAsync();
   await waitFor('bleno to see the disconnection', () => (disconnected.length > 0 ? true : undefined), 5000);
   bleno.stopAdvertising();
-  noble._bindings._hci._socket.close();
+  closeNoble(noble);
   return { read, peripheralGot, accepted, disconnected, linkRssi, exchangeMs };
 }

@@ -5,6 +5,7 @@
 // the gateway: the phones' temp IDs decrypt (with the backend's key) to the phones' own UIDs,
 // and what the phones kept decrypts to the venue's registered UID.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeMetadata, decryptTempId, ROLE_CENTRAL, ROLE_PERIPHERAL } from '../../core/bluetrace/index.js';
@@ -157,6 +158,49 @@ describe('BlueTrace on the virtual controller', () => {
       expect(schema.validate('columns', decodeTyped(inflateRawSync(enc.v)))).toEqual([]);
     }
     expect(jsonProblems('registration', Buffer.from(JSON.stringify(g.identity.record)))).toEqual([]);
+
+    // The health officer's questions on the collector's database, with the backend's key. Ground
+    // truth is the simulator's: every phone's stay overlapped every other's at this one venue.
+    const keyFile = join(dir, 'bluetrace.key');
+    writeFileSync(keyFile, key.toString('hex'), { mode: 0o600 });
+    const registry = writeJson(join(dir, 'registry.json'), [g.identity.record]);
+    const db = join(dir, 'both-collector.db');
+    const [patient, ...others] = phones;
+    type Visit = { venue: string; from: string; to: string; contacts: Array<{ uid: string }>; anonymousEncounters: number };
+    const checkVisits = (visits: Visit[]) => {
+      expect(visits).toHaveLength(1);
+      expect(visits[0].venue).toBe('venue-both');
+      // the visit lies within the patient's stay, and the contacts are exactly the other phones
+      expect(Date.parse(visits[0].from)).toBeGreaterThanOrEqual(patient.arrival - 1000);
+      expect(Date.parse(visits[0].to)).toBeLessThanOrEqual(patient.departure + 1000);
+      expect(visits[0].contacts.map((c) => c.uid).sort()).toEqual(others.map((p) => p.uid).sort());
+      expect(visits[0].anonymousEncounters).toBeGreaterThanOrEqual(1); // the EN crowd was there too
+    };
+    // (a) the patient's UID → the visit → the others
+    const a = await runVgwAsync(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', patient.uid, '--json']);
+    expect(a.status, a.stderr).toBe(0);
+    const caseAnswer = JSON.parse(a.stdout) as { visits: Visit[]; refused: Record<string, number>; bluetraceEncountersOpened: number };
+    checkVisits(caseAnswer.visits);
+    expect(caseAnswer.bluetraceEncountersOpened).toBe(rows.length);
+    expect(caseAnswer.refused).toEqual({ no_msg: 0, expired_id: 0, failed_decryption: 0 });
+    // (b) the patient's uploaded history (OpenTrace's upload file) → the venue and time → the others
+    const upload = writeJson(join(dir, 'upload.json'), { token: 'upload-token', records: patient.history, events: [] });
+    const b = await runVgwAsync(['trace', 'history', '--db', db, '--key-file', keyFile, '--registry', registry, '--history', upload, '--uid', patient.uid, '--json']);
+    expect(b.status, b.stderr).toBe(0);
+    const historyAnswer = JSON.parse(b.stdout) as { visits: Visit[]; venueRecords: number; records: number };
+    expect(historyAnswer.venueRecords).toBe(patient.history.length);
+    checkVisits(historyAnswer.visits);
+    // the human answer says the same
+    const text = await runVgwAsync(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', patient.uid]);
+    expect(text.stdout).toMatch(new RegExp(`^1 venue visits; ${rows.length} BlueTrace encounters opened, refused: none\n`));
+    for (const o of others) expect(text.stdout).toContain(o.uid);
+    // bad input: a clear error naming the option or the record's field, exit 2
+    const badUid = await runVgwAsync(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', 'nope']);
+    expect([badUid.status, badUid.stderr]).toEqual([2, 'vgw: --uid: "nope" is not a BlueTrace UID: expected 28 base64 characters (21 bytes)\n']);
+    const badUpload = writeJson(join(dir, 'bad-upload.json'), { records: [patient.history[0], { ...patient.history[0], timestamp: 'noon' }] });
+    const badHistory = await runVgwAsync(['trace', 'history', '--db', db, '--key-file', keyFile, '--registry', registry, '--history', badUpload]);
+    expect(badHistory.status).toBe(2);
+    expect(badHistory.stderr).toMatch(/--history: .*bad-upload\.json: records\[1\]\.timestamp: expected a number/);
     g.spy.end();
     expect(await stopGracefully(g.daemon)).toBe(0);
     expect(g.daemon.output()).not.toContain(records[0].msg); // temp IDs never in the logs

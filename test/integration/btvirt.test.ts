@@ -5,16 +5,22 @@
 // answers socket(AF_ALG) with a harmless descriptor. btvirt then reports each advertiser once
 // per (re-)enable, with RSSI 127 (not available): see ../shared/ble-facts.md.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enAdvertisingData, LocalBroker } from '../../simulators/index.js';
 import { computeEid } from '../../core/protocols/index.js';
+import {
+  decodeMetadata, decryptTempId, issueTempIds, newPayloadRefusals, newUid, parsePayload, readPayload, ROLE_CENTRAL, ROLE_PERIPHERAL, writePayload,
+} from '../../core/bluetrace/index.js';
+import { compactUuid } from '../../daemon/radio/index.js';
+import { parseStatus, type BluetraceStatus, type LocalStatus } from '../../core/wire/index.js';
 import { startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
-import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { RawController } from '../harness/raw-controller.js';
-import { gattPair } from '../harness/gatt-pair.js';
+import { blenoOn, closeNoble, gattPair, nobleOn, type NoblePeripheral } from '../harness/gatt-pair.js';
 import { tempDir } from '../harness/tmp.js';
 
 const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -159,5 +165,127 @@ describe('cross-check on BlueZ btvirt', () => {
     expect(r.accepted).toHaveLength(1);
     expect(r.disconnected).toEqual(r.accepted);
     console.log(`btvirt: GATT exchange in ${r.exchangeMs.toFixed(1)} ms, link RSSI ${r.linkRssi}`);
+  });
+
+  it("the gateway's two BlueTrace roles exchange with phones on btvirt (the phones run unmodified noble and bleno)", async (ctx) => {
+    if (skipReason) {
+      console.warn(`btvirt cross-check skipped: ${skipReason}`);
+      ctx.skip();
+    }
+    const SERVICE = 'B82AB3FC-1595-4F6A-80F0-FE094CC218F9';
+    const CHARACTERISTIC = '117BDD58-57CE-4E7A-8E87-7CCCDDA2A804';
+    const key = randomBytes(32);
+    const nowS = Math.floor(Date.now() / 1000);
+    // phone A is a peripheral (this process's bleno): the gateway's central must find it;
+    // phone B is a central (a noble of its own): it must find the gateway's peripheral
+    const a = { uid: newUid(), model: 'Pixel 7' };
+    const b = { uid: newUid(), model: 'SM-A515F' };
+    const aTempId = issueTempIds(key, a.uid, nowS, 1)[0].tempId;
+    const bTempId = issueTempIds(key, b.uid, nowS, 1)[0].tempId;
+    const identity = provisionTestGateway(dir, 'gw-btvirt-bt', 'venue-btvirt-bt', '0102030405060708090a111213141516');
+    const prefix = 'test-btvirt-bt/v2';
+    const collector = await startCollector(broker.url, 'collector-btvirt-bt', prefix, join(dir, 'collector-bt.db'), [identity.record], undefined, key);
+    const config = writeJson(join(dir, 'gateway-bt.json'), {
+      gateway: { id: 'gw-btvirt-bt', venue: 'venue-btvirt-bt' },
+      secretsFile: identity.secretsFile,
+      broker: { url: broker.url, reconnectS: 0.5 },
+      topicPrefix: prefix,
+      radio: { kind: 'hci', scanner: { transport: `unix:${LE_SOCKET}`, deviceId: 0, silenceS: 600 } },
+      beacon: { enabled: true, transport: `unix:${LE_SOCKET}`, deviceId: 1, exponent: 2 },
+      bluetrace: { enabled: true, serviceUuid: SERVICE, characteristicUuid: CHARACTERISTIC, org: 'ID_PL', peripheral: { sliceS: 0.5, connectionTimeoutS: 3 }, central: { connectionTimeoutS: 3 } },
+      clock: { syncCheck: 'assume-synced' },
+      encounters: { silenceS: 4, bluetraceSilenceS: 3 },
+      store: { path: join(dir, 'gateway-bt.db'), checkpointS: 1 },
+      uplink: { batchMaxAgeS: 1, resendInitialS: 1 },
+      health: { controlSocket: join(dir, 'gateway-bt.ctl') },
+    });
+    const daemon = spawnVgw(['run', '-c', config]);
+
+    // Phone A: serves {v, id, o, mp}, keeps what the gateway writes; btvirt reports an advertiser
+    // when it switches advertising on, so it re-enables every second, as the gateway's slices do.
+    const bleno = await blenoOn(`unix:${LE_SOCKET}`);
+    const aGot: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const c = new bleno.Characteristic({
+        uuid: compactUuid(CHARACTERISTIC),
+        properties: ['read', 'write'],
+        onReadRequest: (offset: number, cb: (code: number, data?: Buffer) => void) => cb(0, readPayload(aTempId, 'ID_PL', a.model).subarray(offset)),
+        onWriteRequest: (data: Buffer, _o: number, _n: boolean, cb: (code: number) => void) => {
+          aGot.push(Buffer.from(data));
+          cb(0);
+        },
+      });
+      bleno.setServices([new bleno.PrimaryService({ uuid: compactUuid(SERVICE), characteristics: [c] })], (err) => (err ? reject(err) : resolve()));
+    });
+    let advertising = true;
+    const readvertise = (async () => {
+      while (advertising) {
+        await new Promise<void>((r) => bleno.startAdvertising('phone-a', [compactUuid(SERVICE)], () => r()));
+        await sleep(1000);
+        await new Promise<void>((r) => bleno.stopAdvertising(() => r()));
+      }
+    })();
+
+    // Phone B: scans for the service, connects to what is not phone A, reads, writes its own.
+    const noble = await nobleOn(`unix:${LE_SOCKET}`);
+    let bRead: Buffer | null = null;
+    const bDone = new Promise<void>((resolve) => {
+      let busy = false;
+      noble.on('discover', (p) => {
+        const peripheral = p as NoblePeripheral;
+        if (busy || bRead || peripheral.address === bleno.address) return;
+        busy = true;
+        void (async () => {
+          try {
+            await peripheral.connectAsync();
+            const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync([compactUuid(SERVICE)], [compactUuid(CHARACTERISTIC)]);
+            const read = await characteristics[0].readAsync();
+            await characteristics[0].writeAsync(writePayload(bTempId, 'ID_PL', b.model, -58), false);
+            bRead = read;
+            await peripheral.disconnectAsync();
+            resolve();
+          } catch {
+            // the gateway's slice ended or the link dropped: try the next advert
+          } finally {
+            busy = false;
+          }
+        })();
+      });
+    });
+    await noble.startScanningAsync([compactUuid(SERVICE)], true);
+    await Promise.race([bDone, sleep(30_000)]);
+    const status = async () => parseStatus(JSON.parse((await runVgwAsync(['status', '-c', config, '--json'])).stdout), 'vgw status') as LocalStatus;
+    await waitFor('the gateway to write to phone A', () => (aGot.length > 0 ? true : undefined), 30_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}; phone B read ${bRead ? 'the gateway' : 'nothing'}; the gateway: ${JSON.stringify((await status()).counters.bluetrace)}`);
+    });
+    advertising = false;
+    await readvertise;
+    await noble.stopScanningAsync();
+    closeNoble(noble);
+
+    // What the phones kept: the venue's temp ID, which opens to the venue's registered UID.
+    expect(bRead, 'phone B read the gateway').not.toBeNull();
+    const venueRead = parsePayload(bRead!, 'read', newPayloadRefusals());
+    expect(venueRead).toMatchObject({ org: 'ID_PL', model: 'venue-gateway' });
+    expect(decryptTempId(key, venueRead!.tempId)?.uid).toBe(identity.record.bluetraceUid);
+    const venueWrite = parsePayload(aGot[0], 'write', newPayloadRefusals());
+    expect(decryptTempId(key, venueWrite!.tempId)?.uid).toBe(identity.record.bluetraceUid);
+    expect(venueWrite!.rs).toBe(127); // btvirt reports no RSSI
+    // What the gateway logged reached the backend: A as met by its central, B by its peripheral.
+    type Row = { temp_id: Buffer; metadata: Buffer };
+    const rows = await waitFor('both BlueTrace encounters at the collector', () => {
+      const r = collector.store.db.prepare('SELECT temp_id, metadata FROM encounters WHERE protocol = 1').all() as Row[];
+      return r.length >= 2 ? r : undefined;
+    }, 20_000);
+    const byUid = new Map(rows.map((r) => [decryptTempId(key, r.temp_id)?.uid, decodeMetadata(r.metadata)]));
+    expect([...byUid.keys()].sort()).toEqual([a.uid, b.uid].sort()); // nothing else, not the venue itself
+    expect(byUid.get(a.uid)).toMatchObject({ role: ROLE_CENTRAL, model: a.model, org: 'ID_PL' });
+    expect(byUid.get(b.uid)).toMatchObject({ role: ROLE_PERIPHERAL, model: b.model, org: 'ID_PL', rs: -58 });
+    const bt = (await status()).counters.bluetrace as BluetraceStatus;
+    console.log(`btvirt BlueTrace: peripheral ${JSON.stringify(bt.peripheral)}, central ${JSON.stringify(bt.central)}`);
+    expect(bt.peripheral!.exchanges).toBeGreaterThanOrEqual(1);
+    expect(bt.central!.exchanges).toBeGreaterThanOrEqual(1);
+    expect(await stopGracefully(daemon)).toBe(0);
+    await collector.stop();
   });
 });

@@ -168,9 +168,9 @@ describe('vgw status and vgw doctor on a running unit', () => {
 
   it('every technician command has --help with an example', () => {
     const top = runVgw(['--help']).stdout;
-    for (const cmd of ['provision', 'run', 'status', 'doctor', 'export', 'match', 'collect', 'pull', 'decode', 'config', 'beacon']) expect(top).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
-    for (const cmd of ['provision', 'status', 'doctor', 'export', 'match']) {
-      const help = runVgw([cmd, '--help']).stdout;
+    for (const cmd of ['provision', 'run', 'status', 'doctor', 'export', 'match', 'trace', 'collect', 'pull', 'decode', 'config', 'beacon']) expect(top).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
+    for (const cmd of ['provision', 'status', 'doctor', 'export', 'match', 'trace case', 'trace history']) {
+      const help = runVgw([...cmd.split(' '), '--help']).stdout;
       expect(help, cmd).toMatch(/Example/);
       expect(help, cmd).toMatch(/--json|--format/);
       expect(help, cmd).toMatch(/Exit codes/);

@@ -83,6 +83,9 @@ describe('BlueTrace payloads', () => {
       [{ ...ok, mc: undefined }, 'badModel'],
       [{ ...ok, rs: -60.5 }, 'badRssi'],
       [{ ...ok, rs: '-60' }, 'badRssi'],
+      [{ ...ok, rs: 21 }, 'badRssi'],
+      [{ ...ok, rs: 126 }, 'badRssi'],
+      [{ ...ok, rs: -128 }, 'badRssi'],
     ];
     for (const [input, reason] of cases) {
       const bytes = Buffer.isBuffer(input) ? input : Buffer.from(JSON.stringify(input));
@@ -90,6 +93,9 @@ describe('BlueTrace payloads', () => {
       expect(parsePayload(bytes, 'write', r), reason).toBeNull();
       expect(r[reason], reason).toBe(before + 1);
     }
+    // 127, HCI's "not available", is what a central without an RSSI writes (the gateway on btvirt)
+    expect(parsePayload(Buffer.from(JSON.stringify({ ...ok, rs: 127 })), 'write', r)?.rs).toBe(127);
+    expect(parsePayload(Buffer.from(JSON.stringify({ ...ok, rs: -127 })), 'write', r)?.rs).toBe(-127);
     fc.assert(fc.property(fc.uint8Array({ maxLength: 700 }), (b) => {
       parsePayload(b, 'write', r);
       parsePayload(b, 'read', r);
