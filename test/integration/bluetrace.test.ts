@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeMetadata, decryptTempId, ROLE_CENTRAL, ROLE_PERIPHERAL } from '../../core/bluetrace/index.js';
 import { parseStatus, type LocalStatus, type BluetraceStatus } from '../../core/wire/index.js';
 import { LocalBroker, VirtualController } from '../../simulators/index.js';
-import type { PhoneBehaviour } from '../../simulators/bluetrace-phones.js';
+import type { BluetracePhonesOptions, PhoneBehaviour } from '../../simulators/bluetrace-phones.js';
 import { startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
@@ -38,18 +38,19 @@ afterAll(async () => {
 
 type Row = { protocol: number; temp_id: Buffer; metadata: Buffer; first_seen: number; last_seen: number; count: number; rssi_max: number };
 
-/** Which roles a phone plays: some only one, so the collector must show both of the gateway's. */
-interface PhoneRoles { connect?: (i: number) => boolean; advertise?: (i: number) => boolean }
+/** Per test: which roles a phone plays (some only one, so the collector must show both of the gateway's), how fast phones come. */
+type PhoneOverrides = Partial<Pick<BluetracePhonesOptions, 'connect' | 'advertise' | 'arrivalsPerMinute'>> & { linkLatencyMs?: number };
 
-async function runGateway(name: string, behaviour: (i: number) => PhoneBehaviour, phones: number, seconds: number, roles: PhoneRoles = {}) {
+async function runGateway(name: string, behaviour: (i: number) => PhoneBehaviour, phones: number, seconds: number, { linkLatencyMs, ...overrides }: PhoneOverrides = {}) {
   const socketPath = join(dir, `${name}.sock`);
   const now = Date.now();
   const vc = new VirtualController({
     socketPath,
+    linkLatencyMs,
     crowd: { seed: 11, phones: 6, arrivalsPerMinute: 30, minDwellS: 10, maxDwellS: 15, anchor: now + 2000 },
     bluetrace: {
       seed: 5, phones, arrivalsPerMinute: 60, minDwellS: seconds - 4, maxDwellS: seconds - 2, anchor: now + 2000, key: key.toString('hex'),
-      serviceUuid: SERVICE, characteristicUuid: CHARACTERISTIC, org: 'ID_PL', behaviour, scanEveryMs: [2500, 3500], scanForMs: 1200, ...roles,
+      serviceUuid: SERVICE, characteristicUuid: CHARACTERISTIC, org: 'ID_PL', behaviour, scanEveryMs: [2500, 3500], scanForMs: 1200, ...overrides,
     },
   });
   await vc.start();
@@ -233,6 +234,31 @@ describe('BlueTrace on the virtual controller', () => {
     const out = g.daemon.output();
     expect(out).not.toMatch(/"level":60|uncaught|TypeError/);
     for (const ph of g.vc.bluetrace!.all) expect(out).not.toContain(ph.tempIds[0].tempId.slice(0, 40));
+    g.spy.end();
+    await g.collector.stop();
+    await g.vc.stop();
+  });
+
+  it('many phones at once: the cap holds, the ones turned away come back, nothing crashes', async () => {
+    // 24 phones within about two seconds, all scanning and advertising, over links slow enough
+    // (50 ms a packet: an exchange takes about half a second) that exchanges overlap: the
+    // gateway's central meets more than maxConnections (2) at once, its peripheral serves one at a time.
+    const g = await runGateway('crowd', () => 'opentrace', 24, 18, { arrivalsPerMinute: 720, linkLatencyMs: 50 });
+    const bt = (await g.status()).counters.bluetrace as BluetraceStatus;
+    console.log(`many phones: peripheral ${JSON.stringify(bt.peripheral)}, central ${JSON.stringify(bt.central)}, phones ${JSON.stringify(g.vc.bluetrace!.counters)}`);
+    expect(bt.central!.deferredBusy, 'phones passed over while the cap was reached').toBeGreaterThanOrEqual(1);
+    expect(bt.central!.connections).toBeLessThanOrEqual(2);
+    expect(g.vc.bluetrace!.counters.connectFailures, 'phones turned away while another was connected').toBeGreaterThanOrEqual(1);
+    const phones = g.vc.bluetrace!.all;
+    // every phone was met in the end, by one role or the other
+    await waitFor('every phone at the collector', () => {
+      const r = g.collector.store.db.prepare('SELECT temp_id FROM encounters WHERE protocol = 1').all() as Array<{ temp_id: Buffer }>;
+      const met = new Set(r.map((x) => decryptTempId(key, x.temp_id)?.uid));
+      if (phones.every((p) => met.has(p.uid))) return true;
+      throw new Error(`met ${phones.filter((p) => met.has(p.uid)).length} of ${phones.length}`);
+    }, 30_000);
+    expect(await stopGracefully(g.daemon)).toBe(0);
+    expect(g.daemon.output()).not.toMatch(/"level":60|uncaught|TypeError/);
     g.spy.end();
     await g.collector.stop();
     await g.vc.stop();
