@@ -16,7 +16,7 @@ import { closeAll, ClosedEncounter, createAggregator, observe, sweep, toWire } f
 import { createLogger } from '../core/log/index.js';
 import { encodeBatch } from '../core/wire/index.js';
 import { BluetraceCentral, NobleScanner } from '../daemon/radio/index.js';
-import { heapMb, rssMb, slope } from './memory.js';
+import { memoryMb, slope } from './memory.js';
 
 const target = Number(process.argv[2] ?? 3000);
 const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-bt-'));
@@ -74,8 +74,9 @@ while (exchanges < target) {
     sweptAt = performance.now();
   }
   if (exchanges >= next) {
-    rss.push([exchanges, rssMb()]);
-    heap.push([exchanges, heapMb()]);
+    const m = memoryMb();
+    rss.push([exchanges, m.rss]);
+    heap.push([exchanges, m.heap]);
     next += step;
   }
 }

@@ -13,7 +13,7 @@ import { decodeAdvertisement, newDropCounters } from '../core/protocols/index.js
 import { NobleScanner } from '../daemon/radio/index.js';
 import { Store } from '../daemon/store/index.js';
 import { aggregatorOptions } from '../core/config/index.js';
-import { rssMb, slope } from './memory.js';
+import { memoryMb, slope } from './memory.js';
 
 const mode = process.argv[2] === 'rotating' ? 'rotating' : 'stable';
 const count = Number(process.argv[3] ?? 1_000_000);
@@ -54,8 +54,9 @@ const done = new Promise<void>((resolve) => {
     if (received % chunk === 0 || received === count) {
       activeMs += performance.now() - chunkStart;
       setTimeout(() => {
-        samples.push([received, rssMb()]);
-        heapSamples.push([received, process.memoryUsage().heapUsed / 1048576]);
+        const m = memoryMb();
+        samples.push([received, m.rss]);
+        heapSamples.push([received, m.heap]);
         if (received === count) resolve();
         else child.send('next');
       }, 1500);

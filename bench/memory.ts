@@ -1,15 +1,12 @@
-// Memory figures of the benchmarks: RSS after a collection (run with --expose-gc), and growth
+// Memory figures of the benchmarks: RSS and heap after a collection (run with --expose-gc), and growth
 // as the least-squares slope of samples, which one noisy sample cannot skew.
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 
-export function rssMb(): number {
+/** RSS and JS heap in use, MB, read together after one collection. */
+export function memoryMb(): { rss: number; heap: number } {
   gc();
-  return process.memoryUsage().rss / 1048576;
-}
-
-export function heapMb(): number {
-  gc();
-  return process.memoryUsage().heapUsed / 1048576;
+  const m = process.memoryUsage();
+  return { rss: m.rss / 1048576, heap: m.heapUsed / 1048576 };
 }
 
 /** Least-squares slope of y over x. */

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type Database from 'better-sqlite3';
 import { loadConfig, readFileLimited } from '../core/config/index.js';
 import {
-  caseVisits, checkUids, coPresent, DEFAULT_MARGIN_MS, HistoryError, historyVisits, newInvalidCounts, parseHistory,
+  caseVisits, checkUids, coPresent, DEFAULT_MARGIN_MS, HistoryError, historyTimestampMs, historyVisits, newInvalidCounts, parseHistory,
   type Evidence, type InvalidCounts, type Presence, type PresenceContacts,
 } from '../core/matching/index.js';
 import { PROTOCOL_BLUETRACE } from '../core/protocols/index.js';
@@ -175,7 +175,7 @@ function historyCommand(): Command {
           throw err;
         }
         const inRange = records.filter((rec) => {
-          const t = rec.timestamp > 10_000_000_000 ? rec.timestamp : rec.timestamp * 1000;
+          const t = historyTimestampMs(rec.timestamp);
           return t >= r.from && t < r.to;
         });
         const visits = historyVisits(r.key, inRange, venueOfUid, r.marginMs);

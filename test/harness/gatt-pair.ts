@@ -46,6 +46,7 @@ export interface Noble {
 
 const require = createRequire(import.meta.url);
 let blenoTransport: string | null = null;
+let blenoListening = false;
 let nextDeviceId = 10;
 
 /**
@@ -62,7 +63,9 @@ export async function blenoOn(transport: string): Promise<Bleno> {
     throw new Error(`this process's bleno is on ${blenoTransport}, not ${transport}`);
   }
   const bleno = require('@abandonware/bleno') as Bleno;
-  bleno.on('stateChange', () => undefined); // bleno opens its controller when the first listener comes
+  // bleno opens its controller when its first listener comes; one is enough
+  if (!blenoListening) bleno.on('stateChange', () => undefined);
+  blenoListening = true;
   await waitFor('bleno powered on', () => (bleno.state === 'poweredOn' ? true : undefined), 10_000);
   return bleno;
 }

@@ -90,12 +90,16 @@ afterAll(async () => {
   await broker?.stop();
 });
 
+/** Skips the test, saying why, where btvirt cannot run here. */
+function skipWithoutBtvirt(ctx: { skip: () => void }): void {
+  if (!skipReason) return;
+  console.warn(`btvirt cross-check skipped: ${skipReason}`);
+  ctx.skip();
+}
+
 describe('cross-check on BlueZ btvirt', () => {
   it('scanner logs EN frames from a btvirt advertiser; a btvirt phone sees the venue EID and a new one after rotation', async (ctx) => {
-    if (skipReason) {
-      console.warn(`btvirt cross-check skipped: ${skipReason}`);
-      ctx.skip();
-    }
+    skipWithoutBtvirt(ctx);
     const identityKey = '0102030405060708090a111213141516';
     const prefix = 'test-btvirt/v1';
     const identity = provisionTestGateway(dir, 'gw-btvirt', 'venue-btvirt', identityKey);
@@ -153,10 +157,7 @@ describe('cross-check on BlueZ btvirt', () => {
   });
 
   it('an unmodified noble central and bleno peripheral on two btvirt controllers read 121 bytes and write 132 (as on the virtual controller)', async (ctx) => {
-    if (skipReason) {
-      console.warn(`btvirt cross-check skipped: ${skipReason}`);
-      ctx.skip();
-    }
+    skipWithoutBtvirt(ctx);
     const readValue = Buffer.alloc(121, 0x61);
     const writeValue = Buffer.alloc(132, 0x62);
     const r = await gattPair(`unix:${LE_SOCKET}`, `unix:${LE_SOCKET}`, '17E033D3-490E-4BC9-9FE8-2F567643F4D3', '117BDD58-57CE-4E7A-8E87-7CCCDDA2A804', readValue, writeValue);
@@ -168,10 +169,7 @@ describe('cross-check on BlueZ btvirt', () => {
   });
 
   it("the gateway's two BlueTrace roles exchange with phones on btvirt (the phones run unmodified noble and bleno)", async (ctx) => {
-    if (skipReason) {
-      console.warn(`btvirt cross-check skipped: ${skipReason}`);
-      ctx.skip();
-    }
+    skipWithoutBtvirt(ctx);
     const SERVICE = 'B82AB3FC-1595-4F6A-80F0-FE094CC218F9';
     const CHARACTERISTIC = '117BDD58-57CE-4E7A-8E87-7CCCDDA2A804';
     const key = randomBytes(32);
