@@ -20,6 +20,10 @@ system-deps:
 	  echo "installing mosquitto (apt-get)"; \
 	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y mosquitto; \
 	fi
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; else \
+	  echo "installing postgresql (apt-get)"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y postgresql; \
+	fi
 
 build: deps
 	$(NODE_BIN)/tsc -p tsconfig.json

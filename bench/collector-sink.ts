@@ -6,7 +6,7 @@ import { createLogger } from '../core/log/index.js';
 
 const [url, prefix, dbPath, registryPath] = process.argv.slice(2);
 const collector = new Collector(
-  { broker: { url, clientId: `bench-collector-${process.pid}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 }, prefix, dbPath, registry: new GatewayRegistry(registryPath) },
+  { broker: { url, clientId: `bench-collector-${process.pid}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 }, prefix, database: dbPath, registry: new GatewayRegistry(registryPath) },
   createLogger('warn'),
 );
 await collector.start();

@@ -7,8 +7,8 @@ import { fail } from './errors.js';
 
 export function collectCommand(): Command {
   return new Command('collect')
-    .description('run the backend collector: store batches from every gateway in SQLite and acknowledge them')
-    .requiredOption('-c, --config <file>', 'config file with a "collector" section (db, registry, shareGroup)')
+    .description('run the backend collector: store batches from every gateway (SQLite, or PostgreSQL for a fleet) and acknowledge them')
+    .requiredOption('-c, --config <file>', 'config file with a "collector" section (database, registry, shareGroup)')
     .option('--pretty', 'human-readable logs instead of JSON lines')
     .addHelpText('after', '\nExample:\n  vgw collect --config collector.json --pretty')
     .action(async (opts: { config: string; pretty?: boolean }) => {
@@ -16,13 +16,13 @@ export function collectCommand(): Command {
       try {
         const config = loadConfig(opts.config);
         const c = config.collector;
-        if (!c) throw new ConfigError(['collector: required by `vgw collect`: add {"collector": {"db": "collector.db", "registry": "gateways.json"}}'], opts.config);
+        if (!c) throw new ConfigError(['collector: required by `vgw collect`: add {"collector": {"database": "collector.db", "registry": "gateways.json"}}'], opts.config);
         const log = createLogger(config.log.level, { pretty: opts.pretty });
         const registry = c.registry ? new GatewayRegistry(c.registry) : null;
         if (!registry) log.warn('collector.acceptUnsigned: batches are stored without checking who sent them (development only)');
         const bluetraceKey = c.bluetraceKeyFile ? loadBluetraceKey(c.bluetraceKeyFile) : undefined;
         collector = new Collector(
-          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, dbPath: c.db, shareGroup: c.shareGroup, registry, bluetraceKey },
+          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey, retentionDays: c.retentionDays },
           log,
         );
         await collector.start();

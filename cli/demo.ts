@@ -80,7 +80,7 @@ export function demoCommand(): Command {
           uplink: { batchMaxAgeS: 3, statusIntervalS: 1 },
         }),
       );
-      writeFileSync(join(dir, 'collector.json'), JSON.stringify({ ...common, collector: { db: join(dir, 'collector.db'), registry: join(dir, 'registry.json') } }));
+      writeFileSync(join(dir, 'collector.json'), JSON.stringify({ ...common, collector: { database: join(dir, 'collector.db'), registry: join(dir, 'registry.json') } }));
       const collector = spawnVgw(['collect', '-c', join(dir, 'collector.json')], join(dir, 'collector.log'));
       const daemon = spawnVgw(['run', '-c', join(dir, 'gateway.json')], join(dir, 'gateway.log'));
 

@@ -1,41 +1,75 @@
-// Reads the encounters of a venue-gateway database: a collector's (venue, gateway, settled
-// encounters) or a gateway's own (milliseconds, RSSI sums). Read-only: safe beside a running
-// daemon (WAL).
+// Reads the encounters of a venue-gateway database for export, match and trace: a collector's
+// (SQLite file or PostgreSQL URL: venue, gateway, settled encounters) or a gateway's own SQLite
+// file (milliseconds, RSSI sums). Read-only: safe beside a running daemon or collector.
 import Database from 'better-sqlite3';
 import { toWire, type VenueEncounter } from '../core/encounters/index.js';
-import { CollectedColumns, encounterFromCollected } from '../collector/index.js';
+import {
+  CollectedColumns, describeDatabase, encounterFromCollected, isPostgresUrl, PostgresCollectorStore,
+  type EncounterFilter, type EncounterSource,
+} from '../collector/index.js';
 import { EncounterColumns, encounterFromColumns } from '../daemon/store/index.js';
 import { UsageError } from './errors.js';
 
-export function openEncounterDb(path: string): Database.Database {
-  try {
-    const db = new Database(path, { readonly: true, fileMustExist: true });
-    db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
-    return db;
-  } catch (err) {
-    throw new UsageError(`--db: ${path} is not a venue-gateway database (${(err as Error).message})`);
+/** A collector's or a gateway's SQLite file. */
+class SqliteEncounterSource implements EncounterSource {
+  private readonly collector: boolean;
+
+  constructor(private readonly db: Database.Database) {
+    this.collector = db.prepare("SELECT count(*) FROM pragma_table_info('encounters') WHERE name = 'rssi_mean'").pluck().get() === 1;
+  }
+
+  /**
+   * Always settled: a gateway's encounters go through `toWire`, as they would to the backend, so
+   * an encounter has one duration and one mean wherever it is read.
+   */
+  async *encounters(from = 0, to = Number.MAX_SAFE_INTEGER, only: EncounterFilter = {}): AsyncGenerator<VenueEncounter> {
+    const where = ['last_seen >= @from', 'first_seen < @to'];
+    if (only.protocol !== undefined) where.push('protocol = @protocol');
+    // a gateway's own database is one venue's and has no venue column
+    if (this.collector && typeof only.venue === 'string') where.push('venue = @venue');
+    yield* this.rows(this.db.prepare(`SELECT * FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ from, to, ...only }));
+  }
+
+  async withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
+    const wanted = new Set(tempIds.map((t) => t.toString('hex')));
+    const out: VenueEncounter[] = [];
+    for (const e of this.rows(this.db.prepare('SELECT * FROM encounters ORDER BY first_seen').iterate())) if (wanted.has(e.tempId.toString('hex'))) out.push(e);
+    return out;
+  }
+
+  private *rows(rows: Iterable<unknown>): Generator<VenueEncounter> {
+    // the life names the encounter; a settled encounter does not carry it
+    for (const r of rows) yield this.collector ? encounterFromCollected(r as CollectedColumns) : toWire(encounterFromColumns(r as EncounterColumns, ''));
+  }
+
+  close(): void {
+    this.db.close();
   }
 }
 
-/**
- * Encounters of a collector's database or of a gateway's own, always settled: a gateway's
- * encounters go through `toWire`, as they would to the backend, so an encounter has one
- * duration and one mean wherever it is read.
- */
-export function* encounters(
-  db: Database.Database,
-  from = 0,
-  to = Number.MAX_SAFE_INTEGER,
-  only: { protocol?: number; venue?: string | null } = {},
-): Generator<VenueEncounter> {
-  const collector = db.prepare("SELECT count(*) FROM pragma_table_info('encounters') WHERE name = 'rssi_mean'").pluck().get() === 1;
-  const where = ['last_seen >= @from', 'first_seen < @to'];
-  if (only.protocol !== undefined) where.push('protocol = @protocol');
-  // a gateway's own database is one venue's and has no venue column
-  if (collector && typeof only.venue === 'string') where.push('venue = @venue');
-  const rows = db.prepare(`SELECT * FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ from, to, ...only });
-  // the life names the encounter; a settled encounter does not carry it
-  for (const r of rows) yield collector ? encounterFromCollected(r as CollectedColumns) : toWire(encounterFromColumns(r as EncounterColumns, ''));
+/** `--db`: an SQLite file (a gateway's or a collector's) or a collector's postgres:// URL. */
+export async function openEncounterSource(database: string): Promise<EncounterSource> {
+  if (isPostgresUrl(database)) {
+    try {
+      return await PostgresCollectorStore.open(database);
+    } catch (err) {
+      throw new UsageError(`--db: cannot read ${describeDatabase(database)} (${(err as Error).message})`);
+    }
+  }
+  try {
+    const db = new Database(database, { readonly: true, fileMustExist: true });
+    db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
+    return new SqliteEncounterSource(db);
+  } catch (err) {
+    throw new UsageError(`--db: ${database} is not a venue-gateway database (${(err as Error).message})`);
+  }
+}
+
+/** Every encounter the iterable yields, in a list (the pure matching functions take lists). */
+export async function collect(source: AsyncIterable<VenueEncounter>): Promise<VenueEncounter[]> {
+  const out: VenueEncounter[] = [];
+  for await (const e of source) out.push(e);
+  return out;
 }
 
 /** The fields health officers read, in the order `vgw export` and `vgw match --json` print them. */

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { readFileLimited } from '../core/config/index.js';
-import { KeyFileError, matchEncounters, parseKeyFile } from '../core/matching/index.js';
-import { encounterSummary, encounters, openEncounterDb } from './encounter-db.js';
+import { KeyFileError, matchEncounters, parseKeyFile, rpiTable } from '../core/matching/index.js';
+import { encounterSummary, openEncounterSource } from './encounter-db.js';
 import { fail, UsageError } from './errors.js';
 
 /** An EN export holds at most a few thousand 30-byte keys; a JSON list is larger but still small. */
@@ -11,13 +11,13 @@ export function matchCommand(): Command {
   return new Command('match')
     .description('list the venue encounters of confirmed cases: diagnosis keys → RPIs → encounters')
     .requiredOption('--keys <file>', 'diagnosis keys: an EN export file ("EK Export v1" + protobuf) or a JSON list of {key, rollingStartIntervalNumber, rollingPeriod}')
-    .requiredOption('--db <file>', "a collector's database, or a gateway's own")
+    .requiredOption('--db <file>', "a collector's database (SQLite file or postgres:// URL), or a gateway's own")
     .option('--json', 'print the matches as JSON')
     .addHelpText(
       'after',
       '\nRPIs are matched within ±2 h of their interval (the EN spec\'s clock-drift tolerance); the AEM is\ndecrypted to the TX power the phone reported, giving the attenuation at the strongest sighting.\nExit codes: 0 matches listed (possibly none), 2 bad arguments or files.\nExample:\n  vgw match --keys export.bin --db /var/lib/venue-gateway/collector.db --json',
     )
-    .action((opts: { keys: string; db: string; json?: boolean }) => {
+    .action(async (opts: { keys: string; db: string; json?: boolean }) => {
       try {
         let keyFile: Buffer;
         try {
@@ -27,9 +27,12 @@ export function matchCommand(): Command {
           throw new UsageError(`--keys: cannot read ${opts.keys} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
         }
         const keys = parseKeyFile(keyFile);
-        const db = openEncounterDb(opts.db);
-        const matches = matchEncounters(keys, encounters(db));
-        db.close();
+        const table = rpiTable(keys);
+        const source = await openEncounterSource(opts.db);
+        // Looked up by temp ID: PostgreSQL answers from its index, without reading the fleet's rows.
+        const candidates = await source.withTempIds([...table.keys()].map((hex) => Buffer.from(hex, 'hex')));
+        await source.close();
+        const matches = matchEncounters(keys, candidates, table);
         if (opts.json) {
           process.stdout.write(
             JSON.stringify({

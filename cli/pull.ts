@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { CollectorDb, GatewayRegistry, verifyBatch } from '../collector/index.js';
+import { GatewayRegistry, openCollectorStore, verifyBatch } from '../collector/index.js';
 import { pull, PullError } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import { Config, loadConfig, parseConfig } from '../core/config/index.js';
@@ -54,11 +54,15 @@ export function pullCommand(): Command {
           }
         }
         if (opts.config && config.collector) {
-          const db = new CollectorDb(config.collector.db);
+          const store = await openCollectorStore(config.collector.database);
           try {
-            for (const p of parts) stored += db.ingest(p, registry?.lookup(p.gateway)?.signer ?? null).stored;
+            const results = await store.commit(parts.map((p) => ({ batch: p, signer: registry?.lookup(p.gateway)?.signer ?? null })));
+            for (const r of results) {
+              if (r instanceof Error) throw r;
+              stored += r.stored;
+            }
           } finally {
-            db.close();
+            await store.close();
           }
         }
         if (opts.json) process.stdout.write(JSON.stringify(parts.map(batchToJson), null, 2) + '\n');

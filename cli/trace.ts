@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import type Database from 'better-sqlite3';
 import { loadConfig, readFileLimited } from '../core/config/index.js';
 import {
   caseVisits, checkUids, coPresent, DEFAULT_MARGIN_MS, HistoryError, historyTimestampMs, historyVisits, newInvalidCounts, parseHistory,
@@ -7,8 +6,8 @@ import {
 } from '../core/matching/index.js';
 import { PROTOCOL_BLUETRACE } from '../core/protocols/index.js';
 import { loadRegistry } from '../core/trust/index.js';
-import { loadBluetraceKey } from '../collector/index.js';
-import { encounters, openEncounterDb } from './encounter-db.js';
+import { loadBluetraceKey, type EncounterSource } from '../collector/index.js';
+import { collect, openEncounterSource } from './encounter-db.js';
 import { fail, parseTime, UsageError } from './errors.js';
 
 /** A 14-day history of a phone is a few thousand records; this is far above any real upload. */
@@ -26,7 +25,7 @@ interface Sources {
 }
 
 interface Resolved {
-  db: Database.Database;
+  source: EncounterSource;
   key: Buffer;
   registry?: string;
   from: number;
@@ -35,12 +34,12 @@ interface Resolved {
 }
 
 /** The database, key and registry from the options, or from a collector's config (`collector.*`). */
-function resolve(opts: Sources): Resolved {
+async function resolve(opts: Sources): Promise<Resolved> {
   let { db, keyFile, registry } = opts;
   if (opts.config) {
     const c = loadConfig(opts.config).collector;
     if (!c) throw new UsageError(`--config: ${opts.config} has no collector section: give a collector's config, or --db and --key-file`);
-    db ??= c.db;
+    db ??= c.database;
     keyFile ??= c.bluetraceKeyFile;
     registry ??= c.registry;
   }
@@ -55,14 +54,17 @@ function resolve(opts: Sources): Resolved {
     marginMs = Number(opts.marginS) * 1000;
   }
   const key = loadBluetraceKey(keyFile);
-  return { db: openEncounterDb(db), key, registry, from, to, marginMs };
+  return { source: await openEncounterSource(db), key, registry, from, to, marginMs };
 }
 
 /** Everyone else at each presence's venue then; temp IDs refused on the way are counted in `invalid`. */
-function contactsOf(r: Resolved, presences: Presence[], exclude: ReadonlySet<string>, invalid: InvalidCounts): PresenceContacts[] {
-  return presences.map((p) =>
-    coPresent(r.key, p, encounters(r.db, p.from - r.marginMs, p.to + r.marginMs + 1, { venue: p.venue }), exclude, invalid, r.marginMs),
-  );
+async function contactsOf(r: Resolved, presences: Presence[], exclude: ReadonlySet<string>, invalid: InvalidCounts): Promise<PresenceContacts[]> {
+  const out: PresenceContacts[] = [];
+  for (const p of presences) {
+    const around = await collect(r.source.encounters(p.from - r.marginMs, p.to + r.marginMs + 1, { venue: p.venue }));
+    out.push(coPresent(r.key, p, around, exclude, invalid, r.marginMs));
+  }
+  return out;
 }
 
 function checkUidOption(uids: string[]): void {
@@ -109,9 +111,9 @@ function printVisits(visits: PresenceContacts[]): void {
 
 const common = (cmd: Command) =>
   cmd
-    .option('--db <file>', "the collector's database")
+    .option('--db <file>', "the collector's database (SQLite file or postgres:// URL)")
     .option('--key-file <file>', "the backend's BlueTrace key (collector.bluetraceKeyFile)")
-    .option('-c, --config <file>', "or a collector's config: collector.db, collector.bluetraceKeyFile, collector.registry")
+    .option('-c, --config <file>', "or a collector's config: collector.database, collector.bluetraceKeyFile, collector.registry")
     .option('--from <time>', 'only sightings from then, ISO-8601 or unix ms')
     .option('--to <time>', 'only sightings before then, ISO-8601 or unix ms')
     .option('--margin-s <s>', 'co-present if seen this close before or after (OpenTrace phones exchange about every 140 s)', String(DEFAULT_MARGIN_MS / 1000))
@@ -122,14 +124,14 @@ function caseCommand(): Command {
     .description("(a) a confirmed case's BlueTrace UIDs → their venue visits → the other visitors present then")
     .requiredOption('--uid <uid...>', "the case's UIDs (28 base64 characters each)")
     .addHelpText('after', '\nExit codes: 0 answered (possibly no visits), 2 bad arguments or files.\nExample:\n  vgw trace case -c /etc/venue-gateway/collector.json --uid kT1h0Pq2cE9nWm4xR7vY3bZ8aLsQ --json')
-    .action((opts: Sources & { uid: string[] }) => {
+    .action(async (opts: Sources & { uid: string[] }) => {
       try {
         checkUidOption(opts.uid);
-        const r = resolve(opts);
-        const visits = caseVisits(r.key, opts.uid, encounters(r.db, r.from, r.to, { protocol: PROTOCOL_BLUETRACE }), r.marginMs);
+        const r = await resolve(opts);
+        const visits = caseVisits(r.key, opts.uid, await collect(r.source.encounters(r.from, r.to, { protocol: PROTOCOL_BLUETRACE })), r.marginMs);
         const contactRefusals = newInvalidCounts();
-        const answer = contactsOf(r, visits.presences, new Set(opts.uid), contactRefusals);
-        r.db.close();
+        const answer = await contactsOf(r, visits.presences, new Set(opts.uid), contactRefusals);
+        await r.source.close();
         if (opts.json) {
           process.stdout.write(JSON.stringify({
             query: 'case', uids: opts.uid, marginS: r.marginMs / 1000,
@@ -153,10 +155,10 @@ function historyCommand(): Command {
     .option('--registry <file>', "the gateways' registration records, which name each venue's bluetraceUid (collector.registry)")
     .option('--uid <uid...>', "the uploader's own UIDs (the upload token names them), left out of the contacts")
     .addHelpText('after', '\nExit codes: 0 answered (possibly no venue), 2 bad arguments or files.\nExample:\n  vgw trace history -c /etc/venue-gateway/collector.json --history upload.json --json')
-    .action((opts: Sources & { history: string; uid?: string[] }) => {
+    .action(async (opts: Sources & { history: string; uid?: string[] }) => {
       try {
         checkUidOption(opts.uid ?? []);
-        const r = resolve(opts);
+        const r = await resolve(opts);
         if (!r.registry) throw new UsageError("--registry: give the gateways' registration records (they name each venue's bluetraceUid), or a collector config with collector.registry");
         const venueOfUid = new Map<string, string>();
         for (const rec of loadRegistry(r.registry)) if (rec.bluetraceUid) venueOfUid.set(rec.bluetraceUid, rec.venue);
@@ -180,8 +182,8 @@ function historyCommand(): Command {
         });
         const visits = historyVisits(r.key, inRange, venueOfUid, r.marginMs);
         const contactRefusals = newInvalidCounts();
-        const answer = contactsOf(r, visits.presences, new Set(opts.uid ?? []), contactRefusals);
-        r.db.close();
+        const answer = await contactsOf(r, visits.presences, new Set(opts.uid ?? []), contactRefusals);
+        await r.source.close();
         if (opts.json) {
           process.stdout.write(JSON.stringify({
             query: 'history', marginS: r.marginMs / 1000,

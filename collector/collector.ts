@@ -1,6 +1,6 @@
 // The backend side, as a reference consumer: validates batches, stores them through the
 // collector's database, and acknowledges only once the commit is durable.
-import mqtt, { MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { Logger } from '../core/log/index.js';
 import {
   Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, parseTempIdsRequestTopic, tempIdsRequestFilter, WIRE_SCHEMA_VERSION,
@@ -8,20 +8,30 @@ import {
 } from '../core/wire/index.js';
 import { answerTempIdRequest } from './tempids.js';
 import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
-import { BrokerOptions, connectOptions } from '../core/mqtt/index.js';
-import { CollectorCounters, CollectorDb, IngestResult } from './database.js';
+import { BrokerOptions, connectClient } from '../core/mqtt/index.js';
+import type { CollectorCounters } from './database.js';
+import { openCollectorStore } from './open-store.js';
+import { type ArrivedBatch, type CollectorStore, describeDatabase, type IngestResult } from './store.js';
 import { GatewayRegistry, verifyBatch } from './verify.js';
 
 export interface CollectorOptions {
   broker: BrokerOptions;
   prefix: string;
-  dbPath: string;
+  /** An SQLite file, or a postgres:// URL (`collector.database`). */
+  database: string;
   shareGroup?: string;
   /** Verifies every batch; null stores unsigned batches unchecked (development only). */
   registry: GatewayRegistry | null;
   /** The BlueTrace key (32 bytes): with it, the collector issues venues' temp IDs. */
   bluetraceKey?: Buffer;
+  /** Encounters older than this many days are removed (whole days); 0 keeps everything. */
+  retentionDays?: number;
+  /** How often retention runs. */
+  retentionIntervalMs?: number;
 }
+
+/** Batches per transaction at most: a backlog drained after an outage commits in steps. */
+const MAX_GROUP_BATCHES = 1000;
 
 export class Collector {
   readonly counters: CollectorCounters = {
@@ -35,20 +45,37 @@ export class Collector {
     acksSent: 0,
     tempIdBatchesIssued: 0,
     tempIdRequestsRefused: 0,
+    commitFailures: 0,
+    retentionDaysPurged: 0,
   };
-  readonly store: CollectorDb;
+  private opened: CollectorStore | null = null;
   private client: MqttClient | null = null;
   /** Verified batches waiting for the next group commit. */
-  private arrived: Array<{ batch: Batch; signer: Buffer | null }> = [];
+  private arrived: ArrivedBatch[] = [];
+  /** The commit loop while it runs: one transaction at a time, the next group gathers meanwhile. */
+  private committing: Promise<void> | null = null;
+  private retentionTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
     // Checked once here: a wrong key would otherwise fail every request in the message handler.
     if (options.bluetraceKey && options.bluetraceKey.length !== TEMPID_KEY_BYTES) throw new Error(`bluetraceKey: expected ${TEMPID_KEY_BYTES} bytes (AES-256-GCM)`);
-    this.store = new CollectorDb(options.dbPath);
   }
 
-  start(): Promise<void> {
-    const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker));
+  /** The database, once `start()` has opened it. */
+  get store(): CollectorStore {
+    if (!this.opened) throw new Error('the collector is not started: its database opens in start()');
+    return this.opened;
+  }
+
+  async start(): Promise<void> {
+    this.opened = await openCollectorStore(this.options.database);
+    this.log.info({ database: describeDatabase(this.options.database), kind: this.opened.kind }, 'collector database open');
+    if (this.options.retentionDays) {
+      void this.purge();
+      this.retentionTimer = setInterval(() => void this.purge(), this.options.retentionIntervalMs ?? 3_600_000);
+      this.retentionTimer.unref();
+    }
+    const client = connectClient(this.options.broker);
     this.client = client;
     const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
     client.on('message', (topic, payload) => {
@@ -111,21 +138,31 @@ export class Collector {
       this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
       return;
     }
-    // Stored with whatever else arrives in this turn of the event loop: one sync for them all.
+    // Stored with whatever else arrives in this turn of the event loop, or while the commit
+    // before is in flight: one transaction and one sync for them all.
     this.arrived.push({ batch, signer: verified.signer });
-    if (this.arrived.length === 1) setImmediate(() => this.commitArrived());
+    this.committing ??= this.commitLoop();
+  }
+
+  private async commitLoop(): Promise<void> {
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      while (this.arrived.length > 0) await this.commitArrived();
+    } finally {
+      this.committing = null;
+    }
   }
 
   /** Commits the batches that arrived, then acknowledges them: an ack is sent only once durable. */
-  private commitArrived(): void {
-    const group = this.arrived;
-    this.arrived = [];
+  private async commitArrived(): Promise<void> {
+    const group = this.arrived.splice(0, MAX_GROUP_BATCHES);
     if (group.length === 0) return;
     let results: Array<IngestResult | Error>;
     try {
-      results = this.store.ingestAll(group);
+      results = await this.store.commit(group);
     } catch (err) {
       // Not acknowledged: the gateways keep them in their outboxes and send them again.
+      this.counters.commitFailures++;
       this.log.error({ batches: group.length, err: (err as Error).message }, 'batches not stored');
       return;
     }
@@ -178,13 +215,26 @@ export class Collector {
     return verifyBatch(batch, registry);
   }
 
+  private async purge(): Promise<void> {
+    try {
+      const r = await this.store.purgeExpired(Date.now(), this.options.retentionDays!);
+      this.counters.retentionDaysPurged += r.days;
+      if (r.days > 0 || r.batchesDeleted > 0) this.log.info({ days: r.days, batches: r.batchesDeleted }, 'retention: expired encounters removed');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'retention pass failed; it runs again in an hour');
+    }
+  }
+
   async stop(): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    this.retentionTimer = null;
     // What arrived is stored and acknowledged before the connection closes.
-    this.commitArrived();
     const client = this.client;
+    while (this.committing || this.arrived.length > 0) await (this.committing ??= this.commitLoop());
     this.client = null;
     if (client) await new Promise<void>((resolve) => client.end(false, () => resolve()));
-    this.store.close();
+    await this.opened?.close();
+    this.opened = null;
     this.log.info('collector stopped');
   }
 }

@@ -1,9 +1,10 @@
-// The collector's database: dedupes by batch id and by (gateway, life, encounter id), and
+// The collector's SQLite database (the default): dedupes by batch id and by (gateway, life, encounter id), and
 // commits batches that arrive together in one transaction. Usable on its own (tests, `vgw pull`).
 import type Database from 'better-sqlite3';
 import { migrate, openDatabase } from '../core/sqlite/index.js';
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
+import { type ArrivedBatch, BATCH_GRACE_DAYS, type CollectorStore, DAY_MS, type IngestResult, type PurgeReport } from './store.js';
 
 export const COLLECTOR_MIGRATIONS: readonly string[] = [
   `CREATE TABLE batches (
@@ -93,7 +94,10 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
    ALTER TABLE gateways ADD COLUMN lives INTEGER NOT NULL DEFAULT 1;`,
 ];
 
-/** An encounter as the collector's table holds it. */
+/**
+ * An encounter as the collector's table holds it, in SQLite (buckets as JSON text, the clock flag
+ * as 0/1) or in PostgreSQL (an integer array, a boolean).
+ */
 export interface CollectedColumns {
   gateway: string;
   venue: string;
@@ -107,8 +111,8 @@ export interface CollectedColumns {
   rssi_min: number;
   rssi_max: number;
   rssi_mean: number;
-  attenuation_s: string;
-  clock_synced: number;
+  attenuation_s: string | number[];
+  clock_synced: number | boolean;
 }
 
 /** The one reading of the collector's encounter columns: the settled encounter as it arrived. */
@@ -126,8 +130,8 @@ export function encounterFromCollected(r: CollectedColumns): VenueEncounter {
     rssiMin: r.rssi_min,
     rssiMax: r.rssi_max,
     rssiMean: r.rssi_mean,
-    attenuationS: JSON.parse(r.attenuation_s) as number[],
-    clockSynced: r.clock_synced === 1,
+    attenuationS: typeof r.attenuation_s === 'string' ? (JSON.parse(r.attenuation_s) as number[]) : r.attenuation_s,
+    clockSynced: r.clock_synced === 1 || r.clock_synced === true,
   };
 }
 
@@ -142,17 +146,14 @@ export interface CollectorCounters {
   acksSent: number;
   tempIdBatchesIssued: number;
   tempIdRequestsRefused: number;
+  /** Group commits that failed (nothing acked: the gateways re-send). */
+  commitFailures: number;
+  retentionDaysPurged: number;
 }
 
-export type IngestResult =
-  | { outcome: 'stored'; stored: number }
-  /** The batch id is stored already: a re-send after a lost ack, or a replay. */
-  | { outcome: 'duplicate'; stored: 0 }
-  /** A new batch id with a sequence number another batch of the same signer and life holds. */
-  | { outcome: 'out_of_sequence'; stored: 0; heldBy: string };
-
-/** The collector's database: usable on its own (tests, `vgw pull`) or behind MQTT. */
-export class CollectorDb {
+/** The collector's SQLite database: usable on its own (tests, `vgw pull`) or behind MQTT. */
+export class CollectorDb implements CollectorStore {
+  readonly kind = 'sqlite' as const;
   readonly db: Database.Database;
   private readonly insertBatch;
   private readonly insertEncounter;
@@ -229,7 +230,7 @@ export class CollectorDb {
    * Stores several batches in one transaction: one sync for all (a group commit). Each batch
    * is stored or refused on its own (a savepoint each); if the commit fails, none is stored.
    */
-  ingestAll(items: ReadonlyArray<{ batch: Batch; signer: Buffer | null }>): Array<IngestResult | Error> {
+  ingestAll(items: readonly ArrivedBatch[]): Array<IngestResult | Error> {
     return this.db.transaction(() =>
       items.map(({ batch, signer }) => {
         try {
@@ -239,6 +240,28 @@ export class CollectorDb {
         }
       }),
     )();
+  }
+
+  /** ingestAll, as the collector's store interface has it (SQLite commits synchronously). */
+  commit(items: readonly ArrivedBatch[]): Promise<Array<IngestResult | Error>> {
+    try {
+      return Promise.resolve(this.ingestAll(items));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  purgeExpired(now: number, retentionDays: number): Promise<PurgeReport> {
+    // The same days PostgreSQL drops as partitions: those that ended retentionDays before now.
+    const boundary = Math.floor((now - retentionDays * DAY_MS) / DAY_MS) * DAY_MS;
+    return Promise.resolve(
+      this.db.transaction((): PurgeReport => {
+        const days = this.db.prepare(`SELECT count(DISTINCT first_seen / ${DAY_MS}) FROM encounters WHERE first_seen < ?`).pluck().get(boundary) as number;
+        this.db.prepare('DELETE FROM encounters WHERE first_seen < ?').run(boundary);
+        const batchesDeleted = this.db.prepare('DELETE FROM batches WHERE received_at < ?').run(now - (retentionDays + BATCH_GRACE_DAYS) * DAY_MS).changes;
+        return { days, batchesDeleted };
+      })(),
+    );
   }
 
   lastSequence(gateway: string): number | null {

@@ -1,5 +1,9 @@
 // The backend: the collector, its database, batch verification and on-demand pulls.
 export * from './collector.js';
 export * from './database.js';
+export * from './store.js';
+export { partitionName, PostgresCollectorStore, POSTGRES_MIGRATIONS } from './postgres.js';
+export { openCollectorStore } from './open-store.js';
+export type { PostgresStoreOptions } from './postgres.js';
 export { GatewayRegistry, verifyBatch } from './verify.js';
 export { answerTempIdRequest, loadBluetraceKey, REFRESH_INTERVAL_S } from './tempids.js';

@@ -9,3 +9,4 @@ export { advertisingReport, VirtualController } from './virtual-controller.js';
 export type { VirtualControllerOptions } from './virtual-controller.js';
 export { advertisingReportEvents, CaptureFormatError, readHciCapture } from './captures.js';
 export { freePort, LocalBroker } from './local-broker.js';
+export { findPostgres, LocalPostgres } from './local-postgres.js';

@@ -49,7 +49,8 @@ const brokerSchema = z
       .default(30)
       .describe('MQTT keepalive in seconds.'),
     connectTimeoutS: seconds(10, 'connect timeout').describe('Seconds to wait for a CONNACK.'),
-    reconnectS: seconds(2, 'reconnect delay').describe('Seconds between reconnect attempts.'),
+    reconnectS: seconds(2, 'reconnect delay').describe('The first reconnect after a lost connection comes at a random moment within this many seconds; each failed attempt doubles the window (full jitter: a fleet does not reconnect all at once).'),
+    reconnectMaxS: seconds(30, 'longest reconnect window').describe('The reconnect window stops doubling at this many seconds.'),
   })
   .strict()
   .prefault({})
@@ -269,7 +270,18 @@ const uplinkSchema = z
 
 const collectorSchema = z
   .object({
-    db: z.string().min(1).default('collector.db').describe('The collector\'s SQLite database.'),
+    database: z
+      .string()
+      .min(1)
+      .refine((d) => !/^postgres(ql)?:/.test(d) || /^postgres(ql)?:\/\/[^/\s]+\/[^\s]+$/.test(d), 'a PostgreSQL URL is postgres://user[:password]@host[:port]/database')
+      .default('collector.db')
+      .describe('Where batches are stored: an SQLite file (one collector), or a PostgreSQL URL `postgres://user@host:5432/vgw` (a fleet: several collectors in one shareGroup write into one database; the password is better in PGPASSWORD or ~/.pgpass than here).'),
+    retentionDays: z
+      .number()
+      .int()
+      .min(0)
+      .default(14)
+      .describe('Encounters are removed, a whole UTC day at a time, once that day ended this many days ago (a partition dropped in PostgreSQL); 0 keeps everything.'),
     registry: z
       .string()
       .min(1)

@@ -42,8 +42,7 @@ export type Match = VenueEncounter & {
  * Encounters whose temp ID is an RPI of a diagnosis key and that were seen within the spec's
  * tolerance (±2 h) of that RPI's interval.
  */
-export function matchEncounters(keys: DiagnosisKey[], encounters: Iterable<VenueEncounter>): Match[] {
-  const table = rpiTable(keys);
+export function matchEncounters(keys: DiagnosisKey[], encounters: Iterable<VenueEncounter>, table = rpiTable(keys)): Match[] {
   const aemks = keys.map((k) => deriveAemk(k.key));
   const out: Match[] = [];
   for (const e of encounters) {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import { assertPrivateFile, type Secrets, TrustError } from '../trust/index.js';
+import { keepReconnecting } from './reconnect.js';
 
 export interface BrokerOptions {
   url: string;
@@ -18,8 +19,14 @@ export interface BrokerOptions {
   clientId: string;
   keepaliveS: number;
   connectTimeoutS: number;
+  /** The first reconnect waits up to this long (full jitter); the window doubles per failure… */
   reconnectS: number;
+  /** …up to this (30 s when absent). */
+  reconnectMaxS?: number;
 }
+
+/** The longest reconnect window when the options name none. */
+export const DEFAULT_RECONNECT_MAX_S = 30;
 
 /** The config's broker settings; a password in the secrets file wins over one in the config. */
 export function brokerOptions(config: Config, defaultClientId: string, secrets?: Secrets): BrokerOptions {
@@ -70,6 +77,16 @@ export function oneShotConnectOptions(b: BrokerOptions): mqtt.IClientOptions {
   };
 }
 
+/**
+ * A long-lived client (the uplink, the collector): a persistent session, reconnected with full
+ * jitter (reconnect.ts) so a fleet does not stampede a broker that has just restarted.
+ */
+export function connectClient(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.MqttClient {
+  const client = mqtt.connect(b.url, connectOptions(b, will));
+  keepReconnecting(client, { baseMs: b.reconnectS * 1000, maxMs: (b.reconnectMaxS ?? DEFAULT_RECONNECT_MAX_S) * 1000 });
+  return client;
+}
+
 export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.IClientOptions {
   return {
     ...tlsOptions(b),
@@ -79,7 +96,8 @@ export function connectOptions(b: BrokerOptions, will?: mqtt.IClientOptions['wil
     properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
     keepalive: b.keepaliveS,
     connectTimeout: b.connectTimeoutS * 1000,
-    reconnectPeriod: b.reconnectS * 1000,
+    // reconnects are keepReconnecting's: mqtt.js would retry at a fixed period
+    reconnectPeriod: 0,
     username: b.username,
     password: b.password,
     will,

@@ -9,7 +9,7 @@ import { type CollectedColumns, Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import { gatewayTopics } from '../../core/wire/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
-import { startCollector, testBroker } from '../harness/collector.js';
+import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
@@ -60,7 +60,7 @@ async function scenario(name: string, seed: number, phones: number, shareGroup?:
 
 
 function collectorRows(s: Scenario): CollectedColumns[] {
-  return s.collector.store.db.prepare('SELECT * FROM encounters WHERE gateway = ? ORDER BY id').all(`gw-${s.name}`) as CollectedColumns[];
+  return collectorSqlite(s.collector).prepare('SELECT * FROM encounters WHERE gateway = ? ORDER BY id').all(`gw-${s.name}`) as CollectedColumns[];
 }
 
 /** Waits until the crowd has passed (plus the silence that closes encounters). */
@@ -85,7 +85,7 @@ function expectExactlyTheTruth(s: Scenario, rows: CollectedColumns[]): void {
     expect(r!.first_seen).toBe(Math.floor(t.first / 1000) * 1000);
     expect(r!.last_seen).toBe(Math.max(r!.first_seen, Math.ceil(t.last / 1000) * 1000));
     // With adverts 200-270 ms apart no gap reaches the cap: bucket seconds add up to the duration.
-    const bucketS = (JSON.parse(r!.attenuation_s) as number[]).reduce((a, b) => a + b, 0);
+    const bucketS = (JSON.parse(r!.attenuation_s as string) as number[]).reduce((a, b) => a + b, 0);
     expect(Math.abs(bucketS - (t.last - t.first) / 1000)).toBeLessThanOrEqual(2);
   }
 }
@@ -149,7 +149,7 @@ describe('end to end', () => {
 
   it('pull through the CLI stores into the collector database and exits 0', async () => {
     const registry = writeJson(join(dir, 'pull-registry.json'), [main.identity.record]);
-    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { db: join(dir, 'pulled.db'), registry } });
+    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { database: join(dir, 'pulled.db'), registry } });
     const p = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', '0', '--to', new Date(Date.now() + 86_400_000).toISOString(), '-c', cfg]);
     expect(await p.exited()).toBe(0);
     const summary = JSON.parse(p.output().trim()) as { encounters: number; newlyStored: number };

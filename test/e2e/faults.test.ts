@@ -7,7 +7,7 @@ import { closeSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Collector } from '../../collector/index.js';
-import { startCollector } from '../harness/collector.js';
+import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { useLocalBroker } from '../harness/broker.js';
@@ -66,7 +66,7 @@ function gatewayEncounters(db: string): number {
 }
 
 function collectorCount(u: Unit): number {
-  return u.collector.store.db.prepare('SELECT count(*) FROM encounters WHERE gateway = ?').pluck().get(`gw-${u.name}`) as number;
+  return collectorSqlite(u.collector).prepare('SELECT count(*) FROM encounters WHERE gateway = ?').pluck().get(`gw-${u.name}`) as number;
 }
 
 function statusJson(config: string): Record<string, any> {
@@ -151,7 +151,7 @@ describe('a lost, rolled-back or corrupt database', () => {
     ).pluck().all(life) as number[];
     g.close();
     expect(acked.length).toBeGreaterThan(20);
-    const atCollector = u.collector.store.db.prepare('SELECT id FROM encounters WHERE gateway = ? AND life = ? ORDER BY id').pluck().all(`gw-${name}`, life) as number[];
+    const atCollector = collectorSqlite(u.collector).prepare('SELECT id FROM encounters WHERE gateway = ? AND life = ? ORDER BY id').pluck().all(`gw-${name}`, life) as number[];
     expect(atCollector.filter((id) => acked.includes(id))).toEqual(acked);
     for (const id of atCollector) expect(committed.has(id)).toBe(true);
     expect(u.collector.counters.batchesOutOfSequence).toBe(0);

@@ -4,6 +4,7 @@
 // database intact at every kill.
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
+import pg from 'pg';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { CrowdOptions, LocalBroker } from '../../simulators/index.js';
@@ -17,8 +18,12 @@ export interface StormOptions {
   dir: string;
   broker: LocalBroker;
   kills: number;
-  /** Kill the collector too, every this many daemon kills (0: never). */
+  /** Kill a collector too, every this many daemon kills (0: never); with several, each in turn. */
   collectorKillEvery: number;
+  /** Collectors in one shared-subscription group (default 1). */
+  collectors?: number;
+  /** A postgres:// URL for the collectors to share; an SQLite file of their own by default. */
+  database?: string;
   seed: number;
   /** Simulated seconds per real second. */
   speed: number;
@@ -34,6 +39,26 @@ export interface StormReport {
   truthTempIds: number;
   recordedTempIds: number;
   lives: number;
+}
+
+/** What the collectors stored for one gateway, read straight from their database. */
+async function collectedEncounters(database: string, gateway: string): Promise<EncounterRow[]> {
+  const query = 'SELECT life, id, temp_id, first_seen, last_seen, count FROM encounters WHERE gateway = $1';
+  if (database.startsWith('postgres')) {
+    const client = new pg.Client({ connectionString: database, types: { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) } as never });
+    await client.connect();
+    try {
+      return (await client.query<EncounterRow>(query, [gateway])).rows;
+    } finally {
+      await client.end();
+    }
+  }
+  const cdb = new Database(database, { readonly: true });
+  try {
+    return cdb.prepare(query.replace('$1', '?')).all(gateway) as EncounterRow[];
+  } finally {
+    cdb.close();
+  }
 }
 
 export async function killStorm(o: StormOptions): Promise<StormReport> {
@@ -61,13 +86,16 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
     uplink: { batchMaxEncounters: 16, batchMaxAgeS: 0.5, resendInitialS: 0.5, resendMaxS: 2, statusIntervalS: 5 },
     log: { level: 'warn' },
   });
-  const collectorConfig = writeJson(join(o.dir, `${name}-collector.json`), {
-    broker: { url: o.broker.url, reconnectS: 0.2, clientId: `collector-${name}` },
-    topicPrefix: prefix,
-    collector: { db: collectorDb, registry },
-    log: { level: 'warn' },
-  });
-  let collector: Spawned = spawnVgw(['collect', '-c', collectorConfig]);
+  const collectorCount = o.collectors ?? 1;
+  const collectorConfigs = Array.from({ length: collectorCount }, (_, i) =>
+    writeJson(join(o.dir, `${name}-collector-${i}.json`), {
+      broker: { url: o.broker.url, reconnectS: 0.2, clientId: `collector-${name}-${i}` },
+      topicPrefix: prefix,
+      collector: { database: o.database ?? collectorDb, registry, ...(collectorCount > 1 ? { shareGroup: `storm${o.seed}` } : {}) },
+      log: { level: 'warn' },
+    }),
+  );
+  const collectors: Spawned[] = collectorConfigs.map((c) => spawnVgw(['collect', '-c', c]));
   await sleep(1000);
   let collectorKills = 0;
   const livesSoFar = () => {
@@ -96,16 +124,19 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
       db.close();
     }
     if (o.collectorKillEvery > 0 && k % o.collectorKillEvery === o.collectorKillEvery - 1) {
-      collector.proc.kill('SIGKILL');
-      await collector.exited();
+      const victim = collectorKills % collectorCount;
+      collectors[victim].proc.kill('SIGKILL');
+      await collectors[victim].exited();
       collectorKills++;
-      const cdb = new Database(collectorDb, { readonly: true });
-      try {
-        expect(cdb.pragma('integrity_check', { simple: true }), `collector integrity at kill ${collectorKills}`).toBe('ok');
-      } finally {
-        cdb.close();
+      if (!o.database) {
+        const cdb = new Database(collectorDb, { readonly: true });
+        try {
+          expect(cdb.pragma('integrity_check', { simple: true }), `collector integrity at kill ${collectorKills}`).toBe('ok');
+        } finally {
+          cdb.close();
+        }
       }
-      collector = spawnVgw(['collect', '-c', collectorConfig]);
+      collectors[victim] = spawnVgw(['collect', '-c', collectorConfigs[victim]]);
     }
   }
   // Left running: the crowd passes, every encounter closes and the outbox drains.
@@ -124,10 +155,8 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   }, 120_000);
   expect(await stopGracefully(daemon), daemon.output().slice(-3000)).toBe(0);
   await sleep(1000);
-  expect(await stopGracefully(collector)).toBe(0);
-  const cdb = new Database(collectorDb, { readonly: true });
-  const collected = cdb.prepare('SELECT life, id, temp_id, first_seen, last_seen, count FROM encounters WHERE gateway = ?').all(`gw-${name}`) as EncounterRow[];
-  cdb.close();
+  for (const c of collectors) expect(await stopGracefully(c), c.output().slice(-3000)).toBe(0);
+  const collected = await collectedEncounters(o.database ?? collectorDb, `gw-${name}`);
   const at = new Set(collected.map((r) => `${r.life}/${r.id}`));
   const lost = committed.rows.filter((r) => !at.has(`${r.life}/${r.id}`)).length;
   // A duplicate: two rows at the collector for one sighting — the same temp ID in overlapping

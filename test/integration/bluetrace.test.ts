@@ -12,7 +12,7 @@ import { decodeMetadata, decryptTempId, ROLE_CENTRAL, ROLE_PERIPHERAL } from '..
 import { parseStatus, type LocalStatus, type BluetraceStatus } from '../../core/wire/index.js';
 import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import type { BluetracePhonesOptions, PhoneBehaviour } from '../../simulators/bluetrace-phones.js';
-import { startCollector } from '../harness/collector.js';
+import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
@@ -103,7 +103,7 @@ describe('BlueTrace on the virtual controller', () => {
     expect(doctor.find((c) => c.check === 'bluetrace')).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ temp IDs left/) });
     const phones = g.vc.bluetrace!.all;
     const rows = await waitFor('BlueTrace encounters at the collector', () => {
-      const r = g.collector.store.db.prepare('SELECT * FROM encounters WHERE protocol = 1').all() as Row[];
+      const r = collectorSqlite(g.collector).prepare('SELECT * FROM encounters WHERE protocol = 1').all() as Row[];
       const met = new Set(r.map((x) => decryptTempId(key, x.temp_id)?.uid));
       if (phones.every((p) => met.has(p.uid))) return r;
       throw new Error(`phones met ${phones.filter((p) => met.has(p.uid)).map((p) => p.index).join() || 'none'} of ${phones.length}; phones' records ${phones.map((p) => p.history.length).join()}`);
@@ -137,7 +137,7 @@ describe('BlueTrace on the virtual controller', () => {
     // both roles counted; the EN crowd still logged beside them
     expect(bt.peripheral!.exchanges).toBeGreaterThanOrEqual(1);
     expect(bt.central!.exchanges).toBeGreaterThanOrEqual(1);
-    const en = g.collector.store.db.prepare('SELECT count(*) AS n FROM encounters WHERE protocol = 0').get() as { n: number };
+    const en = collectorSqlite(g.collector).prepare('SELECT count(*) AS n FROM encounters WHERE protocol = 0').get() as { n: number };
     expect(en.n).toBeGreaterThanOrEqual(4);
     // the beacon kept rotating while sharing its controller
     expect((st.counters.beacon as { rotations: number }).rotations).toBeGreaterThanOrEqual(3);
@@ -225,7 +225,7 @@ describe('BlueTrace on the virtual controller', () => {
     expect(bt.central!.refused.notJson, 'a phone answering reads with garbage').toBeGreaterThanOrEqual(1);
     // only well-formed exchanges became encounters, each of a real phone
     const rows = await waitFor('BlueTrace encounters at the collector', () => {
-      const r = g.collector.store.db.prepare('SELECT * FROM encounters WHERE protocol = 1').all() as Row[];
+      const r = collectorSqlite(g.collector).prepare('SELECT * FROM encounters WHERE protocol = 1').all() as Row[];
       return r.length >= 2 ? r : undefined;
     }, 30_000);
     const byUid = new Map(g.vc.bluetrace!.all.map((ph) => [ph.uid, ph]));
@@ -252,7 +252,7 @@ describe('BlueTrace on the virtual controller', () => {
     const phones = g.vc.bluetrace!.all;
     // every phone was met in the end, by one role or the other
     await waitFor('every phone at the collector', () => {
-      const r = g.collector.store.db.prepare('SELECT temp_id FROM encounters WHERE protocol = 1').all() as Array<{ temp_id: Buffer }>;
+      const r = collectorSqlite(g.collector).prepare('SELECT temp_id FROM encounters WHERE protocol = 1').all() as Array<{ temp_id: Buffer }>;
       const met = new Set(r.map((x) => decryptTempId(key, x.temp_id)?.uid));
       if (phones.every((p) => met.has(p.uid))) return true;
       throw new Error(`met ${phones.filter((p) => met.has(p.uid)).length} of ${phones.length}`);

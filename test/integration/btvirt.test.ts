@@ -16,7 +16,7 @@ import {
 } from '../../core/bluetrace/index.js';
 import { compactUuid } from '../../daemon/radio/index.js';
 import { parseStatus, type BluetraceStatus, type LocalStatus } from '../../core/wire/index.js';
-import { startCollector } from '../harness/collector.js';
+import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { RawController } from '../harness/raw-controller.js';
@@ -144,7 +144,7 @@ describe('cross-check on BlueZ btvirt', () => {
     }
     type Row = { temp_id: Buffer; count: number; rssi_min: number; rssi_mean: number };
     const row = await waitFor('the EN encounter at the collector', () => {
-      const r = collector.store.db.prepare('SELECT * FROM encounters').all() as Row[];
+      const r = collectorSqlite(collector).prepare('SELECT * FROM encounters').all() as Row[];
       return r.find((x) => x.temp_id.equals(rpi));
     }, 20_000);
     expect(row.count).toBeGreaterThanOrEqual(1);
@@ -272,7 +272,7 @@ describe('cross-check on BlueZ btvirt', () => {
     // What the gateway logged reached the backend: A as met by its central, B by its peripheral.
     type Row = { temp_id: Buffer; metadata: Buffer };
     const rows = await waitFor('both BlueTrace encounters at the collector', () => {
-      const r = collector.store.db.prepare('SELECT temp_id, metadata FROM encounters WHERE protocol = 1').all() as Row[];
+      const r = collectorSqlite(collector).prepare('SELECT temp_id, metadata FROM encounters WHERE protocol = 1').all() as Row[];
       return r.length >= 2 ? r : undefined;
     }, 20_000);
     const byUid = new Map(rows.map((r) => [decryptTempId(key, r.temp_id)?.uid, decodeMetadata(r.metadata)]));

@@ -12,7 +12,7 @@ import { computeEid, decodeAdvertisement, newDropCounters } from '../../core/pro
 import { advertisingReportEvents, readHciCapture } from '../../simulators/index.js';
 import { createH4Framer, hciGuardCounters, forcePassiveScan, NobleScanner, parseTransport } from '../../daemon/radio/index.js';
 import { advertisingReport, CrowdOptions, VirtualController } from '../../simulators/index.js';
-import { startCollector, testBroker } from '../harness/collector.js';
+import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { crowdEnd, crowdTruth } from '../harness/crowd-truth.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
@@ -111,7 +111,7 @@ describe('noble over the virtual controller', () => {
     await sleep(Math.max(0, crowdEnd(truth) - Date.now()) + 3000 + 2000);
     type Row = { temp_id: Buffer; count: number; rssi_min: number; rssi_max: number; rssi_mean: number; first_seen: number; last_seen: number };
     const rows = await waitFor('encounters via noble', () => {
-      const r = collector.store.db.prepare('SELECT * FROM encounters ORDER BY id').all() as Row[];
+      const r = collectorSqlite(collector).prepare('SELECT * FROM encounters ORDER BY id').all() as Row[];
       return r.length >= truth.size ? r : undefined;
     }, 30_000);
     expect(daemon.output()).toMatch(/"state":"poweredOn"/);

@@ -68,7 +68,7 @@ beforeAll(async () => {
   const config = writeJson(join(dir, 'collector.json'), {
     broker: { url: broker.url, reconnectS: 0.5 },
     topicPrefix: prefix,
-    collector: { db: collectorDb, registry: registryPath },
+    collector: { database: collectorDb, registry: registryPath },
     log: { level: 'debug' },
   });
   collector = spawnVgw(['collect', '-c', config]);
@@ -173,7 +173,7 @@ describe('the gateway side', () => {
   });
 
   it('`vgw collect` without a registry refuses to start unless told it is a development setup', () => {
-    const config = writeJson(join(dir, 'noregistry.json'), { collector: { db: join(dir, 'x.db') } });
+    const config = writeJson(join(dir, 'noregistry.json'), { collector: { database: join(dir, 'x.db') } });
     const r = runVgw(['collect', '-c', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/collector\.registry: required/);

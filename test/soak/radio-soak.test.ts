@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import { requestStatus } from '../../collector/pull.js';
-import { startCollector, testBroker } from '../harness/collector.js';
+import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
@@ -58,7 +58,7 @@ describe('soak', () => {
     // after the first minutes' warm-up, RSS stays within 50 MB of its level
     if (rss.length >= 4) expect(Math.max(...rss.slice(2)) - Math.min(...rss.slice(2))).toBeLessThan(50);
     expect(await stopGracefully(daemon)).toBe(0);
-    const atCollector = collector.store.db.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+    const atCollector = collectorSqlite(collector).prepare('SELECT count(*) FROM encounters').pluck().get() as number;
     expect(atCollector).toBeGreaterThan(0);
     await collector.stop();
     await vc.stop();

@@ -1,0 +1,400 @@
+// The collector's PostgreSQL store, for a fleet: several collectors in one shared-subscription
+// group write into one database. Every write is idempotent (ON CONFLICT DO NOTHING on the batch id
+// and on (gateway, life, encounter id, first seen)), so a batch that reaches two collectors, or is
+// re-sent after a collector died before its ack, is stored once. Encounters are partitioned by day
+// of first sighting: retention drops a day's table instead of deleting its rows.
+import pg from 'pg';
+import type { VenueEncounter } from '../core/encounters/index.js';
+import { type CollectedColumns, encounterFromCollected } from './database.js';
+import { BATCH_GRACE_DAYS, DAY_MS } from './store.js';
+import type {
+  ArrivedBatch, CollectorStore, EncounterFilter, EncounterSource, IngestResult, PurgeReport } from './store.js';
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+/** Versioned in schema_migrations; applied in order, each once, under an advisory lock. */
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'batches, day-partitioned encounters, gateway lives',
+    sql: `
+      CREATE TABLE batches (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        gateway text NOT NULL,
+        venue text NOT NULL,
+        life text NOT NULL,
+        seq bigint NOT NULL,
+        created_at bigint NOT NULL,
+        received_at bigint NOT NULL,
+        encounter_count integer NOT NULL,
+        signer bytea,
+        sig bytea
+      );
+      -- a gateway's sequence numbers are unique per signing key and life
+      CREATE UNIQUE INDEX batches_sequence ON batches (gateway, signer, life, seq) WHERE kind = 'batch' AND signer IS NOT NULL;
+      CREATE INDEX batches_received ON batches (received_at);
+      CREATE TABLE encounters (
+        gateway text NOT NULL,
+        life text NOT NULL,
+        id bigint NOT NULL,
+        venue text NOT NULL,
+        protocol smallint NOT NULL,
+        temp_id bytea NOT NULL,
+        metadata bytea NOT NULL,
+        first_seen bigint NOT NULL,
+        last_seen bigint NOT NULL,
+        count integer NOT NULL,
+        rssi_min smallint NOT NULL,
+        rssi_max smallint NOT NULL,
+        rssi_mean double precision NOT NULL,
+        attenuation_s integer[] NOT NULL,
+        clock_synced boolean NOT NULL,
+        batch_id text NOT NULL,
+        -- a re-sent encounter carries its first sighting again, so the key holds across partitions
+        PRIMARY KEY (gateway, life, id, first_seen)
+      ) PARTITION BY RANGE (first_seen);
+      CREATE INDEX encounters_time ON encounters (venue, first_seen);
+      CREATE INDEX encounters_temp_id ON encounters (temp_id);
+      -- Updated only by commutative steps (greatest, +), so collectors committing at once agree.
+      CREATE TABLE lives (
+        gateway text NOT NULL,
+        life text NOT NULL,
+        venue text NOT NULL,
+        last_seq bigint NOT NULL,
+        batches bigint NOT NULL,          -- distinct sequence numbers stored: last_seq - batches are missing
+        first_seen_at bigint NOT NULL,
+        last_seen_at bigint NOT NULL,
+        PRIMARY KEY (gateway, life)
+      );`,
+  },
+];
+
+/** Serialises migrations, and partition creation against retention's drops, across collectors. */
+const MIGRATION_LOCK = 0x76677701;
+const PARTITION_LOCK = 0x76677702;
+
+/** Retried when PostgreSQL says the transaction may succeed if run again. */
+const RETRYABLE = new Set(['40001', '40P01']);
+/** "no partition of relation … found for row": another collector dropped it (retention). */
+const NO_PARTITION = '23514';
+
+/** int8 as a JS number: every bigint here (ms times, seq, ids) is below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** Days after year 9999 (a gateway's clock far off) are named by their number instead. */
+const LAST_DATED_DAY = Date.UTC(9999, 11, 31) / DAY_MS;
+
+/** `encounters_d20261204`: the partition of the day (UTC) that starts at `day * DAY_MS`. */
+export function partitionName(day: number): string {
+  if (day > LAST_DATED_DAY) return `encounters_n${day}`;
+  return `encounters_d${new Date(day * DAY_MS).toISOString().slice(0, 10).replace(/-/g, '')}`;
+}
+
+function dayOfPartition(name: string): number | null {
+  const m = /^encounters_d(\d{4})(\d{2})(\d{2})$/.exec(name);
+  if (m) return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) / DAY_MS;
+  const n = /^encounters_n(\d+)$/.exec(name);
+  return n ? Number(n[1]) : null;
+}
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool: one commit holds one; reads take others. */
+  poolSize?: number;
+  /** Rows per page when reading encounters. */
+  pageSize?: number;
+}
+
+/** A row as the reads select it: the collector's columns and the life (for keyset paging). */
+type Row = CollectedColumns & { life: string };
+
+const ENCOUNTER_COLUMNS = 'gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced';
+
+export class PostgresCollectorStore implements CollectorStore, EncounterSource {
+  readonly kind = 'postgres' as const;
+  /** Days whose partition is known to exist: checked once per day per process. */
+  private readonly partitions = new Set<number>();
+  private readonly pageSize: number;
+
+  private constructor(readonly pool: pg.Pool, options: PostgresStoreOptions) {
+    this.pageSize = options.pageSize ?? 5000;
+  }
+
+  /** Connects and brings the schema up to date (refusing a newer one). */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresCollectorStore> {
+    // synchronous_commit on in every session, whatever the server or database default: an ack
+    // tells the gateway it may drop the batch, so the commit before it must be on disk.
+    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 4, types, connectionTimeoutMillis: 10_000, options: '-c synchronous_commit=on' });
+    // An idle client whose server went away emits here; without a listener it would end the process.
+    pool.on('error', () => undefined);
+    try {
+      await migratePostgres(pool, POSTGRES_MIGRATIONS);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresCollectorStore(pool, options);
+  }
+
+  async commit(items: readonly ArrivedBatch[]): Promise<Array<IngestResult | Error>> {
+    if (items.length === 0) return [];
+    const days = new Set<number>();
+    for (const { batch } of items) for (const e of batch.encounters) days.add(Math.floor(e.firstSeen / DAY_MS));
+    for (let attempt = 1; ; attempt++) {
+      await this.ensurePartitions(days);
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const results = await ingestInTransaction(client, items, Date.now());
+        await client.query('COMMIT');
+        return results;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if (code === NO_PARTITION) this.partitions.clear();
+        if (attempt >= 3 || !(RETRYABLE.has(code ?? '') || code === NO_PARTITION)) throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  /** Creates the day partitions these encounters need (once per day per process). */
+  private async ensurePartitions(days: ReadonlySet<number>): Promise<void> {
+    const missing = [...days].filter((d) => !this.partitions.has(d)).sort((a, b) => a - b);
+    if (missing.length === 0) return;
+    await this.underPartitionLock(async (client) => {
+      for (const day of missing) {
+        await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(day)} PARTITION OF encounters FOR VALUES FROM (${day * DAY_MS}) TO (${(day + 1) * DAY_MS})`);
+      }
+    });
+    for (const d of missing) this.partitions.add(d);
+  }
+
+  private async underPartitionLock<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK]);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The day partitions that exist, oldest first. */
+  async partitionDays(): Promise<number[]> {
+    const { rows } = await this.pool.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'encounters'`,
+    );
+    return rows.map((r) => dayOfPartition(r.name)).filter((d): d is number => d !== null).sort((a, b) => a - b);
+  }
+
+  /**
+   * Retention: drops each day partition whose whole day ended `retentionDays` before `now`, and
+   * the batch records received before that by more than `batchGraceDays` (a gateway re-sends an
+   * unacknowledged batch for up to 30 days of service; its id must still dedupe it until then).
+   */
+  async purgeExpired(now: number, retentionDays: number, batchGraceDays = BATCH_GRACE_DAYS): Promise<PurgeReport> {
+    const cutoff = now - retentionDays * DAY_MS;
+    const dropped = await this.underPartitionLock(async (client) => {
+      const old = (await this.partitionDays()).filter((day) => (day + 1) * DAY_MS <= cutoff);
+      for (const day of old) await client.query(`DROP TABLE IF EXISTS ${partitionName(day)}`);
+      return old;
+    });
+    for (const d of dropped) this.partitions.delete(d);
+    const { rowCount } = await this.pool.query('DELETE FROM batches WHERE received_at < $1', [cutoff - batchGraceDays * DAY_MS]);
+    return { days: dropped.length, batchesDeleted: rowCount ?? 0 };
+  }
+
+  async *encounters(from = 0, to = Number.MAX_SAFE_INTEGER, only: EncounterFilter = {}): AsyncGenerator<VenueEncounter> {
+    const where = ['last_seen >= $1', 'first_seen < $2'];
+    const params: unknown[] = [from, to];
+    if (only.protocol !== undefined) where.push(`protocol = $${params.push(only.protocol)}`);
+    if (typeof only.venue === 'string') where.push(`venue = $${params.push(only.venue)}`);
+    // Keyset pages: each query starts after the last row of the one before.
+    let after: unknown[] | null = null;
+    for (;;) {
+      const pageWhere: string[] = after ? [...where, `(first_seen, gateway, life, id) > ($${params.length + 1}, $${params.length + 2}, $${params.length + 3}, $${params.length + 4})`] : where;
+      const { rows }: pg.QueryResult<Row> = await this.pool.query<Row>(
+        `SELECT ${ENCOUNTER_COLUMNS} FROM encounters WHERE ${pageWhere.join(' AND ')} ORDER BY first_seen, gateway, life, id LIMIT ${this.pageSize}`,
+        after ? [...params, ...after] : params,
+      );
+      for (const r of rows) yield encounterFromCollected(r);
+      if (rows.length < this.pageSize) return;
+      const last: Row = rows[rows.length - 1];
+      after = [last.first_seen, last.gateway, last.life, last.id];
+    }
+  }
+
+  async withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
+    const out: VenueEncounter[] = [];
+    for (let i = 0; i < tempIds.length; i += this.pageSize) {
+      const { rows } = await this.pool.query<Row>(`SELECT ${ENCOUNTER_COLUMNS} FROM encounters WHERE temp_id = ANY($1::bytea[])`, [tempIds.slice(i, i + this.pageSize)]);
+      for (const r of rows) out.push(encounterFromCollected(r));
+    }
+    return out.sort((a, b) => a.firstSeen - b.firstSeen);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export async function migratePostgres(pool: pg.Pool, migrations: readonly Migration[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const newest = Math.max(0, ...applied);
+    const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1].version;
+    if (newest > known) throw new Error(`collector.database: schema version ${newest} is newer than this software (${known}); upgrade venue-gateway`);
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, description) VALUES ($1, $2)', [m.version, m.description]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * The group's statements, inside its transaction. Rows are written in key order (batch id, then
+ * encounter key, then life) so two collectors committing overlapping groups wait on each other
+ * instead of deadlocking.
+ */
+async function ingestInTransaction(client: pg.PoolClient, items: readonly ArrivedBatch[], now: number): Promise<Array<IngestResult | Error>> {
+  const results: Array<IngestResult | Error | undefined> = new Array(items.length);
+  // A batch twice in one group: the first copy is the one written, the others are duplicates.
+  const firstIndex = new Map<string, number>();
+  items.forEach(({ batch }, i) => {
+    if (firstIndex.has(batch.id)) results[i] = { outcome: 'duplicate', stored: 0 };
+    else firstIndex.set(batch.id, i);
+  });
+  const firsts = [...firstIndex.values()].sort((a, b) => (items[a].batch.id < items[b].batch.id ? -1 : 1));
+  const cols = {
+    id: [] as string[], kind: [] as string[], gateway: [] as string[], venue: [] as string[], life: [] as string[], seq: [] as number[],
+    created: [] as number[], count: [] as number[], signer: [] as Array<Buffer | null>, sig: [] as Array<Buffer | null>,
+  };
+  for (const i of firsts) {
+    const { batch, signer } = items[i];
+    cols.id.push(batch.id);
+    cols.kind.push(batch.kind);
+    cols.gateway.push(batch.gateway);
+    cols.venue.push(batch.venue);
+    cols.life.push(batch.life);
+    cols.seq.push(batch.seq);
+    cols.created.push(batch.createdAt);
+    cols.count.push(batch.encounters.length);
+    cols.signer.push(signer);
+    cols.sig.push(batch.sig ?? null);
+  }
+  const inserted = new Set(
+    (
+      await client.query<{ id: string }>(
+        `INSERT INTO batches (id, kind, gateway, venue, life, seq, created_at, received_at, encounter_count, signer, sig)
+         SELECT u.id, u.kind, u.gateway, u.venue, u.life, u.seq, u.created, $11, u.count, u.signer, u.sig
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::int[], $9::bytea[], $10::bytea[])
+             AS u(id, kind, gateway, venue, life, seq, created, count, signer, sig)
+         ON CONFLICT DO NOTHING RETURNING id`,
+        [cols.id, cols.kind, cols.gateway, cols.venue, cols.life, cols.seq, cols.created, cols.count, cols.signer, cols.sig, now],
+      )
+    ).rows.map((r) => r.id),
+  );
+  // Not inserted: its id was there already (a duplicate), or its sequence number was (refused).
+  const notInserted = firsts.filter((i) => !inserted.has(items[i].batch.id));
+  if (notInserted.length > 0) {
+    const existing = new Set(
+      (await client.query<{ id: string }>('SELECT id FROM batches WHERE id = ANY($1::text[])', [notInserted.map((i) => items[i].batch.id)])).rows.map((r) => r.id),
+    );
+    for (const i of notInserted) {
+      const { batch, signer } = items[i];
+      if (existing.has(batch.id)) {
+        results[i] = { outcome: 'duplicate', stored: 0 };
+        continue;
+      }
+      const holder = await client.query<{ id: string }>(
+        `SELECT id FROM batches WHERE gateway = $1 AND signer = $2 AND life = $3 AND seq = $4 AND kind = 'batch'`,
+        [batch.gateway, signer, batch.life, batch.seq],
+      );
+      results[i] = holder.rows.length > 0 ? { outcome: 'out_of_sequence', stored: 0, heldBy: holder.rows[0].id } : new Error(`batch ${batch.id} was neither stored nor found`);
+    }
+  }
+  const storedBatches = firsts.filter((i) => inserted.has(items[i].batch.id));
+  const storedPerBatch = await insertEncounters(client, storedBatches.map((i) => items[i].batch));
+  for (const i of storedBatches) results[i] = { outcome: 'stored', stored: storedPerBatch.get(items[i].batch.id) ?? 0 };
+  await upsertLives(client, storedBatches.map((i) => items[i].batch).filter((b) => b.kind === 'batch'), now);
+  return results as Array<IngestResult | Error>;
+}
+
+/** One statement for every encounter of the stored batches; returns how many each batch added. */
+async function insertEncounters(client: pg.PoolClient, batches: ArrivedBatch['batch'][]): Promise<Map<string, number>> {
+  const rows: Array<{ batch: ArrivedBatch['batch']; e: ArrivedBatch['batch']['encounters'][number] }> = [];
+  for (const batch of batches) for (const e of batch.encounters) rows.push({ batch, e });
+  if (rows.length === 0) return new Map();
+  rows.sort((a, b) =>
+    a.batch.gateway !== b.batch.gateway ? (a.batch.gateway < b.batch.gateway ? -1 : 1)
+    : a.batch.life !== b.batch.life ? (a.batch.life < b.batch.life ? -1 : 1)
+    : a.e.id - b.e.id || a.e.firstSeen - b.e.firstSeen,
+  );
+  const c = (f: (r: (typeof rows)[number]) => unknown) => rows.map(f);
+  const { rows: counts } = await client.query<{ batch_id: string; n: number }>(
+    `WITH ins AS (
+       INSERT INTO encounters (gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced, batch_id)
+       SELECT u.gateway, u.life, u.id, u.venue, u.protocol, u.temp_id, u.metadata, u.first_seen, u.last_seen, u.count, u.rssi_min, u.rssi_max, u.rssi_mean, u.attenuation_s::integer[], u.clock_synced, u.batch_id
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::smallint[], $6::bytea[], $7::bytea[], $8::bigint[], $9::bigint[], $10::int[],
+                     $11::smallint[], $12::smallint[], $13::float8[], $14::text[], $15::boolean[], $16::text[])
+           AS u(gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced, batch_id)
+       ON CONFLICT DO NOTHING RETURNING batch_id)
+     SELECT batch_id, count(*)::int AS n FROM ins GROUP BY batch_id`,
+    [
+      c((r) => r.batch.gateway), c((r) => r.batch.life), c((r) => r.e.id), c((r) => r.batch.venue), c((r) => r.e.protocol), c((r) => r.e.tempId),
+      c((r) => r.e.metadata), c((r) => r.e.firstSeen), c((r) => r.e.lastSeen), c((r) => r.e.count), c((r) => r.e.rssiMin), c((r) => r.e.rssiMax),
+      c((r) => r.e.rssiMean), c((r) => `{${r.e.attenuationS.join(',')}}`), c((r) => r.e.clockSynced), c((r) => r.batch.id),
+    ],
+  );
+  return new Map(counts.map((r) => [r.batch_id, r.n]));
+}
+
+/** Each life's highest sequence number and count of batches, by commutative updates only. */
+async function upsertLives(client: pg.PoolClient, batches: ArrivedBatch['batch'][], now: number): Promise<void> {
+  if (batches.length === 0) return;
+  const lives = new Map<string, { gateway: string; life: string; venue: string; lastSeq: number; batches: number }>();
+  for (const b of batches) {
+    const key = `${b.gateway}\u0000${b.life}`;
+    const l = lives.get(key);
+    if (l) {
+      l.lastSeq = Math.max(l.lastSeq, b.seq);
+      l.batches++;
+      l.venue = b.venue;
+    } else lives.set(key, { gateway: b.gateway, life: b.life, venue: b.venue, lastSeq: b.seq, batches: 1 });
+  }
+  const list = [...lives.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, l]) => l);
+  await client.query(
+    `INSERT INTO lives AS l (gateway, life, venue, last_seq, batches, first_seen_at, last_seen_at)
+     SELECT u.gateway, u.life, u.venue, u.last_seq, u.batches, $6, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(gateway, life, venue, last_seq, batches)
+     ON CONFLICT (gateway, life) DO UPDATE SET venue = excluded.venue, last_seq = greatest(l.last_seq, excluded.last_seq),
+       batches = l.batches + excluded.batches, last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)`,
+    [list.map((l) => l.gateway), list.map((l) => l.life), list.map((l) => l.venue), list.map((l) => l.lastSeq), list.map((l) => l.batches), now],
+  );
+}

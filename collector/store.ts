@@ -1,0 +1,79 @@
+// What the collector asks of its database, whichever it is: SQLite (one file, the default) or
+// PostgreSQL (a fleet: several collectors, one database). `collector.database` chooses.
+import type { VenueEncounter } from '../core/encounters/index.js';
+import type { Batch } from '../core/wire/index.js';
+
+export type IngestResult =
+  | { outcome: 'stored'; stored: number }
+  /** The batch id is stored already: a re-send after a lost ack, or a replay. */
+  | { outcome: 'duplicate'; stored: 0 }
+  /** A new batch id with a sequence number another batch of the same signer and life holds. */
+  | { outcome: 'out_of_sequence'; stored: 0; heldBy: string };
+
+export interface ArrivedBatch {
+  batch: Batch;
+  /** The verified signer's raw public key; null when batches are not verified. */
+  signer: Buffer | null;
+}
+
+/** Encounters of a time range, settled as the wire carries them. */
+export interface EncounterFilter {
+  protocol?: number;
+  venue?: string | null;
+}
+
+export interface EncounterSource {
+  /** Encounters overlapping [from, to), by first sighting. */
+  encounters(from?: number, to?: number, only?: EncounterFilter): AsyncIterable<VenueEncounter>;
+  /** Encounters whose temp ID is one of these (a confirmed case's RPIs). */
+  withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]>;
+  close(): Promise<void> | void;
+}
+
+export const DAY_MS = 86_400_000;
+/**
+ * Batch records outlive their encounters by this much: a gateway re-sends an unacknowledged
+ * batch for up to `store.unackedMaxDays` (30) of service, and its id must dedupe it until then.
+ */
+export const BATCH_GRACE_DAYS = 31;
+
+/** What one retention pass removed. */
+export interface PurgeReport {
+  /** Whole days of encounters removed (a partition each in PostgreSQL). */
+  days: number;
+  batchesDeleted: number;
+}
+
+export interface CollectorStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /**
+   * Stores batches that arrived together, in one durable transaction: each is stored or refused
+   * on its own; when the commit fails the promise rejects and none is stored (nor may be acked).
+   */
+  commit(items: readonly ArrivedBatch[]): Promise<Array<IngestResult | Error>>;
+  /**
+   * Retention: removes the encounters of every day (UTC, by first sighting) that ended
+   * `retentionDays` before `now`, and batch records older than that by BATCH_GRACE_DAYS.
+   */
+  purgeExpired(now: number, retentionDays: number): Promise<PurgeReport>;
+  close(): Promise<void> | void;
+}
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//;
+
+/** `collector.database` names a PostgreSQL server when it is a postgres:// URL, else an SQLite file. */
+export function isPostgresUrl(database: string): boolean {
+  return POSTGRES_URL.test(database);
+}
+
+/** The database named without its password, for logs and messages. */
+export function describeDatabase(database: string): string {
+  if (!isPostgresUrl(database)) return database;
+  try {
+    const u = new URL(database);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
