@@ -124,6 +124,15 @@ describe('PostgreSQL collector store', () => {
     const now = DAY0 + 16 * DAY_MS + 3_600_000;
     expect(await store.purgeExpired(now, 14)).toEqual({ days: 2, batchesDeleted: 0 });
     expect((await all(store)).map((e) => e.id)).toEqual([21, 22, 51, 52]);
+    // the SQLite store removes the same days
+    const sqlite = new CollectorDb(join(dir, 'retention.db'));
+    await sqlite.commit(batches.map(arrived));
+    expect(await sqlite.purgeExpired(now, 14)).toEqual({ days: 2, batchesDeleted: 0 });
+    expect((await all({ encounters: () => sqliteEncounters(sqlite) })).map((e) => e.id)).toEqual([21, 22, 51, 52]);
+    expect(await sqlite.commit([arrived(batches[0])])).toEqual([{ outcome: 'duplicate', stored: 0 }]);
+    sqlite.db.prepare('UPDATE batches SET received_at = ?').run(DAY0);
+    expect(await sqlite.purgeExpired(DAY0 + (14 + 31) * DAY_MS + 1, 14)).toMatchObject({ batchesDeleted: 4 });
+    sqlite.close();
     expect(await store.partitionDays()).toEqual([DAY0 / DAY_MS + 2, DAY0 / DAY_MS + 5]);
     // a re-send of a purged day's batch is still known by its id: acked again, not stored again
     expect(await store.commit([arrived(batches[0])])).toEqual([{ outcome: 'duplicate', stored: 0 }]);
