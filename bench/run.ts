@@ -115,7 +115,20 @@ const bt = spawnSync(process.execPath, ['--expose-gc', join(here, 'bluetrace.js'
 if (bt.status !== 0) throw new Error(`bench/bluetrace failed: ${bt.stderr}`);
 Object.assign(report, JSON.parse(bt.stdout.trim().split('\n').pop()!) as Record<string, number>);
 
+// 6. The backend for a fleet: a backlog stored by one and two collectors, into SQLite and
+//    PostgreSQL; then 1,000 simulated gateways for 10 minutes with a broker restart (fleet.ts).
+const ingest = spawnSync(process.execPath, [join(here, 'collector-ingest.js'), '2000'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+if (ingest.status !== 0) throw new Error(`bench/collector-ingest failed: ${ingest.stderr}`);
+Object.assign(report, JSON.parse(ingest.stdout.trim().split('\n').pop()!) as Record<string, number>);
+const fleet = spawnSync(process.execPath, [join(here, 'fleet.js'), '1000', '10'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+if (fleet.status !== 0) throw new Error(`bench/fleet failed: ${fleet.stderr}`);
+Object.assign(report, JSON.parse(fleet.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 const targets: Record<string, string> = {
+  fleet_gateways: '≥ 1000 (10 min, 0 lost, 0 duplicated)',
+  fleet_reconnect_drain_s: '≤ 60',
+  collector_encounters_per_s_postgres_1: '≥ 20000',
+  collector_encounters_per_s_postgres_2: '≥ 20000',
   decode_aggregate_adverts_per_s: '≥ 500000',
   wire_bytes_per_encounter: '≤ 40',
   write_tx_per_s: '≤ 1',

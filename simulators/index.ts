@@ -10,3 +10,8 @@ export type { VirtualControllerOptions } from './virtual-controller.js';
 export { advertisingReportEvents, CaptureFormatError, readHciCapture } from './captures.js';
 export { freePort, LocalBroker } from './local-broker.js';
 export { findPostgres, LocalPostgres } from './local-postgres.js';
+export { FLEET_DEFAULTS, FleetSim } from './fleet.js';
+export type { FleetOptions, FleetReport, ReconnectReport } from './fleet.js';
+export { MemoryOutbox } from './memory-outbox.js';
+export { assignVenueKinds, meanEncountersPerHour, poisson, VENUE_MIX } from './venue-mix.js';
+export type { VenueKind } from './venue-mix.js';

@@ -1,9 +1,9 @@
 // Owns the broker connection of a gateway: publishes outbox batches until the backend
 // acknowledges them, keeps a retained status (with a Last Will), and answers requests.
-import mqtt, { IClientPublishOptions, MqttClient } from 'mqtt';
+import type { IClientPublishOptions, MqttClient } from 'mqtt';
 import { ulid } from 'ulid';
 import { Logger, WarningThrottle } from '../../core/log/index.js';
-import { BrokerOptions, connectOptions } from '../../core/mqtt/index.js';
+import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
   ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, TempIdsResponse,
@@ -30,6 +30,9 @@ export interface UplinkOptions {
 }
 
 export type { UplinkCounters };
+
+/** What the uplink needs of a store: the gateway's SQLite store, or the fleet simulator's outbox in memory. */
+export type UplinkStore = Pick<Store, 'onBatches' | 'onAcked' | 'outbox' | 'batchEncounters' | 'addAck' | 'pullPlan' | 'readRange' | 'database'>;
 
 interface InFlight {
   attempts: number;
@@ -67,7 +70,7 @@ export class Uplink {
 
   constructor(
     private readonly options: UplinkOptions,
-    private readonly store: Store,
+    private readonly store: UplinkStore,
     private readonly statusCounters: () => StatusCounters,
     private readonly log: Logger,
   ) {
@@ -91,7 +94,7 @@ export class Uplink {
       retain: true,
       properties: { contentType: 'application/json' },
     };
-    const client = mqtt.connect(this.options.broker.url, connectOptions(this.options.broker, will));
+    const client = connectClient(this.options.broker, will);
     this.client = client;
     client.on('connect', (connack) => {
       this.counters.connects++;

@@ -1,0 +1,136 @@
+// collector_encounters_per_s: how fast `vgw collect` stores a fleet's backlog, into SQLite and
+// into PostgreSQL, with one collector and with two in a shared group. The collectors subscribe
+// once (their persistent sessions stay at the broker), stop, and a publisher queues a backlog of
+// signed 256-encounter batches from 200 gateways for them; then they start again as processes of
+// their own, and the clock runs from their start until the database holds every batch.
+// Everything runs on this machine at once: Mosquitto, PostgreSQL, the collectors.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import pg from 'pg';
+import { ulid } from 'ulid';
+import { toWire } from '../core/encounters/index.js';
+import { newIdentity, signBytes, signingKeyFromSeed, type RegistrationRecord } from '../core/trust/index.js';
+import { encodeBatch, gatewayTopics } from '../core/wire/index.js';
+import { LocalBroker, LocalPostgres } from '../simulators/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cli = join(here, '..', 'cli', 'main.js');
+const GATEWAYS = 200;
+const PER_BATCH = 256;
+const BATCHES = Number(process.argv[2] ?? 2000);
+const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-ingest-'));
+const broker = await LocalBroker.start(join(dir, 'broker'), 'max_queued_messages 1000000\nmax_queued_bytes 0');
+const postgres = await LocalPostgres.start();
+
+// The backlog: signed batches of 200 gateways, made once and published for each run.
+const records: RegistrationRecord[] = [];
+const messages: Array<{ topic: string; payload: Buffer }> = [];
+const gateways = Array.from({ length: GATEWAYS }, (_, i) => {
+  const { secrets, record } = newIdentity({ gateway: `ingest-gw-${i}`, venue: `ingest-venue-${i}`, beacon: { exponent: 10, epochS: 0, txPowerDbm: -20 } });
+  records.push(record);
+  const key = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
+  return { id: record.gateway, venue: record.venue, life: ulid(), seq: 0, nextId: 1, sign: (d: Buffer) => signBytes(key, d) };
+});
+const now = Date.now();
+for (let b = 0; b < BATCHES; b++) {
+  const g = gateways[b % GATEWAYS];
+  const encounters = Array.from({ length: PER_BATCH }, () => {
+    const id = g.nextId++;
+    const lastSeen = now - 3_600_000 + (id % 3600) * 1000;
+    return toWire({
+      id, protocol: 0, tempId: Buffer.from(ulid().slice(0, 16)), metadata: Buffer.alloc(4), firstSeen: lastSeen - 300_000, lastSeen, count: 75,
+      rssiMin: -85, rssiMax: -60, rssiSum: -72 * 75, rssiCount: 75, bucketMs: [20_000, 100_000, 150_000, 30_000], clockSynced: true,
+    });
+  });
+  messages.push({ topic: gatewayTopics('PREFIX', g.venue, g.id).batch, payload: encodeBatch({ kind: 'batch', id: ulid(), gateway: g.id, venue: g.venue, life: g.life, seq: ++g.seq, createdAt: now }, encounters, g.sign) });
+}
+const registry = join(dir, 'registry.json');
+writeFileSync(registry, JSON.stringify(records));
+
+/** A `vgw collect` process, and when it said it was connected (its backlog starts arriving then). */
+function collector(config: string): Promise<{ child: ChildProcess; connectedAt: number }> {
+  const child = spawn(process.execPath, [cli, 'collect', '-c', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('"collector connected"')) {
+        out = '';
+        resolve({ child, connectedAt: Date.now() });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`collector exited with ${code}`)));
+  });
+}
+
+const stop = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null ? r() : (c.once('exit', () => r()), c.kill('SIGTERM'))));
+
+async function storedBatches(database: string): Promise<number> {
+  if (database.startsWith('postgres')) {
+    const client = new pg.Client(database);
+    await client.connect();
+    try {
+      return Number((await client.query('SELECT count(*) AS n FROM batches')).rows[0].n);
+    } finally {
+      await client.end();
+    }
+  }
+  const db = new Database(database, { readonly: true });
+  try {
+    return db.prepare('SELECT count(*) FROM batches').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
+
+async function run(name: string, count: number, databases: string[]): Promise<number> {
+  const prefix = `ingest-${name}/v2`;
+  const configs = databases.map((database, i) => {
+    const path = join(dir, `${name}-${i}.json`);
+    writeFileSync(path, JSON.stringify({
+      broker: { url: broker.url, clientId: `ingest-${name}-${i}` },
+      topicPrefix: prefix,
+      collector: { database, registry, ...(count > 1 ? { shareGroup: `ingest${name}` } : {}) },
+      log: { level: 'info' },
+    }));
+    return path;
+  });
+  // Subscribe once, then stop: the broker queues the backlog for their sessions.
+  for (const c of await Promise.all(configs.map(collector))) await stop(c.child);
+  const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: `ingest-pub-${name}` });
+  for (let i = 0; i < messages.length; i += 100) {
+    await Promise.all(messages.slice(i, i + 100).map((m) => publisher.publishAsync(m.topic.replace('PREFIX', prefix), m.payload, { qos: 1 })));
+  }
+  await publisher.endAsync();
+  const running = await Promise.all(configs.map(collector));
+  const t0 = Math.min(...running.map((r) => r.connectedAt));
+  const unique = [...new Set(databases)];
+  for (;;) {
+    const stored = (await Promise.all(unique.map(storedBatches))).reduce((a, b) => a + b, 0);
+    if (stored >= BATCHES) break;
+    if (Date.now() - t0 > 600_000) throw new Error(`${name}: ${stored} of ${BATCHES} batches after 600 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  for (const c of running) await stop(c.child);
+  return Math.round((BATCHES * PER_BATCH) / seconds);
+}
+
+const report: Record<string, number> = {};
+report.collector_ingest_backlog_encounters = BATCHES * PER_BATCH;
+report.collector_encounters_per_s_sqlite_1 = await run('sqlite1', 1, [join(dir, 'one.db')]);
+// Two collectors on SQLite write two files (a file has one writer at a time).
+report.collector_encounters_per_s_sqlite_2 = await run('sqlite2', 2, [join(dir, 'two-a.db'), join(dir, 'two-b.db')]);
+const pg1 = await postgres.createDatabase('ingest_one');
+report.collector_encounters_per_s_postgres_1 = await run('pg1', 1, [pg1]);
+const pg2 = await postgres.createDatabase('ingest_two');
+report.collector_encounters_per_s_postgres_2 = await run('pg2', 2, [pg2, pg2]);
+await broker.stop();
+await postgres.destroy();
+rmSync(dir, { recursive: true, force: true });
+process.stdout.write(JSON.stringify(report) + '\n');

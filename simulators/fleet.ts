@@ -1,0 +1,341 @@
+// The fleet simulator: N gateways in one process, each with its own keys, registration record,
+// client id and MQTT session, and the real gateway code between its encounters and the broker —
+// the real Uplink (publish until acked, resend backoff, acks, status and Last Will, pulls), the
+// real codec and Ed25519 signing, full-jitter reconnects — over an outbox in memory that keeps the
+// store's cadence (memory-outbox.ts). Encounters arrive at a venue traffic mix (venue-mix.ts). It
+// can stop and restart the broker mid-run, and it reports what reached the backend: loss,
+// duplicates and latency, against its own record of every encounter it made.
+import { randomBytes } from 'node:crypto';
+import type { Encounter, StoredEncounter } from '../core/encounters/index.js';
+import type { Logger } from '../core/log/index.js';
+import { newIdentity, type RegistrationRecord, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import type { StatusCounters } from '../core/wire/status.js';
+import { Uplink } from '../daemon/uplink/index.js';
+import type { LocalBroker } from './local-broker.js';
+import { MemoryOutbox } from './memory-outbox.js';
+import { assignVenueKinds, meanEncountersPerHour, poisson, VENUE_MIX, type VenueKind } from './venue-mix.js';
+
+export interface FleetOptions {
+  brokerUrl: string;
+  prefix: string;
+  gateways: number;
+  /** Traffic multiplier over the mix's rates (1: business hours). */
+  speed: number;
+  seed: number;
+  /** Seconds over which the gateways first connect (units are not all switched on in one second). */
+  rampS: number;
+  batchMaxEncounters: number;
+  batchMaxAgeS: number;
+  /** store.checkpointS: closed encounters are batched at the next commit. */
+  commitIntervalS: number;
+  resendInitialS: number;
+  resendMaxS: number;
+  statusIntervalS: number;
+  reconnectS: number;
+  reconnectMaxS: number;
+}
+
+export const FLEET_DEFAULTS: Omit<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways'> = {
+  speed: 1,
+  seed: 1,
+  rampS: 10,
+  // the gateway's own defaults (vgw config docs)
+  batchMaxEncounters: 256,
+  batchMaxAgeS: 30,
+  commitIntervalS: 60,
+  resendInitialS: 5,
+  resendMaxS: 300,
+  statusIntervalS: 30,
+  reconnectS: 2,
+  reconnectMaxS: 30,
+};
+
+interface SimGateway {
+  id: string;
+  venue: string;
+  kind: VenueKind;
+  record: RegistrationRecord;
+  outbox: MemoryOutbox;
+  uplink: Uplink;
+  /** When each encounter closed (by id): latency is measured from there. */
+  closedAt: number[];
+  /** Temp IDs by id, hex: the ground truth the backend's rows are checked against. */
+  tempIds: string[];
+  started: boolean;
+}
+
+export interface ReconnectReport {
+  downS: number;
+  /** Batches waiting in outboxes when the broker came back. */
+  backlogBatches: number;
+  /** From the broker's restart until every gateway is connected again. */
+  allConnectedS: number | null;
+  /** From the broker's restart until every batch cut before it is acknowledged. */
+  drainS: number | null;
+}
+
+export interface FleetReport {
+  gateways: number;
+  mix: Array<{ kind: string; venues: number; encountersPerHour: number }>;
+  speed: number;
+  runS: number;
+  encountersMade: number;
+  encountersAcked: number;
+  batchesCut: number;
+  batchesPublished: number;
+  batchesResent: number;
+  /** From an encounter's closing to its batch's ack at the gateway (the ack follows the backend's commit). */
+  latencyMs: { p50: number; p99: number; max: number } | null;
+  reconnect: ReconnectReport | null;
+  /** Filled by verify(). */
+  atBackend?: { rows: number; lost: number; duplicates: number; foreign: number };
+}
+
+const quantile = (sorted: Float64Array, q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+export class FleetSim {
+  readonly gateways: SimGateway[];
+  private readonly options: FleetOptions;
+  private readonly random: () => number;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private latencies = new Float64Array(1 << 16);
+  private latencyCount = 0;
+  private encountersAcked = 0;
+  private startedAt = 0;
+  reconnect: ReconnectReport | null = null;
+
+  constructor(options: Partial<FleetOptions> & Pick<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways'>, private readonly log: Logger) {
+    this.options = { ...FLEET_DEFAULTS, ...options };
+    let x = this.options.seed >>> 0 || 1;
+    this.random = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 4294967296;
+    };
+    const kinds = assignVenueKinds(this.options.gateways);
+    const width = String(this.options.gateways).length;
+    this.gateways = kinds.map((kind, i) => this.makeGateway(i, kind, width));
+  }
+
+  /** The registration records, for the collectors' registry. */
+  get records(): RegistrationRecord[] {
+    return this.gateways.map((g) => g.record);
+  }
+
+  private makeGateway(i: number, kind: VenueKind, width: number): SimGateway {
+    const n = String(i + 1).padStart(width, '0');
+    const id = `sim-gw-${n}`;
+    const venue = `sim-${kind.name}-${n}`;
+    const { secrets, record } = newIdentity({ gateway: id, venue, beacon: { exponent: 10, epochS: 0, txPowerDbm: -20 } });
+    const key = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
+    const o = this.options;
+    const outbox = new MemoryOutbox(
+      { batchMaxEncounters: o.batchMaxEncounters, batchMaxAgeMs: o.batchMaxAgeS * 1000, commitIntervalMs: o.commitIntervalS * 1000 },
+      Date.now(),
+      this.random() * o.commitIntervalS * 1000,
+    );
+    const g: SimGateway = { id, venue, kind, record, outbox, uplink: undefined as unknown as Uplink, closedAt: [], tempIds: [], started: false };
+    g.uplink = new Uplink(
+      {
+        broker: { url: o.brokerUrl, clientId: `vgw-${id}`, keepaliveS: 60, connectTimeoutS: 30, reconnectS: o.reconnectS, reconnectMaxS: o.reconnectMaxS },
+        prefix: o.prefix,
+        venue,
+        gateway: id,
+        maxInflightBatches: 8,
+        resendInitialMs: o.resendInitialS * 1000,
+        resendMaxMs: o.resendMaxS * 1000,
+        statusIntervalMs: o.statusIntervalS * 1000,
+        maxRequestBytes: 65_536,
+        maxPullEncounters: 200_000,
+        batchMaxEncounters: o.batchMaxEncounters,
+        signer: (data) => signBytes(key, data),
+      },
+      outbox,
+      () => this.statusCounters(g),
+      this.log,
+    );
+    outbox.onAcked((ids) => {
+      const now = Date.now();
+      for (const batchId of ids) {
+        for (const e of outbox.batchEncounters(batchId)) this.recordLatency(now - g.closedAt[e.id - 1]);
+      }
+    });
+    return g;
+  }
+
+  private recordLatency(ms: number): void {
+    if (this.latencyCount === this.latencies.length) {
+      const grown = new Float64Array(this.latencies.length * 2);
+      grown.set(this.latencies);
+      this.latencies = grown;
+    }
+    this.latencies[this.latencyCount++] = ms;
+    this.encountersAcked++;
+  }
+
+  /** What a simulated unit says in its retained status: a simulated radio and a synchronised clock. */
+  private statusCounters(g: SimGateway): StatusCounters {
+    const made = g.closedAt.length;
+    return {
+      radio: { state: 'simulated' },
+      clock: { synchronized: true, source: 'fleet-sim', steps: 0 },
+      beacon: { state: 'disabled' },
+      bluetrace: { state: 'disabled' },
+      health: { ready: true, watchdog: { enabled: false, pings: 0, withheld: 0, lastWithheldReason: null } },
+      adverts: { received: made * 40, withTempId: made * 40 },
+      heard: { exposureNotification: made * 40, eddystone: 0, ibeacon: 0, opentrace: 0, other: 0 },
+      drops: { adTruncated: 0, adTooLong: 0, enWrongSize: 0, serviceDataTooShort: 0, rssiInvalid: 0 },
+      encounters: { open: 0, sightings: made * 40, opened: made, closedSilence: made, closedMaxDuration: 0, closedEvicted: 0, closedShutdown: 0, closedClockStep: 0 },
+      store: {
+        ...g.outbox.counters, purgedEncounters: 0, purgedUnacked: 0, commitFailures: 0, droppedDiskFull: 0, restoredOpen: 0, salvagedEncounters: 0, readErrors: 0,
+        ...g.outbox.stats(), database: g.outbox.database,
+      },
+      uplink: { ...g.uplink.counters, inflight: g.uplink.inflightCount, connected: g.uplink.connected },
+    };
+  }
+
+  /** Connects the gateways over `rampS`, then makes traffic every second until stop(). */
+  async start(): Promise<void> {
+    this.startedAt = Date.now();
+    const spacing = (this.options.rampS * 1000) / Math.max(1, this.gateways.length);
+    this.tickTimer = setInterval(() => this.tick(), 1000);
+    for (const g of this.gateways) {
+      g.uplink.start();
+      g.started = true;
+      if (spacing > 0) await new Promise((r) => setTimeout(r, spacing));
+    }
+  }
+
+  /** One second of traffic: closed encounters for each venue, then each outbox's commit (when due). */
+  private tick(): void {
+    const now = Date.now();
+    for (const g of this.gateways) {
+      if (!g.started) continue;
+      const n = poisson((g.kind.encountersPerHour * this.options.speed) / 3600, this.random);
+      if (n > 0) {
+        const closed: Encounter[] = [];
+        for (let i = 0; i < n; i++) closed.push(this.encounter(g.kind, now));
+        for (const e of g.outbox.addEncounters(closed)) {
+          g.closedAt.push(now);
+          g.tempIds.push(e.tempId.toString('hex'));
+        }
+      }
+      g.outbox.tick(now, (e: StoredEncounter) => g.closedAt[e.id - 1]);
+    }
+  }
+
+  private encounter(kind: VenueKind, now: number): Encounter {
+    const dwellMs = 1000 * (kind.dwellS[0] + this.random() * (kind.dwellS[1] - kind.dwellS[0]));
+    // One RPI's part of the stay: at most 15 minutes.
+    const durationMs = Math.min(dwellMs, 900_000) * (0.3 + 0.7 * this.random());
+    const rssiMax = -50 - Math.floor(this.random() * 30);
+    const count = Math.max(1, Math.floor(durationMs / 4000));
+    return {
+      protocol: 0, tempId: randomBytes(16), metadata: randomBytes(4), firstSeen: now - 60_000 - durationMs, lastSeen: now - 60_000,
+      count, rssiMin: rssiMax - 15, rssiMax, rssiSum: (rssiMax - 8) * count, rssiCount: count, bucketMs: [0, durationMs / 2, durationMs / 2, 0], clockSynced: true,
+    };
+  }
+
+  get connectedCount(): number {
+    return this.gateways.filter((g) => g.uplink.connected).length;
+  }
+
+  get backlogBatches(): number {
+    return this.gateways.reduce((n, g) => n + g.outbox.outbox().length, 0);
+  }
+
+  /**
+   * Stops the broker for `downS` seconds, restarts it, and measures how long the fleet takes to
+   * reconnect and to drain what it cut before the restart.
+   */
+  async restartBroker(broker: LocalBroker, downS: number, timeoutS = 300): Promise<ReconnectReport> {
+    await broker.stop();
+    await new Promise((r) => setTimeout(r, downS * 1000));
+    await broker.restart();
+    const restartedAt = Date.now();
+    const waiting = new Set<string>();
+    for (const g of this.gateways) for (const b of g.outbox.outbox()) waiting.add(b.id);
+    const report: ReconnectReport = { downS, backlogBatches: waiting.size, allConnectedS: null, drainS: null };
+    const deadline = restartedAt + timeoutS * 1000;
+    while (Date.now() < deadline && (report.allConnectedS === null || report.drainS === null)) {
+      await new Promise((r) => setTimeout(r, 100));
+      const elapsed = (Date.now() - restartedAt) / 1000;
+      if (report.allConnectedS === null && this.connectedCount === this.gateways.length) report.allConnectedS = elapsed;
+      if (report.drainS === null) {
+        let left = 0;
+        for (const g of this.gateways) for (const b of g.outbox.outbox()) if (waiting.has(b.id)) left++;
+        if (left === 0) report.drainS = elapsed;
+      }
+    }
+    this.reconnect = report;
+    return report;
+  }
+
+  /** Stops making traffic, commits and batches what is left, and waits until every outbox is empty. */
+  async drain(timeoutS = 300): Promise<boolean> {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = null;
+    const end = Date.now() + timeoutS * 1000;
+    for (const g of this.gateways) g.outbox.flush(Date.now());
+    while (Date.now() < end) {
+      if (this.gateways.every((g) => g.outbox.stats().pending === 0)) return true;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = null;
+    await Promise.all(this.gateways.map((g) => g.uplink.stop()));
+  }
+
+  report(): FleetReport {
+    const sorted = this.latencies.slice(0, this.latencyCount).sort();
+    const perKind = VENUE_MIX.map((k) => ({ kind: k.name, venues: this.gateways.filter((g) => g.kind.name === k.name).length, encountersPerHour: k.encountersPerHour * this.options.speed }));
+    return {
+      gateways: this.gateways.length,
+      mix: perKind,
+      speed: this.options.speed,
+      runS: (Date.now() - this.startedAt) / 1000,
+      encountersMade: this.gateways.reduce((n, g) => n + g.closedAt.length, 0),
+      encountersAcked: this.encountersAcked,
+      batchesCut: this.gateways.reduce((n, g) => n + g.outbox.counters.batchesCut, 0),
+      batchesPublished: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesPublished, 0),
+      batchesResent: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesResent, 0),
+      latencyMs: sorted.length > 0 ? { p50: Math.round(quantile(sorted, 0.5)), p99: Math.round(quantile(sorted, 0.99)), max: Math.round(sorted[sorted.length - 1]) } : null,
+      reconnect: this.reconnect,
+    };
+  }
+
+  /**
+   * Checks the backend's rows against what the gateways made: `rows` yields (gateway, id, temp ID
+   * hex) for every stored encounter of this fleet.
+   */
+  async verify(rows: AsyncIterable<{ gateway: string; id: number; tempId: string }>): Promise<NonNullable<FleetReport['atBackend']>> {
+    const byId = new Map(this.gateways.map((g) => [g.id, g]));
+    const seen = new Set<string>();
+    let count = 0;
+    let duplicates = 0;
+    let foreign = 0;
+    for await (const r of rows) {
+      count++;
+      const g = byId.get(r.gateway);
+      if (!g || g.tempIds[r.id - 1] !== r.tempId) {
+        foreign++;
+        continue;
+      }
+      const key = `${r.gateway}/${r.id}`;
+      if (seen.has(key)) duplicates++;
+      else seen.add(key);
+    }
+    const made = this.gateways.reduce((n, g) => n + g.closedAt.length, 0);
+    return { rows: count, lost: made - seen.size, duplicates, foreign };
+  }
+
+  /** Encounters per hour the fleet makes at this speed. */
+  get expectedPerHour(): number {
+    return meanEncountersPerHour() * this.options.speed * this.gateways.length;
+  }
+}
