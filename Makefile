@@ -24,6 +24,10 @@ system-deps:
 	  echo "installing postgresql (apt-get)"; \
 	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y postgresql; \
 	fi
+	@if command -v chromium >/dev/null; then :; else \
+	  echo "installing chromium (apt-get): the fleet page test renders it headless"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; \
+	fi
 
 build: deps
 	$(NODE_BIN)/tsc -p tsconfig.json

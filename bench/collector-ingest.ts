@@ -5,7 +5,7 @@
 // their own, and the clock runs from their start until the database holds every batch.
 // Everything runs on this machine at once: Mosquitto, PostgreSQL, the collectors.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,7 +95,7 @@ async function run(name: string, count: number, databases: string[]): Promise<nu
     writeFileSync(path, JSON.stringify({
       broker: { url: broker.url, clientId: `ingest-${name}-${i}` },
       topicPrefix: prefix,
-      collector: { database, registry, ...(count > 1 ? { shareGroup: `ingest${name}` } : {}) },
+      collector: { database, registry, http: { port: 0 }, ...(count > 1 ? { shareGroup: `ingest${name}` } : {}) },
       log: { level: 'info' },
     }));
     return path;
@@ -130,6 +130,25 @@ const pg1 = await postgres.createDatabase('ingest_one');
 report.collector_encounters_per_s_postgres_1 = await run('pg1', 1, [pg1]);
 const pg2 = await postgres.createDatabase('ingest_two');
 report.collector_encounters_per_s_postgres_2 = await run('pg2', 2, [pg2, pg2]);
+// What an encounter costs on disk once stored, indexes included (for docs/scaling.md): the
+// encounters' partitions alone, and the whole database (batch records, lives, hourly counts).
+{
+  const client = new pg.Client(pg2);
+  await client.connect();
+  const { rows } = await client.query(
+    `SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('encounters'))::bigint AS encounters,
+            pg_database_size(current_database())::bigint AS database, (SELECT count(*) FROM encounters)::bigint AS n`,
+  );
+  await client.end();
+  report.collector_postgres_encounter_bytes = Math.round(Number(rows[0].encounters) / Number(rows[0].n));
+  report.collector_postgres_database_bytes_per_encounter = Math.round(Number(rows[0].database) / Number(rows[0].n));
+  const one = join(dir, 'one.db');
+  const sqlite = new Database(one);
+  sqlite.pragma('wal_checkpoint(TRUNCATE)');
+  const n = sqlite.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+  sqlite.close();
+  report.collector_sqlite_database_bytes_per_encounter = Math.round(statSync(one).size / n);
+}
 await broker.stop();
 await postgres.destroy();
 rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { Collector, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
+import { Collector, CollectorHttp, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
 import { brokerOptions, defaultCollectorClientId } from '../core/mqtt/index.js';
 import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
@@ -13,6 +13,7 @@ export function collectCommand(): Command {
     .addHelpText('after', '\nExample:\n  vgw collect --config collector.json --pretty')
     .action(async (opts: { config: string; pretty?: boolean }) => {
       let collector: Collector;
+      let http: CollectorHttp | null = null;
       try {
         const config = loadConfig(opts.config);
         const c = config.collector;
@@ -22,14 +23,23 @@ export function collectCommand(): Command {
         if (!registry) log.warn('collector.acceptUnsigned: batches are stored without checking who sent them (development only)');
         const bluetraceKey = c.bluetraceKeyFile ? loadBluetraceKey(c.bluetraceKeyFile) : undefined;
         collector = new Collector(
-          { broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey, retentionDays: c.retentionDays },
+          {
+            broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey,
+            retentionDays: c.retentionDays, processMetrics: true,
+          },
           log,
         );
+        // Listening first: a port already taken stops this collector before it touches the broker.
+        if (c.http.enabled) {
+          http = new CollectorHttp(collector, c.http, log);
+          await http.start();
+        }
         await collector.start();
       } catch (err) {
         fail(err);
       }
-      const stop = () => void collector.stop().then(() => process.exit(0), () => process.exit(1));
+      // Reverse order: the endpoints go first, then what arrived is stored and acknowledged.
+      const stop = () => void (http?.stop() ?? Promise.resolve()).then(() => collector.stop()).then(() => process.exit(0), () => process.exit(1));
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
     });

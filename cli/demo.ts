@@ -11,7 +11,7 @@ import type { VenueEncounter } from '../core/encounters/index.js';
 import { newIdentity } from '../core/trust/index.js';
 import { oneShotConnectOptions } from '../core/mqtt/index.js';
 import { enabledBeacon, GatewayStatus, gatewayTopics, parseStatus, StatusCounters } from '../core/wire/index.js';
-import { LocalBroker, VirtualController } from '../simulators/index.js';
+import { freePort, LocalBroker, VirtualController } from '../simulators/index.js';
 import { fail } from './errors.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -80,7 +80,11 @@ export function demoCommand(): Command {
           uplink: { batchMaxAgeS: 3, statusIntervalS: 1 },
         }),
       );
-      writeFileSync(join(dir, 'collector.json'), JSON.stringify({ ...common, collector: { database: join(dir, 'collector.db'), registry: join(dir, 'registry.json') } }));
+      const httpPort = await freePort();
+      writeFileSync(
+        join(dir, 'collector.json'),
+        JSON.stringify({ ...common, collector: { database: join(dir, 'collector.db'), registry: join(dir, 'registry.json'), http: { port: httpPort } } }),
+      );
       const collector = spawnVgw(['collect', '-c', join(dir, 'collector.json')], join(dir, 'collector.log'));
       const daemon = spawnVgw(['run', '-c', join(dir, 'gateway.json')], join(dir, 'gateway.log'));
 
@@ -128,7 +132,7 @@ export function demoCommand(): Command {
         process.stdout.write(
           '\x1b[2J\x1b[H' +
             `venue-gateway demo — broker ${broker.url}, ${virtual ? `noble + bleno on a virtual controller (${socketPath})` : `simulated radio ×${opts.speed}`}, folder ${dir}\n` +
-            `${line}\n${beaconLine}\n\nlatest encounters at the collector:\n${table.join('\n') || `  (none yet: an encounter closes after ${virtual ? 5 : 60} s of silence)`}\n\nCtrl-C stops everything.\n`,
+            `${line}\n${beaconLine}\nfleet page and metrics: http://127.0.0.1:${httpPort}/ (/metrics, /healthz)\n\nlatest encounters at the collector:\n${table.join('\n') || `  (none yet: an encounter closes after ${virtual ? 5 : 60} s of silence)`}\n\nCtrl-C stops everything.\n`,
         );
       };
       const timer = setInterval(render, 1000);

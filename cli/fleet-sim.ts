@@ -149,7 +149,7 @@ export function fleetSimCommand(): Command {
           writeFileSync(config, JSON.stringify({
             broker: { url: brokerUrl, clientId: `fleet-collector-${seed}-${i}`, reconnectS: 1, reconnectMaxS: 5 },
             topicPrefix: prefix,
-            collector: { database, registry, ...(collectorCount > 1 ? { shareGroup: `fleet${seed}` } : {}) },
+            collector: { database, registry, http: { port: 0 }, ...(collectorCount > 1 ? { shareGroup: `fleet${seed}` } : {}) },
             log: { level: 'info' },
           }));
           collectors.push(await startCollector(config, String(i)));

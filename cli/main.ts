@@ -7,6 +7,7 @@ import { decodeCommand } from './decode.js';
 import { demoCommand } from './demo.js';
 import { EXIT } from './errors.js';
 import { exportCommand } from './export.js';
+import { fleetCommand } from './fleet.js';
 import { fleetSimCommand } from './fleet-sim.js';
 import { matchCommand } from './match.js';
 import { provisionCommand } from './provision.js';
@@ -22,7 +23,7 @@ const program = new Command('vgw')
   .version('0.1.0')
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [provisionCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
+for (const cmd of [provisionCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

@@ -3,8 +3,8 @@
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../core/log/index.js';
 import {
-  Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, parseTempIdsRequestTopic, tempIdsRequestFilter, WIRE_SCHEMA_VERSION,
-  WireFormatError,
+  Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic, statusFilter, tempIdsRequestFilter,
+  WIRE_SCHEMA_VERSION, WireFormatError,
 } from '../core/wire/index.js';
 import { answerTempIdRequest } from './tempids.js';
 import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
@@ -12,7 +12,9 @@ import { BrokerOptions, connectClient } from '../core/mqtt/index.js';
 import type { CollectorCounters } from './database.js';
 import { openCollectorStore } from './open-store.js';
 import { type ArrivedBatch, type CollectorStore, describeDatabase, type IngestResult } from './store.js';
-import { GatewayRegistry, verifyBatch } from './verify.js';
+import { GatewayRegistry, type Verification, verifyBatch } from './verify.js';
+import { type StatusRow, statusRow } from './fleet.js';
+import { CollectorMetrics, type RefusalReason } from './metrics.js';
 
 export interface CollectorOptions {
   broker: BrokerOptions;
@@ -28,6 +30,20 @@ export interface CollectorOptions {
   retentionDays?: number;
   /** How often retention runs. */
   retentionIntervalMs?: number;
+  /** Also export the process's own metrics (CPU, memory, event loop): `vgw collect` does. */
+  processMetrics?: boolean;
+  /** Gateway statuses are written to the database at most this often, the latest of each. */
+  statusFlushMs?: number;
+}
+
+/** What the health endpoint reports: healthy when the broker is connected and the database answers. */
+export interface CollectorHealth {
+  healthy: boolean;
+  broker: { connected: boolean };
+  database: { kind: 'sqlite' | 'postgres' | null; ok: boolean; error: string | null };
+  /** The last group commit: a failure here means batches are not being stored (nor acknowledged). */
+  lastCommit: { ok: boolean; at: string; error: string | null } | null;
+  counters: CollectorCounters;
 }
 
 /** Batches per transaction at most: a backlog drained after an outage commits in steps. */
@@ -55,10 +71,22 @@ export class Collector {
   /** The commit loop while it runs: one transaction at a time, the next group gathers meanwhile. */
   private committing: Promise<void> | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
+  /** The latest status of each gateway not yet written, and the writer's timer. */
+  private statuses = new Map<string, StatusRow>();
+  private statusTimer: NodeJS.Timeout | null = null;
+  private savingStatuses: Promise<void> | null = null;
+  private lastCommit: { ok: boolean; at: number; error: string | null } | null = null;
+  readonly metrics: CollectorMetrics;
 
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
+    this.metrics = new CollectorMetrics(async () => (this.opened ? this.opened.lives() : []), options.processMetrics ?? false);
     // Checked once here: a wrong key would otherwise fail every request in the message handler.
     if (options.bluetraceKey && options.bluetraceKey.length !== TEMPID_KEY_BYTES) throw new Error(`bluetraceKey: expected ${TEMPID_KEY_BYTES} bytes (AES-256-GCM)`);
+  }
+
+  /** Whether `start()` has opened the database (until `stop()` closes it). */
+  get started(): boolean {
+    return this.opened !== null;
   }
 
   /** The database, once `start()` has opened it. */
@@ -75,19 +103,24 @@ export class Collector {
       this.retentionTimer = setInterval(() => void this.purge(), this.options.retentionIntervalMs ?? 3_600_000);
       this.retentionTimer.unref();
     }
+    this.statusTimer = setInterval(() => void this.saveStatuses(), this.options.statusFlushMs ?? 2000);
+    this.statusTimer.unref();
     const client = connectClient(this.options.broker);
     this.client = client;
     const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
     client.on('message', (topic, payload) => {
       const asking = parseTempIdsRequestTopic(this.options.prefix, topic);
-      if (asking) this.onTempIdRequest(asking.venue, asking.gateway, payload);
-      else this.onBatch(topic, payload);
+      if (asking) return this.onTempIdRequest(asking.venue, asking.gateway, payload);
+      const status = parseStatusTopic(this.options.prefix, topic);
+      if (status) return this.onStatus(status.venue, status.gateway, payload);
+      this.onBatch(topic, payload);
     });
     client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
     return new Promise((resolve) => {
       client.on('connect', () => {
         this.log.info({ filter }, 'collector connected');
-        const filters = [filter, ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
+        // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
+        const filters = [filter, statusFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
         client.subscribe(filters, { qos: 1 }, (err) => {
           if (err) this.log.error({ err: err.message }, 'subscribe failed');
           resolve();
@@ -115,6 +148,40 @@ export class Collector {
     this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, JSON.stringify(answer), { qos: 1, properties: { contentType: 'application/json' } });
   }
 
+  private onStatus(venue: string, gateway: string, payload: Buffer): void {
+    if (payload.length === 0) return; // a retained status cleared (a gateway retired)
+    const row = statusRow(payload, Date.now(), this.statuses.get(gateway));
+    if (!row || row.gateway !== gateway || row.venue !== venue) {
+      this.log.warn({ venue, gateway }, row ? 'status names another gateway than its topic: ignored' : 'status is not a status document (JSON with gateway, venue, state): ignored');
+      return;
+    }
+    this.statuses.set(gateway, row);
+    this.metrics.statusMessages.inc();
+  }
+
+  /** Writes the statuses gathered since the last write; kept for the next try when it fails. */
+  private async saveStatuses(): Promise<void> {
+    if (this.savingStatuses || this.statuses.size === 0 || !this.opened) return this.savingStatuses ?? undefined;
+    const rows = this.statuses;
+    this.statuses = new Map();
+    this.savingStatuses = this.opened.saveStatuses([...rows.values()]).then(
+      () => undefined,
+      (err: Error) => {
+        for (const [gateway, row] of rows) if (!this.statuses.has(gateway)) this.statuses.set(gateway, row);
+        this.log.warn({ err: err.message, statuses: rows.size }, 'gateway statuses not saved; trying again');
+      },
+    ).finally(() => {
+      this.savingStatuses = null;
+    });
+    return this.savingStatuses;
+  }
+
+  private refuse(reason: RefusalReason): void {
+    this.counters.batchesRejected++;
+    this.metrics.batches.inc({ outcome: 'refused' });
+    this.metrics.refusals.inc({ reason });
+  }
+
   private onBatch(topic: string, payload: Buffer): void {
     const where = parseBatchTopic(this.options.prefix, topic);
     let batch: Batch;
@@ -122,18 +189,20 @@ export class Collector {
       if (!where) throw new WireFormatError('topic', `not <prefix>/<venue>/<gateway>/batch: ${topic}`);
       batch = decodeBatch(payload);
       if (batch.kind !== 'batch') throw new WireFormatError('kind', 'only "batch" belongs on a batch topic');
-      if (batch.gateway !== where.gateway || batch.venue !== where.venue) {
-        throw new WireFormatError('gw', `batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic`);
-      }
     } catch (err) {
-      this.counters.batchesRejected++;
+      this.refuse('malformed');
       this.log.warn({ topic, err: (err as Error).message }, 'batch rejected');
+      return;
+    }
+    if (batch.gateway !== where.gateway || batch.venue !== where.venue) {
+      this.refuse('wrong_topic');
+      this.log.warn({ topic, err: `gw: batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic` }, 'batch rejected');
       return;
     }
     const verified = this.verify(batch);
     if (!verified.ok) {
       // Not acknowledged either: a real gateway whose record is missing keeps its batches until it is added.
-      this.counters.batchesRejected++;
+      this.refuse(verified.code);
       this.counters.batchesUnverified++;
       this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
       return;
@@ -158,14 +227,20 @@ export class Collector {
     const group = this.arrived.splice(0, MAX_GROUP_BATCHES);
     if (group.length === 0) return;
     let results: Array<IngestResult | Error>;
+    const endTimer = this.metrics.commitSeconds.startTimer();
     try {
       results = await this.store.commit(group);
+      endTimer();
+      this.lastCommit = { ok: true, at: Date.now(), error: null };
     } catch (err) {
       // Not acknowledged: the gateways keep them in their outboxes and send them again.
       this.counters.commitFailures++;
+      this.metrics.commitFailures.inc();
+      this.lastCommit = { ok: false, at: Date.now(), error: (err as Error).message };
       this.log.error({ batches: group.length, err: (err as Error).message }, 'batches not stored');
       return;
     }
+    const arrivedAt = Date.now();
     const acks = new Map<string, string[]>();
     group.forEach(({ batch }, i) => {
       const result = results[i];
@@ -174,7 +249,7 @@ export class Collector {
         return;
       }
       if (result.outcome === 'out_of_sequence') {
-        this.counters.batchesRejected++;
+        this.refuse('out_of_sequence');
         this.counters.batchesOutOfSequence++;
         this.log.warn(
           { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
@@ -184,11 +259,16 @@ export class Collector {
       }
       if (result.outcome === 'duplicate') {
         this.counters.batchesDuplicate++;
+        this.metrics.batches.inc({ outcome: 'duplicate' });
         this.log.info({ batch: batch.id, gateway: batch.gateway, seq: batch.seq }, 'batch already stored (re-send or replay): acknowledged again, not stored twice');
       } else {
         this.counters.batchesStored++;
         this.counters.encountersStored += result.stored;
         this.counters.encountersDuplicate += batch.encounters.length - result.stored;
+        this.metrics.batches.inc({ outcome: 'stored' });
+        this.metrics.encounters.inc({ outcome: 'stored' }, result.stored);
+        this.metrics.encounters.inc({ outcome: 'duplicate' }, batch.encounters.length - result.stored);
+        this.metrics.gatewayLag.set({ gateway: batch.gateway }, Math.max(0, (arrivedAt - batch.createdAt) / 1000));
         this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
       }
       const topic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
@@ -201,10 +281,11 @@ export class Collector {
         if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
       });
       this.counters.acksSent += ids.length;
+      this.metrics.acks.inc(ids.length);
     }
   }
 
-  private verify(batch: Batch): { ok: true; signer: Buffer | null } | { ok: false; reason: string } {
+  private verify(batch: Batch): { ok: true; signer: Buffer | null } | Extract<Verification, { ok: false }> {
     const registry = this.options.registry;
     if (!registry) return { ok: true, signer: null };
     try {
@@ -225,14 +306,38 @@ export class Collector {
     }
   }
 
+  async health(): Promise<CollectorHealth> {
+    let database: CollectorHealth['database'] = { kind: null, ok: false, error: 'not open' };
+    if (this.opened) {
+      try {
+        await this.opened.ping();
+        database = { kind: this.opened.kind, ok: true, error: null };
+      } catch (err) {
+        database = { kind: this.opened.kind, ok: false, error: (err as Error).message };
+      }
+    }
+    const connected = this.client?.connected ?? false;
+    const lastCommit = this.lastCommit && { ...this.lastCommit, at: new Date(this.lastCommit.at).toISOString() };
+    return {
+      healthy: connected && database.ok && (lastCommit?.ok ?? true),
+      broker: { connected },
+      database,
+      lastCommit,
+      counters: { ...this.counters },
+    };
+  }
+
   async stop(): Promise<void> {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.retentionTimer = null;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
     // What arrived is stored and acknowledged before the connection closes.
     const client = this.client;
     while (this.committing || this.arrived.length > 0) await (this.committing ??= this.commitLoop());
     this.client = null;
     if (client) await new Promise<void>((resolve) => client.end(false, () => resolve()));
+    await this.saveStatuses();
     await this.opened?.close();
     this.opened = null;
     this.log.info('collector stopped');

@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import { migrate, openDatabase } from '../core/sqlite/index.js';
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
+import { HOUR_MS, type LifeRow, type StatusRow, type VenueHour } from './fleet.js';
 import { type ArrivedBatch, BATCH_GRACE_DAYS, type CollectorStore, DAY_MS, type IngestResult, type PurgeReport } from './store.js';
 
 export const COLLECTOR_MIGRATIONS: readonly string[] = [
@@ -92,6 +93,27 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
    INSERT INTO lives SELECT gateway, '${LEGACY_LIFE}', last_seq, seq_gaps, last_seen_at, last_seen_at FROM gateways;
    ALTER TABLE gateways ADD COLUMN life TEXT NOT NULL DEFAULT '${LEGACY_LIFE}';
    ALTER TABLE gateways ADD COLUMN lives INTEGER NOT NULL DEFAULT 1;`,
+  // The fleet view: batches stored per life (last_seq − batches are missing), each gateway's last
+  // status, and encounters per venue per hour (kept as they are stored: the page reads no encounter).
+  `ALTER TABLE lives ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;
+   UPDATE lives SET batches = (SELECT count(*) FROM batches b WHERE b.gateway = lives.gateway AND b.life = lives.life AND b.kind = 'batch');
+   CREATE TABLE gateway_status (
+     gateway TEXT PRIMARY KEY,
+     venue TEXT NOT NULL,
+     state TEXT NOT NULL,
+     reason TEXT,
+     since INTEGER NOT NULL,
+     received_at INTEGER NOT NULL,
+     document TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE venue_hours (
+     venue TEXT NOT NULL,
+     hour INTEGER NOT NULL,
+     encounters INTEGER NOT NULL,
+     PRIMARY KEY (venue, hour)
+   ) WITHOUT ROWID;
+   INSERT INTO venue_hours SELECT venue, (first_seen / ${HOUR_MS}) * ${HOUR_MS}, count(*) FROM encounters GROUP BY 1, 2;
+   CREATE INDEX venue_hours_hour ON venue_hours(hour);`,
 ];
 
 /**
@@ -162,6 +184,8 @@ export class CollectorDb implements CollectorStore {
   private readonly lastSeq;
   private readonly batchExists;
   private readonly seqHolder;
+  private readonly countHour;
+  private readonly upsertStatus;
 
   constructor(path: string) {
     // synchronous = FULL (openDatabase's): an ack tells the gateway it may let the batch age
@@ -178,8 +202,8 @@ export class CollectorDb implements CollectorStore {
     );
     // A first batch above seq 1 is a gap too: the batches before it have not arrived (yet).
     this.upsertLife = this.db.prepare(
-      `INSERT INTO lives (gateway, life, last_seq, seq_gaps, first_seen_at, last_seen_at) VALUES (@gateway, @life, @seq, CASE WHEN @seq > 1 THEN 1 ELSE 0 END, @now, @now)
-       ON CONFLICT(gateway, life) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+      `INSERT INTO lives (gateway, life, last_seq, seq_gaps, first_seen_at, last_seen_at, batches) VALUES (@gateway, @life, @seq, CASE WHEN @seq > 1 THEN 1 ELSE 0 END, @now, @now, 1)
+       ON CONFLICT(gateway, life) DO UPDATE SET last_seen_at = excluded.last_seen_at, batches = batches + 1,
          seq_gaps = seq_gaps + (CASE WHEN excluded.last_seq > last_seq + 1 THEN 1 ELSE 0 END),
          last_seq = max(last_seq, excluded.last_seq)`,
     );
@@ -194,6 +218,13 @@ export class CollectorDb implements CollectorStore {
     this.lastSeq = this.db.prepare('SELECT last_seq FROM gateways WHERE gateway = ?').pluck();
     this.batchExists = this.db.prepare('SELECT 1 FROM batches WHERE id = ?').pluck();
     this.seqHolder = this.db.prepare(`SELECT id FROM batches WHERE gateway = ? AND signer = ? AND life = ? AND seq = ? AND kind = 'batch'`).pluck();
+    this.countHour = this.db.prepare(`INSERT INTO venue_hours (venue, hour, encounters) VALUES (?, ?, 1) ON CONFLICT(venue, hour) DO UPDATE SET encounters = encounters + 1`);
+    this.upsertStatus = this.db.prepare(
+      `INSERT INTO gateway_status (gateway, venue, state, reason, since, received_at, document) VALUES (@gateway, @venue, @state, @reason, @since, @receivedAt, @document)
+       ON CONFLICT(gateway) DO UPDATE SET venue = excluded.venue, state = excluded.state, reason = excluded.reason, received_at = excluded.received_at,
+         document = excluded.document, since = CASE WHEN gateway_status.state = excluded.state THEN min(gateway_status.since, excluded.since) ELSE excluded.since END
+       WHERE excluded.received_at >= gateway_status.received_at`,
+    );
   }
 
   /**
@@ -212,10 +243,12 @@ export class CollectorDb implements CollectorStore {
       );
       let stored = 0;
       for (const e of batch.encounters) {
-        stored += this.insertEncounter.run(
+        const added = this.insertEncounter.run(
           batch.gateway, batch.life, e.id, batch.venue, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen,
           e.count, e.rssiMin, e.rssiMax, e.rssiMean, JSON.stringify(e.attenuationS), e.clockSynced ? 1 : 0, batch.id,
         ).changes;
+        if (added > 0) this.countHour.run(batch.venue, Math.floor(e.firstSeen / HOUR_MS) * HOUR_MS);
+        stored += added;
       }
       if (batch.kind === 'batch') {
         const now = Date.now();
@@ -258,10 +291,46 @@ export class CollectorDb implements CollectorStore {
       this.db.transaction((): PurgeReport => {
         const days = this.db.prepare(`SELECT count(DISTINCT first_seen / ${DAY_MS}) FROM encounters WHERE first_seen < ?`).pluck().get(boundary) as number;
         this.db.prepare('DELETE FROM encounters WHERE first_seen < ?').run(boundary);
+        this.db.prepare('DELETE FROM venue_hours WHERE hour < ?').run(boundary);
         const batchesDeleted = this.db.prepare('DELETE FROM batches WHERE received_at < ?').run(now - (retentionDays + BATCH_GRACE_DAYS) * DAY_MS).changes;
         return { days, batchesDeleted };
       })(),
     );
+  }
+
+  saveStatuses(rows: readonly StatusRow[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of rows) this.upsertStatus.run(r);
+    })();
+    return Promise.resolve();
+  }
+
+  statuses(): Promise<StatusRow[]> {
+    return Promise.resolve(
+      this.db.prepare('SELECT gateway, venue, state, reason, since, received_at AS receivedAt, document FROM gateway_status').all() as StatusRow[],
+    );
+  }
+
+  lives(): Promise<LifeRow[]> {
+    return Promise.resolve(
+      this.db.prepare(
+        `SELECT l.gateway, l.life, g.venue, l.last_seq AS lastSeq, l.batches, l.last_seen_at AS lastBatchAt
+           FROM lives l JOIN gateways g ON g.gateway = l.gateway`,
+      ).all() as LifeRow[],
+    );
+  }
+
+  venueHours(from: number, to: number): Promise<VenueHour[]> {
+    return Promise.resolve(this.db.prepare('SELECT venue, hour, encounters FROM venue_hours WHERE hour >= ? AND hour < ? ORDER BY venue, hour').all(from, to) as VenueHour[]);
+  }
+
+  ping(): Promise<void> {
+    try {
+      this.db.prepare('SELECT count(*) FROM gateways').get(); // reads the file, not just the connection
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   lastSequence(gateway: string): number | null {

@@ -7,3 +7,7 @@ export { openCollectorStore } from './open-store.js';
 export type { PostgresStoreOptions } from './postgres.js';
 export { GatewayRegistry, verifyBatch } from './verify.js';
 export { answerTempIdRequest, loadBluetraceKey, REFRESH_INTERVAL_S } from './tempids.js';
+export { CollectorHttp } from './http.js';
+export type { CollectorHttpOptions } from './http.js';
+export * from './fleet.js';
+export { CollectorMetrics } from './metrics.js';

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { type CollectedColumns, encounterFromCollected } from './database.js';
+import { HOUR_MS, type LifeRow, type StatusRow, type VenueHour } from './fleet.js';
 import { BATCH_GRACE_DAYS, DAY_MS } from './store.js';
 import type {
   ArrivedBatch, CollectorStore, EncounterFilter, EncounterSource, IngestResult, PurgeReport } from './store.js';
@@ -71,6 +72,29 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         last_seen_at bigint NOT NULL,
         PRIMARY KEY (gateway, life)
       );`,
+  },
+  {
+    version: 2,
+    description: "each gateway's last status; encounters per venue per hour",
+    sql: `
+      CREATE TABLE gateway_status (
+        gateway text PRIMARY KEY,
+        venue text NOT NULL,
+        state text NOT NULL,
+        reason text,
+        since bigint NOT NULL,
+        received_at bigint NOT NULL,
+        document text NOT NULL
+      );
+      -- counted as encounters are stored (commutative +), so the fleet page reads no encounter
+      CREATE TABLE venue_hours (
+        venue text NOT NULL,
+        hour bigint NOT NULL,
+        encounters bigint NOT NULL,
+        PRIMARY KEY (venue, hour)
+      );
+      CREATE INDEX venue_hours_hour ON venue_hours (hour);
+      INSERT INTO venue_hours SELECT venue, (first_seen / ${HOUR_MS}) * ${HOUR_MS}, count(*) FROM encounters GROUP BY 1, 2;`,
   },
 ];
 
@@ -216,6 +240,7 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
     });
     for (const d of dropped) this.partitions.delete(d);
     const { rowCount } = await this.pool.query('DELETE FROM batches WHERE received_at < $1', [cutoff - batchGraceDays * DAY_MS]);
+    await this.pool.query('DELETE FROM venue_hours WHERE hour < $1', [Math.floor(cutoff / DAY_MS) * DAY_MS]);
     return { days: dropped.length, batchesDeleted: rowCount ?? 0 };
   }
 
@@ -246,6 +271,38 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
       for (const r of rows) out.push(encounterFromCollected(r));
     }
     return out.sort((a, b) => a.firstSeen - b.firstSeen);
+  }
+
+  async saveStatuses(rows: readonly StatusRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const list = [...rows].sort((a, b) => (a.gateway < b.gateway ? -1 : 1));
+    const c = <T>(f: (r: StatusRow) => T) => list.map(f);
+    await this.pool.query(
+      `INSERT INTO gateway_status AS s (gateway, venue, state, reason, since, received_at, document)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])
+       ON CONFLICT (gateway) DO UPDATE SET venue = excluded.venue, state = excluded.state, reason = excluded.reason, received_at = excluded.received_at,
+         document = excluded.document, since = CASE WHEN s.state = excluded.state THEN least(s.since, excluded.since) ELSE excluded.since END
+       WHERE excluded.received_at >= s.received_at`,
+      [c((r) => r.gateway), c((r) => r.venue), c((r) => r.state), c((r) => r.reason), c((r) => r.since), c((r) => r.receivedAt), c((r) => r.document)],
+    );
+  }
+
+  async statuses(): Promise<StatusRow[]> {
+    return (await this.pool.query<StatusRow>('SELECT gateway, venue, state, reason, since, received_at AS "receivedAt", document FROM gateway_status')).rows;
+  }
+
+  async lives(): Promise<LifeRow[]> {
+    return (
+      await this.pool.query<LifeRow>('SELECT gateway, life, venue, last_seq AS "lastSeq", batches, last_seen_at AS "lastBatchAt" FROM lives')
+    ).rows;
+  }
+
+  async venueHours(from: number, to: number): Promise<VenueHour[]> {
+    return (await this.pool.query<VenueHour>('SELECT venue, hour, encounters FROM venue_hours WHERE hour >= $1 AND hour < $2 ORDER BY venue, hour', [from, to])).rows;
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
   }
 
   async close(): Promise<void> {
@@ -365,7 +422,11 @@ async function insertEncounters(client: pg.PoolClient, batches: ArrivedBatch['ba
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::smallint[], $6::bytea[], $7::bytea[], $8::bigint[], $9::bigint[], $10::int[],
                      $11::smallint[], $12::smallint[], $13::float8[], $14::text[], $15::boolean[], $16::text[])
            AS u(gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced, batch_id)
-       ON CONFLICT DO NOTHING RETURNING batch_id)
+       ON CONFLICT DO NOTHING RETURNING batch_id, venue, first_seen),
+     hours AS (
+       INSERT INTO venue_hours AS h (venue, hour, encounters)
+       SELECT venue, (first_seen / ${HOUR_MS}) * ${HOUR_MS}, count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+       ON CONFLICT (venue, hour) DO UPDATE SET encounters = h.encounters + excluded.encounters)
      SELECT batch_id, count(*)::int AS n FROM ins GROUP BY batch_id`,
     [
       c((r) => r.batch.gateway), c((r) => r.batch.life), c((r) => r.e.id), c((r) => r.batch.venue), c((r) => r.e.protocol), c((r) => r.e.tempId),

@@ -2,6 +2,7 @@
 // PostgreSQL (a fleet: several collectors, one database). `collector.database` chooses.
 import type { VenueEncounter } from '../core/encounters/index.js';
 import type { Batch } from '../core/wire/index.js';
+import type { LifeRow, StatusRow, VenueHour } from './fleet.js';
 
 export type IngestResult =
   | { outcome: 'stored'; stored: number }
@@ -56,6 +57,17 @@ export interface CollectorStore {
    * `retentionDays` before `now`, and batch records older than that by BATCH_GRACE_DAYS.
    */
   purgeExpired(now: number, retentionDays: number): Promise<PurgeReport>;
+  /**
+   * Keeps each gateway's latest status; a row older than the one held is ignored, and `since`
+   * stays the earliest moment of an unchanged state.
+   */
+  saveStatuses(rows: readonly StatusRow[]): Promise<void>;
+  statuses(): Promise<StatusRow[]>;
+  lives(): Promise<LifeRow[]>;
+  /** Encounters stored per venue per hour of first sighting, for hours in [from, to). */
+  venueHours(from: number, to: number): Promise<VenueHour[]>;
+  /** Resolves once the database answers a query; rejects with why it does not (health checks). */
+  ping(): Promise<void>;
   close(): Promise<void> | void;
 }
 

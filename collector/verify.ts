@@ -45,18 +45,21 @@ export class GatewayRegistry {
   }
 }
 
-export type Verification = { ok: true; signer: Buffer } | { ok: false; reason: string };
+/** Why a batch was refused, as the collector's metrics count it (refusals_total{reason}). */
+export type RefusalCode = 'malformed' | 'unregistered' | 'wrong_venue' | 'unsigned' | 'bad_signature' | 'out_of_sequence';
+
+export type Verification = { ok: true; signer: Buffer } | { ok: false; code: RefusalCode; reason: string };
 
 /** Checks who sent a batch; the reason names what is wrong and what would fix it. */
 export function verifyBatch(batch: Batch, registry: GatewayRegistry): Verification {
   const entry = registry.lookup(batch.gateway);
-  if (!entry) return { ok: false, reason: `gateway "${batch.gateway}" is not registered: add its registration record (\`vgw provision\` prints it) to the collector's registry` };
+  if (!entry) return { ok: false, code: 'unregistered', reason: `gateway "${batch.gateway}" is not registered: add its registration record (\`vgw provision\` prints it) to the collector's registry` };
   if (entry.record.venue !== batch.venue) {
-    return { ok: false, reason: `gateway "${batch.gateway}" is registered at venue "${entry.record.venue}", not "${batch.venue}"` };
+    return { ok: false, code: 'wrong_venue', reason: `gateway "${batch.gateway}" is registered at venue "${entry.record.venue}", not "${batch.venue}"` };
   }
-  if (!batch.sig) return { ok: false, reason: `unsigned batch: gateway "${batch.gateway}" must sign every batch (is its secrets file configured?)` };
+  if (!batch.sig) return { ok: false, code: 'unsigned', reason: `unsigned batch: gateway "${batch.gateway}" must sign every batch (is its secrets file configured?)` };
   if (!verifyBytes(entry.key, signedBytes(batch, batch.hash), batch.sig)) {
-    return { ok: false, reason: `signature does not verify with the registered key of "${batch.gateway}": forged or altered batch` };
+    return { ok: false, code: 'bad_signature', reason: `signature does not verify with the registered key of "${batch.gateway}": forged or altered batch` };
   }
   return { ok: true, signer: entry.signer };
 }

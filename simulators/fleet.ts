@@ -84,6 +84,8 @@ export interface FleetReport {
   batchesCut: number;
   batchesPublished: number;
   batchesResent: number;
+  /** Mean size of an online status document (retained, re-published every statusIntervalS). */
+  statusBytes: number;
   /** From an encounter's closing to its batch's ack at the gateway (the ack follows the backend's commit). */
   latencyMs: { p50: number; p99: number; max: number } | null;
   reconnect: ReconnectReport | null;
@@ -285,6 +287,22 @@ export class FleetSim {
     return false;
   }
 
+  /**
+   * Takes gateways out of service as a technician would: no more traffic, what they hold is
+   * batched and delivered, then each stops cleanly (its retained status says offline, stopped).
+   */
+  async stopGateways(ids: readonly string[], timeoutS = 60): Promise<boolean> {
+    const chosen = this.gateways.filter((g) => ids.includes(g.id));
+    for (const g of chosen) {
+      g.started = false;
+      g.outbox.flush(Date.now());
+    }
+    const end = Date.now() + timeoutS * 1000;
+    while (Date.now() < end && chosen.some((g) => g.outbox.stats().pending > 0)) await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(chosen.map((g) => g.uplink.stop()));
+    return chosen.every((g) => g.outbox.stats().pending === 0);
+  }
+
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
@@ -304,6 +322,7 @@ export class FleetSim {
       batchesCut: this.gateways.reduce((n, g) => n + g.outbox.counters.batchesCut, 0),
       batchesPublished: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesPublished, 0),
       batchesResent: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesResent, 0),
+      statusBytes: Math.round(this.gateways.reduce((n, g) => n + Buffer.byteLength(g.uplink.statusJson('online')), 0) / Math.max(1, this.gateways.length)),
       latencyMs: sorted.length > 0 ? { p50: Math.round(quantile(sorted, 0.5)), p99: Math.round(quantile(sorted, 0.99)), max: Math.round(sorted[sorted.length - 1]) } : null,
       reconnect: this.reconnect,
     };

@@ -294,6 +294,15 @@ const collectorSchema = z
       .min(1)
       .optional()
       .describe('File (mode 0600) holding the 32-byte BlueTrace key as 64 hex digits: with it this collector issues venues\' temp IDs (`<prefix>/<venue>/<gateway>/tempids/req`). Only the backend may hold it.'),
+    http: z
+      .object({
+        enabled: z.boolean().default(true).describe('Serve Prometheus metrics (/metrics), a health check (/healthz), the fleet as JSON (/api/fleet, /api/venue-hours) and the fleet page (/).'),
+        host: z.string().min(1).default('127.0.0.1').describe('Address to listen on. Loopback by default: the endpoints have no login, so expose them through a proxy that has one.'),
+        port: z.number().int().min(0).max(65535).default(9480).describe('TCP port; 0 takes any free port (the collector logs which). Each collector on one host needs its own.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The collector\'s HTTP endpoints for operations.'),
   })
   .strict()
   .refine((c) => c.registry !== undefined || c.acceptUnsigned, {

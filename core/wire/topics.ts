@@ -23,12 +23,26 @@ export function collectorBatchFilter(prefix: string, shareGroup?: string): strin
   return shareGroup ? `$share/${shareGroup}/${filter}` : filter;
 }
 
-/** Venue and gateway of a batch topic, or null when the topic is not one. */
-export function parseBatchTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+/** Venue and gateway of `<prefix>/<venue>/<gateway>/<suffix…>`, or null when the topic is not that. */
+function parseGatewayTopic(prefix: string, topic: string, suffix: readonly string[]): { venue: string; gateway: string } | null {
   if (!topic.startsWith(prefix + '/')) return null;
   const parts = topic.slice(prefix.length + 1).split('/');
-  if (parts.length !== 3 || parts[2] !== 'batch') return null;
+  if (parts.length !== 2 + suffix.length || suffix.some((s, i) => parts[2 + i] !== s)) return null;
   return { venue: parts[0], gateway: parts[1] };
+}
+
+/** Venue and gateway of a batch topic, or null when the topic is not one. */
+export function parseBatchTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['batch']);
+}
+
+/** Every gateway's retained status (not shared: each collector keeps the whole fleet's). */
+export function statusFilter(prefix: string): string {
+  return `${prefix}/+/+/status`;
+}
+
+export function parseStatusTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['status']);
 }
 
 /** Subscription of a backend that issues temp IDs: every gateway's requests. */
@@ -38,10 +52,7 @@ export function tempIdsRequestFilter(prefix: string): string {
 
 /** Venue and gateway of a temp ID request topic, or null. */
 export function parseTempIdsRequestTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
-  if (!topic.startsWith(prefix + '/')) return null;
-  const parts = topic.slice(prefix.length + 1).split('/');
-  if (parts.length !== 4 || parts[2] !== 'tempids' || parts[3] !== 'req') return null;
-  return { venue: parts[0], gateway: parts[1] };
+  return parseGatewayTopic(prefix, topic, ['tempids', 'req']);
 }
 
 export function replyTopic(prefix: string, clientId: string): string {

@@ -91,7 +91,7 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
     writeJson(join(o.dir, `${name}-collector-${i}.json`), {
       broker: { url: o.broker.url, reconnectS: 0.2, clientId: `collector-${name}-${i}` },
       topicPrefix: prefix,
-      collector: { database: o.database ?? collectorDb, registry, ...(collectorCount > 1 ? { shareGroup: `storm${o.seed}` } : {}) },
+      collector: { database: o.database ?? collectorDb, registry, http: { port: 0 }, ...(collectorCount > 1 ? { shareGroup: `storm${o.seed}` } : {}) },
       log: { level: 'warn' },
     }),
   );

@@ -95,7 +95,7 @@ export async function recordLife(root: string, broker: LocalBroker, lib: string,
   const collectorConfig = writeJson(join(root, 'collector.json'), {
     broker: { url: broker.url, reconnectS: 0.2, clientId: 'collector-pc-record' },
     topicPrefix: prefix,
-    collector: { database: join(collectorDisk, 'collector.db'), registry },
+    collector: { database: join(collectorDisk, 'collector.db'), registry, http: { port: 0 } },
     log: { level: 'debug' },
   });
   const collector = spawnVgw(['collect', '-c', collectorConfig], { ...process.env, ...recorderEnv(lib, disks, log, COLLECTOR_TAG) });

@@ -69,7 +69,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const registry = writeJson(join(dir, 'gateways.json'), [identity.record]);
     const collectorConfig = writeJson(join(dir, 'collector.json'), {
       broker: { url: `mqtts://127.0.0.1:${backendPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'collector-1.crt'), key: join(pki, 'collector-1.key'), reconnectS: 0.5 },
-      collector: { database: join(dir, 'collector.db'), registry },
+      collector: { database: join(dir, 'collector.db'), registry, http: { port: 0 } },
     });
     const gatewayConfig = writeJson(join(dir, 'gw-a.json'), {
       gateway: { id: 'gw-a', venue: 'mall-01' },

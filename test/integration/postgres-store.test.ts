@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import { type ArrivedBatch, CollectorDb, DAY_MS, type IngestResult, partitionName, PostgresCollectorStore } from '../../collector/index.js';
+import { type ArrivedBatch, CollectorDb, DAY_MS, type IngestResult, type LifeRow, partitionName, PostgresCollectorStore } from '../../collector/index.js';
 import type { VenueEncounter, WireEncounter } from '../../core/encounters/index.js';
 import type { Batch } from '../../core/wire/index.js';
 import { usePostgres } from '../harness/postgres.js';
@@ -102,11 +102,11 @@ describe('PostgreSQL collector store', () => {
     const first = await PostgresCollectorStore.open(url);
     const again = await PostgresCollectorStore.open(url);
     const rows = (await first.pool.query('SELECT version, description FROM schema_migrations ORDER BY version')).rows;
-    expect(rows.map((r) => r.version)).toEqual([1]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2]);
     await again.close();
     await first.pool.query("INSERT INTO schema_migrations (version, description) VALUES (99, 'from the future')");
     await first.close();
-    await expect(PostgresCollectorStore.open(url)).rejects.toThrow(/schema version 99 is newer than this software \(1\); upgrade venue-gateway/);
+    await expect(PostgresCollectorStore.open(url)).rejects.toThrow(/schema version 99 is newer than this software \(2\); upgrade venue-gateway/);
   });
 
   it('encounters are partitioned by day; retention drops whole days and keeps the rest, and a batch id keeps deduping through its grace', async () => {
@@ -180,6 +180,76 @@ describe('PostgreSQL collector store', () => {
       expect(l).toEqual({ gateway: g.gateway, last_seq: g.seq, batches: g.seq });
     }
     await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('fleet views: encounters per venue per hour counted once each (three stores racing, re-sends), lives and statuses the same in SQLite; retention removes the hours', async () => {
+    const url = await postgres().database('fleetviews');
+    const stores = await Promise.all([PostgresCollectorStore.open(url), PostgresCollectorStore.open(url), PostgresCollectorStore.open(url)]);
+    const sqlite = new CollectorDb(join(dir, 'fleetviews.db'));
+    const random = uniform(23);
+    const gateways = Array.from({ length: 6 }, (_, g) => ({ gateway: `gw-${g}`, life: ulid(), seq: 0, id: 0 }));
+    const batches: Batch[] = [];
+    for (let i = 0; i < 120; i++) {
+      const g = gateways[Math.floor(random() * gateways.length)];
+      batches.push(batch(g.gateway, g.life, ++g.seq, Array.from({ length: 1 + Math.floor(random() * 20) }, () => encounter(++g.id, DAY0 + Math.floor(random() * 30 * 3_600_000), random))));
+    }
+    // one gateway lost batches 2 and 3 of its life: they never arrive
+    const lossy = gateways[0];
+    const lost = new Set(batches.filter((b) => b.gateway === lossy.gateway && (b.seq === 2 || b.seq === 3)).map((b) => b.id));
+    const delivered = batches.filter((b) => !lost.has(b.id));
+    // the ground truth, from the batches themselves
+    const truth = new Map<string, number>();
+    for (const b of delivered) for (const e of b.encounters) {
+      const key = `${b.venue}@${Math.floor(e.firstSeen / 3_600_000) * 3_600_000}`;
+      truth.set(key, (truth.get(key) ?? 0) + 1);
+    }
+    const groupsOf = (list: Batch[]) => Array.from({ length: Math.ceil(list.length / 16) }, (_, i) => list.slice(i * 16, i * 16 + 16).map(arrived));
+    await Promise.all(stores.map(async (s, k) => {
+      for (const group of groupsOf(k === 1 ? [...delivered].reverse() : delivered)) await s.commit(group);
+    }));
+    for (const group of groupsOf(delivered)) await sqlite.commit(group);
+    await sqlite.commit(groupsOf(delivered)[0]); // a re-send counts nothing
+    const asMap = (rows: Array<{ venue: string; hour: number; encounters: number }>) => new Map(rows.map((r) => [`${r.venue}@${r.hour}`, r.encounters]));
+    const window = [DAY0 - DAY_MS, DAY0 + 3 * DAY_MS] as const;
+    expect(asMap(await stores[0].venueHours(...window))).toEqual(truth);
+    expect(asMap(await sqlite.venueHours(...window))).toEqual(truth);
+    // only the hours asked for
+    const firstHour = await stores[2].venueHours(DAY0, DAY0 + 3_600_000);
+    expect(firstHour.every((r) => r.hour === DAY0)).toBe(true);
+    expect(firstHour.reduce((n, r) => n + r.encounters, 0)).toBe([...truth].filter(([k]) => k.endsWith(`@${DAY0}`)).reduce((n, [, v]) => n + v, 0));
+
+    const byGateway = <T extends { gateway: string }>(rows: T[]) => [...rows].sort((a, b) => (a.gateway < b.gateway ? -1 : 1));
+    const lives = byGateway(await stores[1].lives());
+    // lastBatchAt is when a batch arrived at each store: all else is the same
+    const counted = (rows: LifeRow[]) => byGateway(rows).map(({ lastBatchAt, ...rest }) => (expect(lastBatchAt).toBeGreaterThan(DAY0), rest));
+    expect(counted(lives)).toEqual(counted(await sqlite.lives()));
+    expect(lives.find((l) => l.gateway === lossy.gateway)).toMatchObject({ lastSeq: lossy.seq, batches: lossy.seq - 2, venue: `venue-${lossy.gateway}` });
+    for (const g of gateways.slice(1)) expect(lives.find((l) => l.gateway === g.gateway)).toMatchObject({ life: g.life, lastSeq: g.seq, batches: g.seq });
+
+    // statuses: the newest kept whichever store writes it; since stays while the state does
+    const row = (gateway: string, state: 'online' | 'offline', receivedAt: number) =>
+      ({ gateway, venue: `venue-${gateway}`, state, reason: state === 'offline' ? 'connection lost' : null, since: receivedAt, receivedAt, document: JSON.stringify({ gateway, state, receivedAt }) });
+    for (const store of [stores[0], sqlite]) {
+      await store.saveStatuses([row('gw-1', 'online', 1000), row('gw-2', 'online', 1000)]);
+      await store.saveStatuses([row('gw-1', 'online', 31_000), row('gw-2', 'offline', 40_000)]);
+      await store.saveStatuses([row('gw-1', 'offline', 20_000)]); // older than what is held: ignored
+      const held = byGateway(await store.statuses());
+      expect(held.map((s) => [s.gateway, s.state, s.since, s.receivedAt])).toEqual([['gw-1', 'online', 1000, 31_000], ['gw-2', 'offline', 40_000, 40_000]]);
+      expect(JSON.parse(held[0].document)).toEqual({ gateway: 'gw-1', state: 'online', receivedAt: 31_000 });
+      await store.ping();
+    }
+
+    // retention removes the counts of the days it removes
+    const now = DAY0 + 15 * DAY_MS + 1;
+    for (const store of [stores[0], sqlite]) {
+      await store.purgeExpired(now, 14);
+      const left = await store.venueHours(...window);
+      expect(left.length).toBeGreaterThan(0);
+      expect(left.every((r) => r.hour >= DAY0 + DAY_MS)).toBe(true);
+    }
+    sqlite.close();
+    await Promise.all(stores.map((s) => s.close()));
+    await expect(stores[0].ping()).rejects.toThrow();
   });
 
   it('a commit that fails leaves nothing behind and says so (the collector then acks nothing)', async () => {

@@ -68,7 +68,7 @@ beforeAll(async () => {
   const config = writeJson(join(dir, 'collector.json'), {
     broker: { url: broker.url, reconnectS: 0.5 },
     topicPrefix: prefix,
-    collector: { database: collectorDb, registry: registryPath },
+    collector: { database: collectorDb, registry: registryPath, http: { port: 0 } },
     log: { level: 'debug' },
   });
   collector = spawnVgw(['collect', '-c', config]);

@@ -1,0 +1,50 @@
+// The collector's Prometheus metrics (prom-client), one registry per collector: what it stored,
+// refused and why, how long its database takes, and each gateway's lag and missing batches.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LifeRow } from './fleet.js';
+import type { RefusalCode } from './verify.js';
+
+/** Why a batch was refused: what verification says, or that its topic names another gateway. */
+export type RefusalReason = RefusalCode | 'wrong_topic';
+const REFUSAL_REASONS: readonly RefusalReason[] = ['malformed', 'wrong_topic', 'unregistered', 'wrong_venue', 'unsigned', 'bad_signature', 'out_of_sequence'];
+
+export class CollectorMetrics {
+  readonly registry = new Registry();
+  readonly batches: Counter<'outcome'>;
+  readonly encounters: Counter<'outcome'>;
+  readonly refusals: Counter<'reason'>;
+  readonly acks: Counter;
+  readonly commitSeconds: Histogram;
+  readonly commitFailures: Counter;
+  readonly statusMessages: Counter;
+  readonly gatewayLag: Gauge<'gateway'>;
+
+  /** `lives` is read at each scrape for the per-gateway sequence gaps. */
+  constructor(lives: () => Promise<LifeRow[]>, defaultMetrics = true) {
+    const registers = [this.registry];
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'vgw_collector_' });
+    this.batches = new Counter({ name: 'vgw_collector_batches_total', help: 'Batches by outcome: stored, duplicate (re-sent, acknowledged again), refused', labelNames: ['outcome'], registers });
+    this.encounters = new Counter({ name: 'vgw_collector_encounters_total', help: 'Encounters by outcome: stored, duplicate (already held)', labelNames: ['outcome'], registers });
+    this.refusals = new Counter({ name: 'vgw_collector_refusals_total', help: 'Batches refused, by reason (none of them is acknowledged)', labelNames: ['reason'], registers });
+    for (const r of REFUSAL_REASONS) this.refusals.inc({ reason: r }, 0);
+    this.acks = new Counter({ name: 'vgw_collector_acks_total', help: 'Batch ids acknowledged (each after its commit)', registers });
+    this.commitSeconds = new Histogram({
+      name: 'vgw_collector_db_commit_seconds', help: 'Time to commit one group of batches (one transaction)', registers,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    });
+    this.commitFailures = new Counter({ name: 'vgw_collector_db_commit_failures_total', help: 'Group commits that failed (nothing acknowledged; the gateways re-send)', registers });
+    this.statusMessages = new Counter({ name: 'vgw_collector_status_messages_total', help: 'Gateway status messages kept', registers });
+    this.gatewayLag = new Gauge({
+      name: 'vgw_collector_gateway_lag_seconds', help: "From the newest stored batch's creation at its gateway to its arrival here", labelNames: ['gateway'], registers,
+    });
+    new Gauge({
+      name: 'vgw_collector_gateway_seq_missing', help: 'Sequence numbers of a gateway (all lives) not stored: lost or still to come', labelNames: ['gateway'], registers,
+      async collect() {
+        this.reset();
+        const missing = new Map<string, number>();
+        for (const l of await lives()) missing.set(l.gateway, (missing.get(l.gateway) ?? 0) + Math.max(0, l.lastSeq - l.batches));
+        for (const [gateway, n] of missing) this.set({ gateway }, n);
+      },
+    });
+  }
+}
