@@ -21,8 +21,10 @@ import { LocalBroker, LocalPostgres } from '../simulators/index.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = join(here, '..', 'cli', 'main.js');
 const GATEWAYS = 200;
-const PER_BATCH = 256;
 const BATCHES = Number(process.argv[2] ?? 2000);
+// 256: a busy venue's full batches; a fleet's average is a few encounters a batch (docs/scaling.md)
+const PER_BATCH = Number(process.argv[3] ?? 256);
+const tag = PER_BATCH === 256 ? '' : `_batch${PER_BATCH}`;
 const dir = mkdtempSync(join(tmpdir(), 'vgw-bench-ingest-'));
 const broker = await LocalBroker.start(join(dir, 'broker'), 'max_queued_messages 1000000\nmax_queued_bytes 0');
 const postgres = await LocalPostgres.start();
@@ -118,18 +120,19 @@ async function run(name: string, count: number, databases: string[]): Promise<nu
   }
   const seconds = (Date.now() - t0) / 1000;
   for (const c of running) await stop(c.child);
+  report[`collector_batches_per_s_${name.replace(/(\d)$/, '_$1').replace('pg', 'postgres')}${tag}`] = Math.round(BATCHES / seconds);
   return Math.round((BATCHES * PER_BATCH) / seconds);
 }
 
 const report: Record<string, number> = {};
-report.collector_ingest_backlog_encounters = BATCHES * PER_BATCH;
-report.collector_encounters_per_s_sqlite_1 = await run('sqlite1', 1, [join(dir, 'one.db')]);
+report[`collector_ingest_backlog_encounters${tag}`] = BATCHES * PER_BATCH;
+report[`collector_encounters_per_s_sqlite_1${tag}`] = await run('sqlite1', 1, [join(dir, 'one.db')]);
 // Two collectors on SQLite write two files (a file has one writer at a time).
-report.collector_encounters_per_s_sqlite_2 = await run('sqlite2', 2, [join(dir, 'two-a.db'), join(dir, 'two-b.db')]);
+report[`collector_encounters_per_s_sqlite_2${tag}`] = await run('sqlite2', 2, [join(dir, 'two-a.db'), join(dir, 'two-b.db')]);
 const pg1 = await postgres.createDatabase('ingest_one');
-report.collector_encounters_per_s_postgres_1 = await run('pg1', 1, [pg1]);
+report[`collector_encounters_per_s_postgres_1${tag}`] = await run('pg1', 1, [pg1]);
 const pg2 = await postgres.createDatabase('ingest_two');
-report.collector_encounters_per_s_postgres_2 = await run('pg2', 2, [pg2, pg2]);
+report[`collector_encounters_per_s_postgres_2${tag}`] = await run('pg2', 2, [pg2, pg2]);
 // What an encounter costs on disk once stored, indexes included (for docs/scaling.md): the
 // encounters' partitions alone, and the whole database (batch records, lives, hourly counts).
 {
@@ -137,17 +140,19 @@ report.collector_encounters_per_s_postgres_2 = await run('pg2', 2, [pg2, pg2]);
   await client.connect();
   const { rows } = await client.query(
     `SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('encounters'))::bigint AS encounters,
+            pg_total_relation_size('batches')::bigint AS batches, (SELECT count(*) FROM batches)::bigint AS nb,
             pg_database_size(current_database())::bigint AS database, (SELECT count(*) FROM encounters)::bigint AS n`,
   );
   await client.end();
-  report.collector_postgres_encounter_bytes = Math.round(Number(rows[0].encounters) / Number(rows[0].n));
-  report.collector_postgres_database_bytes_per_encounter = Math.round(Number(rows[0].database) / Number(rows[0].n));
+  report[`collector_postgres_encounter_bytes${tag}`] = Math.round(Number(rows[0].encounters) / Number(rows[0].n));
+  report[`collector_postgres_batch_record_bytes${tag}`] = Math.round(Number(rows[0].batches) / Number(rows[0].nb));
+  report[`collector_postgres_database_bytes_per_encounter${tag}`] = Math.round(Number(rows[0].database) / Number(rows[0].n));
   const one = join(dir, 'one.db');
   const sqlite = new Database(one);
   sqlite.pragma('wal_checkpoint(TRUNCATE)');
   const n = sqlite.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
   sqlite.close();
-  report.collector_sqlite_database_bytes_per_encounter = Math.round(statSync(one).size / n);
+  report[`collector_sqlite_database_bytes_per_encounter${tag}`] = Math.round(statSync(one).size / n);
 }
 await broker.stop();
 await postgres.destroy();

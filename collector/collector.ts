@@ -118,11 +118,13 @@ export class Collector {
     client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
     return new Promise((resolve) => {
       client.on('connect', () => {
-        this.log.info({ filter }, 'collector connected');
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
         const filters = [filter, statusFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
         client.subscribe(filters, { qos: 1 }, (err) => {
+          // Said once the broker has the subscription: from then on its session queues batches
+          // for this collector while it is away (scripts and tests wait for this line).
           if (err) this.log.error({ err: err.message }, 'subscribe failed');
+          else this.log.info({ filter }, 'collector connected');
           resolve();
         });
       });

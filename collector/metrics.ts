@@ -41,8 +41,14 @@ export class CollectorMetrics {
       name: 'vgw_collector_gateway_seq_missing', help: 'Sequence numbers of a gateway (all lives) not stored: lost or still to come', labelNames: ['gateway'], registers,
       async collect() {
         this.reset();
+        let rows: LifeRow[];
+        try {
+          rows = await lives();
+        } catch {
+          return; // the database is down: the rest of the scrape (commit failures among it) still serves
+        }
         const missing = new Map<string, number>();
-        for (const l of await lives()) missing.set(l.gateway, (missing.get(l.gateway) ?? 0) + Math.max(0, l.lastSeq - l.batches));
+        for (const l of rows) missing.set(l.gateway, (missing.get(l.gateway) ?? 0) + Math.max(0, l.lastSeq - l.batches));
         for (const [gateway, n] of missing) this.set({ gateway }, n);
       },
     });
