@@ -90,14 +90,15 @@ async function storedBatches(database: string): Promise<number> {
   }
 }
 
-async function run(name: string, count: number, databases: string[]): Promise<number> {
+/** Stores the backlog with one collector per entry of `databases`; `name` (e.g. postgres_2) names its figures. */
+async function run(name: string, databases: string[]): Promise<void> {
   const prefix = `ingest-${name}/v2`;
   const configs = databases.map((database, i) => {
     const path = join(dir, `${name}-${i}.json`);
     writeFileSync(path, JSON.stringify({
       broker: { url: broker.url, clientId: `ingest-${name}-${i}` },
       topicPrefix: prefix,
-      collector: { database, registry, http: { port: 0 }, ...(count > 1 ? { shareGroup: `ingest${name}` } : {}) },
+      collector: { database, registry, http: { port: 0 }, ...(databases.length > 1 ? { shareGroup: `ingest${name}` } : {}) },
       log: { level: 'info' },
     }));
     return path;
@@ -120,19 +121,19 @@ async function run(name: string, count: number, databases: string[]): Promise<nu
   }
   const seconds = (Date.now() - t0) / 1000;
   for (const c of running) await stop(c.child);
-  report[`collector_batches_per_s_${name.replace(/(\d)$/, '_$1').replace('pg', 'postgres')}${tag}`] = Math.round(BATCHES / seconds);
-  return Math.round((BATCHES * PER_BATCH) / seconds);
+  report[`collector_batches_per_s_${name}${tag}`] = Math.round(BATCHES / seconds);
+  report[`collector_encounters_per_s_${name}${tag}`] = Math.round((BATCHES * PER_BATCH) / seconds);
 }
 
 const report: Record<string, number> = {};
 report[`collector_ingest_backlog_encounters${tag}`] = BATCHES * PER_BATCH;
-report[`collector_encounters_per_s_sqlite_1${tag}`] = await run('sqlite1', 1, [join(dir, 'one.db')]);
+await run('sqlite_1', [join(dir, 'one.db')]);
 // Two collectors on SQLite write two files (a file has one writer at a time).
-report[`collector_encounters_per_s_sqlite_2${tag}`] = await run('sqlite2', 2, [join(dir, 'two-a.db'), join(dir, 'two-b.db')]);
+await run('sqlite_2', [join(dir, 'two-a.db'), join(dir, 'two-b.db')]);
 const pg1 = await postgres.createDatabase('ingest_one');
-report[`collector_encounters_per_s_postgres_1${tag}`] = await run('pg1', 1, [pg1]);
+await run('postgres_1', [pg1]);
 const pg2 = await postgres.createDatabase('ingest_two');
-report[`collector_encounters_per_s_postgres_2${tag}`] = await run('pg2', 2, [pg2, pg2]);
+await run('postgres_2', [pg2, pg2]);
 // What an encounter costs on disk once stored, indexes included (for docs/scaling.md): the
 // encounters' partitions alone, and the whole database (batch records, lives, hourly counts).
 {

@@ -14,6 +14,7 @@ import type { WireEncounter } from '../../core/encounters/index.js';
 import { createLogger } from '../../core/log/index.js';
 import type { Batch } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
+import { sampleEncounter } from '../harness/encounters.js';
 import { testBroker } from '../harness/collector.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -60,13 +61,6 @@ function runs(cols: Map<number, number>): Array<[number, number, number]> {
   return out;
 }
 
-function enc(id: number, firstSeen: number): WireEncounter {
-  return {
-    id, protocol: 0, tempId: Buffer.alloc(16, id % 251), metadata: Buffer.from([0x40, 0xf4, 0, 0]), firstSeen, lastSeen: firstSeen + 30_000, count: 5,
-    rssiMin: -80, rssiMax: -60, rssiMean: -70, attenuationS: [0, 15, 15, 0], clockSynced: true,
-  };
-}
-
 describe('fleet page in headless Chromium', () => {
   it('shows the gateways that need a look first and encounters per hour per venue as bars in proportion', async () => {
     const database = join(dir, 'collector.db');
@@ -79,7 +73,7 @@ describe('fleet page in headless Chromium', () => {
     const batch = (gateway: string, venue: string, life: string, seq: number, encounters: WireEncounter[]): Batch =>
       ({ kind: 'batch', id: ulid(), gateway, venue, life, seq, createdAt: now, encounters, hash: Buffer.alloc(32) });
     let id = 0;
-    const at = (n: number, hour: number) => Array.from({ length: n }, () => enc(++id, hour + 60_000 + id * 1000));
+    const at = (n: number, hour: number) => Array.from({ length: n }, () => sampleEncounter(++id, hour + 60_000 + id * 1000));
     await store.commit([
       { batch: batch('gw-mall', 'mall-a', lifeA, 1, at(40, h - 2 * HOUR_MS)), signer: null },
       { batch: batch('gw-mall', 'mall-a', lifeA, 2, at(20, h - HOUR_MS)), signer: null },

@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import { Collector, CollectorDb, CollectorHttp } from '../../collector/index.js';
+import { Collector, CollectorHttp } from '../../collector/index.js';
 import { createLogger } from '../../core/log/index.js';
 import { encodeBatch, gatewayTopics } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
-import { testBroker } from '../harness/collector.js';
+import { sampleEncounter } from '../harness/encounters.js';
+import { collectorSqlite, testBroker } from '../harness/collector.js';
 import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -37,8 +38,7 @@ describe('collector health', () => {
     const now = Math.floor(Date.now() / 1000) * 1000;
     const send = async (seq: number) => {
       const id = ulid();
-      const e = { id: seq, protocol: 0, tempId: Buffer.alloc(16, seq), metadata: Buffer.alloc(4), firstSeen: now, lastSeen: now + 60_000, count: 3, rssiMin: -70, rssiMax: -60, rssiMean: -65, attenuationS: [0, 60, 0, 0], clockSynced: true };
-      await client.publishAsync(topics.batch, encodeBatch({ kind: 'batch', id, gateway: 'gw', venue: 'v', life, seq, createdAt: now }, [e]), { qos: 1 });
+      await client.publishAsync(topics.batch, encodeBatch({ kind: 'batch', id, gateway: 'gw', venue: 'v', life, seq, createdAt: now }, [sampleEncounter(seq, now)]), { qos: 1 });
       return id;
     };
 
@@ -49,7 +49,7 @@ describe('collector health', () => {
     expect(ok.body).toMatchObject({ healthy: true, broker: { connected: true }, database: { kind: 'sqlite', ok: true }, lastCommit: { ok: true } });
 
     // the database goes away under the running collector (as a failed disk would take it)
-    (collector.store as CollectorDb).db.close();
+    collectorSqlite(collector).close();
     const second = await send(2);
     const bad = await waitFor('unhealthy', async () => {
       const h = await health();

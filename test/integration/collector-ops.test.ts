@@ -7,12 +7,12 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
-import type { WireEncounter } from '../../core/encounters/index.js';
 import { createLogger } from '../../core/log/index.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../../core/trust/index.js';
 import { encodeBatch, gatewayTopics } from '../../core/wire/index.js';
 import { FleetSim } from '../../simulators/index.js';
 import { useLocalBroker } from '../harness/broker.js';
+import { sampleEncounter } from '../harness/encounters.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -24,13 +24,6 @@ const prefix = 'ops/v2';
 function metric(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(series + ' '));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-function wireEncounter(id: number, firstSeen: number): WireEncounter {
-  return {
-    id, protocol: 0, tempId: Buffer.alloc(16, id), metadata: Buffer.from([0x40, 0xf4, 0, 0]), firstSeen, lastSeen: firstSeen + 60_000, count: 12,
-    rssiMin: -80, rssiMax: -60, rssiMean: -70, attenuationS: [0, 30, 30, 0], clockSynced: true,
-  };
 }
 
 describe('collector operations: metrics, health, the fleet', () => {
@@ -66,7 +59,7 @@ describe('collector operations: metrics, health, the fleet', () => {
     const handBatch = (seq: number, ids: number[], key = handKey, gateway = 'hand-gw') =>
       encodeBatch(
         { kind: 'batch', id: ulid(), gateway, venue: 'hand-venue', life, seq, createdAt: now - 5000 },
-        ids.map((i) => wireEncounter(i, now - 120_000)),
+        ids.map((i) => sampleEncounter(i, now - 120_000)),
         (data) => signBytes(key, data),
       );
     const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: `ops-hand-${process.pid}` });
