@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps system-deps build test test-unit test-integration test-e2e demo bench soak vectors clean
+.PHONY: all deps system-deps demo-deps docs build test test-unit test-integration test-e2e demo bench soak vectors clean
 
 all: build
 
@@ -15,19 +15,32 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json
 
+# Every Debian package the suite uses, and why: mosquitto (the broker every test starts); postgresql
+# (the collector's fleet store, run as the postgres user on a free port); chromium (the fleet page,
+# rendered headless); bluez-test-tools (btvirt, the cross-check); socat (TCP and serial transports);
+# faketime (clock steps, power cuts two days later); gcc (the power-cut recorder and btvirt's AF_ALG
+# stand-in, compiled at test time); strace (the benchmarks' fsync counts); openssl (certificates for
+# mutual TLS); systemd (systemd-analyze on the unit); python3-cbor2, -paho-mqtt, -cryptography (the
+# Python consumer in clients/python, run by Debian's /usr/bin/python3).
+TEST_PACKAGES := mosquitto postgresql chromium bluez-test-tools socat faketime gcc strace openssl \
+  systemd python3 python3-cbor2 python3-paho-mqtt python3-cryptography
+DEMO_PACKAGES := mosquitto
+
+# Installs only what dpkg does not already have, so a second run asks apt nothing.
+define apt_install
+	@command -v dpkg-query >/dev/null || { echo "dpkg-query not found: install these Debian packages by hand: $(1)"; exit 1; }
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing with apt-get:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
 system-deps:
-	@if [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null; then :; else \
-	  echo "installing mosquitto (apt-get)"; \
-	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y mosquitto; \
-	fi
-	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; else \
-	  echo "installing postgresql (apt-get)"; \
-	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y postgresql; \
-	fi
-	@if command -v chromium >/dev/null; then :; else \
-	  echo "installing chromium (apt-get): the fleet page test renders it headless"; \
-	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; \
-	fi
+	$(call apt_install,$(TEST_PACKAGES))
+
+demo-deps:
+	$(call apt_install,$(DEMO_PACKAGES))
 
 build: deps
 	$(NODE_BIN)/tsc -p tsconfig.json
@@ -48,13 +61,18 @@ test-integration: system-deps build
 test-e2e: system-deps build
 	$(NODE_BIN)/vitest run test/e2e
 
-demo: system-deps build
+demo: demo-deps build
 	node dist/cli/main.js demo
 
 # strace counts the pipeline's fsyncs (the figure is left out without it)
 bench: system-deps build
-	@command -v strace >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y strace; }
 	node dist/bench/run.js
+	node dist/bench/docs-table.js
+
+# The generated documents: docs/configuration.md from the config schema (a test fails when they
+# disagree); docs/benchmarks.md's figures are rewritten by `make bench` itself.
+docs: build
+	node dist/cli/main.js config docs > docs/configuration.md
 
 # Rewrites docs/vectors from a fresh live capture (gateway, collector, Mosquitto); commit the result
 vectors: system-deps build

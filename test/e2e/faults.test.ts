@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Collector } from '../../collector/index.js';
 import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
@@ -13,6 +13,7 @@ import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } 
 import { useLocalBroker } from '../harness/broker.js';
 import { fakeClockEnv, haveFaketime } from '../harness/faketime.js';
 import { tempDir } from '../harness/tmp.js';
+import { requirePackage } from '../harness/system-packages.js';
 
 const dir = tempDir('vgw-faults-');
 const broker = useLocalBroker(dir);
@@ -83,7 +84,8 @@ async function recordOffline(u: Unit, faketime?: Record<string, string>): Promis
   return gatewayEncounters(u.db);
 }
 
-describe.skipIf(!haveFaketime)('clock steps (libfaketime) never delete unsent encounters', () => {
+describe('clock steps (libfaketime) never delete unsent encounters', () => {
+  beforeAll(() => requirePackage(haveFaketime, 'libfaketime', 'faketime'));
   it.each([
     ['restart with the clock 30 days ahead (NTP stepping a stale clock forward)', 'step-fwd', 0, { FAKETIME: '+0' }, { FAKETIME: '+30d' }],
     ['recorded 20 days in the past (fake-hwclock at boot), then the clock corrected', 'step-back', -20 * 86_400_000, { FAKETIME: '-20d' }, undefined],

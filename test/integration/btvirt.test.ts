@@ -21,9 +21,9 @@ import { provisionTestGateway } from '../harness/identity.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { RawController } from '../harness/raw-controller.js';
 import { blenoOn, closeNoble, gattPair, nobleOn, type NoblePeripheral } from '../harness/gatt-pair.js';
+import { onPath, requirePackage } from '../harness/system-packages.js';
 import { tempDir } from '../harness/tmp.js';
 
-const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const LE_SOCKET = '/tmp/bt-server-le';
 const SHIM = `#define _GNU_SOURCE
 #include <dlfcn.h>
@@ -47,20 +47,16 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
 }
 `;
 
-const tools = which('btvirt') && which('gcc');
-let skipReason = tools ? '' : 'btvirt (apt-get install bluez-test-tools) or gcc is missing';
 const dir = tempDir('vgw-btvirt-');
 let btvirt: ChildProcess | null = null;
 let broker: LocalBroker;
 
 beforeAll(async () => {
-  if (skipReason) return;
+  requirePackage(onPath('btvirt'), 'btvirt', 'bluez-test-tools');
+  requirePackage(onPath('gcc'), 'gcc (compiles the AF_ALG stand-in)', 'gcc');
   writeFileSync(join(dir, 'afalg.c'), SHIM);
   const cc = spawnSync('gcc', ['-shared', '-fPIC', '-o', join(dir, 'afalg.so'), join(dir, 'afalg.c'), '-ldl'], { encoding: 'utf8' });
-  if (cc.status !== 0) {
-    skipReason = `the AF_ALG stand-in did not compile: ${cc.stderr}`;
-    return;
-  }
+  if (cc.status !== 0) throw new Error(`the AF_ALG stand-in did not compile: ${cc.stderr}`);
   spawnSync('pkill', ['-x', 'btvirt']);
   // Stale sockets of an earlier btvirt would look ready before the new one listens.
   for (const name of ['le', 'bredrle', 'bredr', 'amp', 'mon']) rmSync(`/tmp/bt-server-${name}`, { force: true });
@@ -80,7 +76,7 @@ beforeAll(async () => {
       }
     }, 8000);
   } catch {
-    skipReason = `btvirt does not answer HCI commands here (${lastError}); the AF_ALG stand-in did not take`;
+    throw new Error(`btvirt does not answer HCI commands here (${lastError}); the AF_ALG stand-in did not take`);
   }
   broker = await LocalBroker.start(join(dir, 'broker'));
 });
@@ -90,16 +86,8 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-/** Skips the test, saying why, where btvirt cannot run here. */
-function skipWithoutBtvirt(ctx: { skip: () => void }): void {
-  if (!skipReason) return;
-  console.warn(`btvirt cross-check skipped: ${skipReason}`);
-  ctx.skip();
-}
-
 describe('cross-check on BlueZ btvirt', () => {
-  it('scanner logs EN frames from a btvirt advertiser; a btvirt phone sees the venue EID and a new one after rotation', async (ctx) => {
-    skipWithoutBtvirt(ctx);
+  it('scanner logs EN frames from a btvirt advertiser; a btvirt phone sees the venue EID and a new one after rotation', async () => {
     const identityKey = '0102030405060708090a111213141516';
     const prefix = 'test-btvirt/v1';
     const identity = provisionTestGateway(dir, 'gw-btvirt', 'venue-btvirt', identityKey);
@@ -156,8 +144,7 @@ describe('cross-check on BlueZ btvirt', () => {
     await collector.stop();
   });
 
-  it('an unmodified noble central and bleno peripheral on two btvirt controllers read 121 bytes and write 132 (as on the virtual controller)', async (ctx) => {
-    skipWithoutBtvirt(ctx);
+  it('an unmodified noble central and bleno peripheral on two btvirt controllers read 121 bytes and write 132 (as on the virtual controller)', async () => {
     const readValue = Buffer.alloc(121, 0x61);
     const writeValue = Buffer.alloc(132, 0x62);
     const r = await gattPair(`unix:${LE_SOCKET}`, `unix:${LE_SOCKET}`, '17E033D3-490E-4BC9-9FE8-2F567643F4D3', '117BDD58-57CE-4E7A-8E87-7CCCDDA2A804', readValue, writeValue);
@@ -168,8 +155,7 @@ describe('cross-check on BlueZ btvirt', () => {
     console.log(`btvirt: GATT exchange in ${r.exchangeMs.toFixed(1)} ms, link RSSI ${r.linkRssi}`);
   });
 
-  it("the gateway's two BlueTrace roles exchange with phones on btvirt (the phones run unmodified noble and bleno)", async (ctx) => {
-    skipWithoutBtvirt(ctx);
+  it("the gateway's two BlueTrace roles exchange with phones on btvirt (the phones run unmodified noble and bleno)", async () => {
     const SERVICE = 'B82AB3FC-1595-4F6A-80F0-FE094CC218F9';
     const CHARACTERISTIC = '117BDD58-57CE-4E7A-8E87-7CCCDDA2A804';
     const key = randomBytes(32);

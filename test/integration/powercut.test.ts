@@ -6,10 +6,11 @@ import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { buildRecorder, buildState, Op, readRecord, recorderEnv } from '../harness/powercut.js';
 import { seeded } from '../harness/random.js';
 import { tempDir } from '../harness/tmp.js';
+import { requirePackage } from '../harness/system-packages.js';
 
 const dir = tempDir('vgw-powercut-');
 const lib = buildRecorder(dir);
@@ -61,7 +62,8 @@ function check(ops: Op[], watched: string, name: string): { states: number; fail
   return { states, failures };
 }
 
-describe.skipIf(lib === null)('power-cut simulator', () => {
+describe('power-cut simulator', () => {
+  beforeAll(() => requirePackage(lib !== null, 'gcc (compiles the power-cut recorder)', 'gcc'));
   it('SQLite with synchronous = FULL (the gateway and the collector): every cut state holds every commit that returned', () => {
     const { ops, watched } = record('full', 'FULL', 12);
     const { states, failures } = check(ops, watched, 'full');

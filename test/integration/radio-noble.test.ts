@@ -1,6 +1,6 @@
 // The real radio path: the project's virtual controller → H4 over a unix socket → unmodified
 // noble inside the daemon (a child process) → encounters in SQLite → MQTT → the collector.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -18,6 +18,7 @@ import { crowdEnd, crowdTruth } from '../harness/crowd-truth.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { hasReference, REFERENCE_DIR } from '../harness/reference.js';
 import { RawController } from '../harness/raw-controller.js';
+import { onPath, requirePackage } from '../harness/system-packages.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-radio-');
@@ -380,9 +381,9 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
   });
 });
 
-const hasSocat = spawnSync('sh', ['-c', 'command -v socat']).status === 0;
 
-describe.skipIf(!hasSocat)('TCP and serial transports (socat bridges them to the virtual controller; skipped without socat)', () => {
+describe('TCP and serial transports (socat bridges them to the virtual controller)', () => {
+  beforeAll(() => requirePackage(onPath('socat'), 'socat', 'socat'));
   it('noble scans through tcp:host:port and through serial:/dev/… (a pseudo-terminal)', async () => {
     const socketPath = join(dir, 'bridge.sock');
     const vc = new VirtualController({ socketPath, crowd: { seed: 3, phones: 0, arrivalsPerMinute: 600, minDwellS: 5, maxDwellS: 10, anchor: Date.now() } });

@@ -13,6 +13,7 @@ import { watchdogIntervalMs, watchdogVerdict } from '../../daemon/health/index.j
 import { provisionTestGateway } from '../harness/identity.js';
 import { sleep, spawnVgw, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { requirePackage } from '../harness/system-packages.js';
 
 const UNIT = resolve(__dirname, '../../provisioning/venue-gateway.service');
 const dir = tempDir('vgw-service-');
@@ -44,7 +45,8 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-describe.skipIf(!haveSystemdAnalyze)('the systemd unit', () => {
+describe('the systemd unit', () => {
+  beforeAll(() => requirePackage(haveSystemdAnalyze, 'systemd-analyze', 'systemd'));
   it('passes systemd-analyze verify', () => {
     const r = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
