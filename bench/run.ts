@@ -15,6 +15,7 @@ import { encodeBatch} from '../core/wire/index.js';
 import { toWire } from '../core/encounters/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
 import { aggregatorOptions } from '../core/config/index.js';
+import { figure } from './figures.js';
 
 // Batches are measured as published: signed (64 bytes of Ed25519 signature each).
 const signingKey = signingKeyFromSeed(newSigningSeed());
@@ -127,23 +128,7 @@ const fleet = spawnSync(process.execPath, [join(here, 'fleet.js'), '1000', '10']
 if (fleet.status !== 0) throw new Error(`bench/fleet failed: ${fleet.stderr}`);
 Object.assign(report, JSON.parse(fleet.stdout.trim().split('\n').pop()!) as Record<string, number>);
 
-const targets: Record<string, string> = {
-  fleet_gateways: '≥ 1000 (10 min, 0 lost, 0 duplicated)',
-  fleet_reconnect_drain_s: '≤ 60',
-  collector_encounters_per_s_postgres_1: '≥ 20000',
-  collector_encounters_per_s_postgres_2: '≥ 20000',
-  decode_aggregate_adverts_per_s: '≥ 500000',
-  wire_bytes_per_encounter: '≤ 40',
-  write_tx_per_s: '≤ 1',
-  hci_stack_adverts_per_s: '≥ 50000',
-  rss_growth_mb_per_1m_addresses: '< 10',
-  disk_bytes_per_encounter: '≤ 400',
-  pull_rss_growth_mb: '≤ 30',
-  pull_max_loop_block_ms: '≤ 50',
-  bluetrace_exchanges_per_min: '≥ 300',
-  bluetrace_rss_growth_mb_per_10k_exchanges: '< 10',
-};
-const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${targets[k] ?? ''}`);
+const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${figure(k).target ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'report.json'), JSON.stringify(report, null, 2) + '\n');

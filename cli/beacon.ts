@@ -62,7 +62,9 @@ function integer(value: string, option: string, min: number, max: number): numbe
 }
 
 export function beaconCommand(): Command {
-  const cmd = new Command('beacon').description('the venue beacon: Eddystone-EID computation and resolution');
+  const cmd = new Command('beacon')
+    .description('the venue beacon: Eddystone-EID computation and resolution')
+    .addHelpText('after', '\nExamples:\n  sudo vgw beacon show -c /etc/venue-gateway/config.json\n  vgw beacon resolve --eid 4144413e45fefa58 --time 2026-11-22T10:00:00Z --registry registry.json');
   cmd
     .command('eid')
     .description('print the EID a beacon advertises at a given beacon time counter')

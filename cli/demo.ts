@@ -40,6 +40,7 @@ export function demoCommand(): Command {
     .option('--speed <x>', 'simulated seconds per real second (--radio simulated only)', '10')
     .option('--duration <s>', 'stop by itself after this many seconds (default: until Ctrl-C)')
     .option('--keep', 'keep the temporary folder (databases, logs) afterwards')
+    .addHelpText('after', '\nExit codes: 0 stopped cleanly (Ctrl-C or --duration), 1 a part failed (its log is named), 2 bad arguments.\nExamples:\n  vgw demo\n  vgw demo --radio simulated --speed 30 --duration 60')
     .action(async (opts: { radio: string; speed: string; duration?: string; keep?: boolean }) => {
       const dir = mkdtempSync(join(tmpdir(), 'vgw-demo-'));
       let broker: LocalBroker;

@@ -205,7 +205,7 @@ function historyCommand(): Command {
 export function traceCommand(): Command {
   return new Command('trace')
     .description('BlueTrace contact tracing at venues with the backend key: who else was there when a confirmed case was')
-    .addHelpText('after', "\nTemp IDs are decrypted only to answer these queries; a sighting outside its temp ID's validity is refused\n(expired_id), as OpenTrace's server refuses an uploaded record.")
+    .addHelpText('after', "\nTemp IDs are decrypted only to answer these queries; a sighting outside its temp ID's validity is refused\n(expired_id), as OpenTrace's server refuses an uploaded record.\nExamples:\n  vgw trace case -c /etc/venue-gateway/collector.json --uid kT1h0Pq2cE9nWm4xR7vY3bZ8aLsQ\n  vgw trace history -c /etc/venue-gateway/collector.json --history upload.json")
     .addCommand(caseCommand())
     .addCommand(historyCommand());
 }

@@ -1,2 +1,3 @@
 // The one configuration schema: validation, defaults and `vgw config docs`.
 export * from './schema.js';
+export * from './docs.js';

@@ -262,7 +262,7 @@ const uplinkSchema = z
     resendMaxS: seconds(300, 'longest resend delay').describe('Longest wait between re-sends.'),
     statusIntervalS: seconds(30, 'status period').describe('Seconds between retained status updates.'),
     maxRequestBytes: z.number().int().min(256).default(65_536).describe('Requests larger than this are refused.'),
-    maxPullEncounters: z.number().int().min(1).default(200_000).describe('Most encounters one pull returns.'),
+    maxPullEncounters: z.number().int().min(1).default(200_000).describe('A pull is refused when its range could hold more encounters than this: every encounter of each batch whose time span overlaps it, and the not yet batched ones that overlap it (decided before reading a row).'),
   })
   .strict()
   .prefault({})
@@ -462,32 +462,3 @@ export function requireSecretsFile(config: Config): string {
 }
 
 /** Markdown reference of every key, its default and description, generated from the schema. */
-export function configDocs(): string {
-  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-  const lines = ['| key | type | default | description |', '|---|---|---|---|'];
-  walk(schema, '', lines);
-  return lines.join('\n');
-}
-
-interface JsonSchema {
-  type?: string | string[];
-  properties?: Record<string, JsonSchema>;
-  default?: unknown;
-  description?: string;
-  enum?: unknown[];
-  items?: JsonSchema;
-}
-
-function walk(s: JsonSchema, prefix: string, lines: string[]): void {
-  for (const [key, child] of Object.entries(s.properties ?? {})) {
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (child.properties) {
-      lines.push(`| \`${path}\` | object | | ${child.description ?? ''} |`);
-      walk(child, path, lines);
-      continue;
-    }
-    const type = child.enum ? child.enum.map((e) => JSON.stringify(e)).join(' \\| ') : child.type === 'array' ? `${child.items?.type ?? ''}[]` : String(child.type ?? '');
-    const def = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
-    lines.push(`| \`${path}\` | ${type} | ${def} | ${child.description ?? ''} |`);
-  }
-}

@@ -17,6 +17,36 @@ describe('vgw CLI', () => {
     for (const cmd of ['run', 'collect', 'pull', 'decode', 'config']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
   });
 
+  it('every command and subcommand has --help with an example that starts with vgw, as the README says', () => {
+    const commandsOf = (help: string) => {
+      // the Commands: block ends at the first blank line (examples follow it)
+      const section = (help.split(/^Commands:$/m)[1] ?? '').split(/\n\s*\n/)[0];
+      return [...section.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    };
+    const leaves: string[][] = [];
+    const visit = (path: string[]) => {
+      if (path.length > 2) throw new Error(`vgw ${path.join(' ')}: deeper than any command`);
+      const help = runVgw([...path, '--help']);
+      expect(help.status, path.join(' ')).toBe(0);
+      const subs = commandsOf(help.stdout);
+      if (path.length > 0) {
+        expect(help.stdout, `vgw ${path.join(' ')} --help`).toMatch(/^Examples?:\n {2}.*\bvgw /m);
+        leaves.push(path);
+      }
+      for (const sub of subs) visit([...path, sub]);
+    };
+    visit([]);
+    expect(leaves.map((p) => p.join(' '))).toEqual(expect.arrayContaining(['config', 'config check', 'config docs', 'config example', 'demo', 'run', 'trace case']));
+  });
+
+  it('config example is a config vgw run accepts: it names the secrets file vgw provision writes', () => {
+    const r = runVgw(['config', 'example', '--gateway', 'gw-0042', '--venue', 'mall-01']);
+    expect(r.status).toBe(0);
+    const example = JSON.parse(r.stdout);
+    expect(example.secretsFile).toBe('/etc/venue-gateway/secrets.json');
+    expect(runVgw(['config', 'check', writeJson(join(dir, 'example.json'), example)]).status).toBe(0);
+  });
+
   it('config check accepts a valid file and prints defaults with --json', () => {
     const file = writeJson(join(dir, 'ok.json'), { gateway: { id: 'gw-01', venue: 'mall-01' } });
     const r = runVgw(['config', 'check', file]);

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configDocs, loadConfig, parseConfig } from '../../core/config/index.js';
+import { ConfigError, configDocs, configDocsPage, loadConfig, parseConfig } from '../../core/config/index.js';
 
 function problems(input: unknown): string[] {
   try {
@@ -81,5 +81,10 @@ describe('config schema', () => {
     for (const key of ['gateway.id', 'broker.url', 'encounters.silenceS', 'store.checkpointS', 'uplink.batchMaxEncounters', 'collector.shareGroup']) {
       expect(docs).toContain(`\`${key}\``);
     }
+  });
+
+  it('docs/configuration.md is the page `vgw config docs` prints from the schema, key for key', () => {
+    const file = resolve(__dirname, '../../docs/configuration.md');
+    expect(readFileSync(file, 'utf8'), 'docs/configuration.md and the schema disagree: run `make docs`').toBe(configDocsPage());
   });
 });

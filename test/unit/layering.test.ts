@@ -1,4 +1,4 @@
-// The README's layout promises: core/ is shared and imports nothing of the gateway, the backend,
+// The layout docs/architecture.md promises: core/ is shared and imports nothing of the gateway, the backend,
 // the simulators or the CLI; the backend (collector/) imports core/ only; the daemon's production
 // path does not reach into the simulators except to build the simulated radio it is configured with.
 import { readdirSync, readFileSync } from 'node:fs';
