@@ -7,6 +7,7 @@ import {
   CollectedColumns, describeDatabase, encounterFromCollected, isPostgresUrl, PostgresCollectorStore,
   type EncounterFilter, type EncounterSource,
 } from '../collector/index.js';
+import { LEGACY_LIFE } from '../core/wire/index.js';
 import { EncounterColumns, encounterFromColumns } from '../daemon/store/index.js';
 import { UsageError } from './errors.js';
 
@@ -14,7 +15,8 @@ import { UsageError } from './errors.js';
 class SqliteEncounterSource implements EncounterSource {
   private readonly collector: boolean;
 
-  constructor(private readonly db: Database.Database) {
+  /** `unit`: the gateway and venue a gateway's own file belongs to (its config knows; the file does not). */
+  constructor(private readonly db: Database.Database, private readonly unit: { gateway?: string; venue?: string } = {}) {
     this.collector = db.prepare("SELECT count(*) FROM pragma_table_info('encounters') WHERE name = 'rssi_mean'").pluck().get() === 1;
   }
 
@@ -27,19 +29,26 @@ class SqliteEncounterSource implements EncounterSource {
     if (only.protocol !== undefined) where.push('protocol = @protocol');
     // a gateway's own database is one venue's and has no venue column
     if (this.collector && typeof only.venue === 'string') where.push('venue = @venue');
-    yield* this.rows(this.db.prepare(`SELECT * FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ from, to, ...only }));
+    yield* this.rows(this.db.prepare(`SELECT ${this.columns} FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ from, to, ...only }));
   }
 
   async withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
     const wanted = new Set(tempIds.map((t) => t.toString('hex')));
     const out: VenueEncounter[] = [];
-    for (const e of this.rows(this.db.prepare('SELECT * FROM encounters ORDER BY first_seen').iterate())) if (wanted.has(e.tempId.toString('hex'))) out.push(e);
+    for (const e of this.rows(this.db.prepare(`SELECT ${this.columns} FROM encounters ORDER BY first_seen`).iterate())) if (wanted.has(e.tempId.toString('hex'))) out.push(e);
     return out;
   }
 
+  /** A gateway's own rows carry their life through the lives table (a life owns ids from its first_id on). */
+  private get columns(): string {
+    return this.collector ? '*' : '*, (SELECT life FROM lives WHERE lives.first_id <= encounters.id ORDER BY lives.first_id DESC LIMIT 1) AS life_of';
+  }
+
   private *rows(rows: Iterable<unknown>): Generator<VenueEncounter> {
-    // the life names the encounter; a settled encounter does not carry it
-    for (const r of rows) yield this.collector ? encounterFromCollected(r as CollectedColumns) : toWire(encounterFromColumns(r as EncounterColumns, ''));
+    for (const r of rows) {
+      if (this.collector) yield encounterFromCollected(r as CollectedColumns);
+      else yield { ...this.unit, life: (r as { life_of: string | null }).life_of ?? LEGACY_LIFE, ...toWire(encounterFromColumns(r as EncounterColumns, '')) };
+    }
   }
 
   close(): void {
@@ -48,7 +57,7 @@ class SqliteEncounterSource implements EncounterSource {
 }
 
 /** `--db`: an SQLite file (a gateway's or a collector's) or a collector's postgres:// URL. */
-export async function openEncounterSource(database: string): Promise<EncounterSource> {
+export async function openEncounterSource(database: string, unit: { gateway?: string; venue?: string } = {}): Promise<EncounterSource> {
   if (isPostgresUrl(database)) {
     try {
       return await PostgresCollectorStore.open(database);
@@ -59,7 +68,7 @@ export async function openEncounterSource(database: string): Promise<EncounterSo
   try {
     const db = new Database(database, { readonly: true, fileMustExist: true });
     db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
-    return new SqliteEncounterSource(db);
+    return new SqliteEncounterSource(db, unit);
   } catch (err) {
     throw new UsageError(`--db: ${database} is not a venue-gateway database (${(err as Error).message})`);
   }
@@ -72,12 +81,19 @@ export async function collect(source: AsyncIterable<VenueEncounter>): Promise<Ve
   return out;
 }
 
-/** The fields health officers read, in the order `vgw export` and `vgw match --json` print them. */
+const PROTOCOL_NAMES: Record<number, string> = { 0: 'exposureNotification', 1: 'bluetrace' };
+
+/**
+ * The fields health officers read, in the order `vgw export` and `vgw match --json` print them: the
+ * encounter's identity (gateway, life, id), its protocol, and the settled fields of the wire.
+ */
 export function encounterSummary(e: VenueEncounter, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     venue: e.venue ?? null,
     gateway: e.gateway ?? null,
+    life: e.life ?? null,
     encounter: e.id,
+    protocol: PROTOCOL_NAMES[e.protocol] ?? e.protocol,
     ...extra,
     firstSeen: new Date(e.firstSeen).toISOString(),
     lastSeen: new Date(e.lastSeen).toISOString(),
@@ -86,5 +102,7 @@ export function encounterSummary(e: VenueEncounter, extra: Record<string, unknow
     rssiMin: e.rssiMin,
     rssiMax: e.rssiMax,
     rssiMean: e.rssiMean,
+    attenuationS: e.attenuationS,
+    clockSynced: e.clockSynced,
   };
 }

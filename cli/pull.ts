@@ -27,7 +27,7 @@ export function pullCommand(): Command {
     .option('-c, --config <file>', "collector config: its broker, and its database to store what arrives")
     .option('--broker <url>', 'broker URL when no config is given')
     .option('--timeout <s>', 'seconds to wait for the whole answer', '30')
-    .option('--json', 'print every encounter as JSON')
+    .option('--json', 'print the answer as JSON: an array of its parts in order, each as `vgw decode` prints a batch (header fields and an `encounters` array)')
     .addHelpText(
       'after',
       '\nEncounters overlapping [from, to) are returned. Exit codes: 0 ok, 1 failure, 2 bad arguments, 3 no answer in time.\n' +

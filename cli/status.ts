@@ -71,7 +71,7 @@ export function statusCommand(): Command {
     .description('show the running daemon: radio, clock, beacon EID, open encounters, backlog, last ack, broker, disk')
     .requiredOption('-c, --config <file>', "the unit's config (it locates the daemon's control socket)")
     .option('--timeout <s>', 'seconds to wait for the daemon', '3')
-    .option('--json', 'print the whole status document as JSON')
+    .option('--json', 'print as JSON the status document the unit publishes (docs/protocol.md, Status), plus `local` (pid, broker, database, radio transport) and `disk` (freeBytes, totalBytes, databaseBytes), which only the unit itself knows')
     .addHelpText(
       'after',
       '\nExit codes: 0 ok, 2 bad arguments or config, 3 the daemon did not answer (not running?).\nExamples:\n  sudo vgw status -c /etc/venue-gateway/config.json\n  sudo vgw status -c /etc/venue-gateway/config.json --json | jq .counters.store',

@@ -193,12 +193,13 @@ export class Collector {
       if (batch.kind !== 'batch') throw new WireFormatError('kind', 'only "batch" belongs on a batch topic');
     } catch (err) {
       this.refuse('malformed');
-      this.log.warn({ topic, err: (err as Error).message }, 'batch rejected');
+      this.log.warn({ topic, code: 'malformed', reason: (err as Error).message }, 'batch refused');
       return;
     }
     if (batch.gateway !== where.gateway || batch.venue !== where.venue) {
       this.refuse('wrong_topic');
-      this.log.warn({ topic, err: `gw: batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic` }, 'batch rejected');
+      const reason = `gw: batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic`;
+      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, code: 'wrong_topic', reason }, 'batch refused');
       return;
     }
     const verified = this.verify(batch);
@@ -206,7 +207,7 @@ export class Collector {
       // Not acknowledged either: a real gateway whose record is missing keeps its batches until it is added.
       this.refuse(verified.code);
       this.counters.batchesUnverified++;
-      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, reason: verified.reason }, 'batch refused');
+      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, code: verified.code, reason: verified.reason }, 'batch refused');
       return;
     }
     // Stored with whatever else arrives in this turn of the event loop, or while the commit
@@ -254,7 +255,7 @@ export class Collector {
         this.refuse('out_of_sequence');
         this.counters.batchesOutOfSequence++;
         this.log.warn(
-          { batch: batch.id, gateway: batch.gateway, seq: batch.seq, reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
+          { batch: batch.id, gateway: batch.gateway, seq: batch.seq, code: 'out_of_sequence', reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
           'batch refused',
         );
         return;

@@ -123,6 +123,7 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
 export interface CollectedColumns {
   gateway: string;
   venue: string;
+  life: string;
   id: number;
   protocol: number;
   temp_id: Buffer;
@@ -142,6 +143,7 @@ export function encounterFromCollected(r: CollectedColumns): VenueEncounter {
   return {
     venue: r.venue,
     gateway: r.gateway,
+    life: r.life,
     id: r.id,
     protocol: r.protocol,
     tempId: r.temp_id,

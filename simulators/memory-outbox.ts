@@ -4,7 +4,7 @@
 // of at most `batchMaxEncounters`, or fewer once the oldest has waited `batchMaxAgeMs`. The fleet
 // simulator runs a thousand of these beside one real Uplink each.
 import { ulid } from 'ulid';
-import type { Encounter, StoredEncounter } from '../core/encounters/index.js';
+import { pullBounds, type Encounter, type StoredEncounter } from '../core/encounters/index.js';
 import type { DatabaseState, StoreBacklog } from '../core/wire/status.js';
 import type { OutboxBatch } from '../daemon/store/index.js';
 import type { UplinkStore } from '../daemon/uplink/index.js';
@@ -115,13 +115,13 @@ export class MemoryOutbox implements UplinkStore {
   }
 
   pullPlan(from: number, to: number): { ranges: Array<{ firstId: number; lastId: number }>; upperBound: number } {
-    const ids = this.encounters.filter((e) => e.lastSeen >= from && e.firstSeen < to).map((e) => e.id);
+    const ids = this.encounters.filter((e) => overlaps(e, from, to)).map((e) => e.id);
     if (ids.length === 0) return { ranges: [], upperBound: 0 };
     return { ranges: [{ firstId: ids[0], lastId: ids[ids.length - 1] }], upperBound: ids[ids.length - 1] - ids[0] + 1 };
   }
 
   readRange(firstId: number, lastId: number, from: number, to: number): StoredEncounter[] {
-    return this.encounters.slice(firstId - 1, lastId).filter((e) => e.lastSeen >= from && e.firstSeen < to);
+    return this.encounters.slice(firstId - 1, lastId).filter((e) => overlaps(e, from, to));
   }
 
   get database(): DatabaseState {
@@ -133,4 +133,10 @@ export class MemoryOutbox implements UplinkStore {
     const pending = unbatched + this.outboxList.reduce((n, b) => n + b.encounterCount, 0);
     return { unbatched, outboxBatches: this.outboxList.length, lastAckAt: this.lastAckAt, pending };
   }
+}
+
+/** The pull's rule, on the wire's whole seconds as the real store applies it. */
+function overlaps(e: StoredEncounter, from: number, to: number): boolean {
+  const { lastSeenAbove, firstSeenBelow } = pullBounds(from, to);
+  return e.lastSeen > lastSeenAbove && e.firstSeen < firstSeenBelow;
 }

@@ -48,8 +48,8 @@ export interface WireEncounter extends EncounterFields {
   attenuationS: number[];
 }
 
-/** A settled encounter where the backend placed it: the venue and gateway it came from. */
-export type VenueEncounter = WireEncounter & { venue?: string; gateway?: string };
+/** A settled encounter where the backend placed it: the venue, gateway and life it came from. */
+export type VenueEncounter = WireEncounter & { venue?: string; gateway?: string; life?: string };
 
 /**
  * Whole seconds per attenuation bucket, rounded cumulatively (halves up): bucket i gets
@@ -93,6 +93,16 @@ export function toWire(e: Encounter & { id: number }): WireEncounter {
 export function wireSpan(firstSeenMs: number, lastSeenMs: number): { firstSeen: number; lastSeen: number } {
   const firstSeen = Math.floor(firstSeenMs / 1000) * 1000;
   return { firstSeen, lastSeen: Math.max(firstSeen, Math.ceil(lastSeenMs / 1000) * 1000) };
+}
+
+/**
+ * A pull's range [from, to) selects encounters by their times as the wire carries them (wireSpan):
+ * wire last seen ≥ from and wire first seen < to, so a consumer reproduces a pull from what it
+ * stored. On the stored milliseconds that is exactly last seen > `lastSeenAbove` and first seen
+ * < `firstSeenBelow` (ceil(last / 1000) ≥ from / 1000 ⟺ last > (⌈from / 1000⌉ − 1) · 1000).
+ */
+export function pullBounds(from: number, to: number): { lastSeenAbove: number; firstSeenBelow: number } {
+  return { lastSeenAbove: (Math.ceil(from / 1000) - 1) * 1000, firstSeenBelow: Math.ceil(to / 1000) * 1000 };
 }
 
 /** 10 × sum / count rounded to the nearest integer, halves toward +∞, in integer arithmetic. */

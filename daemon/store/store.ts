@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
-import { bucketSeconds, type ClosedEncounter, type Encounter, type StoredEncounter } from '../../core/encounters/index.js';
+import { bucketSeconds, pullBounds, type ClosedEncounter, type Encounter, type StoredEncounter } from '../../core/encounters/index.js';
 import type { DatabaseState, StoreBacklog, StoreCounters } from '../../core/wire/status.js';
 import type { Logger } from '../../core/log/index.js';
 import {
@@ -370,9 +370,10 @@ export class Store {
       batchSummary: db.prepare('SELECT min(first_seen) AS firstSeen, max(last_seen) AS lastSeen, min(clock_synced) AS synced FROM encounters WHERE id BETWEEN ? AND ?'),
       pullBatches: db.prepare(
         `SELECT first_id AS firstId, last_id AS lastId FROM batches
-         WHERE last_seen_max >= ? AND first_seen_min < ? ORDER BY first_id`,
+         WHERE last_seen_max > ? AND first_seen_min < ? ORDER BY first_id`,
       ),
-      rangeInTime: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? AND last_seen >= ? AND first_seen < ? ORDER BY id'),
+      rangeInTime: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? AND last_seen > ? AND first_seen < ? ORDER BY id'),
+      countInTime: db.prepare('SELECT count(*) FROM encounters WHERE id BETWEEN ? AND ? AND last_seen > ? AND first_seen < ?').pluck(),
       ack: db.prepare('UPDATE batches SET acked_at = ? WHERE id = ? AND acked_at IS NULL'),
       batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId, life FROM batches WHERE id = ?'),
       encounterRange: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? ORDER BY id'),
@@ -751,19 +752,33 @@ export class Store {
   /**
    * Where the encounters overlapping [from, to) can be, without reading them: the id ranges of
    * the batches whose span overlaps it, then the encounters not batched yet. `upperBound` is
-   * how many encounters those ranges hold (what a pull is refused on before reading).
+   * how many encounters those ranges can hold (what a pull is refused on before reading): every
+   * encounter of an overlapping batch, and of the unbatched ones (fewer than a batch) only those
+   * that overlap. The range applies to the wire's whole seconds (pullBounds).
    */
   pullPlan(from: number, to: number): { ranges: Array<{ firstId: number; lastId: number }>; upperBound: number } {
+    const { lastSeenAbove, firstSeenBelow } = pullBounds(from, to);
     return this.read({ ranges: [], upperBound: 0 }, () => {
-      const ranges = this.stmt.pullBatches.all(from, to) as Array<{ firstId: number; lastId: number }>;
-      if (this.lastId > this.batchedThrough) ranges.push({ firstId: this.batchedThrough + 1, lastId: this.lastId });
-      return { ranges, upperBound: ranges.reduce((n, r) => n + r.lastId - r.firstId + 1, 0) };
+      const ranges = this.stmt.pullBatches.all(lastSeenAbove, firstSeenBelow) as Array<{ firstId: number; lastId: number }>;
+      let upperBound = ranges.reduce((n, r) => n + r.lastId - r.firstId + 1, 0);
+      if (this.lastId > this.batchedThrough) {
+        const unbatched = { firstId: this.batchedThrough + 1, lastId: this.lastId };
+        const overlapping = this.stmt.countInTime.get(unbatched.firstId, unbatched.lastId, lastSeenAbove, firstSeenBelow) as number;
+        if (overlapping > 0) {
+          ranges.push(unbatched);
+          upperBound += overlapping;
+        }
+      }
+      return { ranges, upperBound };
     });
   }
 
-  /** The encounters of ids [firstId, lastId] overlapping [from, to), with their life. */
+  /** The encounters of ids [firstId, lastId] overlapping [from, to) on the wire's whole seconds, with their life. */
   readRange(firstId: number, lastId: number, from: number, to: number): StoredEncounter[] {
-    return this.read([], () => (this.stmt.rangeInTime.all(firstId, lastId, from, to) as EncounterColumns[]).map((r) => encounterFromColumns(r, this.lifeOf(r.id))));
+    const { lastSeenAbove, firstSeenBelow } = pullBounds(from, to);
+    return this.read([], () =>
+      (this.stmt.rangeInTime.all(firstId, lastId, lastSeenAbove, firstSeenBelow) as EncounterColumns[]).map((r) => encounterFromColumns(r, this.lifeOf(r.id))),
+    );
   }
 
   get database(): DatabaseState {

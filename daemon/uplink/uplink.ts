@@ -59,6 +59,8 @@ export class Uplink {
   private client: MqttClient | null = null;
   private readonly inflight = new Map<string, InFlight>();
   private pumpTimer: NodeJS.Timeout | null = null;
+  /** The next re-send falls due at its own jittered moment, not at the next whole-second pump. */
+  private resendTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   /** One warning per outage, not one per reconnect attempt: an outage can last days. */
@@ -149,6 +151,17 @@ export class Uplink {
       if (f !== undefined && f.nextAttemptAt > now) continue;
       this.publishBatch(client, batch, f);
     }
+    this.armResend(now);
+  }
+
+  private armResend(now: number): void {
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    this.resendTimer = null;
+    let next = Infinity;
+    for (const f of this.inflight.values()) next = Math.min(next, f.nextAttemptAt);
+    if (next === Infinity) return;
+    this.resendTimer = setTimeout(() => this.pump(), Math.min(Math.max(0, next - now), 2 ** 31 - 1));
+    this.resendTimer.unref();
   }
 
   private publishBatch(client: MqttClient, batch: OutboxBatch, f: InFlight | undefined): void {
@@ -336,6 +349,8 @@ export class Uplink {
   async stop(timeoutMs = 3000): Promise<void> {
     this.warnings.stop();
     if (this.pumpTimer) clearInterval(this.pumpTimer);
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    this.resendTimer = null;
     if (this.statusTimer) clearInterval(this.statusTimer);
     const client = this.client;
     if (!client) return;

@@ -8,6 +8,7 @@ import { type CrowdOptions, LocalBroker } from '../../simulators/index.js';
 import { type CollectedColumns, Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import { gatewayTopics } from '../../core/wire/index.js';
+import { wireSpan } from '../../core/encounters/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
@@ -125,9 +126,13 @@ describe('end to end', () => {
   it('pull returns exactly the encounters overlapping the range', async () => {
     const db = new Database(main.gatewayDb, { readonly: true });
     const all = db.prepare('SELECT id, first_seen, last_seen FROM encounters ORDER BY first_seen').all() as Array<{ id: number; first_seen: number; last_seen: number }>;
-    const from = all[Math.floor(all.length / 3)].first_seen + 1;
-    const to = all[Math.floor((2 * all.length) / 3)].first_seen;
-    const expected = all.filter((e) => e.last_seen >= from && e.first_seen < to).map((e) => e.id).sort((a, b) => a - b);
+    // The rule applies to the wire's whole seconds; both ends fall exactly on an encounter's bound.
+    const wire = all.map((e) => ({ id: e.id, ...wireSpan(e.first_seen, e.last_seen) }));
+    const to = wire[Math.floor((2 * all.length) / 3)].firstSeen;
+    const after = wire[Math.floor(all.length / 3)].firstSeen;
+    const from = Math.min(...wire.filter((e) => e.lastSeen >= after && e.lastSeen < to).map((e) => e.lastSeen));
+    expect(to).toBeGreaterThan(from);
+    const expected = wire.filter((e) => e.lastSeen >= from && e.firstSeen < to).map((e) => e.id).sort((a, b) => a - b);
     db.close();
     expect(expected.length).toBeGreaterThan(3);
     expect(expected.length).toBeLessThan(all.length);
@@ -155,6 +160,13 @@ describe('end to end', () => {
     const summary = JSON.parse(p.output().trim()) as { encounters: number; newlyStored: number };
     expect(summary.encounters).toBe(main.truth.size);
     expect(summary.newlyStored).toBe(main.truth.size);
+    // --json: the parts in order, each as `vgw decode` prints a batch, as its help says
+    const json = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', '0', '--to', new Date(Date.now() + 86_400_000).toISOString(), '-c', cfg, '--json']);
+    expect(await json.exited()).toBe(0);
+    const parts = JSON.parse(json.output()) as Array<{ kind: string; part: number; last: boolean; encounters: unknown[] }>;
+    expect(parts.map((x) => x.part)).toEqual(parts.map((_, i) => i));
+    expect(parts.every((x) => x.kind === 'pull' && Array.isArray(x.encounters))).toBe(true);
+    expect(parts.reduce((n, x) => n + x.encounters.length, 0)).toBe(main.truth.size);
     const bad = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', 'yesterday', '--to', '5', '-c', cfg]);
     expect(await bad.exited()).toBe(2);
     expect(bad.output()).toMatch(/--from: "yesterday" is not a time/);

@@ -45,6 +45,18 @@ export interface Captured {
 type CborMap = Record<string, unknown>;
 
 /** Re-encodes a batch map as the gateway would (uint64 for big integers). */
+/** Version 1 wrote `created` as a CBOR float64: the uint64 (0x1b) after the key becomes 0xfb and the same value. */
+export function protocolOne(payload: Buffer): Buffer {
+  const key = Buffer.from('67637265617465641b', 'hex'); // "created", then an 8-byte uint
+  const at = payload.indexOf(key);
+  if (at < 0) throw new Error('no uint64 created to rewrite');
+  const out = Buffer.from(payload);
+  const created = Number(out.readBigUInt64BE(at + key.length));
+  out[at + key.length - 1] = 0xfb;
+  out.writeDoubleBE(created, at + key.length);
+  return out;
+}
+
 function encodeMap(m: CborMap): Buffer {
   const out: CborMap = {};
   for (const [k, v] of Object.entries(m)) out[k] = typeof v === 'number' ? cborUint(v) : v;
@@ -128,7 +140,7 @@ export function writeVectors(dir: string, o: {
   sig[10] ^= 0x80;
   const { sig: _unsigned, ...unsigned } = base;
   const { last: _last, ...noLast } = pullBase;
-  bad('protocol-1', 'v: 1, the retired format (its signature depended on CBOR re-encoding)', encodeMap({ ...base, v: 1 }), { stage: 'decode', field: 'v' });
+  bad('protocol-1', 'v: 1, the retired format: created as a float64 (its signature covered a CBOR re-encoding of the header)', protocolOne(encodeMap({ ...base, v: 1 })), { stage: 'decode', field: 'v' });
   bad('hash-mismatch', 'one bit of enc flipped: the hash no longer matches', encodeMap({ ...base, enc: flipped }), { stage: 'decode', field: 'hash' });
   bad('truncated', 'the payload cut short', o.batches[0].payload.subarray(0, o.batches[0].payload.length - 20), { stage: 'decode', field: 'payload' });
   bad('part-on-outbox-batch', 'an outbox batch carrying part (re-signed)', encodeMap(resign({ ...base, part: 0 }, o.secrets)), { stage: 'decode', field: 'part' });

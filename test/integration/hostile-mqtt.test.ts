@@ -107,6 +107,8 @@ describe('hostile MQTT', () => {
     const busy = pulls.filter((r) => /ask again later/.test(r[0]));
     expect(busy.length).toBeGreaterThan(0);
     expect(pulls.length - busy.length).toBeGreaterThan(0);
+    // protocol.md: at most 4 held at once, the one being answered included
+    for (const r of busy) expect(r[0]).toContain('"error":"op: 4 pulls are being answered or waiting; ask again later"');
     // a deflate bomb on a batch topic: a few hundred bytes that inflate to gigabytes
     const bomb = deflateRawSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
     const before = collector.counters.batchesRejected;

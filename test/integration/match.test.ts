@@ -146,11 +146,15 @@ describe('vgw export', () => {
     const rows = JSON.parse(json.stdout) as Array<{ encounter: number; tempId: string; durationS: number; rssiMean: number }>;
     expect(rows.map((r) => r.encounter)).toEqual([2, 3]);
     expect(rows[0]).toMatchObject({ tempId: '02'.repeat(16), durationS: 120, rssiMean: -70 });
+    // the encounter's identity (gateway, life, id) and every settled field the wire carries
+    expect(rows[0]).toMatchObject({ venue: null, gateway: null, life: expect.stringMatching(/^[0-9A-HJKMNP-TV-Z]{26}$/), protocol: 'exposureNotification', metadata: '00000000' });
+    expect(Object.keys(rows[0])).toEqual(expect.arrayContaining(['attenuationS', 'clockSynced']));
     const csv = runVgw([...args, '--format', 'csv']);
     const lines = csv.stdout.trim().split('\n');
-    expect(lines[0]).toBe('venue,gateway,encounter,tempId,firstSeen,lastSeen,durationS,adverts,rssiMin,rssiMax,rssiMean');
+    expect(lines[0]).toBe('venue,gateway,life,encounter,protocol,tempId,metadata,firstSeen,lastSeen,durationS,adverts,rssiMin,rssiMax,rssiMean,attenuationS,clockSynced');
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(/^,,2,0202/);
+    expect(lines[1]).toMatch(/^,,[0-9A-Z]{26},2,exposureNotification,0202\S+,00000000,/);
+    expect(lines[1]).toMatch(/,\d+;\d+;\d+;\d+,(true|false)$/);
     const bad = runVgw([...args.slice(0, 5), '--to', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--to: must be after --from/);
@@ -158,7 +162,7 @@ describe('vgw export', () => {
     const config = writeJson(join(dir, 'export-gateway.json'), { gateway: { id: 'gw-x', venue: 'v-x' }, store: { path: db } });
     const viaConfig = runVgw(['export', '-c', config, ...args.slice(3)]);
     expect(viaConfig.status).toBe(0);
-    expect(JSON.parse(viaConfig.stdout)).toEqual(rows);
+    expect(JSON.parse(viaConfig.stdout)).toEqual(rows.map((r) => ({ ...r, venue: 'v-x', gateway: 'gw-x' })));
     const neither = runVgw(['export', '--from', '0', '--to', '1']);
     expect(neither.status).toBe(2);
     expect(neither.stderr).toMatch(/give either --db FILE or --config FILE/);

@@ -73,6 +73,10 @@ describe('vgw status and vgw doctor on a running unit', () => {
     expect(candidates).toContain(doc.counters.beacon.eid);
     // one casing across the whole document, HCI radio counters included
     expect(nonCamelKeys(doc)).toEqual([]);
+    // --json is the status document (protocol.md) plus `local` and `disk`, as its help says
+    expect(Object.keys(doc).sort()).toEqual(['at', 'counters', 'disk', 'gateway', 'local', 'startedAt', 'state', 'v', 'venue']);
+    expect(Object.keys((doc as unknown as { disk: object }).disk).sort()).toEqual(['databaseBytes', 'freeBytes', 'totalBytes']);
+    expect(runVgw(['status', '--help']).stdout).toMatch(/plus `local`.*and `disk`/s);
     const r = runVgw(['status', '-c', config]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^gateway    gw-tech at mall-tech, pid \d+, up since .*, ready$/m);

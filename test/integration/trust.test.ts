@@ -133,6 +133,25 @@ describe('signed batches at the collector', () => {
     expect(await refusal(h.id)).toMatch(new RegExp(`seq 1 is already held by batch ${first.id}: replayed or forged sequence`));
   });
 
+  it('every refusal is one "batch refused" line with its code and reason, decode-stage refusals included (protocol.md)', async () => {
+    const h = header(3);
+    const good = encodeBatch(h, [encounter(5)], (d) => signBytes(aliceKey, d));
+    const { decode, encode } = await import('cbor-x');
+    const broken = decode(good) as Record<string, unknown>;
+    broken.hash = Buffer.alloc(32);
+    await publish(encode(broken));
+    const malformed = await waitFor('the malformed refusal', () => collectorLog().find((l) => l.msg === 'batch refused' && l.code === 'malformed'), 15_000);
+    expect(String(malformed.reason)).toMatch(/^hash: /);
+    await publish(good, 'gw-bob');
+    const line = await waitFor('the wrong-topic refusal', () => collectorLog().find((l) => l.batch === h.id && l.msg === 'batch refused'), 15_000);
+    expect(line.code).toBe('wrong_topic');
+    expect(line.reason).toBe("gw: batch names mall-01/gw-alice but came on mall-01/gw-bob's topic");
+    for (const l of collectorLog().filter((x) => x.msg === 'batch refused')) {
+      expect(['malformed', 'wrong_topic', 'unregistered', 'wrong_venue', 'unsigned', 'bad_signature', 'out_of_sequence']).toContain(l.code);
+    }
+    expect(collectorLog().some((l) => l.msg === 'batch rejected')).toBe(false);
+  });
+
   it('refuses gateways that are not registered, and a registered gateway at another venue', async () => {
     const stranger = header(1, 'gw-stranger');
     await publish(encodeBatch(stranger, [encounter(5)], (d) => signBytes(malloryKey, d)), 'gw-stranger');

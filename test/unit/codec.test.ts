@@ -100,6 +100,17 @@ describe('batch wire format, protocol 2', () => {
     expect(decodeBatch(payload).createdAt).toBe(header.createdAt);
   });
 
+  it('ignores a header key it does not know: it decodes, and the signed bytes are those of the known fields (protocol.md, "Keys")', async () => {
+    const payload = encodeBatch(header, [], () => Buffer.alloc(64, 7));
+    const { decode, encode } = await import('cbor-x');
+    const withExtra = Buffer.from(encode({ ...(decode(payload) as Record<string, unknown>), note: 'added by a later revision', created: BigInt(header.createdAt) }));
+    const a = decodeBatch(payload);
+    const b = decodeBatch(withExtra);
+    expect(b).toEqual(a);
+    expect('note' in b).toBe(false);
+    expect(signedBytes(b, b.hash)).toEqual(signedBytes(a, a.hash));
+  });
+
   it('carries part and last on pull parts and on nothing else', () => {
     const pullHeader: BatchHeader = { ...header, kind: 'pull', seq: 0, part: 0, last: false };
     expect(decodeBatch(encodeBatch(pullHeader, []))).toMatchObject({ part: 0, last: false });

@@ -1,7 +1,7 @@
 // Pull answers read and sent in pieces, from a real store with two lives.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClosedEncounter } from '../../core/encounters/index.js';
+import { toWire, type ClosedEncounter } from '../../core/encounters/index.js';
 import { Store } from '../../daemon/store/index.js';
 import { PullPart, streamPull } from '../../daemon/uplink/pull-stream.js';
 import { tempDir } from '../harness/tmp.js';
@@ -57,6 +57,43 @@ describe('pull streaming', () => {
     expect(parts[parts.length - 1].life).toBe(life2);
     expect(b.pullPlan(from, to).upperBound).toBeGreaterThanOrEqual(1210);
     b.close();
+  });
+
+  it('the range applies to the times on the wire (whole seconds): a consumer predicts every answer from what it stored', async () => {
+    const s = open(join(dir, 'wire-bounds.db'));
+    // Sightings off the whole second, so the wire's floor and ceiling move every bound.
+    const list = Array.from({ length: 40 }, (_, i) => ({ ...encounter(i), firstSeen: T0 + i * 10_000 + 300, lastSeen: T0 + i * 10_000 + 4_700 }));
+    s.addEncounters(list);
+    s.commit();
+    const stored = list.map((e, i) => toWire({ ...e, id: i + 1 }));
+    let checked = 0;
+    for (const base of [T0 + 50_000, T0 + 54_000, T0 + 55_000, T0 + 120_000]) {
+      for (const dFrom of [-1000, -1, 0, 1, 300, 999]) {
+        for (const span of [1, 999, 1000, 5_000, 40_001]) {
+          const from = base + dFrom;
+          const to = from + span;
+          const expected = stored.filter((e) => e.lastSeen >= from && e.firstSeen < to).map((e) => e.id);
+          const parts: PullPart[] = [];
+          await streamPull(s, from, to, 64, s.database.life, async (p) => void parts.push(p));
+          expect(parts.flatMap((p) => p.encounters.map((e) => e.id)), `[${from - T0}, ${to - T0})`).toEqual(expected);
+          checked += expected.length;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+    // On the edge: encounter 5 ends at 54.7 s, 55 s on the wire, so a pull from 55 s holds it.
+    expect(s.encountersInRange(T0 + 55_000, T0 + 56_000).map((e) => e.id)).toEqual([6]);
+    s.close();
+  });
+
+  it('encounters not batched yet count toward the pull limit only where they overlap the range', () => {
+    const s = open(join(dir, 'unbatched-limit.db'), 3_600_000);
+    s.addEncounters(Array.from({ length: 30 }, (_, i) => encounter(i)));
+    s.commit();
+    expect(s.stats().unbatched).toBe(30);
+    expect(s.pullPlan(T0 + 1_000_000, T0 + 2_000_000)).toEqual({ ranges: [], upperBound: 0 });
+    expect(s.pullPlan(T0, T0 + 25_000).upperBound).toBe(3);
+    s.close();
   });
 
   it('an empty range is one empty part, marked last', async () => {
