@@ -178,10 +178,12 @@ export class Collector {
     return this.savingStatuses;
   }
 
-  private refuse(reason: RefusalReason): void {
+  /** Counts a refusal and logs it as one 'batch refused' line with its code and reason (protocol.md). */
+  private refuse(code: RefusalReason, reason: string, fields: Record<string, unknown>): void {
     this.counters.batchesRejected++;
     this.metrics.batches.inc({ outcome: 'refused' });
-    this.metrics.refusals.inc({ reason });
+    this.metrics.refusals.inc({ reason: code });
+    this.log.warn({ ...fields, code, reason }, 'batch refused');
   }
 
   private onBatch(topic: string, payload: Buffer): void {
@@ -192,22 +194,19 @@ export class Collector {
       batch = decodeBatch(payload);
       if (batch.kind !== 'batch') throw new WireFormatError('kind', 'only "batch" belongs on a batch topic');
     } catch (err) {
-      this.refuse('malformed');
-      this.log.warn({ topic, code: 'malformed', reason: (err as Error).message }, 'batch refused');
+      this.refuse('malformed', (err as Error).message, { topic });
       return;
     }
     if (batch.gateway !== where.gateway || batch.venue !== where.venue) {
-      this.refuse('wrong_topic');
       const reason = `gw: batch names ${batch.venue}/${batch.gateway} but came on ${where.venue}/${where.gateway}'s topic`;
-      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, code: 'wrong_topic', reason }, 'batch refused');
+      this.refuse('wrong_topic', reason, { topic, batch: batch.id, gateway: batch.gateway });
       return;
     }
     const verified = this.verify(batch);
     if (!verified.ok) {
       // Not acknowledged either: a real gateway whose record is missing keeps its batches until it is added.
-      this.refuse(verified.code);
       this.counters.batchesUnverified++;
-      this.log.warn({ topic, batch: batch.id, gateway: batch.gateway, code: verified.code, reason: verified.reason }, 'batch refused');
+      this.refuse(verified.code, verified.reason, { topic, batch: batch.id, gateway: batch.gateway });
       return;
     }
     // Stored with whatever else arrives in this turn of the event loop, or while the commit
@@ -252,12 +251,10 @@ export class Collector {
         return;
       }
       if (result.outcome === 'out_of_sequence') {
-        this.refuse('out_of_sequence');
         this.counters.batchesOutOfSequence++;
-        this.log.warn(
-          { batch: batch.id, gateway: batch.gateway, seq: batch.seq, code: 'out_of_sequence', reason: `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence` },
-          'batch refused',
-        );
+        this.refuse('out_of_sequence', `seq ${batch.seq} is already held by batch ${result.heldBy}: replayed or forged sequence`, {
+          batch: batch.id, gateway: batch.gateway, seq: batch.seq,
+        });
         return;
       }
       if (result.outcome === 'duplicate') {

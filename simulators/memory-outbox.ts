@@ -115,13 +115,13 @@ export class MemoryOutbox implements UplinkStore {
   }
 
   pullPlan(from: number, to: number): { ranges: Array<{ firstId: number; lastId: number }>; upperBound: number } {
-    const ids = this.encounters.filter((e) => overlaps(e, from, to)).map((e) => e.id);
+    const ids = this.encounters.filter(inPull(from, to)).map((e) => e.id);
     if (ids.length === 0) return { ranges: [], upperBound: 0 };
     return { ranges: [{ firstId: ids[0], lastId: ids[ids.length - 1] }], upperBound: ids[ids.length - 1] - ids[0] + 1 };
   }
 
   readRange(firstId: number, lastId: number, from: number, to: number): StoredEncounter[] {
-    return this.encounters.slice(firstId - 1, lastId).filter((e) => overlaps(e, from, to));
+    return this.encounters.slice(firstId - 1, lastId).filter(inPull(from, to));
   }
 
   get database(): DatabaseState {
@@ -136,7 +136,7 @@ export class MemoryOutbox implements UplinkStore {
 }
 
 /** The pull's rule, on the wire's whole seconds as the real store applies it. */
-function overlaps(e: StoredEncounter, from: number, to: number): boolean {
+function inPull(from: number, to: number): (e: StoredEncounter) => boolean {
   const { lastSeenAbove, firstSeenBelow } = pullBounds(from, to);
-  return e.lastSeen > lastSeenAbove && e.firstSeen < firstSeenBelow;
+  return (e) => e.lastSeen > lastSeenAbove && e.firstSeen < firstSeenBelow;
 }
