@@ -150,6 +150,9 @@ describe('BlueTrace on the virtual controller', () => {
     for (const m of on('/tempids')) expect(jsonProblems('tempids-answer', m.payload)).toEqual([]);
     expect(on('/status').length).toBeGreaterThanOrEqual(1);
     for (const m of on('/status')) expect(jsonProblems('status', m.payload)).toEqual([]);
+    // and `vgw status --json` holds the same counters, both roles' states typed as the CDDL lists them
+    expect(schema.validate('counters', typedFromJson(st.counters))).toEqual([]);
+    expect(['starting', 'advertising', 'noTempId', 'retrying', 'controller-off', 'stopped']).toContain(bt.peripheral!.state);
     const batches = on('/batch');
     expect(batches.length).toBeGreaterThanOrEqual(1);
     for (const m of batches) {

@@ -12,8 +12,11 @@ import { provisionTestGateway } from '../harness/identity.js';
 import { runVgw, runVgwAsync, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { nonCamelKeys } from '../harness/casing.js';
+import { CddlSchema } from '../harness/cddl.js';
+import { typedFromJson } from '../harness/cbor-typed.js';
 
 const dir = tempDir('vgw-tech-');
+const schema = new CddlSchema(join(__dirname, '../../docs/protocol.cddl'));
 const identityKey = '0102030405060708090a111213141516';
 let broker: LocalBroker;
 let vc: VirtualController;
@@ -49,7 +52,9 @@ beforeAll(async () => {
     store: { path: join(dir, 'data', 'gateway.db') },
   };
   config = writeJson(join(dir, 'config.json'), base);
-  daemon = spawnVgw(['run', '-c', config]);
+  // no systemd here: health.ready must not wait for a NOTIFY_SOCKET to tell
+  const { NOTIFY_SOCKET: _notify, WATCHDOG_USEC: _watchdog, ...env } = process.env;
+  daemon = spawnVgw(['run', '-c', config], env);
 });
 
 afterAll(async () => {
@@ -73,6 +78,8 @@ describe('vgw status and vgw doctor on a running unit', () => {
     expect(candidates).toContain(doc.counters.beacon.eid);
     // one casing across the whole document, HCI radio counters included
     expect(nonCamelKeys(doc)).toEqual([]);
+    // the counters are the status document's, as docs/protocol.cddl types them (HCI radio, beacon)
+    expect(schema.validate('counters', typedFromJson(doc.counters))).toEqual([]);
     // --json is the status document (protocol.md) plus `local` and `disk`, as its help says
     expect(Object.keys(doc).sort()).toEqual(['at', 'counters', 'disk', 'gateway', 'local', 'startedAt', 'state', 'v', 'venue']);
     expect(Object.keys((doc as unknown as { disk: object }).disk).sort()).toEqual(['databaseBytes', 'freeBytes', 'totalBytes']);
