@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { Collector, CollectorHttp, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
+import { batchGraceDays, Collector, CollectorHttp, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
 import { brokerOptions, defaultCollectorClientId } from '../core/mqtt/index.js';
 import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
@@ -25,7 +25,7 @@ export function collectCommand(): Command {
         collector = new Collector(
           {
             broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey,
-            retentionDays: c.retentionDays, processMetrics: true,
+            retentionDays: c.retentionDays, batchGraceDays: batchGraceDays(c.gatewayUnackedMaxDays), processMetrics: true,
           },
           log,
         );

@@ -249,6 +249,7 @@ const EVENT_FIXES: Record<string, string> = {
   rolled_back: 'the database lost recent commits (a restored copy, or a lost WAL): a card that ignores flushes can do this; use an industrial card or a UPS HAT',
   meta_rebuilt: 'nothing to do unless it happens again (then suspect the SD card)',
   unacked_purged: 'encounters waited longer than store.unackedMaxDays for the backend: check the broker, the collector and this unit\'s registration',
+  lineage_unreadable: 'the file beside the database that names it could not be read, so a lost or replaced database would go unnoticed once: check the SD card (it is rewritten at every start)',
 };
 
 /** The store's latest event of the past week, read from the database. */

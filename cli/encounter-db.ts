@@ -1,60 +1,53 @@
 // Reads the encounters of a venue-gateway database for export, match and trace: a collector's
-// (SQLite file or PostgreSQL URL: venue, gateway, settled encounters) or a gateway's own SQLite
+// (SQLite file or PostgreSQL URL: the collector's own stores read them) or a gateway's own SQLite
 // file (milliseconds, RSSI sums). Read-only: safe beside a running daemon or collector.
 import Database from 'better-sqlite3';
-import { toWire, type VenueEncounter } from '../core/encounters/index.js';
+import { pullBounds, toWire, type VenueEncounter } from '../core/encounters/index.js';
 import {
-  CollectedColumns, describeDatabase, encounterFromCollected, isPostgresUrl, PostgresCollectorStore,
-  type EncounterFilter, type EncounterSource,
+  CollectorDb, describeDatabase, isCollectorFile, isPostgresUrl, PostgresCollectorStore, type EncounterFilter, type EncounterSource,
 } from '../collector/index.js';
 import { LEGACY_LIFE } from '../core/wire/index.js';
 import { EncounterColumns, encounterFromColumns } from '../daemon/store/index.js';
 import { UsageError } from './errors.js';
 
-/** A collector's or a gateway's SQLite file. */
-class SqliteEncounterSource implements EncounterSource {
-  private readonly collector: boolean;
+/**
+ * A gateway's own SQLite file (milliseconds, RSSI sums): read as the backend would receive it,
+ * each encounter through `toWire`, so it has one duration and one mean wherever it is read.
+ */
+class GatewayFileSource implements EncounterSource {
+  /** `unit`: the gateway and venue the file belongs to (its config knows; the file does not). */
+  constructor(private readonly db: Database.Database, private readonly unit: { gateway?: string; venue?: string } = {}) {}
 
-  /** `unit`: the gateway and venue a gateway's own file belongs to (its config knows; the file does not). */
-  constructor(private readonly db: Database.Database, private readonly unit: { gateway?: string; venue?: string } = {}) {
-    this.collector = db.prepare("SELECT count(*) FROM pragma_table_info('encounters') WHERE name = 'rssi_mean'").pluck().get() === 1;
-  }
-
-  /**
-   * Always settled: a gateway's encounters go through `toWire`, as they would to the backend, so
-   * an encounter has one duration and one mean wherever it is read.
-   */
   async *encounters(from = 0, to = Number.MAX_SAFE_INTEGER, only: EncounterFilter = {}): AsyncGenerator<VenueEncounter> {
-    const where = ['last_seen >= @from', 'first_seen < @to'];
+    // the range applies to the whole seconds the gateway would send (pullBounds), as a collector's would
+    const { lastSeenAbove, firstSeenBelow } = pullBounds(from, to);
+    const where = ['last_seen > @lastSeenAbove', 'first_seen < @firstSeenBelow'];
     if (only.protocol !== undefined) where.push('protocol = @protocol');
-    // a gateway's own database is one venue's and has no venue column
-    if (this.collector && typeof only.venue === 'string') where.push('venue = @venue');
-    yield* this.rows(this.db.prepare(`SELECT ${this.columns} FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ from, to, ...only }));
+    // one venue's file: a venue filter has nothing to choose between
+    yield* this.rows(this.db.prepare(`SELECT ${GATEWAY_COLUMNS} FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen`).iterate({ lastSeenAbove, firstSeenBelow, protocol: only.protocol }));
   }
 
-  async withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
-    const wanted = new Set(tempIds.map((t) => t.toString('hex')));
+  withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
     const out: VenueEncounter[] = [];
-    for (const e of this.rows(this.db.prepare(`SELECT ${this.columns} FROM encounters ORDER BY first_seen`).iterate())) if (wanted.has(e.tempId.toString('hex'))) out.push(e);
-    return out;
-  }
-
-  /** A gateway's own rows carry their life through the lives table (a life owns ids from its first_id on). */
-  private get columns(): string {
-    return this.collector ? '*' : '*, (SELECT life FROM lives WHERE lives.first_id <= encounters.id ORDER BY lives.first_id DESC LIMIT 1) AS life_of';
+    for (let i = 0; i < tempIds.length; i += TEMP_IDS_PER_QUERY) {
+      const some = tempIds.slice(i, i + TEMP_IDS_PER_QUERY);
+      out.push(...this.rows(this.db.prepare(`SELECT ${GATEWAY_COLUMNS} FROM encounters WHERE temp_id IN (${some.map(() => '?').join(',')})`).iterate(...some)));
+    }
+    return Promise.resolve(out.sort((a, b) => a.firstSeen - b.firstSeen));
   }
 
   private *rows(rows: Iterable<unknown>): Generator<VenueEncounter> {
-    for (const r of rows) {
-      if (this.collector) yield encounterFromCollected(r as CollectedColumns);
-      else yield { ...this.unit, life: (r as { life_of: string | null }).life_of ?? LEGACY_LIFE, ...toWire(encounterFromColumns(r as EncounterColumns, '')) };
-    }
+    for (const r of rows) yield { ...this.unit, life: (r as { life_of: string | null }).life_of ?? LEGACY_LIFE, ...toWire(encounterFromColumns(r as EncounterColumns, '')) };
   }
 
   close(): void {
     this.db.close();
   }
 }
+
+/** A gateway's rows carry their life through the lives table (a life owns ids from its first_id on). */
+const GATEWAY_COLUMNS = '*, (SELECT life FROM lives WHERE lives.first_id <= encounters.id ORDER BY lives.first_id DESC LIMIT 1) AS life_of';
+const TEMP_IDS_PER_QUERY = 500;
 
 /** `--db`: an SQLite file (a gateway's or a collector's) or a collector's postgres:// URL. */
 export async function openEncounterSource(database: string, unit: { gateway?: string; venue?: string } = {}): Promise<EncounterSource> {
@@ -68,7 +61,12 @@ export async function openEncounterSource(database: string, unit: { gateway?: st
   try {
     const db = new Database(database, { readonly: true, fileMustExist: true });
     db.prepare('SELECT temp_id, metadata FROM encounters LIMIT 0').all();
-    return new SqliteEncounterSource(db, unit);
+    // a collector's file has the gateways it heard from; a gateway's own has its lives
+    if (isCollectorFile(db)) {
+      db.close();
+      return new CollectorDb(database, { readonly: true });
+    }
+    return new GatewayFileSource(db, unit);
   } catch (err) {
     throw new UsageError(`--db: ${database} is not a venue-gateway database (${(err as Error).message})`);
   }

@@ -1,7 +1,8 @@
 // The backend side, as a reference consumer: validates batches, stores them through the
 // collector's database, and acknowledges only once the commit is durable.
 import type { MqttClient } from 'mqtt';
-import type { Logger } from '../core/log/index.js';
+import { type Logger, WarningThrottle } from '../core/log/index.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
 import {
   Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic, statusFilter, tempIdsRequestFilter,
   WIRE_SCHEMA_VERSION, WireFormatError,
@@ -9,11 +10,11 @@ import {
 import { answerTempIdRequest } from './tempids.js';
 import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
 import { BrokerOptions, connectClient } from '../core/mqtt/index.js';
-import type { CollectorCounters } from './database.js';
+import type { CollectorCounters } from './counters.js';
 import { openCollectorStore } from './open-store.js';
 import { type ArrivedBatch, type CollectorStore, describeDatabase, type IngestResult } from './store.js';
 import { GatewayRegistry, type Verification, verifyBatch } from './verify.js';
-import { type StatusRow, statusRow } from './fleet.js';
+import { MAX_STATUS_BYTES, type StatusRow, statusRow } from './fleet.js';
 import { CollectorMetrics, type RefusalReason } from './metrics.js';
 
 export interface CollectorOptions {
@@ -28,12 +29,16 @@ export interface CollectorOptions {
   bluetraceKey?: Buffer;
   /** Encounters older than this many days are removed (whole days); 0 keeps everything. */
   retentionDays?: number;
+  /** Batch records are kept this much longer than encounters (batchGraceDays of the fleet's store.unackedMaxDays). */
+  batchGraceDays?: number;
   /** How often retention runs. */
   retentionIntervalMs?: number;
   /** Also export the process's own metrics (CPU, memory, event loop): `vgw collect` does. */
   processMetrics?: boolean;
   /** Gateway statuses are written to the database at most this often, the latest of each. */
   statusFlushMs?: number;
+  /** Time and timers (fake ones in tests). */
+  timers?: Timers;
 }
 
 /** What the health endpoint reports: healthy when the broker is connected and the database answers. */
@@ -44,6 +49,17 @@ export interface CollectorHealth {
   /** The last group commit: a failure here means batches are not being stored (nor acknowledged). */
   lastCommit: { ok: boolean; at: string; error: string | null } | null;
   counters: CollectorCounters;
+}
+
+/** /healthz answers within this, database or not: a load balancer's probe must not hang. */
+const HEALTH_DEADLINE_MS = 1500;
+
+function withDeadline<T>(timers: Timers, work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: TimerHandle | null = null;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = timers.setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => timers.clearTimeout(timer));
 }
 
 /** Batches per transaction at most: a backlog drained after an outage commits in steps. */
@@ -70,15 +86,21 @@ export class Collector {
   private arrived: ArrivedBatch[] = [];
   /** The commit loop while it runs: one transaction at a time, the next group gathers meanwhile. */
   private committing: Promise<void> | null = null;
-  private retentionTimer: NodeJS.Timeout | null = null;
+  private retentionTimer: TimerHandle | null = null;
   /** The latest status of each gateway not yet written, and the writer's timer. */
   private statuses = new Map<string, StatusRow>();
-  private statusTimer: NodeJS.Timeout | null = null;
+  private statusTimer: TimerHandle | null = null;
   private savingStatuses: Promise<void> | null = null;
   private lastCommit: { ok: boolean; at: number; error: string | null } | null = null;
   readonly metrics: CollectorMetrics;
+  /** Lines about what others sent (junk batches, bad statuses): one per kind a minute, with a count. */
+  private readonly warnings: WarningThrottle;
+
+  private readonly timers: Timers;
 
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
+    this.timers = options.timers ?? systemTimers;
+    this.warnings = new WarningThrottle(log, 60_000, () => this.timers.now());
     this.metrics = new CollectorMetrics(async () => (this.opened ? this.opened.lives() : []), options.processMetrics ?? false);
     // Checked once here: a wrong key would otherwise fail every request in the message handler.
     if (options.bluetraceKey && options.bluetraceKey.length !== TEMPID_KEY_BYTES) throw new Error(`bluetraceKey: expected ${TEMPID_KEY_BYTES} bytes (AES-256-GCM)`);
@@ -96,15 +118,18 @@ export class Collector {
   }
 
   async start(): Promise<void> {
-    this.opened = await openCollectorStore(this.options.database);
+    this.opened = await openCollectorStore(this.options.database, {
+      onConnectionError: (err) => {
+        this.metrics.connectionErrors.inc();
+        this.warnings.warn('db_connection_error', { err: err.message }, 'a database connection failed; the pool opens another');
+      },
+    });
     this.log.info({ database: describeDatabase(this.options.database), kind: this.opened.kind }, 'collector database open');
     if (this.options.retentionDays) {
       void this.purge();
-      this.retentionTimer = setInterval(() => void this.purge(), this.options.retentionIntervalMs ?? 3_600_000);
-      this.retentionTimer.unref();
+      this.retentionTimer = this.timers.setInterval(() => void this.purge(), this.options.retentionIntervalMs ?? 3_600_000);
     }
-    this.statusTimer = setInterval(() => void this.saveStatuses(), this.options.statusFlushMs ?? 2000);
-    this.statusTimer.unref();
+    this.statusTimer = this.timers.setInterval(() => void this.saveStatuses(), this.options.statusFlushMs ?? 2000);
     const client = connectClient(this.options.broker);
     this.client = client;
     const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
@@ -115,7 +140,7 @@ export class Collector {
       if (status) return this.onStatus(status.venue, status.gateway, payload);
       this.onBatch(topic, payload);
     });
-    client.on('error', (err) => this.log.warn({ err: err.message }, 'broker error'));
+    client.on('error', (err) => this.warnings.warn('broker_error', { err: err.message }, 'broker error'));
     return new Promise((resolve) => {
       client.on('connect', () => {
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
@@ -138,11 +163,11 @@ export class Collector {
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'registry not reloaded; keeping the records already loaded');
     }
-    const answer = answerTempIdRequest({ key: this.options.bluetraceKey!, registry }, venue, gateway, payload, Math.floor(Date.now() / 1000));
+    const answer = answerTempIdRequest({ key: this.options.bluetraceKey!, registry }, venue, gateway, payload, Math.floor(this.timers.now() / 1000));
     if (!answer) return;
     if ('error' in answer) {
       this.counters.tempIdRequestsRefused++;
-      this.log.warn({ venue, gateway, reason: answer.error }, 'temp ID request refused');
+      this.warnings.warn('tempids_refused', { venue, gateway, reason: answer.error }, 'temp ID request refused');
     } else {
       this.counters.tempIdBatchesIssued++;
       this.log.info({ venue, gateway, count: answer.tempIds.length }, 'temp IDs issued');
@@ -152,9 +177,13 @@ export class Collector {
 
   private onStatus(venue: string, gateway: string, payload: Buffer): void {
     if (payload.length === 0) return; // a retained status cleared (a gateway retired)
-    const row = statusRow(payload, Date.now(), this.statuses.get(gateway));
+    if (payload.length > MAX_STATUS_BYTES) {
+      this.warnings.warn('status_too_large', { venue, gateway, bytes: payload.length }, `status larger than ${MAX_STATUS_BYTES} bytes: ignored`);
+      return;
+    }
+    const row = statusRow(payload, this.timers.now(), this.statuses.get(gateway));
     if (!row || row.gateway !== gateway || row.venue !== venue) {
-      this.log.warn({ venue, gateway }, row ? 'status names another gateway than its topic: ignored' : 'status is not a status document (JSON with gateway, venue, state): ignored');
+      this.warnings.warn('status_ignored', { venue, gateway }, row ? 'status names another gateway than its topic: ignored' : 'status is not a status document (JSON with gateway, venue, state): ignored');
       return;
     }
     this.statuses.set(gateway, row);
@@ -178,12 +207,17 @@ export class Collector {
     return this.savingStatuses;
   }
 
-  /** Counts a refusal and logs it as one 'batch refused' line with its code and reason (protocol.md). */
+  /**
+   * Counts a refusal and logs it as a 'batch refused' line with its code and reason (protocol.md):
+   * every one at debug level; otherwise the first of each code a minute, then one line with how
+   * many more (junk must not fill the disk).
+   */
   private refuse(code: RefusalReason, reason: string, fields: Record<string, unknown>): void {
     this.counters.batchesRejected++;
     this.metrics.batches.inc({ outcome: 'refused' });
     this.metrics.refusals.inc({ reason: code });
-    this.log.warn({ ...fields, code, reason }, 'batch refused');
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ ...fields, code, reason }, 'batch refused');
+    else this.warnings.warn(`batch_refused_${code}`, { ...fields, code, reason }, 'batch refused');
   }
 
   private onBatch(topic: string, payload: Buffer): void {
@@ -233,16 +267,16 @@ export class Collector {
     try {
       results = await this.store.commit(group);
       endTimer();
-      this.lastCommit = { ok: true, at: Date.now(), error: null };
+      this.lastCommit = { ok: true, at: this.timers.now(), error: null };
     } catch (err) {
       // Not acknowledged: the gateways keep them in their outboxes and send them again.
       this.counters.commitFailures++;
       this.metrics.commitFailures.inc();
-      this.lastCommit = { ok: false, at: Date.now(), error: (err as Error).message };
+      this.lastCommit = { ok: false, at: this.timers.now(), error: (err as Error).message };
       this.log.error({ batches: group.length, err: (err as Error).message }, 'batches not stored');
       return;
     }
-    const arrivedAt = Date.now();
+    const arrivedAt = this.timers.now();
     const acks = new Map<string, string[]>();
     group.forEach(({ batch }, i) => {
       const result = results[i];
@@ -298,7 +332,7 @@ export class Collector {
 
   private async purge(): Promise<void> {
     try {
-      const r = await this.store.purgeExpired(Date.now(), this.options.retentionDays!);
+      const r = await this.store.purgeExpired(this.timers.now(), this.options.retentionDays!, this.options.batchGraceDays);
       this.counters.retentionDaysPurged += r.days;
       if (r.days > 0 || r.batchesDeleted > 0) this.log.info({ days: r.days, batches: r.batchesDeleted }, 'retention: expired encounters removed');
     } catch (err) {
@@ -310,7 +344,7 @@ export class Collector {
     let database: CollectorHealth['database'] = { kind: null, ok: false, error: 'not open' };
     if (this.opened) {
       try {
-        await this.opened.ping();
+        await withDeadline(this.timers, this.opened.ping(), HEALTH_DEADLINE_MS, `${describeDatabase(this.options.database)} did not answer within ${HEALTH_DEADLINE_MS} ms`);
         database = { kind: this.opened.kind, ok: true, error: null };
       } catch (err) {
         database = { kind: this.opened.kind, ok: false, error: (err as Error).message };
@@ -328,9 +362,9 @@ export class Collector {
   }
 
   async stop(): Promise<void> {
-    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    this.timers.clearInterval(this.retentionTimer);
     this.retentionTimer = null;
-    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.timers.clearInterval(this.statusTimer);
     this.statusTimer = null;
     // What arrived is stored and acknowledged before the connection closes.
     const client = this.client;
@@ -340,6 +374,7 @@ export class Collector {
     await this.saveStatuses();
     await this.opened?.close();
     this.opened = null;
+    this.warnings.stop();
     this.log.info('collector stopped');
   }
 }

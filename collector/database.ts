@@ -1,11 +1,18 @@
 // The collector's SQLite database (the default): dedupes by batch id and by (gateway, life, encounter id), and
 // commits batches that arrive together in one transaction. Usable on its own (tests, `vgw pull`).
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { migrate, openDatabase } from '../core/sqlite/index.js';
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
-import { HOUR_MS, type LifeRow, type StatusRow, type VenueHour } from './fleet.js';
-import { type ArrivedBatch, BATCH_GRACE_DAYS, type CollectorStore, DAY_MS, type IngestResult, type PurgeReport } from './store.js';
+import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
+import { type CollectedColumns, encounterFromCollected } from './encounter-row.js';
+import {
+  type ArrivedBatch, type CollectorStore, DAY_MS, DEFAULT_BATCH_GRACE_DAYS, type EncounterFilter, type EncounterSource, type IngestResult, type PurgeReport,
+} from './store.js';
+
+const ENCOUNTER_COLUMNS = 'gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced';
+/** SQLite binds at most 32,766 parameters; a confirmed case has a few thousand RPIs. */
+const TEMP_IDS_PER_QUERY = 500;
 
 export const COLLECTOR_MIGRATIONS: readonly string[] = [
   `CREATE TABLE batches (
@@ -116,84 +123,48 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
    CREATE INDEX venue_hours_hour ON venue_hours(hour);`,
 ];
 
-/**
- * An encounter as the collector's table holds it, in SQLite (buckets as JSON text, the clock flag
- * as 0/1) or in PostgreSQL (an integer array, a boolean).
- */
-export interface CollectedColumns {
-  gateway: string;
-  venue: string;
-  life: string;
-  id: number;
-  protocol: number;
-  temp_id: Buffer;
-  metadata: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  rssi_min: number;
-  rssi_max: number;
-  rssi_mean: number;
-  attenuation_s: string | number[];
-  clock_synced: number | boolean;
+/** SQLite answers at once; the store's interface is a promise's: a failure rejects, it never throws. */
+function settled<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
 }
 
-/** The one reading of the collector's encounter columns: the settled encounter as it arrived. */
-export function encounterFromCollected(r: CollectedColumns): VenueEncounter {
-  return {
-    venue: r.venue,
-    gateway: r.gateway,
-    life: r.life,
-    id: r.id,
-    protocol: r.protocol,
-    tempId: r.temp_id,
-    metadata: r.metadata,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-    count: r.count,
-    rssiMin: r.rssi_min,
-    rssiMax: r.rssi_max,
-    rssiMean: r.rssi_mean,
-    attenuationS: typeof r.attenuation_s === 'string' ? (JSON.parse(r.attenuation_s) as number[]) : r.attenuation_s,
-    clockSynced: r.clock_synced === 1 || r.clock_synced === true,
-  };
-}
-
-export interface CollectorCounters {
-  batchesStored: number;
-  batchesDuplicate: number;
-  batchesRejected: number;
-  batchesUnverified: number;
-  batchesOutOfSequence: number;
-  encountersStored: number;
-  encountersDuplicate: number;
-  acksSent: number;
-  tempIdBatchesIssued: number;
-  tempIdRequestsRefused: number;
-  /** Group commits that failed (nothing acked: the gateways re-send). */
-  commitFailures: number;
-  retentionDaysPurged: number;
+/** Whether an open SQLite file is a collector's (it knows gateways) rather than a gateway's own. */
+export function isCollectorFile(db: Database.Database): boolean {
+  return db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'gateways'").pluck().get() === 1;
 }
 
 /** The collector's SQLite database: usable on its own (tests, `vgw pull`) or behind MQTT. */
-export class CollectorDb implements CollectorStore {
+export class CollectorDb implements CollectorStore, EncounterSource {
   readonly kind = 'sqlite' as const;
   readonly db: Database.Database;
   private readonly insertBatch;
   private readonly insertEncounter;
   private readonly upsertGateway;
   private readonly upsertLife;
-  private readonly lastSeq;
   private readonly batchExists;
   private readonly seqHolder;
   private readonly countHour;
   private readonly upsertStatus;
 
-  constructor(path: string) {
-    // synchronous = FULL (openDatabase's): an ack tells the gateway it may let the batch age
-    // out, so the commit before it must survive a power cut, not only a crash of the process.
-    this.db = openDatabase(path);
-    migrate(this.db, COLLECTOR_MIGRATIONS);
+  /** `readonly`: for tools beside a running collector; the file must exist with the current schema. */
+  constructor(path: string, { readonly = false } = {}) {
+    if (readonly) {
+      this.db = new Database(path, { readonly: true, fileMustExist: true });
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version !== COLLECTOR_MIGRATIONS.length) {
+        this.db.close();
+        throw new Error(`schema version ${version}, this software reads ${COLLECTOR_MIGRATIONS.length}: ${version < COLLECTOR_MIGRATIONS.length ? 'start the collector once to upgrade it' : 'upgrade venue-gateway'}`);
+      }
+    } else {
+      // synchronous = FULL (openDatabase's): an ack tells the gateway it may let the batch age
+      // out, so the commit before it must survive a power cut, not only a crash of the process.
+      this.db = openDatabase(path);
+      migrate(this.db, COLLECTOR_MIGRATIONS);
+    }
     this.insertBatch = this.db.prepare(
       `INSERT INTO batches (id, kind, gateway, venue, life, seq, created_at, received_at, encounter_count, signer, sig)
        VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
@@ -217,7 +188,6 @@ export class CollectorDb implements CollectorStore {
          life = excluded.life, last_seq = excluded.last_seq,
          seq_gaps = (SELECT sum(seq_gaps) FROM lives WHERE gateway = excluded.gateway)`,
     );
-    this.lastSeq = this.db.prepare('SELECT last_seq FROM gateways WHERE gateway = ?').pluck();
     this.batchExists = this.db.prepare('SELECT 1 FROM batches WHERE id = ?').pluck();
     this.seqHolder = this.db.prepare(`SELECT id FROM batches WHERE gateway = ? AND signer = ? AND life = ? AND seq = ? AND kind = 'batch'`).pluck();
     this.countHour = this.db.prepare(`INSERT INTO venue_hours (venue, hour, encounters) VALUES (?, ?, 1) ON CONFLICT(venue, hour) DO UPDATE SET encounters = encounters + 1`);
@@ -279,42 +249,39 @@ export class CollectorDb implements CollectorStore {
 
   /** ingestAll, as the collector's store interface has it (SQLite commits synchronously). */
   commit(items: readonly ArrivedBatch[]): Promise<Array<IngestResult | Error>> {
-    try {
-      return Promise.resolve(this.ingestAll(items));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return settled(() => this.ingestAll(items));
   }
 
-  purgeExpired(now: number, retentionDays: number): Promise<PurgeReport> {
+  purgeExpired(now: number, retentionDays: number, graceDays = DEFAULT_BATCH_GRACE_DAYS): Promise<PurgeReport> {
     // The same days PostgreSQL drops as partitions: those that ended retentionDays before now.
     const boundary = Math.floor((now - retentionDays * DAY_MS) / DAY_MS) * DAY_MS;
-    return Promise.resolve(
+    return settled(() =>
       this.db.transaction((): PurgeReport => {
         const days = this.db.prepare(`SELECT count(DISTINCT first_seen / ${DAY_MS}) FROM encounters WHERE first_seen < ?`).pluck().get(boundary) as number;
         this.db.prepare('DELETE FROM encounters WHERE first_seen < ?').run(boundary);
         this.db.prepare('DELETE FROM venue_hours WHERE hour < ?').run(boundary);
-        const batchesDeleted = this.db.prepare('DELETE FROM batches WHERE received_at < ?').run(now - (retentionDays + BATCH_GRACE_DAYS) * DAY_MS).changes;
+        const batchesDeleted = this.db.prepare('DELETE FROM batches WHERE received_at < ?').run(now - (retentionDays + graceDays) * DAY_MS).changes;
         return { days, batchesDeleted };
       })(),
     );
   }
 
   saveStatuses(rows: readonly StatusRow[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const r of rows) this.upsertStatus.run(r);
-    })();
-    return Promise.resolve();
+    return settled(() =>
+      this.db.transaction(() => {
+        for (const r of rows) this.upsertStatus.run(r);
+      })(),
+    );
   }
 
   statuses(): Promise<StatusRow[]> {
-    return Promise.resolve(
-      this.db.prepare('SELECT gateway, venue, state, reason, since, received_at AS receivedAt, document FROM gateway_status').all() as StatusRow[],
+    return settled(() =>
+      this.db.prepare(`SELECT gateway, venue, state, reason, since, received_at AS receivedAt, CASE WHEN length(document) <= ${MAX_STATUS_BYTES} THEN document ELSE '{}' END AS document FROM gateway_status`).all() as StatusRow[],
     );
   }
 
   lives(): Promise<LifeRow[]> {
-    return Promise.resolve(
+    return settled(() =>
       this.db.prepare(
         `SELECT l.gateway, l.life, g.venue, l.last_seq AS lastSeq, l.batches, l.last_seen_at AS lastBatchAt
            FROM lives l JOIN gateways g ON g.gateway = l.gateway`,
@@ -323,20 +290,37 @@ export class CollectorDb implements CollectorStore {
   }
 
   venueHours(from: number, to: number): Promise<VenueHour[]> {
-    return Promise.resolve(this.db.prepare('SELECT venue, hour, encounters FROM venue_hours WHERE hour >= ? AND hour < ? ORDER BY venue, hour').all(from, to) as VenueHour[]);
+    return settled(() => this.db.prepare('SELECT venue, hour, encounters FROM venue_hours WHERE hour >= ? AND hour < ? ORDER BY venue, hour').all(from, to) as VenueHour[]);
   }
 
   ping(): Promise<void> {
-    try {
+    return settled(() => {
       this.db.prepare('SELECT count(*) FROM gateways').get(); // reads the file, not just the connection
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
   }
 
-  lastSequence(gateway: string): number | null {
-    return (this.lastSeq.get(gateway) as number | undefined) ?? null;
+  /** Encounters overlapping [from, to), by first sighting, read a page at a time. */
+  async *encounters(from = 0, to = Number.MAX_SAFE_INTEGER, only: EncounterFilter = {}): AsyncGenerator<VenueEncounter> {
+    const where = ['last_seen >= @from', 'first_seen < @to'];
+    if (only.protocol !== undefined) where.push('protocol = @protocol');
+    if (typeof only.venue === 'string') where.push('venue = @venue');
+    yield* this.rows(this.db.prepare(`SELECT ${ENCOUNTER_COLUMNS} FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen, gateway, life, id`).iterate({ from, to, ...only }));
+  }
+
+  /** Encounters with these temp IDs, through the temp ID index, a few hundred IDs a query. */
+  withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
+    return settled(() => {
+      const out: VenueEncounter[] = [];
+      for (let i = 0; i < tempIds.length; i += TEMP_IDS_PER_QUERY) {
+        const some = tempIds.slice(i, i + TEMP_IDS_PER_QUERY);
+        out.push(...this.rows(this.db.prepare(`SELECT ${ENCOUNTER_COLUMNS} FROM encounters WHERE temp_id IN (${some.map(() => '?').join(',')})`).iterate(...some)));
+      }
+      return out.sort((a, b) => a.firstSeen - b.firstSeen);
+    });
+  }
+
+  private *rows(rows: Iterable<unknown>): Generator<VenueEncounter> {
+    for (const r of rows) yield encounterFromCollected(r as CollectedColumns);
   }
 
   close(): void {

@@ -61,6 +61,27 @@ const countersSchema = z.object({
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/**
+ * A gateway's status is a few KiB; a larger one is not kept, nor read back from a database an
+ * older collector filled (the fleet view holds every gateway's at once).
+ */
+export const MAX_STATUS_BYTES = 64 * 1024;
+
+/** The longest text a row takes from what a gateway said (a state, a reason, a clock source). */
+export const MAX_FIELD_CHARS = 64;
+
+/**
+ * What a gateway wrote, made safe to show: control characters (a terminal's escape sequences)
+ * become U+FFFD and the text is cut at MAX_FIELD_CHARS. Anyone with a gateway's credentials
+ * can write its status; the operator's terminal and page must not obey it.
+ */
+export function shownText(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
+  return clean.length > MAX_FIELD_CHARS ? `${clean.slice(0, MAX_FIELD_CHARS - 1)}…` : clean;
+}
+const shown = (value: string | null | undefined) => (value === null || value === undefined ? null : shownText(value));
+
 export function fleetRows(lives: readonly LifeRow[], statuses: readonly StatusRow[], now: number): FleetRow[] {
   const byGateway = new Map<string, LifeRow[]>();
   for (const l of lives) {
@@ -87,10 +108,10 @@ export function fleetRows(lives: readonly LifeRow[], statuses: readonly StatusRo
     const pending = counters?.store?.pending;
     const outboxBatches = counters?.store?.outboxBatches;
     rows.push({
-      gateway,
-      venue: s?.venue ?? latest?.venue ?? '',
+      gateway: shownText(gateway),
+      venue: shownText(s?.venue ?? latest?.venue ?? ''),
       state: s?.state ?? 'unknown',
-      reason: s?.reason ?? null,
+      reason: shown(s?.reason),
       since: iso(s?.since ?? null),
       lastStatusAt: iso(s?.receivedAt ?? null),
       lastBatchAt: iso(lastBatchAt),
@@ -98,9 +119,9 @@ export function fleetRows(lives: readonly LifeRow[], statuses: readonly StatusRo
       lives: ls.length,
       seqMissing: ls.reduce((n, l) => n + Math.max(0, l.lastSeq - l.batches), 0),
       backlog: pending !== undefined && outboxBatches !== undefined && s?.state === 'online' ? { pending, outboxBatches } : null,
-      clock: s?.state === 'online' ? counters?.clock ?? null : null,
-      radio: s?.state === 'online' ? counters?.radio?.state ?? null : null,
-      beacon: s?.state === 'online' ? counters?.beacon?.state ?? null : null,
+      clock: s?.state === 'online' && counters?.clock ? { synchronized: counters.clock.synchronized, source: shownText(counters.clock.source) } : null,
+      radio: s?.state === 'online' ? shown(counters?.radio?.state) : null,
+      beacon: s?.state === 'online' ? shown(counters?.beacon?.state) : null,
     });
   }
   // What needs a look first: offline, then missing batches, then by name.

@@ -1,6 +1,8 @@
 // The backend: the collector, its database, batch verification and on-demand pulls.
 export * from './collector.js';
 export * from './database.js';
+export * from './encounter-row.js';
+export type { CollectorCounters } from './counters.js';
 export * from './store.js';
 export { partitionName, PostgresCollectorStore, POSTGRES_MIGRATIONS } from './postgres.js';
 export { openCollectorStore } from './open-store.js';

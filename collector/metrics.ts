@@ -16,6 +16,7 @@ export class CollectorMetrics {
   readonly acks: Counter;
   readonly commitSeconds: Histogram;
   readonly commitFailures: Counter;
+  readonly connectionErrors: Counter;
   readonly statusMessages: Counter;
   readonly gatewayLag: Gauge<'gateway'>;
 
@@ -33,6 +34,7 @@ export class CollectorMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     });
     this.commitFailures = new Counter({ name: 'vgw_collector_db_commit_failures_total', help: 'Group commits that failed (nothing acknowledged; the gateways re-send)', registers });
+    this.connectionErrors = new Counter({ name: 'vgw_collector_db_connection_errors_total', help: 'Idle database connections that failed (the server restarted or went away); the pool opens new ones', registers });
     this.statusMessages = new Counter({ name: 'vgw_collector_status_messages_total', help: 'Gateway status messages kept', registers });
     this.gatewayLag = new Gauge({
       name: 'vgw_collector_gateway_lag_seconds', help: "From the newest stored batch's creation at its gateway to its arrival here", labelNames: ['gateway'], registers,

@@ -5,101 +5,16 @@
 // of first sighting: retention drops a day's table instead of deleting its rows.
 import pg from 'pg';
 import type { VenueEncounter } from '../core/encounters/index.js';
-import { type CollectedColumns, encounterFromCollected } from './database.js';
-import { HOUR_MS, type LifeRow, type StatusRow, type VenueHour } from './fleet.js';
-import { BATCH_GRACE_DAYS, DAY_MS } from './store.js';
+import { type CollectedColumns, encounterFromCollected } from './encounter-row.js';
+import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
+import { DAY_MS, DEFAULT_BATCH_GRACE_DAYS } from './store.js';
+import { migratePostgres, POSTGRES_MIGRATIONS } from './postgres-schema.js';
+
+export { migratePostgres, POSTGRES_MIGRATIONS, type Migration } from './postgres-schema.js';
 import type {
   ArrivedBatch, CollectorStore, EncounterFilter, EncounterSource, IngestResult, PurgeReport } from './store.js';
 
-export interface Migration {
-  version: number;
-  description: string;
-  sql: string;
-}
-
-/** Versioned in schema_migrations; applied in order, each once, under an advisory lock. */
-export const POSTGRES_MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    description: 'batches, day-partitioned encounters, gateway lives',
-    sql: `
-      CREATE TABLE batches (
-        id text PRIMARY KEY,
-        kind text NOT NULL,
-        gateway text NOT NULL,
-        venue text NOT NULL,
-        life text NOT NULL,
-        seq bigint NOT NULL,
-        created_at bigint NOT NULL,
-        received_at bigint NOT NULL,
-        encounter_count integer NOT NULL,
-        signer bytea,
-        sig bytea
-      );
-      -- a gateway's sequence numbers are unique per signing key and life
-      CREATE UNIQUE INDEX batches_sequence ON batches (gateway, signer, life, seq) WHERE kind = 'batch' AND signer IS NOT NULL;
-      CREATE INDEX batches_received ON batches (received_at);
-      CREATE TABLE encounters (
-        gateway text NOT NULL,
-        life text NOT NULL,
-        id bigint NOT NULL,
-        venue text NOT NULL,
-        protocol smallint NOT NULL,
-        temp_id bytea NOT NULL,
-        metadata bytea NOT NULL,
-        first_seen bigint NOT NULL,
-        last_seen bigint NOT NULL,
-        count integer NOT NULL,
-        rssi_min smallint NOT NULL,
-        rssi_max smallint NOT NULL,
-        rssi_mean double precision NOT NULL,
-        attenuation_s integer[] NOT NULL,
-        clock_synced boolean NOT NULL,
-        batch_id text NOT NULL,
-        -- a re-sent encounter carries its first sighting again, so the key holds across partitions
-        PRIMARY KEY (gateway, life, id, first_seen)
-      ) PARTITION BY RANGE (first_seen);
-      CREATE INDEX encounters_time ON encounters (venue, first_seen);
-      CREATE INDEX encounters_temp_id ON encounters (temp_id);
-      -- Updated only by commutative steps (greatest, +), so collectors committing at once agree.
-      CREATE TABLE lives (
-        gateway text NOT NULL,
-        life text NOT NULL,
-        venue text NOT NULL,
-        last_seq bigint NOT NULL,
-        batches bigint NOT NULL,          -- distinct sequence numbers stored: last_seq - batches are missing
-        first_seen_at bigint NOT NULL,
-        last_seen_at bigint NOT NULL,
-        PRIMARY KEY (gateway, life)
-      );`,
-  },
-  {
-    version: 2,
-    description: "each gateway's last status; encounters per venue per hour",
-    sql: `
-      CREATE TABLE gateway_status (
-        gateway text PRIMARY KEY,
-        venue text NOT NULL,
-        state text NOT NULL,
-        reason text,
-        since bigint NOT NULL,
-        received_at bigint NOT NULL,
-        document text NOT NULL
-      );
-      -- counted as encounters are stored (commutative +), so the fleet page reads no encounter
-      CREATE TABLE venue_hours (
-        venue text NOT NULL,
-        hour bigint NOT NULL,
-        encounters bigint NOT NULL,
-        PRIMARY KEY (venue, hour)
-      );
-      CREATE INDEX venue_hours_hour ON venue_hours (hour);
-      INSERT INTO venue_hours SELECT venue, (first_seen / ${HOUR_MS}) * ${HOUR_MS}, count(*) FROM encounters GROUP BY 1, 2;`,
-  },
-];
-
-/** Serialises migrations, and partition creation against retention's drops, across collectors. */
-const MIGRATION_LOCK = 0x76677701;
+/** Serialises partition creation against retention's drops, across collectors. */
 const PARTITION_LOCK = 0x76677702;
 
 /** Retried when PostgreSQL says the transaction may succeed if run again. */
@@ -129,9 +44,14 @@ function dayOfPartition(name: string): number | null {
   return n ? Number(n[1]) : null;
 }
 
+/** The longest a query may take: a group commit of 1,000 batches takes well under a second. */
+const QUERY_TIMEOUT_MS = 60_000;
+
 export interface PostgresStoreOptions {
   /** Connections in the pool: one commit holds one; reads take others. */
   poolSize?: number;
+  /** An idle connection failed (server restarted, network gone): the pool drops it and opens another. */
+  onConnectionError?: (err: Error) => void;
   /** Rows per page when reading encounters. */
   pageSize?: number;
 }
@@ -155,9 +75,14 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresCollectorStore> {
     // synchronous_commit on in every session, whatever the server or database default: an ack
     // tells the gateway it may drop the batch, so the commit before it must be on disk.
-    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 4, types, connectionTimeoutMillis: 10_000, options: '-c synchronous_commit=on' });
+    // A server that stops answering (frozen, a hung disk) fails queries after QUERY_TIMEOUT_MS
+    // instead of holding commits and health checks for ever; the server ends its own side too.
+    const pool = new pg.Pool({
+      connectionString: url, max: options.poolSize ?? 4, types, connectionTimeoutMillis: 10_000,
+      query_timeout: QUERY_TIMEOUT_MS, options: `-c synchronous_commit=on -c statement_timeout=${QUERY_TIMEOUT_MS}`,
+    });
     // An idle client whose server went away emits here; without a listener it would end the process.
-    pool.on('error', () => undefined);
+    pool.on('error', (err) => options.onConnectionError?.(err));
     try {
       await migratePostgres(pool, POSTGRES_MIGRATIONS);
     } catch (err) {
@@ -228,10 +153,10 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
 
   /**
    * Retention: drops each day partition whose whole day ended `retentionDays` before `now`, and
-   * the batch records received before that by more than `batchGraceDays` (a gateway re-sends an
-   * unacknowledged batch for up to 30 days of service; its id must still dedupe it until then).
+   * the batch records received before that by more than `graceDays` (batchGraceDays: a gateway
+   * re-sends an unacknowledged batch for up to its store.unackedMaxDays of service).
    */
-  async purgeExpired(now: number, retentionDays: number, batchGraceDays = BATCH_GRACE_DAYS): Promise<PurgeReport> {
+  async purgeExpired(now: number, retentionDays: number, graceDays = DEFAULT_BATCH_GRACE_DAYS): Promise<PurgeReport> {
     const cutoff = now - retentionDays * DAY_MS;
     const dropped = await this.underPartitionLock(async (client) => {
       const old = (await this.partitionDays()).filter((day) => (day + 1) * DAY_MS <= cutoff);
@@ -239,7 +164,7 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
       return old;
     });
     for (const d of dropped) this.partitions.delete(d);
-    const { rowCount } = await this.pool.query('DELETE FROM batches WHERE received_at < $1', [cutoff - batchGraceDays * DAY_MS]);
+    const { rowCount } = await this.pool.query('DELETE FROM batches WHERE received_at < $1', [cutoff - graceDays * DAY_MS]);
     await this.pool.query('DELETE FROM venue_hours WHERE hour < $1', [Math.floor(cutoff / DAY_MS) * DAY_MS]);
     return { days: dropped.length, batchesDeleted: rowCount ?? 0 };
   }
@@ -288,7 +213,7 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
   }
 
   async statuses(): Promise<StatusRow[]> {
-    return (await this.pool.query<StatusRow>('SELECT gateway, venue, state, reason, since, received_at AS "receivedAt", document FROM gateway_status')).rows;
+    return (await this.pool.query<StatusRow>(`SELECT gateway, venue, state, reason, since, received_at AS "receivedAt", CASE WHEN length(document) <= ${MAX_STATUS_BYTES} THEN document ELSE '{}' END AS document FROM gateway_status`)).rows;
   }
 
   async lives(): Promise<LifeRow[]> {
@@ -307,31 +232,6 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
 
   async close(): Promise<void> {
     await this.pool.end();
-  }
-}
-
-export async function migratePostgres(pool: pg.Pool, migrations: readonly Migration[]): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
-    const newest = Math.max(0, ...applied);
-    const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1].version;
-    if (newest > known) throw new Error(`collector.database: schema version ${newest} is newer than this software (${known}); upgrade venue-gateway`);
-    for (const m of migrations) {
-      if (applied.has(m.version)) continue;
-      await client.query(m.sql);
-      await client.query('INSERT INTO schema_migrations (version, description) VALUES ($1, $2)', [m.version, m.description]);
-    }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
   }
 }
 

@@ -32,11 +32,18 @@ export interface EncounterSource {
 }
 
 export const DAY_MS = 86_400_000;
+
 /**
- * Batch records outlive their encounters by this much: a gateway re-sends an unacknowledged
- * batch for up to `store.unackedMaxDays` (30) of service, and its id must dedupe it until then.
+ * How long batch records outlive their encounters: a gateway re-sends an unacknowledged batch for
+ * up to its `store.unackedMaxDays` of service, and the batch's id must dedupe it until then; so a
+ * day more than the largest `store.unackedMaxDays` in the fleet (`collector.gatewayUnackedMaxDays`).
  */
-export const BATCH_GRACE_DAYS = 31;
+export function batchGraceDays(gatewayUnackedMaxDays: number): number {
+  return gatewayUnackedMaxDays + 1;
+}
+
+/** The gateways' default `store.unackedMaxDays`, and so the collector's default grace. */
+export const DEFAULT_BATCH_GRACE_DAYS = batchGraceDays(30);
 
 /** What one retention pass removed. */
 export interface PurgeReport {
@@ -54,9 +61,10 @@ export interface CollectorStore {
   commit(items: readonly ArrivedBatch[]): Promise<Array<IngestResult | Error>>;
   /**
    * Retention: removes the encounters of every day (UTC, by first sighting) that ended
-   * `retentionDays` before `now`, and batch records older than that by BATCH_GRACE_DAYS.
+   * `retentionDays` before `now`, and batch records received before that by more than
+   * `graceDays` (batchGraceDays).
    */
-  purgeExpired(now: number, retentionDays: number): Promise<PurgeReport>;
+  purgeExpired(now: number, retentionDays: number, graceDays?: number): Promise<PurgeReport>;
   /**
    * Keeps each gateway's latest status; a row older than the one held is ignored, and `since`
    * stays the earliest moment of an unchanged state.

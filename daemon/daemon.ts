@@ -10,7 +10,7 @@ import { Controller, Lifecycle } from './lifecycle.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { Bluetrace } from './bluetrace/index.js';
-import { SimulatedRadio } from '../simulators/index.js';
+import { SimulatedRadio } from '../simulators/simulated-radio.js'; // not the barrel: it loads the test brokers and pg
 import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogIntervalMs } from './health/index.js';
 import { Store, StoreOptions } from './store/index.js';
 import { brokerOptions, tlsOptions } from '../core/mqtt/index.js';
@@ -96,13 +96,17 @@ function createBeacon(config: Config, secrets: Secrets, clock: () => ClockState,
   );
 }
 
+/** How long a clean stop waits for the backend to acknowledge what it sent last. */
+const STOP_DRAIN_MS = 3000;
+
 /**
  * Builds the concerns and starts them in the order data flows back from the broker: the store,
  * the uplink, the radio pipeline, the beacon, the control socket, then health (READY). They stop
- * in reverse: STOPPING first, the pipeline flushes into the store, the uplink says "stopped",
- * and the store's final commit comes last.
+ * in reverse: STOPPING first, the pipeline flushes into the store; the uplink commits, cuts
+ * every stored encounter into batches, sends them and waits a bounded time for their acks, then
+ * says "stopped"; the store's final commit (with those acks) comes last.
  */
-export function startDaemon(config: Config, log: Logger): Daemon {
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   const gateway = requireGateway(config);
   // Refuses to start on a missing or world-readable secrets file: before anything is opened.
   const secrets = loadSecrets(requireSecretsFile(config));
@@ -176,7 +180,18 @@ export function startDaemon(config: Config, log: Logger): Daemon {
       start: () => store.start((err) => log.error({ err: (err as Error).message }, 'store commit failed; retrying next tick')),
       stop: () => store.close(), // the final commit: what the pipeline handed over is on the disk
     },
-    { name: 'uplink', start: () => uplink.start(), stop: () => uplink.stop() },
+    {
+      name: 'uplink',
+      start: () => uplink.start(),
+      stop: async () => {
+        try {
+          store.commit({ cutAll: true });
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'commit at stop failed; the store retries as it closes');
+        }
+        await uplink.stop({ drainMs: STOP_DRAIN_MS });
+      },
+    },
     pipeline,
     ...(bluetrace ? [bluetrace] : []),
     ...(advertiser ? [{ name: 'advertiser', start: () => advertiser.start(), stop: () => advertiser.stop() }] : []),
@@ -184,7 +199,7 @@ export function startDaemon(config: Config, log: Logger): Daemon {
     health,
   ];
   const controller = new Controller(concerns, log);
-  controller.start();
+  await controller.start();
   log.info({ gateway: gateway.id, venue: gateway.venue, radio: config.radio.kind, db: config.store.path }, 'daemon started');
 
   return {

@@ -126,6 +126,25 @@ export class LocalPostgres {
     return this.url(name);
   }
 
+  /**
+   * Freezes the server (SIGSTOP to the postmaster and every backend), as a hung disk or a paused
+   * VM would: connections stay open and nothing answers. `thaw()` lets it run on.
+   */
+  freeze(): void {
+    this.signalAll('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.signalAll('SIGCONT');
+  }
+
+  private signalAll(signal: NodeJS.Signals): void {
+    const pid = this.proc?.pid;
+    if (pid === undefined) throw new Error('postgres is not running');
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    for (const p of [pid, ...children]) process.kill(p, signal);
+  }
+
   /** Fast shutdown (SIGINT): open transactions roll back, committed ones stay. */
   async stop(): Promise<void> {
     const proc = this.proc;

@@ -36,6 +36,18 @@ export function readPayload(tempId: string, org: string, model: string): Buffer 
  */
 export const RS_UNAVAILABLE = 127;
 
+/**
+ * The `rs` written to a phone. OpenTrace has no "not available": a phone stores whatever number
+ * it gets as the signal it was met at, and 127 would read as the strongest signal there is. So
+ * where the controller measured none the gateway writes -127, the weakest HCI can report: the
+ * phone still records the venue, at a signal no proximity estimate counts as close.
+ */
+export function rsForPhone(rssi: number): number {
+  return rssi === RS_UNAVAILABLE ? RS_WEAKEST : rssi;
+}
+
+export const RS_WEAKEST = -127;
+
 export function writePayload(tempId: string, org: string, model: string, rs: number): Buffer {
   return Buffer.from(JSON.stringify({ v: BLUETRACE_VERSION, id: tempId, o: org, rs, mc: model }), 'utf8');
 }

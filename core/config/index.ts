@@ -1,3 +1,4 @@
 // The one configuration schema: validation, defaults and `vgw config docs`.
 export * from './schema.js';
+export * from './load.js';
 export * from './docs.js';

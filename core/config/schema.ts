@@ -1,6 +1,6 @@
 // One schema for the config file: validation, defaults, `vgw config docs` and CLI help all
 // come from it. Each field's description says what it does and how to fix a bad value.
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { AggregatorOptions } from '../encounters/index.js';
@@ -56,6 +56,8 @@ const brokerSchema = z
   .prefault({})
   .describe('MQTT 5 broker connection.');
 
+const MAX_SIMULATED_ARRIVALS_PER_MINUTE = 60_000;
+
 const simulatedSchema = z
   .object({
     seed: z.number().int('must be a whole number').default(1).describe('Seed of the crowd: the same seed makes the same phones, IDs and RSSI.'),
@@ -67,7 +69,12 @@ const simulatedSchema = z
     anchor: z.number().int().nonnegative().optional().describe('Unix ms at which the crowd starts; set it to keep the same crowd across restarts. Defaults to process start.'),
   })
   .strict()
-  .refine((s) => s.minDwellS <= s.maxDwellS, { message: 'minDwellS must not exceed maxDwellS', path: ['minDwellS'] });
+  .refine((s) => s.minDwellS <= s.maxDwellS, { message: 'minDwellS must not exceed maxDwellS', path: ['minDwellS'] })
+  // more than this and the crowd's own arithmetic holds the event loop, and the daemon no longer stops on SIGTERM
+  .refine((s) => s.arrivalsPerMinute * s.speed <= MAX_SIMULATED_ARRIVALS_PER_MINUTE, {
+    message: `arrivalsPerMinute × speed must be at most ${MAX_SIMULATED_ARRIVALS_PER_MINUTE} (1,000 new phones a real second): lower either`,
+    path: ['arrivalsPerMinute'],
+  });
 
 const transportString = z.string().superRefine((value, ctx) => {
   try {
@@ -282,6 +289,13 @@ const collectorSchema = z
       .min(0)
       .default(14)
       .describe('Encounters are removed, a whole UTC day at a time, once that day ended this many days ago (a partition dropped in PostgreSQL); 0 keeps everything.'),
+    gatewayUnackedMaxDays: z
+      .number()
+      .int('must be a whole number of days')
+      .min(1, 'at least 1 day')
+      .max(365, 'at most 365 days, the largest store.unackedMaxDays a gateway may have')
+      .default(30)
+      .describe("The largest store.unackedMaxDays among the fleet's gateways: batch records are kept that long, and a day more, past retentionDays, so a batch re-sent that late is recognised and not stored twice."),
     registry: z
       .string()
       .min(1)
@@ -333,6 +347,7 @@ const configObject = z
     topicPrefix: z
       .string()
       .regex(/^[^#+\s]+$/, 'must not contain MQTT wildcards (+ #) or spaces')
+      .regex(/^[^$]/, 'must not start with "$": brokers keep those topics for themselves ($SYS, $share)')
       .default('vgw/v2')
       .describe('Prefix of every topic; the version is part of it.'),
     radio: radioSchema,
@@ -372,37 +387,6 @@ export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): str
   return config.health.controlSocket ?? join(dirname(resolve(config.store.path)), 'control.sock');
 }
 
-/**
- * Reads a small text or binary file the user named, refusing more than `maxBytes` (a device
- * such as /dev/zero or a wrong path must not eat the memory).
- */
-export function readFileLimited(path: string | 0, maxBytes: number, field: string): Buffer {
-  const fd = path === 0 ? 0 : openSync(path, 'r');
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.alloc(Math.min(65_536, maxBytes + 1 - total));
-      const n = readSync(fd, chunk, 0, chunk.length, null);
-      if (n === 0) break;
-      chunks.push(chunk.subarray(0, n));
-      total += n;
-      if (total > maxBytes) throw new RangeError(`${field}: ${path === 0 ? 'standard input' : path} is larger than ${maxBytes} bytes: is it the right file?`);
-    }
-    return Buffer.concat(chunks);
-  } finally {
-    if (fd !== 0) closeSync(fd);
-  }
-}
-
-/** JSON.parse turns numbers too large for a double (1e400) into Infinity: name where. */
-function nonFiniteNumbers(value: unknown, path: string[] = []): string[] {
-  if (typeof value === 'number') return Number.isFinite(value) ? [] : [`${path.join('.') || '(top level)'}: the number is too large: use a value that fits (see \`vgw config docs\`)`];
-  if (Array.isArray(value)) return value.flatMap((v, i) => nonFiniteNumbers(v, [...path, String(i)]));
-  if (typeof value === 'object' && value !== null) return Object.entries(value).flatMap(([k, v]) => nonFiniteNumbers(v, [...path, k]));
-  return [];
-}
-
 export type Config = z.infer<typeof configObject>;
 
 export class ConfigError extends Error {
@@ -424,41 +408,6 @@ export function parseConfig(input: unknown, source = '(inline)'): Config {
   const result = configSchema.safeParse(input);
   if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
   return result.data;
-}
-
-const MAX_CONFIG_BYTES = 1024 * 1024;
-
-export function loadConfig(path: string): Config {
-  let text: string;
-  try {
-    text = readFileLimited(path, MAX_CONFIG_BYTES, 'config').toString('utf8');
-  } catch (err) {
-    if (err instanceof RangeError) throw new ConfigError([`larger than ${MAX_CONFIG_BYTES} bytes: is it the right file?`], path);
-    throw new ConfigError([`cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path`], path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError([`not valid JSON (${(err as Error).message}): fix the syntax`], path);
-  }
-  const tooLarge = nonFiniteNumbers(json);
-  if (tooLarge.length > 0) throw new ConfigError(tooLarge, path);
-  return parseConfig(json, path);
-}
-
-export function requireGateway(config: Config): NonNullable<Config['gateway']> {
-  if (!config.gateway) {
-    throw new ConfigError(['gateway: required by `vgw run`: add {"gateway": {"id": "...", "venue": "..."}}'], '');
-  }
-  return config.gateway;
-}
-
-export function requireSecretsFile(config: Config): string {
-  if (!config.secretsFile) {
-    throw new ConfigError(['secretsFile: required by `vgw run`: every batch is signed with the key it holds; run `vgw provision` to make one'], '');
-  }
-  return config.secretsFile;
 }
 
 /** Markdown reference of every key, its default and description, generated from the schema. */

@@ -71,6 +71,12 @@ export interface TempIdSupplyStatus {
   lastFetchAt: number | null;
 }
 
+/**
+ * The peripheral role's state: starting until the advertising controller first reports; noTempId
+ * while the venue has no valid temp ID to offer (the advertiser pauses the role).
+ */
+export type PeripheralState = 'starting' | 'advertising' | 'noTempId' | 'retrying' | 'controller-off' | 'stopped';
+
 /** The BlueTrace peripheral role's counters (`counters.bluetrace.peripheral`). */
 export interface PeripheralCounters {
   connections: number;
@@ -116,7 +122,7 @@ export interface BluetraceStatus {
   state: 'enabled';
   tempIds: TempIdSupplyStatus;
   /** null: the role is off, or the unit has no advertising controller. */
-  peripheral: (PeripheralCounters & { state: string }) | null;
+  peripheral: (PeripheralCounters & { state: PeripheralState }) | null;
   central: (CentralCounters & { connections: number }) | null;
 }
 
@@ -156,7 +162,7 @@ export interface StoreBacklog {
 }
 
 /** Something that happened to the database: it was found corrupt, lost, rolled back, ... */
-export type StoreEventKind = 'corrupt' | 'lost' | 'replaced' | 'rolled_back' | 'meta_rebuilt' | 'unacked_purged';
+export type StoreEventKind = 'corrupt' | 'lost' | 'replaced' | 'rolled_back' | 'meta_rebuilt' | 'unacked_purged' | 'lineage_unreadable';
 
 export interface StoreEvent {
   at: number;

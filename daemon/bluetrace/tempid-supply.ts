@@ -5,6 +5,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { ulid } from 'ulid';
 import type { Logger } from '../../core/log/index.js';
+import { systemTimers, type TimerHandle, type Timers } from '../../core/time/index.js';
 import { IssuedTempId, TEMPID_BATCH_SIZE, tempIdBytes } from '../../core/bluetrace/index.js';
 import type { TempIdsResponse } from '../../core/wire/index.js';
 import type { TempIdSupplyStatus } from '../../core/wire/status.js';
@@ -19,32 +20,51 @@ export interface TempIdSupplyOptions {
   clockTrusted: () => boolean;
   /** Publishes a request; false when the broker is not reachable now. */
   request: (id: string, count: number) => boolean;
-  now?: () => number;
+  timers?: Timers;
 }
 
 export type { TempIdSupplyStatus };
+
+/** How often the supply checks whether to ask for more. */
+const CHECK_MS = 5000;
 
 export class TempIdSupply {
   private ids: IssuedTempId[] = [];
   private refreshAt = 0;
   private pending: { id: string; at: number } | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly now: () => number;
+  private timer: TimerHandle | null = null;
+  private readonly timers: Timers;
   readonly counters = { requests: 0, responses: 0, refused: 0, lastError: null as string | null, lastFetchAt: null as number | null };
 
   constructor(private readonly o: TempIdSupplyOptions, private readonly log: Logger) {
-    this.now = o.now ?? Date.now;
+    this.timers = o.timers ?? systemTimers;
     this.load();
   }
 
   private load(): void {
+    let text: string;
     try {
-      const saved = JSON.parse(readFileSync(this.o.path, 'utf8')) as { refreshAt?: number; tempIds?: IssuedTempId[] };
-      this.ids = (saved.tempIds ?? []).filter((t) => tempIdBytes(t.tempId) !== null && Number.isInteger(t.start) && Number.isInteger(t.expiry));
-      this.refreshAt = saved.refreshAt ?? 0;
-    } catch {
-      this.ids = []; // none yet, or unreadable: fetched again
+      text = readFileSync(this.o.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.unreadable((err as Error).message);
+      return; // none yet: fetched
     }
+    try {
+      const saved = JSON.parse(text) as { refreshAt?: number; tempIds?: IssuedTempId[] };
+      const all = saved.tempIds ?? [];
+      this.ids = all.filter((t) => tempIdBytes(t.tempId) !== null && Number.isInteger(t.start) && Number.isInteger(t.expiry));
+      this.refreshAt = saved.refreshAt ?? 0;
+      if (this.ids.length < all.length) this.unreadable(`${all.length - this.ids.length} of ${all.length} entries malformed`);
+    } catch (err) {
+      this.ids = [];
+      this.unreadable((err as Error).message);
+    }
+  }
+
+  /** A damaged file is said (status and log) and fetched again, never silently taken for none. */
+  private unreadable(why: string): void {
+    this.counters.lastError = `temp ID file ${this.o.path} unreadable (${why}): asking the backend again`;
+    this.log.error({ path: this.o.path, err: why }, 'temp ID file unreadable; asking the backend again');
   }
 
   private save(): void {
@@ -60,13 +80,17 @@ export class TempIdSupply {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.maybeRequest(), 5000);
-    this.timer.unref();
+    this.timer = this.timers.setInterval(() => this.maybeRequest(), CHECK_MS);
     this.maybeRequest();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timers.clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private now(): number {
+    return this.timers.now();
   }
 
   /** The ID valid at `now` (unix ms): the latest-starting one whose window holds it; null when none or the clock is not trusted. */

@@ -86,16 +86,16 @@ export function readControlSocket(path: string, timeoutMs = 3000): Promise<Local
 /** The control socket as a concern of the daemon: listens at start, closes at stop. */
 export class ControlSocket {
   readonly name = 'control socket';
-  private server: Promise<Server | null> | null = null;
+  private server: Server | null = null;
 
   constructor(private readonly path: string, private readonly status: () => unknown, private readonly log: Logger) {}
 
-  start(): void {
-    this.server = startControlSocket(this.path, this.status, this.log);
+  async start(): Promise<void> {
+    this.server = await startControlSocket(this.path, this.status, this.log);
   }
 
   async stop(): Promise<void> {
-    const server = await this.server;
+    const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }

@@ -6,7 +6,7 @@
 // on throughout, so Exposure Notification sightings are not starved.
 import type { Logger } from '../../core/log/index.js';
 import {
-  encodeMetadata, newPayloadRefusals, parsePayload, ROLE_CENTRAL, RS_UNAVAILABLE, tempIdBytes, writePayload,
+  encodeMetadata, newPayloadRefusals, parsePayload, ROLE_CENTRAL, RS_UNAVAILABLE, rsForPhone, tempIdBytes, writePayload,
 } from '../../core/bluetrace/index.js';
 import type { CentralCounters } from '../../core/wire/status.js';
 import { PROTOCOL_BLUETRACE } from '../../core/protocols/index.js';
@@ -53,7 +53,7 @@ export class BluetraceCentral {
     refused: newPayloadRefusals(),
   };
   private readonly active = new Set<string>();
-  /** Address → unix ms until which it is skipped; expired entries are swept as it grows. */
+  /** Address → monotonic ms (performance.now) until which it is skipped; expired entries are swept as it grows. */
   private readonly skipUntil = new Map<string, number>();
   private readonly service: string;
   private readonly characteristic: string;
@@ -75,14 +75,15 @@ export class BluetraceCentral {
   private onDiscover(p: NoblePeripheral): void {
     if (this.stopped || !p.connectable || !p.advertisement?.serviceUuids?.includes(this.service)) return;
     if (this.active.has(p.address) || p.address === this.o.ownAddress?.()) return;
-    const now = Date.now();
+    // Skips run on the monotonic clock: a wall-clock step must neither free nor freeze them.
+    const now = performance.now();
     const skip = this.skipUntil.get(p.address);
     if (skip !== undefined && skip > now) return;
     if (this.active.size >= this.o.maxConnections) {
       this.counters.deferredBusy++;
       return;
     }
-    const tempId = this.o.venueTempId(now);
+    const tempId = this.o.venueTempId(Date.now()); // a temp ID's window is in wall-clock time
     if (tempId === null) {
       // The venue's want, not the phone's: look again soon, not after a whole skip.
       this.counters.withoutTempId++;
@@ -130,7 +131,7 @@ export class BluetraceCentral {
       });
       stage = 'write';
       try {
-        await step(characteristics[0].writeAsync(writePayload(tempId, this.o.org, this.o.model, advertRssi), false));
+        await step(characteristics[0].writeAsync(writePayload(tempId, this.o.org, this.o.model, rsForPhone(advertRssi)), false));
       } catch (err) {
         if (err instanceof ExchangeTimeout) throw err;
         this.counters.writeFailures++;
@@ -148,7 +149,7 @@ export class BluetraceCentral {
         // the controller is gone: noble reports it through its state
       }
       this.active.delete(p.address);
-      this.skip(p.address, Date.now());
+      this.skip(p.address, performance.now());
     }
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../../core/log/index.js';
 import {
   encodeMetadata, MAX_PAYLOAD_BYTES, newPayloadRefusals, parsePayload, readPayload, ROLE_PERIPHERAL,
 } from '../../core/bluetrace/index.js';
-import type { PeripheralCounters } from '../../core/wire/status.js';
+import type { PeripheralCounters, PeripheralState } from '../../core/wire/status.js';
 import { PROTOCOL_BLUETRACE, RSSI_UNAVAILABLE, type Sighting, uuid128Bytes } from '../../core/protocols/index.js';
 import type { AdvertSlot, Bleno } from './advertiser.js';
 
@@ -51,7 +51,7 @@ export class BluetracePeripheral implements AdvertSlot {
     connections: 0, reads: 0, exchanges: 0, repeatedWrites: 0, disconnectedBeforeWrite: 0, timedOut: 0, turnsWithoutTempId: 0,
     refused: newPayloadRefusals(),
   };
-  state = 'starting';
+  state: PeripheralState = 'starting';
   private bleno: Bleno | null = null;
   private tag = randomBytes(3).toString('hex').slice(0, 4);
   private connection: { wrote: boolean; logged: boolean; rssi: Promise<number>; timer: NodeJS.Timeout } | null = null;
@@ -111,10 +111,14 @@ export class BluetracePeripheral implements AdvertSlot {
     // Some controllers (BlueZ's emulator) never answer Read RSSI: bounded, then "not available".
     const rssi = new Promise<number>((resolve) => {
       const giveUp = setTimeout(() => resolve(RSSI_UNAVAILABLE), RSSI_WAIT_MS);
-      bleno.updateRssi((err, value) => {
-        clearTimeout(giveUp);
-        resolve(err || typeof value !== 'number' ? RSSI_UNAVAILABLE : value);
-      });
+      try {
+        bleno.updateRssi((err, value) => {
+          clearTimeout(giveUp);
+          resolve(err || typeof value !== 'number' ? RSSI_UNAVAILABLE : value);
+        });
+      } catch {
+        resolve(RSSI_UNAVAILABLE); // the link went before the command could be sent
+      }
     });
     this.connection = { wrote: false, logged: false, rssi, timer };
   }
@@ -153,10 +157,12 @@ export class BluetracePeripheral implements AdvertSlot {
     const time = this.o.now();
     const metadata = encodeMetadata({ role: ROLE_PERIPHERAL, rs: phone.rs!, org: phone.org, model: phone.model });
     const rssi = c?.rssi ?? Promise.resolve(RSSI_UNAVAILABLE);
-    void rssi.then((r) => {
-      this.counters.exchanges++;
-      this.o.onExchange({ protocol: PROTOCOL_BLUETRACE, tempId: phone.tempId, metadata, rssi: r, address: '', time, clockSynced: true });
-    });
+    rssi
+      .then((r) => {
+        this.counters.exchanges++;
+        this.o.onExchange({ protocol: PROTOCOL_BLUETRACE, tempId: phone.tempId, metadata, rssi: r, address: '', time, clockSynced: true });
+      })
+      .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'BlueTrace exchange (peripheral) not recorded'));
     return ATT_SUCCESS;
   }
 }

@@ -51,12 +51,24 @@ export interface Lineage {
 
 export const lineagePath = (dbPath: string) => `${dbPath}.lineage`;
 
-export function readLineage(dbPath: string): Lineage | null {
+/**
+ * The lineage, null when there is none (a unit's first start), or why it cannot be read: an
+ * unreadable file is not "none", or a lost database would pass unnoticed.
+ */
+export function readLineage(dbPath: string): Lineage | null | { unreadable: string } {
+  let text: string;
   try {
-    const v = JSON.parse(readFileSync(lineagePath(dbPath), 'utf8')) as Partial<Lineage>;
-    return typeof v.database === 'string' && typeof v.life === 'string' ? { database: v.database, life: v.life } : null;
-  } catch {
-    return null;
+    text = readFileSync(lineagePath(dbPath), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return { unreadable: (err as Error).message };
+  }
+  try {
+    const v = JSON.parse(text) as Partial<Lineage> | null;
+    if (typeof v?.database === 'string' && typeof v.life === 'string') return { database: v.database, life: v.life };
+    return { unreadable: 'not a lineage record ({"database", "life"})' };
+  } catch (err) {
+    return { unreadable: (err as Error).message };
   }
 }
 

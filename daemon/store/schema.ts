@@ -88,7 +88,7 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE events (
      at INTEGER NOT NULL,                  -- unix ms
-     kind TEXT NOT NULL,                   -- corrupt, lost, replaced, rolled_back, meta_rebuilt, unacked_purged
+     kind TEXT NOT NULL,                   -- corrupt, lost, replaced, rolled_back, meta_rebuilt, unacked_purged, lineage_unreadable
      detail TEXT NOT NULL
    );`,
 ];

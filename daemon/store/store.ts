@@ -6,20 +6,29 @@
 // and encounter ids and seq are unique per life. Retention never deletes an unacknowledged
 // encounter because of the wall clock; it measures age in service time (time spent running)
 // wherever the wall clock cannot be trusted.
+//
+// Over 400 lines: the class owns the file and everything one commit changes, on the disk and in
+// memory (WrittenState), so a failed commit restores all of it. Its pure parts are beside it:
+// encounter-row.ts (columns), checkpoint-codec.ts (open encounters), statements.ts, recovery.ts
+// (corruption, salvage, lineage) and schema.ts.
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
+import { encode as cborEncode } from 'cbor-x';
 import { ulid } from 'ulid';
-import { bucketSeconds, pullBounds, type ClosedEncounter, type Encounter, type StoredEncounter } from '../../core/encounters/index.js';
+import { pullBounds, type ClosedEncounter, type Encounter, type StoredEncounter } from '../../core/encounters/index.js';
 import type { DatabaseState, StoreBacklog, StoreCounters } from '../../core/wire/status.js';
 import type { Logger } from '../../core/log/index.js';
 import {
-  checkDatabaseFile, EncounterRowValues, isCorruption, readLineage, Salvage, salvage, setAside, StoreEvent, writeLineage,
+  checkDatabaseFile, EncounterRowValues, isCorruption, lineagePath, readLineage, Salvage, salvage, setAside, StoreEvent, writeLineage,
 } from './recovery.js';
 import { LEGACY_LIFE } from '../../core/wire/index.js';
 import { migrate, openDatabase } from '../../core/sqlite/index.js';
 import { MIGRATIONS } from './schema.js';
+import { decodeOpenState, encodeOpenState } from './checkpoint-codec.js';
+import { prepareStatements, type StoreStatements } from './statements.js';
+import { bucketSecondsBlob, type EncounterColumns, encounterFromColumns } from './encounter-row.js';
+
+export { type EncounterColumns, encounterFromColumns } from './encounter-row.js';
 
 export { isCorruption, lineagePath } from './recovery.js';
 export type { StoreEvent } from './recovery.js';
@@ -65,130 +74,21 @@ interface Life {
   nextSeq: number;
 }
 
-/** An encounter as its table's columns hold it. */
-export interface EncounterColumns {
-  id: number;
-  protocol: number;
-  temp_id: Buffer;
-  metadata: Buffer;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  rssi_min: number;
-  rssi_max: number;
-  rssi_sum: number;
-  rssi_count: number;
-  /** Whole seconds per attenuation bucket (see bucketSecondsBlob). */
-  bucket_s: Buffer | string;
-  clock_synced: number;
+/** The store's memory of what is on the disk: a commit's transaction changes it, a rollback restores it whole. */
+interface WrittenState {
+  /** Highest encounter id written; ids are contiguous from here on. */
+  lastId: number;
+  /** Highest encounter id inside a batch: everything above waits for a batch. */
+  batchedThrough: number;
+  oldestUnbatchedAt: number | null;
+  lives: Life[];
+  /** Rows in `open_ids`, the live ones (referred to by open encounters) and the dead. */
+  openIdsRows: number;
 }
+
+const copyWritten = (w: WrittenState): WrittenState => ({ ...w, lives: w.lives.map((l) => ({ ...l })) });
 
 const META_DEFAULTS: Record<string, number> = { purged_through: 0, service_ms: 0 };
-
-/**
- * Bucket times as stored: whole seconds, as the wire sends them, as a CBOR array (about 6
- * bytes for 4 buckets, where JSON text took 12; every byte of a row is written about twice on
- * the SD card, to the WAL and then into the file).
- */
-const bucketSecondsBlob = (bucketMs: number[]): Buffer => cborEncode(bucketSeconds(bucketMs));
-
-/** Bucket milliseconds from a stored row: a CBOR blob, or JSON text in rows written before it. */
-function bucketMsFromRow(stored: Buffer | string): number[] {
-  const seconds = (typeof stored === 'string' ? JSON.parse(stored) : cborDecode(stored)) as number[];
-  return seconds.map((s) => s * 1000);
-}
-
-/** The one reading of the gateway's encounter columns (the store, `vgw export`, `vgw match`). */
-export function encounterFromColumns(r: EncounterColumns, life: string): StoredEncounter {
-  return {
-    id: r.id,
-    life,
-    protocol: r.protocol,
-    tempId: r.temp_id,
-    metadata: r.metadata,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-    count: r.count,
-    rssiMin: r.rssi_min,
-    rssiMax: r.rssi_max,
-    rssiSum: r.rssi_sum,
-    rssiCount: r.rssi_count,
-    bucketMs: bucketMsFromRow(r.bucket_s),
-    clockSynced: r.clock_synced === 1,
-  };
-}
-
-/**
- * The checkpoint of open encounters is rewritten with every commit, so it holds only what
- * changes, as small as the wire keeps it: each encounter's reference to its temp ID (in
- * `open_ids`, written once) and its numbers, column by column, deflated. Times and bucket
- * seconds are whole seconds (first seen rounded down, last seen up), as the wire sends them:
- * a restored encounter goes out exactly as it would have.
- */
-const OPEN_COLUMNS = 9;
-
-/**
- * Columns chosen to be small and alike: seconds since last heard (0 for a phone still there),
- * duration, adverts, strongest RSSI, spread, RSSI sum, adverts without RSSI, the clock flag,
- * and per bucket its seconds with the last one sent as its difference from the duration.
- */
-function openColumns(open: Encounter[], now: number): number[][] {
-  const cols: number[][] = Array.from({ length: OPEN_COLUMNS }, () => []);
-  const nowS = Math.ceil(now / 1000);
-  for (const e of open) {
-    const firstS = Math.floor(e.firstSeen / 1000);
-    const lastS = Math.max(firstS, Math.ceil(e.lastSeen / 1000));
-    cols[0].push(nowS - lastS);
-    cols[1].push(lastS - firstS);
-    cols[2].push(e.count);
-    cols[3].push(e.rssiMax);
-    cols[4].push(e.rssiMax - e.rssiMin);
-    cols[5].push(e.rssiSum);
-    cols[6].push(e.count - e.rssiCount);
-    cols[7].push(e.clockSynced ? 1 : 0);
-    const seconds = bucketSeconds(e.bucketMs);
-    let sum = 0;
-    for (let i = 0; i < seconds.length - 1; i++) {
-      cols[8].push(seconds[i]);
-      sum += seconds[i];
-    }
-    if (seconds.length > 0) cols[8].push(lastS - firstS - sum - seconds[seconds.length - 1]);
-  }
-  return cols;
-}
-
-function encodeOpenState(refs: number[], open: Encounter[], now: number): Buffer {
-  let prev = 0;
-  const deltas = refs.map((r) => {
-    const d = r - prev;
-    prev = r;
-    return d;
-  });
-  const buckets = open[0]?.bucketMs.length ?? 0;
-  return deflateRawSync(Buffer.from(cborEncode([4, Math.ceil(now / 1000), buckets, deltas, openColumns(open, now)])), { level: 9 });
-}
-
-function decodeOpenState(data: Buffer, idOf: (ref: number) => { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined): Encounter[] {
-  const [version, nowS, buckets, deltas, cols] = cborDecode(inflateRawSync(data)) as [number, number, number, number[], number[][]];
-  if (version !== 4) throw new Error(`open_checkpoint: unknown version ${version}`);
-  const out: Encounter[] = [];
-  let ref = 0;
-  deltas.forEach((d, i) => {
-    ref += d;
-    const id = idOf(ref);
-    if (!id) return; // only a damaged file could lose it: skip, never invent
-    const lastS = nowS - cols[0][i];
-    const duration = cols[1][i];
-    const seconds = cols[8].slice(i * buckets, (i + 1) * buckets);
-    if (buckets > 0) seconds[buckets - 1] = duration - seconds.slice(0, buckets - 1).reduce((x, y) => x + y, 0) - seconds[buckets - 1];
-    out.push({
-      protocol: id.protocol, tempId: id.temp_id, metadata: id.metadata, firstSeen: (lastS - duration) * 1000, lastSeen: lastS * 1000,
-      count: cols[2][i], rssiMax: cols[3][i], rssiMin: cols[3][i] - cols[4][i], rssiSum: cols[5][i], rssiCount: cols[2][i] - cols[6][i],
-      clockSynced: cols[7][i] === 1, bucketMs: seconds.map((x) => x * 1000),
-    });
-  });
-  return out;
-}
 
 const openKey = (e: Encounter) => e.protocol + e.tempId.toString('latin1');
 
@@ -217,18 +117,14 @@ export class Store {
     readErrors: 0,
   };
   private db!: Database.Database;
-  private stmt!: ReturnType<Store['prepare']>;
+  private stmt!: StoreStatements;
   private readonly now: () => number;
   private readonly steadyNow: () => number;
   private readonly log: Logger | undefined;
   private pendingEncounters: ClosedEncounter[] = [];
   private pendingAcks = new Set<string>();
-  /** Highest encounter id written; ids are contiguous from here on. */
-  private lastId = 0;
-  /** Highest encounter id inside a batch: everything above waits for a batch. */
-  private batchedThrough = 0;
-  private oldestUnbatchedAt: number | null = null;
-  private lives: Life[] = [];
+  /** What a commit changes in memory as it writes; a failed commit puts it back as it was. */
+  private written: WrittenState = { lastId: 0, batchedThrough: 0, oldestUnbatchedAt: null, lives: [], openIdsRows: 0 };
   private serviceMs = 0;
   private lastSteady: number;
   private nextPurgeCheck = 0;
@@ -238,8 +134,6 @@ export class Store {
   private openRefs = new Map<string, number>();
   private outboxList: OutboxBatch[] = [];
   private serviceWrittenAt = 0;
-  /** Rows in `open_ids`, the live ones (referred to by open encounters) and the dead. */
-  private openIdsRows = 0;
   private state!: DatabaseState;
   private recoverNeeded: unknown = null;
   private timer: NodeJS.Timeout | null = null;
@@ -263,7 +157,14 @@ export class Store {
     const path = this.options.path;
     const now = this.now();
     const events: StoreEvent[] = [];
-    const lineage = readLineage(path);
+    const read = readLineage(path);
+    const lineage = read !== null && 'unreadable' in read ? null : read;
+    if (read !== null && 'unreadable' in read) {
+      events.push({
+        at: now, kind: 'lineage_unreadable',
+        detail: `the lineage file ${lineagePath(path)} is unreadable (${read.unreadable}): whether this database is the one the unit last ran on cannot be told; a new life started, so no id repeats`,
+      });
+    }
     let salvaged: Salvage | null = null;
     if (existsSync(path)) {
       const problem = checkDatabaseFile(path);
@@ -292,7 +193,7 @@ export class Store {
     this.db.pragma('wal_autocheckpoint = 4000');
     migrate(this.db, MIGRATIONS);
     const db = this.db;
-    this.stmt = this.prepare(db);
+    this.stmt = prepareStatements(db);
     const missingMeta = Object.keys(META_DEFAULTS).filter((k) => this.stmt.meta.get(k) === undefined);
     let databaseId = this.db.prepare(`SELECT value FROM meta WHERE key = 'database'`).pluck().get() as string | undefined;
     const knownLives = new Set((db.prepare('SELECT life FROM lives').pluck().all() as string[]));
@@ -322,16 +223,16 @@ export class Store {
       }
       if (salvaged) this.insertSalvage(salvaged, now);
       this.loadState();
-      if (this.lives.length === 0 && this.unbatched > 0) {
-        this.lives.push({ life: LEGACY_LIFE, firstId: 1, nextSeq: 1 });
+      if (this.written.lives.length === 0 && this.unbatched > 0) {
+        this.written.lives.push({ life: LEGACY_LIFE, firstId: 1, nextSeq: 1 });
         this.stmt.insertLife.run(LEGACY_LIFE, 1, 1, now, 'upgrade');
       }
       // Leftovers of earlier lives go out as batches of their own life, now: a restart must not
       // hold back a partial batch (its age would start again from zero).
       this.outboxList.push(...this.cutBatches(now, true));
-      this.lives.push({ life, firstId: this.lastId + 1, nextSeq: 1 });
+      this.written.lives.push({ life, firstId: this.written.lastId + 1, nextSeq: 1 });
       const reason = events.length > 0 ? events[events.length - 1].kind : created ? 'new database' : 'start';
-      this.stmt.insertLife.run(life, this.lastId + 1, 1, now, reason);
+      this.stmt.insertLife.run(life, this.written.lastId + 1, 1, now, reason);
       const open = this.stmt.checkpoint.get() as Buffer | undefined;
       if (open !== undefined) {
         const restored = decodeOpenState(open, (ref) => this.stmt.openId.get(ref) as { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined)
@@ -345,7 +246,7 @@ export class Store {
     })();
     writeLineage(path, { database: databaseId!, life });
     const lastEvent = (this.stmt.lastEvent.get() as StoreEvent | undefined) ?? null;
-    this.state = { database: databaseId!, life, lifeStartedAt: now, lives: this.lives.length, serviceS: Math.floor(this.serviceMs / 1000), lastEvent, error: null };
+    this.state = { database: databaseId!, life, lifeStartedAt: now, lives: this.written.lives.length, serviceS: Math.floor(this.serviceMs / 1000), lastEvent, error: null };
     for (const e of events) {
       this.log?.error({ kind: e.kind, detail: e.detail }, 'database problem found and handled');
       for (const l of this.eventListeners) l(e);
@@ -353,75 +254,23 @@ export class Store {
     if (this.counters.restoredOpen > 0) this.log?.info({ restored: this.counters.restoredOpen }, 'encounters open at the last crash restored from the checkpoint');
   }
 
-  private prepare(db: Database.Database) {
-    return {
-      insert: db.prepare(
-        `INSERT INTO encounters (id, protocol, temp_id, metadata, first_seen, last_seen, count,
-           rssi_min, rssi_max, rssi_sum, rssi_count, bucket_s, clock_synced) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-      ),
-      meta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
-      setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
-      insertLife: db.prepare('INSERT INTO lives (life, first_id, next_seq, started_at, reason) VALUES (?,?,?,?,?)'),
-      lives: db.prepare('SELECT life, first_id AS firstId, next_seq AS nextSeq FROM lives ORDER BY first_id, rowid'),
-      insertBatch: db.prepare(
-        `INSERT INTO batches (id, life, seq, first_id, last_id, created_at, created_service, first_seen_min, last_seen_max, all_synced)
-         VALUES (?,?,?,?,?,?,?,?,?,?)`,
-      ),
-      batchSummary: db.prepare('SELECT min(first_seen) AS firstSeen, max(last_seen) AS lastSeen, min(clock_synced) AS synced FROM encounters WHERE id BETWEEN ? AND ?'),
-      pullBatches: db.prepare(
-        `SELECT first_id AS firstId, last_id AS lastId FROM batches
-         WHERE last_seen_max > ? AND first_seen_min < ? ORDER BY first_id`,
-      ),
-      rangeInTime: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? AND last_seen > ? AND first_seen < ? ORDER BY id'),
-      countInTime: db.prepare('SELECT count(*) FROM encounters WHERE id BETWEEN ? AND ? AND last_seen > ? AND first_seen < ?').pluck(),
-      ack: db.prepare('UPDATE batches SET acked_at = ? WHERE id = ? AND acked_at IS NULL'),
-      batch: db.prepare('SELECT first_id AS firstId, last_id AS lastId, life FROM batches WHERE id = ?'),
-      encounterRange: db.prepare('SELECT * FROM encounters WHERE id BETWEEN ? AND ? ORDER BY id'),
-      expired: db.prepare(
-        `SELECT id, first_id AS firstId, last_id AS lastId, acked_at IS NULL AS unacked FROM batches
-         WHERE (acked_at IS NOT NULL AND ((? = 1 AND all_synced = 1 AND last_seen_max < ?) OR created_service < ?))
-            OR (acked_at IS NULL AND created_service < ?)
-         ORDER BY first_id LIMIT ?`,
-      ),
-      deleteRange: db.prepare('DELETE FROM encounters WHERE id BETWEEN ? AND ?'),
-      deleteBatch: db.prepare('DELETE FROM batches WHERE id = ?'),
-      maxId: db.prepare('SELECT max(id) FROM encounters').pluck(),
-      maxBatched: db.prepare('SELECT max(last_id) FROM batches').pluck(),
-      lastAck: db.prepare('SELECT max(acked_at) FROM batches').pluck(),
-      checkpoint: db.prepare('SELECT data FROM open_checkpoint WHERE id = 1').pluck(),
-      setCheckpoint: db.prepare('INSERT OR REPLACE INTO open_checkpoint (id, taken_at, data) VALUES (1, ?, ?)'),
-      clearCheckpoint: db.prepare('DELETE FROM open_checkpoint'),
-      insertOpenId: db.prepare('INSERT INTO open_ids (protocol, temp_id, metadata) VALUES (?,?,?)'),
-      openId: db.prepare('SELECT protocol, temp_id, metadata FROM open_ids WHERE ref = ?'),
-      clearOpenIds: db.prepare('DELETE FROM open_ids'),
-      maxSeq: db.prepare('SELECT life, max(seq) AS seq FROM batches GROUP BY life'),
-      maxService: db.prepare('SELECT max(created_service) FROM batches').pluck(),
-      outboxAll: db.prepare(
-        `SELECT id, life, seq, created_at AS createdAt, last_id - first_id + 1 AS encounterCount
-         FROM batches WHERE acked_at IS NULL ORDER BY first_id`,
-      ),
-      insertEvent: db.prepare('INSERT INTO events (at, kind, detail) VALUES (?,?,?)'),
-      lastEvent: db.prepare('SELECT at, kind, detail FROM events ORDER BY rowid DESC LIMIT 1'),
-    };
-  }
-
   private loadState(): void {
     const purgedThrough = this.stmt.meta.get('purged_through') as number;
     const maxBatched = (this.stmt.maxBatched.get() as number | null) ?? 0;
-    this.lastId = Math.max((this.stmt.maxId.get() as number | null) ?? 0, purgedThrough, maxBatched);
-    this.batchedThrough = Math.max(maxBatched, purgedThrough);
+    this.written.lastId = Math.max((this.stmt.maxId.get() as number | null) ?? 0, purgedThrough, maxBatched);
+    this.written.batchedThrough = Math.max(maxBatched, purgedThrough);
     this.serviceMs = Math.max(this.stmt.meta.get('service_ms') as number, (this.stmt.maxService.get() as number | null) ?? 0);
     this.serviceWrittenAt = this.serviceMs;
-    this.lives = this.stmt.lives.all() as Life[];
+    this.written.lives = this.stmt.lives.all() as Life[];
     // next_seq is written when a life starts; the batches say how far it got since.
     const cut = new Map((this.stmt.maxSeq.all() as Array<{ life: string; seq: number }>).map((r) => [r.life, r.seq]));
-    for (const l of this.lives) l.nextSeq = Math.max(l.nextSeq, (cut.get(l.life) ?? 0) + 1);
+    for (const l of this.written.lives) l.nextSeq = Math.max(l.nextSeq, (cut.get(l.life) ?? 0) + 1);
     // The outbox lives in memory too: the uplink asks for it every second.
     this.outboxList = this.stmt.outboxAll.all() as OutboxBatch[];
     this.openRefs = new Map();
-    this.openIdsRows = 0;
+    this.written.openIdsRows = 0;
     this.lastCheckpoint = null;
-    this.oldestUnbatchedAt = this.lastId > this.batchedThrough ? this.now() : null;
+    this.written.oldestUnbatchedAt = this.written.lastId > this.written.batchedThrough ? this.now() : null;
   }
 
   /** Writes what was read back from a corrupt file: batches keep their ids, the rest gets a life of its own. */
@@ -499,11 +348,14 @@ export class Store {
   }
 
   private get unbatched(): number {
-    return this.lastId - this.batchedThrough;
+    return this.written.lastId - this.written.batchedThrough;
   }
 
-  /** Runs one write transaction with everything queued; a no-op when there is nothing to do. */
-  commit(): void {
+  /**
+   * Runs one write transaction with everything queued; a no-op when there is nothing to do.
+   * `cutAll` cuts every stored encounter into batches now, however few (a clean stop sends them).
+   */
+  commit({ cutAll = false } = {}): void {
     if (this.recoverNeeded !== null) this.recover();
     const now = this.now();
     const steady = this.steadyNow();
@@ -516,14 +368,11 @@ export class Store {
     // Unchanged open encounters (a quiet night) need no new checkpoint.
     const signature = Buffer.from(cborEncode([keys.join(''), open.map((e) => [e.firstSeen, e.lastSeen, e.count])]));
     const checkpointChanged = !(this.lastCheckpoint?.equals(signature) ?? false);
-    const cutDue = this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs;
+    const cutDue = this.written.oldestUnbatchedAt !== null && (cutAll || now - this.written.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
     const purgeDue = steady >= this.nextPurgeCheck;
     const serviceDue = this.serviceMs - this.serviceWrittenAt >= SERVICE_WRITE_MS;
     if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged && !serviceDue) return;
-    const before = {
-      lastId: this.lastId, batchedThrough: this.batchedThrough, oldestUnbatchedAt: this.oldestUnbatchedAt,
-      lives: this.lives.map((l) => ({ ...l })), openIdsRows: this.openIdsRows,
-    };
+    const before = copyWritten(this.written);
     let cut: OutboxBatch[] = [];
     let acked: string[] = [];
     let purged = { encounters: 0, unacked: 0, batches: 0, more: false, ids: [] as string[] };
@@ -533,8 +382,8 @@ export class Store {
       this.db.transaction(() => {
         this.insertEncounters(encounters, now);
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
-        cut = this.cutBatches(now, false);
-        if (purgeDue) purged = this.purge(now);
+        cut = this.cutBatches(now, cutAll);
+        if (purgeDue) purged = this.retention(now);
         if (purged.unacked > 0) {
           lossEvent = {
             at: now, kind: 'unacked_purged',
@@ -547,7 +396,7 @@ export class Store {
       })();
     } catch (err) {
       // SQLITE_FULL, I/O errors: the transaction rolled back; everything stays queued.
-      Object.assign(this, before);
+      this.written = before;
       this.counters.commitFailures++;
       this.state.error = `commit failed: ${(err as Error).message}`;
       if (isCorruption(err)) this.recoverNeeded = err;
@@ -591,9 +440,9 @@ export class Store {
     // Rows no open encounter refers to any more are dropped by emptying the table and writing
     // the live ones again, once the dead outnumber them: SQLite frees a whole table's pages
     // without writing them, where deleting rows rewrites every page they sat on.
-    if (open.length === 0 || this.openIdsRows > OPEN_IDS_COMPACT_ROWS + open.length) {
-      if (this.openIdsRows > 0) this.stmt.clearOpenIds.run();
-      this.openIdsRows = 0;
+    if (open.length === 0 || this.written.openIdsRows > OPEN_IDS_COMPACT_ROWS + open.length) {
+      if (this.written.openIdsRows > 0) this.stmt.clearOpenIds.run();
+      this.written.openIdsRows = 0;
       known = new Map();
     }
     if (open.length === 0) {
@@ -604,7 +453,7 @@ export class Store {
       let ref = refs.get(keys[i]) ?? known.get(keys[i]);
       if (ref === undefined) {
         ref = Number(this.stmt.insertOpenId.run(e.protocol, e.tempId, e.metadata).lastInsertRowid);
-        this.openIdsRows++;
+        this.written.openIdsRows++;
       }
       refs.set(keys[i], ref);
       return ref;
@@ -616,60 +465,65 @@ export class Store {
   private insertEncounters(encounters: Encounter[], now: number): void {
     for (const e of encounters) {
       this.stmt.insert.run(
-        ++this.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
+        ++this.written.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
         e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, bucketSecondsBlob(e.bucketMs), e.clockSynced ? 1 : 0,
       );
     }
-    if (encounters.length > 0 && this.oldestUnbatchedAt === null) this.oldestUnbatchedAt = now;
+    if (encounters.length > 0 && this.written.oldestUnbatchedAt === null) this.written.oldestUnbatchedAt = now;
   }
 
   /** Index into `lives` of the life `id` belongs to: the latest to start at or below it. */
   private lifeIndex(id: number): number {
     let lo = 0;
-    let hi = this.lives.length - 1;
+    let hi = this.written.lives.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (this.lives[mid].firstId <= id) lo = mid;
+      if (this.written.lives[mid].firstId <= id) lo = mid;
       else hi = mid - 1;
     }
     return lo;
   }
 
   private lifeOf(id: number): string {
-    return this.lives.length === 0 ? LEGACY_LIFE : this.lives[this.lifeIndex(id)].life;
+    return this.written.lives.length === 0 ? LEGACY_LIFE : this.written.lives[this.lifeIndex(id)].life;
   }
 
-  /** Cuts due batches; a batch never spans two lives. `all` cuts everything waiting. */
+  /**
+   * Cuts due batches, inside the commit's transaction, so a batch exists exactly when its rows
+   * do. Their limits are the uplink's settings (uplink.batchMaxEncounters, uplink.batchMaxAgeS):
+   * the uplink sends what the store cuts. A batch never spans two lives; `all` cuts everything waiting.
+   */
   private cutBatches(now: number, all: boolean): OutboxBatch[] {
     const max = this.options.batchMaxEncounters;
-    const ageDue = all || (this.oldestUnbatchedAt !== null && now - this.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
+    const ageDue = all || (this.written.oldestUnbatchedAt !== null && now - this.written.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
     const cut: OutboxBatch[] = [];
     while (this.unbatched > 0) {
-      const firstId = this.batchedThrough + 1;
+      const firstId = this.written.batchedThrough + 1;
       const index = this.lifeIndex(firstId);
-      const life = this.lives[index];
-      const lifeEnd = index + 1 < this.lives.length ? this.lives[index + 1].firstId - 1 : Infinity;
-      const lastId = Math.min(this.lastId, this.batchedThrough + max, lifeEnd);
+      const life = this.written.lives[index];
+      const lifeEnd = index + 1 < this.written.lives.length ? this.written.lives[index + 1].firstId - 1 : Infinity;
+      const lastId = Math.min(this.written.lastId, this.written.batchedThrough + max, lifeEnd);
       const count = lastId - firstId + 1;
-      if (count < max && lastId === this.lastId && !ageDue) break;
+      if (count < max && lastId === this.written.lastId && !ageDue) break;
       const summary = this.stmt.batchSummary.get(firstId, lastId) as { firstSeen: number | null; lastSeen: number | null; synced: number | null };
       const batch: OutboxBatch = { id: ulid(now), life: life.life, seq: life.nextSeq, createdAt: now, encounterCount: count };
       this.stmt.insertBatch.run(batch.id, life.life, batch.seq, firstId, lastId, now, Math.round(this.serviceMs), summary.firstSeen ?? now, summary.lastSeen ?? now, summary.synced ?? 1);
       life.nextSeq++;
-      this.batchedThrough = lastId;
+      this.written.batchedThrough = lastId;
       cut.push(batch);
     }
-    if (this.unbatched === 0) this.oldestUnbatchedAt = null;
-    else if (cut.length > 0 && ageDue) this.oldestUnbatchedAt = now;
+    if (this.unbatched === 0) this.written.oldestUnbatchedAt = null;
+    else if (cut.length > 0 && ageDue) this.written.oldestUnbatchedAt = now;
     return cut;
   }
 
   /**
-   * Deletes expired batches whole, up to about purgeBatchSize encounters. Acknowledged: once
+   * Retention (store.retentionDays, store.unackedMaxDays; its counters and settings say "purge"):
+   * deletes expired batches whole, up to about purgeBatchSize encounters. Acknowledged: once
    * `retentionMs` old by a synchronised clock (only if every sighting had one), or by service
    * time. Unacknowledged: only after `unackedMaxMs` of service time, which no clock step moves.
    */
-  private purge(now: number): { encounters: number; unacked: number; batches: number; more: boolean; ids: string[] } {
+  private retention(now: number): { encounters: number; unacked: number; batches: number; more: boolean; ids: string[] } {
     const synced = this.options.clockSynced?.() ?? true;
     const expired = this.stmt.expired.all(
       synced ? 1 : 0, now - this.options.retentionMs, this.serviceMs - this.options.retentionMs,
@@ -761,8 +615,8 @@ export class Store {
     return this.read({ ranges: [], upperBound: 0 }, () => {
       const ranges = this.stmt.pullBatches.all(lastSeenAbove, firstSeenBelow) as Array<{ firstId: number; lastId: number }>;
       let upperBound = ranges.reduce((n, r) => n + r.lastId - r.firstId + 1, 0);
-      if (this.lastId > this.batchedThrough) {
-        const unbatched = { firstId: this.batchedThrough + 1, lastId: this.lastId };
+      if (this.written.lastId > this.written.batchedThrough) {
+        const unbatched = { firstId: this.written.batchedThrough + 1, lastId: this.written.lastId };
         const overlapping = this.stmt.countInTime.get(unbatched.firstId, unbatched.lastId, lastSeenAbove, firstSeenBelow) as number;
         if (overlapping > 0) {
           ranges.push(unbatched);
@@ -782,7 +636,7 @@ export class Store {
   }
 
   get database(): DatabaseState {
-    return { ...this.state, lives: this.lives.length };
+    return { ...this.state, lives: this.written.lives.length };
   }
 
   stats(): StoreBacklog {

@@ -1,8 +1,11 @@
 // Owns the broker connection of a gateway: publishes outbox batches until the backend
 // acknowledges them, keeps a retained status (with a Last Will), and answers requests.
+// Over 400 lines on purpose: it is the one owner of the MQTT client (as zigbee2mqtt's lib/mqtt.ts
+// is), so everything that publishes or subscribes is here; a pull's reading is in pull-stream.ts.
 import type { IClientPublishOptions, MqttClient } from 'mqtt';
 import { ulid } from 'ulid';
 import { Logger, WarningThrottle } from '../../core/log/index.js';
+import { systemTimers, type TimerHandle, type Timers } from '../../core/time/index.js';
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
@@ -27,12 +30,19 @@ export interface UplinkOptions {
   batchMaxEncounters: number;
   /** Signs every batch and pull reply with the gateway's key. */
   signer?: BatchSigner;
+  /** Time and timers (fake ones in tests). */
+  timers?: Timers;
+  /** Draws the re-send jitter, uniform in [0, 1). */
+  random?: () => number;
 }
 
 export type { UplinkCounters };
 
 /** What the uplink needs of a store: the gateway's SQLite store, or the fleet simulator's outbox in memory. */
 export type UplinkStore = Pick<Store, 'onBatches' | 'onAcked' | 'outbox' | 'batchEncounters' | 'addAck' | 'pullPlan' | 'readRange' | 'database'>;
+
+/** What became of one published reply (a pull part, an answer). */
+type ReplyOutcome = { kind: 'sent' } | { kind: 'refused'; reason: string } | { kind: 'unconfirmed' };
 
 interface InFlight {
   attempts: number;
@@ -58,17 +68,21 @@ export class Uplink {
   readonly topics: GatewayTopics;
   private client: MqttClient | null = null;
   private readonly inflight = new Map<string, InFlight>();
-  private pumpTimer: NodeJS.Timeout | null = null;
+  private pumpTimer: TimerHandle | null = null;
   /** The next re-send falls due at its own jittered moment, not at the next whole-second pump. */
-  private resendTimer: NodeJS.Timeout | null = null;
-  private statusTimer: NodeJS.Timeout | null = null;
-  private readonly startedAt = Date.now();
+  private resendTimer: TimerHandle | null = null;
+  private statusTimer: TimerHandle | null = null;
+  private readonly startedAt: number;
+  private readonly timers: Timers;
+  private readonly random: () => number;
   /** One warning per outage, not one per reconnect attempt: an outage can last days. */
   private outageLogged = false;
   private readonly warnings: WarningThrottle;
   private pullChain: Promise<void> = Promise.resolve();
   private tempIdListener: ((r: TempIdsResponse) => void) | null = null;
   private pullsQueued = 0;
+  /** Set while a stop waits for the last acks: called on each ack. */
+  private drained: (() => void) | null = null;
 
   constructor(
     private readonly options: UplinkOptions,
@@ -76,6 +90,9 @@ export class Uplink {
     private readonly statusCounters: () => StatusCounters,
     private readonly log: Logger,
   ) {
+    this.timers = options.timers ?? systemTimers;
+    this.random = options.random ?? Math.random;
+    this.startedAt = this.timers.now();
     this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
     this.warnings = new WarningThrottle(log);
     store.onBatches(() => this.pump());
@@ -130,15 +147,15 @@ export class Uplink {
       else if (topic === this.topics.request) this.onRequest(payload, packet.properties ?? {});
       else if (topic === this.topics.tempIds) this.onTempIds(payload);
     });
-    this.pumpTimer = setInterval(() => this.pump(), 1000);
-    this.statusTimer = setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
+    this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
+    this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
   }
 
   /** Publishes outbox batches that are due: new ones up to the in-flight cap, and re-sends. */
   pump(): void {
     const client = this.client;
     if (!client?.connected) return;
-    const now = Date.now();
+    const now = this.timers.now();
     const outbox = this.store.outbox();
     // Acked, or deleted by the store: nothing left to send.
     if (this.inflight.size > 0) {
@@ -155,13 +172,12 @@ export class Uplink {
   }
 
   private armResend(now: number): void {
-    if (this.resendTimer) clearTimeout(this.resendTimer);
+    if (this.resendTimer) this.timers.clearTimeout(this.resendTimer);
     this.resendTimer = null;
     let next = Infinity;
     for (const f of this.inflight.values()) next = Math.min(next, f.nextAttemptAt);
     if (next === Infinity) return;
-    this.resendTimer = setTimeout(() => this.pump(), Math.min(Math.max(0, next - now), 2 ** 31 - 1));
-    this.resendTimer.unref();
+    this.resendTimer = this.timers.setTimeout(() => this.pump(), Math.min(Math.max(0, next - now), 2 ** 31 - 1));
   }
 
   private publishBatch(client: MqttClient, batch: OutboxBatch, f: InFlight | undefined): void {
@@ -175,14 +191,14 @@ export class Uplink {
       );
     } catch (err) {
       // Never a crash loop: the batch stays in the outbox and the reason is in the log.
-      this.inflight.set(batch.id, { attempts: (f?.attempts ?? 0) + 1, nextAttemptAt: Date.now() + this.options.resendMaxMs });
+      this.inflight.set(batch.id, { attempts: (f?.attempts ?? 0) + 1, nextAttemptAt: this.timers.now() + this.options.resendMaxMs });
       this.warnings.warn('batch_unencodable', { batch: batch.id, err: (err as Error).message }, 'batch cannot be encoded; kept in the outbox');
       return;
     }
     const attempts = (f?.attempts ?? 0) + 1;
     const backoff = Math.min(this.options.resendMaxMs, this.options.resendInitialMs * 2 ** (attempts - 1));
     // Jitter keeps a fleet that lost the broker together from re-sending together.
-    this.inflight.set(batch.id, { attempts, nextAttemptAt: Date.now() + backoff * (0.8 + Math.random() * 0.4) });
+    this.inflight.set(batch.id, { attempts, nextAttemptAt: this.timers.now() + backoff * (0.8 + this.random() * 0.4) });
     if (attempts > 1) this.counters.batchesResent++;
     client.publish(this.topics.batch, payload, { qos: 1, properties: { contentType: 'application/cbor' } }, (err) => {
       if (err) this.log.warn({ batch: batch.id, err: err.message }, 'batch publish failed; will retry');
@@ -231,19 +247,23 @@ export class Uplink {
     if (unknown > 0) this.warnings.warn('ack_unknown', { batches: unknown }, 'ack for batches this gateway never cut (or already deleted); ignored');
     // An acked batch leaves the outbox at once: its slot in flight is free for the next.
     if (unknown < ack.acks.length) this.pump();
+    this.drained?.();
   }
 
-  /** Publishes a reply; resolves on its PUBACK, or after a while, so a lost broker cannot wedge pulls. */
-  private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): Promise<void> {
+  /**
+   * Publishes a reply; resolves on its PUBACK (`sent`, or `refused` with the broker's reason, e.g.
+   * an ACL that does not let this gateway write the response topic), or `unconfirmed` after a
+   * while, so a lost broker cannot wedge pulls.
+   */
+  private reply(responseTopic: string, correlationData: Buffer | undefined, payload: Buffer, contentType: string): Promise<ReplyOutcome> {
     const opts: IClientPublishOptions = { qos: 1, properties: { contentType, ...(correlationData ? { correlationData } : {}) } };
     return new Promise((resolve) => {
       const client = this.client;
-      if (!client) return resolve();
-      const timer = setTimeout(resolve, 10_000);
+      if (!client) return resolve({ kind: 'unconfirmed' });
+      const timer = this.timers.setTimeout(() => resolve({ kind: 'unconfirmed' }), 10_000);
       client.publish(responseTopic, payload, opts, (err) => {
-        clearTimeout(timer);
-        if (err) this.log.warn({ err: err.message }, 'reply publish failed');
-        resolve();
+        this.timers.clearTimeout(timer);
+        resolve(err ? { kind: 'refused', reason: err.message } : { kind: 'sent' });
       });
     });
   }
@@ -251,7 +271,9 @@ export class Uplink {
   private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
     this.counters.requestsInvalid++;
     this.warnings.warn('request_refused', { error }, 'request refused');
-    void this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json');
+    void this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json').then((o) => {
+      if (o.kind === 'refused') this.warnings.warn('reply_refused', { reason: o.reason }, 'the broker refused the reply: check its ACL for the response topic');
+    });
   }
 
   private onRequest(payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): void {
@@ -296,24 +318,39 @@ export class Uplink {
       );
       return;
     }
-    const inflight = new Set<Promise<void>>();
-    let parts = 0;
+    const inflight = new Set<Promise<ReplyOutcome>>();
+    const outcomes: ReplyOutcome[] = [];
     const sent = await streamPull(this.store, from, to, this.options.batchMaxEncounters, this.store.database.life, async (part) => {
       const header = {
         kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
-        life: part.life, seq: 0, createdAt: Date.now(), part: part.index, last: part.last,
+        life: part.life, seq: 0, createdAt: this.timers.now(), part: part.index, last: part.last,
       };
       const p = this.reply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.options.signer), 'application/cbor');
       inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-      parts++;
+      void p.then((o) => {
+        inflight.delete(p);
+        outcomes.push(o);
+      });
       // A few parts on the wire at once; the rest wait, so memory stays bounded.
       if (inflight.size >= PULL_PARTS_IN_FLIGHT) await Promise.race(inflight);
     });
     await Promise.all(inflight);
-    this.counters.requestsAnswered++;
-    this.counters.pullEncountersSent += sent;
-    this.log.info({ from, to, encounters: sent, parts }, 'pull answered');
+    const refused = outcomes.flatMap((o) => (o.kind === 'refused' ? [o.reason] : []));
+    const unconfirmed = outcomes.filter((o) => o.kind === 'unconfirmed').length;
+    const parts = outcomes.length;
+    if (refused.length === 0 && unconfirmed === 0) {
+      this.counters.requestsAnswered++;
+      this.counters.pullEncountersSent += sent;
+      this.log.info({ from, to, encounters: sent, parts }, 'pull answered');
+      return;
+    }
+    // The asker did not get (all of) it: say so, and do not count it answered.
+    this.log.warn(
+      { from, to, parts, refused: refused.length, unconfirmed, reason: refused[0] },
+      refused.length === parts
+        ? 'pull not delivered: the broker refused every part of the answer (check its ACL for the response topic)'
+        : `pull partly delivered: ${refused.length} of ${parts} parts refused by the broker, ${unconfirmed} unconfirmed; ask again`,
+    );
   }
 
 
@@ -324,12 +361,12 @@ export class Uplink {
    */
   /** The online document, as the topic and the control socket give it. */
   onlineStatus(): OnlineStatus {
-    return statusDocument('online', this.statusIdentity(), this.statusCounters());
+    return statusDocument('online', this.statusIdentity(), this.statusCounters(), this.timers.now());
   }
 
   statusJson(kind: StatusKind): string {
     const id = this.statusIdentity();
-    return JSON.stringify(kind === 'online' ? this.onlineStatus() : kind === 'stopped' ? statusDocument('stopped', id) : statusDocument('will', id));
+    return JSON.stringify(kind === 'online' ? this.onlineStatus() : kind === 'stopped' ? statusDocument('stopped', id, undefined, this.timers.now()) : statusDocument('will', id));
   }
 
   private statusIdentity(): StatusIdentity {
@@ -341,24 +378,51 @@ export class Uplink {
     this.client.publish(this.topics.status, this.statusJson('online'), { qos: 1, retain: true, properties: { contentType: 'application/json' } });
   }
 
+  /** Publishes what is due and resolves with the batches still unacknowledged, once none are or at `timeoutMs`. */
+  private drain(timeoutMs: number): Promise<number> {
+    if (!this.client?.connected) return Promise.resolve(this.store.outbox().length);
+    this.pump();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.timers.clearTimeout(timer);
+        this.drained = null;
+        resolve(this.store.outbox().length);
+      };
+      const timer = this.timers.setTimeout(done, timeoutMs);
+      this.drained = () => {
+        if (this.store.outbox().length === 0) done();
+      };
+      this.drained();
+    });
+  }
+
   get inflightCount(): number {
     return this.inflight.size;
   }
 
-  /** Publishes a clean "offline" status and disconnects, within `timeoutMs`. */
-  async stop(timeoutMs = 3000): Promise<void> {
+  /**
+   * Sends what the outbox holds and waits up to `drainMs` for its acks (a clean stop delivers
+   * what it closed rather than leaving it on a unit that may be swapped), then publishes a clean
+   * "offline" status and disconnects, within `timeoutMs`.
+   */
+  async stop({ drainMs = 0, timeoutMs = 3000 } = {}): Promise<void> {
+    if (this.pumpTimer) this.timers.clearInterval(this.pumpTimer);
+    if (this.statusTimer) this.timers.clearInterval(this.statusTimer);
+    if (drainMs > 0) {
+      const left = await this.drain(drainMs);
+      if (left > 0) this.log.warn({ batches: left }, 'stopping with batches not yet acknowledged; they are sent at the next start');
+      else this.log.info('outbox empty: everything stored has been acknowledged');
+    }
     this.warnings.stop();
-    if (this.pumpTimer) clearInterval(this.pumpTimer);
-    if (this.resendTimer) clearTimeout(this.resendTimer);
+    if (this.resendTimer) this.timers.clearTimeout(this.resendTimer);
     this.resendTimer = null;
-    if (this.statusTimer) clearInterval(this.statusTimer);
     const client = this.client;
     if (!client) return;
     this.client = null;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => client.end(true, () => resolve()), timeoutMs);
+      const timer = this.timers.setTimeout(() => client.end(true, () => resolve()), timeoutMs);
       const end = () => client.end(false, () => {
-        clearTimeout(timer);
+        this.timers.clearTimeout(timer);
         resolve();
       });
       if (client.connected) {

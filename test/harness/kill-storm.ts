@@ -143,17 +143,26 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   const daemon = spawnVgw(['run', '-c', config]);
   const endWall = crowd.anchor + (crowdEnd(truth) + 61_000 - crowd.anchor) / o.speed;
   await sleep(Math.max(0, endWall - Date.now()) + 1000);
-  const committed = await waitFor('the gateway outbox drained', () => {
+  await waitFor('the gateway outbox drained', () => {
     const db = new Database(gatewayDb, { readonly: true });
     try {
-      if (outboxPending(db) > 0) return undefined;
-      const lives = db.prepare('SELECT count(*) FROM lives').pluck().get() as number;
-      return { rows: gatewayEncounters(db), lives };
+      return outboxPending(db) === 0;
     } finally {
       db.close();
     }
   }, 120_000);
+  // A clean stop sends what it closes and waits for the acks: everything the gateway ever
+  // committed, the stop's own last encounters included, is then at the collector.
   expect(await stopGracefully(daemon), daemon.output().slice(-3000)).toBe(0);
+  const committed = (() => {
+    const db = new Database(gatewayDb, { readonly: true });
+    try {
+      expect(outboxPending(db), 'acknowledged before the gateway stopped').toBe(0);
+      return { rows: gatewayEncounters(db), lives: db.prepare('SELECT count(*) FROM lives').pluck().get() as number };
+    } finally {
+      db.close();
+    }
+  })();
   await sleep(1000);
   for (const c of collectors) expect(await stopGracefully(c), c.output().slice(-3000)).toBe(0);
   const collected = await collectedEncounters(o.database ?? collectorDb, `gw-${name}`);

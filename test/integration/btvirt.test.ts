@@ -6,7 +6,7 @@
 // per (re-)enable, with RSSI 127 (not available): see ../shared/ble-facts.md.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enAdvertisingData, LocalBroker } from '../../simulators/index.js';
@@ -24,15 +24,26 @@ import { blenoOn, closeNoble, gattPair, nobleOn, type NoblePeripheral } from '..
 import { onPath, requirePackage } from '../harness/system-packages.js';
 import { tempDir } from '../harness/tmp.js';
 
-const LE_SOCKET = '/tmp/bt-server-le';
 const SHIM = `#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
+#include <sys/un.h>
 #ifndef AF_ALG
 #define AF_ALG 38
 #endif
 static char alg[4096];
+/* btvirt serves on fixed paths (/tmp/bt-server-le, ...): moved into VGW_BTVIRT_DIR, so each test
+   run has its own emulator and stops only it. */
+static const char *moved(const char *path, char *buf, size_t len) {
+  const char *dir = getenv("VGW_BTVIRT_DIR");
+  if (!dir || strncmp(path, "/tmp/bt-server-", 15) != 0) return path;
+  snprintf(buf, len, "%s/%s", dir, path + 5);
+  return buf;
+}
 int socket(int domain, int type, int protocol) {
   static int (*real)(int, int, int);
   if (!real) real = dlsym(RTLD_NEXT, "socket");
@@ -43,11 +54,30 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
   static int (*real)(int, const struct sockaddr *, socklen_t);
   if (!real) real = dlsym(RTLD_NEXT, "bind");
   if (fd >= 0 && fd < 4096 && alg[fd]) return 0;
+  if (addr && addr->sa_family == AF_UNIX) {
+    struct sockaddr_un un;
+    char buf[sizeof un.sun_path];
+    memcpy(&un, addr, len < sizeof un ? len : sizeof un);
+    const char *path = moved(((const struct sockaddr_un *) addr)->sun_path, buf, sizeof buf);
+    if (path == buf) {
+      strncpy(un.sun_path, path, sizeof un.sun_path - 1);
+      un.sun_path[sizeof un.sun_path - 1] = 0;
+      return real(fd, (const struct sockaddr *) &un, sizeof un);
+    }
+  }
   return real(fd, addr, len);
+}
+int unlink(const char *path) {
+  static int (*real)(const char *);
+  if (!real) real = dlsym(RTLD_NEXT, "unlink");
+  char buf[108];
+  return real(moved(path, buf, sizeof buf));
 }
 `;
 
 const dir = tempDir('vgw-btvirt-');
+/** Where this run's btvirt serves (the shim moves its /tmp/bt-server-* here). */
+const LE_SOCKET = join(dir, 'bt-server-le');
 let btvirt: ChildProcess | null = null;
 let broker: LocalBroker;
 
@@ -57,10 +87,8 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'afalg.c'), SHIM);
   const cc = spawnSync('gcc', ['-shared', '-fPIC', '-o', join(dir, 'afalg.so'), join(dir, 'afalg.c'), '-ldl'], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`the AF_ALG stand-in did not compile: ${cc.stderr}`);
-  spawnSync('pkill', ['-x', 'btvirt']);
-  // Stale sockets of an earlier btvirt would look ready before the new one listens.
-  for (const name of ['le', 'bredrle', 'bredr', 'amp', 'mon']) rmSync(`/tmp/bt-server-${name}`, { force: true });
-  btvirt = spawn('btvirt', ['-s'], { env: { ...process.env, LD_PRELOAD: join(dir, 'afalg.so') }, stdio: 'ignore' });
+  // its own folder: no other run's btvirt, nor a stale socket, can answer for it
+  btvirt = spawn('btvirt', ['-s'], { env: { ...process.env, LD_PRELOAD: join(dir, 'afalg.so'), VGW_BTVIRT_DIR: dir }, stdio: 'ignore' });
   let lastError = 'no socket';
   try {
     await waitFor('btvirt answering a Reset', async () => {
@@ -81,8 +109,7 @@ beforeAll(async () => {
   broker = await LocalBroker.start(join(dir, 'broker'));
 });
 afterAll(async () => {
-  btvirt?.kill();
-  if (btvirt) for (const name of ['le', 'bredrle', 'bredr', 'amp', 'mon']) rmSync(`/tmp/bt-server-${name}`, { force: true });
+  btvirt?.kill(); // the process this file started, by its id; nothing else on the machine
   await broker?.stop();
 });
 
@@ -254,7 +281,8 @@ describe('cross-check on BlueZ btvirt', () => {
     expect(decryptTempId(key, venueRead!.tempId)?.uid).toBe(identity.record.bluetraceUid);
     const venueWrite = parsePayload(aGot[0], 'write', newPayloadRefusals());
     expect(decryptTempId(key, venueWrite!.tempId)?.uid).toBe(identity.record.bluetraceUid);
-    expect(venueWrite!.rs).toBe(127); // btvirt reports no RSSI
+    // btvirt reports no RSSI: the phone is told the weakest signal, not 127 (which it would read as the strongest)
+    expect(venueWrite!.rs).toBe(-127);
     // What the gateway logged reached the backend: A as met by its central, B by its peripheral.
     type Row = { temp_id: Buffer; metadata: Buffer };
     const rows = await waitFor('both BlueTrace encounters at the collector', () => {

@@ -167,4 +167,20 @@ describe('vgw export', () => {
     expect(neither.status).toBe(2);
     expect(neither.stderr).toMatch(/give either --db FILE or --config FILE/);
   });
+
+  it("applies the range to a gateway file's encounters at the wire's whole seconds, as a collector's would", () => {
+    const t = Date.UTC(2026, 10, 22, 12);
+    const db = gatewayDb([
+      // stored last seen 400 ms before --from; on the wire (and in a collector) it ends at --from
+      encounter(Buffer.alloc(16, 5), Buffer.alloc(4), t - 120_400),
+      // stored last seen 1.4 s before --from: it ends a whole second before, on the wire too
+      encounter(Buffer.alloc(16, 6), Buffer.alloc(4), t - 121_400),
+      // stored first seen 300 ms after --to: whole seconds put it at --to, which the range excludes
+      encounter(Buffer.alloc(16, 7), Buffer.alloc(4), t + 60_300),
+    ]);
+    const r = runVgw(['export', '--db', db, '--from', String(t), '--to', String(t + 60_000)]);
+    expect(r.status, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as Array<{ encounter: number; lastSeen: string }>;
+    expect(rows.map((e) => [e.encounter, e.lastSeen])).toEqual([[1, new Date(t).toISOString()]]);
+  });
 });

@@ -89,6 +89,16 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       await waitFor('6 encounters stored at the collector', () => storedCount() >= 6, 60_000);
       expect(collector.output()).not.toContain('batch refused');
       expect(daemon.output()).toContain('broker connected');
+      // A pull whose response topic the gateway's ACL does not let it write: the broker refuses
+      // every part, and the gateway says so instead of "pull answered".
+      const backend = await connect(backendPort, 'collector-1', 'backend-puller');
+      const topics = gatewayTopics('vgw/v2', 'mall-01', 'gw-a');
+      await backend.publishAsync(topics.request, JSON.stringify({ v: 2, op: 'pull', from: 0, to: Date.now() + 60_000 }), {
+        qos: 1, properties: { responseTopic: 'vgw/v2/mall-01/gw-a/not-a-reply-topic' },
+      });
+      const line = await waitFor('the gateway reports the refused pull', () => daemon!.output().split('\n').find((l) => l.includes('pull not delivered')), 20_000);
+      expect(JSON.parse(line)).toMatchObject({ refused: 1, parts: 1, unconfirmed: 0, reason: expect.stringMatching(/not authori[sz]ed/i) });
+      expect(daemon.output()).not.toContain('pull answered');
     } finally {
       if (daemon) await stopGracefully(daemon);
       if (collector) await stopGracefully(collector);

@@ -69,7 +69,7 @@ describe('PostgreSQL collector store', () => {
     expect(results).toEqual(['duplicate', 'duplicate', 'duplicate']);
     const fromPg = await all(pgStore);
     expect(fromPg).toHaveLength(12);
-    expect(fromPg).toEqual(await all({ encounters: () => sqliteEncounters(sqlite) }));
+    expect(fromPg).toEqual(await all(sqlite));
     // by temp ID, as vgw match asks
     const wanted = [b1.encounters[2].tempId, b3.encounters[0].tempId];
     expect((await pgStore.withTempIds(wanted)).map((e) => e.id).sort()).toEqual([b1.encounters[2].id, b3.encounters[0].id].sort());
@@ -128,7 +128,7 @@ describe('PostgreSQL collector store', () => {
     const sqlite = new CollectorDb(join(dir, 'retention.db'));
     await sqlite.commit(batches.map(arrived));
     expect(await sqlite.purgeExpired(now, 14)).toEqual({ days: 2, batchesDeleted: 0 });
-    expect((await all({ encounters: () => sqliteEncounters(sqlite) })).map((e) => e.id)).toEqual([21, 22, 51, 52]);
+    expect((await all(sqlite)).map((e) => e.id)).toEqual([21, 22, 51, 52]);
     expect(await sqlite.commit([arrived(batches[0])])).toEqual([{ outcome: 'duplicate', stored: 0 }]);
     sqlite.db.prepare('UPDATE batches SET received_at = ?').run(DAY0);
     expect(await sqlite.purgeExpired(DAY0 + (14 + 31) * DAY_MS + 1, 14)).toMatchObject({ batchesDeleted: 4 });
@@ -267,8 +267,3 @@ describe('PostgreSQL collector store', () => {
     await expect(PostgresCollectorStore.open(url.replace(/\/[^/]+$/, '/no_such_db'))).rejects.toThrow(/no_such_db/);
   });
 });
-
-async function* sqliteEncounters(db: CollectorDb): AsyncGenerator<VenueEncounter> {
-  const { encounterFromCollected } = await import('../../collector/index.js');
-  for (const r of db.db.prepare('SELECT * FROM encounters').iterate()) yield encounterFromCollected(r as never);
-}

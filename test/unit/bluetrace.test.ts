@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import {
+  rsForPhone,
   decodeMetadata, decryptTempId, encodeMetadata, encryptTempId, issueTempIds, MAX_METADATA_BYTES, newPayloadRefusals, newUid,
   parsePayload, readPayload, ROLE_CENTRAL, ROLE_PERIPHERAL, TEMPID_BYTES, tempIdBytes, writePayload,
 } from '../../core/bluetrace/index.js';
@@ -93,9 +94,11 @@ describe('BlueTrace payloads', () => {
       expect(parsePayload(bytes, 'write', r), reason).toBeNull();
       expect(r[reason], reason).toBe(before + 1);
     }
-    // 127, HCI's "not available", is what a central without an RSSI writes (the gateway on btvirt)
+    // 127, HCI's "not available", may come from a central without an RSSI; it is accepted as such
     expect(parsePayload(Buffer.from(JSON.stringify({ ...ok, rs: 127 })), 'write', r)?.rs).toBe(127);
     expect(parsePayload(Buffer.from(JSON.stringify({ ...ok, rs: -127 })), 'write', r)?.rs).toBe(-127);
+    // the gateway itself writes phones what OpenTrace can read: the weakest signal where it measured none
+    expect([rsForPhone(127), rsForPhone(-58), rsForPhone(-127), rsForPhone(20)]).toEqual([-127, -58, -127, 20]);
     fc.assert(fc.property(fc.uint8Array({ maxLength: 700 }), (b) => {
       parsePayload(b, 'write', r);
       parsePayload(b, 'read', r);

@@ -68,6 +68,22 @@ describe('config schema', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('refuses what the red team tried: a crowd no radio can play, a broker-reserved prefix, a config nested 100,000 deep', () => {
+    expect(problems({ radio: { simulated: { arrivalsPerMinute: 1e9 } } })).toEqual([expect.stringMatching(/^radio\.simulated\.arrivalsPerMinute: arrivalsPerMinute × speed must be at most 60000/)]);
+    expect(problems({ radio: { simulated: { arrivalsPerMinute: 600, speed: 101 } } })).toEqual([expect.stringMatching(/^radio\.simulated\.arrivalsPerMinute: /)]);
+    expect(() => parseConfig({ radio: { simulated: { arrivalsPerMinute: 600, speed: 60 } } })).not.toThrow();
+    expect(problems({ topicPrefix: '$SYS/x' })).toEqual([expect.stringMatching(/^topicPrefix: must not start with "\$"/)]);
+    const dir = mkdtempSync(join(tmpdir(), 'vgw-config-'));
+    const file = join(dir, 'deep.json');
+    writeFileSync(file, `{"x": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+    expect(() => loadConfig(file)).toThrow(ConfigError);
+    expect(() => loadConfig(file)).toThrow(/nested 100001 levels deep; a config is at most 32/);
+    // brackets inside strings are text, not nesting
+    writeFileSync(file, JSON.stringify({ gateway: { id: 'gw-[[[[', venue: '{'.repeat(40) } }));
+    expect(() => loadConfig(file)).toThrow(/gateway\.venue/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('names a number too large for JSON (1e400) instead of calling it null', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vgw-config-'));
     const file = join(dir, 'c.json');

@@ -1,7 +1,7 @@
 // A database lost, rolled back, corrupt or missing its meta rows: the store says what happened,
 // starts a new life so that no (life, id) repeats, and keeps what can still be read.
 import Database from 'better-sqlite3';
-import { copyFileSync, existsSync, openSync, readdirSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ClosedEncounter, Encounter } from '../../core/encounters/index.js';
@@ -46,6 +46,24 @@ describe('store recovery', () => {
     const path = join(dir, `g${n++}.db`);
     open(path).close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('an unreadable lineage file is said in the status, not taken for a first start', () => {
+    const path = join(dir, `g${n++}.db`);
+    const a = open(path);
+    a.addEncounters([encounter(1)]);
+    a.commit();
+    a.close();
+    writeFileSync(lineagePath(path), '{"database": "01J'); // cut short: a failing card
+    const b = open(path);
+    expect(b.database.lastEvent).toMatchObject({ kind: 'lineage_unreadable' });
+    expect(b.database.lastEvent?.detail).toMatch(/lineage file .*\.lineage is unreadable \(.*JSON.*\): whether this database is the one/);
+    b.close();
+    // rewritten at that start: the next one is quiet again
+    const c = open(path);
+    expect(c.database.lastEvent).toMatchObject({ kind: 'lineage_unreadable' }); // the last event kept, not a new one
+    expect(c.database.lives).toBe(3);
+    c.close();
   });
 
   it('a deleted database: a new one and a new life, said in the status, and no (life, id) repeats', () => {

@@ -1,0 +1,17 @@
+// What the collector counts, in its health document and (as Prometheus metrics) on /metrics.
+
+export interface CollectorCounters {
+  batchesStored: number;
+  batchesDuplicate: number;
+  batchesRejected: number;
+  batchesUnverified: number;
+  batchesOutOfSequence: number;
+  encountersStored: number;
+  encountersDuplicate: number;
+  acksSent: number;
+  tempIdBatchesIssued: number;
+  tempIdRequestsRefused: number;
+  /** Group commits that failed (nothing acked: the gateways re-send). */
+  commitFailures: number;
+  retentionDaysPurged: number;
+}

@@ -1,0 +1,103 @@
+// The uplink's timing with its time and timers passed in (a real Mosquitto, a real SQLite store,
+// fake time): re-sends come at the backoff protocol.md gives (resendInitialS doubling up to
+// resendMaxS, ±20 % jitter), and an ack frees its batch's place in flight at once.
+import mqtt from 'mqtt';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ClosedEncounter } from '../../core/encounters/index.js';
+import { createLogger } from '../../core/log/index.js';
+import { decodeBatch, gatewayTopics } from '../../core/wire/index.js';
+import { Store } from '../../daemon/store/index.js';
+import { Uplink, type UplinkOptions } from '../../daemon/uplink/index.js';
+import { useLocalBroker } from '../harness/broker.js';
+import { testBroker } from '../harness/collector.js';
+import { FakeTimers } from '../harness/fake-timers.js';
+import { waitFor } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
+
+const dir = tempDir('vgw-uplink-');
+const broker = useLocalBroker(dir);
+const T = Date.UTC(2026, 11, 7, 9);
+let n = 0;
+const cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+function encounter(i: number): ClosedEncounter {
+  return {
+    protocol: 0, tempId: Buffer.alloc(16, i), metadata: Buffer.alloc(4), firstSeen: T - 60_000, lastSeen: T - 1000, count: 10,
+    rssiMin: -70, rssiMax: -60, rssiSum: -650, rssiCount: 10, bucketMs: [0, 59_000, 0, 0], clockSynced: true, closeReason: 'silence',
+  };
+}
+
+/** A store holding `batches` one-encounter batches, an uplink on fake time, and a listener on its batch topic. */
+async function setUp(batches: number, options: Partial<UplinkOptions>) {
+  const timers = new FakeTimers(T);
+  const name = `gw-${n++}`;
+  const store = new Store({
+    path: join(dir, `${name}.db`), commitIntervalMs: 1000, retentionMs: 14 * 86_400_000, unackedMaxMs: 30 * 86_400_000, purgeBatchSize: 500,
+    batchMaxEncounters: 1, batchMaxAgeMs: 30_000, maxPendingEncounters: 1000, now: () => timers.now(),
+  });
+  const prefix = 'timers/v2';
+  const topics = gatewayTopics(prefix, 'venue', name);
+  const listener = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: `listener-${name}` });
+  const sent: string[] = [];
+  listener.on('message', (topic, payload) => {
+    if (topic === topics.batch) sent.push(decodeBatch(payload).id);
+  });
+  await listener.subscribeAsync(topics.batch, { qos: 1 });
+  const uplink = new Uplink({
+    broker: testBroker(broker().url, `vgw-${name}`), prefix, venue: 'venue', gateway: name, maxInflightBatches: 8,
+    resendInitialMs: 1000, resendMaxMs: 4000, statusIntervalMs: 3_600_000, maxRequestBytes: 4096, maxPullEncounters: 1000,
+    batchMaxEncounters: 1, timers, ...options,
+  }, store, () => ({}) as never, createLogger('silent'));
+  cleanup.push(async () => {
+    await uplink.stop();
+    await listener.endAsync();
+    store.close();
+  });
+  uplink.start();
+  await waitFor('the uplink connected', () => uplink.connected, 10_000);
+  store.addEncounters(Array.from({ length: batches }, (_, i) => encounter(i + 1)));
+  store.commit();
+  expect(store.outbox()).toHaveLength(batches);
+  return { timers, store, uplink, sent, topics, listener };
+}
+
+describe('the uplink on fake time', () => {
+  it('re-sends at resendInitialS, then doubling up to resendMaxS, each at its jittered moment (here the earliest, 0.8×)', async () => {
+    const { timers, uplink, sent } = await setUp(2, { random: () => 0 });
+    await waitFor('both batches sent once', () => sent.length === 2, 10_000);
+    expect(uplink.counters.batchesResent).toBe(0);
+    // 0.8 × 1 s, 0.8 × 2 s, 0.8 × 4 s, then capped: 0.8 × 4 s
+    for (const [gapMs, total] of [[800, 2], [1600, 4], [3200, 6], [3200, 8]] as const) {
+      timers.advance(gapMs - 1);
+      expect(uplink.counters.batchesResent).toBe(total - 2);
+      timers.advance(1);
+      expect(uplink.counters.batchesResent).toBe(total);
+    }
+    await waitFor('every re-send on the wire', () => sent.length === 2 + 8, 10_000);
+  });
+
+  it('the latest jitter is 1.2× the backoff', async () => {
+    const { timers, uplink, sent } = await setUp(1, { random: () => 0.999_999 });
+    await waitFor('the batch sent once', () => sent.length === 1, 10_000);
+    timers.advance(1199);
+    expect(uplink.counters.batchesResent).toBe(0);
+    timers.advance(1);
+    expect(uplink.counters.batchesResent).toBe(1);
+  });
+
+  it('an ack frees its place in flight at once, without waiting for a timer', async () => {
+    const { uplink, sent, topics, listener, store, timers } = await setUp(3, { maxInflightBatches: 1 });
+    await waitFor('the first batch sent', () => sent.length === 1, 10_000);
+    expect(uplink.inflightCount).toBe(1);
+    const [first, second] = store.outbox();
+    await listener.publishAsync(topics.ack, JSON.stringify({ v: 2, acks: [first.id] }), { qos: 1 });
+    await waitFor('the second batch sent', () => sent.length === 2, 10_000);
+    expect(sent).toEqual([first.id, second.id]);
+    expect(timers.now()).toBe(T); // no fake time passed
+    expect(uplink.counters.batchesResent).toBe(0);
+  });
+});
