@@ -76,7 +76,7 @@ export const MAX_FIELD_CHARS = 64;
  * can write its status; the operator's terminal and page must not obey it.
  */
 export function shownText(value: string): string {
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
   const clean = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
   return clean.length > MAX_FIELD_CHARS ? `${clean.slice(0, MAX_FIELD_CHARS - 1)}…` : clean;
 }

@@ -36,7 +36,7 @@ function packetLength(buf: Buffer, at: number, available: number): number | null
 export function createH4Framer(onPacket: (packet: Buffer) => void, counters: H4Counters = { packets: 0, resyncBytes: 0 }) {
   let pending: Buffer = Buffer.alloc(0);
   return function feed(chunk: Buffer): void {
-    let buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    const buf = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     let at = 0;
     while (at < buf.length) {
       const len = packetLength(buf, at, buf.length - at);
