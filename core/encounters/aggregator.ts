@@ -3,6 +3,7 @@
 // is deterministic in its inputs (time comes from the sightings and the `now` passed in).
 import { PROTOCOL_BLUETRACE, RSSI_UNAVAILABLE, Sighting } from '../protocols/index.js';
 import type { CloseReason, ClosedEncounter, Encounter } from './encounter.js';
+import { mergeMetadata } from '../bluetrace/metadata.js';
 
 export interface AggregatorOptions {
   /** An encounter closes when its temp ID has not been heard for this long. */
@@ -131,6 +132,8 @@ export function observe(state: AggregatorState, s: Sighting, out: ClosedEncounte
   if (s.time > enc.lastSeen) enc.lastSeen = s.time;
   enc.count++;
   if (!s.clockSynced) enc.clockSynced = false;
+  // each BlueTrace exchange adds its role and the phone's RSSI figure to the encounter's metadata
+  if (enc.protocol === PROTOCOL_BLUETRACE) enc.metadata = mergeMetadata(enc.metadata, s.metadata);
   if (s.rssi === RSSI_UNAVAILABLE) return;
   if (enc.rssiCount === 0) {
     enc.rssiMin = s.rssi;

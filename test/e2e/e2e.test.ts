@@ -2,6 +2,7 @@
 // MQTT → collector → SQLite, with the broker stopped and the daemon killed along the way.
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CrowdOptions, LocalBroker } from '../../simulators/index.js';
@@ -219,9 +220,9 @@ describe('end to end', () => {
   it('a broker outage mid-run loses nothing and duplicates nothing', async () => {
     const s = await scenario('outage', 202, 30);
     const d = spawnVgw(['run', '-c', s.config]);
-    await sleep(5000);
+    await waitFor('encounters flowing before the outage', () => collectorRows(s).length > 0, 30_000);
     await broker.stop();
-    await sleep(4000);
+    await waitFor('the daemon noticed the outage', () => /broker connection lost/.test(d.output()), 30_000);
     await broker.restart();
     await waitCrowdGone(s);
     await waitFor('all encounters after the outage', () => collectorRows(s).length >= s.truth.size);
@@ -236,7 +237,17 @@ describe('end to end', () => {
     // Short walk-bys arriving over 5 simulated minutes: some close before the kill, some arrive after.
     const s = await scenario('kill', 303, 80, undefined, { arrivalsPerMinute: 12, minDwellS: 30, maxDwellS: 120 });
     let d = spawnVgw(['run', '-c', s.config]);
-    await sleep(8000);
+    const committed = () => {
+      const db = new Database(s.gatewayDb, { readonly: true });
+      try {
+        return db.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+      } catch {
+        return 0; // not created yet
+      } finally {
+        db.close();
+      }
+    };
+    await waitFor('a few encounters committed before the kill', () => existsSync(s.gatewayDb) && committed() >= 3, 60_000);
     d.proc.kill('SIGKILL');
     await d.exited();
     const killedAt = Date.now();

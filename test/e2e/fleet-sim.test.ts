@@ -9,7 +9,7 @@ import { FleetSim } from '../../simulators/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { testBroker } from '../harness/collector.js';
 import { usePostgres } from '../harness/postgres.js';
-import { sleep } from '../harness/processes.js';
+import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-fleet-');
@@ -29,9 +29,8 @@ describe('fleet simulator', () => {
     const collectors = ['a', 'b'].map((n) => new Collector({ broker: testBroker(broker().url, `fleet-collector-${n}`), prefix, database, shareGroup: 'fleet', registry }, log));
     await Promise.all(collectors.map((c) => c.start()));
     await fleet.start();
-    await sleep(8000);
+    await waitFor('traffic acknowledged before the restart', () => fleet.report().encountersAcked > 100, 60_000);
     const reconnect = await fleet.restartBroker(broker(), 3, 120);
-    await sleep(5000);
     expect(await fleet.drain(120)).toBe(true);
     await fleet.stop();
     await Promise.all(collectors.map((c) => c.stop()));

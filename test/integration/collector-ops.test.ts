@@ -79,9 +79,11 @@ describe('collector operations: metrics, health, the fleet', () => {
     // two gateways stop: their retained status says offline (stopped)
     const stopped = fleet.gateways.slice(3).map((g) => g.id);
     expect(await fleet.stopGateways(stopped)).toBe(true);
-    await sleep(3500); // statuses are written every 2 s
-
-    const api = JSON.parse((await get('api/fleet')).body);
+    // statuses are written every 2 s: wait until the database has both stops
+    const api = await waitFor('both stops in the fleet view', async () => {
+      const fleetNow = JSON.parse((await get('api/fleet')).body) as { summary: { offline: number } };
+      return fleetNow.summary.offline === 2 && fleetNow;
+    }, 20_000) as { summary: unknown; gateways: Array<{ gateway: string } & Record<string, any>> };
     const byId = new Map<string, Record<string, any>>(api.gateways.map((r: { gateway: string }) => [r.gateway, r]));
     expect(api.summary).toEqual({ gateways: 6, online: 3, offline: 2, unknown: 1, withMissingBatches: 1 });
     for (const id of stopped) expect(byId.get(id)).toMatchObject({ state: 'offline', reason: 'stopped', backlog: null });

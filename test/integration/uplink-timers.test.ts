@@ -1,7 +1,9 @@
 // The uplink's timing with its time and timers passed in (a real Mosquitto, a real SQLite store,
 // fake time): re-sends come at the backoff protocol.md gives (resendInitialS doubling up to
-// resendMaxS, ±20 % jitter), and an ack frees its batch's place in flight at once.
+// resendMaxS, ±20 % jitter), an ack frees its batch's place in flight at once, and a broker that
+// lost every session gets what was in flight again at once, with its backoff started over.
 import mqtt from 'mqtt';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClosedEncounter } from '../../core/encounters/index.js';
@@ -99,5 +101,26 @@ describe('the uplink on fake time', () => {
     expect(sent).toEqual([first.id, second.id]);
     expect(timers.now()).toBe(T); // no fake time passed
     expect(uplink.counters.batchesResent).toBe(0);
+  });
+
+  // Last in this file: it restarts the file's broker.
+  it('after a broker restart that lost every session, what was in flight goes again at once, and its backoff starts over', async () => {
+    const { timers, uplink, sent } = await setUp(2, { random: () => 0 });
+    await waitFor('both batches sent once', () => sent.length === 2, 10_000);
+    timers.advance(800 + 1600 + 3200); // three re-sends: the next is 3.2 s away
+    expect(uplink.counters.batchesResent).toBe(6);
+    const published = uplink.counters.batchesPublished;
+    await broker().stop();
+    rmSync(join(broker().dir, 'mosquitto.db'), { force: true }); // its persisted sessions lost
+    await broker().restart();
+    await waitFor('the uplink reconnected', () => uplink.counters.connects === 2, 20_000);
+    // no fake time has passed: only the reconnect can have sent them
+    await waitFor('both in flight published again', () => uplink.counters.batchesPublished === published + 2, 10_000);
+    expect(timers.now()).toBe(T + 800 + 1600 + 3200);
+    // and their backoff restarted from resendInitialS (0.8 × 1 s), not from 3.2 s
+    timers.advance(799);
+    expect(uplink.counters.batchesPublished).toBe(published + 2);
+    timers.advance(1);
+    expect(uplink.counters.batchesPublished).toBe(published + 4);
   });
 });

@@ -6,11 +6,12 @@ import fc from 'fast-check';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import {
-  rsForPhone,
+  mergeMetadata, ROLE_BOTH, rsForPhone,
   decodeMetadata, decryptTempId, encodeMetadata, encryptTempId, issueTempIds, MAX_METADATA_BYTES, newPayloadRefusals, newUid,
   parsePayload, readPayload, ROLE_CENTRAL, ROLE_PERIPHERAL, TEMPID_BYTES, tempIdBytes, writePayload,
 } from '../../core/bluetrace/index.js';
-import { toWire } from '../../core/encounters/index.js';
+import { closeAll, type ClosedEncounter, createAggregator, observe, toWire } from '../../core/encounters/index.js';
+import { aggregatorOptions } from '../../core/config/index.js';
 import { PROTOCOL_BLUETRACE, PROTOCOL_EN } from '../../core/protocols/index.js';
 import { decodeBatch, encodeBatch, WireFormatError } from '../../core/wire/index.js';
 
@@ -116,6 +117,32 @@ describe('BlueTrace encounters', () => {
     expect(encodeMetadata({ role: ROLE_CENTRAL, rs: 127, org: 'o'.repeat(32), model: 'm'.repeat(64) }).length).toBe(MAX_METADATA_BYTES);
     expect(decodeMetadata(bytes.subarray(0, 10))).toBeNull();
     expect(decodeMetadata(Buffer.from([9, 0, 0, 0]))).toBeNull();
+  });
+
+  it("keep every exchange's role and the phone's strongest RSSI, in the same bytes (an encounter met in both roles says so)", () => {
+    const peripheral = (rs: number) => encodeMetadata({ role: ROLE_PERIPHERAL, rs, org: 'ID_PL', model: 'Galaxy A12' });
+    const central = encodeMetadata({ role: ROLE_CENTRAL, rs: 127, org: 'ID_PL', model: 'Galaxy A12' });
+    // central first, as when the gateway's scan found the phone before the phone found it
+    let held = mergeMetadata(central, peripheral(-70));
+    expect(decodeMetadata(held)).toEqual({ role: ROLE_BOTH, rs: -70, org: 'ID_PL', model: 'Galaxy A12' });
+    held = mergeMetadata(held, peripheral(-55));
+    held = mergeMetadata(held, central);
+    held = mergeMetadata(held, peripheral(-80));
+    expect(decodeMetadata(held)).toMatchObject({ role: ROLE_BOTH, rs: -55 });
+    expect(held.length).toBe(central.length);
+    // one role only: the role stays, and without a phone's figure rs stays 127
+    expect(decodeMetadata(mergeMetadata(central, central))).toMatchObject({ role: ROLE_CENTRAL, rs: 127 });
+    expect(decodeMetadata(mergeMetadata(peripheral(-60), peripheral(-65)))).toMatchObject({ role: ROLE_PERIPHERAL, rs: -60 });
+    // and through the aggregator: a central exchange, then a peripheral one, is one encounter in both roles
+    const state = createAggregator(aggregatorOptions());
+    const tempId = Buffer.alloc(61, 3);
+    const out: ClosedEncounter[] = [];
+    observe(state, { protocol: PROTOCOL_BLUETRACE, tempId, metadata: central, rssi: -66, address: '', time: 1000, clockSynced: true }, out);
+    observe(state, { protocol: PROTOCOL_BLUETRACE, tempId, metadata: peripheral(-58), rssi: -64, address: '', time: 9000, clockSynced: true }, out);
+    closeAll(state, out);
+    expect(out).toHaveLength(1);
+    expect(out[0].count).toBe(2);
+    expect(decodeMetadata(out[0].metadata)).toEqual({ role: ROLE_BOTH, rs: -58, org: 'ID_PL', model: 'Galaxy A12' });
   });
 
   it('travel on the wire as protocol 1 beside EN encounters, metadata after a one-byte length', () => {
