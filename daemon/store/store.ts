@@ -7,8 +7,9 @@
 // encounter because of the wall clock; it measures age in service time (time spent running)
 // wherever the wall clock cannot be trusted.
 //
-// Over 400 lines: the class owns the file and everything one commit changes, on the disk and in
-// memory (WrittenState), so a failed commit restores all of it. Its pure parts are beside it:
+// Over 400 lines: the class owns the file, its opening (lives, recovery) and the one-transaction
+// commit, and what a commit changes in memory (written-state.ts), so a failed commit restores all
+// of it. The rest is beside it: batches.ts (cutting), retention.ts (deleting what expired),
 // encounter-row.ts (columns), checkpoint-codec.ts (open encounters), statements.ts, recovery.ts
 // (corruption, salvage, lineage) and schema.ts.
 import { existsSync } from 'node:fs';
@@ -26,6 +27,9 @@ import { migrate, openDatabase } from '../../core/sqlite/index.js';
 import { MIGRATIONS } from './schema.js';
 import { decodeOpenState, encodeOpenState } from './checkpoint-codec.js';
 import { prepareStatements, type StoreStatements } from './statements.js';
+import { cutBatches, lifeIndex, type OutboxBatch } from './batches.js';
+import { copyWritten, type Life, type WrittenState } from './written-state.js';
+import { deleteExpired } from './retention.js';
 import { bucketSecondsBlob, type EncounterColumns, encounterFromColumns } from './encounter-row.js';
 
 export { type EncounterColumns, encounterFromColumns } from './encounter-row.js';
@@ -58,35 +62,10 @@ export interface StoreOptions {
   log?: Logger;
 }
 
-export interface OutboxBatch {
-  id: string;
-  life: string;
-  seq: number;
-  createdAt: number;
-  encounterCount: number;
-}
 
 export type { DatabaseState, StoreCounters };
+export type { OutboxBatch };
 
-interface Life {
-  life: string;
-  firstId: number;
-  nextSeq: number;
-}
-
-/** The store's memory of what is on the disk: a commit's transaction changes it, a rollback restores it whole. */
-interface WrittenState {
-  /** Highest encounter id written; ids are contiguous from here on. */
-  lastId: number;
-  /** Highest encounter id inside a batch: everything above waits for a batch. */
-  batchedThrough: number;
-  oldestUnbatchedAt: number | null;
-  lives: Life[];
-  /** Rows in `open_ids`, the live ones (referred to by open encounters) and the dead. */
-  openIdsRows: number;
-}
-
-const copyWritten = (w: WrittenState): WrittenState => ({ ...w, lives: w.lives.map((l) => ({ ...l })) });
 
 const META_DEFAULTS: Record<string, number> = { purged_through: 0, service_ms: 0 };
 
@@ -229,7 +208,7 @@ export class Store {
       }
       // Leftovers of earlier lives go out as batches of their own life, now: a restart must not
       // hold back a partial batch (its age would start again from zero).
-      this.outboxList.push(...this.cutBatches(now, true));
+      this.outboxList.push(...this.cutDue(now, true));
       this.written.lives.push({ life, firstId: this.written.lastId + 1, nextSeq: 1 });
       const reason = events.length > 0 ? events[events.length - 1].kind : created ? 'new database' : 'start';
       this.stmt.insertLife.run(life, this.written.lastId + 1, 1, now, reason);
@@ -382,8 +361,8 @@ export class Store {
       this.db.transaction(() => {
         this.insertEncounters(encounters, now);
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
-        cut = this.cutBatches(now, cutAll);
-        if (purgeDue) purged = this.retention(now);
+        cut = this.cutDue(now, cutAll);
+        if (purgeDue) purged = deleteExpired({ stmt: this.stmt, options: this.options, serviceMs: this.serviceMs }, now);
         if (purged.unacked > 0) {
           lossEvent = {
             at: now, kind: 'unacked_purged',
@@ -472,81 +451,12 @@ export class Store {
     if (encounters.length > 0 && this.written.oldestUnbatchedAt === null) this.written.oldestUnbatchedAt = now;
   }
 
-  /** Index into `lives` of the life `id` belongs to: the latest to start at or below it. */
-  private lifeIndex(id: number): number {
-    let lo = 0;
-    let hi = this.written.lives.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.written.lives[mid].firstId <= id) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+  private cutDue(now: number, all: boolean): OutboxBatch[] {
+    return cutBatches({ stmt: this.stmt, written: this.written, options: this.options, serviceMs: this.serviceMs }, now, all);
   }
 
   private lifeOf(id: number): string {
-    return this.written.lives.length === 0 ? LEGACY_LIFE : this.written.lives[this.lifeIndex(id)].life;
-  }
-
-  /**
-   * Cuts due batches, inside the commit's transaction, so a batch exists exactly when its rows
-   * do. Their limits are the uplink's settings (uplink.batchMaxEncounters, uplink.batchMaxAgeS):
-   * the uplink sends what the store cuts. A batch never spans two lives; `all` cuts everything waiting.
-   */
-  private cutBatches(now: number, all: boolean): OutboxBatch[] {
-    const max = this.options.batchMaxEncounters;
-    const ageDue = all || (this.written.oldestUnbatchedAt !== null && now - this.written.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
-    const cut: OutboxBatch[] = [];
-    while (this.unbatched > 0) {
-      const firstId = this.written.batchedThrough + 1;
-      const index = this.lifeIndex(firstId);
-      const life = this.written.lives[index];
-      const lifeEnd = index + 1 < this.written.lives.length ? this.written.lives[index + 1].firstId - 1 : Infinity;
-      const lastId = Math.min(this.written.lastId, this.written.batchedThrough + max, lifeEnd);
-      const count = lastId - firstId + 1;
-      if (count < max && lastId === this.written.lastId && !ageDue) break;
-      const summary = this.stmt.batchSummary.get(firstId, lastId) as { firstSeen: number | null; lastSeen: number | null; synced: number | null };
-      const batch: OutboxBatch = { id: ulid(now), life: life.life, seq: life.nextSeq, createdAt: now, encounterCount: count };
-      this.stmt.insertBatch.run(batch.id, life.life, batch.seq, firstId, lastId, now, Math.round(this.serviceMs), summary.firstSeen ?? now, summary.lastSeen ?? now, summary.synced ?? 1);
-      life.nextSeq++;
-      this.written.batchedThrough = lastId;
-      cut.push(batch);
-    }
-    if (this.unbatched === 0) this.written.oldestUnbatchedAt = null;
-    else if (cut.length > 0 && ageDue) this.written.oldestUnbatchedAt = now;
-    return cut;
-  }
-
-  /**
-   * Retention (store.retentionDays, store.unackedMaxDays; its counters and settings say "purge"):
-   * deletes expired batches whole, up to about purgeBatchSize encounters. Acknowledged: once
-   * `retentionMs` old by a synchronised clock (only if every sighting had one), or by service
-   * time. Unacknowledged: only after `unackedMaxMs` of service time, which no clock step moves.
-   */
-  private retention(now: number): { encounters: number; unacked: number; batches: number; more: boolean; ids: string[] } {
-    const synced = this.options.clockSynced?.() ?? true;
-    const expired = this.stmt.expired.all(
-      synced ? 1 : 0, now - this.options.retentionMs, this.serviceMs - this.options.retentionMs,
-      this.serviceMs - this.options.unackedMaxMs, this.options.purgeBatchSize,
-    ) as Array<{ id: string; firstId: number; lastId: number; unacked: number }>;
-    const out = { encounters: 0, unacked: 0, batches: 0, more: false, ids: [] as string[] };
-    let purgedThrough = this.stmt.meta.get('purged_through') as number;
-    for (const b of expired) {
-      if (out.encounters >= this.options.purgeBatchSize) {
-        out.more = true;
-        break;
-      }
-      const n = this.stmt.deleteRange.run(b.firstId, b.lastId).changes;
-      this.stmt.deleteBatch.run(b.id);
-      out.encounters += n;
-      out.batches++;
-      out.ids.push(b.id);
-      if (b.unacked) out.unacked += n;
-      purgedThrough = Math.max(purgedThrough, b.lastId);
-    }
-    if (expired.length === this.options.purgeBatchSize) out.more = true;
-    if (out.batches > 0) this.stmt.setMeta.run(purgedThrough, 'purged_through');
-    return out;
+    return this.written.lives.length === 0 ? LEGACY_LIFE : this.written.lives[lifeIndex(this.written.lives, id)].life;
   }
 
   /**

@@ -82,6 +82,19 @@ describe('the uplink on fake time', () => {
     await waitFor('every re-send on the wire', () => sent.length === 2 + 8, 10_000);
   });
 
+  it('each batch draws its own jitter: a fleet that lost its backend together does not re-send together', async () => {
+    const draws = [0, 0.5, 0.999_999];
+    let i = 0;
+    const { timers, uplink, sent } = await setUp(3, { random: () => draws[i++ % draws.length] });
+    await waitFor('three batches sent once', () => sent.length === 3, 10_000);
+    // 0.8 s, 1.0 s and 1.2 s after the first send: one batch at a time
+    for (const [at, resent] of [[799, 0], [800, 1], [999, 1], [1000, 2], [1199, 2], [1200, 3]] as const) {
+      timers.advance(at - (timers.now() - T));
+      expect(uplink.counters.batchesResent, `at ${at} ms`).toBe(resent);
+    }
+    await waitFor('every re-send on the wire', () => sent.length === 6, 10_000);
+  });
+
   it('the latest jitter is 1.2× the backoff', async () => {
     const { timers, uplink, sent } = await setUp(1, { random: () => 0.999_999 });
     await waitFor('the batch sent once', () => sent.length === 1, 10_000);
