@@ -43,10 +43,6 @@ export function tempIdBytes(text: unknown): Buffer | null {
   return bytes.length === TEMPID_BYTES && bytes.toString('base64') === text ? bytes : null;
 }
 
-export function tempIdText(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('base64');
-}
-
 export function uidBytes(uid: string): Buffer {
   if (!UID_TEXT_PATTERN.test(uid)) throw new Error(`uid: expected 28 base64 characters (21 bytes), got ${JSON.stringify(uid.slice(0, 40))}`);
   return Buffer.from(uid, 'base64');
