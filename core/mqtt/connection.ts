@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import { assertPrivateFile, type Secrets, TrustError } from '../trust/index.js';
-import { keepReconnecting } from './reconnect.js';
+import { keepReconnecting, type ReconnectSchedule } from './reconnect.js';
 
 export interface BrokerOptions {
   url: string;
@@ -81,9 +81,9 @@ export function oneShotConnectOptions(b: BrokerOptions): mqtt.IClientOptions {
  * A long-lived client (the uplink, the collector): a persistent session, reconnected with full
  * jitter (reconnect.ts) so a fleet does not stampede a broker that has just restarted.
  */
-export function connectClient(b: BrokerOptions, will?: mqtt.IClientOptions['will']): mqtt.MqttClient {
+export function connectClient(b: BrokerOptions, will?: mqtt.IClientOptions['will'], schedule: Pick<ReconnectSchedule, 'random' | 'timers'> = {}): mqtt.MqttClient {
   const client = mqtt.connect(b.url, connectOptions(b, will));
-  keepReconnecting(client, { baseMs: b.reconnectS * 1000, maxMs: (b.reconnectMaxS ?? DEFAULT_RECONNECT_MAX_S) * 1000 });
+  keepReconnecting(client, { baseMs: b.reconnectS * 1000, maxMs: (b.reconnectMaxS ?? DEFAULT_RECONNECT_MAX_S) * 1000, ...schedule });
   return client;
 }
 

@@ -1,37 +1,44 @@
-// A long-lived client against a real Mosquitto that goes away: its attempts back off (the window
-// doubles up to the cap) instead of hammering at a fixed period, and it is back once the broker is.
+// A long-lived client against a real Mosquitto that goes away, its reconnect timer on fake time:
+// each attempt comes exactly when full jitter says (the window doubles up to the cap, here at
+// the middle of each window), none before; it is back once the broker is; none after end().
 import { describe, expect, it } from 'vitest';
 import { connectClient } from '../../core/mqtt/index.js';
 import { useLocalBroker } from '../harness/broker.js';
-import { sleep, waitFor } from '../harness/processes.js';
+import { FakeTimers } from '../harness/fake-timers.js';
+import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-reconnect-');
 const broker = useLocalBroker(dir);
 
 describe('jittered reconnects', () => {
-  it('back off while the broker is down, and reconnect once it is back', async () => {
-    const client = connectClient({ url: broker().url, clientId: 'reconnect-test', keepaliveS: 30, connectTimeoutS: 2, reconnectS: 0.1, reconnectMaxS: 1.6 });
+  it('back off while the broker is down, each attempt at its drawn moment, and reconnect once it is back', async () => {
+    const timers = new FakeTimers(Date.now());
+    const client = connectClient(
+      { url: broker().url, clientId: 'reconnect-test', keepaliveS: 30, connectTimeoutS: 2, reconnectS: 0.1, reconnectMaxS: 1.6 },
+      undefined,
+      { random: () => 0.5, timers },
+    );
     await waitFor('connected', () => client.connected, 10_000);
     let closes = 0;
     client.on('close', () => closes++);
     await broker().stop();
-    await sleep(6000);
-    // A fixed 100 ms period makes ~60 attempts in 6 s. Full jitter draws each delay uniformly in
-    // windows of 0.1, 0.2, 0.4, 0.8, then 1.6 s: the first four take ≤ 1.5 s, then a capped delay
-    // averages 0.8 s (sd 0.46), so 6 s hold 1 (the loss) + 4 + ~6 ≈ 11 closes, 18 at 4 sd; and at
-    // least 4, since no delay exceeds 1.6 s. (A first bound of 11 took the cap for the mean.)
-    expect(closes).toBeGreaterThanOrEqual(4);
-    expect(closes).toBeLessThanOrEqual(18);
+    await waitFor('the loss noticed', () => closes === 1, 10_000);
+    // windows of 0.1, 0.2, 0.4, 0.8 s, then 1.6 s (the cap): half of each
+    for (const delay of [50, 100, 200, 400, 800, 800, 800]) {
+      const before = closes;
+      timers.advance(delay - 1);
+      expect(timers.count, 'one attempt waiting, not yet due').toBe(1);
+      timers.advance(1);
+      // the attempt goes out now, and fails: the broker is down
+      await waitFor(`the attempt after ${delay} ms refused`, () => closes === before + 1, 10_000);
+    }
     await broker().restart();
-    const back = Date.now();
+    timers.advance(800);
     await waitFor('reconnected', () => client.connected, 10_000);
-    // the next attempt falls within one capped window (1.6 s), with room for a loaded machine
-    expect(Date.now() - back).toBeLessThan(1600 + 3000);
     await new Promise<void>((resolve) => client.end(false, () => resolve()));
-    const closesAtEnd = closes;
-    await sleep(2000);
+    timers.advance(60_000);
+    expect(timers.count).toBe(0); // ended: nothing scheduled, no attempt after end()
     expect(client.connected).toBe(false);
-    expect(closes).toBe(closesAtEnd); // ended: no attempt after end()
-  }, 30_000);
+  }, 60_000);
 });
