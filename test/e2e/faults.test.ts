@@ -141,7 +141,9 @@ describe('a lost, rolled-back or corrupt database', () => {
     await waitFor('the restarted daemon', () => statusJson(u.online), 20_000);
     const status = statusJson(u.online);
     expect(status.counters.store.database.lastEvent.kind).toBe(kind);
-    await sleep(4000);
+    const newLife = status.counters.store.database.life as string;
+    const ofNewLife = () => collectorSqlite(u.collector).prepare('SELECT count(*) FROM encounters WHERE gateway = ? AND life = ?').pluck().get(`gw-${name}`, newLife) as number;
+    await waitFor('more than 20 of the new life at the collector', () => ofNewLife() > 20, 30_000);
     expect(await stopGracefully(again)).toBe(0);
     // The new life's encounters are at the collector under their own (life, id): every one the
     // gateway saw acknowledged, nothing it did not commit, nothing dropped as a duplicate.
