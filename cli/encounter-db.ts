@@ -6,6 +6,7 @@ import { pullBounds, toWire, type VenueEncounter } from '../core/encounters/inde
 import {
   CollectorDb, describeDatabase, isCollectorFile, isPostgresUrl, PostgresCollectorStore, type EncounterFilter, type EncounterSource,
 } from '../collector/index.js';
+import { rowsWhereIn } from '../core/sqlite/index.js';
 import { LEGACY_LIFE } from '../core/wire/index.js';
 import { EncounterColumns, encounterFromColumns } from '../daemon/store/index.js';
 import { UsageError } from './errors.js';
@@ -28,11 +29,7 @@ class GatewayFileSource implements EncounterSource {
   }
 
   withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
-    const out: VenueEncounter[] = [];
-    for (let i = 0; i < tempIds.length; i += TEMP_IDS_PER_QUERY) {
-      const some = tempIds.slice(i, i + TEMP_IDS_PER_QUERY);
-      out.push(...this.rows(this.db.prepare(`SELECT ${GATEWAY_COLUMNS} FROM encounters WHERE temp_id IN (${some.map(() => '?').join(',')})`).iterate(...some)));
-    }
+    const out = [...this.rows(rowsWhereIn(this.db, `SELECT ${GATEWAY_COLUMNS} FROM encounters`, 'temp_id', tempIds))];
     return Promise.resolve(out.sort((a, b) => a.firstSeen - b.firstSeen));
   }
 
@@ -47,7 +44,6 @@ class GatewayFileSource implements EncounterSource {
 
 /** A gateway's rows carry their life through the lives table (a life owns ids from its first_id on). */
 const GATEWAY_COLUMNS = '*, (SELECT life FROM lives WHERE lives.first_id <= encounters.id ORDER BY lives.first_id DESC LIMIT 1) AS life_of';
-const TEMP_IDS_PER_QUERY = 500;
 
 /** `--db`: an SQLite file (a gateway's or a collector's) or a collector's postgres:// URL. */
 export async function openEncounterSource(database: string, unit: { gateway?: string; venue?: string } = {}): Promise<EncounterSource> {

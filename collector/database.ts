@@ -1,18 +1,15 @@
 // The collector's SQLite database (the default): dedupes by batch id and by (gateway, life, encounter id), and
 // commits batches that arrive together in one transaction. Usable on its own (tests, `vgw pull`).
 import Database from 'better-sqlite3';
-import { migrate, openDatabase } from '../core/sqlite/index.js';
+import { migrate, openDatabase, rowsWhereIn } from '../core/sqlite/index.js';
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
 import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
-import { type CollectedColumns, encounterFromCollected } from './encounter-row.js';
+import { type CollectedColumns, ENCOUNTER_COLUMNS, encounterFromCollected } from './encounter-row.js';
 import {
   type ArrivedBatch, type CollectorStore, DAY_MS, DEFAULT_BATCH_GRACE_DAYS, type EncounterFilter, type EncounterSource, type IngestResult, type PurgeReport,
 } from './store.js';
 
-const ENCOUNTER_COLUMNS = 'gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced';
-/** SQLite binds at most 32,766 parameters; a confirmed case has a few thousand RPIs. */
-const TEMP_IDS_PER_QUERY = 500;
 
 export const COLLECTOR_MIGRATIONS: readonly string[] = [
   `CREATE TABLE batches (
@@ -307,14 +304,10 @@ export class CollectorDb implements CollectorStore, EncounterSource {
     yield* this.rows(this.db.prepare(`SELECT ${ENCOUNTER_COLUMNS} FROM encounters WHERE ${where.join(' AND ')} ORDER BY first_seen, gateway, life, id`).iterate({ from, to, ...only }));
   }
 
-  /** Encounters with these temp IDs, through the temp ID index, a few hundred IDs a query. */
+  /** Encounters with these temp IDs, through the temp ID index. */
   withTempIds(tempIds: readonly Buffer[]): Promise<VenueEncounter[]> {
     return settled(() => {
-      const out: VenueEncounter[] = [];
-      for (let i = 0; i < tempIds.length; i += TEMP_IDS_PER_QUERY) {
-        const some = tempIds.slice(i, i + TEMP_IDS_PER_QUERY);
-        out.push(...this.rows(this.db.prepare(`SELECT ${ENCOUNTER_COLUMNS} FROM encounters WHERE temp_id IN (${some.map(() => '?').join(',')})`).iterate(...some)));
-      }
+      const out = [...this.rows(rowsWhereIn(this.db, `SELECT ${ENCOUNTER_COLUMNS} FROM encounters`, 'temp_id', tempIds))];
       return out.sort((a, b) => a.firstSeen - b.firstSeen);
     });
   }

@@ -2,6 +2,9 @@
 // the same columns; PostgreSQL returns booleans and arrays where SQLite has 0/1 and JSON text).
 import type { VenueEncounter } from '../core/encounters/index.js';
 
+/** The columns encounterFromCollected reads, as both stores select them. */
+export const ENCOUNTER_COLUMNS = 'gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced';
+
 export interface CollectedColumns {
   gateway: string;
   venue: string;

@@ -5,7 +5,7 @@
 // of first sighting: retention drops a day's table instead of deleting its rows.
 import pg from 'pg';
 import type { VenueEncounter } from '../core/encounters/index.js';
-import { type CollectedColumns, encounterFromCollected } from './encounter-row.js';
+import { type CollectedColumns, ENCOUNTER_COLUMNS, encounterFromCollected } from './encounter-row.js';
 import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
 import { DAY_MS, DEFAULT_BATCH_GRACE_DAYS } from './store.js';
 import { migratePostgres, POSTGRES_MIGRATIONS } from './postgres-schema.js';
@@ -59,7 +59,6 @@ export interface PostgresStoreOptions {
 /** A row as the reads select it: the collector's columns and the life (for keyset paging). */
 type Row = CollectedColumns & { life: string };
 
-const ENCOUNTER_COLUMNS = 'gateway, life, id, venue, protocol, temp_id, metadata, first_seen, last_seen, count, rssi_min, rssi_max, rssi_mean, attenuation_s, clock_synced';
 
 export class PostgresCollectorStore implements CollectorStore, EncounterSource {
   readonly kind = 'postgres' as const;
