@@ -2,7 +2,6 @@
 // MQTT → collector → SQLite, with the broker stopped and the daemon killed along the way.
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CrowdOptions, LocalBroker } from '../../simulators/index.js';
@@ -12,6 +11,7 @@ import { gatewayTopics } from '../../core/wire/index.js';
 import { wireSpan } from '../../core/encounters/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
+import { countSoFar } from '../harness/gateway-db.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
@@ -237,17 +237,7 @@ describe('end to end', () => {
     // Short walk-bys arriving over 5 simulated minutes: some close before the kill, some arrive after.
     const s = await scenario('kill', 303, 80, undefined, { arrivalsPerMinute: 12, minDwellS: 30, maxDwellS: 120 });
     let d = spawnVgw(['run', '-c', s.config]);
-    const committed = () => {
-      const db = new Database(s.gatewayDb, { readonly: true });
-      try {
-        return db.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
-      } catch {
-        return 0; // not created yet
-      } finally {
-        db.close();
-      }
-    };
-    await waitFor('a few encounters committed before the kill', () => existsSync(s.gatewayDb) && committed() >= 3, 60_000);
+    await waitFor('a few encounters committed before the kill', () => countSoFar(s.gatewayDb, 'SELECT count(*) FROM encounters') >= 3, 60_000);
     d.proc.kill('SIGKILL');
     await d.exited();
     const killedAt = Date.now();

@@ -1,6 +1,23 @@
 // Reading a gateway's database from a test, as the collector would see its contents.
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { LEGACY_LIFE } from '../../core/wire/index.js';
+
+/**
+ * How many rows a gateway's database holds by `sql` (a count), read beside the running daemon;
+ * 0 while the file or its tables do not exist yet (a daemon still starting).
+ */
+export function countSoFar(path: string, sql: string): number {
+  if (!existsSync(path)) return 0;
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare(sql).pluck().get() as number;
+  } catch {
+    return 0; // not created yet
+  } finally {
+    db.close();
+  }
+}
 
 export interface EncounterRow {
   life: string;

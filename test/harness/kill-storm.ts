@@ -3,13 +3,12 @@
 // ground truth and the gateway's own database: nothing committed lost, nothing doubled, the
 // database intact at every kill.
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { CrowdOptions, LocalBroker } from '../../simulators/index.js';
 import { crowdEnd, crowdTruth } from './crowd-truth.js';
-import { EncounterRow, gatewayEncounters, outboxPending } from './gateway-db.js';
+import { countSoFar, EncounterRow, gatewayEncounters, outboxPending } from './gateway-db.js';
 import { provisionTestGateway } from './identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './processes.js';
 import { seeded } from './random.js';
@@ -98,17 +97,7 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   const collectors: Spawned[] = collectorConfigs.map((c) => spawnVgw(['collect', '-c', c]));
   await sleep(1000);
   let collectorKills = 0;
-  const livesSoFar = () => {
-    if (!existsSync(gatewayDb)) return 0;
-    const db = new Database(gatewayDb, { readonly: true });
-    try {
-      return db.prepare('SELECT count(*) FROM lives').pluck().get() as number;
-    } catch {
-      return 0; // not created yet
-    } finally {
-      db.close();
-    }
-  };
+  const livesSoFar = () => countSoFar(gatewayDb, 'SELECT count(*) FROM lives');
   for (let k = 0; k < o.kills; k++) {
     const daemon = spawnVgw(['run', '-c', config]);
     // The kills fall in ingest and flush: each after its life has started (on a loaded machine

@@ -14,17 +14,12 @@ import { FleetSim } from '../../simulators/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { sampleEncounter } from '../harness/encounters.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-ops-');
 const broker = useLocalBroker(dir);
 const prefix = 'ops/v2';
-
-/** Prometheus text → value of one series (name and labels as printed), or undefined. */
-function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('collector operations: metrics, health, the fleet', () => {
   it('counts what it stores and refuses by reason, reports gateways online, offline and with missing batches, and says when it is unhealthy', async () => {

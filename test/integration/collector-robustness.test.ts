@@ -14,6 +14,7 @@ import { useLocalBroker } from '../harness/broker.js';
 import { testBroker } from '../harness/collector.js';
 import { usePostgres } from '../harness/postgres.js';
 import { runVgwAsync, waitFor } from '../harness/processes.js';
+import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-robust-');
@@ -31,8 +32,6 @@ function capturedLog() {
   });
   return { log: pino({ level: 'info' }, sink), lines };
 }
-
-const metric = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}"=]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
 
 describe('the collector under junk', () => {
   it('logs a flood of refused batches as one line per kind a minute, and counts every one', async () => {

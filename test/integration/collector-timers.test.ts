@@ -13,6 +13,7 @@ import { testBroker } from '../harness/collector.js';
 import { sampleEncounter } from '../harness/encounters.js';
 import { FakeTimers } from '../harness/fake-timers.js';
 import { waitFor } from '../harness/processes.js';
+import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-collector-timers-');
@@ -30,7 +31,7 @@ describe('the collector on fake time', () => {
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-a').status, status('gw-a', 'online', T), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-b').status, status('gw-b', 'online', T), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-a').status, status('gw-a', 'offline', T), { qos: 1 });
-    const heard = async () => Number(/^vgw_collector_status_messages_total (\d+)$/m.exec(await collector.metrics.registry.metrics())?.[1]);
+    const heard = async () => metric(await collector.metrics.registry.metrics(), 'vgw_collector_status_messages_total');
     await waitFor('three statuses heard', async () => (await heard()) === 3, 10_000);
     expect(await collector.store.statuses()).toEqual([]); // none written before the flush
     timers.advance(1999);
