@@ -1,11 +1,13 @@
-// The venue's temp ID supply with fake timers: when it asks, how it retries, which ID it hands
-// out when, what it keeps on disk, and what it says when the file it kept is damaged.
+// The venue's temp ID supply with its time and timers passed in (fake ones): when it asks, how it
+// retries, which ID it hands out when, what it keeps on disk, and what it says when the file it
+// kept is damaged.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../core/log/index.js';
 import { type IssuedTempId, TEMPID_BYTES } from '../../core/bluetrace/index.js';
 import { TempIdSupply, type TempIdSupplyOptions } from '../../daemon/bluetrace/tempid-supply.js';
+import { FakeTimers } from '../harness/fake-timers.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-tempids-');
@@ -25,7 +27,7 @@ function supply(overrides: Partial<TempIdSupplyOptions> = {}) {
   let trusted = true;
   const s = new TempIdSupply({
     path: join(dir, `tempids-${n++}.json`), lowWater: 8, retryMs: 60_000, clockTrusted: () => trusted,
-    request: (id, count) => brokerUp && requests.push({ id, count }) > 0, ...overrides,
+    request: (id, count) => brokerUp && requests.push({ id, count }) > 0, timers, ...overrides,
   }, createLogger('silent'));
   return {
     s, requests,
@@ -34,11 +36,10 @@ function supply(overrides: Partial<TempIdSupplyOptions> = {}) {
   };
 }
 
+/** The supply's time and timers, passed in: each test starts at T. */
+let timers: FakeTimers;
 beforeEach(() => {
-  vi.useFakeTimers({ now: T });
-});
-afterEach(() => {
-  vi.useRealTimers();
+  timers = new FakeTimers(T);
 });
 
 describe('the temp ID supply', () => {
@@ -48,9 +49,9 @@ describe('the temp ID supply', () => {
     expect(requests).toHaveLength(1);
     expect(requests[0].count).toBe(100);
     expect(s.status()).toMatchObject({ state: 'out', left: 0, requests: 1, responses: 0 });
-    vi.advanceTimersByTime(55_000); // its 5-second checks: still waiting for the answer
+    timers.advance(55_000); // its 5-second checks: still waiting for the answer
     expect(requests).toHaveLength(1);
-    vi.advanceTimersByTime(5_000);
+    timers.advance(5_000);
     expect(requests).toHaveLength(2);
     expect(requests[1].id).not.toBe(requests[0].id);
     s.stop();
@@ -62,7 +63,7 @@ describe('the temp ID supply', () => {
     s.start();
     expect(s.status().requests).toBe(0);
     setBroker(true);
-    vi.advanceTimersByTime(5_000);
+    timers.advance(5_000);
     expect(requests).toHaveLength(1);
     s.stop();
   });
@@ -75,7 +76,7 @@ describe('the temp ID supply', () => {
     s.accept({ v: 2, id: requests[0].id, tempIds: issued(S - 60, 20), refreshAt: S + 3600 });
     expect(s.status()).toMatchObject({ state: 'ok', left: 20, responses: 1, lastError: null, refreshAt: (S + 3600) * 1000, lastsUntil: (S - 60 + 20 * QUARTER) * 1000 });
     expect(s.current()).toBe(issued(S - 60, 1)[0].tempId);
-    vi.advanceTimersByTime(QUARTER * 1000);
+    timers.advance(QUARTER * 1000);
     expect(s.current()).toBe(issued(S - 60, 2)[1].tempId);
     const path = join(dir, `tempids-${n - 1}.json`);
     expect(statSync(path).mode & 0o777).toBe(0o600);
@@ -91,10 +92,10 @@ describe('the temp ID supply', () => {
     s.start();
     s.accept({ v: 2, id: requests[0].id, tempIds: issued(S, 10), refreshAt: S + 86_400 });
     expect(s.status().state).toBe('ok');
-    vi.advanceTimersByTime(3 * QUARTER * 1000); // 7 left, under the low water mark of 8
+    timers.advance(3 * QUARTER * 1000); // 7 left, under the low water mark of 8
     expect(s.status().state).toBe('low');
     expect(requests).toHaveLength(2);
-    vi.advanceTimersByTime(7 * QUARTER * 1000);
+    timers.advance(7 * QUARTER * 1000);
     expect(s.current()).toBeNull();
     expect(s.status()).toMatchObject({ state: 'out', left: 0, lastsUntil: null });
     s.stop();
