@@ -19,6 +19,8 @@ export interface CutContext {
   options: { batchMaxEncounters: number; batchMaxAgeMs: number };
   /** Service time now (ms): a batch records it, and retention of unacknowledged batches counts by it. */
   serviceMs: number;
+  /** The steady clock now (ms): batch age counts by it, so a wall-clock step back does not hold batches. */
+  steady: number;
 }
 
 /** Index into `lives` of the life `id` belongs to: the latest to start at or below it. */
@@ -38,9 +40,9 @@ export function lifeIndex(lives: readonly Life[], id: number): number {
  * do. Their limits are the uplink's settings (uplink.batchMaxEncounters, uplink.batchMaxAgeS):
  * the uplink sends what the store cuts. A batch never spans two lives; `all` cuts everything waiting.
  */
-export function cutBatches({ stmt, written, options, serviceMs }: CutContext, now: number, all: boolean): OutboxBatch[] {
+export function cutBatches({ stmt, written, options, serviceMs, steady }: CutContext, now: number, all: boolean): OutboxBatch[] {
   const max = options.batchMaxEncounters;
-  const ageDue = all || (written.oldestUnbatchedAt !== null && now - written.oldestUnbatchedAt >= options.batchMaxAgeMs);
+  const ageDue = all || (written.oldestUnbatchedAt !== null && steady - written.oldestUnbatchedAt >= options.batchMaxAgeMs);
   const cut: OutboxBatch[] = [];
   while ((written.lastId - written.batchedThrough) > 0) {
     const firstId = written.batchedThrough + 1;
@@ -58,6 +60,6 @@ export function cutBatches({ stmt, written, options, serviceMs }: CutContext, no
     cut.push(batch);
   }
   if ((written.lastId - written.batchedThrough) === 0) written.oldestUnbatchedAt = null;
-  else if (cut.length > 0 && ageDue) written.oldestUnbatchedAt = now;
+  else if (cut.length > 0 && ageDue) written.oldestUnbatchedAt = steady;
   return cut;
 }

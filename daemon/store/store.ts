@@ -216,7 +216,7 @@ export class Store {
       if (open !== undefined) {
         const restored = decodeOpenState(open, (ref) => this.stmt.openId.get(ref) as { protocol: number; temp_id: Buffer; metadata: Buffer } | undefined)
           .map((e) => ({ ...e, closeReason: 'shutdown' as const }));
-        this.insertEncounters(restored, now);
+        this.insertEncounters(restored);
         this.counters.restoredOpen += restored.length;
       }
       this.stmt.clearCheckpoint.run();
@@ -249,7 +249,7 @@ export class Store {
     this.openRefs = new Map();
     this.written.openIdsRows = 0;
     this.lastCheckpoint = null;
-    this.written.oldestUnbatchedAt = this.written.lastId > this.written.batchedThrough ? this.now() : null;
+    this.written.oldestUnbatchedAt = this.written.lastId > this.written.batchedThrough ? this.steadyNow() : null;
   }
 
   /** Writes what was read back from a corrupt file: batches keep their ids, the rest gets a life of its own. */
@@ -347,7 +347,7 @@ export class Store {
     // Unchanged open encounters (a quiet night) need no new checkpoint.
     const signature = Buffer.from(cborEncode([keys.join(''), open.map((e) => [e.firstSeen, e.lastSeen, e.count])]));
     const checkpointChanged = !(this.lastCheckpoint?.equals(signature) ?? false);
-    const cutDue = this.written.oldestUnbatchedAt !== null && (cutAll || now - this.written.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
+    const cutDue = this.written.oldestUnbatchedAt !== null && (cutAll || steady - this.written.oldestUnbatchedAt >= this.options.batchMaxAgeMs);
     const purgeDue = steady >= this.nextPurgeCheck;
     const serviceDue = this.serviceMs - this.serviceWrittenAt >= SERVICE_WRITE_MS;
     if (encounters.length === 0 && acks.length === 0 && !cutDue && !purgeDue && !checkpointChanged && !serviceDue) return;
@@ -359,7 +359,7 @@ export class Store {
     let refs = this.openRefs;
     try {
       this.db.transaction(() => {
-        this.insertEncounters(encounters, now);
+        this.insertEncounters(encounters);
         acked = acks.filter((id) => this.stmt.ack.run(now, id).changes === 1);
         cut = this.cutDue(now, cutAll);
         if (purgeDue) purged = deleteExpired({ stmt: this.stmt, options: this.options, serviceMs: this.serviceMs }, now);
@@ -441,18 +441,18 @@ export class Store {
     return refs;
   }
 
-  private insertEncounters(encounters: Encounter[], now: number): void {
+  private insertEncounters(encounters: Encounter[]): void {
     for (const e of encounters) {
       this.stmt.insert.run(
         ++this.written.lastId, e.protocol, e.tempId, e.metadata, e.firstSeen, e.lastSeen, e.count,
         e.rssiMin, e.rssiMax, e.rssiSum, e.rssiCount, bucketSecondsBlob(e.bucketMs), e.clockSynced ? 1 : 0,
       );
     }
-    if (encounters.length > 0 && this.written.oldestUnbatchedAt === null) this.written.oldestUnbatchedAt = now;
+    if (encounters.length > 0 && this.written.oldestUnbatchedAt === null) this.written.oldestUnbatchedAt = this.steadyNow();
   }
 
   private cutDue(now: number, all: boolean): OutboxBatch[] {
-    return cutBatches({ stmt: this.stmt, written: this.written, options: this.options, serviceMs: this.serviceMs }, now, all);
+    return cutBatches({ stmt: this.stmt, written: this.written, options: this.options, serviceMs: this.serviceMs, steady: this.steadyNow() }, now, all);
   }
 
   private lifeOf(id: number): string {

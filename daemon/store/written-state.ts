@@ -13,6 +13,7 @@ export interface WrittenState {
   lastId: number;
   /** Highest encounter id inside a batch: everything above waits for a batch. */
   batchedThrough: number;
+  /** When the oldest encounter waiting for a batch was written, by the steady clock (not the wall clock). */
   oldestUnbatchedAt: number | null;
   lives: Life[];
   /** Rows in `open_ids`, the live ones (referred to by open encounters) and the dead. */

@@ -11,7 +11,7 @@ import { gatewayTopics } from '../../core/wire/index.js';
 import { wireSpan } from '../../core/encounters/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
-import { countSoFar } from '../harness/gateway-db.js';
+import { countSoFar, waitGatewaySettled } from '../harness/gateway-db.js';
 import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
@@ -104,7 +104,7 @@ describe('end to end', () => {
       const r = collectorRows(main);
       return r.length >= main.truth.size ? r : undefined;
     });
-    await sleep(1500); // anything extra would arrive now
+    await waitGatewaySettled(main.config); // anything extra would have arrived by now
     expectExactlyTheTruth(main, collectorRows(main));
     expect(rows.length).toBe(main.truth.size);
     expect(main.collector.counters.batchesRejected).toBe(0);
@@ -226,7 +226,7 @@ describe('end to end', () => {
     await broker.restart();
     await waitCrowdGone(s);
     await waitFor('all encounters after the outage', () => collectorRows(s).length >= s.truth.size);
-    await sleep(1500);
+    await waitGatewaySettled(s.config);
     expectExactlyTheTruth(s, collectorRows(s));
     expect(await stopGracefully(d)).toBe(0);
     expect(d.output()).toMatch(/broker connection lost/);
@@ -301,7 +301,7 @@ describe('end to end', () => {
     const d = spawnVgw(['run', '-c', s.config]);
     await waitCrowdGone(s);
     await waitFor('all encounters via the shared subscription', () => collectorRows(s).length >= s.truth.size);
-    await sleep(1500);
+    await waitGatewaySettled(s.config);
     expectExactlyTheTruth(s, collectorRows(s));
     const gw = new Database(s.gatewayDb, { readonly: true });
     const batches = gw.prepare('SELECT count(*) FROM batches').pluck().get() as number;

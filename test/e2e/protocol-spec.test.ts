@@ -21,7 +21,8 @@ import { CddlSchema } from '../harness/cddl.js';
 import { startCollector, testBroker } from '../harness/collector.js';
 import type { RegistrationRecord } from '../../core/trust/index.js';
 import { provisionTestGateway, type TestIdentity } from '../harness/identity.js';
-import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
+import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
+import { countSoFar } from '../harness/gateway-db.js';
 import { requirePackage } from '../harness/system-packages.js';
 import { tempDir } from '../harness/tmp.js';
 import { readVectors, writeVectors, type Captured } from '../harness/vectors.js';
@@ -163,10 +164,13 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
 
     // Pull parts need no ack; one sent anyway is counted as unknown and changes nothing.
     await tap.publishAsync(topics.ack, JSON.stringify({ v: 2, acks: [pyParts[0].id] }), { qos: 1, properties: { contentType: 'application/json' } });
-    await sleep(500);
-    const status = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']);
-    expect(status.status).toBe(0);
-    const doc = JSON.parse(status.out) as { state: string; counters: { store: { encountersStored: number; acksUnknown: number } } };
+    type Doc = { state: string; counters: { store: { encountersStored: number; acksUnknown: number } } };
+    const { status, doc } = await waitFor('the unknown ack counted', () => {
+      const answer = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']);
+      expect(answer.status).toBe(0);
+      const parsed = JSON.parse(answer.out) as Doc;
+      return parsed.counters.store.acksUnknown > 0 ? { status: answer, doc: parsed } : undefined;
+    }, 10_000);
     expect(doc.state).toBe('online');
     expect(doc.counters.store.encountersStored).toBeGreaterThan(0);
     expect(doc.counters.store.acksUnknown).toBe(1);
@@ -320,7 +324,7 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
         clock: { syncCheck: 'assume-synced' },
         store: { path: db, checkpointS: 0.25 }, uplink: { batchMaxEncounters: 8, batchMaxAgeS: 1, resendInitialS: 1 },
       })]);
-      await sleep(8000);
+      await waitFor('encounters stored and acknowledged by the Python consumer', () => countSoFar(db, 'SELECT count(*) FROM encounters') > 5 && countSoFar(db, 'SELECT count(*) FROM batches WHERE acked_at IS NOT NULL') >= 1, 30_000);
       expect(await stopGracefully(unitProc)).toBe(0);
       const gw = new Database(db, { readonly: true });
       const pending = gw.prepare('SELECT count(*) FROM batches WHERE acked_at IS NULL').pluck().get() as number;
@@ -341,8 +345,8 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
     const before = { ...collector.counters };
     const acksBefore = of('/ack').length;
     await tap.publishAsync(topics.batch, readFileSync(join(VECTORS, 'bad/protocol-1.cbor')), { qos: 1 });
+    // refused as it is read, before any commit: there is nothing later to wait for
     await waitFor('the refusal', () => collector.counters.batchesRejected === before.batchesRejected + 1, 10_000);
-    await sleep(300);
     expect(collector.counters.batchesStored).toBe(before.batchesStored);
     expect(of('/ack').length).toBe(acksBefore);
     expect(() => decodeBatch(readFileSync(join(VECTORS, 'bad/protocol-1.cbor')))).toThrow(/^v: protocol version 1 is retired/);

@@ -1,7 +1,8 @@
 // Reading a gateway's database from a test, as the collector would see its contents.
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
-import { LEGACY_LIFE } from '../../core/wire/index.js';
+import { LEGACY_LIFE, type StatusCounters } from '../../core/wire/index.js';
+import { runVgwAsync, waitFor } from './processes.js';
 
 /**
  * How many rows a gateway's database holds by `sql` (a count), read beside the running daemon;
@@ -50,4 +51,18 @@ export function gatewayEncounters(db: Database.Database): EncounterRow[] {
     r.life = lives[l]?.life ?? LEGACY_LIFE;
   }
   return rows;
+}
+
+/**
+ * Waits until a running gateway has nothing left to send: no encounter open or waiting to be
+ * committed, batched or acknowledged (its live status, `vgw status`). Once its crowd has gone,
+ * nothing more can reach the collector: what a test checks then is final.
+ */
+export async function waitGatewaySettled(config: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor('the gateway settled (nothing open, pending, unbatched or unacknowledged)', async () => {
+    const r = await runVgwAsync(['status', '-c', config, '--json']);
+    if (r.status !== 0) return undefined;
+    const { encounters, store } = (JSON.parse(r.stdout) as { counters: StatusCounters }).counters;
+    return encounters.open === 0 && store.pending === 0 && store.unbatched === 0 && store.outboxBatches === 0;
+  }, timeoutMs);
 }

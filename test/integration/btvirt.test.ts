@@ -135,7 +135,8 @@ describe('cross-check on BlueZ btvirt', () => {
     const daemon = spawnVgw(['run', '-c', config]);
     const phone = await RawController.connect(LE_SOCKET);
     const advertiser = await RawController.connect(LE_SOCKET);
-    await sleep(1500); // noble and bleno power on
+    const poweredOn = (what: string) => daemon.output().split('\n').some((line) => line.includes(what) && line.includes('"poweredOn"'));
+    await waitFor('noble and bleno powered on', () => poweredOn('scanner controller state') && poweredOn('advertising controller state'), 20_000);
     await phone.startScanning();
     const rpi = Buffer.from('ebd8de78173abce46461dbc7a3e899fa', 'hex');
     await advertiser.prepareAdvertising(enAdvertisingData(rpi, Buffer.from('cfd9dbfa', 'hex')));
@@ -146,13 +147,13 @@ describe('cross-check on BlueZ btvirt', () => {
       expect(await advertiser.setAdvertising(false)).toBe(0);
       await sleep(100);
     }
-    await sleep(9000); // two more rotations of a K = 2 beacon
-    const eids = phone.reports
+    const beaconEids = () => phone.reports
       .map((r) => ({ at: r.at, i: r.data.indexOf(Buffer.from([0x16, 0xaa, 0xfe, 0x30])), data: r.data }))
       .filter((r) => r.i >= 0)
       .map((r) => ({ at: r.at, eid: r.data.subarray(r.i + 5, r.i + 13).toString('hex') }));
-    const distinct = [...new Set(eids.map((e) => e.eid))];
-    expect(distinct.length).toBeGreaterThanOrEqual(2);
+    // a K = 2 beacon rotates every 4 s
+    await waitFor('the beacon seen under two EIDs', () => new Set(beaconEids().map((e) => e.eid)).size >= 2, 20_000);
+    const eids = beaconEids();
     for (const e of eids) {
       const c = Math.floor(e.at / 1000);
       expect([c, c - 4, c + 4].map((k) => computeEid(Buffer.from(identityKey, 'hex'), 2, k).toString('hex'))).toContain(e.eid);

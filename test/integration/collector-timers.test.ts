@@ -1,6 +1,8 @@
 // The collector's timing with its time and timers passed in (a real Mosquitto and SQLite file,
 // fake time): gateway statuses are written together once per statusFlushMs, the latest of each,
 // and retention runs at start and then once per retentionIntervalMs, by the collector's clock.
+// Its group commit, which needs no timer: what arrives while a transaction is in flight is the next
+// transaction, whole, and acks follow each transaction.
 import mqtt from 'mqtt';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
@@ -82,6 +84,52 @@ describe('the collector on fake time', () => {
     timers.advance(3_600_000);
     await waitFor('the second day purged', async () => (await ids()).length === 0, 10_000);
     expect(collector.counters.retentionDaysPurged).toBe(2);
+    await collector.stop();
+  });
+
+  it('stores what arrives during a commit as the next group, in one transaction, and acks each group once it is durable', async () => {
+    const timers = new FakeTimers(T);
+    const prefix = 'gtimers/v2';
+    const collector = new Collector({ broker: testBroker(broker().url, 'gtimers-collector'), prefix, database: join(dir, 'groups.db'), registry: null, timers }, createLogger('silent'));
+    await collector.start();
+    // The real store, with its commits counted and the first one held until the test lets it go.
+    const store = collector.store;
+    const realCommit = store.commit.bind(store);
+    const groups: string[][] = [];
+    let letFirstGo: () => void = () => undefined;
+    const firstHeld = new Promise<void>((resolve) => (letFirstGo = resolve));
+    store.commit = async (items) => {
+      groups.push(items.map((i) => i.batch.id));
+      if (groups.length === 1) await firstHeld;
+      return realCommit(items);
+    };
+    const gw = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'gtimers-gw' });
+    const topics = gatewayTopics(prefix, 'v', 'gw');
+    const acks: string[][] = [];
+    gw.on('message', (_topic, payload) => acks.push((JSON.parse(payload.toString()) as { acks: string[] }).acks));
+    await gw.subscribeAsync(topics.ack, { qos: 1 });
+    const life = ulid();
+    const batch = (seq: number) => {
+      const id = ulid();
+      return { id, bytes: encodeBatch({ kind: 'batch', id, gateway: 'gw', venue: 'v', life, seq, createdAt: T }, [sampleEncounter(seq, T - 60_000)]) };
+    };
+    const first = batch(1);
+    await gw.publishAsync(topics.batch, first.bytes, { qos: 1 });
+    await waitFor('the first commit under way', () => groups.length === 1, 10_000);
+    const more = [2, 3, 4, 5].map(batch);
+    for (const b of more) await gw.publishAsync(topics.batch, b.bytes, { qos: 1 });
+    // A status after them on the same connection: the broker delivers in order, so once the
+    // collector has heard it, it has heard the four batches too.
+    await gw.publishAsync(topics.status, JSON.stringify({ v: 2, gateway: 'gw', venue: 'v', state: 'online', startedAt: new Date(T).toISOString(), at: new Date(T).toISOString(), counters: {} }), { qos: 1 });
+    await waitFor('the status after them heard', async () => metric(await collector.metrics.registry.metrics(), 'vgw_collector_status_messages_total') === 1, 10_000);
+    expect(groups).toHaveLength(1);
+    expect(acks).toEqual([]); // nothing acked before it is durable
+    letFirstGo();
+    await waitFor('both groups acked', () => acks.flat().length === 5, 10_000);
+    expect(groups).toEqual([[first.id], more.map((b) => b.id)]);
+    expect(acks).toEqual([[first.id], more.map((b) => b.id)]);
+    expect(collector.counters.batchesStored).toBe(5);
+    await gw.endAsync();
     await collector.stop();
   });
 });

@@ -14,6 +14,7 @@ import { Uplink, type UplinkOptions } from '../../daemon/uplink/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { testBroker } from '../harness/collector.js';
 import { FakeTimers } from '../harness/fake-timers.js';
+import { GateProxy } from '../harness/gate-proxy.js';
 import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -34,7 +35,7 @@ function encounter(i: number): ClosedEncounter {
 }
 
 /** A store holding `batches` one-encounter batches, an uplink on fake time, and a listener on its batch topic. */
-async function setUp(batches: number, options: Partial<UplinkOptions>) {
+async function setUp(batches: number, options: Partial<UplinkOptions>, url = broker().url) {
   const timers = new FakeTimers(T);
   const name = `gw-${n++}`;
   const store = new Store({
@@ -50,7 +51,7 @@ async function setUp(batches: number, options: Partial<UplinkOptions>) {
   });
   await listener.subscribeAsync(topics.batch, { qos: 1 });
   const uplink = new Uplink({
-    broker: testBroker(broker().url, `vgw-${name}`), prefix, venue: 'venue', gateway: name, maxInflightBatches: 8,
+    broker: testBroker(url, `vgw-${name}`), prefix, venue: 'venue', gateway: name, maxInflightBatches: 8,
     resendInitialMs: 1000, resendMaxMs: 4000, statusIntervalMs: 3_600_000, maxRequestBytes: 4096, maxPullEncounters: 1000,
     batchMaxEncounters: 1, timers, ...options,
   }, store, () => ({}) as never, createLogger('silent'));
@@ -114,6 +115,48 @@ describe('the uplink on fake time', () => {
     expect(sent).toEqual([first.id, second.id]);
     expect(timers.now()).toBe(T); // no fake time passed
     expect(uplink.counters.batchesResent).toBe(0);
+  });
+
+  it('answers one pull at a time, holds up to 4, refuses the rest by name; a reply never confirmed is not counted answered', async () => {
+    const proxy = new GateProxy(broker().port);
+    // three one-encounter batches, so an answer is three parts; no re-sends within the test
+    const { uplink, topics, listener, timers } = await setUp(3, { resendInitialMs: 3_600_000, resendMaxMs: 3_600_000 }, await proxy.start());
+    cleanup.unshift(() => proxy.stop()); // after the uplink has stopped
+    const replies: Array<{ to: string; text: string }> = [];
+    listener.on('message', (topic, payload) => {
+      if (topic.startsWith('replies/')) replies.push({ to: topic, text: payload[0] === 0x7b ? payload.toString() : `part ${decodeBatch(payload).part}${decodeBatch(payload).last ? ' last' : ''}` });
+    });
+    await listener.subscribeAsync('replies/#', { qos: 1 });
+    // Whatever the gateway sends waits at the proxy: the first pull's answer cannot be confirmed.
+    proxy.hold();
+    for (let i = 1; i <= 6; i++) {
+      await listener.publishAsync(topics.request, JSON.stringify({ v: 2, op: 'pull', from: 0, to: T + 60_000 }), { qos: 1, properties: { responseTopic: `replies/${i}` } });
+    }
+    await waitFor('the fifth and sixth refused', () => uplink.counters.requestsInvalid === 2, 10_000);
+    expect(uplink.counters.requestsAnswered).toBe(0);
+    proxy.release();
+    await waitFor('four answers and two refusals', () => replies.filter((r) => r.text.endsWith('last') || r.text.includes('"ok":false')).length === 6, 10_000);
+    // one whole answer after another, in the order asked
+    const answers = replies.filter((r) => !r.text.includes('"ok":false'));
+    expect(answers.map((r) => `${r.to} ${r.text}`)).toEqual([1, 2, 3, 4].flatMap((i) => [`replies/${i} part 0`, `replies/${i} part 1`, `replies/${i} part 2 last`]));
+    for (const to of ['replies/5', 'replies/6']) {
+      expect(replies.find((r) => r.to === to)?.text).toContain('op: 4 pulls are being answered or waiting; ask again later');
+    }
+    await waitFor('four counted answered', () => uplink.counters.requestsAnswered === 4, 10_000);
+
+    // A reply the broker never confirms: after 10 s the pull is given up and not counted answered.
+    proxy.hold();
+    const before = timers.count;
+    await listener.publishAsync(topics.request, JSON.stringify({ v: 2, op: 'pull', from: 0, to: T + 60_000 }), { qos: 1, properties: { responseTopic: 'replies/7' } });
+    await waitFor("the three parts' deadlines set", () => timers.count === before + 3, 10_000);
+    timers.advance(9_999);
+    expect(timers.count).toBe(before + 3);
+    timers.advance(1);
+    expect(timers.count).toBe(before);
+    proxy.release();
+    await waitFor('the parts delivered late', () => replies.filter((r) => r.to === 'replies/7').length === 3, 10_000);
+    expect(uplink.counters.requestsAnswered).toBe(4);
+    expect(uplink.counters.pullEncountersSent).toBe(4 * 3);
   });
 
   // Last in this file: it restarts the file's broker.

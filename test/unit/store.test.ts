@@ -38,6 +38,12 @@ function open(overrides: Partial<StoreOptions> = {}, clocks?: Clocks): { store: 
 
 const DAY = 86_400_000;
 
+/** Time passing: the wall clock and the steady clock move together (a step moves only the wall clock). */
+function pass(clock: Clocks, ms: number): void {
+  clock.t += ms;
+  clock.steady += ms;
+}
+
 describe('store', () => {
   it('creates the schema in WAL mode and records its version', () => {
     const { store, path } = open();
@@ -78,10 +84,10 @@ describe('store', () => {
     store.addEncounters(Array.from({ length: 23 }, (_, i) => encounter(i, clock.t)));
     store.commit();
     expect(cut).toEqual([10, 10]);
-    clock.t += 29_000;
+    pass(clock, 29_000);
     store.commit();
     expect(cut).toEqual([10, 10]);
-    clock.t += 1000;
+    pass(clock, 1000);
     store.commit();
     expect(cut).toEqual([10, 10, 3]);
     const outbox = store.outbox();
@@ -131,11 +137,36 @@ describe('store', () => {
     again.store.close();
   });
 
+  it('cuts a batch by its age on the steady clock: a wall-clock step back does not hold it for the size of the step', () => {
+    const { store, clock } = open();
+    const cut: number[] = [];
+    store.onBatches((b) => cut.push(...b.map((x) => x.encounterCount)));
+    store.addEncounters(Array.from({ length: 3 }, (_, i) => encounter(i, clock.t)));
+    store.commit();
+    clock.t -= 30 * DAY; // NTP corrects a clock that ran a month ahead
+    pass(clock, 29_999);
+    store.commit();
+    expect(cut).toEqual([]);
+    pass(clock, 1);
+    store.commit();
+    expect(cut).toEqual([3]);
+    // and a step forward does not cut early
+    store.addEncounters([encounter(7, clock.t)]);
+    store.commit();
+    clock.t += 30 * DAY;
+    store.commit();
+    expect(cut).toEqual([3]);
+    pass(clock, 30_000);
+    store.commit();
+    expect(cut).toEqual([3, 1]);
+    store.close();
+  });
+
   it('never deletes an unacknowledged encounter because the clock stepped, however far', () => {
     const { store, clock, path } = open();
     store.addEncounters(Array.from({ length: 25 }, (_, i) => encounter(i, clock.t)));
     store.commit();
-    clock.t += 30_000;
+    pass(clock, 30_000);
     store.commit();
     expect(store.outbox()).toHaveLength(3);
     for (const step of [30 * DAY, 365 * DAY, -400 * DAY, 400 * DAY]) {
@@ -162,7 +193,7 @@ describe('store', () => {
     for (const b of store.outbox()) store.addAck(b.id);
     store.addEncounters([encounter(99, clock.t + 14 * DAY)]); // younger, stays
     store.commit();
-    clock.t += 30_000;
+    pass(clock, 30_000);
     store.commit();
     expect(store.outbox()).toHaveLength(1);
     expect(store.counters.purgedEncounters).toBe(0);
