@@ -66,7 +66,7 @@ for (let i = 0; i + BATCH <= wire.length; i += BATCH) {
   payloadBytes += encodeBatch({ kind: 'batch', id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: batches + 1, createdAt: Date.now() }, wire.slice(i, i + BATCH), sign).length;
   batches++;
 }
-const topic = 'vgw/v2/mall-01/gw-01/batch';
+const topic = 'vgw/v3/mall-01/gw-01/batch';
 // MQTT 5 PUBLISH: fixed header (≤5), topic (2+len), packet id (2), properties (content type).
 const mqttOverhead = 5 + 2 + topic.length + 2 + 1 + 3 + 'application/cbor'.length;
 report.wire_bytes_per_encounter_full_batches = +(payloadBytes / (batches * BATCH)).toFixed(2);

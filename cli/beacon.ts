@@ -7,7 +7,8 @@ import { loadConfig, requireGateway } from '../core/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../core/protocols/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { hexKey, isHex } from '../core/identifiers/index.js';
-import { parseRegistry } from '../core/trust/index.js';
+import { loadBackendKeySeed, parseRegistry } from '../core/trust/index.js';
+import { ControlSigner } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
 const hexBytes = (bytes: number) => hexKey(bytes, `${bytes} bytes`);
@@ -120,21 +121,24 @@ export function beaconCommand(): Command {
     .description("print the running unit's current EID and next rotation (asks the daemon on its control socket, else over MQTT)")
     .requiredOption('-c, --config <file>', "the unit's config (its broker and ids)")
     .option('--timeout <s>', 'seconds to wait for the answer', '10')
+    .option('--control-key <file>', 'a backend key file, to ask over MQTT when the control socket is not there (a gateway answers only signed requests)')
     .option('--json', 'print the beacon status as JSON')
     .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments, 3 the daemon did not answer.\nExample:\n  vgw beacon show -c /etc/venue-gateway/config.json')
-    .action(async (opts: { config: string; timeout: string; json?: boolean }) => {
+    .action(async (opts: { config: string; timeout: string; controlKey?: string; json?: boolean }) => {
       try {
         const config = loadConfig(opts.config);
         const gw = requireGateway(config);
         const timeoutS = Number(opts.timeout);
         if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
         // On the unit, the daemon's control socket; elsewhere (or when it is not there), MQTT.
-        const status =
-          (await readControlSocket(controlSocketPath(config), 2000)) ??
-          (await requestStatus({
+        const overMqtt = () => {
+          if (!opts.controlKey) throw new UsageError(`--control-key: the daemon's control socket ${controlSocketPath(config)} does not answer; to ask over MQTT, give a backend key file (gateways answer signed requests only)`);
+          return requestStatus({
             broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
-            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000,
-          }));
+            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000, control: new ControlSigner(loadBackendKeySeed(opts.controlKey)),
+          });
+        };
+        const status = (await readControlSocket(controlSocketPath(config), 2000)) ?? (await overMqtt());
         const beacon = ((status.counters as Record<string, unknown> | undefined)?.beacon ?? {}) as Record<string, unknown>;
         if (opts.json) {
           process.stdout.write(JSON.stringify(beacon) + '\n');

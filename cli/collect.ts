@@ -3,6 +3,8 @@ import { batchGraceDays, Collector, CollectorHttp, GatewayRegistry, loadBluetrac
 import { brokerOptions, defaultCollectorClientId } from '../core/mqtt/index.js';
 import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
+import { loadBackendKeySeed } from '../core/trust/index.js';
+import { ControlSigner } from '../core/wire/index.js';
 import { fail } from './errors.js';
 
 export function collectCommand(): Command {
@@ -22,9 +24,10 @@ export function collectCommand(): Command {
         const registry = c.registry ? new GatewayRegistry(c.registry) : null;
         if (!registry) log.warn('collector.acceptUnsigned: batches are stored without checking who sent them (development only)');
         const bluetraceKey = c.bluetraceKeyFile ? loadBluetraceKey(c.bluetraceKeyFile) : undefined;
+        const control = new ControlSigner(loadBackendKeySeed(c.controlKeyFile));
         collector = new Collector(
           {
-            broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey,
+            broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey, control,
             retentionDays: c.retentionDays, batchGraceDays: batchGraceDays(c.gatewayUnackedMaxDays), processMetrics: true,
           },
           log,

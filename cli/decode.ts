@@ -19,7 +19,7 @@ export function decodeCommand(): Command {
     .description('print a batch payload (binary CBOR, as published) as readable JSON')
     .argument('[file]', 'payload file; standard input when absent or "-"')
     .option('--hex', 'the input is hex text rather than binary')
-    .addHelpText('after', '\nExamples:\n  mosquitto_sub -t "vgw/v2/+/+/batch" -C 1 | vgw decode\n  vgw decode --hex batch.hex')
+    .addHelpText('after', '\nExamples:\n  mosquitto_sub -t "vgw/v3/+/+/batch" -C 1 | vgw decode\n  vgw decode --hex batch.hex')
     .action((file: string | undefined, opts: { hex?: boolean }) => {
       try {
         let input = readInput(file);

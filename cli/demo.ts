@@ -8,9 +8,9 @@ import { Command } from 'commander';
 import mqtt from 'mqtt';
 import { CollectedColumns, encounterFromCollected } from '../collector/index.js';
 import type { VenueEncounter } from '../core/encounters/index.js';
-import { newIdentity } from '../core/trust/index.js';
+import { newIdentity, writeNewBackendKey } from '../core/trust/index.js';
 import { oneShotConnectOptions } from '../core/mqtt/index.js';
-import { enabledBeacon, GatewayStatus, gatewayTopics, parseStatus, StatusCounters } from '../core/wire/index.js';
+import { ControlSigner, enabledBeacon, GatewayStatus, gatewayTopics, parseStatus, StatusCounters, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
 import { freePort, LocalBroker, VirtualController } from '../simulators/index.js';
 import { fail } from './errors.js';
 
@@ -60,7 +60,9 @@ export function demoCommand(): Command {
       const gateway = 'demo-gw';
       const common = { broker: { url: broker.url }, log: { level: 'info' } };
       // Provisioned as a real unit is: signed batches, verified by the collector.
-      const { secrets, record } = newIdentity({ gateway, venue, beacon: { exponent: 4, epochS: 0, txPowerDbm: -20 } });
+      const backendKeyFile = join(dir, 'backend.key');
+      const backend = new ControlSigner(writeNewBackendKey(backendKeyFile));
+      const { secrets, record } = newIdentity({ gateway, venue, beacon: { exponent: 4, epochS: 0, txPowerDbm: -20 }, backendKeys: [backend.key.publicKey] });
       writeFileSync(join(dir, 'secrets.json'), JSON.stringify(secrets), { mode: 0o600 });
       writeFileSync(join(dir, 'registry.json'), JSON.stringify([record]));
       writeFileSync(
@@ -84,14 +86,14 @@ export function demoCommand(): Command {
       const httpPort = await freePort();
       writeFileSync(
         join(dir, 'collector.json'),
-        JSON.stringify({ ...common, collector: { database: join(dir, 'collector.db'), registry: join(dir, 'registry.json'), http: { port: httpPort } } }),
+        JSON.stringify({ ...common, collector: { database: join(dir, 'collector.db'), registry: join(dir, 'registry.json'), controlKeyFile: backendKeyFile, http: { port: httpPort } } }),
       );
       const collector = spawnVgw(['collect', '-c', join(dir, 'collector.json')], join(dir, 'collector.log'));
       const daemon = spawnVgw(['run', '-c', join(dir, 'gateway.json')], join(dir, 'gateway.log'));
 
       let status: GatewayStatus | null = null;
       const watcher = mqtt.connect(broker.url, oneShotConnectOptions({ url: broker.url, clientId: `vgw-demo-watch-${process.pid}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 }));
-      watcher.on('connect', () => watcher.subscribe(gatewayTopics('vgw/v2', venue, gateway).status));
+      watcher.on('connect', () => watcher.subscribe(gatewayTopics(`vgw/v${WIRE_SCHEMA_VERSION}`, venue, gateway).status));
       watcher.on('message', (_t, payload) => {
         try {
           status = parseStatus(JSON.parse(payload.toString('utf8')), 'the status topic');

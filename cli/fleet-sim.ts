@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { describeDatabase, isPostgresUrl } from '../collector/index.js';
 import { createLogger } from '../core/log/index.js';
+import { loadBackendKeySeed, writeNewBackendKey } from '../core/trust/index.js';
+import { ControlSigner } from '../core/wire/index.js';
 import { FleetSim, LocalBroker, LocalPostgres, type FleetReport } from '../simulators/index.js';
 import { openEncounterSource } from './encounter-db.js';
 import { EXIT, fail, UsageError } from './errors.js';
@@ -23,6 +25,7 @@ interface Options {
   commitS: string;
   batchAgeS: string;
   dir?: string;
+  backendKeyFile?: string;
   json?: boolean;
 }
 
@@ -100,6 +103,7 @@ export function fleetSimCommand(): Command {
     .option('--commit-s <s>', "the gateways' store.checkpointS", '60')
     .option('--batch-age-s <s>', "the gateways' uplink.batchMaxAgeS", '30')
     .option('--dir <dir>', 'work folder (default: a temporary one, removed after)')
+    .option('--backend-key-file <file>', "the backend key the collectors sign acks with, which the simulated gateways trust (default: a new one in the work folder); with --collectors 0, your collectors' collector.controlKeyFile")
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',
@@ -140,8 +144,10 @@ export function fleetSimCommand(): Command {
           postgres = await LocalPostgres.start();
           database = await postgres.createDatabase('fleet');
         }
-        const prefix = `fleet-${seed}/v2`;
-        fleet = new FleetSim({ brokerUrl, prefix, gateways, speed, seed, commitIntervalS, batchMaxAgeS }, log);
+        const prefix = `fleet-${seed}/v3`;
+        const controlKeyFile = opts.backendKeyFile ? resolve(opts.backendKeyFile) : join(workDir, 'backend.key');
+        const control = new ControlSigner(opts.backendKeyFile ? loadBackendKeySeed(controlKeyFile) : writeNewBackendKey(controlKeyFile));
+        fleet = new FleetSim({ brokerUrl, prefix, gateways, speed, seed, commitIntervalS, batchMaxAgeS, backendKeys: [control.key.publicKey] }, log);
         const registry = join(workDir, 'registry.json');
         writeFileSync(registry, JSON.stringify(fleet.records));
         for (let i = 0; i < collectorCount; i++) {
@@ -149,7 +155,7 @@ export function fleetSimCommand(): Command {
           writeFileSync(config, JSON.stringify({
             broker: { url: brokerUrl, clientId: `fleet-collector-${seed}-${i}`, reconnectS: 1, reconnectMaxS: 5 },
             topicPrefix: prefix,
-            collector: { database, registry, http: { port: 0 }, ...(collectorCount > 1 ? { shareGroup: `fleet${seed}` } : {}) },
+            collector: { database, registry, controlKeyFile, http: { port: 0 }, ...(collectorCount > 1 ? { shareGroup: `fleet${seed}` } : {}) },
             log: { level: 'info' },
           }));
           collectors.push(await startCollector(config, String(i)));

@@ -11,6 +11,7 @@ import { fleetCommand } from './fleet.js';
 import { fleetSimCommand } from './fleet-sim.js';
 import { matchCommand } from './match.js';
 import { provisionCommand } from './provision.js';
+import { backendKeyCommand } from './backend-key.js';
 import { pullCommand } from './pull.js';
 import { statusCommand } from './status.js';
 import { traceCommand } from './trace.js';
@@ -23,7 +24,7 @@ const program = new Command('vgw')
   .version('0.1.0')
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [provisionCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
+for (const cmd of [provisionCommand(), backendKeyCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

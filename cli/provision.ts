@@ -54,6 +54,7 @@ export interface ProvisionOptions {
   exponent?: string;
   resolverPublicKey?: string;
   checkinUrl?: string;
+  backendKey?: string;
   configDir: string;
   dataDir: string;
   owner?: string;
@@ -75,6 +76,7 @@ const FIELDS: Field[] = [
   { key: 'beacon', question: 'Beacon controller ("off": no venue beacon)', check: checkTransport, default: () => 'hci:1' },
   { key: 'exponent', question: 'Beacon rotation exponent K (new EID every 2^K s)', check: checkExponent, default: () => '10', when: (o) => o.beacon !== 'off' },
   { key: 'resolverPublicKey', question: "Resolver's X25519 public key for EID registration (blank: a random identity key)", check: checkHex32, when: (o) => o.beacon !== 'off' },
+  { key: 'backendKey', question: "Backend public key (64 hex digits: `vgw backend-key` prints it; the unit acts only on what it signs)", check: (v) => (isHex(v, 32) ? null : '64 hex digits, the public key `vgw backend-key` prints'), required: true },
   { key: 'checkinUrl', question: 'Check-in URL for phones without BLE ({venue} = venue id)', check: checkCheckinUrl, default: () => 'https://checkin.example.org/venue/{venue}' },
 ];
 
@@ -133,7 +135,7 @@ export async function provision(o: ProvisionOptions): Promise<Record<string, unk
   const exponent = Number(o.exponent ?? 10);
   const resolverPublicKey = o.resolverPublicKey ? Buffer.from(o.resolverPublicKey, 'hex') : undefined;
   const { secrets, record } = newIdentity({
-    gateway: o.gateway!, venue: o.venue!, brokerPassword: o.password || undefined,
+    gateway: o.gateway!, venue: o.venue!, brokerPassword: o.password || undefined, backendKeys: [Buffer.from(o.backendKey!, 'hex')],
     beacon: { exponent, epochS: 0, txPowerDbm: -20, resolverPublicKey },
   });
   if (!beaconOn) delete record.beacon;
@@ -178,6 +180,7 @@ export function provisionCommand(): Command {
     .option('--beacon <transport>', 'beacon controller, or "off"')
     .option('--exponent <K>', 'beacon rotation exponent (0-15)')
     .option('--resolver-public-key <hex>', "resolver's X25519 public key: registers the beacon identity key per the Eddystone spec")
+    .option('--backend-key <hex>', "the backend's public key (`vgw backend-key` prints it): acks, requests and temp-ID answers signed by it are all this unit acts on")
     .option('--checkin-url <url>', 'check-in URL for the QR code; {venue} becomes the venue id')
     .option('--config-dir <dir>', 'where config.json, secrets.json and registration.json go', '/etc/venue-gateway')
     .option('--data-dir <dir>', 'where the database goes', '/var/lib/venue-gateway')
@@ -195,7 +198,7 @@ Examples:
   sudo vgw provision --owner venue-gateway
   sudo vgw provision -y --gateway gw-0042 --venue mall-01 --broker mqtts://broker.example.org:8883 \\
        --ca /etc/venue-gateway/tls/ca.crt --cert /etc/venue-gateway/tls/gw-0042.crt --key /etc/venue-gateway/tls/gw-0042.key \\
-       --resolver-public-key <64 hex> --owner venue-gateway --json`,
+       --resolver-public-key <64 hex> --backend-key <64 hex> --owner venue-gateway --json`,
     )
     .action(async (opts: ProvisionOptions) => {
       try {

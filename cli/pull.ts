@@ -3,7 +3,8 @@ import { GatewayRegistry, openCollectorStore, verifyBatch } from '../collector/i
 import { pull, PullError } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import { Config, loadConfig, parseConfig } from '../core/config/index.js';
-import { batchToJson } from '../core/wire/index.js';
+import { loadBackendKeySeed } from '../core/trust/index.js';
+import { batchToJson, ControlSigner } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
 interface PullOptions {
@@ -14,6 +15,7 @@ interface PullOptions {
   config?: string;
   broker?: string;
   timeout: string;
+  controlKey?: string;
   json?: boolean;
 }
 
@@ -27,6 +29,7 @@ export function pullCommand(): Command {
     .option('-c, --config <file>', "collector config: its broker, and its database to store what arrives")
     .option('--broker <url>', 'broker URL when no config is given')
     .option('--timeout <s>', 'seconds to wait for the whole answer', '30')
+    .option('--control-key <file>', "the backend key file the request is signed with (default: the config's collector.controlKeyFile); a gateway answers signed requests only")
     .option('--json', 'print the answer as JSON: an array of its parts in order, each as `vgw decode` prints a batch (header fields and an `encounters` array)')
     .addHelpText(
       'after',
@@ -43,7 +46,10 @@ export function pullCommand(): Command {
         const config: Config = opts.config ? loadConfig(opts.config) : parseConfig({ broker: { url: opts.broker ?? 'mqtt://127.0.0.1:1883' } }, '--broker');
         // Its own client id: reusing the collector's would disconnect the running collector.
         const broker = { ...config.broker, clientId: `${defaultCollectorClientId()}-pull-${process.pid}` };
-        const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000 });
+        const keyFile = opts.controlKey ?? config.collector?.controlKeyFile;
+        if (!keyFile) throw new UsageError('--control-key: required without a collector config: the backend key file the request is signed with (gateways answer signed requests only)');
+        const control = new ControlSigner(loadBackendKeySeed(keyFile));
+        const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000, control });
         const total = parts.reduce((n, p) => n + p.encounters.length, 0);
         let stored = 0;
         const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;

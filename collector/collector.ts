@@ -4,8 +4,8 @@ import type { MqttClient } from 'mqtt';
 import { type Logger, WarningThrottle } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
 import {
-  Batch, collectorBatchFilter, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic, statusFilter, tempIdsRequestFilter,
-  WIRE_SCHEMA_VERSION, WireFormatError,
+  Batch, collectorBatchFilter, CONTROL_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic,
+  statusFilter, tempIdsRequestFilter, WireFormatError,
 } from '../core/wire/index.js';
 import { answerTempIdRequest } from './tempids.js';
 import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
@@ -25,6 +25,8 @@ export interface CollectorOptions {
   shareGroup?: string;
   /** Verifies every batch; null stores unsigned batches unchecked (development only). */
   registry: GatewayRegistry | null;
+  /** The backend key that signs what the collector tells a gateway (acks, temp IDs): gateways act on nothing else. */
+  control: ControlSigner;
   /** The BlueTrace key (32 bytes): with it, the collector issues venues' temp IDs. */
   bluetraceKey?: Buffer;
   /** Encounters older than this many days are removed (whole days); 0 keeps everything. */
@@ -172,7 +174,8 @@ export class Collector {
       this.counters.tempIdBatchesIssued++;
       this.log.info({ venue, gateway, count: answer.tempIds.length }, 'temp IDs issued');
     }
-    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, JSON.stringify(answer), { qos: 1, properties: { contentType: 'application/json' } });
+    const signed = this.options.control.sign({ ...answer, kind: 'tempIds', venue, gateway });
+    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, signed, { qos: 1, properties: { contentType: CONTROL_CONTENT_TYPE } });
   }
 
   private onStatus(venue: string, gateway: string, payload: Buffer): void {
@@ -277,7 +280,7 @@ export class Collector {
       return;
     }
     const arrivedAt = this.timers.now();
-    const acks = new Map<string, string[]>();
+    const acks = new Map<string, { venue: string; gateway: string; ids: string[] }>();
     group.forEach(({ batch }, i) => {
       const result = results[i];
       if (result instanceof Error) {
@@ -306,12 +309,14 @@ export class Collector {
         this.log.debug({ batch: batch.id, gateway: batch.gateway, seq: batch.seq, stored: result.stored }, 'batch stored');
       }
       const topic = gatewayTopics(this.options.prefix, batch.venue, batch.gateway).ack;
-      const ids = acks.get(topic);
-      if (ids) ids.push(batch.id);
-      else acks.set(topic, [batch.id]);
+      const to = acks.get(topic);
+      if (to) to.ids.push(batch.id);
+      else acks.set(topic, { venue: batch.venue, gateway: batch.gateway, ids: [batch.id] });
     });
-    for (const [topic, ids] of acks) {
-      this.client?.publish(topic, JSON.stringify({ v: WIRE_SCHEMA_VERSION, acks: ids }), { qos: 1, properties: { contentType: 'application/json' } }, (err) => {
+    for (const [topic, { venue, gateway, ids }] of acks) {
+      // Signed and addressed: a gateway forgets a batch only on the backend's signed word.
+      const signed = this.options.control.sign({ kind: 'ack', venue, gateway, acks: ids });
+      this.client?.publish(topic, signed, { qos: 1, properties: { contentType: CONTROL_CONTENT_TYPE } }, (err) => {
         if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
       });
       this.counters.acksSent += ids.length;

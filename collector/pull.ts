@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { BrokerOptions, oneShotConnectOptions } from '../core/mqtt/index.js';
-import { Batch, decodeBatch, gatewayTopics, replyTopic, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
+import { Batch, CONTROL_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, replyTopic } from '../core/wire/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -11,6 +11,8 @@ export interface GatewayAddress {
   venue: string;
   gateway: string;
   timeoutMs: number;
+  /** The backend key a request is signed with: a gateway answers nothing else. */
+  control: ControlSigner;
 }
 
 export interface PullRequest extends GatewayAddress {
@@ -25,7 +27,7 @@ export class PullError extends Error {
   }
 }
 
-/** The error of a JSON reply `{"v":2,"ok":false,"error":…}`, or null when it is not one. */
+/** The error of a JSON reply `{"v":3,"ok":false,"error":…}`, or null when it is not one. */
 function refusal(payload: Buffer): string | null {
   let reply: unknown;
   try {
@@ -41,7 +43,7 @@ function refusal(payload: Buffer): string | null {
  * Sends one request and hands each reply (matched by correlation data) to `onReply`, which
  * returns a result to finish or undefined to wait for more. JSON replies with ok:false reject.
  */
-async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffer, json: boolean) => T | undefined): Promise<T> {
+async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, unknown>, onReply: (payload: Buffer, json: boolean) => T | undefined): Promise<T> {
   // A clean, short-lived session: replies to an abandoned request must not pile up.
   let client: mqtt.MqttClient;
   try {
@@ -76,9 +78,13 @@ async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffe
           finish(() => reject(new PullError(`invalid reply: ${(err as Error).message}`)));
         }
       });
-      client.publish(gatewayTopics(to.prefix, to.venue, to.gateway).request, JSON.stringify(body), {
+      // Signed, for this gateway, fresh (issuedAt, a random nonce), naming its answer's topic inside the signature.
+      const request = to.control.sign({
+        kind: 'request', venue: to.venue, gateway: to.gateway, issuedAt: Date.now(), nonce: randomBytes(16).toString('base64url'), replyTo: responseTopic, ...body,
+      });
+      client.publish(gatewayTopics(to.prefix, to.venue, to.gateway).request, request, {
         qos: 1,
-        properties: { responseTopic, correlationData, contentType: 'application/json' },
+        properties: { responseTopic, correlationData, contentType: CONTROL_CONTENT_TYPE },
       });
     });
   } finally {
@@ -89,7 +95,7 @@ async function ask<T>(to: GatewayAddress, body: object, onReply: (payload: Buffe
 /** Resolves with every part of the answer, or rejects with the gateway's error or a timeout. */
 export function pull(req: PullRequest): Promise<Batch[]> {
   const parts: Batch[] = [];
-  return ask(req, { v: WIRE_SCHEMA_VERSION, op: 'pull', from: req.from, to: req.to }, (payload) => {
+  return ask(req, { op: 'pull', from: req.from, to: req.to }, (payload) => {
     const part = decodeBatch(payload);
     parts.push(part);
     const expected = (part.part ?? 0) + 1;
@@ -99,5 +105,5 @@ export function pull(req: PullRequest): Promise<Batch[]> {
 
 /** The gateway's status document (docs/protocol.md). */
 export function requestStatus(to: GatewayAddress): Promise<Record<string, unknown>> {
-  return ask(to, { v: WIRE_SCHEMA_VERSION, op: 'status' }, (payload, json) => (json ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : undefined));
+  return ask(to, { op: 'status' }, (payload, json) => (json ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : undefined));
 }

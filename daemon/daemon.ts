@@ -3,7 +3,7 @@
 import { createAggregator } from '../core/encounters/index.js';
 import type { Config } from '../core/config/index.js';
 import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from '../core/config/index.js';
-import { loadSecrets, type Secrets, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import { loadSecrets, type Secrets, signBytes, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
 import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
@@ -15,7 +15,7 @@ import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogInte
 import { Store, StoreOptions } from './store/index.js';
 import { brokerOptions, tlsOptions } from '../core/mqtt/index.js';
 import { Uplink, UplinkOptions } from './uplink/index.js';
-import type { LocalStatus, StatusCounters } from '../core/wire/index.js';
+import { trustedKey, type LocalStatus, type StatusCounters } from '../core/wire/index.js';
 
 export interface Daemon {
   readonly store: Store;
@@ -38,10 +38,11 @@ function storeOptions(config: Config): Omit<StoreOptions, 'clockSynced' | 'openE
   };
 }
 
-function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signer' | 'venue' | 'gateway'> {
+function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signer' | 'venue' | 'gateway' | 'trustedKeys'> {
   const u = config.uplink;
   return {
     prefix: config.topicPrefix,
+    requestMaxSkewMs: u.requestMaxSkewS * 1000,
     maxInflightBatches: u.maxInflightBatches,
     resendInitialMs: u.resendInitialS * 1000,
     resendMaxMs: u.resendMaxS * 1000,
@@ -109,7 +110,12 @@ const STOP_DRAIN_MS = 3000;
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   const gateway = requireGateway(config);
   // Refuses to start on a missing or world-readable secrets file: before anything is opened.
-  const secrets = loadSecrets(requireSecretsFile(config));
+  const secretsFile = requireSecretsFile(config);
+  const secrets = loadSecrets(secretsFile);
+  if (!secrets.backendKeys) {
+    throw new TrustError(`secrets file ${secretsFile}: backendKeys: missing: this unit would refuse every ack and request; add the backend's public key with \`vgw provision --backend-key <hex>\` (\`vgw backend-key\` prints it)`);
+  }
+  const trustedKeys = secrets.backendKeys.map((k) => trustedKey(Buffer.from(k.publicKey, 'hex')));
   const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
   const clock = createClockMonitor(config.clock.syncCheck);
   const beacon = createBeacon(config, secrets, clock, log);
@@ -132,7 +138,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
-    { ...uplinkOptions(config), broker, signer: (data) => signBytes(signingKey, data), venue: gateway.venue, gateway: gateway.id },
+    {
+      ...uplinkOptions(config), broker, signer: (data) => signBytes(signingKey, data), venue: gateway.venue, gateway: gateway.id,
+      trustedKeys, clockSynced: () => clockSync.synced,
+    },
     store,
     () => counters(),
     log,
@@ -165,6 +174,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     encounters: { open: aggregator.open.size, ...aggregator.counters },
     store: { ...store.counters, ...store.stats(), database: store.database },
     uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
+    control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused } },
   });
   const control = new ControlSocket(
     controlSocketPath(config),

@@ -10,6 +10,7 @@ import type { Encounter, StoredEncounter } from '../core/encounters/index.js';
 import type { Logger } from '../core/log/index.js';
 import { newIdentity, type RegistrationRecord, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
 import type { StatusCounters } from '../core/wire/status.js';
+import { trustedKey } from '../core/wire/index.js';
 import { Uplink } from '../daemon/uplink/index.js';
 import type { LocalBroker } from './local-broker.js';
 import { MemoryOutbox } from './memory-outbox.js';
@@ -33,9 +34,11 @@ export interface FleetOptions {
   statusIntervalS: number;
   reconnectS: number;
   reconnectMaxS: number;
+  /** The backend's public keys, which the gateways trust (their collectors sign acks with one). */
+  backendKeys: Buffer[];
 }
 
-export const FLEET_DEFAULTS: Omit<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways'> = {
+export const FLEET_DEFAULTS: Omit<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways' | 'backendKeys'> = {
   speed: 1,
   seed: 1,
   rampS: 10,
@@ -106,7 +109,7 @@ export class FleetSim {
   private startedAt = 0;
   reconnect: ReconnectReport | null = null;
 
-  constructor(options: Partial<FleetOptions> & Pick<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways'>, private readonly log: Logger) {
+  constructor(options: Partial<FleetOptions> & Pick<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways' | 'backendKeys'>, private readonly log: Logger) {
     this.options = { ...FLEET_DEFAULTS, ...options };
     let x = this.options.seed >>> 0 || 1;
     this.random = () => {
@@ -152,6 +155,8 @@ export class FleetSim {
         maxPullEncounters: 200_000,
         batchMaxEncounters: o.batchMaxEncounters,
         signer: (data) => signBytes(key, data),
+        trustedKeys: o.backendKeys.map(trustedKey),
+        requestMaxSkewMs: 300_000,
       },
       outbox,
       () => this.statusCounters(g),
@@ -194,6 +199,7 @@ export class FleetSim {
         ...g.outbox.stats(), database: g.outbox.database,
       },
       uplink: { ...g.uplink.counters, inflight: g.uplink.inflightCount, connected: g.uplink.connected },
+      control: { ...g.uplink.control.counters, refused: { ...g.uplink.control.counters.refused } },
     };
   }
 

@@ -88,3 +88,28 @@ export function decryptTempId(key: Buffer, tempId: Uint8Array | string): Decrypt
     return null;
   }
 }
+
+/** A temp ID may be valid this long at most: OpenTrace's 15 minutes and a margin. */
+export const TEMPID_MAX_VALIDITY_S = TEMPID_VALIDITY_S + 5 * 60;
+const DAY_S = 86_400;
+
+/**
+ * Why a batch of issued temp IDs makes no sense at `nowS` (the unit's clock), or null: each valid
+ * at most TEMPID_MAX_VALIDITY_S, starting within a day back and two days on (a batch of 100 lasts
+ * 25 h), and `refreshAt` within a day. A signed answer is checked too: a backend fault must not
+ * leave a venue with IDs no phone can use, or none for years.
+ */
+export function implausibleTempIds(tempIds: readonly IssuedTempId[], refreshAt: number, nowS: number): string | null {
+  for (const [i, t] of tempIds.entries()) {
+    if (t.expiry - t.start > TEMPID_MAX_VALIDITY_S) {
+      return `tempIds.${i}.expiry: valid ${t.expiry - t.start} s, more than the ${TEMPID_MAX_VALIDITY_S} s a BlueTrace temp ID may be (15 minutes and a margin)`;
+    }
+    if (t.start < nowS - DAY_S || t.start > nowS + 2 * DAY_S) {
+      return `tempIds.${i}.start: ${new Date(t.start * 1000).toISOString()} is not within a day before and two days after this unit's clock (${new Date(nowS * 1000).toISOString()})`;
+    }
+  }
+  if (refreshAt > nowS + DAY_S + 3600 || refreshAt < nowS - DAY_S) {
+    return `refreshAt: ${new Date(refreshAt * 1000).toISOString()} is not within a day of this unit's clock (${new Date(nowS * 1000).toISOString()})`;
+  }
+  return null;
+}

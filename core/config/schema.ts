@@ -270,6 +270,13 @@ const uplinkSchema = z
     statusIntervalS: seconds(30, 'status period').describe('Seconds between retained status updates.'),
     maxRequestBytes: z.number().int().min(256).default(65_536).describe('Requests larger than this are refused.'),
     maxPullEncounters: z.number().int().min(1).default(200_000).describe('A pull is refused when its range could hold more encounters than this: every encounter of each batch whose time span overlaps it, and the not yet batched ones that overlap it (decided before reading a row).'),
+    requestMaxSkewS: z
+      .number()
+      .int('must be whole seconds')
+      .min(30, 'at least 30 s: a request takes time to arrive')
+      .max(3600, 'at most 3600 s: a longer window lets a captured request be replayed for longer')
+      .default(300)
+      .describe("A signed request (pull, status) is accepted when its issuedAt is within this many seconds of the unit's clock, either way, and its nonce is new; see docs/protocol.md, \"Control messages\"."),
   })
   .strict()
   .prefault({})
@@ -303,6 +310,10 @@ const collectorSchema = z
       .describe('JSON array of gateway registration records (what `vgw provision` prints). Batches from gateways not in it, unsigned or badly signed are refused. Re-read when the file changes.'),
     acceptUnsigned: z.boolean().default(false).describe('Store batches without checking signatures (development only; ignored when a registry is set).'),
     shareGroup: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional().describe('MQTT 5 shared-subscription group: collectors in one group split the batches.'),
+    controlKeyFile: z
+      .string({ error: 'required: the backend key file (mode 0600) that signs acks and temp-ID answers; gateways act on nothing unsigned. Make one with `vgw backend-key --out <file>` and give its public key to `vgw provision --backend-key`' })
+      .min(1)
+      .describe('File (mode 0600) holding the backend\'s Ed25519 signing key as 64 hex digits (`vgw backend-key --out <file>` makes it): acks and temp-ID answers are signed with it, and gateways act on nothing else. Every collector of a fleet may hold the same key, or each its own if every gateway trusts them all.'),
     bluetraceKeyFile: z
       .string()
       .min(1)
@@ -348,7 +359,7 @@ const configObject = z
       .string()
       .regex(/^[^#+\s]+$/, 'must not contain MQTT wildcards (+ #) or spaces')
       .regex(/^[^$]/, 'must not start with "$": brokers keep those topics for themselves ($SYS, $share)')
-      .default('vgw/v2')
+      .default('vgw/v3')
       .describe('Prefix of every topic; the version is part of it.'),
     radio: radioSchema,
     beacon: beaconSchema,

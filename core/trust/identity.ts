@@ -17,6 +17,11 @@ export const secretsSchema = z
     beaconIdentityKey: hexKey(16, 'the Eddystone-EID identity key').optional(),
     beaconPrivateKey: hexKey(32, 'the X25519 key used to register the beacon with a resolver').optional(),
     brokerPassword: z.string().optional(),
+    /** The backend's public keys: acks, requests and temp-ID answers signed by one of them are acted on, nothing else. */
+    backendKeys: z
+      .array(z.object({ publicKey: hexKey(32, "a backend's Ed25519 public key (`vgw backend-key` prints it)") }).strict())
+      .min(1, 'at least one: without a backend key this unit would refuse every ack; run `vgw provision --backend-key <hex>`')
+      .optional(),
   })
   .strict();
 
@@ -63,6 +68,8 @@ export interface IdentityRequest {
   venue: string;
   beacon: { exponent: number; epochS: number; txPowerDbm: number; resolverPublicKey?: Buffer };
   brokerPassword?: string;
+  /** The backend's public keys the unit will trust (at least one for `vgw run`). */
+  backendKeys?: Buffer[];
   now?: Date;
 }
 
@@ -87,6 +94,7 @@ export function newIdentity(req: IdentityRequest): { secrets: Secrets; record: R
     beacon.identityKey = secrets.beaconIdentityKey;
   }
   if (req.brokerPassword !== undefined) secrets.brokerPassword = req.brokerPassword;
+  if (req.backendKeys?.length) secrets.backendKeys = req.backendKeys.map((k) => ({ publicKey: k.toString('hex') }));
   const record: RegistrationRecord = {
     v: 1,
     gateway: req.gateway,

@@ -1,5 +1,6 @@
 // The gateway's Ed25519 signing key: how batches are signed and verified.
 import { createPrivateKey, createPublicKey, KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 
 /**
  * PKCS#8 header of a raw Ed25519 seed. Public keys go in and out as JWK; a private key cannot:
@@ -50,3 +51,27 @@ export function verifyBytes(publicKey: KeyObject, data: Uint8Array, signature: U
   }
 }
 
+
+/**
+ * A backend key (the Ed25519 seed that signs acks, requests and temp-ID answers) from its file:
+ * 64 hex digits, readable by its owner only (`vgw backend-key` makes one).
+ */
+export function loadBackendKeySeed(path: string): Buffer {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    throw new TrustError(`backend key file ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path, or make one with \`vgw backend-key --out ${path}\``);
+  }
+  if ((mode & 0o077) !== 0) throw new TrustError(`backend key file ${path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): run \`chmod 600 ${path}\``);
+  const text = readFileSync(path, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/i.test(text)) throw new TrustError(`backend key file ${path}: expected 64 hex digits (an Ed25519 seed, as \`vgw backend-key\` writes it)`);
+  return Buffer.from(text, 'hex');
+}
+
+/** A new backend key, written as 64 hex digits with mode 0600 (refusing to overwrite a file); returns its seed. */
+export function writeNewBackendKey(path: string): Buffer {
+  const seed = newSigningSeed();
+  writeFileSync(path, seed.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  return seed;
+}

@@ -1,4 +1,5 @@
-// Wire format of encounter batches, protocol version 2 (docs/protocol.md, docs/protocol.cddl).
+// Wire format of encounter batches, protocol version 3 (docs/protocol.md, docs/protocol.cddl); a
+// batch's bytes and signature are as in protocol 2, only `v` changed.
 // A batch is a CBOR map whose `enc` field holds the encounters column by column, deflated: the
 // 20 bytes of RPI+AEM per encounter stay as they are, and the small numbers around them nearly
 // vanish. Every number on the wire is a CBOR integer, never a float.
@@ -10,8 +11,8 @@ import { PROTOCOL_SIZES } from '../protocols/index.js';
 import { type WireEncounter } from '../encounters/index.js';
 import { NAME_PATTERN as NAME, ULID_PATTERN as ULID } from '../identifiers/index.js';
 
-/** The protocol version: in the topic prefix (`vgw/v2`) and in every payload's `v`. */
-export const WIRE_SCHEMA_VERSION = 2;
+/** The protocol version: in the topic prefix (`vgw/v3`) and in every payload's `v`. */
+export const WIRE_SCHEMA_VERSION = 3;
 /** Bit 0 of an encounter's flags: its times came from a clock not yet synchronised. */
 export const FLAG_CLOCK_UNSYNCED = 1;
 /** Refuse to inflate past this: a few bytes of deflate can claim gigabytes. */
@@ -52,6 +53,7 @@ export interface Batch extends BatchHeader {
 /** Signs the bytes `signedBytes` returns; the gateway's key lives behind it. */
 export type BatchSigner = (data: Buffer) => Buffer;
 
+// Named for protocol 2, whose batches protocol 3 keeps byte for byte.
 const SIGNATURE_DOMAIN = Buffer.from('vgw-batch-v2', 'ascii');
 const KIND_CODES: Record<BatchKind, number> = { batch: 1, pull: 2 };
 const NO_PART = 0xffff_ffff_ffff_ffffn;
@@ -259,8 +261,12 @@ export function decodeBatch(payload: Uint8Array): Batch {
     throw new WireFormatError('payload', 'not CBOR');
   }
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new WireFormatError('payload', 'expected a CBOR map');
-  if ((msg as { v?: unknown }).v === 1) {
-    throw new WireFormatError('v', 'protocol version 1 is retired (its signature covered a CBOR re-encoding of the header, which libraries write differently): update the gateway to protocol 2, topic prefix vgw/v2');
+  const v = (msg as { v?: unknown }).v;
+  if (v === 1) {
+    throw new WireFormatError('v', 'protocol version 1 is retired (its signature covered a CBOR re-encoding of the header, which libraries write differently): update the gateway to protocol 3, topic prefix vgw/v3');
+  }
+  if (v === 2) {
+    throw new WireFormatError('v', "protocol version 2 is retired (a gateway took acks and requests from anyone the broker let publish): update the gateway to protocol 3, topic prefix vgw/v3");
   }
   const m = check(batchSchema, msg, (path) => String(path[0] ?? 'payload'));
   if (!contentHash(m.enc).equals(m.hash)) throw new WireFormatError('hash', 'does not match the content of enc (corrupted or altered)');

@@ -4,3 +4,5 @@ export * from './codec.js';
 export * from './messages.js';
 export * from './topics.js';
 export * from './status.js';
+export * from './cose.js';
+export * from './control.js';

@@ -195,6 +195,18 @@ export interface UplinkCounters {
   pullEncountersSent: number;
 }
 
+/** What the backend told this unit, signed or not (docs/protocol.md, "Control messages"). */
+export interface ControlCounters {
+  /** Control messages verified and acted on. */
+  accepted: number;
+  /** Refused, by reason; none of them was acted on. */
+  refused: Record<'malformed' | 'unsigned' | 'unknownKey' | 'badSignature' | 'invalid' | 'wrongKind' | 'wrongGateway' | 'stale' | 'replayed' | 'badReplyTo', number>;
+  /** The latest refusal: when, of which kind, why. */
+  lastRefusal: { at: number; kind: 'ack' | 'request' | 'tempIds'; reason: string; detail: string } | null;
+  /** Backend keys this unit trusts. */
+  trustedKeys: number;
+}
+
 /** `counters`: one part per concern of the daemon. */
 export interface StatusCounters {
   radio: RadioStatus;
@@ -208,6 +220,7 @@ export interface StatusCounters {
   encounters: { open: number } & AggregatorCounters;
   store: StoreCounters & StoreBacklog & { database: DatabaseState };
   uplink: UplinkCounters & { inflight: number; connected: boolean };
+  control: ControlCounters;
 }
 
 interface StatusEnvelope {

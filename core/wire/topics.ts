@@ -1,4 +1,4 @@
-// Topic layout, versioned by the prefix (default "vgw/v2"). docs/protocol.md documents it.
+// Topic layout, versioned by the prefix (default "vgw/v3"). docs/protocol.md documents it.
 export interface GatewayTopics {
   batch: string;
   ack: string;

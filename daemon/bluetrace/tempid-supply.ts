@@ -6,7 +6,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } f
 import { ulid } from 'ulid';
 import type { Logger } from '../../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../../core/time/index.js';
-import { IssuedTempId, TEMPID_BATCH_SIZE, tempIdBytes } from '../../core/bluetrace/index.js';
+import { implausibleTempIds, IssuedTempId, TEMPID_BATCH_SIZE, tempIdBytes } from '../../core/bluetrace/index.js';
 import type { TempIdsResponse } from '../../core/wire/index.js';
 import type { TempIdSupplyStatus } from '../../core/wire/status.js';
 
@@ -130,6 +130,13 @@ export class TempIdSupply {
       return;
     }
     const s = Math.floor(this.now() / 1000);
+    const implausible = implausibleTempIds(response.tempIds, response.refreshAt, s);
+    if (implausible) {
+      this.counters.refused++;
+      this.counters.lastError = `answer refused: ${implausible}`;
+      this.log.error({ error: implausible }, 'BlueTrace temp IDs refused: they make no sense (kept the ones held)');
+      return;
+    }
     const known = new Set(this.ids.map((t) => t.tempId));
     this.ids = [...this.ids.filter((t) => t.expiry > s), ...response.tempIds.filter((t) => t.expiry > s && !known.has(t.tempId))].sort((a, b) => a.start - b.start);
     this.refreshAt = response.refreshAt;

@@ -8,12 +8,10 @@ import { Logger, WarningThrottle } from '../../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../../core/time/index.js';
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
-import {
-  ackSchema, BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, MessageError, parseMessage, requestSchema, TempIdsResponse,
-  tempIdsResponseSchema, WIRE_SCHEMA_VERSION,
-} from '../../core/wire/index.js';
+import { BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, TempIdsResponse, WIRE_SCHEMA_VERSION, type TrustedKey } from '../../core/wire/index.js';
 import { toWire } from '../../core/encounters/index.js';
 import { OnlineStatus, statusDocument, StatusCounters, StatusIdentity, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
+import { ControlGate } from './control-gate.js';
 import { streamPull } from './pull-stream.js';
 
 export interface UplinkOptions {
@@ -30,6 +28,12 @@ export interface UplinkOptions {
   batchMaxEncounters: number;
   /** Signs every batch and pull reply with the gateway's key. */
   signer?: BatchSigner;
+  /** The backend keys whose signature makes an ack, a request or a temp-ID answer one to act on. */
+  trustedKeys: readonly TrustedKey[];
+  /** A signed request is accepted within this of the unit's clock, either way. */
+  requestMaxSkewMs: number;
+  /** Whether the unit's clock is synchronised (a refusal for staleness says so). */
+  clockSynced?: () => boolean;
   /** Time and timers (fake ones in tests). */
   timers?: Timers;
   /** Draws the re-send jitter, uniform in [0, 1). */
@@ -66,6 +70,8 @@ export class Uplink {
     pullEncountersSent: 0,
   };
   readonly topics: GatewayTopics;
+  /** What the backend says passes here first. */
+  readonly control: ControlGate;
   private client: MqttClient | null = null;
   private readonly inflight = new Map<string, InFlight>();
   private pumpTimer: TimerHandle | null = null;
@@ -95,6 +101,10 @@ export class Uplink {
     this.startedAt = this.timers.now();
     this.topics = gatewayTopics(options.prefix, options.venue, options.gateway);
     this.warnings = new WarningThrottle(log);
+    this.control = new ControlGate({
+      venue: options.venue, gateway: options.gateway, trusted: options.trustedKeys, maxSkewMs: options.requestMaxSkewMs,
+      maxBytes: options.maxRequestBytes, repliesPrefix: `${options.prefix}/replies/`, now: () => this.timers.now(), clockSynced: options.clockSynced ?? (() => true),
+    }, this.warnings);
     store.onBatches(() => this.pump());
     store.onAcked(() => this.pump());
   }
@@ -144,7 +154,7 @@ export class Uplink {
     });
     client.on('message', (topic, payload, packet) => {
       if (topic === this.topics.ack) this.onAck(payload);
-      else if (topic === this.topics.request) this.onRequest(payload, packet.properties ?? {});
+      else if (topic === this.topics.request) this.onRequest(payload, packet.properties?.correlationData);
       else if (topic === this.topics.tempIds) this.onTempIds(payload);
     });
     this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
@@ -222,20 +232,14 @@ export class Uplink {
   }
 
   private onTempIds(payload: Buffer): void {
-    try {
-      this.tempIdListener?.(parseMessage(payload, tempIdsResponseSchema, this.options.maxRequestBytes));
-    } catch (err) {
-      this.warnings.warn('tempids_invalid', { err: (err as Error).message }, 'invalid temp ID answer ignored');
-    }
+    const answer = this.control.open(payload, 'tempIds');
+    if (answer) this.tempIdListener?.(answer);
   }
 
   private onAck(payload: Buffer): void {
-    let ack;
-    try {
-      ack = parseMessage(payload, ackSchema, 64 * 1024);
-    } catch (err) {
+    const ack = this.control.open(payload, 'ack');
+    if (!ack) {
       this.counters.acksInvalid++;
-      this.warnings.warn('ack_invalid', { err: (err as Error).message }, 'invalid ack ignored');
       return;
     }
     this.counters.acksReceived++;
@@ -276,20 +280,19 @@ export class Uplink {
     });
   }
 
-  private onRequest(payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): void {
-    const { responseTopic, correlationData } = props;
-    if (!responseTopic || /[+#]/.test(responseTopic)) {
-      this.counters.requestsInvalid++;
-      this.warnings.warn('request_no_response_topic', {}, 'request without a usable MQTT 5 response topic ignored');
+  /**
+   * A request is answered on the `replyTo` it names inside its signature (the MQTT response topic
+   * property is not signed, so it is not used); correlation data is echoed.
+   */
+  private onRequest(payload: Buffer, correlationData: Buffer | undefined): void {
+    const opened = this.control.openRequest(payload);
+    if ('refused' in opened) {
+      if (opened.answerable) this.replyError(opened.answerable.replyTo, correlationData, opened.refused);
+      else this.counters.requestsInvalid++;
       return;
     }
-    let request;
-    try {
-      request = parseMessage(payload, requestSchema, this.options.maxRequestBytes);
-    } catch (err) {
-      this.replyError(responseTopic, correlationData, err instanceof MessageError ? err.message : String(err));
-      return;
-    }
+    const request = opened.request;
+    const responseTopic = request.replyTo;
     if (request.op === 'status') {
       this.counters.requestsAnswered++;
       void this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');

@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CrowdOptions, LocalBroker } from '../../simulators/index.js';
 import { type CollectedColumns, Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
-import { gatewayTopics } from '../../core/wire/index.js';
+import { ControlSigner, gatewayTopics } from '../../core/wire/index.js';
 import { wireSpan } from '../../core/encounters/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { countSoFar, waitGatewaySettled } from '../harness/gateway-db.js';
-import { provisionTestGateway, TestIdentity } from '../harness/identity.js';
+import { provisionTestGateway, signedAck, signedRequest, TestIdentity, TEST_BACKEND, testBackendKeyFile } from '../harness/identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -138,6 +138,7 @@ describe('end to end', () => {
     expect(expected.length).toBeGreaterThan(3);
     expect(expected.length).toBeLessThan(all.length);
     const parts = await pull({
+      control: TEST_BACKEND,
       broker: testBroker(broker.url, 'puller-1'),
       prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000,
     });
@@ -155,7 +156,7 @@ describe('end to end', () => {
 
   it('pull through the CLI stores into the collector database and exits 0', async () => {
     const registry = writeJson(join(dir, 'pull-registry.json'), [main.identity.record]);
-    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { database: join(dir, 'pulled.db'), registry } });
+    const cfg = writeJson(join(dir, 'pull-cli.json'), { broker: { url: broker.url }, topicPrefix: main.prefix, collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'pulled.db'), registry } });
     const p = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', '0', '--to', new Date(Date.now() + 86_400_000).toISOString(), '-c', cfg]);
     expect(await p.exited()).toBe(0);
     const summary = JSON.parse(p.output().trim()) as { encounters: number; newlyStored: number };
@@ -175,36 +176,59 @@ describe('end to end', () => {
     expect(await none.exited()).toBe(3);
   });
 
-  it('bad acks and requests are counted and answered with the field, never a crash', async () => {
-    const topics = gatewayTopics(main.prefix, 'venue-main', 'gw-main');
+  it('acks and requests not signed by a trusted backend key, not for this unit, stale or replayed are refused and counted by reason; a signed bad one is answered with the field; never a crash', async () => {
+    const to = { venue: 'venue-main', gateway: 'gw-main' };
+    const topics = gatewayTopics(main.prefix, to.venue, to.gateway);
+    const repliesTo = `${main.prefix}/replies/attacker`;
     const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'attacker' });
     const replies: Array<{ corr: string; body: string }> = [];
-    await client.subscribeAsync('replies/attacker', { qos: 1 });
-    client.on('message', (_t, payload, packet) => replies.push({ corr: String(packet.properties?.correlationData), body: payload.toString() }));
+    const elsewhere: string[] = [];
+    await client.subscribeAsync([repliesTo, 'attacker/#'], { qos: 1 });
+    client.on('message', (topic, payload, packet) => {
+      if (topic.startsWith('attacker/')) elsewhere.push(topic);
+      else replies.push({ corr: String(packet.properties?.correlationData), body: payload.toString() });
+    });
     const request = (payload: string | Buffer, corr: string) =>
-      client.publishAsync(topics.request, payload, { qos: 1, properties: { responseTopic: 'replies/attacker', correlationData: Buffer.from(corr) } });
-    for (const garbage of ['not json', '{"v":2,"acks":"x"}', '{"v":2,"acks":[42]}', Buffer.alloc(100_000, 7), '{"v":2,"acks":["01ARZ3NDEKTSV4RRFFQ69G5FAV"]}']) {
-      await client.publishAsync(topics.ack, garbage, { qos: 1 });
+      client.publishAsync(topics.request, payload, { qos: 1, properties: { responseTopic: repliesTo, correlationData: Buffer.from(corr) } });
+    const otherKey = new ControlSigner(Buffer.alloc(32, 0x66));
+    for (const ack of [
+      'not json', Buffer.alloc(100_000, 7), '{"v":3,"kind":"ack","venue":"venue-main","gateway":"gw-main","acks":["01ARZ3NDEKTSV4RRFFQ69G5FAV"]}',
+      otherKey.sign({ kind: 'ack', ...to, acks: ['01ARZ3NDEKTSV4RRFFQ69G5FAV'] }), signedAck({ ...to, gateway: 'gw-other' }, ['01ARZ3NDEKTSV4RRFFQ69G5FAV']),
+      TEST_BACKEND.sign({ kind: 'ack', ...to, acks: [42] }), signedAck(to, ['01ARZ3NDEKTSV4RRFFQ69G5FAV']),
+    ]) {
+      await client.publishAsync(topics.ack, ack, { qos: 1 });
     }
     await request('\xff\x00garbage', 'c1');
-    await request('{"v":2,"op":"pull","from":10,"to":5}', 'c2');
-    await request('{"v":2,"op":"pull","from":"noon","to":5}', 'c3');
+    await request('{"v":3,"kind":"request","venue":"venue-main","gateway":"gw-main","op":"status"}', 'unsigned');
+    await request(signedRequest(to, repliesTo, { op: 'pull', from: 10, to: 5 }), 'c2');
+    await request(signedRequest(to, repliesTo, { op: 'pull', from: 'noon', to: 5 }), 'c3');
     await request(Buffer.alloc(200_000, 0x20), 'c4');
-    await request('{"v":2,"op":"format-disk"}', 'c5');
-    await client.publishAsync(topics.request, '{"v":2,"op":"status"}', { qos: 1 }); // no response topic
-    await request('{"v":2,"op":"status"}', 'c6');
-    await waitFor('replies', () => replies.length >= 6);
+    await request(signedRequest(to, repliesTo, { op: 'format-disk' }), 'c5');
+    await request(signedRequest(to, 'attacker/x', { op: 'status' }), 'c7');
+    await request(signedRequest(to, repliesTo, { op: 'status' }, { issuedAt: Date.now() - 3_600_000 }), 'c8');
+    const once = signedRequest(to, repliesTo, { op: 'status' });
+    await request(once, 'c9');
+    await request(once, 'c9-again');
+    await request(signedRequest(to, repliesTo, { op: 'status' }), 'c6');
+    await waitFor('replies', () => replies.length >= 7);
     const byCorr = Object.fromEntries(replies.map((r) => [r.corr, r.body]));
-    expect(byCorr.c1).toMatch(/neither JSON nor CBOR/);
+    expect(Object.keys(byCorr).sort()).toEqual(['c2', 'c3', 'c5', 'c6', 'c8', 'c9', 'c9-again']);
     expect(byCorr.c2).toMatch(/"error":"to: must be after from"/);
-    expect(byCorr.c3).toMatch(/from: /);
-    expect(byCorr.c4).toMatch(/more than the 65536 allowed/);
-    expect(byCorr.c5).toMatch(/op: /);
-    const status = JSON.parse(byCorr.c6) as { state: string; counters: { uplink: { acksInvalid: number; requestsInvalid: number }; store: { acksUnknown: number } } };
+    expect(byCorr.c3).toMatch(/"error":"from: /);
+    expect(byCorr.c5).toMatch(/"error":"op: /);
+    expect(byCorr.c8).toMatch(/"error":"issuedAt: .* is 3600 s behind this unit's clock; more than the 300 s accepted"/);
+    expect(JSON.parse(byCorr.c9)).toMatchObject({ state: 'online' });
+    expect(byCorr['c9-again']).toMatch(/"error":"nonce: .* was accepted already"/);
+    type Counters = { uplink: { acksInvalid: number; requestsInvalid: number }; store: { acksUnknown: number }; control: { refused: Record<string, number> } };
+    const status = JSON.parse(byCorr.c6) as { state: string; counters: Counters };
     expect(status.state).toBe('online');
-    expect(status.counters.uplink.acksInvalid).toBe(4);
+    expect(status.counters.uplink.acksInvalid).toBe(6);
     expect(status.counters.store.acksUnknown).toBe(1);
-    expect(status.counters.uplink.requestsInvalid).toBe(6);
+    expect(status.counters.uplink.requestsInvalid).toBe(9);
+    expect(status.counters.control.refused).toEqual({
+      malformed: 4, unsigned: 2, unknownKey: 1, badSignature: 0, invalid: 4, wrongKind: 0, wrongGateway: 1, stale: 1, replayed: 1, badReplyTo: 1,
+    });
+    expect(elsewhere).toEqual([]); // nothing was answered outside the replies prefix
     // and the collector shrugs off garbage batches
     const before = main.collector.counters.batchesRejected;
     await client.publishAsync(`${main.prefix}/venue-main/gw-main/batch`, 'junk', { qos: 1 });

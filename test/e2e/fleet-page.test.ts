@@ -17,6 +17,7 @@ import { useLocalBroker } from '../harness/broker.js';
 import { sampleEncounter } from '../harness/encounters.js';
 import { testBroker } from '../harness/collector.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-page-');
 const broker = useLocalBroker(dir);
@@ -83,7 +84,7 @@ describe('fleet page in headless Chromium', () => {
     ]);
     const status = (gateway: string, venue: string, doc: Record<string, unknown>): StatusRow => ({
       gateway, venue, state: doc.state as 'online' | 'offline', reason: (doc.reason as string) ?? null, since: now - 600_000, receivedAt: now - 5000,
-      document: JSON.stringify({ v: 2, gateway, venue, ...doc }),
+      document: JSON.stringify({ v: 3, gateway, venue, ...doc }),
     });
     const counters = { store: { pending: 3, outboxBatches: 1 }, clock: { synchronized: true, source: 'timesyncd', steps: 0 }, radio: { state: 'poweredOn' }, beacon: { state: 'advertising' } };
     await store.saveStatuses([
@@ -94,7 +95,7 @@ describe('fleet page in headless Chromium', () => {
     store.close();
 
     const log = createLogger('error');
-    const collector = new Collector({ broker: testBroker(broker().url, 'page-collector'), prefix: 'page/v2', database, registry: null }, log);
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'page-collector'), prefix: 'page/v2', database, registry: null }, log);
     await collector.start();
     const http = new CollectorHttp(collector, { host: '127.0.0.1', port: 0 }, log);
     await http.start();

@@ -11,6 +11,7 @@ import { testBroker } from '../harness/collector.js';
 import { usePostgres } from '../harness/postgres.js';
 import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-fleet-');
 const broker = useLocalBroker(dir);
@@ -22,11 +23,11 @@ describe('fleet simulator', () => {
     const prefix = 'fleet/v2';
     const log = createLogger('error');
     const fleet = new FleetSim(
-      { brokerUrl: broker().url, prefix, gateways: 120, speed: 40, seed: 3, rampS: 2, commitIntervalS: 2, batchMaxAgeS: 2, batchMaxEncounters: 64, resendInitialS: 1, resendMaxS: 4, reconnectS: 0.5, reconnectMaxS: 4 },
+      { backendKeys: [TEST_BACKEND.key.publicKey], brokerUrl: broker().url, prefix, gateways: 120, speed: 40, seed: 3, rampS: 2, commitIntervalS: 2, batchMaxAgeS: 2, batchMaxEncounters: 64, resendInitialS: 1, resendMaxS: 4, reconnectS: 0.5, reconnectMaxS: 4 },
       log,
     );
     const registry = new GatewayRegistry(undefined, fleet.records);
-    const collectors = ['a', 'b'].map((n) => new Collector({ broker: testBroker(broker().url, `fleet-collector-${n}`), prefix, database, shareGroup: 'fleet', registry }, log));
+    const collectors = ['a', 'b'].map((n) => new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, `fleet-collector-${n}`), prefix, database, shareGroup: 'fleet', registry }, log));
     await Promise.all(collectors.map((c) => c.start()));
     await fleet.start();
     await waitFor('traffic acknowledged before the restart', () => fleet.report().encountersAcked > 100, 60_000);

@@ -11,6 +11,7 @@ import { useLocalBroker } from '../harness/broker.js';
 import { killStorm } from '../harness/kill-storm.js';
 import { usePostgres } from '../harness/postgres.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-pgcollectors-');
 const broker = useLocalBroker(dir);
@@ -41,7 +42,7 @@ describe('collectors sharing PostgreSQL', () => {
     const batch = { kind: 'batch' as const, id: ulid(), gateway: 'gw-old', venue: 'v-old', life, seq: 1, createdAt: day, hash: Buffer.alloc(32),
       encounters: [encounter(1, day - 20 * DAY_MS), encounter(2, day - 15 * DAY_MS), encounter(3, day - 13 * DAY_MS), encounter(4, day)] };
     await store.commit([{ batch, signer: null }]);
-    const collector = new Collector({ broker: testBroker(broker().url, 'retention-collector'), prefix: 'retention/v2', database, registry: null, retentionDays: 14 }, createLogger('silent'));
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'retention-collector'), prefix: 'retention/v2', database, registry: null, retentionDays: 14 }, createLogger('silent'));
     await collector.start();
     await waitFor('retention ran', () => collector.counters.retentionDaysPurged === 2, 10_000);
     await collector.stop();

@@ -15,12 +15,14 @@ import { ulid } from 'ulid';
 import { LocalBroker } from '../../simulators/index.js';
 import { GatewayRegistry, verifyBatch, type Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
-import { batchToJson, cborEncode, decodeBatch, encodeBatch, gatewayTopics, signedBytes } from '../../core/wire/index.js';
-import { decodeTyped, typedFromJson, type Typed } from '../harness/cbor-typed.js';
-import { CddlSchema } from '../harness/cddl.js';
+import {
+  batchToJson, cborEncode, CONTROL_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, gatewayTopics, openControl, readCose, signedBytes, trustedKey,
+} from '../../core/wire/index.js';
+import { decodeTyped, type Typed } from '../harness/cbor-typed.js';
+import { controlProblems, jsonProblems, protocolSchema as schema } from '../harness/protocol-schema.js';
 import { startCollector, testBroker } from '../harness/collector.js';
 import type { RegistrationRecord } from '../../core/trust/index.js';
-import { provisionTestGateway, type TestIdentity } from '../harness/identity.js';
+import { provisionTestGateway, signedAck, signedRequest, testBackendKeyFile, type TestIdentity, TEST_BACKEND } from '../harness/identity.js';
 import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
 import { countSoFar } from '../harness/gateway-db.js';
 import { requirePackage } from '../harness/system-packages.js';
@@ -30,7 +32,6 @@ import { nonCamelKeys } from '../harness/casing.js';
 
 const ROOT = resolve(__dirname, '../..');
 const VECTORS = join(ROOT, 'docs/vectors');
-const schema = new CddlSchema(join(ROOT, 'docs/protocol.cddl'));
 // Debian's interpreter: the one that sees python3-cbor2 and friends (another python3 may be first on PATH)
 const PYTHON = '/usr/bin/python3';
 const havePython = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import cbor2, paho.mqtt, cryptography']).status === 0;
@@ -51,11 +52,13 @@ function batchProblems(payload: Buffer): string[] {
   return schema.validate('columns', decodeTyped(inflateRawSync(enc.v)));
 }
 
-/** Requests the gateway must refuse, each with an error naming the field. */
-const BAD_REQUESTS = ['{"v":1,"op":"status"}', '{"v":2,"op":"pull","from":10,"to":5}', '{"v":2,"op":"pull","from":"noon","to":5}', '{"v":2,"op":"reboot"}'];
-const isBadRequest = (payload: Buffer) => BAD_REQUESTS.includes(payload.toString());
+/** Signed requests the gateway must refuse, each with an error naming the field. */
+const BAD_REQUESTS: Array<Record<string, unknown>> = [{ v: 1, op: 'status' }, { op: 'pull', from: 10, to: 5 }, { op: 'pull', from: 'noon', to: 5 }, { op: 'reboot' }];
 
-const jsonProblems = (rule: string, payload: Buffer | string) => schema.validate(rule, typedFromJson(JSON.parse(payload.toString())));
+const payloadOf = (cose: Buffer): string => {
+  const read = readCose(cose);
+  return read.ok ? read.message.payload.toString() : '';
+};
 
 describe('the CDDL checker itself', () => {
   const header = { kind: 'batch' as const, id: ulid(), gateway: 'gw-01', venue: 'mall-01', life: ulid(), seq: 1, createdAt: 1_795_000_000_000 };
@@ -72,7 +75,7 @@ describe('the CDDL checker itself', () => {
     expect(batchProblems(again({ part: 0 })).join()).toMatch(/unexpected key "part"/);
     expect(batchProblems(again({ hash: Buffer.alloc(31) })).join()).toMatch(/hash: size 31/);
     expect(batchProblems(again({ gw: 'a/b' })).join()).toMatch(/gw: "a\/b" does not match/);
-    expect(batchProblems(again({ v: 1 })).join()).toMatch(/v: expected 2, got uint 1/);
+    expect(batchProblems(again({ v: 1 })).join()).toMatch(/v: expected 3, got uint 1/);
     // an integer not in its shortest form (seq 1 in two bytes)
     const long = Buffer.from(again({}));
     const at = long.indexOf(Buffer.from('63736571', 'hex')) + 4; // "seq"
@@ -80,26 +83,34 @@ describe('the CDDL checker itself', () => {
   });
 
   it('checks JSON messages, nested maps and choices, and names the path', () => {
-    expect(jsonProblems('ack', JSON.stringify({ v: 2, acks: [ulid()] }))).toEqual([]);
-    expect(jsonProblems('ack', JSON.stringify({ v: 2, acks: [] }))).toEqual(['ack.acks: expected at least 1, found 0']);
-    expect(jsonProblems('request', '{"v":2,"op":"pull","from":"2026-11-22T00:00:00Z","to":1795000000000}')).toEqual([]);
-    expect(jsonProblems('request', '{"v":2,"op":"pull","from":1.5,"to":2}').join()).toMatch(/from/);
+    const to = { v: 3, venue: 'mall-01', gateway: 'gw-01' };
+    const req = { ...to, kind: 'request', issuedAt: 1_795_000_000_000, nonce: 'AAAAAAAAAAAAAAAAAAAAAA', replyTo: 'vgw/v3/replies/x' };
+    expect(jsonProblems('control-ack', JSON.stringify({ ...to, kind: 'ack', acks: [ulid()] }))).toEqual([]);
+    expect(jsonProblems('control-ack', JSON.stringify({ ...to, kind: 'ack', acks: [] }))).toEqual(['control-ack.acks: expected at least 1, found 0']);
+    expect(jsonProblems('control-ack', JSON.stringify({ v: 3, kind: 'ack', acks: [ulid()] })).join()).toMatch(/venue: missing/);
+    expect(jsonProblems('control-request', JSON.stringify({ ...req, op: 'pull', from: '2026-11-22T00:00:00Z', to: 1795000000000 }))).toEqual([]);
+    expect(jsonProblems('control-request', JSON.stringify({ ...req, op: 'pull', from: 1.5, to: 2 })).join()).toMatch(/from/);
+    expect(jsonProblems('control-request', JSON.stringify({ ...req, nonce: 'short', op: 'status' })).join()).toMatch(/nonce/);
+    expect(controlProblems('control-ack', TEST_BACKEND.sign({ kind: 'ack', venue: 'mall-01', gateway: 'gw-01', acks: [ulid()] }))).toEqual([]);
+    expect(controlProblems('control-ack', new ControlSigner(Buffer.alloc(32, 9)).sign({ kind: 'ack', venue: 'mall-01', gateway: 'gw-01', acks: [ulid()] }))).toEqual(['COSE_Sign1: the protected header is {1: -8, 4: kid}']);
     expect(jsonProblems('registration', JSON.stringify({ v: 1, gateway: 'g', venue: 'v', signingKey: 'ab'.repeat(32) }))).toEqual([]);
     expect(jsonProblems('registration', JSON.stringify({ v: 1, gateway: 'g', venue: 'v', signingKey: 'ab'.repeat(32), beacon: { exponent: 10, epoch: 0, identityKey: 'cd'.repeat(16) } }))).toEqual([]);
     expect(jsonProblems('registration', JSON.stringify({ v: 1, gateway: 'g', venue: 'v', signingKey: 'ab'.repeat(32), beacon: { exponent: 10, epoch: 0 } })).join()).toMatch(/beacon/);
   });
 });
 
-describe('protocol 2 between a live gateway, the reference collector and the Python client', () => {
+describe('protocol 3 between a live gateway, the reference collector and the Python client', () => {
   const dir = tempDir('vgw-spec-');
-  const prefix = 'spec/v2';
+  const prefix = 'spec/v3';
   let broker: LocalBroker;
   let identity: TestIdentity;
   let collector: Collector;
   let gateway: Spawned;
   let tap: mqtt.MqttClient;
   const captured: Array<Captured & { correlation?: string }> = [];
-  const errorReplies: Array<Captured & { request: string }> = [];
+  const errorReplies: Array<Captured & { request: string; requestBytes: Buffer }> = [];
+  const badRequests: Buffer[] = [];
+  const isBadRequest = (payload: Buffer) => badRequests.some((b) => b.equals(payload));
   const requests: Captured[] = [];
   const gwDb = join(dir, 'gw.db');
   const registryFile = join(dir, 'registry.json');
@@ -140,20 +151,23 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
     await broker?.stop();
   });
 
-  async function request(body: string, corr: string): Promise<void> {
-    const responseTopic = `${prefix}/replies/tap`;
-    requests.push({ topic: topics.request, payload: Buffer.from(body), contentType: 'application/json' });
-    await tap.publishAsync(topics.request, body, { qos: 1, properties: { responseTopic, correlationData: Buffer.from(corr), contentType: 'application/json' } });
+  /** Sends a signed request from the tests' backend; returns its bytes. */
+  async function request(body: Record<string, unknown>, corr: string): Promise<Buffer> {
+    const signed = signedRequest({ venue: 'mall-01', gateway: 'gw-spec' }, `${prefix}/replies/tap`, body);
+    requests.push({ topic: topics.request, payload: signed, contentType: CONTROL_CONTENT_TYPE });
+    await tap.publishAsync(topics.request, signed, { qos: 1, properties: { correlationData: Buffer.from(corr), contentType: CONTROL_CONTENT_TYPE } });
+    return signed;
   }
+  const key = () => testBackendKeyFile(dir);
 
   it('the Python client pulls and reads status from the live gateway, as vgw pull does', async () => {
     requirePython();
     const to = Date.now() + 3_600_000;
-    const py = python(['pull', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--from', '0', '--to', String(to), '--registry', registryFile]);
+    const py = python(['pull', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--from', '0', '--to', String(to), '--registry', registryFile, '--control-key', key()]);
     expect(py.err).toBe('');
     expect(py.status).toBe(0);
     const pyParts = JSON.parse(py.out) as Array<Record<string, unknown> & { encounters: Array<Record<string, unknown>> }>;
-    const tsParts = await pull({ broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000 });
+    const tsParts = await pull({ control: TEST_BACKEND, broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000 });
     const registry = new GatewayRegistry(undefined, [identity.record]);
     for (const p of tsParts) expect(verifyBatch(p, registry).ok).toBe(true);
     // the same encounters, field by field (the parts' ids and times differ: two answers)
@@ -163,10 +177,10 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
     expect(pyParts.at(-1)!.last).toBe(true);
 
     // Pull parts need no ack; one sent anyway is counted as unknown and changes nothing.
-    await tap.publishAsync(topics.ack, JSON.stringify({ v: 2, acks: [pyParts[0].id] }), { qos: 1, properties: { contentType: 'application/json' } });
+    await tap.publishAsync(topics.ack, signedAck({ venue: 'mall-01', gateway: 'gw-spec' }, [String(pyParts[0].id)]), { qos: 1, properties: { contentType: CONTROL_CONTENT_TYPE } });
     type Doc = { state: string; counters: { store: { encountersStored: number; acksUnknown: number } } };
     const { status, doc } = await waitFor('the unknown ack counted', () => {
-      const answer = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']);
+      const answer = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--control-key', key()]);
       expect(answer.status).toBe(0);
       const parsed = JSON.parse(answer.out) as Doc;
       return parsed.counters.store.acksUnknown > 0 ? { status: answer, doc: parsed } : undefined;
@@ -181,18 +195,18 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
 
   it('every payload the gateway and the collector exchange conforms to docs/protocol.cddl, with its content type', async () => {
     requirePython();
-    await request(JSON.stringify({ v: 2, op: 'pull', from: 0, to: Date.now() + 3_600_000 }), 'pull-all');
-    await request(JSON.stringify({ v: 2, op: 'pull', from: 1000, to: 2000 }), 'pull-empty');
-    await request(JSON.stringify({ v: 2, op: 'status' }), 'status');
+    await request({ op: 'pull', from: 0, to: Date.now() + 3_600_000 }, 'pull-all');
+    await request({ op: 'pull', from: 1000, to: 2000 }, 'pull-empty');
+    await request({ op: 'status' }, 'status');
     for (const [i, bad] of BAD_REQUESTS.entries()) {
-      await request(bad, `bad-${i}`);
+      badRequests.push(await request(bad, `bad-${i}`));
     }
     await waitFor('the answers', () => [0, 1, 2, 3].every((i) => answers(`bad-${i}`).length === 1) && answers('pull-empty').length === 1 && answers('status').length === 1, 20_000);
-    for (const [i, bad] of BAD_REQUESTS.entries()) {
-      errorReplies.push({ ...answers(`bad-${i}`)[0], request: bad });
+    for (const [i, bad] of badRequests.entries()) {
+      errorReplies.push({ ...answers(`bad-${i}`)[0], request: payloadOf(bad), requestBytes: bad });
     }
     expect(errorReplies.map((r) => JSON.parse(r.payload.toString()).error)).toEqual([
-      'v: must be 2 (protocol version 2, docs/protocol.md)', 'to: must be after from', expect.stringMatching(/^from: /), expect.stringMatching(/^op: /),
+      'v: must be 3 (protocol version 3, docs/protocol.md)', 'to: must be after from', expect.stringMatching(/^from: /), expect.stringMatching(/^op: /),
     ]);
     // a clean stop: the "stopped" status; then a unit with an unsynchronised clock, killed: its Will
     expect(await stopGracefully(gateway)).toBe(0);
@@ -225,8 +239,8 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
         expect(batchProblems(c.payload), where).toEqual([]);
         count(c.topic.endsWith('/batch') ? 'batch' : 'pull-part');
       } else if (c.topic.endsWith('/ack')) {
-        expect(c.contentType, where).toBe('application/json');
-        expect(jsonProblems('ack', c.payload), where).toEqual([]);
+        expect(c.contentType, where).toBe(CONTROL_CONTENT_TYPE);
+        expect(controlProblems('control-ack', c.payload), where).toEqual([]);
         count('ack');
       } else if (c.topic.endsWith('/status')) {
         expect(c.contentType, where).toBe('application/json');
@@ -234,7 +248,8 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
         expect(nonCamelKeys(JSON.parse(c.payload.toString())), where).toEqual([]);
         count(`status ${JSON.parse(c.payload.toString()).reason ?? 'online'}`);
       } else if (c.topic.endsWith('/req')) {
-        if (!isBadRequest(c.payload)) expect(jsonProblems('request', c.payload), where).toEqual([]);
+        expect(c.contentType, where).toBe(CONTROL_CONTENT_TYPE);
+        if (!isBadRequest(c.payload)) expect(controlProblems('control-request', c.payload), where).toEqual([]);
         count('request');
       } else if (c.topic.includes('/replies/')) {
         expect(c.contentType, where).toBe('application/json');
@@ -307,11 +322,11 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
 
   it('the Python client consumes batches, stores them and acks after its commit: the gateway outbox empties', async () => {
     requirePython();
-    const pyPrefix = 'py/v2';
+    const pyPrefix = 'py/v3';
     const unit = provisionTestGateway(dir, 'gw-py', 'market-02');
     const registry = writeJson(join(dir, 'py-registry.json'), [unit.record]);
     const pyDb = join(dir, 'py.db');
-    const consumer = spawn(PYTHON, ['-m', 'vgw_client', 'consume', '--url', broker.url, '--prefix', pyPrefix, '--registry', registry, '--db', pyDb, '--client-id', 'py-consumer'], { cwd: join(ROOT, 'clients/python'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const consumer = spawn(PYTHON, ['-m', 'vgw_client', 'consume', '--url', broker.url, '--prefix', pyPrefix, '--registry', registry, '--db', pyDb, '--client-id', 'py-consumer', '--control-key', testBackendKeyFile(dir)], { cwd: join(ROOT, 'clients/python'), stdio: ['ignore', 'pipe', 'pipe'] });
     let events = '';
     consumer.stdout.on('data', (d: Buffer) => (events += d.toString()));
     consumer.stderr.on('data', (d: Buffer) => (events += d.toString()));
@@ -364,12 +379,13 @@ describe('protocol 2 between a live gateway, the reference collector and the Pyt
       errorReplies,
       statuses: [
         { ...status, name: 'status-online', description: 'the retained status of a running gateway (simulated radio, beacon off)' },
-        { ...answers('status')[0], name: 'status-reply', description: 'the answer to {"v":2,"op":"status"}' },
+        { ...answers('status')[0], name: 'status-reply', description: 'the answer to a signed status request' },
         { ...stopped, name: 'status-stopped', description: 'the retained status after a clean stop' },
         { ...will, name: 'status-will', description: 'the Last Will, published by the broker when the connection was lost (no at)' },
       ],
       records: JSON.parse(readFileSync(registryFile, 'utf8')) as RegistrationRecord[],
       secrets: identity.secrets,
+      backend: TEST_BACKEND,
     });
   });
 });
@@ -400,9 +416,16 @@ describe('conformance vectors (docs/vectors)', () => {
           expect(verdict.ok, v.name).toBe(false);
           expect(!verdict.ok && verdict.reason, v.name).toMatch(reasons[v.refusal!.code]);
         }
-      } else if (!v.answer) {
-        const rule = v.type === 'status' ? 'status' : v.type;
-        expect(jsonProblems(rule, payload), v.name).toEqual([]);
+      } else if (v.controlRefusal) {
+        const opened = openControl(payload, 'ack', { venue: 'mall-01', gateway: 'gw-spec' }, [trustedKey(Buffer.from(index.backendKey, 'hex'))], 65_536);
+        expect(opened, v.name).toMatchObject({ ok: false, reason: v.controlRefusal });
+      } else if (v.rule) {
+        expect(controlProblems(v.rule, payload), v.name).toEqual([]);
+        expect(payloadOf(payload), v.name).toBe(v.signedPayload);
+      } else if (v.answer) {
+        expect(payloadOf(payload), v.name).toBe(v.signedPayload); // signed, but refused for a field: its answer names it
+      } else {
+        expect(jsonProblems(v.type === 'status' ? 'status' : v.type, payload), v.name).toEqual([]);
       }
     }
     expect(jsonProblems('registry', readFileSync(join(VECTORS, index.registry)))).toEqual([]);

@@ -4,6 +4,7 @@ import { Collector, CollectorDb, GatewayRegistry } from '../../collector/index.j
 import type { RegistrationRecord } from '../../core/trust/index.js';
 import { createLogger } from '../../core/log/index.js';
 import type { BrokerOptions } from '../../core/mqtt/index.js';
+import { TEST_BACKEND } from './identity.js';
 
 export function testBroker(url: string, clientId: string): BrokerOptions {
   return { url, clientId, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 0.5 };
@@ -14,7 +15,7 @@ export async function startCollector(
   url: string, clientId: string, prefix: string, dbPath: string, records: RegistrationRecord[], shareGroup?: string, bluetraceKey?: Buffer,
 ): Promise<Collector> {
   const registry = new GatewayRegistry(undefined, records);
-  const collector = new Collector({ broker: testBroker(url, clientId), prefix, database: dbPath, shareGroup, registry, bluetraceKey }, createLogger('silent'));
+  const collector = new Collector({ broker: testBroker(url, clientId), prefix, database: dbPath, shareGroup, registry, bluetraceKey, control: TEST_BACKEND }, createLogger('silent'));
   await collector.start();
   return collector;
 }

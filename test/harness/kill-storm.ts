@@ -9,7 +9,7 @@ import { expect } from 'vitest';
 import type { CrowdOptions, LocalBroker } from '../../simulators/index.js';
 import { crowdEnd, crowdTruth } from './crowd-truth.js';
 import { countSoFar, EncounterRow, gatewayEncounters, outboxPending } from './gateway-db.js';
-import { provisionTestGateway } from './identity.js';
+import { provisionTestGateway, testBackendKeyFile } from './identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from './processes.js';
 import { seeded } from './random.js';
 
@@ -90,7 +90,7 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
     writeJson(join(o.dir, `${name}-collector-${i}.json`), {
       broker: { url: o.broker.url, reconnectS: 0.2, clientId: `collector-${name}-${i}` },
       topicPrefix: prefix,
-      collector: { database: o.database ?? collectorDb, registry, http: { port: 0 }, ...(collectorCount > 1 ? { shareGroup: `storm${o.seed}` } : {}) },
+      collector: { controlKeyFile: testBackendKeyFile(o.dir), database: o.database ?? collectorDb, registry, http: { port: 0 }, ...(collectorCount > 1 ? { shareGroup: `storm${o.seed}` } : {}) },
       log: { level: 'warn' },
     }),
   );

@@ -14,7 +14,7 @@ import { MIGRATIONS } from '../../daemon/store/schema.js';
 import { startCollector } from './collector.js';
 import { fakeClockEnv } from './faketime.js';
 import { EncounterRow, gatewayEncounters, outboxPending } from './gateway-db.js';
-import { provisionTestGateway, TestIdentity } from './identity.js';
+import { provisionTestGateway, TestIdentity, testBackendKeyFile } from './identity.js';
 import { buildState, Op, readRecord, recorderEnv } from './powercut.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from './processes.js';
 import { seeded } from './random.js';
@@ -95,7 +95,7 @@ export async function recordLife(root: string, broker: LocalBroker, lib: string,
   const collectorConfig = writeJson(join(root, 'collector.json'), {
     broker: { url: broker.url, reconnectS: 0.2, clientId: 'collector-pc-record' },
     topicPrefix: prefix,
-    collector: { database: join(collectorDisk, 'collector.db'), registry, http: { port: 0 } },
+    collector: { controlKeyFile: testBackendKeyFile(root), database: join(collectorDisk, 'collector.db'), registry, http: { port: 0 } },
     log: { level: 'debug' },
   });
   const collector = spawnVgw(['collect', '-c', collectorConfig], { ...process.env, ...recorderEnv(lib, disks, log, COLLECTOR_TAG) });

@@ -5,13 +5,15 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
-import { batchToJson, cborDecode, cborEncode, cborUint, contentHash, decodeBatch, encodeBatch, signedBytes } from '../../core/wire/index.js';
-import { encodeMetadata, encryptTempId, ROLE_CENTRAL, ROLE_PERIPHERAL, tempIdBytes } from '../../core/bluetrace/index.js';
+import {
+  batchToJson, cborDecode, cborEncode, cborUint, contentHash, CONTROL_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, readCose, signedBytes,
+} from '../../core/wire/index.js';
+import { encodeMetadata, encryptTempId, issueTempIds, ROLE_CENTRAL, ROLE_PERIPHERAL, tempIdBytes } from '../../core/bluetrace/index.js';
 import { toWire } from '../../core/encounters/index.js';
 import { PROTOCOL_BLUETRACE } from '../../core/protocols/index.js';
 import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../core/trust/index.js';
 
-export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'error-reply' | 'status';
+export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'tempids' | 'error-reply' | 'status';
 
 export interface Vector {
   name: string;
@@ -27,12 +29,19 @@ export interface Vector {
   refusal?: { stage: 'decode'; field: string } | { stage: 'verify'; code: 'not-registered' | 'wrong-venue' | 'unsigned' | 'bad-signature' };
   /** Bad requests: the error the gateway answered. */
   answer?: string;
+  /** Control messages (COSE_Sign1): the JSON payload the signature covers, and its CDDL rule. */
+  signedPayload?: string;
+  rule?: string;
+  /** Control messages a gateway refuses before reading them: why (docs/protocol.md, "Control messages"). */
+  controlRefusal?: 'unsigned' | 'unknownKey' | 'badSignature' | 'wrongGateway';
 }
 
 export interface VectorIndex {
-  protocol: 2;
+  protocol: 3;
   registry: string;
   secrets: string;
+  /** The public key (hex) of the test backend key that signed the control messages. */
+  backendKey: string;
   vectors: Vector[];
 }
 
@@ -89,9 +98,17 @@ function bluetraceBatch(record: RegistrationRecord, secrets: Secrets, topic: str
   return { topic, payload: encodeBatch(header, [bt(1, ROLE_PERIPHERAL, 'Pixel 7'), en, bt(3, ROLE_CENTRAL, 'SM-A515F')], sign), contentType: 'application/cbor' };
 }
 
+/** A temp-ID answer for the first registered gateway: three temp IDs of a fixed test key and UID, from a fixed time. */
+function tempIdsAnswer(record: RegistrationRecord, backend: ControlSigner, ackTopic: string): Captured {
+  const startS = 1_796_600_000;
+  const tempIds = issueTempIds(Buffer.alloc(32, 0x5e), Buffer.alloc(21, 0x75).toString('base64'), startS, 3);
+  const payload = backend.sign({ kind: 'tempIds', venue: record.venue, gateway: record.gateway, id: '01KTEMP1D5VECT0R0000000000', tempIds, refreshAt: startS + 43_200 });
+  return { topic: ackTopic.replace(/\/ack$/, '/tempids'), payload, contentType: CONTROL_CONTENT_TYPE };
+}
+
 export function writeVectors(dir: string, o: {
-  batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string }>;
-  statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets;
+  batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string; requestBytes: Buffer }>;
+  statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets; backend: ControlSigner;
 }): void {
   // README.md is written by hand: only the captured files are replaced
   for (const sub of ['good', 'bad']) rmSync(join(dir, sub), { recursive: true, force: true });
@@ -101,9 +118,15 @@ export function writeVectors(dir: string, o: {
   writeFileSync(join(dir, 'gateway-secrets.json'), JSON.stringify({ ...o.secrets, note: 'TEST KEY of the conformance vectors only: never provision a unit with it' }, null, 2) + '\n');
   const vectors: Vector[] = [];
   const good = (name: string, type: VectorType, c: Captured, description: string) => {
-    const ext = c.contentType === 'application/cbor' ? 'cbor' : 'json';
+    const ext = c.contentType === 'application/cbor' ? 'cbor' : c.contentType === CONTROL_CONTENT_TYPE ? 'cose' : 'json';
     writeFileSync(join(dir, 'good', `${name}.${ext}`), c.payload);
     const v: Vector = { name, type, description, topic: c.topic, contentType: c.contentType ?? '', payload: `good/${name}.${ext}` };
+    if (ext === 'cose') {
+      const read = readCose(c.payload);
+      if (!read.ok) throw new Error(`${name}: ${read.reason}`);
+      v.signedPayload = read.message.payload.toString('utf8');
+      v.rule = type === 'ack' ? 'control-ack' : type === 'tempids' ? 'control-tempids' : 'control-request';
+    }
     if (type === 'batch' || type === 'pull-part') {
       const b = decodeBatch(c.payload);
       writeFileSync(join(dir, 'good', `${name}.expected.json`), JSON.stringify(batchToJson(b), null, 2) + '\n');
@@ -119,13 +142,37 @@ export function writeVectors(dir: string, o: {
     good(`pull-part-${i + 1}`, 'pull-part', c, `pull part ${b.part}${b.last ? ' (last)' : ''}, ${b.encounters.length} encounters${b.encounters.length === 0 ? ': an empty range (B = 0)' : ''}`);
   });
   o.acks.forEach((c, i) => good(`ack-${i + 1}`, 'ack', c, "the reference collector's ack"));
-  o.requests.forEach((c, i) => good(`request-${i + 1}`, 'request', c, `a request: ${c.payload.toString()}`));
+  o.requests.forEach((c, i) => {
+    const read = readCose(c.payload);
+    good(`request-${i + 1}`, 'request', c, `a signed request: ${read.ok ? read.message.payload.toString() : '?'}`);
+  });
+  good('tempids-1', 'tempids', tempIdsAnswer(o.records[0], o.backend, o.acks[0].topic), "a temp-ID answer: made by the backend's signer with a test BlueTrace key, not captured");
   o.statuses.forEach((c) => good(c.name, 'status', c, c.description));
   o.errorReplies.forEach((c, i) => {
     good(`error-reply-${i + 1}`, 'error-reply', c, `the gateway's answer to ${c.request}`);
-    writeFileSync(join(dir, 'bad', `request-${i + 1}.json`), c.request);
-    vectors.push({ name: `bad-request-${i + 1}`, type: 'request', description: 'a bad request; `answer` is what the gateway replied', contentType: 'application/json', payload: `bad/request-${i + 1}.json`, answer: JSON.parse(c.payload.toString()).error });
+    writeFileSync(join(dir, 'bad', `request-${i + 1}.cose`), c.requestBytes);
+    vectors.push({
+      name: `bad-request-${i + 1}`, type: 'request', description: `a signed request with a bad field: ${c.request}; \`answer\` is what the gateway replied`,
+      contentType: CONTROL_CONTENT_TYPE, payload: `bad/request-${i + 1}.cose`, signedPayload: c.request, answer: JSON.parse(c.payload.toString()).error,
+    });
   });
+  // Control messages a gateway refuses unread: each names the reason its counters.control.refused gets.
+  const capturedAck = readCose(o.acks[0].payload);
+  if (!capturedAck.ok) throw new Error(`the captured ack: ${capturedAck.reason}`);
+  const ack = JSON.parse(capturedAck.message.payload.toString()) as Record<string, unknown>;
+  const refusedAcks: Array<[string, string, Buffer, NonNullable<Vector['controlRefusal']>]> = [
+    ['ack-unsigned', 'the ack as bare JSON: protocol 3 takes only signed control messages', Buffer.from(JSON.stringify(ack)), 'unsigned'],
+    ['ack-unknown-key', 'the ack signed by a key the gateway does not trust', new ControlSigner(Buffer.alloc(32, 0x66)).sign(ack as never), 'unknownKey'],
+    ['ack-other-gateway', 'the ack signed by the backend key but meant for another gateway', o.backend.sign({ ...ack, gateway: 'gw-other' } as never), 'wrongGateway'],
+  ];
+  const forged = Buffer.from(o.acks[0].payload);
+  forged[forged.length - 1] ^= 1;
+  refusedAcks.push(['ack-bad-signature', 'the ack with one bit of its signature flipped', forged, 'badSignature']);
+  for (const [name, description, payload, reason] of refusedAcks) {
+    const ext = reason === 'unsigned' ? 'json' : 'cose';
+    writeFileSync(join(dir, 'bad', `${name}.${ext}`), payload);
+    vectors.push({ name, type: 'ack', description, topic: o.acks[0].topic, contentType: ext === 'json' ? 'application/json' : CONTROL_CONTENT_TYPE, payload: `bad/${name}.${ext}`, controlRefusal: reason });
+  }
 
   const base = cborDecode(o.batches[0].payload) as CborMap;
   const pullBase = cborDecode(o.pullParts[0].payload) as CborMap;
@@ -140,6 +187,7 @@ export function writeVectors(dir: string, o: {
   sig[10] ^= 0x80;
   const { sig: _unsigned, ...unsigned } = base;
   const { last: _last, ...noLast } = pullBase;
+  bad('protocol-2', 'v: 2, the retired version whose acks and requests were unsigned (otherwise a valid batch, re-signed)', encodeMap(resign({ ...base, v: 2 }, o.secrets)), { stage: 'decode', field: 'v' });
   bad('protocol-1', 'v: 1, the retired format: created as a float64 (its signature covered a CBOR re-encoding of the header)', protocolOne(encodeMap({ ...base, v: 1 })), { stage: 'decode', field: 'v' });
   bad('hash-mismatch', 'one bit of enc flipped: the hash no longer matches', encodeMap({ ...base, enc: flipped }), { stage: 'decode', field: 'hash' });
   bad('truncated', 'the payload cut short', o.batches[0].payload.subarray(0, o.batches[0].payload.length - 20), { stage: 'decode', field: 'payload' });
@@ -148,7 +196,7 @@ export function writeVectors(dir: string, o: {
   bad('eleven-columns', 'enc holds 11 columns (hash and signature fixed up)', encodeMap(withColumns(base, columns.slice(0, 11), o.secrets)), { stage: 'decode', field: 'enc' });
   const protocols = Buffer.from(columns[1] as Buffer);
   protocols[0] = 9;
-  bad('unknown-protocol', 'an encounter of protocol 9, which version 2 does not define (hash and signature fixed up)', encodeMap(withColumns(base, [columns[0], protocols, ...columns.slice(2)], o.secrets)), { stage: 'decode', field: 'enc.protocols' });
+  bad('unknown-protocol', 'an encounter of protocol 9, which version 3 does not define (hash and signature fixed up)', encodeMap(withColumns(base, [columns[0], protocols, ...columns.slice(2)], o.secrets)), { stage: 'decode', field: 'enc.protocols' });
   bad('forged-signature', 'one bit of sig flipped', encodeMap({ ...base, sig }), { stage: 'verify', code: 'bad-signature' });
   bad('altered-seq', 'seq changed after signing: every header field is signed', encodeMap({ ...base, seq: (base.seq as number) + 1 }), { stage: 'verify', code: 'bad-signature' });
   bad('altered-created', 'created changed by 1 ms after signing', encodeMap({ ...base, created: (base.created as number) + 1 }), { stage: 'verify', code: 'bad-signature' });
@@ -156,7 +204,7 @@ export function writeVectors(dir: string, o: {
   bad('unregistered-gateway', 'a gateway id the registry lacks (signed by the test key)', encodeMap(resign({ ...base, gw: 'gw-unknown' }, o.secrets)), { stage: 'verify', code: 'not-registered' });
   bad('wrong-venue', 'the registered gateway at another venue (signed by its key)', encodeMap(resign({ ...base, venue: 'elsewhere-01' }, o.secrets)), { stage: 'verify', code: 'wrong-venue' });
 
-  const index: VectorIndex = { protocol: 2, registry: 'registry.json', secrets: 'gateway-secrets.json', vectors };
+  const index: VectorIndex = { protocol: 3, registry: 'registry.json', secrets: 'gateway-secrets.json', backendKey: o.backend.key.publicKey.toString('hex'), vectors };
   writeFileSync(join(dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
 }
 

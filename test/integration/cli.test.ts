@@ -7,6 +7,7 @@ import { encodeBatch} from '../../core/wire/index.js';
 import { toWire } from '../../core/encounters/index.js';
 import { runVgw, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { testBackendKeyFile } from '../harness/identity.js';
 
 const dir = tempDir('vgw-cli-');
 
@@ -113,9 +114,12 @@ describe('vgw CLI', () => {
   });
 
   it('pull to a broker that does not answer exits 3 (no answer), naming the broker', () => {
-    const r = runVgw(['pull', '--broker', 'mqtt://127.0.0.1:9', '--venue', 'v', '--gateway', 'g', '--from', '0', '--to', '1000', '--timeout', '3']);
+    const r = runVgw(['pull', '--broker', 'mqtt://127.0.0.1:9', '--venue', 'v', '--gateway', 'g', '--from', '0', '--to', '1000', '--timeout', '3', '--control-key', testBackendKeyFile(dir)]);
     expect(r.status).toBe(3);
     expect(r.stderr).toMatch(/cannot reach the broker at mqtt:\/\/127\.0\.0\.1:9/);
+    // a gateway answers signed requests only: without a backend key there is nothing to send
+    const unsigned = runVgw(['pull', '--broker', 'mqtt://127.0.0.1:9', '--venue', 'v', '--gateway', 'g', '--from', '0', '--to', '1000']);
+    expect([unsigned.status, unsigned.stderr]).toEqual([2, expect.stringMatching(/--control-key: required without a collector config/)]);
   });
 
   it('unknown commands and options exit 2', () => {

@@ -13,6 +13,7 @@ import { sampleEncounter } from '../harness/encounters.js';
 import { collectorSqlite, testBroker } from '../harness/collector.js';
 import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { ackedIds, TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-health-');
 const broker = useLocalBroker(dir);
@@ -21,7 +22,7 @@ const prefix = 'health/v2';
 describe('collector health', () => {
   it('is 200 while commits succeed and 503 once the database fails, naming it; a failed commit acknowledges nothing', async () => {
     const log = createLogger('silent');
-    const collector = new Collector({ broker: testBroker(broker().url, 'health-collector'), prefix, database: join(dir, 'c.db'), registry: null }, log);
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'health-collector'), prefix, database: join(dir, 'c.db'), registry: null }, log);
     const http = new CollectorHttp(collector, { host: '127.0.0.1', port: 0 }, log);
     await http.start();
     await collector.start();
@@ -33,7 +34,7 @@ describe('collector health', () => {
     const client = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'health-gw' });
     const acks: string[] = [];
     await client.subscribeAsync(topics.ack, { qos: 1 });
-    client.on('message', (_t, p) => acks.push(...(JSON.parse(p.toString()).acks as string[])));
+    client.on('message', (_t, p) => acks.push(...ackedIds(p)));
     const life = ulid();
     const now = Math.floor(Date.now() / 1000) * 1000;
     const send = async (seq: number) => {

@@ -16,6 +16,7 @@ import { sampleEncounter } from '../harness/encounters.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND, testBackendKeyFile } from '../harness/identity.js';
 
 const dir = tempDir('vgw-ops-');
 const broker = useLocalBroker(dir);
@@ -25,7 +26,7 @@ describe('collector operations: metrics, health, the fleet', () => {
   it('counts what it stores and refuses by reason, reports gateways online, offline and with missing batches, and says when it is unhealthy', async () => {
     const log = createLogger('error');
     const fleet = new FleetSim(
-      { brokerUrl: broker().url, prefix, gateways: 5, speed: 400, seed: 9, rampS: 0.5, commitIntervalS: 1, batchMaxAgeS: 1, batchMaxEncounters: 32, statusIntervalS: 1, resendInitialS: 1, resendMaxS: 4, reconnectS: 0.3, reconnectMaxS: 2 },
+      { backendKeys: [TEST_BACKEND.key.publicKey], brokerUrl: broker().url, prefix, gateways: 5, speed: 400, seed: 9, rampS: 0.5, commitIntervalS: 1, batchMaxAgeS: 1, batchMaxEncounters: 32, statusIntervalS: 1, resendInitialS: 1, resendMaxS: 4, reconnectS: 0.3, reconnectMaxS: 2 },
       log,
     );
     // a gateway of our own, to send batches by hand
@@ -37,7 +38,7 @@ describe('collector operations: metrics, health, the fleet', () => {
     const database = join(dir, 'collector.db');
     const config = writeJson(join(dir, 'collector.json'), {
       broker: { url: broker().url, reconnectS: 0.3, reconnectMaxS: 1 }, topicPrefix: prefix, log: { level: 'info' },
-      collector: { database, registry, http: { port: 0 } },
+      collector: { controlKeyFile: testBackendKeyFile(dir), database, registry, http: { port: 0 } },
     });
     const collector = spawnVgw(['collect', '-c', config]);
     const base = await waitFor('the collector http url', () => /"url":"(http:\/\/127\.0\.0\.1:\d+\/)"/.exec(collector.output())?.[1], 30_000);
@@ -148,7 +149,7 @@ describe('collector operations: metrics, health, the fleet', () => {
 
     // a second collector on the same port says so and exits
     const port = new URL(base).port;
-    const clash = writeJson(join(dir, 'clash.json'), { broker: { url: broker().url }, topicPrefix: prefix, collector: { database: join(dir, 'clash.db'), registry, http: { port: Number(port) } } });
+    const clash = writeJson(join(dir, 'clash.json'), { broker: { url: broker().url }, topicPrefix: prefix, collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'clash.db'), registry, http: { port: Number(port) } } });
     const second = await runVgwAsync(['collect', '-c', clash]);
     expect(second.status).toBe(1);
     expect(second.stderr).toContain(`collector.http.port: 127.0.0.1:${port} is in use (another collector?): choose another port, or 0 for any free one`);

@@ -16,6 +16,7 @@ import { usePostgres } from '../harness/postgres.js';
 import { runVgwAsync, waitFor } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-robust-');
 const broker = useLocalBroker(dir);
@@ -37,7 +38,7 @@ describe('the collector under junk', () => {
   it('logs a flood of refused batches as one line per kind a minute, and counts every one', async () => {
     const { log, lines } = capturedLog();
     const prefix = 'junk/v2';
-    const collector = new Collector({ broker: testBroker(broker().url, 'junk-collector'), prefix, database: join(dir, 'junk.db'), registry: null }, log);
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'junk-collector'), prefix, database: join(dir, 'junk.db'), registry: null }, log);
     const http = new CollectorHttp(collector, { host: '127.0.0.1', port: 0 }, log);
     await http.start();
     await collector.start();
@@ -60,11 +61,11 @@ describe('the collector under junk', () => {
     const { log, lines } = capturedLog();
     const prefix = 'statuses/v2';
     const database = join(dir, 'statuses.db');
-    const collector = new Collector({ broker: testBroker(broker().url, 'status-collector'), prefix, database, registry: null }, log);
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'status-collector'), prefix, database, registry: null }, log);
     await collector.start();
     const gw = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'status-sender' });
     const doc = (gateway: string, radio: string) =>
-      JSON.stringify({ v: 2, state: 'online', gateway, venue: 'v', startedAt: 0, at: 0, counters: { radio: { state: radio }, clock: { synchronized: true, source: '\u001b[31mred' } } });
+      JSON.stringify({ v: 3, state: 'online', gateway, venue: 'v', startedAt: 0, at: 0, counters: { radio: { state: radio }, clock: { synchronized: true, source: '\u001b[31mred' } } });
     const osc = '\u001b]0;owned\u0007poweredOn\u009b2J';
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-osc').status, doc('gw-osc', osc), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-huge').status, doc('gw-huge', 'x'.repeat(5_000_000)), { qos: 1 });
@@ -97,7 +98,7 @@ describe('the collector on a frozen PostgreSQL', () => {
     const pg = postgres();
     const database = await pg.database('frozen');
     const { log } = capturedLog();
-    const collector = new Collector({ broker: testBroker(broker().url, 'frozen-collector'), prefix: 'frozen/v2', database, registry: null }, log);
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'frozen-collector'), prefix: 'frozen/v2', database, registry: null }, log);
     const http = new CollectorHttp(collector, { host: '127.0.0.1', port: 0 }, log);
     await http.start();
     await collector.start();

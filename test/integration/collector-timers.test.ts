@@ -17,6 +17,7 @@ import { FakeTimers } from '../harness/fake-timers.js';
 import { waitFor } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
+import { ackedIds, TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-collector-timers-');
 const broker = useLocalBroker(dir);
@@ -26,10 +27,10 @@ describe('the collector on fake time', () => {
   it('writes the statuses it heard once per statusFlushMs, the latest of each gateway', async () => {
     const timers = new FakeTimers(T);
     const prefix = 'ctimers/v2';
-    const collector = new Collector({ broker: testBroker(broker().url, 'ctimers-collector'), prefix, database: join(dir, 'statuses.db'), registry: null, statusFlushMs: 2000, timers }, createLogger('silent'));
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'ctimers-collector'), prefix, database: join(dir, 'statuses.db'), registry: null, statusFlushMs: 2000, timers }, createLogger('silent'));
     await collector.start();
     const gw = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'ctimers-gw' });
-    const status = (gateway: string, state: string, at: number) => JSON.stringify({ v: 2, gateway, venue: 'v', state, startedAt: new Date(T).toISOString(), at: new Date(at).toISOString(), counters: {} });
+    const status = (gateway: string, state: string, at: number) => JSON.stringify({ v: 3, gateway, venue: 'v', state, startedAt: new Date(T).toISOString(), at: new Date(at).toISOString(), counters: {} });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-a').status, status('gw-a', 'online', T), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-b').status, status('gw-b', 'online', T), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-a').status, status('gw-a', 'offline', T), { qos: 1 });
@@ -52,6 +53,7 @@ describe('the collector on fake time', () => {
     const timers = new FakeTimers(T);
     const prefix = 'rtimers/v2';
     const collector = new Collector({
+      control: TEST_BACKEND,
       broker: testBroker(broker().url, 'rtimers-collector'), prefix, database: join(dir, 'retention.db'), registry: null,
       retentionDays: 14, retentionIntervalMs: 3_600_000, timers,
     }, createLogger('silent'));
@@ -90,7 +92,7 @@ describe('the collector on fake time', () => {
   it('stores what arrives during a commit as the next group, in one transaction, and acks each group once it is durable', async () => {
     const timers = new FakeTimers(T);
     const prefix = 'gtimers/v2';
-    const collector = new Collector({ broker: testBroker(broker().url, 'gtimers-collector'), prefix, database: join(dir, 'groups.db'), registry: null, timers }, createLogger('silent'));
+    const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'gtimers-collector'), prefix, database: join(dir, 'groups.db'), registry: null, timers }, createLogger('silent'));
     await collector.start();
     // The real store, with its commits counted and the first one held until the test lets it go.
     const store = collector.store;
@@ -106,7 +108,7 @@ describe('the collector on fake time', () => {
     const gw = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'gtimers-gw' });
     const topics = gatewayTopics(prefix, 'v', 'gw');
     const acks: string[][] = [];
-    gw.on('message', (_topic, payload) => acks.push((JSON.parse(payload.toString()) as { acks: string[] }).acks));
+    gw.on('message', (_topic, payload) => acks.push(ackedIds(payload)));
     await gw.subscribeAsync(topics.ack, { qos: 1 });
     const life = ulid();
     const batch = (seq: number) => {
@@ -120,7 +122,7 @@ describe('the collector on fake time', () => {
     for (const b of more) await gw.publishAsync(topics.batch, b.bytes, { qos: 1 });
     // A status after them on the same connection: the broker delivers in order, so once the
     // collector has heard it, it has heard the four batches too.
-    await gw.publishAsync(topics.status, JSON.stringify({ v: 2, gateway: 'gw', venue: 'v', state: 'online', startedAt: new Date(T).toISOString(), at: new Date(T).toISOString(), counters: {} }), { qos: 1 });
+    await gw.publishAsync(topics.status, JSON.stringify({ v: 3, gateway: 'gw', venue: 'v', state: 'online', startedAt: new Date(T).toISOString(), at: new Date(T).toISOString(), counters: {} }), { qos: 1 });
     await waitFor('the status after them heard', async () => metric(await collector.metrics.registry.metrics(), 'vgw_collector_status_messages_total') === 1, 10_000);
     expect(groups).toHaveLength(1);
     expect(acks).toEqual([]); // nothing acked before it is durable

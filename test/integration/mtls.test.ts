@@ -10,7 +10,7 @@ import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LocalBroker } from '../../simulators/index.js';
 import { gatewayTopics } from '../../core/wire/index.js';
-import { provisionTestGateway } from '../harness/identity.js';
+import { provisionTestGateway, signedRequest, testBackendKeyFile } from '../harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -69,7 +69,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const registry = writeJson(join(dir, 'gateways.json'), [identity.record]);
     const collectorConfig = writeJson(join(dir, 'collector.json'), {
       broker: { url: `mqtts://127.0.0.1:${backendPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'collector-1.crt'), key: join(pki, 'collector-1.key'), reconnectS: 0.5 },
-      collector: { database: join(dir, 'collector.db'), registry, http: { port: 0 } },
+      collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'collector.db'), registry, http: { port: 0 } },
     });
     const gatewayConfig = writeJson(join(dir, 'gw-a.json'), {
       gateway: { id: 'gw-a', venue: 'mall-01' },
@@ -89,13 +89,12 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       await waitFor('6 encounters stored at the collector', () => storedCount() >= 6, 60_000);
       expect(collector.output()).not.toContain('batch refused');
       expect(daemon.output()).toContain('broker connected');
-      // A pull whose response topic the gateway's ACL does not let it write: the broker refuses
-      // every part, and the gateway says so instead of "pull answered".
+      // A signed pull whose replyTo is under the replies prefix but deeper than the gateway's ACL
+      // lets it write (replies/+): the broker refuses every part, and the gateway says so instead
+      // of "pull answered".
       const backend = await connect(backendPort, 'collector-1', 'backend-puller');
-      const topics = gatewayTopics('vgw/v2', 'mall-01', 'gw-a');
-      await backend.publishAsync(topics.request, JSON.stringify({ v: 2, op: 'pull', from: 0, to: Date.now() + 60_000 }), {
-        qos: 1, properties: { responseTopic: 'vgw/v2/mall-01/gw-a/not-a-reply-topic' },
-      });
+      const topics = gatewayTopics('vgw/v3', 'mall-01', 'gw-a');
+      await backend.publishAsync(topics.request, signedRequest({ venue: 'mall-01', gateway: 'gw-a' }, 'vgw/v3/replies/too/deep', { op: 'pull', from: 0, to: Date.now() + 60_000 }), { qos: 1 });
       const line = await waitFor('the gateway reports the refused pull', () => daemon!.output().split('\n').find((l) => l.includes('pull not delivered')), 20_000);
       expect(JSON.parse(line)).toMatchObject({ refused: 1, parts: 1, unconfirmed: 0, reason: expect.stringMatching(/not authori[sz]ed/i) });
       expect(daemon.output()).not.toContain('pull answered');
@@ -115,11 +114,11 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const collector = await connect(backendPort, 'collector-1', 'collector-watch');
     const seen: string[] = [];
     collector.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
-    expect((await collector.subscribeAsync('vgw/v2/+/+/batch', { qos: 1 }))[0].qos).toBe(1);
+    expect((await collector.subscribeAsync('vgw/v3/+/+/batch', { qos: 1 }))[0].qos).toBe(1);
 
     // gw-b, its own certificate, claiming gw-a's client id
     const b = await connect(gatewayPort, 'gw-b', 'vgw-gw-a');
-    const forgedOnA = gatewayTopics('vgw/v2', 'mall-01', 'gw-a');
+    const forgedOnA = gatewayTopics('vgw/v3', 'mall-01', 'gw-a');
     const denied = await b.publishAsync(forgedOnA.batch, 'not from gw-a', { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
     expect(denied).toMatch(/not authori[sz]ed/i);
     // Mosquitto 2 grants any subscription and checks the ACL on delivery: gw-b hears nothing of gw-a's.
@@ -129,15 +128,15 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     a.on('message', (topic) => heardByA.push(topic));
     await b.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
     await a.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
-    await collector.publishAsync(forgedOnA.ack, JSON.stringify({ v: 2, acks: [] }), { qos: 1 });
-    await collector.publishAsync(forgedOnA.request, JSON.stringify({ v: 2, op: 'status' }), { qos: 1 });
+    await collector.publishAsync(forgedOnA.ack, JSON.stringify({ v: 3, acks: [] }), { qos: 1 });
+    await collector.publishAsync(forgedOnA.request, JSON.stringify({ v: 3, op: 'status' }), { qos: 1 });
     await waitFor('gw-a hears its ack and request', () => heardByA.length === 2, 10_000);
     // gw-b on its own topics is fine
-    await b.publishAsync(gatewayTopics('vgw/v2', 'mall-01', 'gw-b').batch, 'from gw-b', { qos: 1 });
+    await b.publishAsync(gatewayTopics('vgw/v3', 'mall-01', 'gw-b').batch, 'from gw-b', { qos: 1 });
     await a.publishAsync(forgedOnA.batch, 'from gw-a', { qos: 1 });
     await waitFor('both legitimate messages at the collector', () => seen.length >= 2, 10_000);
     await sleep(300);
-    expect(seen.sort()).toEqual(['vgw/v2/mall-01/gw-a/batch from gw-a', 'vgw/v2/mall-01/gw-b/batch from gw-b']);
+    expect(seen.sort()).toEqual(['vgw/v3/mall-01/gw-a/batch from gw-a', 'vgw/v3/mall-01/gw-b/batch from gw-b']);
     expect(heardByB).toEqual([]);
     // The broker gave gw-b its certificate's name as client id, so gw-a was not disconnected.
     expect(a.connected).toBe(true);
@@ -150,12 +149,12 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const heardByCollector: string[] = [];
     b.on('message', (topic) => heardByB.push(topic));
     collector.on('message', (topic) => heardByCollector.push(topic));
-    await b.subscribeAsync('vgw/v2/#', { qos: 1 });
-    await collector.subscribeAsync('vgw/v2/+/+/batch', { qos: 1 });
-    const denied = await b.publishAsync('vgw/v2/mall-01/gw-a/ack', JSON.stringify({ v: 2, acks: [] }), { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
+    await b.subscribeAsync('vgw/v3/#', { qos: 1 });
+    await collector.subscribeAsync('vgw/v3/+/+/batch', { qos: 1 });
+    const denied = await b.publishAsync('vgw/v3/mall-01/gw-a/ack', JSON.stringify({ v: 3, acks: [] }), { qos: 1 }).then(() => 'accepted', (err: Error) => err.message);
     expect(denied).toMatch(/not authori[sz]ed/i);
     const gwA = await connect(gatewayPort, 'gw-a', 'gw-a-2');
-    await gwA.publishAsync('vgw/v2/mall-01/gw-a/batch', 'x', { qos: 1 });
+    await gwA.publishAsync('vgw/v3/mall-01/gw-a/batch', 'x', { qos: 1 });
     await waitFor('the collector hears the batch', () => heardByCollector.length === 1, 10_000);
     await sleep(300);
     expect(heardByB).toEqual([]);

@@ -8,6 +8,7 @@ import { computeEid, identityKeyForResolver, x25519PublicFromPrivate } from '../
 import { registrationSchema, secretsSchema, signingKeyFromSeed } from '../../core/trust/index.js';
 import { runVgw } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-provision-');
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
@@ -29,6 +30,8 @@ describe('vgw provision', () => {
       'hci:1',
       '12', // exponent
       '', // resolver key: none, random identity key
+      'not-a-key', // backend key: asked again
+      TEST_BACKEND.key.publicKey.toString('hex'),
       '', // check-in URL default
     ].join('\n') + '\n';
     const r = runVgw(['provision', '--config-dir', etc, '--data-dir', join(dir, 'a-var')], answers);
@@ -44,6 +47,8 @@ describe('vgw provision', () => {
     expect(record).toMatchObject({ gateway: 'gw-0042', venue: 'mall-01', beacon: { exponent: 12, identityKey: secrets.beaconIdentityKey } });
     expect(signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')).publicKey.toString('hex')).toBe(record.signingKey);
     expect(secrets.brokerPassword).toBe('s3cret');
+    expect(r.stderr).toContain('✗ 64 hex digits, the public key `vgw backend-key` prints');
+    expect(secrets.backendKeys).toEqual([{ publicKey: TEST_BACKEND.key.publicKey.toString('hex') }]);
     const config = readJson(join(etc, 'config.json'));
     expect(JSON.stringify(config)).not.toContain('s3cret');
     expect(config).toMatchObject({ broker: { url: 'mqtts://broker.example.org:8883', username: 'vgw-gw-0042' }, beacon: { enabled: true, transport: 'hci:1', exponent: 12 } });
@@ -56,7 +61,7 @@ describe('vgw provision', () => {
 
   it('refuses to provision again without --force (new keys need a new registration)', () => {
     const etc = join(dir, 'a-etc');
-    const args = ['provision', '-y', '--gateway', 'gw-0042', '--venue', 'mall-01', '--config-dir', etc, '--data-dir', join(dir, 'a-var')];
+    const args = ['provision', '-y', '--gateway', 'gw-0042', '--venue', 'mall-01', '--backend-key', TEST_BACKEND.key.publicKey.toString('hex'), '--config-dir', etc, '--data-dir', join(dir, 'a-var')];
     const again = runVgw(args);
     expect(again.status).toBe(2);
     expect(again.stderr).toMatch(/secrets\.json exists: this unit is provisioned.*pass --force/);
@@ -71,7 +76,7 @@ describe('vgw provision', () => {
     const resolverPublic = x25519PublicFromPrivate(resolverPrivate).toString('hex');
     const r = runVgw([
       'provision', '--non-interactive', '--json', '--gateway', 'gw-7', '--venue', 'market-02', '--broker', 'mqtt://10.0.0.5:1883',
-      '--resolver-public-key', resolverPublic, '--checkin-url', 'https://check.in/{venue}?src=ble', '--config-dir', etc, '--data-dir', join(dir, 'b-var'),
+      '--resolver-public-key', resolverPublic, '--backend-key', TEST_BACKEND.key.publicKey.toString('hex'), '--checkin-url', 'https://check.in/{venue}?src=ble', '--config-dir', etc, '--data-dir', join(dir, 'b-var'),
     ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -101,6 +106,8 @@ describe('vgw provision', () => {
     const missing = runVgw([...base, '--venue', 'mall-01']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/--gateway is required with --non-interactive/);
+    const noBackendKey = runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01']);
+    expect([noBackendKey.status, noBackendKey.stderr]).toEqual([2, expect.stringMatching(/--backend-key is required with --non-interactive \(backend public key/)]);
     const badBroker = runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--broker', 'http://x']);
     expect(badBroker.status).toBe(2);
     expect(badBroker.stderr).toMatch(/--broker: "http:\/\/x": give a URL such as mqtts:/);

@@ -13,7 +13,7 @@ import { advertisingReportEvents, readHciCapture } from '../../simulators/index.
 import { createH4Framer, hciGuardCounters, forcePassiveScan, NobleScanner, parseTransport } from '../../daemon/radio/index.js';
 import { advertisingReport, CrowdOptions, VirtualController } from '../../simulators/index.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
-import { provisionTestGateway } from '../harness/identity.js';
+import { provisionTestGateway, TEST_BACKEND } from '../harness/identity.js';
 import { crowdEnd, crowdTruth } from '../harness/crowd-truth.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { hasReference, REFERENCE_DIR } from '../harness/reference.js';
@@ -270,6 +270,7 @@ describe('radio supervisor', () => {
     type Radio = { state: string; reports: number; recoverRestartScan: number; recoverReset: number; recoverReopen: number; recovered: number };
     const radio = async (): Promise<Radio> => {
       const status = await requestStatus({
+        control: TEST_BACKEND,
         broker: testBroker(broker.url, `sup-probe-${Math.random()}`),
         prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000,
       });
@@ -368,6 +369,7 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
     const daemon = spawnVgw(['run', '-c', config]);
     const radio = await waitFor('a status with the radio', async () => {
       const status = await requestStatus({
+        control: TEST_BACKEND,
         broker: testBroker(broker.url, 'nok-probe'),
         prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000,
       });

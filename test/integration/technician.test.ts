@@ -137,7 +137,7 @@ describe('vgw status and vgw doctor on a running unit', () => {
       const cfg = writeJson(join(dir, 'foreign.json'), { ...base, health: { controlSocket: socketPath } });
       const s = await runVgwAsync(['status', '-c', cfg]);
       expect(s.status).toBe(1);
-      expect(s.stderr).toMatch(/^vgw: the control socket .*foreign\.sock: not a status document: v: must be 2\n$/);
+      expect(s.stderr).toMatch(/^vgw: the control socket .*foreign\.sock: not a status document: v: must be 3\n$/);
     } finally {
       server.close();
     }

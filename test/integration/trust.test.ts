@@ -12,7 +12,7 @@ import { PROTOCOL_EN } from '../../core/protocols/index.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../../core/trust/index.js';
 import type { WireEncounter } from '../../core/encounters/index.js';
 import { BatchHeader, encodeBatch, gatewayTopics } from '../../core/wire/index.js';
-import { provisionTestGateway } from '../harness/identity.js';
+import { ackedIds, provisionTestGateway, testBackendKeyFile } from '../harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -68,7 +68,7 @@ beforeAll(async () => {
   const config = writeJson(join(dir, 'collector.json'), {
     broker: { url: broker.url, reconnectS: 0.5 },
     topicPrefix: prefix,
-    collector: { database: collectorDb, registry: registryPath, http: { port: 0 } },
+    collector: { controlKeyFile: testBackendKeyFile(dir), database: collectorDb, registry: registryPath, http: { port: 0 } },
     log: { level: 'debug' },
   });
   collector = spawnVgw(['collect', '-c', config]);
@@ -76,7 +76,7 @@ beforeAll(async () => {
   await sleep(300);
   publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'trust-publisher' });
   await publisher.subscribeAsync(`${prefix}/+/+/ack`, { qos: 1 });
-  publisher.on('message', (_t, payload) => acks.push(...(JSON.parse(payload.toString()) as { acks: string[] }).acks));
+  publisher.on('message', (_t, payload) => acks.push(...ackedIds(payload)));
 });
 
 afterAll(async () => {
@@ -192,7 +192,7 @@ describe('the gateway side', () => {
   });
 
   it('`vgw collect` without a registry refuses to start unless told it is a development setup', () => {
-    const config = writeJson(join(dir, 'noregistry.json'), { collector: { database: join(dir, 'x.db') } });
+    const config = writeJson(join(dir, 'noregistry.json'), { collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'x.db') } });
     const r = runVgw(['collect', '-c', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/collector\.registry: required/);

@@ -3,12 +3,13 @@
 // resendMaxS, ±20 % jitter), an ack frees its batch's place in flight at once, and a broker that
 // lost every session gets what was in flight again at once, with its backoff started over.
 import mqtt from 'mqtt';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClosedEncounter } from '../../core/encounters/index.js';
 import { createLogger } from '../../core/log/index.js';
-import { decodeBatch, gatewayTopics } from '../../core/wire/index.js';
+import { decodeBatch, gatewayTopics, trustedKey } from '../../core/wire/index.js';
 import { Store } from '../../daemon/store/index.js';
 import { Uplink, type UplinkOptions } from '../../daemon/uplink/index.js';
 import { useLocalBroker } from '../harness/broker.js';
@@ -17,6 +18,7 @@ import { FakeTimers } from '../harness/fake-timers.js';
 import { GateProxy } from '../harness/gate-proxy.js';
 import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { TEST_BACKEND } from '../harness/identity.js';
 
 const dir = tempDir('vgw-uplink-');
 const broker = useLocalBroker(dir);
@@ -53,7 +55,7 @@ async function setUp(batches: number, options: Partial<UplinkOptions>, url = bro
   const uplink = new Uplink({
     broker: testBroker(url, `vgw-${name}`), prefix, venue: 'venue', gateway: name, maxInflightBatches: 8,
     resendInitialMs: 1000, resendMaxMs: 4000, statusIntervalMs: 3_600_000, maxRequestBytes: 4096, maxPullEncounters: 1000,
-    batchMaxEncounters: 1, timers, ...options,
+    batchMaxEncounters: 1, timers, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000, ...options,
   }, store, () => ({}) as never, createLogger('silent'));
   cleanup.push(async () => {
     await uplink.stop();
@@ -65,7 +67,12 @@ async function setUp(batches: number, options: Partial<UplinkOptions>, url = bro
   store.addEncounters(Array.from({ length: batches }, (_, i) => encounter(i + 1)));
   store.commit();
   expect(store.outbox()).toHaveLength(batches);
-  return { timers, store, uplink, sent, topics, listener };
+  /** A pull request from the tests' backend, answered on `<prefix>/replies/<to>`. */
+  const pullRequest = (to: string) => TEST_BACKEND.sign({
+    kind: 'request', venue: 'venue', gateway: name, issuedAt: timers.now(), nonce: randomBytes(16).toString('base64url'),
+    replyTo: `${prefix}/replies/${to}`, op: 'pull', from: 0, to: T + 60_000,
+  });
+  return { timers, store, uplink, sent, topics, listener, name, pullRequest };
 }
 
 describe('the uplink on fake time', () => {
@@ -106,11 +113,11 @@ describe('the uplink on fake time', () => {
   });
 
   it('an ack frees its place in flight at once, without waiting for a timer', async () => {
-    const { uplink, sent, topics, listener, store, timers } = await setUp(3, { maxInflightBatches: 1 });
+    const { uplink, sent, topics, listener, store, timers, name } = await setUp(3, { maxInflightBatches: 1 });
     await waitFor('the first batch sent', () => sent.length === 1, 10_000);
     expect(uplink.inflightCount).toBe(1);
     const [first, second] = store.outbox();
-    await listener.publishAsync(topics.ack, JSON.stringify({ v: 2, acks: [first.id] }), { qos: 1 });
+    await listener.publishAsync(topics.ack, TEST_BACKEND.sign({ kind: 'ack', venue: 'venue', gateway: name, acks: [first.id] }), { qos: 1 });
     await waitFor('the second batch sent', () => sent.length === 2, 10_000);
     expect(sent).toEqual([first.id, second.id]);
     expect(timers.now()).toBe(T); // no fake time passed
@@ -120,17 +127,17 @@ describe('the uplink on fake time', () => {
   it('answers one pull at a time, holds up to 4, refuses the rest by name; a reply never confirmed is not counted answered', async () => {
     const proxy = new GateProxy(broker().port);
     // three one-encounter batches, so an answer is three parts; no re-sends within the test
-    const { uplink, topics, listener, timers } = await setUp(3, { resendInitialMs: 3_600_000, resendMaxMs: 3_600_000 }, await proxy.start());
+    const { uplink, topics, listener, timers, pullRequest } = await setUp(3, { resendInitialMs: 3_600_000, resendMaxMs: 3_600_000 }, await proxy.start());
     cleanup.unshift(() => proxy.stop()); // after the uplink has stopped
     const replies: Array<{ to: string; text: string }> = [];
     listener.on('message', (topic, payload) => {
-      if (topic.startsWith('replies/')) replies.push({ to: topic, text: payload[0] === 0x7b ? payload.toString() : `part ${decodeBatch(payload).part}${decodeBatch(payload).last ? ' last' : ''}` });
+      if (topic.startsWith('timers/v2/replies/')) replies.push({ to: topic.slice('timers/v2/'.length), text: payload[0] === 0x7b ? payload.toString() : `part ${decodeBatch(payload).part}${decodeBatch(payload).last ? ' last' : ''}` });
     });
-    await listener.subscribeAsync('replies/#', { qos: 1 });
+    await listener.subscribeAsync('timers/v2/replies/#', { qos: 1 });
     // Whatever the gateway sends waits at the proxy: the first pull's answer cannot be confirmed.
     proxy.hold();
     for (let i = 1; i <= 6; i++) {
-      await listener.publishAsync(topics.request, JSON.stringify({ v: 2, op: 'pull', from: 0, to: T + 60_000 }), { qos: 1, properties: { responseTopic: `replies/${i}` } });
+      await listener.publishAsync(topics.request, pullRequest(String(i)), { qos: 1 });
     }
     await waitFor('the fifth and sixth refused', () => uplink.counters.requestsInvalid === 2, 10_000);
     expect(uplink.counters.requestsAnswered).toBe(0);
@@ -147,7 +154,7 @@ describe('the uplink on fake time', () => {
     // A reply the broker never confirms: after 10 s the pull is given up and not counted answered.
     proxy.hold();
     const before = timers.count;
-    await listener.publishAsync(topics.request, JSON.stringify({ v: 2, op: 'pull', from: 0, to: T + 60_000 }), { qos: 1, properties: { responseTopic: 'replies/7' } });
+    await listener.publishAsync(topics.request, pullRequest('7'), { qos: 1 });
     await waitFor("the three parts' deadlines set", () => timers.count === before + 3, 10_000);
     timers.advance(9_999);
     expect(timers.count).toBe(before + 3);

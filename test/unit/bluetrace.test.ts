@@ -165,7 +165,7 @@ describe('BlueTrace encounters', () => {
     const { deflateRawSync } = await import('node:zlib');
     const { cborEncode, contentHash } = await import('../../core/wire/index.js');
     const enc = deflateRawSync(cborEncode([[1], Buffer.from([1]), Buffer.concat([Buffer.alloc(61), Buffer.from([50]), Buffer.alloc(4)]), [10], [0], [1], [-60], [0], [0], 0, [], [0]]));
-    const msg = cborEncode({ v: 2, kind: 'batch', id: ulid(), gw: 'gw', venue: 'v', life: ulid(), seq: 1, created: 1, n: 1, enc, hash: contentHash(enc) });
+    const msg = cborEncode({ v: 3, kind: 'batch', id: ulid(), gw: 'gw', venue: 'v', life: ulid(), seq: 1, created: 1, n: 1, enc, hash: contentHash(enc) });
     expect(() => decodeBatch(msg)).toThrow(WireFormatError);
     expect(() => decodeBatch(msg)).toThrow(/enc.tempIds/);
   });

@@ -29,7 +29,7 @@ function seeded(seed: number): () => number {
   return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
 }
 
-describe('batch wire format, protocol 2', () => {
+describe('batch wire format, protocol 3', () => {
   it('round-trips encounters at wire precision', () => {
     const rand = seeded(3);
     const wire = Array.from({ length: 100 }, (_, i) => toWire(record(i, rand)));
@@ -141,9 +141,10 @@ describe('batch wire format, protocol 2', () => {
     flipped[flipped.length - 40] ^= 0xff;
     expect(() => decodeBatch(flipped)).toThrow(/hash|enc|payload/);
     expect(() => decodeBatch(good.subarray(0, good.length - 5))).toThrow(/payload|hash|enc/);
-    const msg = (over: Record<string, unknown>) => Buffer.from(cborEncode({ v: 2, kind: 'batch', id: header.id, gw: 'g', venue: 'v', life: header.life, seq: 1, created: 1, n: 0, enc: Buffer.alloc(0), hash: Buffer.alloc(32), ...over }));
-    expect(() => decodeBatch(msg({ v: 3 }))).toThrow(/^v: expected protocol version 2/);
-    expect(() => decodeBatch(msg({ v: 1 }))).toThrow(/^v: protocol version 1 is retired .*update the gateway to protocol 2/);
+    const msg = (over: Record<string, unknown>) => Buffer.from(cborEncode({ v: 3, kind: 'batch', id: header.id, gw: 'g', venue: 'v', life: header.life, seq: 1, created: 1, n: 0, enc: Buffer.alloc(0), hash: Buffer.alloc(32), ...over }));
+    expect(() => decodeBatch(msg({ v: 4 }))).toThrow(/^v: expected protocol version 3/);
+    expect(() => decodeBatch(msg({ v: 1 }))).toThrow(/^v: protocol version 1 is retired .*update the gateway to protocol 3, topic prefix vgw\/v3/);
+    expect(() => decodeBatch(msg({ v: 2 }))).toThrow(/^v: protocol version 2 is retired \(a gateway took acks and requests from anyone the broker let publish\): update the gateway to protocol 3/);
     expect(() => decodeBatch(msg({ gw: 'a/b' }))).toThrow(/^gw: expected a gateway id/);
     const emptyHash = createHash('sha256').digest();
     expect(() => decodeBatch(msg({ hash: emptyHash, part: 0 }))).toThrow(/^part: expected no part on an outbox batch/);
@@ -160,7 +161,7 @@ describe('batch wire format, protocol 2', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.array(fc.integer({ min: -300, max: 300 }), { maxLength: 6 }), fc.uint8Array({ maxLength: 30 }), fc.integer({ min: -2, max: 20 }), fc.double(), fc.string()), { maxLength: 13 }), fc.integer({ min: 0, max: 5 }), (columns, n) => {
         const enc = deflateRawSync(cborEncode(columns));
-        const payload = cborEncode({ v: 2, kind: 'batch', id: header.id, gw: 'g', venue: 'v', life: header.life, seq: 1, created: 1, n, enc, hash: createHash('sha256').update(enc).digest() });
+        const payload = cborEncode({ v: 3, kind: 'batch', id: header.id, gw: 'g', venue: 'v', life: header.life, seq: 1, created: 1, n, enc, hash: createHash('sha256').update(enc).digest() });
         try {
           decodeBatch(payload);
         } catch (err) {
@@ -189,22 +190,22 @@ describe('batch wire format, protocol 2', () => {
 describe('acks and requests', () => {
   it('accepts JSON and CBOR acks, and names the problem otherwise', () => {
     const id = ulid();
-    expect(parseMessage(Buffer.from(JSON.stringify({ v: 2, acks: [id] })), ackSchema, 1000).acks).toEqual([id]);
-    expect(parseMessage(Buffer.from(cborEncode({ v: 2, acks: [id] })), ackSchema, 1000).acks).toEqual([id]);
-    expect(() => parseMessage(Buffer.from('{"v":2,"acks":"x"}'), ackSchema, 1000)).toThrow(/^acks: /);
-    expect(() => parseMessage(Buffer.from('{"v":2,"acks":["abc"]}'), ackSchema, 1000)).toThrow(/acks.0: must be a ULID/);
+    expect(parseMessage(Buffer.from(JSON.stringify({ v: 3, acks: [id] })), ackSchema, 1000).acks).toEqual([id]);
+    expect(parseMessage(Buffer.from(cborEncode({ v: 3, acks: [id] })), ackSchema, 1000).acks).toEqual([id]);
+    expect(() => parseMessage(Buffer.from('{"v":3,"acks":"x"}'), ackSchema, 1000)).toThrow(/^acks: /);
+    expect(() => parseMessage(Buffer.from('{"v":3,"acks":["abc"]}'), ackSchema, 1000)).toThrow(/acks.0: must be a ULID/);
     expect(() => parseMessage(Buffer.from('{oops'), ackSchema, 1000)).toThrow(/neither JSON nor CBOR/);
     expect(() => parseMessage(Buffer.alloc(2000, 0x20), ackSchema, 1000)).toThrow(/more than the 1000 allowed/);
   });
 
   it('parses pull requests with ISO or millisecond times', () => {
-    const r = parseMessage(Buffer.from('{"v":2,"op":"pull","from":"2026-11-22T10:00:00Z","to":1795400000000}'), requestSchema, 1000);
-    expect(r).toEqual({ v: 2, op: 'pull', from: Date.parse('2026-11-22T10:00:00Z'), to: 1795400000000 });
-    expect(() => parseMessage(Buffer.from('{"v":2,"op":"pull","from":5,"to":5}'), requestSchema, 1000)).toThrow(/^to: must be after from/);
-    expect(() => parseMessage(Buffer.from('{"v":2,"op":"pull","from":"yesterday","to":5}'), requestSchema, 1000)).toThrow(/^from: /);
-    expect(() => parseMessage(Buffer.from('{"v":2,"op":"reboot"}'), requestSchema, 1000)).toThrow(/^op: /);
+    const r = parseMessage(Buffer.from('{"v":3,"op":"pull","from":"2026-11-22T10:00:00Z","to":1795400000000}'), requestSchema, 1000);
+    expect(r).toEqual({ v: 3, op: 'pull', from: Date.parse('2026-11-22T10:00:00Z'), to: 1795400000000 });
+    expect(() => parseMessage(Buffer.from('{"v":3,"op":"pull","from":5,"to":5}'), requestSchema, 1000)).toThrow(/^to: must be after from/);
+    expect(() => parseMessage(Buffer.from('{"v":3,"op":"pull","from":"yesterday","to":5}'), requestSchema, 1000)).toThrow(/^from: /);
+    expect(() => parseMessage(Buffer.from('{"v":3,"op":"reboot"}'), requestSchema, 1000)).toThrow(/^op: /);
     // before 1970 is refused as an ISO string, as it is as a negative number
-    expect(() => parseMessage(Buffer.from('{"v":2,"op":"pull","from":"1969-12-31T00:00:00Z","to":5}'), requestSchema, 1000)).toThrow(/^from: must not be before 1970/);
-    expect(() => parseMessage(Buffer.from('{"v":2,"op":"pull","from":-5,"to":5}'), requestSchema, 1000)).toThrow(/^from: /);
+    expect(() => parseMessage(Buffer.from('{"v":3,"op":"pull","from":"1969-12-31T00:00:00Z","to":5}'), requestSchema, 1000)).toThrow(/^from: must not be before 1970/);
+    expect(() => parseMessage(Buffer.from('{"v":3,"op":"pull","from":-5,"to":5}'), requestSchema, 1000)).toThrow(/^from: /);
   });
 });

@@ -21,7 +21,7 @@ describe('config schema', () => {
     expect(c.store.checkpointS).toBe(60);
     expect(c.store.retentionDays).toBe(14);
     expect(c.broker.url).toBe('mqtt://127.0.0.1:1883');
-    expect(c.topicPrefix).toBe('vgw/v2');
+    expect(c.topicPrefix).toBe('vgw/v3');
   });
 
   it('names each bad field and how to fix it', () => {

@@ -6,7 +6,7 @@ import { fleetRows, fleetSummary, HOUR_MS, type LifeRow, type StatusRow, statusR
 const T = Date.parse('2026-12-04T10:30:00Z');
 
 function status(gateway: string, venue: string, state: 'online' | 'offline', extra: Record<string, unknown> = {}, receivedAt = T - 5000): StatusRow {
-  const doc = { v: 2, state, gateway, venue, ...extra };
+  const doc = { v: 3, state, gateway, venue, ...extra };
   return { gateway, venue, state, reason: typeof extra.reason === 'string' ? extra.reason : null, since: receivedAt - 60_000, receivedAt, document: JSON.stringify(doc) };
 }
 

@@ -8,17 +8,17 @@ const at = Date.UTC(2026, 10, 23, 9);
 describe('the status document', () => {
   it('has the three forms protocol.md gives: online with counters, stopped, and the Will without at', () => {
     expect(statusDocument('stopped', id, undefined, at)).toEqual({
-      v: 2, gateway: 'gw-1', venue: 'mall-01', startedAt: '2026-11-23T08:00:00.000Z', state: 'offline', reason: 'stopped', at: '2026-11-23T09:00:00.000Z',
+      v: 3, gateway: 'gw-1', venue: 'mall-01', startedAt: '2026-11-23T08:00:00.000Z', state: 'offline', reason: 'stopped', at: '2026-11-23T09:00:00.000Z',
     });
     const will = statusDocument('will', id);
-    expect(will).toEqual({ v: 2, gateway: 'gw-1', venue: 'mall-01', startedAt: '2026-11-23T08:00:00.000Z', state: 'offline', reason: 'connection lost' });
+    expect(will).toEqual({ v: 3, gateway: 'gw-1', venue: 'mall-01', startedAt: '2026-11-23T08:00:00.000Z', state: 'offline', reason: 'connection lost' });
     expect(nonCamelKeys(will)).toEqual([]);
   });
 
   it('reads back what it wrote, and refuses what is not one by field', () => {
     const stopped = statusDocument('stopped', id, undefined, at);
     expect(parseStatus(JSON.parse(JSON.stringify(stopped)), 'test')).toEqual(stopped);
-    expect(() => parseStatus({ ...stopped, v: 1 }, 'the topic')).toThrow(new StatusError('the topic: not a status document: v: must be 2'));
+    expect(() => parseStatus({ ...stopped, v: 1 }, 'the topic')).toThrow(new StatusError('the topic: not a status document: v: must be 3'));
     expect(() => parseStatus({ ...stopped, gateway: 7 }, 'x')).toThrow(/^x: not a status document: gateway: /);
     expect(() => parseStatus({ ...stopped, state: 'online' }, 'x')).toThrow('x: not a status document: an online status needs at and counters');
     expect(() => parseStatus([1, 2], 'x')).toThrow(StatusError);

@@ -71,9 +71,9 @@ describe('the temp ID supply', () => {
   it('takes the answer to its own request only, keeps it on disk (0600) and hands out the ID valid now', () => {
     const { s, requests } = supply();
     s.start();
-    s.accept({ v: 2, id: '01JEXAMPLE0000000000000000', tempIds: issued(S, 20), refreshAt: S + 3600 });
+    s.accept({ v: 3, id: '01JEXAMPLE0000000000000000', tempIds: issued(S, 20), refreshAt: S + 3600 });
     expect(s.status().responses).toBe(0); // not the id it asked with
-    s.accept({ v: 2, id: requests[0].id, tempIds: issued(S - 60, 20), refreshAt: S + 3600 });
+    s.accept({ v: 3, id: requests[0].id, tempIds: issued(S - 60, 20), refreshAt: S + 3600 });
     expect(s.status()).toMatchObject({ state: 'ok', left: 20, responses: 1, lastError: null, refreshAt: (S + 3600) * 1000, lastsUntil: (S - 60 + 20 * QUARTER) * 1000 });
     expect(s.current()).toBe(issued(S - 60, 1)[0].tempId);
     timers.advance(QUARTER * 1000);
@@ -90,7 +90,7 @@ describe('the temp ID supply', () => {
   it('runs low, asks for more before it runs out, and says out (never an expired ID) when it does', () => {
     const { s, requests } = supply();
     s.start();
-    s.accept({ v: 2, id: requests[0].id, tempIds: issued(S, 10), refreshAt: S + 86_400 });
+    s.accept({ v: 3, id: requests[0].id, tempIds: issued(S, 10), refreshAt: S + 86_400 });
     expect(s.status().state).toBe('ok');
     timers.advance(3 * QUARTER * 1000); // 7 left, under the low water mark of 8
     expect(s.status().state).toBe('low');
@@ -104,7 +104,7 @@ describe('the temp ID supply', () => {
   it('hands out nothing on an untrusted clock, and says so', () => {
     const { s, requests, setTrusted } = supply();
     s.start();
-    s.accept({ v: 2, id: requests[0].id, tempIds: issued(S, 20), refreshAt: S + 3600 });
+    s.accept({ v: 3, id: requests[0].id, tempIds: issued(S, 20), refreshAt: S + 3600 });
     setTrusted(false);
     expect(s.current()).toBeNull();
     expect(s.status().state).toBe('clockUnsynced');
@@ -114,8 +114,32 @@ describe('the temp ID supply', () => {
   it("counts the backend's refusal and shows its reason", () => {
     const { s, requests } = supply();
     s.start();
-    s.accept({ v: 2, id: requests[0].id, error: 'gateway "gw" is not registered' });
+    s.accept({ v: 3, id: requests[0].id, error: 'gateway "gw" is not registered' });
     expect(s.status()).toMatchObject({ state: 'out', refused: 1, lastError: 'gateway "gw" is not registered' });
+    s.stop();
+  });
+
+  it('refuses a signed answer that makes no sense (IDs valid an hour, IDs valid only in 2038, a refresh a year away), keeping the IDs it holds', () => {
+    const { s, requests } = supply();
+    s.start();
+    s.accept({ v: 3, id: requests[0].id, tempIds: issued(S, 20), refreshAt: S + 60 }); // a refresh due soon: it asks again
+    const held = s.current();
+    const y2038 = Date.UTC(2038, 0, 1) / 1000;
+    const answers = [
+      { tempIds: issued(S, 5).map((t) => ({ ...t, expiry: t.start + 3600 })), refreshAt: S + 3600, error: /^answer refused: tempIds\.0\.expiry: valid 3600 s, more than the 1200 s/ },
+      { tempIds: issued(y2038, 5), refreshAt: S + 3600, error: /^answer refused: tempIds\.0\.start: 2038-01-01T00:00:00\.000Z is not within a day before and two days after/ },
+      { tempIds: issued(S, 5), refreshAt: S + 365 * 86_400, error: /^answer refused: refreshAt: .* is not within a day of this unit's clock/ },
+    ];
+    for (const [i, a] of answers.entries()) {
+      const asked = requests.length;
+      timers.advance(QUARTER * 1000); // the refresh is due: it asks again
+      expect(requests.length).toBeGreaterThan(asked);
+      const id = requests.at(-1)!.id;
+      s.accept({ v: 3, id, tempIds: a.tempIds, refreshAt: a.refreshAt });
+      expect(s.status()).toMatchObject({ refused: i + 1, lastError: expect.stringMatching(a.error) });
+    }
+    expect(s.status().left).toBe(20 - 3);
+    expect(held).not.toBeNull();
     s.stop();
   });
 

@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from . import mqtt as vmqtt
-from .wire import Refused, WireFormatError, batch_to_json, decode_batch, load_registry, signed_bytes, verify_batch
+from .control import BackendKey, ControlRefused, open_control
+from .wire import PROTOCOL_VERSION, Refused, WireFormatError, batch_to_json, decode_batch, load_registry, signed_bytes, verify_batch
 
 
 def _time_ms(text):
@@ -40,13 +41,25 @@ def check_vectors(directory):
     index = json.loads((root / "index.json").read_text())
     registry = load_registry(json.loads((root / index["registry"]).read_text()))
     results = []
+    backend_keys = [bytes.fromhex(index["backendKey"])]
     for v in index["vectors"]:
+        if v["type"] in ("ack", "request", "tempids"):
+            # control messages: signed by the backend key for the gateway of their topic, or refused as the vector says
+            venue, gateway = v["topic"].split("/")[-3:-1] if "topic" in v else ("mall-01", "gw-spec")
+            try:
+                doc = open_control((root / v["payload"]).read_bytes(), backend_keys, venue, gateway)
+                # a bad request's signature holds; its fields are what the gateway refused ("answer")
+                got = "accepted" if doc.get("v") == PROTOCOL_VERSION or "answer" in v else "wrong version"
+            except ControlRefused as err:
+                got = err.reason
+            want = v.get("controlRefusal", "accepted")
+            results.append({"name": v["name"], "ok": got == want, "why": None if got == want else f"expected {want}, got {got}"})
+            continue
         if v["type"] not in ("batch", "pull-part"):
-            # JSON messages: they must parse; good ones carry the protocol version (bad requests
-            # come with the gateway's answer instead)
+            # JSON messages: they must parse and carry the protocol version
             doc = json.loads((root / v["payload"]).read_bytes())
-            ok = "answer" in v or doc.get("v") == 2
-            results.append({"name": v["name"], "ok": ok, "why": None if ok else "v is not 2"})
+            ok = doc.get("v") == PROTOCOL_VERSION
+            results.append({"name": v["name"], "ok": ok, "why": None if ok else f"v is not {PROTOCOL_VERSION}"})
             continue
         got = check_payload((root / v["payload"]).read_bytes(), registry)
         if "expect" in v:
@@ -72,7 +85,8 @@ def main(argv=None):
     for name in ("consume", "pull", "status"):
         s = sub.add_parser(name)
         s.add_argument("--url", required=True, help="mqtt://host:port")
-        s.add_argument("--prefix", default="vgw/v2")
+        s.add_argument("--prefix", default="vgw/v3")
+        s.add_argument("--control-key", help="backend key file (64 hex digits): acks and requests are signed with it", required=name != "status")
         if name == "consume":
             s.add_argument("--registry", required=True)
             s.add_argument("--db", required=True)
@@ -105,19 +119,21 @@ def main(argv=None):
         def event(kind, detail):
             print(json.dumps({"event": kind, "detail": detail}), flush=True)
         try:
-            vmqtt.consume(a.url, a.prefix, _registry(a.registry), a.db, a.client_id, event, stop)
+            vmqtt.consume(a.url, a.prefix, _registry(a.registry), a.db, a.client_id, BackendKey.load(a.control_key), event, stop)
         except KeyboardInterrupt:
             pass
         return 0
     if a.cmd == "pull":
-        parts = vmqtt.pull(a.url, a.prefix, a.venue, a.gateway, _time_ms(a.from_), _time_ms(a.to), _registry(a.registry))
+        parts = vmqtt.pull(a.url, a.prefix, a.venue, a.gateway, _time_ms(a.from_), _time_ms(a.to), BackendKey.load(a.control_key), _registry(a.registry))
         print(json.dumps([batch_to_json(b) for b in parts]))
         return 0
     if a.cmd == "status":
         if a.retained:
             print(json.dumps(vmqtt.retained_status(a.url, a.prefix, a.venue, a.gateway)))
         else:
-            print(json.dumps(vmqtt.status(a.url, a.prefix, a.venue, a.gateway)))
+            if not a.control_key:
+                raise ValueError("--control-key: a gateway answers signed requests only (or read --retained)")
+            print(json.dumps(vmqtt.status(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key))))
         return 0
     return 2
 

@@ -12,7 +12,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .wire import PROTOCOL_VERSION, Refused, WireFormatError, decode_batch, verify_batch
+from .control import CONTENT_TYPE as CONTROL_CONTENT_TYPE
+from .wire import Refused, WireFormatError, decode_batch, verify_batch
 
 
 def _connect(url, client_id, clean_start=True):
@@ -75,8 +76,8 @@ class Store:
             return self.db.total_changes - before
 
 
-def consume(url, prefix, registry, db_path, client_id, on_event=lambda kind, detail: None, stop=None):
-    """Subscribes to every gateway's batches, stores the good ones and acks them after the commit.
+def consume(url, prefix, registry, db_path, client_id, backend_key, on_event=lambda kind, detail: None, stop=None):
+    """Subscribes to every gateway's batches, stores the good ones and acks them (signed) after the commit.
 
     Refused batches are not acknowledged: the gateway keeps them and sends them again.
     Runs until `stop` (a threading.Event) is set.
@@ -101,9 +102,9 @@ def consume(url, prefix, registry, db_path, client_id, on_event=lambda kind, det
                 return
             new = store.store(b)
             # The commit returned (synchronous = FULL): now the gateway may forget the batch.
-            ack = json.dumps({"v": PROTOCOL_VERSION, "acks": [b["id"]]})
+            ack = backend_key.ack(b["venue"], b["gateway"], [b["id"]])
             props = Properties(PacketTypes.PUBLISH)
-            props.ContentType = "application/json"
+            props.ContentType = CONTROL_CONTENT_TYPE
             c.publish(_topics(prefix, b["venue"], b["gateway"])["ack"], ack, qos=1, properties=props)
             on_event("stored", {"batch": b["id"], "gateway": b["gateway"], "encounters": len(b["encounters"]), "new": new})
 
@@ -118,8 +119,8 @@ def consume(url, prefix, registry, db_path, client_id, on_event=lambda kind, det
         client.loop_stop()
 
 
-def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s):
-    """Sends one request; hands each reply to on_reply until it returns a result."""
+def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s, backend_key):
+    """Sends one signed request; hands each reply to on_reply until it returns a result."""
     client_id = f"vgw-py-{os.getpid()}-{time.monotonic_ns() % 1000000}"
     client = _connect(url, client_id)
     response_topic = f"{prefix}/replies/{client_id}"
@@ -156,8 +157,9 @@ def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s):
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = response_topic
     props.CorrelationData = correlation
-    props.ContentType = "application/json"
-    client.publish(_topics(prefix, venue, gateway)["req"], json.dumps(body), qos=1, properties=props)
+    props.ContentType = CONTROL_CONTENT_TYPE
+    # the answer's topic is named inside the signature: the gateway answers there and nowhere else
+    client.publish(_topics(prefix, venue, gateway)["req"], backend_key.request(venue, gateway, response_topic, body), qos=1, properties=props)
     try:
         if not done.wait(timeout_s):
             raise TimeoutError(f"no complete answer from {venue}/{gateway} within {timeout_s} s")
@@ -169,7 +171,7 @@ def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s):
     return result["value"]
 
 
-def pull(url, prefix, venue, gateway, from_ms, to_ms, registry=None, timeout_s=30):
+def pull(url, prefix, venue, gateway, from_ms, to_ms, backend_key, registry=None, timeout_s=30):
     """The encounters overlapping [from, to), as the decoded parts in part order.
 
     Pull parts need no ack: they are copies of what the gateway holds, not its outbox.
@@ -189,12 +191,12 @@ def pull(url, prefix, venue, gateway, from_ms, to_ms, registry=None, timeout_s=3
             return [parts[i] for i in range(len(parts))]
         return None
 
-    return _ask(url, prefix, venue, gateway, {"v": PROTOCOL_VERSION, "op": "pull", "from": from_ms, "to": to_ms}, on_part, timeout_s)
+    return _ask(url, prefix, venue, gateway, {"op": "pull", "from": from_ms, "to": to_ms}, on_part, timeout_s, backend_key)
 
 
-def status(url, prefix, venue, gateway, timeout_s=10):
+def status(url, prefix, venue, gateway, backend_key, timeout_s=10):
     """The gateway's status document, asked for over request/response."""
-    return _ask(url, prefix, venue, gateway, {"v": PROTOCOL_VERSION, "op": "status"}, lambda p, ct: json.loads(p), timeout_s)
+    return _ask(url, prefix, venue, gateway, {"op": "status"}, lambda p, ct: json.loads(p), timeout_s, backend_key)
 
 
 def retained_status(url, prefix, venue, gateway, timeout_s=10):

@@ -1,4 +1,4 @@
-"""Batches of the venue-gateway protocol, version 2: decode, check and verify.
+"""Batches of the venue-gateway protocol, version 3: decode, check and verify.
 
 Written from docs/protocol.md and docs/protocol.cddl alone. Standard library plus python3-cbor2
 and python3-cryptography (Debian packages).
@@ -13,7 +13,7 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_INFLATED_BYTES = 16 * 1024 * 1024
 FLAG_CLOCK_UNSYNCED = 1
@@ -25,7 +25,7 @@ BLUETRACE_MAX_METADATA = 100
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SIGNATURE_DOMAIN = b"vgw-batch-v2"
+SIGNATURE_DOMAIN = b"vgw-batch-v2"  # protocol 3 keeps protocol 2's batches byte for byte
 KIND_CODES = {"batch": 1, "pull": 2}
 NO_PART = 0xFFFFFFFFFFFFFFFF
 NO_LAST = 0xFF
@@ -77,7 +77,9 @@ def decode_batch(payload):
         raise WireFormatError("payload", "not CBOR")
     _expect(isinstance(m, dict), "payload", "a CBOR map")
     if m.get("v") == 1:
-        raise WireFormatError("v", "protocol version 1 is retired: update the gateway to protocol 2")
+        raise WireFormatError("v", "protocol version 1 is retired: update the gateway to protocol 3")
+    if m.get("v") == 2:
+        raise WireFormatError("v", "protocol version 2 is retired: update the gateway to protocol 3")
     _expect(m.get("v") == PROTOCOL_VERSION, "v", f"protocol version {PROTOCOL_VERSION}")
     kind = m.get("kind")
     _expect(kind in ("batch", "pull"), "kind", '"batch" or "pull"')
