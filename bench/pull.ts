@@ -20,6 +20,7 @@ import { createLogger } from '../core/log/index.js';
 import { Store } from '../daemon/store/index.js';
 import { Uplink } from '../daemon/uplink/index.js';
 import { randomBytes } from 'node:crypto';
+import { signingKeyFromSeed } from '../core/trust/index.js';
 import { ControlSigner, trustedKey, type StatusCounters } from '../core/wire/index.js';
 import { crowdIngest } from './crowd-ingest.js';
 
@@ -79,12 +80,13 @@ const broker = await LocalBroker.start(join(dir, 'broker'));
 const store = openStore(join(dir, 'gateway.db'));
 // The requester signs its pull with this key, which the gateway trusts.
 const backendSeed = randomBytes(32);
+const gatewayKey = signingKeyFromSeed(randomBytes(32));
 const uplink = new Uplink(
   {
     broker: { url: broker.url, clientId: 'vgw-gw-01', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
     prefix: 'bench/v1', venue: 'mall-01', gateway: 'gw-01', maxInflightBatches: 8, resendInitialMs: 5000, resendMaxMs: 300_000,
     statusIntervalMs: 30_000, maxRequestBytes: 65_536, maxPullEncounters: 1_000_000, batchMaxEncounters: 256,
-    trustedKeys: [trustedKey(new ControlSigner(backendSeed).key.publicKey)], requestMaxSkewMs: 300_000,
+    trustedKeys: [trustedKey(new ControlSigner(backendSeed).key.publicKey)], requestMaxSkewMs: 300_000, signingKey: gatewayKey,
   },
   // no radio or aggregator here: the status it publishes has empty counters, and nothing reads it
   store, () => ({}) as StatusCounters, createLogger('silent'),
@@ -115,7 +117,7 @@ const sampler = setInterval(() => {
 const loop = monitorEventLoopDelay({ resolution: 5 });
 loop.enable();
 const started = Date.now();
-const requester = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'pull-requester.js'), broker.url, 'bench/v1', String(T0 - 86_400_000), String(T0 + 30 * 86_400_000), backendSeed.toString('hex')], {
+const requester = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'pull-requester.js'), broker.url, 'bench/v1', String(T0 - 86_400_000), String(T0 + 30 * 86_400_000), backendSeed.toString('hex'), gatewayKey.publicKey.toString('hex')], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 let out = '';

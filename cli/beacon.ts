@@ -7,7 +7,7 @@ import { loadConfig, requireGateway } from '../core/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../core/protocols/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { hexKey, isHex } from '../core/identifiers/index.js';
-import { loadBackendKeySeed, parseRegistry } from '../core/trust/index.js';
+import { loadBackendKeySeed, loadSecrets, parseRegistry, signingKeyFromSeed } from '../core/trust/index.js';
 import { ControlSigner } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
@@ -133,9 +133,12 @@ export function beaconCommand(): Command {
         // On the unit, the daemon's control socket; elsewhere (or when it is not there), MQTT.
         const overMqtt = () => {
           if (!opts.controlKey) throw new UsageError(`--control-key: the daemon's control socket ${controlSocketPath(config)} does not answer; to ask over MQTT, give a backend key file (gateways answer signed requests only)`);
+          // The unit's own key checks that the answer is the unit's: the secrets file its config names.
+          if (!config.secretsFile) throw new UsageError(`secretsFile: ${opts.config} names no secrets file, whose key checks that the answer is the unit's`);
+          const gatewayKey = signingKeyFromSeed(Buffer.from(loadSecrets(config.secretsFile).signingKey, 'hex')).publicKey;
           return requestStatus({
             broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
-            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000, control: new ControlSigner(loadBackendKeySeed(opts.controlKey)),
+            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000, control: new ControlSigner(loadBackendKeySeed(opts.controlKey)), gatewayKey,
           });
         };
         const status = (await readControlSocket(controlSocketPath(config), 2000)) ?? (await overMqtt());

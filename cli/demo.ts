@@ -10,7 +10,7 @@ import { CollectedColumns, encounterFromCollected } from '../collector/index.js'
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { newIdentity, writeNewBackendKey } from '../core/trust/index.js';
 import { oneShotConnectOptions } from '../core/mqtt/index.js';
-import { ControlSigner, enabledBeacon, GatewayStatus, gatewayTopics, parseStatus, StatusCounters, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
+import { ControlSigner, enabledBeacon, GatewayStatus, gatewayTopics, openUnitMessage, parseStatus, StatusCounters, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
 import { freePort, LocalBroker, VirtualController } from '../simulators/index.js';
 import { fail } from './errors.js';
 
@@ -95,10 +95,13 @@ export function demoCommand(): Command {
       const watcher = mqtt.connect(broker.url, oneShotConnectOptions({ url: broker.url, clientId: `vgw-demo-watch-${process.pid}`, keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 }));
       watcher.on('connect', () => watcher.subscribe(gatewayTopics(`vgw/v${WIRE_SCHEMA_VERSION}`, venue, gateway).status));
       watcher.on('message', (_t, payload) => {
+        // signed by the unit's key, as every status is; a torn or foreign one is simply skipped
+        const opened = openUnitMessage(payload, Buffer.from(record.signingKey, 'hex'));
+        if (!opened.ok) return;
         try {
-          status = parseStatus(JSON.parse(payload.toString('utf8')), 'the status topic');
+          status = parseStatus(opened.doc, 'the status topic');
         } catch {
-          // a torn or foreign status is simply skipped
+          // not a status document: skipped too
         }
       });
 

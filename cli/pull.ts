@@ -49,10 +49,14 @@ export function pullCommand(): Command {
         const keyFile = opts.controlKey ?? config.collector?.controlKeyFile;
         if (!keyFile) throw new UsageError('--control-key: required without a collector config: the backend key file the request is signed with (gateways answer signed requests only)');
         const control = new ControlSigner(loadBackendKeySeed(keyFile));
-        const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000, control });
+        const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;
+        const entry = registry?.lookup(opts.gateway);
+        if (registry && !entry) throw new UsageError(`--gateway: "${opts.gateway}" is registered nowhere in ${config.collector?.registry}: add its registration record (\`vgw provision\` prints it)`);
+        if (entry && entry.record.venue !== opts.venue) throw new UsageError(`--venue: "${opts.gateway}" is registered at venue "${entry.record.venue}", not "${opts.venue}"`);
+        const gatewayKey = entry?.signer ?? null;
+        const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000, control, gatewayKey });
         const total = parts.reduce((n, p) => n + p.encounters.length, 0);
         let stored = 0;
-        const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;
         if (registry) {
           for (const p of parts) {
             const verdict = verifyBatch(p, registry);

@@ -4,7 +4,7 @@ import type { MqttClient } from 'mqtt';
 import { type Logger, WarningThrottle } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
 import {
-  Batch, collectorBatchFilter, CONTROL_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic,
+  Batch, collectorBatchFilter, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic,
   statusFilter, tempIdsRequestFilter, WireFormatError,
 } from '../core/wire/index.js';
 import { answerTempIdRequest } from './tempids.js';
@@ -13,7 +13,7 @@ import { BrokerOptions, connectClient } from '../core/mqtt/index.js';
 import type { CollectorCounters } from './counters.js';
 import { openCollectorStore } from './open-store.js';
 import { type ArrivedBatch, type CollectorStore, describeDatabase, type IngestResult } from './store.js';
-import { GatewayRegistry, type Verification, verifyBatch } from './verify.js';
+import { GatewayRegistry, openGatewayMessage, type Verification, verifyBatch } from './verify.js';
 import { MAX_STATUS_BYTES, type StatusRow, statusRow } from './fleet.js';
 import { CollectorMetrics, type RefusalReason } from './metrics.js';
 
@@ -79,6 +79,7 @@ export class Collector {
     acksSent: 0,
     tempIdBatchesIssued: 0,
     tempIdRequestsRefused: 0,
+    unitMessagesRefused: 0,
     commitFailures: 0,
     retentionDaysPurged: 0,
   };
@@ -158,14 +159,29 @@ export class Collector {
     });
   }
 
-  private onTempIdRequest(venue: string, gateway: string, payload: Buffer): void {
+  /**
+   * What a gateway signed on its own topic (a status, a temp-ID request), or null: counted and
+   * logged, throttled, when its registered key did not sign it.
+   */
+  private openGatewayMessage(what: 'status' | 'tempIdRequest', venue: string, gateway: string, payload: Buffer): { json: Buffer } | null {
     const registry = this.options.registry;
     try {
       registry?.reloadIfChanged();
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'registry not reloaded; keeping the records already loaded');
     }
-    const answer = answerTempIdRequest({ key: this.options.bluetraceKey!, registry }, venue, gateway, payload, Math.floor(this.timers.now() / 1000));
+    const opened = openGatewayMessage(registry, venue, gateway, payload);
+    if (opened.ok) return opened;
+    this.counters.unitMessagesRefused++;
+    this.metrics.unitMessageRefusals.inc({ reason: opened.code });
+    this.warnings.warn(`${what}_${opened.code}`, { venue, gateway, reason: opened.reason }, `${what === 'status' ? 'status' : 'temp ID request'} refused: not signed by the gateway's registered key`);
+    return null;
+  }
+
+  private onTempIdRequest(venue: string, gateway: string, payload: Buffer): void {
+    const opened = this.openGatewayMessage('tempIdRequest', venue, gateway, payload);
+    if (!opened) return;
+    const answer = answerTempIdRequest({ key: this.options.bluetraceKey!, registry: this.options.registry }, venue, gateway, opened.json, Math.floor(this.timers.now() / 1000));
     if (!answer) return;
     if ('error' in answer) {
       this.counters.tempIdRequestsRefused++;
@@ -175,7 +191,7 @@ export class Collector {
       this.log.info({ venue, gateway, count: answer.tempIds.length }, 'temp IDs issued');
     }
     const signed = this.options.control.sign({ ...answer, kind: 'tempIds', venue, gateway });
-    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, signed, { qos: 1, properties: { contentType: CONTROL_CONTENT_TYPE } });
+    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, signed, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
   }
 
   private onStatus(venue: string, gateway: string, payload: Buffer): void {
@@ -184,7 +200,9 @@ export class Collector {
       this.warnings.warn('status_too_large', { venue, gateway, bytes: payload.length }, `status larger than ${MAX_STATUS_BYTES} bytes: ignored`);
       return;
     }
-    const row = statusRow(payload, this.timers.now(), this.statuses.get(gateway));
+    const opened = this.openGatewayMessage('status', venue, gateway, payload);
+    if (!opened) return;
+    const row = statusRow(opened.json, this.timers.now(), this.statuses.get(gateway));
     if (!row || row.gateway !== gateway || row.venue !== venue) {
       this.warnings.warn('status_ignored', { venue, gateway }, row ? 'status names another gateway than its topic: ignored' : 'status is not a status document (JSON with gateway, venue, state): ignored');
       return;
@@ -316,7 +334,7 @@ export class Collector {
     for (const [topic, { venue, gateway, ids }] of acks) {
       // Signed and addressed: a gateway forgets a batch only on the backend's signed word.
       const signed = this.options.control.sign({ kind: 'ack', venue, gateway, acks: ids });
-      this.client?.publish(topic, signed, { qos: 1, properties: { contentType: CONTROL_CONTENT_TYPE } }, (err) => {
+      this.client?.publish(topic, signed, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } }, (err) => {
         if (err) this.log.warn({ err: err.message }, 'ack publish failed; the gateway will re-send');
       });
       this.counters.acksSent += ids.length;

@@ -11,6 +11,8 @@ export interface CollectorCounters {
   acksSent: number;
   tempIdBatchesIssued: number;
   tempIdRequestsRefused: number;
+  /** Statuses and temp-ID requests not signed by the registered key of the gateway their topic names: ignored. */
+  unitMessagesRefused: number;
   /** Group commits that failed (nothing acked: the gateways re-send). */
   commitFailures: number;
   retentionDaysPurged: number;

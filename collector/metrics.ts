@@ -2,7 +2,7 @@
 // refused and why, how long its database takes, and each gateway's lag and missing batches.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LifeRow } from './fleet.js';
-import type { RefusalCode } from './verify.js';
+import { UNIT_MESSAGE_REFUSALS, type RefusalCode } from './verify.js';
 
 /** Why a batch was refused: what verification says, or that its topic names another gateway. */
 export type RefusalReason = RefusalCode | 'wrong_topic';
@@ -18,6 +18,7 @@ export class CollectorMetrics {
   readonly commitFailures: Counter;
   readonly connectionErrors: Counter;
   readonly statusMessages: Counter;
+  readonly unitMessageRefusals: Counter<'reason'>;
   readonly gatewayLag: Gauge<'gateway'>;
 
   /** `lives` is read at each scrape for the per-gateway sequence gaps. */
@@ -36,6 +37,10 @@ export class CollectorMetrics {
     this.commitFailures = new Counter({ name: 'vgw_collector_db_commit_failures_total', help: 'Group commits that failed (nothing acknowledged; the gateways re-send)', registers });
     this.connectionErrors = new Counter({ name: 'vgw_collector_db_connection_errors_total', help: 'Idle database connections that failed (the server restarted or went away); the pool opens new ones', registers });
     this.statusMessages = new Counter({ name: 'vgw_collector_status_messages_total', help: 'Gateway status messages kept', registers });
+    this.unitMessageRefusals = new Counter({
+      name: 'vgw_collector_unit_message_refusals_total', help: "Statuses and temp-ID requests refused, by reason: not signed by the registered key of the gateway their topic names", labelNames: ['reason'], registers,
+    });
+    for (const r of UNIT_MESSAGE_REFUSALS) this.unitMessageRefusals.inc({ reason: r }, 0);
     this.gatewayLag = new Gauge({
       name: 'vgw_collector_gateway_lag_seconds', help: "From the newest stored batch's creation at its gateway to its arrival here", labelNames: ['gateway'], registers,
     });

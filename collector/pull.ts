@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { BrokerOptions, oneShotConnectOptions } from '../core/mqtt/index.js';
-import { Batch, CONTROL_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, replyTopic } from '../core/wire/index.js';
+import { Batch, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, openUnitMessage, replyTopic } from '../core/wire/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -13,6 +13,8 @@ export interface GatewayAddress {
   timeoutMs: number;
   /** The backend key a request is signed with: a gateway answers nothing else. */
   control: ControlSigner;
+  /** The gateway's registered public key: its answers must verify with it (null: read unchecked, without a registry). */
+  gatewayKey: Buffer | null;
 }
 
 export interface PullRequest extends GatewayAddress {
@@ -27,23 +29,18 @@ export class PullError extends Error {
   }
 }
 
-/** The error of a JSON reply `{"v":3,"ok":false,"error":…}`, or null when it is not one. */
-function refusal(payload: Buffer): string | null {
-  let reply: unknown;
-  try {
-    reply = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return null; // not JSON: the reply's reader says so
-  }
-  const r = reply as { ok?: unknown; error?: unknown } | null;
+/** The error of an answer `{"v":3,"ok":false,"error":…}`, or null when it is not one. */
+function refusal(doc: unknown): string | null {
+  const r = doc as { ok?: unknown; error?: unknown } | null;
   return r !== null && typeof r === 'object' && r.ok === false ? String(r.error) : null;
 }
 
 /**
  * Sends one request and hands each reply (matched by correlation data) to `onReply`, which
- * returns a result to finish or undefined to wait for more. JSON replies with ok:false reject.
+ * returns a result to finish or undefined to wait for more: a batch part as its bytes, a signed
+ * answer as its JSON (`doc`), once the gateway's key verified it; ok:false rejects.
  */
-async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, unknown>, onReply: (payload: Buffer, json: boolean) => T | undefined): Promise<T> {
+async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, unknown>, onReply: (payload: Buffer, doc: unknown) => T | undefined): Promise<T> {
   // A clean, short-lived session: replies to an abandoned request must not pile up.
   let client: mqtt.MqttClient;
   try {
@@ -68,11 +65,16 @@ async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, 
       client.on('message', (_topic, payload, packet) => {
         const corr = packet.properties?.correlationData;
         if (!corr || !correlationData.equals(corr)) return;
-        const json = packet.properties?.contentType === 'application/json';
-        const refused = json ? refusal(payload) : null;
-        if (refused !== null) return finish(() => reject(new PullError(`gateway refused the request: ${refused}`)));
+        let doc: unknown;
+        if (packet.properties?.contentType !== 'application/cbor') {
+          const opened = openUnitMessage(payload, to.gatewayKey);
+          if (!opened.ok) return finish(() => reject(new PullError(`an answer that is not the gateway's (${opened.reason}: ${opened.detail}): is its registration record current?`)));
+          doc = opened.doc;
+          const refused = refusal(doc);
+          if (refused !== null) return finish(() => reject(new PullError(`gateway refused the request: ${refused}`)));
+        }
         try {
-          const result = onReply(payload, json);
+          const result = onReply(payload, doc);
           if (result !== undefined) finish(() => resolve(result));
         } catch (err) {
           finish(() => reject(new PullError(`invalid reply: ${(err as Error).message}`)));
@@ -84,7 +86,7 @@ async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, 
       });
       client.publish(gatewayTopics(to.prefix, to.venue, to.gateway).request, request, {
         qos: 1,
-        properties: { responseTopic, correlationData, contentType: CONTROL_CONTENT_TYPE },
+        properties: { responseTopic, correlationData, contentType: COSE_CONTENT_TYPE },
       });
     });
   } finally {
@@ -105,5 +107,5 @@ export function pull(req: PullRequest): Promise<Batch[]> {
 
 /** The gateway's status document (docs/protocol.md). */
 export function requestStatus(to: GatewayAddress): Promise<Record<string, unknown>> {
-  return ask(to, { op: 'status' }, (payload, json) => (json ? (JSON.parse(payload.toString('utf8')) as Record<string, unknown>) : undefined));
+  return ask(to, { op: 'status' }, (_payload, doc) => (doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : undefined));
 }

@@ -4,7 +4,7 @@
 import type { KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { loadRegistry, publicKeyObject, RegistrationRecord, verifyBytes } from '../core/trust/index.js';
-import { Batch, signedBytes } from '../core/wire/index.js';
+import { Batch, openUnitMessage, signedBytes } from '../core/wire/index.js';
 
 interface Entry {
   record: RegistrationRecord;
@@ -62,4 +62,27 @@ export function verifyBatch(batch: Batch, registry: GatewayRegistry): Verificati
     return { ok: false, code: 'bad_signature', reason: `signature does not verify with the registered key of "${batch.gateway}": forged or altered batch` };
   }
   return { ok: true, signer: entry.signer };
+}
+
+/** Why a status or temp-ID request was refused (unit_message_refusals_total{reason}). */
+export const UNIT_MESSAGE_REFUSALS = ['unregistered', 'wrong_venue', 'unsigned', 'malformed', 'bad_signature'] as const;
+export type UnitMessageRefusal = (typeof UNIT_MESSAGE_REFUSALS)[number];
+
+/**
+ * The JSON of a status or temp-ID request on the topic of `venue`/`gateway`, if that gateway's
+ * registered key signed it. Without a registry (a development collector) it is read unchecked.
+ */
+export function openGatewayMessage(
+  registry: GatewayRegistry | null, venue: string, gateway: string, payload: Buffer,
+): { ok: true; doc: unknown; json: Buffer } | { ok: false; code: UnitMessageRefusal; reason: string } {
+  let key: Buffer | null = null;
+  if (registry) {
+    const entry = registry.lookup(gateway);
+    if (!entry) return { ok: false, code: 'unregistered', reason: `gateway "${gateway}" is not registered` };
+    if (entry.record.venue !== venue) return { ok: false, code: 'wrong_venue', reason: `gateway "${gateway}" is registered at venue "${entry.record.venue}", not "${venue}"` };
+    key = entry.signer;
+  }
+  const opened = openUnitMessage(payload, key);
+  if (!opened.ok) return { ok: false, code: opened.reason === 'badSignature' ? 'bad_signature' : opened.reason, reason: opened.detail };
+  return { ok: true, doc: opened.doc, json: opened.json };
 }

@@ -3,7 +3,7 @@
 import { createAggregator } from '../core/encounters/index.js';
 import type { Config } from '../core/config/index.js';
 import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from '../core/config/index.js';
-import { loadSecrets, type Secrets, signBytes, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
+import { loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
 import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
@@ -38,7 +38,7 @@ function storeOptions(config: Config): Omit<StoreOptions, 'clockSynced' | 'openE
   };
 }
 
-function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signer' | 'venue' | 'gateway' | 'trustedKeys'> {
+function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signingKey' | 'venue' | 'gateway' | 'trustedKeys'> {
   const u = config.uplink;
   return {
     prefix: config.topicPrefix,
@@ -139,7 +139,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
     {
-      ...uplinkOptions(config), broker, signer: (data) => signBytes(signingKey, data), venue: gateway.venue, gateway: gateway.id,
+      ...uplinkOptions(config), broker, signingKey, venue: gateway.venue, gateway: gateway.id,
       trustedKeys, clockSynced: () => clockSync.synced,
     },
     store,

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Encounter, StoredEncounter } from '../core/encounters/index.js';
 import type { Logger } from '../core/log/index.js';
-import { newIdentity, type RegistrationRecord, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
+import { newIdentity, type RegistrationRecord, signingKeyFromSeed } from '../core/trust/index.js';
 import type { StatusCounters } from '../core/wire/status.js';
 import { trustedKey } from '../core/wire/index.js';
 import { Uplink } from '../daemon/uplink/index.js';
@@ -154,7 +154,7 @@ export class FleetSim {
         maxRequestBytes: 65_536,
         maxPullEncounters: 200_000,
         batchMaxEncounters: o.batchMaxEncounters,
-        signer: (data) => signBytes(key, data),
+        signingKey: key,
         trustedKeys: o.backendKeys.map(trustedKey),
         requestMaxSkewMs: 300_000,
       },
@@ -328,7 +328,7 @@ export class FleetSim {
       batchesCut: this.gateways.reduce((n, g) => n + g.outbox.counters.batchesCut, 0),
       batchesPublished: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesPublished, 0),
       batchesResent: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesResent, 0),
-      statusBytes: Math.round(this.gateways.reduce((n, g) => n + Buffer.byteLength(g.uplink.statusJson('online')), 0) / Math.max(1, this.gateways.length)),
+      statusBytes: Math.round(this.gateways.reduce((n, g) => n + g.uplink.signedStatus('online').length, 0) / Math.max(1, this.gateways.length)),
       latencyMs: sorted.length > 0 ? { p50: Math.round(quantile(sorted, 0.5)), p99: Math.round(quantile(sorted, 0.99)), max: Math.round(sorted[sorted.length - 1]) } : null,
       reconnect: this.reconnect,
     };

@@ -16,8 +16,6 @@ import { ackSchema, requestSchema, tempIdsResponseSchema } from './messages.js';
 
 /** Not sent: supplied by both sides, so a COSE signature the key made for anything else never verifies here. */
 export const CONTROL_AAD = Buffer.from('vgw-control-v3');
-/** The MQTT content type of a control message. */
-export const CONTROL_CONTENT_TYPE = 'application/cose; cose-type="cose-sign1"';
 
 export type ControlKind = 'ack' | 'request' | 'tempIds';
 

@@ -6,6 +6,9 @@ import { createHash } from 'node:crypto';
 import { Decoder } from 'cbor-x';
 import { publicKeyObject, signBytes, verifyBytes, type SigningKey } from '../trust/index.js';
 
+/** The MQTT content type of every COSE_Sign1 message: control messages and what a unit signs besides batches. */
+export const COSE_CONTENT_TYPE = 'application/cose; cose-type="cose-sign1"';
+
 /** COSE's algorithm number for EdDSA. */
 const ALG_EDDSA = -8;
 const TAG_COSE_SIGN1 = 18;

@@ -6,3 +6,4 @@ export * from './topics.js';
 export * from './status.js';
 export * from './cose.js';
 export * from './control.js';
+export * from './unit-message.js';

@@ -48,13 +48,15 @@ export class ControlGate {
    * A request if it may be answered. `answerable` is set when it was signed by a trusted key but
    * refused (stale, replayed): its `replyTo` is then the backend's own, and the refusal may go there.
    */
-  openRequest(bytes: Buffer): { request: ControlRequest } | { refused: string; answerable: { replyTo: string } | null } {
+  openRequest(bytes: Buffer): { request: ControlRequest } | { refused: string; answerable: { replyTo: string; nonce?: string } | null } {
     const opened = openControl(bytes, 'request', this.options, this.options.trusted, this.options.maxBytes);
     if (!opened.ok) {
       this.refuse('request', opened.reason, opened.detail);
       // Signed by the backend but wrong (a bad field): the backend's tool hears why, under the replies prefix.
-      const replyTo = (opened.signed as { replyTo?: unknown } | undefined)?.replyTo;
-      const answerable = typeof replyTo === 'string' && replyTo.startsWith(this.options.repliesPrefix) && !/[+#]/.test(replyTo) ? { replyTo } : null;
+      const { replyTo, nonce } = (opened.signed ?? {}) as { replyTo?: unknown; nonce?: unknown };
+      const answerable = typeof replyTo === 'string' && replyTo.startsWith(this.options.repliesPrefix) && !/[+#]/.test(replyTo)
+        ? { replyTo, nonce: typeof nonce === 'string' && nonce.length <= 64 ? nonce : undefined }
+        : null;
       return { refused: opened.detail, answerable };
     }
     const request = opened.message;
@@ -68,7 +70,7 @@ export class ControlGate {
     const fresh = this.window.check(request, this.options.now(), this.options.clockSynced());
     if (!fresh.ok) {
       this.refuse('request', fresh.reason, fresh.detail);
-      return { refused: fresh.detail, answerable: { replyTo: request.replyTo } };
+      return { refused: fresh.detail, answerable: { replyTo: request.replyTo, nonce: request.nonce } };
     }
     this.counters.accepted++;
     return { request };

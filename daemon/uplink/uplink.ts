@@ -8,7 +8,10 @@ import { Logger, WarningThrottle } from '../../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../../core/time/index.js';
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
-import { BatchSigner, encodeBatch, gatewayTopics, GatewayTopics, TempIdsResponse, WIRE_SCHEMA_VERSION, type TrustedKey } from '../../core/wire/index.js';
+import {
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type TrustedKey,
+} from '../../core/wire/index.js';
+import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
 import { OnlineStatus, statusDocument, StatusCounters, StatusIdentity, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
 import { ControlGate } from './control-gate.js';
@@ -26,8 +29,8 @@ export interface UplinkOptions {
   maxRequestBytes: number;
   maxPullEncounters: number;
   batchMaxEncounters: number;
-  /** Signs every batch and pull reply with the gateway's key. */
-  signer?: BatchSigner;
+  /** The gateway's key: it signs every batch and pull part, and every status and answer (docs/protocol.md, "Unit messages"). */
+  signingKey: SigningKey;
   /** The backend keys whose signature makes an ack, a request or a temp-ID answer one to act on. */
   trustedKeys: readonly TrustedKey[];
   /** A signed request is accepted within this of the unit's clock, either way. */
@@ -70,6 +73,7 @@ export class Uplink {
     pullEncountersSent: 0,
   };
   readonly topics: GatewayTopics;
+  private readonly signBatch: BatchSigner = (data) => signBytes(this.options.signingKey, data);
   /** What the backend says passes here first. */
   readonly control: ControlGate;
   private client: MqttClient | null = null;
@@ -118,10 +122,10 @@ export class Uplink {
     // fixed at connect, so it carries no time of its own (a receiver knows when it arrived).
     const will = {
       topic: this.topics.status,
-      payload: Buffer.from(this.statusJson('will')),
+      payload: this.signedStatus('will'),
       qos: 1 as const,
       retain: true,
-      properties: { contentType: 'application/json' },
+      properties: { contentType: COSE_CONTENT_TYPE },
     };
     const client = connectClient(this.options.broker, will);
     this.client = client;
@@ -197,7 +201,7 @@ export class Uplink {
       payload = encodeBatch(
       { kind: 'batch', id: batch.id, gateway: this.options.gateway, venue: this.options.venue, life: batch.life, seq: batch.seq, createdAt: batch.createdAt },
       encounters,
-      this.options.signer,
+      this.signBatch,
       );
     } catch (err) {
       // Never a crash loop: the batch stays in the outbox and the reason is in the log.
@@ -226,8 +230,8 @@ export class Uplink {
   requestTempIds(id: string, count: number): boolean {
     const client = this.client;
     if (!client?.connected) return false;
-    const payload = JSON.stringify({ v: WIRE_SCHEMA_VERSION, op: 'tempIds', id, count });
-    client.publish(this.topics.tempIdsRequest, payload, { qos: 1, properties: { contentType: 'application/json' } });
+    const payload = signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'tempIds', id, count });
+    client.publish(this.topics.tempIdsRequest, payload, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     return true;
   }
 
@@ -272,10 +276,12 @@ export class Uplink {
     });
   }
 
-  private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string): void {
+  /** `re` is the nonce of the request answered, when it could be read: the backend matches the answer by it, signed. */
+  private replyError(responseTopic: string, correlationData: Buffer | undefined, error: string, re: string | undefined): void {
     this.counters.requestsInvalid++;
     this.warnings.warn('request_refused', { error }, 'request refused');
-    void this.reply(responseTopic, correlationData, Buffer.from(JSON.stringify({ v: WIRE_SCHEMA_VERSION, ok: false, error })), 'application/json').then((o) => {
+    const answer = signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, ok: false, error, ...(re === undefined ? {} : { re }) });
+    void this.reply(responseTopic, correlationData, answer, COSE_CONTENT_TYPE).then((o) => {
       if (o.kind === 'refused') this.warnings.warn('reply_refused', { reason: o.reason }, 'the broker refused the reply: check its ACL for the response topic');
     });
   }
@@ -287,7 +293,7 @@ export class Uplink {
   private onRequest(payload: Buffer, correlationData: Buffer | undefined): void {
     const opened = this.control.openRequest(payload);
     if ('refused' in opened) {
-      if (opened.answerable) this.replyError(opened.answerable.replyTo, correlationData, opened.refused);
+      if (opened.answerable) this.replyError(opened.answerable.replyTo, correlationData, opened.refused, opened.answerable.nonce);
       else this.counters.requestsInvalid++;
       return;
     }
@@ -295,29 +301,30 @@ export class Uplink {
     const responseTopic = request.replyTo;
     if (request.op === 'status') {
       this.counters.requestsAnswered++;
-      void this.reply(responseTopic, correlationData, Buffer.from(this.statusJson('online')), 'application/json');
+      void this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, { ...this.onlineStatus(), re: request.nonce }), COSE_CONTENT_TYPE);
       return;
     }
     if (this.pullsQueued >= MAX_QUEUED_PULLS) {
-      this.replyError(responseTopic, correlationData, `op: ${this.pullsQueued} pulls are being answered or waiting; ask again later`);
+      this.replyError(responseTopic, correlationData, `op: ${this.pullsQueued} pulls are being answered or waiting; ask again later`, request.nonce);
       return;
     }
     // One pull at a time: ten at once must not multiply the memory or starve ingest.
     this.pullsQueued++;
     const { from, to } = request;
     this.pullChain = this.pullChain
-      .then(() => this.answerPull(responseTopic, correlationData, from, to))
+      .then(() => this.answerPull(responseTopic, correlationData, from, to, request.nonce))
       .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'pull not answered'))
       .finally(() => this.pullsQueued--);
   }
 
-  private async answerPull(responseTopic: string, correlationData: Buffer | undefined, from: number, to: number): Promise<void> {
+  private async answerPull(responseTopic: string, correlationData: Buffer | undefined, from: number, to: number, re: string): Promise<void> {
     const plan = this.store.pullPlan(from, to);
     if (plan.upperBound > this.options.maxPullEncounters) {
       this.replyError(
         responseTopic,
         correlationData,
         `to: the range may hold up to ${plan.upperBound} encounters, more than the ${this.options.maxPullEncounters} one pull may return; ask for a shorter range`,
+        re,
       );
       return;
     }
@@ -328,7 +335,7 @@ export class Uplink {
         kind: 'pull' as const, id: ulid(), gateway: this.options.gateway, venue: this.options.venue,
         life: part.life, seq: 0, createdAt: this.timers.now(), part: part.index, last: part.last,
       };
-      const p = this.reply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.options.signer), 'application/cbor');
+      const p = this.reply(responseTopic, correlationData, encodeBatch(header, part.encounters.map(toWire), this.signBatch), 'application/cbor');
       inflight.add(p);
       void p.then((o) => {
         inflight.delete(p);
@@ -367,9 +374,11 @@ export class Uplink {
     return statusDocument('online', this.statusIdentity(), this.statusCounters(), this.timers.now());
   }
 
-  statusJson(kind: StatusKind): string {
+  /** The status document of `kind`, signed with the gateway's key, as it goes on the status topic. */
+  signedStatus(kind: StatusKind): Buffer {
     const id = this.statusIdentity();
-    return JSON.stringify(kind === 'online' ? this.onlineStatus() : kind === 'stopped' ? statusDocument('stopped', id, undefined, this.timers.now()) : statusDocument('will', id));
+    const doc = kind === 'online' ? this.onlineStatus() : kind === 'stopped' ? statusDocument('stopped', id, undefined, this.timers.now()) : statusDocument('will', id);
+    return signUnitMessage(this.options.signingKey, doc);
   }
 
   private statusIdentity(): StatusIdentity {
@@ -378,7 +387,7 @@ export class Uplink {
 
   publishStatus(): void {
     if (!this.client?.connected) return;
-    this.client.publish(this.topics.status, this.statusJson('online'), { qos: 1, retain: true, properties: { contentType: 'application/json' } });
+    this.client.publish(this.topics.status, this.signedStatus('online'), { qos: 1, retain: true, properties: { contentType: COSE_CONTENT_TYPE } });
   }
 
   /** Publishes what is due and resolves with the batches still unacknowledged, once none are or at `timeoutMs`. */
@@ -429,7 +438,7 @@ export class Uplink {
         resolve();
       });
       if (client.connected) {
-        client.publish(this.topics.status, this.statusJson('stopped'), { qos: 1, retain: true, properties: { contentType: 'application/json' } }, end);
+        client.publish(this.topics.status, this.signedStatus('stopped'), { qos: 1, retain: true, properties: { contentType: COSE_CONTENT_TYPE } }, end);
       } else {
         end();
       }

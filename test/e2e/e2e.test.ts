@@ -12,7 +12,7 @@ import { wireSpan } from '../../core/encounters/index.js';
 import { crowdEnd, crowdTruth, TruthEncounter } from '../harness/crowd-truth.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { countSoFar, waitGatewaySettled } from '../harness/gateway-db.js';
-import { provisionTestGateway, signedAck, signedRequest, TestIdentity, TEST_BACKEND, testBackendKeyFile } from '../harness/identity.js';
+import { gatewayKeyOf, provisionTestGateway, signedAck, unitDoc, signedRequest, TestIdentity, TEST_BACKEND, testBackendKeyFile } from '../harness/identity.js';
 import { sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -129,9 +129,13 @@ describe('end to end', () => {
     const all = db.prepare('SELECT id, first_seen, last_seen FROM encounters ORDER BY first_seen').all() as Array<{ id: number; first_seen: number; last_seen: number }>;
     // The rule applies to the wire's whole seconds; both ends fall exactly on an encounter's bound.
     const wire = all.map((e) => ({ id: e.id, ...wireSpan(e.first_seen, e.last_seen) }));
-    const to = wire[Math.floor((2 * all.length) / 3)].firstSeen;
+    // from: the earliest last second at or after a third of the way in; to: the first second of an
+    // encounter halfway through those that start after it (a range that ends before any encounter
+    // ends, which long encounters make possible, would leave `from` undefined)
     const after = wire[Math.floor(all.length / 3)].firstSeen;
-    const from = Math.min(...wire.filter((e) => e.lastSeen >= after && e.lastSeen < to).map((e) => e.lastSeen));
+    const from = Math.min(...wire.filter((e) => e.lastSeen >= after).map((e) => e.lastSeen));
+    const later = wire.filter((e) => e.firstSeen > from).map((e) => e.firstSeen).sort((a, b) => a - b);
+    const to = later[Math.floor(later.length / 2)];
     expect(to).toBeGreaterThan(from);
     const expected = wire.filter((e) => e.lastSeen >= from && e.firstSeen < to).map((e) => e.id).sort((a, b) => a - b);
     db.close();
@@ -140,7 +144,7 @@ describe('end to end', () => {
     const parts = await pull({
       control: TEST_BACKEND,
       broker: testBroker(broker.url, 'puller-1'),
-      prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000,
+      prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000, gatewayKey: gatewayKeyOf(main.identity),
     });
     const got = parts.flatMap((p) => p.encounters.map((e) => e.id)).sort((a, b) => a - b);
     expect(got).toEqual(expected);
@@ -172,7 +176,12 @@ describe('end to end', () => {
     const bad = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'gw-main', '--from', 'yesterday', '--to', '5', '-c', cfg]);
     expect(await bad.exited()).toBe(2);
     expect(bad.output()).toMatch(/--from: "yesterday" is not a time/);
-    const none = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'nobody', '--from', '0', '--to', '10', '--timeout', '1', '-c', cfg]);
+    // a gateway the registry does not hold: refused before asking, since its answer could not be checked
+    const unknown = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'nobody', '--from', '0', '--to', '10', '--timeout', '1', '-c', cfg]);
+    expect(await unknown.exited()).toBe(2);
+    expect(unknown.output()).toMatch(/--gateway: "nobody" is registered nowhere in .*: add its registration record/);
+    // no answer in time (no registry here: nothing to check an answer against)
+    const none = spawnVgw(['pull', '--venue', 'venue-main', '--gateway', 'nobody', '--from', '0', '--to', '10', '--timeout', '1', '--broker', broker.url, '--control-key', testBackendKeyFile(dir)]);
     expect(await none.exited()).toBe(3);
   });
 
@@ -186,7 +195,7 @@ describe('end to end', () => {
     await client.subscribeAsync([repliesTo, 'attacker/#'], { qos: 1 });
     client.on('message', (topic, payload, packet) => {
       if (topic.startsWith('attacker/')) elsewhere.push(topic);
-      else replies.push({ corr: String(packet.properties?.correlationData), body: payload.toString() });
+      else replies.push({ corr: String(packet.properties?.correlationData), body: JSON.stringify(unitDoc(payload, main.identity)) });
     });
     const request = (payload: string | Buffer, corr: string) =>
       client.publishAsync(topics.request, payload, { qos: 1, properties: { responseTopic: repliesTo, correlationData: Buffer.from(corr) } });

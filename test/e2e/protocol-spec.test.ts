@@ -16,13 +16,13 @@ import { LocalBroker } from '../../simulators/index.js';
 import { GatewayRegistry, verifyBatch, type Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import {
-  batchToJson, cborEncode, CONTROL_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, gatewayTopics, openControl, readCose, signedBytes, trustedKey,
+  batchToJson, cborEncode, COSE_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, gatewayTopics, openControl, readCose, signedBytes, trustedKey,
 } from '../../core/wire/index.js';
 import { decodeTyped, type Typed } from '../harness/cbor-typed.js';
-import { controlProblems, jsonProblems, protocolSchema as schema } from '../harness/protocol-schema.js';
+import { controlProblems, jsonProblems, protocolSchema as schema, unitProblems } from '../harness/protocol-schema.js';
 import { startCollector, testBroker } from '../harness/collector.js';
 import type { RegistrationRecord } from '../../core/trust/index.js';
-import { provisionTestGateway, signedAck, signedRequest, testBackendKeyFile, type TestIdentity, TEST_BACKEND } from '../harness/identity.js';
+import { gatewayKeyOf, provisionTestGateway, unitDoc, signedAck, signedRequest, testBackendKeyFile, type TestIdentity, TEST_BACKEND } from '../harness/identity.js';
 import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
 import { countSoFar } from '../harness/gateway-db.js';
 import { requirePackage } from '../harness/system-packages.js';
@@ -154,8 +154,8 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
   /** Sends a signed request from the tests' backend; returns its bytes. */
   async function request(body: Record<string, unknown>, corr: string): Promise<Buffer> {
     const signed = signedRequest({ venue: 'mall-01', gateway: 'gw-spec' }, `${prefix}/replies/tap`, body);
-    requests.push({ topic: topics.request, payload: signed, contentType: CONTROL_CONTENT_TYPE });
-    await tap.publishAsync(topics.request, signed, { qos: 1, properties: { correlationData: Buffer.from(corr), contentType: CONTROL_CONTENT_TYPE } });
+    requests.push({ topic: topics.request, payload: signed, contentType: COSE_CONTENT_TYPE });
+    await tap.publishAsync(topics.request, signed, { qos: 1, properties: { correlationData: Buffer.from(corr), contentType: COSE_CONTENT_TYPE } });
     return signed;
   }
   const key = () => testBackendKeyFile(dir);
@@ -167,7 +167,7 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(py.err).toBe('');
     expect(py.status).toBe(0);
     const pyParts = JSON.parse(py.out) as Array<Record<string, unknown> & { encounters: Array<Record<string, unknown>> }>;
-    const tsParts = await pull({ control: TEST_BACKEND, broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000 });
+    const tsParts = await pull({ control: TEST_BACKEND, broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000, gatewayKey: gatewayKeyOf(identity) });
     const registry = new GatewayRegistry(undefined, [identity.record]);
     for (const p of tsParts) expect(verifyBatch(p, registry).ok).toBe(true);
     // the same encounters, field by field (the parts' ids and times differ: two answers)
@@ -177,10 +177,10 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(pyParts.at(-1)!.last).toBe(true);
 
     // Pull parts need no ack; one sent anyway is counted as unknown and changes nothing.
-    await tap.publishAsync(topics.ack, signedAck({ venue: 'mall-01', gateway: 'gw-spec' }, [String(pyParts[0].id)]), { qos: 1, properties: { contentType: CONTROL_CONTENT_TYPE } });
+    await tap.publishAsync(topics.ack, signedAck({ venue: 'mall-01', gateway: 'gw-spec' }, [String(pyParts[0].id)]), { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     type Doc = { state: string; counters: { store: { encountersStored: number; acksUnknown: number } } };
     const { status, doc } = await waitFor('the unknown ack counted', () => {
-      const answer = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--control-key', key()]);
+      const answer = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--control-key', key(), '--registry', registryFile]);
       expect(answer.status).toBe(0);
       const parsed = JSON.parse(answer.out) as Doc;
       return parsed.counters.store.acksUnknown > 0 ? { status: answer, doc: parsed } : undefined;
@@ -188,9 +188,14 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(doc.state).toBe('online');
     expect(doc.counters.store.encountersStored).toBeGreaterThan(0);
     expect(doc.counters.store.acksUnknown).toBe(1);
-    expect(jsonProblems('status', status.out)).toEqual([]);
-    const retained = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec']).out) as { doc: { state: string }; contentType: string };
-    expect(retained).toMatchObject({ doc: { state: 'online' }, contentType: 'application/json' });
+    expect(jsonProblems('status-reply', status.out)).toEqual([]);
+    const retained = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--registry', registryFile]).out) as { doc: { state: string }; contentType: string };
+    expect(retained).toMatchObject({ doc: { state: 'online' }, contentType: COSE_CONTENT_TYPE, verified: true });
+    // a status the gateway's key did not sign: the Python client refuses it as the collector does
+    const forgedRegistry = writeJson(join(dir, 'forged-registry.json'), [{ ...identity.record, signingKey: 'ab'.repeat(32) }]);
+    const forged = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--registry', forgedRegistry]).out) as Record<string, unknown>;
+    expect(forged).toMatchObject({ refused: expect.stringMatching(/^badSignature/) });
+    expect(forged.doc).toBeUndefined();
   });
 
   it('every payload the gateway and the collector exchange conforms to docs/protocol.cddl, with its content type', async () => {
@@ -205,7 +210,7 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     for (const [i, bad] of badRequests.entries()) {
       errorReplies.push({ ...answers(`bad-${i}`)[0], request: payloadOf(bad), requestBytes: bad });
     }
-    expect(errorReplies.map((r) => JSON.parse(r.payload.toString()).error)).toEqual([
+    expect(errorReplies.map((r) => unitDoc<{ error: string }>(r.payload, identity).error)).toEqual([
       'v: must be 3 (protocol version 3, docs/protocol.md)', 'to: must be after from', expect.stringMatching(/^from: /), expect.stringMatching(/^op: /),
     ]);
     // a clean stop: the "stopped" status; then a unit with an unsynchronised clock, killed: its Will
@@ -222,14 +227,15 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     await waitFor('a batch of the unsynchronised unit', () => of('/gw-unsynced/batch').length > 0, 30_000);
     b.proc.kill('SIGKILL');
     await waitFor('its Last Will', () => of('/gw-unsynced/status').some((c) => c.payload.includes('connection lost')), 10_000);
-    const will = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-unsynced']).out) as { doc: Record<string, unknown>; contentType: string };
-    expect(will).toMatchObject({ doc: { state: 'offline', reason: 'connection lost' }, contentType: 'application/json' });
+    const will = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-unsynced', '--registry', registryFile]).out) as { doc: Record<string, unknown>; contentType: string };
+    expect(will).toMatchObject({ doc: { state: 'offline', reason: 'connection lost' }, contentType: COSE_CONTENT_TYPE, verified: true });
     expect(will.doc.at).toBeUndefined();
     // Item 8: with the clock unsynchronised, the simulated radio's encounters carry flag bit 0.
     const flagged = decodeBatch(of('/gw-unsynced/batch')[0].payload).encounters;
     expect(flagged.length).toBeGreaterThan(0);
     expect(flagged.every((e) => !e.clockSynced)).toBe(true);
 
+    const keyOfTopic = (topic: string) => gatewayKeyOf(topic.includes('/gw-unsynced/') ? unsynced : identity);
     const kinds = new Map<string, number>();
     const count = (k: string) => kinds.set(k, (kinds.get(k) ?? 0) + 1);
     for (const c of captured) {
@@ -239,22 +245,23 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
         expect(batchProblems(c.payload), where).toEqual([]);
         count(c.topic.endsWith('/batch') ? 'batch' : 'pull-part');
       } else if (c.topic.endsWith('/ack')) {
-        expect(c.contentType, where).toBe(CONTROL_CONTENT_TYPE);
+        expect(c.contentType, where).toBe(COSE_CONTENT_TYPE);
         expect(controlProblems('control-ack', c.payload), where).toEqual([]);
         count('ack');
       } else if (c.topic.endsWith('/status')) {
-        expect(c.contentType, where).toBe('application/json');
-        expect(jsonProblems('status', c.payload), where).toEqual([]);
-        expect(nonCamelKeys(JSON.parse(c.payload.toString())), where).toEqual([]);
-        count(`status ${JSON.parse(c.payload.toString()).reason ?? 'online'}`);
+        expect(c.contentType, where).toBe(COSE_CONTENT_TYPE);
+        expect(unitProblems('status', c.payload, keyOfTopic(c.topic)), where).toEqual([]);
+        const doc = unitDoc<{ reason?: string }>(c.payload);
+        expect(nonCamelKeys(doc), where).toEqual([]);
+        count(`status ${doc.reason ?? 'online'}`);
       } else if (c.topic.endsWith('/req')) {
-        expect(c.contentType, where).toBe(CONTROL_CONTENT_TYPE);
+        expect(c.contentType, where).toBe(COSE_CONTENT_TYPE);
         if (!isBadRequest(c.payload)) expect(controlProblems('control-request', c.payload), where).toEqual([]);
         count('request');
       } else if (c.topic.includes('/replies/')) {
-        expect(c.contentType, where).toBe('application/json');
-        const doc = JSON.parse(c.payload.toString()) as { ok?: boolean };
-        expect(jsonProblems(doc.ok === false ? 'error-reply' : 'status', c.payload), where).toEqual([]);
+        expect(c.contentType, where).toBe(COSE_CONTENT_TYPE);
+        const doc = unitDoc<{ ok?: boolean }>(c.payload, identity);
+        expect(unitProblems(doc.ok === false ? 'error-reply' : 'status-reply', c.payload, gatewayKeyOf(identity)), where).toEqual([]);
         expect(nonCamelKeys(doc), where).toEqual([]);
         count(doc.ok === false ? 'error-reply' : 'status reply');
       } else {
@@ -420,12 +427,13 @@ describe('conformance vectors (docs/vectors)', () => {
         const opened = openControl(payload, 'ack', { venue: 'mall-01', gateway: 'gw-spec' }, [trustedKey(Buffer.from(index.backendKey, 'hex'))], 65_536);
         expect(opened, v.name).toMatchObject({ ok: false, reason: v.controlRefusal });
       } else if (v.rule) {
-        expect(controlProblems(v.rule, payload), v.name).toEqual([]);
+        if (v.signedBy === 'backend') expect(controlProblems(v.rule, payload), v.name).toEqual([]);
+        else expect(unitProblems(v.rule, payload, registry.lookup(v.signedBy!)!.signer), v.name).toEqual([]);
         expect(payloadOf(payload), v.name).toBe(v.signedPayload);
       } else if (v.answer) {
         expect(payloadOf(payload), v.name).toBe(v.signedPayload); // signed, but refused for a field: its answer names it
       } else {
-        expect(jsonProblems(v.type === 'status' ? 'status' : v.type, payload), v.name).toEqual([]);
+        throw new Error(`${v.name}: a vector this test has no check for`);
       }
     }
     expect(jsonProblems('registry', readFileSync(join(VECTORS, index.registry)))).toEqual([]);

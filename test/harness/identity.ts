@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { newIdentity, RegistrationRecord, Secrets } from '../../core/trust/index.js';
-import { CONTROL_AAD, ControlSigner, readCose, verifyCose } from '../../core/wire/index.js';
+import { newIdentity, RegistrationRecord, Secrets, signingKeyFromSeed, type SigningKey } from '../../core/trust/index.js';
+import { CONTROL_AAD, ControlSigner, openUnitMessage, readCose, verifyCose } from '../../core/wire/index.js';
 
 /** The backend key of the tests (a fixed seed: never a production key). */
 export const TEST_BACKEND_SEED = Buffer.alloc(32, 0x42);
@@ -39,6 +39,26 @@ export function signedRequest(to: { venue: string; gateway: string }, replyTo: s
   return TEST_BACKEND.sign({
     kind: 'request', venue: to.venue, gateway: to.gateway, issuedAt: Date.now(), nonce: randomBytes(16).toString('base64url'), replyTo, ...body, ...over,
   });
+}
+
+/** A gateway's registered public key: what its statuses and answers must verify with. */
+export function gatewayKeyOf(identity: { record: RegistrationRecord }): Buffer {
+  return Buffer.from(identity.record.signingKey, 'hex');
+}
+
+/**
+ * The JSON a gateway signed (a status, an answer to a request); with `identity`, it must verify
+ * with that gateway's key. Throws on anything else: a test that expects a signed message fails.
+ */
+export function unitDoc<T = Record<string, unknown>>(payload: Buffer, identity?: { record: RegistrationRecord }): T {
+  const opened = openUnitMessage(payload, identity ? gatewayKeyOf(identity) : null);
+  if (!opened.ok) throw new Error(`not a message the gateway signed: ${opened.reason}: ${opened.detail}`);
+  return opened.doc as T;
+}
+
+/** A test gateway's key, for tests that play a gateway on the broker (its statuses, its temp-ID requests). */
+export function testGatewayKey(seedByte: number): SigningKey {
+  return signingKeyFromSeed(Buffer.alloc(32, seedByte));
 }
 
 /** An ack from the tests' backend. */

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
 import {
-  batchToJson, cborDecode, cborEncode, cborUint, contentHash, CONTROL_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, readCose, signedBytes,
+  batchToJson, cborDecode, cborEncode, cborUint, contentHash, COSE_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, readCose, signedBytes,
 } from '../../core/wire/index.js';
 import { encodeMetadata, encryptTempId, issueTempIds, ROLE_CENTRAL, ROLE_PERIPHERAL, tempIdBytes } from '../../core/bluetrace/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -29,9 +29,10 @@ export interface Vector {
   refusal?: { stage: 'decode'; field: string } | { stage: 'verify'; code: 'not-registered' | 'wrong-venue' | 'unsigned' | 'bad-signature' };
   /** Bad requests: the error the gateway answered. */
   answer?: string;
-  /** Control messages (COSE_Sign1): the JSON payload the signature covers, and its CDDL rule. */
+  /** COSE_Sign1 messages: the JSON payload the signature covers, its CDDL rule, and whose key signed it ("backend", or a gateway id of the registry). */
   signedPayload?: string;
   rule?: string;
+  signedBy?: string;
   /** Control messages a gateway refuses before reading them: why (docs/protocol.md, "Control messages"). */
   controlRefusal?: 'unsigned' | 'unknownKey' | 'badSignature' | 'wrongGateway';
 }
@@ -98,12 +99,19 @@ function bluetraceBatch(record: RegistrationRecord, secrets: Secrets, topic: str
   return { topic, payload: encodeBatch(header, [bt(1, ROLE_PERIPHERAL, 'Pixel 7'), en, bt(3, ROLE_CENTRAL, 'SM-A515F')], sign), contentType: 'application/cbor' };
 }
 
+/** The JSON a COSE_Sign1 message carries (read, not verified: the checks are the tests'). */
+function coseText(bytes: Buffer): string {
+  const read = readCose(bytes);
+  if (!read.ok) throw new Error(read.reason);
+  return read.message.payload.toString('utf8');
+}
+
 /** A temp-ID answer for the first registered gateway: three temp IDs of a fixed test key and UID, from a fixed time. */
 function tempIdsAnswer(record: RegistrationRecord, backend: ControlSigner, ackTopic: string): Captured {
   const startS = 1_796_600_000;
   const tempIds = issueTempIds(Buffer.alloc(32, 0x5e), Buffer.alloc(21, 0x75).toString('base64'), startS, 3);
   const payload = backend.sign({ kind: 'tempIds', venue: record.venue, gateway: record.gateway, id: '01KTEMP1D5VECT0R0000000000', tempIds, refreshAt: startS + 43_200 });
-  return { topic: ackTopic.replace(/\/ack$/, '/tempids'), payload, contentType: CONTROL_CONTENT_TYPE };
+  return { topic: ackTopic.replace(/\/ack$/, '/tempids'), payload, contentType: COSE_CONTENT_TYPE };
 }
 
 export function writeVectors(dir: string, o: {
@@ -118,14 +126,17 @@ export function writeVectors(dir: string, o: {
   writeFileSync(join(dir, 'gateway-secrets.json'), JSON.stringify({ ...o.secrets, note: 'TEST KEY of the conformance vectors only: never provision a unit with it' }, null, 2) + '\n');
   const vectors: Vector[] = [];
   const good = (name: string, type: VectorType, c: Captured, description: string) => {
-    const ext = c.contentType === 'application/cbor' ? 'cbor' : c.contentType === CONTROL_CONTENT_TYPE ? 'cose' : 'json';
+    const ext = c.contentType === 'application/cbor' ? 'cbor' : c.contentType === COSE_CONTENT_TYPE ? 'cose' : 'json';
     writeFileSync(join(dir, 'good', `${name}.${ext}`), c.payload);
     const v: Vector = { name, type, description, topic: c.topic, contentType: c.contentType ?? '', payload: `good/${name}.${ext}` };
     if (ext === 'cose') {
       const read = readCose(c.payload);
       if (!read.ok) throw new Error(`${name}: ${read.reason}`);
       v.signedPayload = read.message.payload.toString('utf8');
-      v.rule = type === 'ack' ? 'control-ack' : type === 'tempids' ? 'control-tempids' : 'control-request';
+      const control = { ack: 'control-ack', tempids: 'control-tempids', request: 'control-request' } as Partial<Record<VectorType, string>>;
+      v.rule = control[type] ?? (name === 'status-reply' ? 'status-reply' : type);
+      // answers name no gateway: every one captured is gw-spec's, the first record
+      v.signedBy = control[type] ? 'backend' : ((JSON.parse(v.signedPayload) as { gateway?: string }).gateway ?? o.records[0].gateway);
     }
     if (type === 'batch' || type === 'pull-part') {
       const b = decodeBatch(c.payload);
@@ -153,7 +164,7 @@ export function writeVectors(dir: string, o: {
     writeFileSync(join(dir, 'bad', `request-${i + 1}.cose`), c.requestBytes);
     vectors.push({
       name: `bad-request-${i + 1}`, type: 'request', description: `a signed request with a bad field: ${c.request}; \`answer\` is what the gateway replied`,
-      contentType: CONTROL_CONTENT_TYPE, payload: `bad/request-${i + 1}.cose`, signedPayload: c.request, answer: JSON.parse(c.payload.toString()).error,
+      contentType: COSE_CONTENT_TYPE, payload: `bad/request-${i + 1}.cose`, signedPayload: c.request, answer: (JSON.parse(coseText(c.payload)) as { error: string }).error,
     });
   });
   // Control messages a gateway refuses unread: each names the reason its counters.control.refused gets.
@@ -171,7 +182,7 @@ export function writeVectors(dir: string, o: {
   for (const [name, description, payload, reason] of refusedAcks) {
     const ext = reason === 'unsigned' ? 'json' : 'cose';
     writeFileSync(join(dir, 'bad', `${name}.${ext}`), payload);
-    vectors.push({ name, type: 'ack', description, topic: o.acks[0].topic, contentType: ext === 'json' ? 'application/json' : CONTROL_CONTENT_TYPE, payload: `bad/${name}.${ext}`, controlRefusal: reason });
+    vectors.push({ name, type: 'ack', description, topic: o.acks[0].topic, contentType: ext === 'json' ? 'application/json' : COSE_CONTENT_TYPE, payload: `bad/${name}.${ext}`, controlRefusal: reason });
   }
 
   const base = cborDecode(o.batches[0].payload) as CborMap;

@@ -13,10 +13,10 @@ import { parseStatus, type LocalStatus, type BluetraceStatus } from '../../core/
 import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import type { BluetracePhonesOptions, PhoneBehaviour } from '../../simulators/bluetrace-phones.js';
 import { collectorSqlite, startCollector } from '../harness/collector.js';
-import { provisionTestGateway } from '../harness/identity.js';
+import { gatewayKeyOf, provisionTestGateway } from '../harness/identity.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
-import { controlProblems, jsonProblems, protocolSchema as schema } from '../harness/protocol-schema.js';
+import { controlProblems, jsonProblems, protocolSchema as schema, unitProblems } from '../harness/protocol-schema.js';
 import { typedFromJson, decodeTyped, type Typed } from '../harness/cbor-typed.js';
 import { inflateRawSync } from 'node:zlib';
 import mqtt from 'mqtt';
@@ -144,11 +144,11 @@ describe('BlueTrace on the virtual controller', () => {
     // status with its bluetrace part, and batches carrying protocol 1
     const on = (suffix: string) => g.seen.filter((m) => m.topic.endsWith(suffix));
     expect(on('/tempids/req').length).toBeGreaterThanOrEqual(1);
-    for (const m of on('/tempids/req')) expect(jsonProblems('tempids-request', m.payload)).toEqual([]);
+    for (const m of on('/tempids/req')) expect(unitProblems('tempids-request', m.payload, gatewayKeyOf(g.identity))).toEqual([]);
     expect(on('/tempids').length).toBeGreaterThanOrEqual(1);
     for (const m of on('/tempids')) expect(controlProblems('control-tempids', m.payload)).toEqual([]);
     expect(on('/status').length).toBeGreaterThanOrEqual(1);
-    for (const m of on('/status')) expect(jsonProblems('status', m.payload)).toEqual([]);
+    for (const m of on('/status')) expect(unitProblems('status', m.payload, gatewayKeyOf(g.identity))).toEqual([]);
     // and `vgw status --json` holds the same counters, both roles' states typed as the CDDL lists them
     expect(schema.validate('counters', typedFromJson(st.counters))).toEqual([]);
     expect(['starting', 'advertising', 'noTempId', 'retrying', 'controller-off', 'stopped']).toContain(bt.peripheral!.state);

@@ -9,14 +9,14 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Collector, CollectorHttp } from '../../collector/index.js';
-import { gatewayTopics } from '../../core/wire/index.js';
+import { gatewayTopics, signUnitMessage } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { testBroker } from '../harness/collector.js';
 import { usePostgres } from '../harness/postgres.js';
 import { runVgwAsync, waitFor } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
-import { TEST_BACKEND } from '../harness/identity.js';
+import { TEST_BACKEND, testGatewayKey } from '../harness/identity.js';
 
 const dir = tempDir('vgw-robust-');
 const broker = useLocalBroker(dir);
@@ -65,7 +65,7 @@ describe('the collector under junk', () => {
     await collector.start();
     const gw = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'status-sender' });
     const doc = (gateway: string, radio: string) =>
-      JSON.stringify({ v: 3, state: 'online', gateway, venue: 'v', startedAt: 0, at: 0, counters: { radio: { state: radio }, clock: { synchronized: true, source: '\u001b[31mred' } } });
+      signUnitMessage(testGatewayKey(2), { v: 3, state: 'online', gateway, venue: 'v', startedAt: 0, at: 0, counters: { radio: { state: radio }, clock: { synchronized: true, source: '\u001b[31mred' } } });
     const osc = '\u001b]0;owned\u0007poweredOn\u009b2J';
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-osc').status, doc('gw-osc', osc), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-huge').status, doc('gw-huge', 'x'.repeat(5_000_000)), { qos: 1 });

@@ -9,7 +9,7 @@ import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import { Collector, CollectorDb, DAY_MS } from '../../collector/index.js';
 import { createLogger } from '../../core/log/index.js';
-import { encodeBatch, gatewayTopics } from '../../core/wire/index.js';
+import { encodeBatch, gatewayTopics, signUnitMessage } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { testBroker } from '../harness/collector.js';
 import { sampleEncounter } from '../harness/encounters.js';
@@ -17,7 +17,7 @@ import { FakeTimers } from '../harness/fake-timers.js';
 import { waitFor } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
-import { ackedIds, TEST_BACKEND } from '../harness/identity.js';
+import { ackedIds, TEST_BACKEND, testGatewayKey } from '../harness/identity.js';
 
 const dir = tempDir('vgw-collector-timers-');
 const broker = useLocalBroker(dir);
@@ -30,7 +30,8 @@ describe('the collector on fake time', () => {
     const collector = new Collector({ control: TEST_BACKEND, broker: testBroker(broker().url, 'ctimers-collector'), prefix, database: join(dir, 'statuses.db'), registry: null, statusFlushMs: 2000, timers }, createLogger('silent'));
     await collector.start();
     const gw = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'ctimers-gw' });
-    const status = (gateway: string, state: string, at: number) => JSON.stringify({ v: 3, gateway, venue: 'v', state, startedAt: new Date(T).toISOString(), at: new Date(at).toISOString(), counters: {} });
+    // signed, as a gateway signs its statuses (no registry here: the key is not checked)
+    const status = (gateway: string, state: string, at: number) => signUnitMessage(testGatewayKey(1), { v: 3, gateway, venue: 'v', state, startedAt: new Date(T).toISOString(), at: new Date(at).toISOString(), counters: {} });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-a').status, status('gw-a', 'online', T), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-b').status, status('gw-b', 'online', T), { qos: 1 });
     await gw.publishAsync(gatewayTopics(prefix, 'v', 'gw-a').status, status('gw-a', 'offline', T), { qos: 1 });
@@ -122,7 +123,7 @@ describe('the collector on fake time', () => {
     for (const b of more) await gw.publishAsync(topics.batch, b.bytes, { qos: 1 });
     // A status after them on the same connection: the broker delivers in order, so once the
     // collector has heard it, it has heard the four batches too.
-    await gw.publishAsync(topics.status, JSON.stringify({ v: 3, gateway: 'gw', venue: 'v', state: 'online', startedAt: new Date(T).toISOString(), at: new Date(T).toISOString(), counters: {} }), { qos: 1 });
+    await gw.publishAsync(topics.status, signUnitMessage(testGatewayKey(1), { v: 3, gateway: 'gw', venue: 'v', state: 'online', startedAt: new Date(T).toISOString(), at: new Date(T).toISOString(), counters: {} }), { qos: 1 });
     await waitFor('the status after them heard', async () => metric(await collector.metrics.registry.metrics(), 'vgw_collector_status_messages_total') === 1, 10_000);
     expect(groups).toHaveLength(1);
     expect(acks).toEqual([]); // nothing acked before it is durable

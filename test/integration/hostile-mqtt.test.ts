@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { Collector } from '../../collector/index.js';
 import { contentHash, CONTROL_AAD, gatewayTopics, signCose } from '../../core/wire/index.js';
 import { startCollector } from '../harness/collector.js';
-import { provisionTestGateway, signedAck, signedRequest, TEST_BACKEND } from '../harness/identity.js';
+import { provisionTestGateway, signedAck, signedRequest, TEST_BACKEND, unitDoc } from '../harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { tempDir } from '../harness/tmp.js';
@@ -71,7 +71,7 @@ describe('hostile MQTT', () => {
     }
     const answers: string[] = [];
     await client.subscribeAsync(replies('flooder'), { qos: 1 });
-    client.on('message', (_t, payload) => answers.push(payload.toString()));
+    client.on('message', (_t, payload) => answers.push(JSON.stringify(unitDoc(payload, g.identity))));
     await client.publishAsync(g.topics.request, signedRequest(g.to, replies('flooder'), { op: 'status' }), { qos: 1, properties: { correlationData: Buffer.from('s') } });
     await waitFor('status reply', () => answers.length > 0);
     type Counters = { store: { acksUnknown: number }; uplink: { acksReceived: number; acksInvalid: number }; control: { refused: { unsigned: number } } };
@@ -101,7 +101,8 @@ describe('hostile MQTT', () => {
     await client.subscribeAsync(replies('nester'), { qos: 1 });
     client.on('message', (_t, payload, packet) => {
       const corr = String(packet.properties?.correlationData);
-      answers.set(corr, [...(answers.get(corr) ?? []), packet.properties?.contentType === 'application/json' ? payload.toString() : `cbor:${payload.length}`]);
+      // answers are signed by the gateway's key; pull parts are CBOR batches
+      answers.set(corr, [...(answers.get(corr) ?? []), packet.properties?.contentType === 'application/cbor' ? `cbor:${payload.length}` : JSON.stringify(unitDoc(payload, g.identity))]);
     });
     const request = (payload: string | Buffer, corr: string) => client.publishAsync(g.topics.request, payload, { qos: 1, properties: { correlationData: Buffer.from(corr) } });
     // deeply nested, unsigned and signed: refused, and the unsigned ones not even answered

@@ -13,7 +13,7 @@ import { advertisingReportEvents, readHciCapture } from '../../simulators/index.
 import { createH4Framer, hciGuardCounters, forcePassiveScan, NobleScanner, parseTransport } from '../../daemon/radio/index.js';
 import { advertisingReport, CrowdOptions, VirtualController } from '../../simulators/index.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
-import { provisionTestGateway, TEST_BACKEND } from '../harness/identity.js';
+import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND } from '../harness/identity.js';
 import { crowdEnd, crowdTruth } from '../harness/crowd-truth.js';
 import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { hasReference, REFERENCE_DIR } from '../harness/reference.js';
@@ -258,9 +258,10 @@ describe('radio supervisor', () => {
     let vc = new VirtualController({ socketPath, crowd: crowd() });
     await vc.start();
     const prefix = 'test-sup/v1';
+    const sup = provisionTestGateway(dir, 'gw-sup', 'venue-sup');
     const config = writeJson(join(dir, 'sup.json'), {
       gateway: { id: 'gw-sup', venue: 'venue-sup' },
-      secretsFile: provisionTestGateway(dir, 'gw-sup', 'venue-sup').secretsFile,
+      secretsFile: sup.secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: `unix:${socketPath}`, deviceId: 0, silenceS: 2 } },
@@ -272,7 +273,7 @@ describe('radio supervisor', () => {
       const status = await requestStatus({
         control: TEST_BACKEND,
         broker: testBroker(broker.url, `sup-probe-${Math.random()}`),
-        prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000,
+        prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000, gatewayKey: gatewayKeyOf(sup),
       });
       return (status.counters as { radio: Radio }).radio;
     };
@@ -358,9 +359,10 @@ describe('malformed HCI events through the real parsing path (fast-check)', () =
 describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport without a Bluetooth adapter (this machine has none)', () => {
   it('reports the scanner powered off with the reason, keeps retrying, and keeps running', async () => {
     const prefix = 'test-nokernel/v1';
+    const nok = provisionTestGateway(dir, 'gw-nok', 'venue-nok');
     const config = writeJson(join(dir, 'nokernel.json'), {
       gateway: { id: 'gw-nok', venue: 'venue-nok' },
-      secretsFile: provisionTestGateway(dir, 'gw-nok', 'venue-nok').secretsFile,
+      secretsFile: nok.secretsFile,
       broker: { url: broker.url, reconnectS: 0.5 },
       topicPrefix: prefix,
       radio: { kind: 'hci', scanner: { transport: 'hci:0' } },
@@ -371,7 +373,7 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
       const status = await requestStatus({
         control: TEST_BACKEND,
         broker: testBroker(broker.url, 'nok-probe'),
-        prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000,
+        prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000, gatewayKey: gatewayKeyOf(nok),
       });
       return (status.counters as { radio: { state: string; error: string | null } }).radio;
     }, 15_000);

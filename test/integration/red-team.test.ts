@@ -3,22 +3,25 @@
 // collector. Each attack is made as the red team made it, and as it would be made against
 // protocol 3 (replaying what the backend signed); each must lose nothing, leak nothing and
 // change nothing, and the unit's status must say what it refused.
+import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { randomBytes } from 'node:crypto';
+import { signingKeyFromSeed } from '../../core/trust/index.js';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import { Collector, GatewayRegistry } from '../../collector/index.js';
 import { issueTempIds, newUid } from '../../core/bluetrace/index.js';
 import { createLogger } from '../../core/log/index.js';
-import { ControlSigner, decodeBatch, gatewayTopics, trustedKey } from '../../core/wire/index.js';
+import { ControlSigner, decodeBatch, gatewayTopics, signUnitMessage, trustedKey } from '../../core/wire/index.js';
 import { TempIdSupply } from '../../daemon/bluetrace/tempid-supply.js';
 import { Uplink } from '../../daemon/uplink/index.js';
 import { MemoryOutbox } from '../../simulators/memory-outbox.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { collectorSqlite, testBroker } from '../harness/collector.js';
 import { countSoFar } from '../harness/gateway-db.js';
-import { provisionTestGateway, signedRequest, TEST_BACKEND } from '../harness/identity.js';
+import { metric } from '../harness/metrics.js';
+import { provisionTestGateway, signedRequest, TEST_BACKEND, unitDoc } from '../harness/identity.js';
 import { spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -29,7 +32,8 @@ const attackerKey = new ControlSigner(Buffer.alloc(32, 0xa7));
 
 type Counters = { control: { refused: Record<string, number> }; uplink: { acksInvalid: number; requestsInvalid: number } };
 
-function unitConfig(name: string) {
+/** A unit on the simulated radio: 40 phones in all, or (phones: 0) a crowd that keeps arriving. */
+function unitConfig(name: string, phones = 40) {
   const identity = provisionTestGateway(dir, `gw-${name}`, `venue-${name}`);
   const db = join(dir, `${name}.db`);
   const config = writeJson(join(dir, `${name}.json`), {
@@ -37,7 +41,7 @@ function unitConfig(name: string) {
     secretsFile: identity.secretsFile,
     broker: { url: broker().url, reconnectS: 0.3 },
     topicPrefix: prefix,
-    radio: { simulated: { seed: 11, phones: 40, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 40, speed: 40, anchor: Date.now() + 500 } },
+    radio: { simulated: { seed: 11, phones, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 40, speed: 40, anchor: Date.now() + 500 } },
     clock: { syncCheck: 'assume-synced' },
     store: { path: db, checkpointS: 0.25 },
     health: { controlSocket: join(dir, `${name}.sock`) },
@@ -51,7 +55,7 @@ async function statusCounters(topic: string): Promise<Counters> {
   const reader = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: `status-${ulid()}` });
   try {
     let doc: { state: string; counters?: Counters } | null = null;
-    reader.on('message', (_t, payload) => (doc = JSON.parse(payload.toString()) as typeof doc));
+    reader.on('message', (_t, payload) => (doc = unitDoc(payload)));
     await reader.subscribeAsync(topic, { qos: 1 });
     return await waitFor('a retained online status', () => (doc !== null && doc.state === 'online' ? doc.counters : undefined), 10_000);
   } finally {
@@ -61,7 +65,8 @@ async function statusCounters(topic: string): Promise<Counters> {
 
 describe('the red team on a plain broker (protocol 3)', () => {
   it('forged acks for every batch of a unit the backend does not store yet: none is forgotten; once registered, all arrive', async () => {
-    const u = unitConfig('acks');
+    // a crowd that keeps coming: batches keep closing until 8 are in flight unacknowledged (the cap)
+    const u = unitConfig('acks', 0);
     const registryFile = writeJson(join(dir, 'acks-registry.json'), []);
     const collector = new Collector(
       { broker: testBroker(broker().url, 'redteam-collector'), prefix, database: join(dir, 'acks-collector.db'), registry: new GatewayRegistry(registryFile), control: TEST_BACKEND },
@@ -82,7 +87,9 @@ describe('the red team on a plain broker (protocol 3)', () => {
     });
     await attacker.subscribeAsync(u.topics.batch, { qos: 1 });
     const daemon = spawnVgw(['run', '-c', u.config]);
-    await waitFor('forged acks for 8 batches', () => forged.size >= 8, 60_000);
+    await waitFor('forged acks for 8 batches', () => forged.size >= 8, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message} (${forged.size} so far); the unit said:\n${daemon.output().slice(-3000)}`);
+    });
     const counters = await waitFor('the forgeries counted', async () => {
       const c = await statusCounters(u.topics.status);
       return c.control.refused.unsigned >= 8 && c.control.refused.unknownKey >= 8 && c.control.refused.wrongGateway >= 8 ? c : undefined;
@@ -91,12 +98,21 @@ describe('the red team on a plain broker (protocol 3)', () => {
     // nothing forgotten: every batch still waits for the backend's word
     expect(countSoFar(u.db, 'SELECT count(*) FROM batches WHERE acked_at IS NOT NULL')).toBe(0);
     expect(collector.counters.batchesStored).toBe(0);
-    // the unit is registered: everything it recorded reaches the collector
+    // the unit is registered: every batch the attacker acked reaches the collector, and only then
+    // does the backend's own ack make the unit forget it
     writeJson(registryFile, [u.identity.record]);
-    await waitFor('every encounter of the unit stored', () => {
-      const stored = collectorSqlite(collector).prepare('SELECT count(*) FROM encounters WHERE gateway = ?').pluck().get(u.to.gateway) as number;
-      return stored > 0 && stored === countSoFar(u.db, 'SELECT count(*) FROM encounters') && countSoFar(u.db, 'SELECT count(*) FROM batches WHERE acked_at IS NULL') === 0;
+    const attacked = [...forged];
+    const inList = attacked.map(() => '?').join();
+    await waitFor('every attacked batch stored, then acknowledged by the backend', () => {
+      const gw = new Database(u.db, { readonly: true });
+      try {
+        return gw.prepare(`SELECT count(*) FROM batches WHERE acked_at IS NOT NULL AND id IN (${inList})`).pluck().get(...attacked) === attacked.length;
+      } finally {
+        gw.close();
+      }
     }, 60_000);
+    const atCollector = collectorSqlite(collector).prepare(`SELECT count(*) FROM batches WHERE id IN (${inList})`).pluck().get(...attacked);
+    expect(atCollector).toBe(attacked.length);
     await attacker.endAsync();
     expect(await stopGracefully(daemon)).toBe(0);
     await collector.stop();
@@ -135,6 +151,37 @@ describe('the red team on a plain broker (protocol 3)', () => {
     expect(await stopGracefully(daemon)).toBe(0);
   });
 
+  it("a forged status on the unit's topic, unsigned or signed by another key: the fleet view keeps what the unit said", async () => {
+    const u = unitConfig('status');
+    const collector = new Collector(
+      { broker: testBroker(broker().url, 'status-collector'), prefix, database: join(dir, 'status-collector.db'), registry: new GatewayRegistry(undefined, [u.identity.record]), control: TEST_BACKEND, statusFlushMs: 200 },
+      createLogger('silent'),
+    );
+    await collector.start();
+    const daemon = spawnVgw(['run', '-c', u.config]);
+    const row = async () => (await collector.store.statuses()).find((r) => r.gateway === u.to.gateway);
+    await waitFor('the unit online in the fleet view', async () => (await row())?.state === 'online', 20_000);
+    const attacker = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'status-forger' });
+    const dead = { v: 3, ...u.to, startedAt: new Date().toISOString(), state: 'offline', reason: 'stopped', at: new Date().toISOString() };
+    const refusedBefore = collector.counters.unitMessagesRefused;
+    // as a red team would: plain JSON, then signed by a key of its own; retained, as statuses are
+    await attacker.publishAsync(u.topics.status, JSON.stringify(dead), { qos: 1, retain: true });
+    await attacker.publishAsync(u.topics.status, signUnitMessage(signingKeyFromSeed(Buffer.alloc(32, 0xa7)), dead), { qos: 1, retain: true });
+    await waitFor('both forgeries refused', () => collector.counters.unitMessagesRefused === refusedBefore + 2, 10_000);
+    const metrics = await collector.metrics.registry.metrics();
+    expect(metric(metrics, 'vgw_collector_unit_message_refusals_total{reason="unsigned"}')).toBeGreaterThanOrEqual(1);
+    expect(metric(metrics, 'vgw_collector_unit_message_refusals_total{reason="bad_signature"}')).toBeGreaterThanOrEqual(1);
+    // the unit's next status is what the fleet view shows; the forged "stopped" never was
+    const statusesHeard = async () => metric(await collector.metrics.registry.metrics(), 'vgw_collector_status_messages_total') ?? 0;
+    const statusesBefore = await statusesHeard();
+    await waitFor('the unit\'s next status', async () => (await statusesHeard()) > statusesBefore, 10_000);
+    expect(await row()).toMatchObject({ state: 'online', reason: null });
+    await attacker.endAsync();
+    expect(await stopGracefully(daemon)).toBe(0);
+    await waitFor('the genuine stop shown', async () => (await row())?.reason === 'stopped', 10_000);
+    await collector.stop();
+  });
+
   it("another venue's signed temp IDs relayed to this unit, and random ones valid until 2038: none is taken", async () => {
     const venueKey = randomBytes(32);
     const here = { venue: 'venue-a', gateway: 'gw-a' };
@@ -143,6 +190,7 @@ describe('the red team on a plain broker (protocol 3)', () => {
     const uplink = new Uplink({
       broker: testBroker(broker().url, 'vgw-gw-a'), prefix, venue: here.venue, gateway: here.gateway, maxInflightBatches: 8, resendInitialMs: 1000, resendMaxMs: 4000,
       statusIntervalMs: 3_600_000, maxRequestBytes: 65_536, maxPullEncounters: 1000, batchMaxEncounters: 8, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000,
+      signingKey: signingKeyFromSeed(randomBytes(32)),
     }, outbox, () => ({}) as never, createLogger('silent'));
     const asked: string[] = [];
     const supply = new TempIdSupply({

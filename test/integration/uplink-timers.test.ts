@@ -4,6 +4,7 @@
 // lost every session gets what was in flight again at once, with its backoff started over.
 import mqtt from 'mqtt';
 import { randomBytes } from 'node:crypto';
+import { signingKeyFromSeed } from '../../core/trust/index.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,7 +19,7 @@ import { FakeTimers } from '../harness/fake-timers.js';
 import { GateProxy } from '../harness/gate-proxy.js';
 import { waitFor } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
-import { TEST_BACKEND } from '../harness/identity.js';
+import { TEST_BACKEND, unitDoc } from '../harness/identity.js';
 
 const dir = tempDir('vgw-uplink-');
 const broker = useLocalBroker(dir);
@@ -55,7 +56,7 @@ async function setUp(batches: number, options: Partial<UplinkOptions>, url = bro
   const uplink = new Uplink({
     broker: testBroker(url, `vgw-${name}`), prefix, venue: 'venue', gateway: name, maxInflightBatches: 8,
     resendInitialMs: 1000, resendMaxMs: 4000, statusIntervalMs: 3_600_000, maxRequestBytes: 4096, maxPullEncounters: 1000,
-    batchMaxEncounters: 1, timers, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000, ...options,
+    batchMaxEncounters: 1, timers, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000, signingKey: signingKeyFromSeed(randomBytes(32)), ...options,
   }, store, () => ({}) as never, createLogger('silent'));
   cleanup.push(async () => {
     await uplink.stop();
@@ -130,8 +131,11 @@ describe('the uplink on fake time', () => {
     const { uplink, topics, listener, timers, pullRequest } = await setUp(3, { resendInitialMs: 3_600_000, resendMaxMs: 3_600_000 }, await proxy.start());
     cleanup.unshift(() => proxy.stop()); // after the uplink has stopped
     const replies: Array<{ to: string; text: string }> = [];
-    listener.on('message', (topic, payload) => {
-      if (topic.startsWith('timers/v2/replies/')) replies.push({ to: topic.slice('timers/v2/'.length), text: payload[0] === 0x7b ? payload.toString() : `part ${decodeBatch(payload).part}${decodeBatch(payload).last ? ' last' : ''}` });
+    listener.on('message', (topic, payload, packet) => {
+      if (!topic.startsWith('timers/v2/replies/')) return;
+      // pull parts are batches; refusals are signed by the gateway
+      const text = packet.properties?.contentType === 'application/cbor' ? `part ${decodeBatch(payload).part}${decodeBatch(payload).last ? ' last' : ''}` : JSON.stringify(unitDoc(payload));
+      replies.push({ to: topic.slice('timers/v2/'.length), text });
     });
     await listener.subscribeAsync('timers/v2/replies/#', { qos: 1 });
     // Whatever the gateway sends waits at the proxy: the first pull's answer cannot be confirmed.

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import { requestStatus } from '../../collector/pull.js';
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
-import { provisionTestGateway, TEST_BACKEND } from '../harness/identity.js';
+import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND } from '../harness/identity.js';
 import { sleep, spawnVgw, stopGracefully, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -45,7 +45,7 @@ describe('soak', () => {
     const stored: number[] = [];
     for (let m = 0; m < minutes; m++) {
       await sleep(60_000);
-      const status = await requestStatus({ control: TEST_BACKEND, broker: testBroker(broker.url, `soak-probe-${m}`), prefix, venue: 'venue-soak', gateway: 'gw-soak', timeoutMs: 10_000 });
+      const status = await requestStatus({ control: TEST_BACKEND, broker: testBroker(broker.url, `soak-probe-${m}`), prefix, venue: 'venue-soak', gateway: 'gw-soak', timeoutMs: 10_000, gatewayKey: gatewayKeyOf(identity) });
       const c = status.counters as { radio: { state: string; rememberedAddresses: number }; store: { encountersStored: number } };
       expect(c.radio.state).toBe('poweredOn');
       expect(c.radio.rememberedAddresses).toBeLessThan(1000); // pruned: two minutes of addresses at most

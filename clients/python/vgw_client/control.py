@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from .wire import PROTOCOL_VERSION
 
 CONTROL_AAD = b"vgw-control-v3"
+UNIT_AAD = b"vgw-unit-v3"
 CONTENT_TYPE = 'application/cose; cose-type="cose-sign1"'
 
 
@@ -60,8 +61,8 @@ class ControlRefused(Exception):
         self.reason = reason
 
 
-def open_control(payload, public_keys, venue, gateway):
-    """The JSON payload of a control message meant for venue/gateway, checked as a gateway checks it."""
+def _read_cose(payload):
+    """(protected bytes, protected header, payload, signature) of a COSE_Sign1 message; ControlRefused otherwise."""
     if payload[:1] in (b"{", b" ") or (payload and 0xA0 <= payload[0] <= 0xBF):
         raise ControlRefused("unsigned", "a bare message: protocol 3 takes only COSE_Sign1")
     try:
@@ -73,19 +74,39 @@ def open_control(payload, public_keys, venue, gateway):
     if not (isinstance(msg, list) and len(msg) == 4):
         raise ControlRefused("malformed", "not a COSE_Sign1 message")
     protected, _unprotected, body, signature = msg
-    header = cbor2.loads(protected) if protected else {}
-    keys = {hashlib.sha256(k).digest()[:8]: k for k in public_keys}
-    key = keys.get(header.get(4))
-    if key is None:
-        raise ControlRefused("unknownKey", "kid is not a trusted backend key")
+    return protected, (cbor2.loads(protected) if protected else {}), body, signature
+
+
+def _verify(key, protected, header, aad, body, signature):
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     try:
         if header.get(1) != -8:
             raise InvalidSignature()
-        Ed25519PublicKey.from_public_bytes(key).verify(signature, cbor2.dumps(["Signature1", protected, CONTROL_AAD, body]))
+        Ed25519PublicKey.from_public_bytes(key).verify(signature, cbor2.dumps(["Signature1", protected, aad, body]))
     except InvalidSignature:
         raise ControlRefused("badSignature", "the signature does not verify")
+
+
+def open_unit_message(payload, public_key):
+    """The JSON a gateway signed with its own key (a status, an answer to a request, a temp-ID request).
+
+    public_key is the gateway's registered signingKey (bytes); None reads the message unchecked.
+    """
+    protected, header, body, signature = _read_cose(payload)
+    if public_key is not None:
+        _verify(public_key, protected, header, UNIT_AAD, body, signature)
+    return json.loads(body)
+
+
+def open_control(payload, public_keys, venue, gateway):
+    """The JSON payload of a control message meant for venue/gateway, checked as a gateway checks it."""
+    protected, header, body, signature = _read_cose(payload)
+    keys = {hashlib.sha256(k).digest()[:8]: k for k in public_keys}
+    key = keys.get(header.get(4))
+    if key is None:
+        raise ControlRefused("unknownKey", "kid is not a trusted backend key")
+    _verify(key, protected, header, CONTROL_AAD, body, signature)
     doc = json.loads(body)
     if doc.get("venue") != venue or doc.get("gateway") != gateway:
         raise ControlRefused("wrongGateway", f"meant for {doc.get('venue')}/{doc.get('gateway')}")

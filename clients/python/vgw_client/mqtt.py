@@ -12,7 +12,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .control import CONTENT_TYPE as CONTROL_CONTENT_TYPE
+from .control import CONTENT_TYPE as COSE_CONTENT_TYPE, ControlRefused, open_unit_message
 from .wire import Refused, WireFormatError, decode_batch, verify_batch
 
 
@@ -104,7 +104,7 @@ def consume(url, prefix, registry, db_path, client_id, backend_key, on_event=lam
             # The commit returned (synchronous = FULL): now the gateway may forget the batch.
             ack = backend_key.ack(b["venue"], b["gateway"], [b["id"]])
             props = Properties(PacketTypes.PUBLISH)
-            props.ContentType = CONTROL_CONTENT_TYPE
+            props.ContentType = COSE_CONTENT_TYPE
             c.publish(_topics(prefix, b["venue"], b["gateway"])["ack"], ack, qos=1, properties=props)
             on_event("stored", {"batch": b["id"], "gateway": b["gateway"], "encounters": len(b["encounters"]), "new": new})
 
@@ -119,8 +119,11 @@ def consume(url, prefix, registry, db_path, client_id, backend_key, on_event=lam
         client.loop_stop()
 
 
-def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s, backend_key):
-    """Sends one signed request; hands each reply to on_reply until it returns a result."""
+def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s, backend_key, gateway_key):
+    """Sends one signed request; hands each reply to on_reply until it returns a result.
+
+    A batch part comes as its bytes; a signed answer as its JSON, once gateway_key verified it.
+    """
     client_id = f"vgw-py-{os.getpid()}-{time.monotonic_ns() % 1000000}"
     client = _connect(url, client_id)
     response_topic = f"{prefix}/replies/{client_id}"
@@ -132,15 +135,15 @@ def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s, backend_key):
         props = getattr(msg, "properties", None)
         if getattr(props, "CorrelationData", None) != correlation:
             return  # a late reply to someone else's request
-        content_type = getattr(props, "ContentType", None)
-        if content_type == "application/json":
-            reply = json.loads(msg.payload)
-            if reply.get("ok") is False:
-                result["error"] = reply["error"]
-                done.set()
-                return
+        doc = None
         try:
-            value = on_reply(msg.payload, content_type)
+            if getattr(props, "ContentType", None) != "application/cbor":
+                doc = open_unit_message(msg.payload, gateway_key)
+                if doc.get("ok") is False:
+                    result["error"] = doc["error"]
+                    done.set()
+                    return
+            value = on_reply(msg.payload, doc)
         except Exception as err:  # a bad part ends the request with its reason
             result["error"] = str(err)
             done.set()
@@ -157,7 +160,7 @@ def _ask(url, prefix, venue, gateway, body, on_reply, timeout_s, backend_key):
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = response_topic
     props.CorrelationData = correlation
-    props.ContentType = CONTROL_CONTENT_TYPE
+    props.ContentType = COSE_CONTENT_TYPE
     # the answer's topic is named inside the signature: the gateway answers there and nowhere else
     client.publish(_topics(prefix, venue, gateway)["req"], backend_key.request(venue, gateway, response_topic, body), qos=1, properties=props)
     try:
@@ -178,7 +181,7 @@ def pull(url, prefix, venue, gateway, from_ms, to_ms, backend_key, registry=None
     """
     parts = {}
 
-    def on_part(payload, content_type):
+    def on_part(payload, _doc):
         b = decode_batch(payload)
         if b["kind"] != "pull":
             raise WireFormatError("kind", 'expected "pull" parts')
@@ -191,23 +194,39 @@ def pull(url, prefix, venue, gateway, from_ms, to_ms, backend_key, registry=None
             return [parts[i] for i in range(len(parts))]
         return None
 
-    return _ask(url, prefix, venue, gateway, {"op": "pull", "from": from_ms, "to": to_ms}, on_part, timeout_s, backend_key)
+    key = _gateway_key(registry, gateway)
+    return _ask(url, prefix, venue, gateway, {"op": "pull", "from": from_ms, "to": to_ms}, on_part, timeout_s, backend_key, key)
 
 
-def status(url, prefix, venue, gateway, backend_key, timeout_s=10):
+def _gateway_key(registry, gateway):
+    """The gateway's registered key, or None without a registry (answers are then read unchecked)."""
+    if registry is None:
+        return None
+    if gateway not in registry:
+        raise ValueError(f'--gateway: "{gateway}" is not in the registry')
+    return bytes.fromhex(registry[gateway]["signingKey"])
+
+
+def status(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=10):
     """The gateway's status document, asked for over request/response."""
-    return _ask(url, prefix, venue, gateway, {"op": "status"}, lambda p, ct: json.loads(p), timeout_s, backend_key)
+    key = _gateway_key(registry, gateway)
+    return _ask(url, prefix, venue, gateway, {"op": "status"}, lambda p, doc: doc, timeout_s, backend_key, key)
 
 
-def retained_status(url, prefix, venue, gateway, timeout_s=10):
-    """The retained status (or Last Will) the broker holds for a gateway, online or not."""
+def retained_status(url, prefix, venue, gateway, registry=None, timeout_s=10):
+    """The retained status (or Last Will) the broker holds for a gateway, online or not, signed by the gateway."""
+    key = _gateway_key(registry, gateway)
     client = _connect(url, f"vgw-py-status-{os.getpid()}")
     got = {}
     done = threading.Event()
 
     def on_message(c, userdata, msg):
-        got["doc"] = json.loads(msg.payload)
         got["contentType"] = getattr(getattr(msg, "properties", None), "ContentType", None)
+        try:
+            got["doc"] = open_unit_message(msg.payload, key)
+            got["verified"] = key is not None
+        except ControlRefused as err:
+            got["refused"] = str(err)
         done.set()
 
     client.on_message = on_message
