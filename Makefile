@@ -42,9 +42,13 @@ system-deps:
 demo-deps:
 	$(call apt_install,$(DEMO_PACKAGES))
 
+# dist/build-info.json: the commit built, which every status reports (core/software/build-info.ts).
 build: deps
 	$(NODE_BIN)/tsc -p tsconfig.json
 	chmod +x dist/cli/main.js
+	@commit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	if [ "$$commit" != unknown ] && [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$$commit-dirty"; fi; \
+	printf '{"commit":"%s"}\n' "$$commit" > dist/build-info.json
 
 test: system-deps build lint
 	$(NODE_BIN)/vitest run

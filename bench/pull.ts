@@ -86,7 +86,7 @@ const uplink = new Uplink(
     broker: { url: broker.url, clientId: 'vgw-gw-01', keepaliveS: 30, connectTimeoutS: 5, reconnectS: 1 },
     prefix: 'bench/v1', venue: 'mall-01', gateway: 'gw-01', maxInflightBatches: 8, resendInitialMs: 5000, resendMaxMs: 300_000,
     statusIntervalMs: 30_000, maxRequestBytes: 65_536, maxPullEncounters: 1_000_000, batchMaxEncounters: 256,
-    trustedKeys: [trustedKey(new ControlSigner(backendSeed).key.publicKey)], requestMaxSkewMs: 300_000, signingKey: gatewayKey,
+    trustedKeys: [trustedKey(new ControlSigner(backendSeed).key.publicKey)], requestMaxSkewMs: 300_000, signingKey: gatewayKey, config: { version: 'sha256:bench', source: 'simulated' },
   },
   // no radio or aggregator here: the status it publishes has empty counters, and nothing reads it
   store, () => ({}) as StatusCounters, createLogger('silent'),

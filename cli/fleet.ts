@@ -7,7 +7,7 @@ import { fail, UsageError } from './errors.js';
 
 export function fleetCommand(): Command {
   return new Command('fleet')
-    .description("list the fleet from a collector's database: every gateway online or offline since when, backlog, last batch, missing batches, clock, radio, beacon")
+    .description("list the fleet from a collector's database: every gateway online or offline since when, backlog, last batch, missing batches, clock, radio, beacon, software and config versions")
     .option('--db <database>', "a collector's database: SQLite file or postgres:// URL")
     .option('-c, --config <file>', "or the collector's config (its collector.database)")
     .option('--json', 'print the summary and every gateway as JSON')
@@ -61,7 +61,7 @@ function assertCollectorFile(path: string): void {
   }
 }
 
-const HEADERS = ['GATEWAY', 'VENUE', 'STATE', 'SINCE', 'LAST BATCH', 'MISSING', 'BACKLOG', 'CLOCK', 'RADIO', 'BEACON'];
+const HEADERS = ['GATEWAY', 'VENUE', 'STATE', 'SINCE', 'LAST BATCH', 'MISSING', 'BACKLOG', 'CLOCK', 'RADIO', 'BEACON', 'SOFTWARE', 'CONFIG'];
 
 function ago(s: number | null): string {
   if (s === null) return '-';
@@ -83,6 +83,8 @@ function cells(r: FleetRow): string[] {
     r.clock ? `${r.clock.synchronized ? 'synced' : 'NOT synced'} (${r.clock.source})` : '-',
     r.radio ?? '-',
     r.beacon ?? '-',
+    r.software ?? '-',
+    r.config ?? '-',
   ];
 }
 

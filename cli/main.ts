@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { softwareVersion } from '../core/software/index.js';
 import { beaconCommand } from './beacon.js';
 import { collectCommand } from './collect.js';
 import { configCommand } from './config.js';
@@ -21,7 +22,7 @@ import { virtualControllerCommand } from './virtual-controller.js';
 
 const program = new Command('vgw')
   .description('venue-gateway: venue BLE beacon and encounter logger for contact tracing')
-  .version('0.1.0')
+  .version(`${softwareVersion().version} (commit ${softwareVersion().commit})`)
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
 for (const cmd of [provisionCommand(), backendKeyCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {

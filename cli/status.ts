@@ -53,6 +53,7 @@ export function formatStatus(status: LocalStatus, disk: DiskUsage): string {
   const watchdog = health.watchdog;
   const lines = [
     ['gateway', `${status.gateway} at ${status.venue}, pid ${local.pid}, up since ${status.startedAt}, ${health.ready ? 'ready' : 'NOT READY'}`],
+    ['software', `${status.software.version} (commit ${status.software.commit}), protocol ${status.v}; config ${status.config.version} (${status.config.source})`],
     ['radio', `${radio.state} (${local.radio})${radio.error ? `: ${radio.error}` : ''}, ${radio.reports ?? 0} reports, recovery level ${radio.recoveryLevel ?? 0}`],
     ['clock', `${clock.synchronized ? 'synchronised' : 'NOT synchronised'} (${clock.source}), ${clock.steps} steps seen`],
     ['beacon', beaconLine(status.counters.beacon)],

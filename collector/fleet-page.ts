@@ -39,7 +39,7 @@ export const FLEET_PAGE = `<!doctype html>
 <h2>Gateways <span class="muted" id="shown"></span></h2>
 <div class="table"><table>
   <thead><tr><th>gateway</th><th>venue</th><th>state</th><th>since</th><th>last batch</th><th>missing batches</th>
-  <th>backlog (encounters / batches)</th><th>clock</th><th>radio</th><th>beacon</th></tr></thead>
+  <th>backlog (encounters / batches)</th><th>clock</th><th>radio</th><th>beacon</th><th>software</th><th>config</th></tr></thead>
   <tbody id="rows"></tbody>
 </table></div>
 <script>
@@ -91,7 +91,7 @@ function table(fleet) {
     tr.append(el('td', r.gateway), el('td', r.venue), state, el('td', when(r.since)), el('td', ago(r.lastBatchAgoS)), missing,
       el('td', r.backlog ? r.backlog.pending + ' / ' + r.backlog.outboxBatches : '—'),
       el('td', r.clock ? (r.clock.synchronized ? 'synced' : 'NOT synced') + ' (' + r.clock.source + ')' : '—'),
-      el('td', r.radio || '—'), el('td', r.beacon || '—'));
+      el('td', r.radio || '—'), el('td', r.beacon || '—'), el('td', r.software || '—'), el('td', r.config || '—'));
     return tr;
   }));
   document.getElementById('shown').textContent = fleet.gateways.length > ROWS_SHOWN

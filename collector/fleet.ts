@@ -47,10 +47,15 @@ export interface FleetRow {
   clock: { synchronized: boolean; source: string } | null;
   radio: string | null;
   beacon: string | null;
+  /** What its latest status says it runs: release and commit ("0.1.0 8ed102a1b2c3"), and its configuration's version and source. */
+  software: string | null;
+  config: string | null;
 }
 
 /** The parts of an online status the listing shows; anything else in it is left alone. */
 const countersSchema = z.object({
+  software: z.object({ version: z.string(), commit: z.string() }).optional(),
+  config: z.object({ version: z.string(), source: z.string() }).optional(),
   counters: z.object({
     store: z.object({ pending: z.number(), outboxBatches: z.number() }).partial().optional(),
     clock: z.object({ synchronized: z.boolean(), source: z.string() }).optional(),
@@ -96,14 +101,15 @@ export function fleetRows(lives: readonly LifeRow[], statuses: readonly StatusRo
     const ls = byGateway.get(gateway) ?? [];
     const latest = ls.reduce<LifeRow | null>((a, l) => (a === null || l.lastBatchAt > a.lastBatchAt ? l : a), null);
     const s = statusOf.get(gateway);
-    let counters: z.infer<typeof countersSchema>['counters'];
+    let doc: z.infer<typeof countersSchema> | undefined;
     if (s) {
       try {
-        counters = countersSchema.parse(JSON.parse(s.document)).counters;
+        doc = countersSchema.parse(JSON.parse(s.document));
       } catch {
-        counters = undefined; // not a status we can read: shown as state alone
+        doc = undefined; // not a status we can read: shown as state alone
       }
     }
+    const counters = doc?.counters;
     const lastBatchAt = latest?.lastBatchAt ?? null;
     const pending = counters?.store?.pending;
     const outboxBatches = counters?.store?.outboxBatches;
@@ -122,6 +128,8 @@ export function fleetRows(lives: readonly LifeRow[], statuses: readonly StatusRo
       clock: s?.state === 'online' && counters?.clock ? { synchronized: counters.clock.synchronized, source: shownText(counters.clock.source) } : null,
       radio: s?.state === 'online' ? shown(counters?.radio?.state) : null,
       beacon: s?.state === 'online' ? shown(counters?.beacon?.state) : null,
+      software: doc?.software ? shownText(`${doc.software.version} ${doc.software.commit}`) : null,
+      config: doc?.config ? shownText(`${doc.config.version} ${doc.config.source}`) : null,
     });
   }
   // What needs a look first: offline, then missing batches, then by name.

@@ -2,7 +2,7 @@
 // Each concern starts and stops on its own (lifecycle.ts); this file only builds and orders them.
 import { createAggregator } from '../core/encounters/index.js';
 import type { Config } from '../core/config/index.js';
-import { aggregatorOptions, ConfigError, requireGateway, requireSecretsFile } from '../core/config/index.js';
+import { aggregatorOptions, ConfigError, configVersion, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
 import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
@@ -50,6 +50,7 @@ function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signingK
     maxRequestBytes: u.maxRequestBytes,
     maxPullEncounters: u.maxPullEncounters,
     batchMaxEncounters: u.batchMaxEncounters,
+    config: { version: configVersion(config), source: 'file' },
   };
 }
 

@@ -5,7 +5,7 @@
 // store's cadence (memory-outbox.ts). Encounters arrive at a venue traffic mix (venue-mix.ts). It
 // can stop and restart the broker mid-run, and it reports what reached the backend: loss,
 // duplicates and latency, against its own record of every encounter it made.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Encounter, StoredEncounter } from '../core/encounters/index.js';
 import type { Logger } from '../core/log/index.js';
 import { newIdentity, type RegistrationRecord, signingKeyFromSeed } from '../core/trust/index.js';
@@ -157,6 +157,8 @@ export class FleetSim {
         signingKey: key,
         trustedKeys: o.backendKeys.map(trustedKey),
         requestMaxSkewMs: 300_000,
+        // every simulated gateway runs the simulator's settings: their digest is its config version
+        config: { version: `sha256:${createHash('sha256').update(JSON.stringify(o)).digest('hex').slice(0, 12)}`, source: 'simulated' },
       },
       outbox,
       () => this.statusCounters(g),

@@ -2,3 +2,4 @@
 export * from './schema.js';
 export * from './load.js';
 export * from './docs.js';
+export * from './version.js';

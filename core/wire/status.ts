@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AggregatorCounters } from '../encounters/index.js';
 import type { AdvertKind, DropCounters } from '../protocols/index.js';
 import type { PayloadRefusals } from '../bluetrace/index.js';
+import type { SoftwareVersion } from '../software/index.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
 
 export interface ClockStatus {
@@ -223,7 +224,21 @@ export interface StatusCounters {
   control: ControlCounters;
 }
 
-interface StatusEnvelope {
+/** Which configuration a unit runs, and where it came from. */
+export interface ConfigVersion {
+  /** `sha256:` and the first 12 hex digits of the SHA-256 of the configuration in effect (defaults filled in). */
+  version: string;
+  /** file: the unit's config file (a technician's `vgw provision`); simulated: a fleet simulator's gateway. */
+  source: 'file' | 'simulated';
+}
+
+/** What a status says of the software and configuration (the protocol version is `v`). */
+export interface StatusVersions {
+  software: SoftwareVersion;
+  config: ConfigVersion;
+}
+
+interface StatusEnvelope extends StatusVersions {
   v: typeof WIRE_SCHEMA_VERSION;
   gateway: string;
   venue: string;
@@ -258,7 +273,7 @@ export interface LocalStatus extends OnlineStatus {
 
 export type StatusKind = 'online' | 'stopped' | 'will';
 
-export interface StatusIdentity {
+export interface StatusIdentity extends StatusVersions {
   gateway: string;
   venue: string;
   startedAt: number;
@@ -268,7 +283,9 @@ export function statusDocument(kind: 'online', id: StatusIdentity, counters: Sta
 export function statusDocument(kind: 'stopped', id: StatusIdentity, counters?: undefined, now?: number): StoppedStatus;
 export function statusDocument(kind: 'will', id: StatusIdentity): WillStatus;
 export function statusDocument(kind: StatusKind, id: StatusIdentity, counters?: StatusCounters, now = Date.now()): GatewayStatus {
-  const envelope = { v: WIRE_SCHEMA_VERSION, gateway: id.gateway, venue: id.venue, startedAt: new Date(id.startedAt).toISOString() } as const;
+  const envelope = {
+    v: WIRE_SCHEMA_VERSION, gateway: id.gateway, venue: id.venue, startedAt: new Date(id.startedAt).toISOString(), software: id.software, config: id.config,
+  } as const;
   if (kind === 'will') return { ...envelope, state: 'offline', reason: 'connection lost' };
   if (kind === 'stopped') return { ...envelope, state: 'offline', reason: 'stopped', at: new Date(now).toISOString() };
   return { ...envelope, state: 'online', at: new Date(now).toISOString(), counters: counters! };
@@ -282,6 +299,8 @@ const envelopeSchema = z.object({
   gateway: z.string(),
   venue: z.string(),
   startedAt: z.string(),
+  software: z.object({ version: z.string(), commit: z.string() }).optional(),
+  config: z.object({ version: z.string(), source: z.string() }).optional(),
   at: z.string().optional(),
   reason: z.enum(['stopped', 'connection lost']).optional(),
   counters: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),

@@ -13,7 +13,8 @@ import {
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
-import { OnlineStatus, statusDocument, StatusCounters, StatusIdentity, StatusKind, type UplinkCounters } from '../../core/wire/status.js';
+import { OnlineStatus, statusDocument, StatusCounters, StatusIdentity, StatusKind, type ConfigVersion, type UplinkCounters } from '../../core/wire/status.js';
+import { softwareVersion, type SoftwareVersion } from '../../core/software/index.js';
 import { ControlGate } from './control-gate.js';
 import { streamPull } from './pull-stream.js';
 
@@ -31,6 +32,10 @@ export interface UplinkOptions {
   batchMaxEncounters: number;
   /** The gateway's key: it signs every batch and pull part, and every status and answer (docs/protocol.md, "Unit messages"). */
   signingKey: SigningKey;
+  /** The configuration in effect, as the status reports it. */
+  config: ConfigVersion;
+  /** The software, as the status reports it (default: this build's). */
+  software?: SoftwareVersion;
   /** The backend keys whose signature makes an ack, a request or a temp-ID answer one to act on. */
   trustedKeys: readonly TrustedKey[];
   /** A signed request is accepted within this of the unit's clock, either way. */
@@ -382,7 +387,9 @@ export class Uplink {
   }
 
   private statusIdentity(): StatusIdentity {
-    return { gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt };
+    return {
+      gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt, software: this.options.software ?? softwareVersion(), config: this.options.config,
+    };
   }
 
   publishStatus(): void {

@@ -84,7 +84,7 @@ describe('fleet page in headless Chromium', () => {
     ]);
     const status = (gateway: string, venue: string, doc: Record<string, unknown>): StatusRow => ({
       gateway, venue, state: doc.state as 'online' | 'offline', reason: (doc.reason as string) ?? null, since: now - 600_000, receivedAt: now - 5000,
-      document: JSON.stringify({ v: 3, gateway, venue, ...doc }),
+      document: JSON.stringify({ v: 3, gateway, venue, software: { version: '0.1.0', commit: gateway === 'gw-shop' ? '0123456789ab-dirty' : '8ed102a1b2c3' }, config: { version: 'sha256:3f9a0c1d2e4b', source: 'file' }, ...doc }),
     });
     const counters = { store: { pending: 3, outboxBatches: 1 }, clock: { synchronized: true, source: 'timesyncd', steps: 0 }, radio: { state: 'poweredOn' }, beacon: { state: 'advertising' } };
     await store.saveStatuses([
@@ -136,8 +136,11 @@ describe('fleet page in headless Chromium', () => {
       const green = [...columnsOf(png, '#1a7f37').values()].reduce((a, b) => a + b, 0);
       expect(green).toBeGreaterThan(500);
       expect(green).toBeLessThan(6000);
-      // the last column is filled from the status too
+      // the last columns are filled from the status too: the beacon, and what each unit runs
       expect(dom).toContain('<td>advertising</td>');
+      expect(dom).toContain('<td>0.1.0 8ed102a1b2c3</td>');
+      expect(dom).toContain('<td>0.1.0 0123456789ab-dirty</td>');
+      expect(dom.match(/<td>sha256:3f9a0c1d2e4b file<\/td>/g)).toHaveLength(3); // offline units say it too
       if (process.env.VGW_KEEP_SCREENSHOT) copyFileSync(shot, process.env.VGW_KEEP_SCREENSHOT);
     } finally {
       await http.stop();

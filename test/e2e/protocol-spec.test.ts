@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ulid } from 'ulid';
 import { LocalBroker } from '../../simulators/index.js';
+import { configVersion, loadConfig } from '../../core/config/index.js';
 import { GatewayRegistry, verifyBatch, type Collector } from '../../collector/index.js';
 import { pull } from '../../collector/pull.js';
 import {
@@ -360,6 +361,17 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
       expect(events).not.toContain('"refused"');
     } finally {
       consumer.kill('SIGTERM');
+    }
+  });
+
+  it('every status says which software (this build) and which configuration (its digest, from the file) the unit runs', () => {
+    const built = (JSON.parse(readFileSync(join(ROOT, 'dist/build-info.json'), 'utf8')) as { commit: string }).commit;
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const statuses = of('/gw-spec/status').map((c) => unitDoc<{ software: unknown; config: unknown }>(c.payload, identity));
+    expect(statuses.length).toBeGreaterThan(2);
+    for (const s of statuses) {
+      expect(s.software).toEqual({ version: pkg.version, commit: built });
+      expect(s.config).toEqual({ version: configVersion(loadConfig(join(dir, 'gw.json'))), source: 'file' });
     }
   });
 

@@ -17,6 +17,7 @@ import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
 import { TEST_BACKEND, testBackendKeyFile } from '../harness/identity.js';
+import { softwareVersion } from '../../core/software/index.js';
 
 const dir = tempDir('vgw-ops-');
 const broker = useLocalBroker(dir);
@@ -88,6 +89,8 @@ describe('collector operations: metrics, health, the fleet', () => {
     for (const g of fleet.gateways.slice(0, 3)) {
       expect(byId.get(g.id)).toMatchObject({ state: 'online', venue: g.venue, seqMissing: 0, clock: { synchronized: true, source: 'fleet-sim' }, radio: 'simulated', beacon: 'disabled' });
       expect(byId.get(g.id)!.backlog).toEqual({ pending: expect.any(Number), outboxBatches: expect.any(Number) });
+      // what each runs: this build, and the simulator's settings as its configuration
+      expect(byId.get(g.id)).toMatchObject({ software: `${softwareVersion().version} ${softwareVersion().commit}`, config: expect.stringMatching(/^sha256:[0-9a-f]{12} simulated$/) });
       expect(Date.parse(byId.get(g.id)!.since)).toBeLessThan(Date.now());
     }
 
@@ -99,7 +102,8 @@ describe('collector operations: metrics, health, the fleet', () => {
     expect(listed.gateways.map((r: Record<string, unknown>) => [r.gateway, r.state, r.seqMissing])).toEqual(api.gateways.map((r: Record<string, unknown>) => [r.gateway, r.state, r.seqMissing]));
     const table = await runVgwAsync(['fleet', '-c', config]);
     expect(table.stdout).toMatch(/^6 gateways: 3 online, 2 offline, 1 without a status; 1 with missing batches$/m);
-    expect(table.stdout).toMatch(/^GATEWAY\s+VENUE\s+STATE\s+SINCE\s+LAST BATCH\s+MISSING/m);
+    expect(table.stdout).toMatch(/^GATEWAY\s+VENUE\s+STATE\s+SINCE\s+LAST BATCH\s+MISSING\s+BACKLOG\s+CLOCK\s+RADIO\s+BEACON\s+SOFTWARE\s+CONFIG$/m);
+    expect(table.stdout).toContain(` ${softwareVersion().version} ${softwareVersion().commit}  sha256:`);
     expect(table.stdout).toMatch(new RegExp(`^${stopped[0]}\\s+\\S+\\s+offline \\(stopped\\)`, 'm'));
     expect(table.stdout).toMatch(/^hand-gw\s+hand-venue\s+no status\s+-\s+\d+ s ago\s+2\s/m);
     const wrong = await runVgwAsync(['fleet', '--db', join(dir, 'nope.db')]);

@@ -190,7 +190,7 @@ describe('the red team on a plain broker (protocol 3)', () => {
     const uplink = new Uplink({
       broker: testBroker(broker().url, 'vgw-gw-a'), prefix, venue: here.venue, gateway: here.gateway, maxInflightBatches: 8, resendInitialMs: 1000, resendMaxMs: 4000,
       statusIntervalMs: 3_600_000, maxRequestBytes: 65_536, maxPullEncounters: 1000, batchMaxEncounters: 8, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000,
-      signingKey: signingKeyFromSeed(randomBytes(32)),
+      signingKey: signingKeyFromSeed(randomBytes(32)), config: { version: 'sha256:redteam', source: 'simulated' },
     }, outbox, () => ({}) as never, createLogger('silent'));
     const asked: string[] = [];
     const supply = new TempIdSupply({

@@ -14,6 +14,7 @@ import { tempDir } from '../harness/tmp.js';
 import { nonCamelKeys } from '../harness/casing.js';
 import { CddlSchema } from '../harness/cddl.js';
 import { typedFromJson } from '../harness/cbor-typed.js';
+import { softwareVersion } from '../../core/software/index.js';
 
 const dir = tempDir('vgw-tech-');
 const schema = new CddlSchema(join(__dirname, '../../docs/protocol.cddl'));
@@ -81,12 +82,14 @@ describe('vgw status and vgw doctor on a running unit', () => {
     // the counters are the status document's, as docs/protocol.cddl types them (HCI radio, beacon)
     expect(schema.validate('counters', typedFromJson(doc.counters))).toEqual([]);
     // --json is the status document (protocol.md) plus `local` and `disk`, as its help says
-    expect(Object.keys(doc).sort()).toEqual(['at', 'counters', 'disk', 'gateway', 'local', 'startedAt', 'state', 'v', 'venue']);
+    expect(Object.keys(doc).sort()).toEqual(['at', 'config', 'counters', 'disk', 'gateway', 'local', 'software', 'startedAt', 'state', 'v', 'venue']);
     expect(Object.keys((doc as unknown as { disk: object }).disk).sort()).toEqual(['databaseBytes', 'freeBytes', 'totalBytes']);
     expect(runVgw(['status', '--help']).stdout).toMatch(/plus `local`.*and `disk`/s);
     const r = runVgw(['status', '-c', config]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^gateway    gw-tech at mall-tech, pid \d+, up since .*, ready$/m);
+    const sw = softwareVersion();
+    expect(r.stdout).toMatch(new RegExp(`^software   ${sw.version.replaceAll('.', '\\.')} \\(commit ${sw.commit}\\), protocol 3; config sha256:[0-9a-f]{12} \\(file\\)$`, 'm'));
     expect(r.stdout).toMatch(/^radio      poweredOn \(unix:.*vc\.sock\), \d+ reports, recovery level 0$/m);
     expect(r.stdout).toMatch(/^clock      synchronised \(config\)/m);
     expect(r.stdout).toMatch(/^beacon     advertising, EID [0-9a-f]{16}, next rotation \d{4}-/m);

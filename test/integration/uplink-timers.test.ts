@@ -56,7 +56,7 @@ async function setUp(batches: number, options: Partial<UplinkOptions>, url = bro
   const uplink = new Uplink({
     broker: testBroker(url, `vgw-${name}`), prefix, venue: 'venue', gateway: name, maxInflightBatches: 8,
     resendInitialMs: 1000, resendMaxMs: 4000, statusIntervalMs: 3_600_000, maxRequestBytes: 4096, maxPullEncounters: 1000,
-    batchMaxEncounters: 1, timers, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000, signingKey: signingKeyFromSeed(randomBytes(32)), ...options,
+    batchMaxEncounters: 1, timers, trustedKeys: [trustedKey(TEST_BACKEND.key.publicKey)], requestMaxSkewMs: 300_000, signingKey: signingKeyFromSeed(randomBytes(32)), config: { version: 'sha256:timers', source: 'simulated' }, ...options,
   }, store, () => ({}) as never, createLogger('silent'));
   cleanup.push(async () => {
     await uplink.stop();

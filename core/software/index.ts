@@ -1,0 +1,1 @@
+export * from './build-info.js';
