@@ -7,6 +7,7 @@ import { loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../co
 import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
+import { LogLevelWindow } from './log-level.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { Bluetrace } from './bluetrace/index.js';
@@ -137,11 +138,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     log,
   });
   const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
+  const logLevel = new LogLevelWindow(log, config.log.level);
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
     {
       ...uplinkOptions(config), broker, signingKey, venue: gateway.venue, gateway: gateway.id,
-      trustedKeys, clockSynced: () => clockSync.synced,
+      trustedKeys, clockSynced: () => clockSync.synced, onLogLevel: (level, forMs) => logLevel.raise(level, forMs),
     },
     store,
     () => counters(),
@@ -201,6 +203,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
           log.error({ err: (err as Error).message }, 'commit at stop failed; the store retries as it closes');
         }
         await uplink.stop({ drainMs: STOP_DRAIN_MS });
+        logLevel.stop();
       },
     },
     pipeline,

@@ -43,6 +43,12 @@ export const requestSchema = z.discriminatedUnion('op', [
     path: ['to'],
   }),
   z.object({ v: version, op: z.literal('status') }),
+  z.object({
+    v: version,
+    op: z.literal('logLevel'),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { error: 'must be one of fatal, error, warn, info, debug, trace' }),
+    forS: z.number({ error: 'expected seconds' }).int('must be whole seconds').min(1, 'must be at least 1').max(86_400, 'at most 86400 (a day): the level falls back by itself'),
+  }),
 ]);
 export type RequestMessage = z.infer<typeof requestSchema>;
 

@@ -32,6 +32,8 @@ export interface UplinkOptions {
   batchMaxEncounters: number;
   /** The gateway's key: it signs every batch and pull part, and every status and answer (docs/protocol.md, "Unit messages"). */
   signingKey: SigningKey;
+  /** Carries out a signed logLevel command: the level for a while; returns when it falls back (unix ms). Absent: refused. */
+  onLogLevel?: (level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', forMs: number) => number;
   /** The configuration in effect, as the status reports it. */
   config: ConfigVersion;
   /** The software, as the status reports it (default: this build's). */
@@ -307,6 +309,14 @@ export class Uplink {
     if (request.op === 'status') {
       this.counters.requestsAnswered++;
       void this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, { ...this.onlineStatus(), re: request.nonce }), COSE_CONTENT_TYPE);
+      return;
+    }
+    if (request.op === 'logLevel') {
+      if (!this.options.onLogLevel) return this.replyError(responseTopic, correlationData, 'op: logLevel is not carried out by this unit', request.nonce);
+      const until = this.options.onLogLevel(request.level, request.forS * 1000);
+      this.counters.requestsAnswered++;
+      const answer = { v: WIRE_SCHEMA_VERSION, ok: true, op: 'logLevel', level: request.level, until: new Date(until).toISOString(), re: request.nonce };
+      void this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, answer), COSE_CONTENT_TYPE);
       return;
     }
     if (this.pullsQueued >= MAX_QUEUED_PULLS) {

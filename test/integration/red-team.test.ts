@@ -78,13 +78,14 @@ describe('the red team on a plain broker (protocol 3)', () => {
     const attacker = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'ack-forger' });
     const forged = new Set<string>();
     const otherUnitsAck = TEST_BACKEND.sign({ kind: 'ack', venue: 'venue-other', gateway: 'gw-other', acks: [ulid()] });
-    attacker.on('message', (_t, payload) => {
+    const forge = (_t: string, payload: Buffer) => {
       const id = decodeBatch(payload).id;
       forged.add(id);
       void attacker.publishAsync(u.topics.ack, JSON.stringify({ v: 3, kind: 'ack', ...u.to, acks: [id] }), { qos: 1 });
       void attacker.publishAsync(u.topics.ack, attackerKey.sign({ kind: 'ack', ...u.to, acks: [id] }), { qos: 1 });
       void attacker.publishAsync(u.topics.ack, otherUnitsAck, { qos: 1 });
-    });
+    };
+    attacker.on('message', forge);
     await attacker.subscribeAsync(u.topics.batch, { qos: 1 });
     const daemon = spawnVgw(['run', '-c', u.config]);
     await waitFor('forged acks for 8 batches', () => forged.size >= 8, 60_000).catch((err: Error) => {
@@ -113,6 +114,7 @@ describe('the red team on a plain broker (protocol 3)', () => {
     }, 60_000);
     const atCollector = collectorSqlite(collector).prepare(`SELECT count(*) FROM batches WHERE id IN (${inList})`).pluck().get(...attacked);
     expect(atCollector).toBe(attacked.length);
+    attacker.off('message', forge); // the unit keeps publishing: no forgery may start once the client is closing
     await attacker.endAsync();
     expect(await stopGracefully(daemon)).toBe(0);
     await collector.stop();

@@ -85,11 +85,11 @@ def main(argv=None):
     d.add_argument("--registry", help="verify signatures against these registration records")
     v = sub.add_parser("vectors", help="check the conformance vectors of a directory (docs/vectors)")
     v.add_argument("directory")
-    for name in ("consume", "pull", "status"):
+    for name in ("consume", "pull", "status", "log-level"):
         s = sub.add_parser(name)
         s.add_argument("--url", required=True, help="mqtt://host:port")
         s.add_argument("--prefix", default="vgw/v3")
-        s.add_argument("--control-key", help="backend key file (64 hex digits): acks and requests are signed with it", required=name != "status")
+        s.add_argument("--control-key", help="backend key file (64 hex digits): acks, requests and commands are signed with it", required=name != "status")
         if name == "consume":
             s.add_argument("--registry", required=True)
             s.add_argument("--db", required=True)
@@ -105,6 +105,10 @@ def main(argv=None):
         if name == "status":
             s.add_argument("--retained", action="store_true", help="read the retained status (or Will) instead of asking")
             s.add_argument("--registry", help="registration records: the status must verify with the gateway's key")
+        if name == "log-level":
+            s.add_argument("--level", required=True, choices=["fatal", "error", "warn", "info", "debug", "trace"])
+            s.add_argument("--for-s", type=int, required=True, help="seconds (1-86400); the gateway falls back by itself")
+            s.add_argument("--registry", help="registration records: the answer must verify with the gateway's key")
     a = p.parse_args(argv)
 
     if a.cmd == "decode":
@@ -130,6 +134,9 @@ def main(argv=None):
     if a.cmd == "pull":
         parts = vmqtt.pull(a.url, a.prefix, a.venue, a.gateway, _time_ms(a.from_), _time_ms(a.to), BackendKey.load(a.control_key), _registry(a.registry))
         print(json.dumps([batch_to_json(b) for b in parts]))
+        return 0
+    if a.cmd == "log-level":
+        print(json.dumps(vmqtt.log_level(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), a.level, a.for_s, _registry(a.registry))))
         return 0
     if a.cmd == "status":
         if a.retained:

@@ -213,6 +213,16 @@ def status(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=10
     return _ask(url, prefix, venue, gateway, {"op": "status"}, lambda p, doc: doc, timeout_s, backend_key, key)
 
 
+def log_level(url, prefix, venue, gateway, backend_key, level, for_s, registry=None, timeout_s=10):
+    """A signed command: the gateway logs at `level` for `for_s` seconds, then falls back by itself.
+
+    Returns its answer ({"ok": true, "level": …, "until": …}); a refusal raises with the field named.
+    """
+    key = _gateway_key(registry, gateway)
+    body = {"op": "logLevel", "level": level, "forS": for_s}
+    return _ask(url, prefix, venue, gateway, body, lambda p, doc: doc, timeout_s, backend_key, key)
+
+
 def retained_status(url, prefix, venue, gateway, registry=None, timeout_s=10):
     """The retained status (or Last Will) the broker holds for a gateway, online or not, signed by the gateway."""
     key = _gateway_key(registry, gateway)

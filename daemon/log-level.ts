@@ -1,0 +1,32 @@
+// The log level raised for a while by a signed command (docs/protocol.md, "Requests": logLevel),
+// so a unit can be diagnosed from the backend without a visit; it falls back by itself, so a
+// forgotten "debug" never fills an SD card. The configured level is what it falls back to.
+import type { Logger } from '../core/log/index.js';
+import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export class LogLevelWindow {
+  private timer: TimerHandle | null = null;
+
+  constructor(private readonly log: Logger, private readonly configured: string, private readonly timers: Timers = systemTimers) {}
+
+  /** Sets `level` for `forMs`, replacing any window still open; returns when it falls back (unix ms). */
+  raise(level: LogLevel, forMs: number): number {
+    this.timers.clearTimeout(this.timer);
+    this.log.level = level;
+    this.log.warn({ level, forS: Math.round(forMs / 1000) }, 'log level set by a signed command');
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      this.log.level = this.configured;
+      this.log.info({ level: this.configured }, 'log level back to the configured one');
+    }, forMs);
+    return this.timers.now() + forMs;
+  }
+
+  stop(): void {
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
