@@ -1,5 +1,8 @@
 // The backend side, as a reference consumer: validates batches, stores them through the
 // collector's database, and acknowledges only once the commit is durable.
+// Over 400 lines on purpose: it is the backend's one owner of its MQTT connection, so all it
+// hears (batches, statuses, temp-ID requests) is dispatched here; checking who sent what is in
+// verify.ts, storing in the store files, answering temp-ID requests in tempids.ts.
 import type { MqttClient } from 'mqtt';
 import { type Logger, WarningThrottle } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
