@@ -12,7 +12,7 @@ import mqtt from 'mqtt';
 import { ulid } from 'ulid';
 import { LocalBroker } from '../simulators/index.js';
 import { newIdentity, signBytes, signingKeyFromSeed } from '../core/trust/index.js';
-import { encodeBatch, gatewayTopics} from '../core/wire/index.js';
+import { encodeBatch, gatewayTopics, readCose } from '../core/wire/index.js';
 import { toWire } from '../core/encounters/index.js';
 import { countSyncs, straceSyncArgs } from './fsyncs.js';
 
@@ -76,7 +76,10 @@ async function run(name: string, gateways: number, batchesEach: number, together
   await new Promise((r) => client.once('connect', r));
   const waiting = new Map<string, () => void>();
   client.on('message', (_topic, payload) => {
-    for (const id of (JSON.parse(payload.toString()) as { acks: string[] }).acks) waiting.get(id)?.();
+    // protocol 3: the ack is signed by the collector's backend key (COSE_Sign1); the ids are its JSON payload
+    const read = readCose(payload);
+    if (!read.ok) throw new Error(`bench/collector ${name}: an ack that is not COSE_Sign1: ${read.reason}`);
+    for (const id of (JSON.parse(read.message.payload.toString()) as { acks: string[] }).acks) waiting.get(id)?.();
   });
   await client.subscribeAsync(`${prefix}/+/+/ack`, { qos: 1 });
   const acked = (id: string) => new Promise<void>((resolve, reject) => {

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { softwareVersion } from '../core/software/index.js';
 import { beaconCommand } from './beacon.js';
 import { collectCommand } from './collect.js';
+import { commandCommand } from './command.js';
 import { configCommand } from './config.js';
 import { decodeCommand } from './decode.js';
 import { demoCommand } from './demo.js';
@@ -25,7 +26,7 @@ const program = new Command('vgw')
   .version(`${softwareVersion().version} (commit ${softwareVersion().commit})`)
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [provisionCommand(), backendKeyCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
+for (const cmd of [provisionCommand(), backendKeyCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), commandCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

@@ -1,11 +1,9 @@
 import { Command } from 'commander';
-import { GatewayRegistry, openCollectorStore, verifyBatch } from '../collector/index.js';
+import { openCollectorStore, verifyBatch } from '../collector/index.js';
 import { pull, PullError } from '../collector/pull.js';
-import { defaultCollectorClientId } from '../core/mqtt/index.js';
-import { Config, loadConfig, parseConfig } from '../core/config/index.js';
-import { loadBackendKeySeed } from '../core/trust/index.js';
-import { batchToJson, ControlSigner } from '../core/wire/index.js';
+import { batchToJson } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
+import { gatewayAddress } from './gateway-address.js';
 
 interface PullOptions {
   venue: string;
@@ -41,20 +39,8 @@ export function pullCommand(): Command {
         const from = parseTime(opts.from, '--from');
         const to = parseTime(opts.to, '--to');
         if (to <= from) throw new UsageError('--to: must be after --from');
-        const timeoutS = Number(opts.timeout);
-        if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
-        const config: Config = opts.config ? loadConfig(opts.config) : parseConfig({ broker: { url: opts.broker ?? 'mqtt://127.0.0.1:1883' } }, '--broker');
-        // Its own client id: reusing the collector's would disconnect the running collector.
-        const broker = { ...config.broker, clientId: `${defaultCollectorClientId()}-pull-${process.pid}` };
-        const keyFile = opts.controlKey ?? config.collector?.controlKeyFile;
-        if (!keyFile) throw new UsageError('--control-key: required without a collector config: the backend key file the request is signed with (gateways answer signed requests only)');
-        const control = new ControlSigner(loadBackendKeySeed(keyFile));
-        const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;
-        const entry = registry?.lookup(opts.gateway);
-        if (registry && !entry) throw new UsageError(`--gateway: "${opts.gateway}" is registered nowhere in ${config.collector?.registry}: add its registration record (\`vgw provision\` prints it)`);
-        if (entry && entry.record.venue !== opts.venue) throw new UsageError(`--venue: "${opts.gateway}" is registered at venue "${entry.record.venue}", not "${opts.venue}"`);
-        const gatewayKey = entry?.signer ?? null;
-        const parts = await pull({ broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, from, to, timeoutMs: timeoutS * 1000, control, gatewayKey });
+        const { address, config, registry } = gatewayAddress(opts, 'pull');
+        const parts = await pull({ ...address, from, to });
         const total = parts.reduce((n, p) => n + p.encounters.length, 0);
         let stored = 0;
         if (registry) {

@@ -109,3 +109,8 @@ export function pull(req: PullRequest): Promise<Batch[]> {
 export function requestStatus(to: GatewayAddress): Promise<Record<string, unknown>> {
   return ask(to, { op: 'status' }, (_payload, doc) => (doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : undefined));
 }
+
+/** A signed logLevel command: the gateway's answer (`until` says when its level falls back). */
+export function requestLogLevel(to: GatewayAddress, level: string, forS: number): Promise<Record<string, unknown>> {
+  return ask(to, { op: 'logLevel', level, forS }, (_payload, doc) => (doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : undefined));
+}

@@ -1,0 +1,45 @@
+import { Command } from 'commander';
+import { PullError, requestLogLevel } from '../collector/pull.js';
+import { EXIT, fail, UsageError } from './errors.js';
+import { type AddressOptions, gatewayAddress } from './gateway-address.js';
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/** Signed commands to one gateway, answered with a reply the gateway signs (docs/protocol.md, "Requests"). */
+export function commandCommand(): Command {
+  const cmd = new Command('command')
+    .description('send a signed command to one gateway and print its signed answer')
+    .addHelpText('after', '\nExample:\n  vgw command log-level --venue mall-01 --gateway gw-01 --level debug --for 600 -c collector.json');
+  cmd
+    .command('log-level')
+    .description('log at a level for a while; the gateway falls back to its configured level by itself')
+    .requiredOption('--venue <id>', 'venue id')
+    .requiredOption('--gateway <id>', 'gateway id')
+    .requiredOption('--level <level>', LEVELS.join(', '))
+    .requiredOption('--for <s>', 'seconds, 1 to 86400')
+    .option('-c, --config <file>', 'collector config: its broker, backend key and registry (the answer must verify with the gateway\'s key)')
+    .option('--broker <url>', 'broker URL when no config is given')
+    .option('--control-key <file>', "the backend key file the command is signed with (default: the config's collector.controlKeyFile)")
+    .option('--timeout <s>', 'seconds to wait for the answer', '10')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 failure (the gateway refused: the field is named), 2 bad arguments, 3 no answer in time.\n' +
+        'Example:\n  vgw command log-level --venue mall-01 --gateway gw-01 --level debug --for 600 -c collector.json',
+    )
+    .action(async (opts: AddressOptions & { level: string; for: string }) => {
+      try {
+        if (!LEVELS.includes(opts.level)) throw new UsageError(`--level: "${opts.level}" is not one of ${LEVELS.join(', ')}`);
+        const forS = Number(opts.for);
+        if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
+        const { address } = gatewayAddress(opts, 'command');
+        process.stdout.write(JSON.stringify(await requestLogLevel(address, opts.level, forS)) + '\n');
+      } catch (err) {
+        if (err instanceof PullError && err.timedOut) {
+          process.stderr.write(`vgw: ${err.message}\n`);
+          process.exit(EXIT.timeout);
+        }
+        fail(err);
+      }
+    });
+  return cmd;
+}

@@ -1,0 +1,39 @@
+// How the backend's CLI reaches one gateway (vgw pull, vgw command): the broker and topic prefix
+// of a collector config (or --broker), the backend key that signs the request, and the gateway's
+// registered key that must verify its answer. Every problem names its option.
+import { GatewayRegistry } from '../collector/index.js';
+import type { GatewayAddress } from '../collector/pull.js';
+import { defaultCollectorClientId } from '../core/mqtt/index.js';
+import { Config, loadConfig, parseConfig } from '../core/config/index.js';
+import { loadBackendKeySeed } from '../core/trust/index.js';
+import { ControlSigner } from '../core/wire/index.js';
+import { UsageError } from './errors.js';
+
+export interface AddressOptions {
+  venue: string;
+  gateway: string;
+  config?: string;
+  broker?: string;
+  controlKey?: string;
+  timeout: string;
+}
+
+export function gatewayAddress(opts: AddressOptions, purpose: string): { address: GatewayAddress; config: Config; registry: GatewayRegistry | null } {
+  const timeoutS = Number(opts.timeout);
+  if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
+  const config: Config = opts.config ? loadConfig(opts.config) : parseConfig({ broker: { url: opts.broker ?? 'mqtt://127.0.0.1:1883' } }, '--broker');
+  // Its own client id: reusing the collector's would disconnect the running collector.
+  const broker = { ...config.broker, clientId: `${defaultCollectorClientId()}-${purpose}-${process.pid}` };
+  const keyFile = opts.controlKey ?? config.collector?.controlKeyFile;
+  if (!keyFile) throw new UsageError('--control-key: required without a collector config: the backend key file the request is signed with (gateways answer signed requests only)');
+  const control = new ControlSigner(loadBackendKeySeed(keyFile));
+  const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;
+  const entry = registry?.lookup(opts.gateway);
+  if (registry && !entry) throw new UsageError(`--gateway: "${opts.gateway}" is registered nowhere in ${config.collector?.registry}: add its registration record (\`vgw provision\` prints it)`);
+  if (entry && entry.record.venue !== opts.venue) throw new UsageError(`--venue: "${opts.gateway}" is registered at venue "${entry.record.venue}", not "${opts.venue}"`);
+  return {
+    address: { broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, timeoutMs: timeoutS * 1000, control, gatewayKey: entry?.signer ?? null },
+    config,
+    registry,
+  };
+}
