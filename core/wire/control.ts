@@ -125,7 +125,15 @@ export function openControl<K extends ControlKind>(
 export class RequestWindow {
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly maxSkewMs: number, private readonly capacity = 10_000) {}
+  /** `restored`: [nonce, expiry] pairs a previous run accepted (entries()), so a restart does not reopen the window. */
+  constructor(private readonly maxSkewMs: number, private readonly capacity = 10_000, restored: Iterable<readonly [string, number]> = []) {
+    for (const [nonce, expires] of [...restored].sort((a, b) => a[1] - b[1]).slice(-capacity)) this.seen.set(nonce, expires);
+  }
+
+  /** The nonces accepted and when each may be forgotten (unix ms), to be kept across a restart. */
+  entries(): Array<[string, number]> {
+    return [...this.seen];
+  }
 
   check(request: { issuedAt: number; nonce: string }, now: number, clockSynced: boolean): { ok: true } | { ok: false; reason: 'stale' | 'replayed'; detail: string } {
     const skew = request.issuedAt - now;

@@ -2,7 +2,8 @@
 // over MQTT 100 at a time, kept on disk so a restart while offline does not silence the venue,
 // and handed out by validity. Runs low → asks for more; runs out → says so in the status and
 // the roles stop (an expired ID is never advertised).
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../atomic-file.js';
 import { ulid } from 'ulid';
 import type { Logger } from '../../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../../core/time/index.js';
@@ -68,15 +69,7 @@ export class TempIdSupply {
   }
 
   private save(): void {
-    const tmp = `${this.o.path}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify({ v: 1, refreshAt: this.refreshAt, tempIds: this.ids }));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.o.path);
+    writeFileAtomic(this.o.path, JSON.stringify({ v: 1, refreshAt: this.refreshAt, tempIds: this.ids }));
   }
 
   start(): void {

@@ -2,7 +2,9 @@
 // trusts, meant for this unit, of the kind its topic carries, and (a request) fresh, with its
 // answer going under the replies prefix. What fails is counted by reason and logged, throttled;
 // nothing on the broker's word alone reaches the store or the temp-ID supply.
+import { existsSync, readFileSync } from 'node:fs';
 import type { WarningThrottle } from '../../core/log/index.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import {
   CONTROL_REFUSALS, openControl, RequestWindow, type ControlKind, type ControlRefusal, type ControlRequest, type Opened, type TrustedKey,
 } from '../../core/wire/index.js';
@@ -19,6 +21,8 @@ export interface ControlGateOptions {
   repliesPrefix: string;
   now: () => number;
   clockSynced: () => boolean;
+  /** Where the accepted requests' nonces are kept, so a restart does not let one be replayed; none: in memory only. */
+  nonceFile?: string;
 }
 
 export class ControlGate {
@@ -33,7 +37,31 @@ export class ControlGate {
       lastRefusal: null,
       trustedKeys: options.trusted.length,
     };
-    this.window = new RequestWindow(options.maxSkewMs);
+    this.window = new RequestWindow(options.maxSkewMs, undefined, this.restoredNonces());
+  }
+
+  private restoredNonces(): Array<[string, number]> {
+    const path = this.options.nonceFile;
+    if (!path || !existsSync(path)) return [];
+    try {
+      const doc = JSON.parse(readFileSync(path, 'utf8')) as { seen?: unknown };
+      if (!Array.isArray(doc.seen)) throw new Error('no "seen" list');
+      return doc.seen.filter((e): e is [string, number] => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number');
+    } catch (err) {
+      // Said, not hidden: until the window has passed, a request replayed from before may be answered again (to the backend's own topic).
+      this.warnings.warn('nonce_file_unreadable', { path, err: (err as Error).message }, 'the file of accepted request nonces is unreadable; starting with none');
+      return [];
+    }
+  }
+
+  private keepNonces(): void {
+    const path = this.options.nonceFile;
+    if (!path) return;
+    try {
+      writeFileAtomic(path, JSON.stringify({ v: 1, seen: this.window.entries() }));
+    } catch (err) {
+      this.warnings.warn('nonce_file_unwritable', { path, err: (err as Error).message }, 'the accepted request nonces could not be kept; a restart would forget them');
+    }
   }
 
   /** The message if it may be acted on; null (counted, logged) otherwise. */
@@ -73,6 +101,7 @@ export class ControlGate {
       return { refused: fresh.detail, answerable: { replyTo: request.replyTo, nonce: request.nonce } };
     }
     this.counters.accepted++;
+    this.keepNonces();
     return { request };
   }
 

@@ -42,6 +42,8 @@ export interface UplinkOptions {
   trustedKeys: readonly TrustedKey[];
   /** A signed request is accepted within this of the unit's clock, either way. */
   requestMaxSkewMs: number;
+  /** Where accepted requests' nonces are kept across restarts (none: in memory only). */
+  nonceFile?: string;
   /** Whether the unit's clock is synchronised (a refusal for staleness says so). */
   clockSynced?: () => boolean;
   /** Time and timers (fake ones in tests). */
@@ -115,6 +117,7 @@ export class Uplink {
     this.control = new ControlGate({
       venue: options.venue, gateway: options.gateway, trusted: options.trustedKeys, maxSkewMs: options.requestMaxSkewMs,
       maxBytes: options.maxRequestBytes, repliesPrefix: `${options.prefix}/replies/`, now: () => this.timers.now(), clockSynced: options.clockSynced ?? (() => true),
+      nonceFile: options.nonceFile,
     }, this.warnings);
     store.onBatches(() => this.pump());
     store.onAcked(() => this.pump());

@@ -50,7 +50,8 @@ describe('signed commands', () => {
     const debugLines = () => daemon.output().split('\n').filter((l) => l.includes('"msg":"committed"'));
     expect(debugLines()).toEqual([]); // configured at info
 
-    await ask('raise', signedRequest(to, replyTo, { op: 'logLevel', level: 'debug', forS: 3 }));
+    const raise = signedRequest(to, replyTo, { op: 'logLevel', level: 'debug', forS: 3 });
+    await ask('raise', raise);
     const reply = await waitFor('the command answered', () => answers.get('raise'), 10_000);
     expect(unitProblems('command-reply', reply, gatewayKeyOf(identity))).toEqual([]);
     const doc = unitDoc<{ ok: boolean; level: string; until: string }>(reply, identity);
@@ -116,7 +117,19 @@ describe('signed commands', () => {
       const bad = await runVgwAsync(['command', 'log-level', '--venue', to.venue, '--gateway', to.gateway, ...args, '-c', collectorConfig]);
       expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(message)]);
     }
-    await tool.endAsync();
     expect(await stopGracefully(daemon)).toBe(0);
+
+    // restarted, the unit still knows the nonces it accepted: the command replayed is refused
+    const again = spawnVgw(['run', '-c', config]);
+    await waitFor('the restarted unit answering', async () => {
+      await ask(`again-${++probes}`, signedRequest(to, replyTo, { op: 'status' }));
+      return [...answers.keys()].some((k) => k.startsWith('again-'));
+    }, 20_000);
+    await ask('replayed', raise);
+    const replayed = unitDoc<{ error: string }>(await waitFor('the replay answered', () => answers.get('replayed'), 10_000), identity);
+    expect(replayed.error).toMatch(/^nonce: .* was accepted already$/);
+    expect(again.output()).not.toContain('log level set by a signed command');
+    await tool.endAsync();
+    expect(await stopGracefully(again)).toBe(0);
   });
 });

@@ -98,7 +98,20 @@ describe('control messages', () => {
   it('a request window forgets what has gone stale, and holds at most its capacity', () => {
     const window = new RequestWindow(1000, 3);
     for (let i = 0; i < 10; i++) expect(window.check({ issuedAt: i * 10, nonce: `nonce-number-${String(i).padStart(4, '0')}` }, i * 10, true).ok).toBe(true);
-    expect((window as unknown as { seen: Map<string, number> }).seen.size).toBeLessThanOrEqual(3);
+    expect(window.entries().length).toBeLessThanOrEqual(3);
+  });
+
+  it('a request window restored from what a previous run accepted refuses those nonces again, and forgets the expired ones', () => {
+    const now = Date.UTC(2026, 11, 7, 9);
+    const before = new RequestWindow(300_000);
+    const request = { issuedAt: now - 10_000, nonce: 'DDDDDDDDDDDDDDDDDDDDDD' };
+    expect(before.check(request, now, true).ok).toBe(true);
+    const restored = new RequestWindow(300_000, undefined, JSON.parse(JSON.stringify(before.entries())) as Array<[string, number]>);
+    expect(restored.check(request, now + 5000, true)).toMatchObject({ ok: false, reason: 'replayed' });
+    // past its expiry the entry goes (the request itself would be stale by then)
+    const later = now + 300_001;
+    expect(restored.check({ issuedAt: later, nonce: 'EEEEEEEEEEEEEEEEEEEEEE' }, later, true).ok).toBe(true);
+    expect(restored.entries().map(([n]) => n)).toEqual(['EEEEEEEEEEEEEEEEEEEEEE']);
   });
 
   it('a request names where its answer goes, inside the signature', () => {
