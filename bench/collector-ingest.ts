@@ -14,7 +14,7 @@ import mqtt from 'mqtt';
 import pg from 'pg';
 import { ulid } from 'ulid';
 import { toWire } from '../core/encounters/index.js';
-import { newIdentity, signBytes, signingKeyFromSeed, type RegistrationRecord } from '../core/trust/index.js';
+import { newIdentity, signBytes, signingKeyFromSeed, writeNewBackendKey, type RegistrationRecord } from '../core/trust/index.js';
 import { encodeBatch, gatewayTopics } from '../core/wire/index.js';
 import { LocalBroker, LocalPostgres } from '../simulators/index.js';
 
@@ -53,6 +53,9 @@ for (let b = 0; b < BATCHES; b++) {
 }
 const registry = join(dir, 'registry.json');
 writeFileSync(registry, JSON.stringify(records));
+// the key the collectors sign their acks with (protocol 3); nothing here reads the acks
+const controlKeyFile = join(dir, 'backend.key');
+writeNewBackendKey(controlKeyFile);
 
 /** A `vgw collect` process, and when it said it was connected (its backlog starts arriving then). */
 function collector(config: string): Promise<{ child: ChildProcess; connectedAt: number }> {
@@ -98,7 +101,7 @@ async function run(name: string, databases: string[]): Promise<void> {
     writeFileSync(path, JSON.stringify({
       broker: { url: broker.url, clientId: `ingest-${name}-${i}` },
       topicPrefix: prefix,
-      collector: { database, registry, http: { port: 0 }, ...(databases.length > 1 ? { shareGroup: `ingest${name}` } : {}) },
+      collector: { database, registry, controlKeyFile, http: { port: 0 }, ...(databases.length > 1 ? { shareGroup: `ingest${name}` } : {}) },
       log: { level: 'info' },
     }));
     return path;
