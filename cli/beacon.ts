@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { PullError, requestStatus } from '../collector/pull.js';
+import { requestStatus } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import { loadConfig, requireGateway } from '../core/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../core/protocols/index.js';
@@ -150,10 +150,6 @@ export function beaconCommand(): Command {
         const next = typeof beacon.nextRotationAt === 'number' ? new Date(beacon.nextRotationAt).toISOString() : '-';
         process.stdout.write(`state ${String(beacon.state)}  eid ${String(beacon.eid ?? '-')}  next rotation ${next}  rotations ${String(beacon.rotations ?? 0)}  failures ${String(beacon.rotationFailures ?? 0)}\n`);
       } catch (err) {
-        if (err instanceof PullError && err.timedOut) {
-          process.stderr.write(`vgw: ${err.message}\n`);
-          process.exit(EXIT.timeout);
-        }
         fail(err);
       }
     });

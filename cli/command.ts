@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { PullError, requestLogLevel } from '../collector/pull.js';
-import { EXIT, fail, UsageError } from './errors.js';
+import { requestLogLevel } from '../collector/pull.js';
+import { fail, UsageError } from './errors.js';
 import { type AddressOptions, gatewayAddress } from './gateway-address.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -34,10 +34,6 @@ export function commandCommand(): Command {
         const { address } = gatewayAddress(opts, 'command');
         process.stdout.write(JSON.stringify(await requestLogLevel(address, opts.level, forS)) + '\n');
       } catch (err) {
-        if (err instanceof PullError && err.timedOut) {
-          process.stderr.write(`vgw: ${err.message}\n`);
-          process.exit(EXIT.timeout);
-        }
         fail(err);
       }
     });

@@ -1,5 +1,6 @@
 import { ConfigError } from '../core/config/index.js';
 import { TrustError } from '../core/trust/index.js';
+import { PullError } from '../collector/pull.js';
 
 /** Documented exit codes (README): scripts rely on them. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, timeout: 3 } as const;
@@ -11,8 +12,12 @@ export class UsageError extends Error {
   }
 }
 
-/** Prints a clear message for expected errors and exits with the matching code. */
+/** Prints a clear message for expected errors and exits with the matching code (no answer in time: 3). */
 export function fail(err: unknown): never {
+  if (err instanceof PullError && err.timedOut) {
+    process.stderr.write(`vgw: ${err.message}\n`);
+    process.exit(EXIT.timeout);
+  }
   if (err instanceof ConfigError || err instanceof UsageError || err instanceof TrustError) {
     process.stderr.write(`vgw: ${err.message}\n`);
     process.exit(EXIT.usage);

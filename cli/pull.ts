@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { openCollectorStore, verifyBatch } from '../collector/index.js';
 import { pull, PullError } from '../collector/pull.js';
 import { batchToJson } from '../core/wire/index.js';
-import { EXIT, fail, parseTime, UsageError } from './errors.js';
+import { fail, parseTime, UsageError } from './errors.js';
 import { gatewayAddress } from './gateway-address.js';
 
 interface PullOptions {
@@ -64,10 +64,6 @@ export function pullCommand(): Command {
         if (opts.json) process.stdout.write(JSON.stringify(parts.map(batchToJson), null, 2) + '\n');
         else process.stdout.write(JSON.stringify({ venue: opts.venue, gateway: opts.gateway, from, to, parts: parts.length, encounters: total, newlyStored: stored }) + '\n');
       } catch (err) {
-        if (err instanceof PullError && err.timedOut) {
-          process.stderr.write(`vgw: ${err.message}\n`);
-          process.exit(EXIT.timeout);
-        }
         fail(err);
       }
     });
