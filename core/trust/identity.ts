@@ -1,11 +1,11 @@
 // The secrets file a unit keeps, a new unit's identity, and the registration the backend keeps of it.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { identityKeyFromRegistration } from '../protocols/index.js';
 import { hexKey } from '../identifiers/index.js';
 import { newUid, UID_TEXT_PATTERN } from '../bluetrace/index.js';
-import { newSigningSeed, signingKeyFromSeed, TrustError } from './signing.js';
+import { assertPrivateFile, newSigningSeed, signingKeyFromSeed, TrustError } from './signing.js';
 
 // ---- the secrets file -------------------------------------------------------------------
 
@@ -27,23 +27,6 @@ export const secretsSchema = z
 
 export type Secrets = z.infer<typeof secretsSchema>;
 
-/**
- * Refuses a file others can read: a unit whose keys leak can forge its venue's batches. The
- * check follows ssh: no permission bits at all for group or others.
- */
-export function assertPrivateFile(path: string, what: string): void {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch (err) {
-    throw new TrustError(`${what} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path, or run \`vgw provision\``);
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new TrustError(
-      `${what} ${path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): run \`chmod 600 ${path}\` and make it owned by the service user`,
-    );
-  }
-}
 
 export function loadSecrets(path: string): Secrets {
   assertPrivateFile(path, 'secrets file');

@@ -51,19 +51,31 @@ export function verifyBytes(publicKey: KeyObject, data: Uint8Array, signature: U
   }
 }
 
+/**
+ * Refuses a file others can read: a unit whose keys leak can forge its venue's batches, and
+ * whoever holds a backend key can make units forget theirs. The check follows ssh: no permission
+ * bits at all for group or others. `missing` says how to make the file when it is not there.
+ */
+export function assertPrivateFile(path: string, what: string, missing = 'run `vgw provision`'): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    throw new TrustError(`${what} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path, or ${missing}`);
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new TrustError(
+      `${what} ${path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): run \`chmod 600 ${path}\` and make it owned by the service user`,
+    );
+  }
+}
 
 /**
  * A backend key (the Ed25519 seed that signs acks, requests and temp-ID answers) from its file:
  * 64 hex digits, readable by its owner only (`vgw backend-key` makes one).
  */
 export function loadBackendKeySeed(path: string): Buffer {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch (err) {
-    throw new TrustError(`backend key file ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}): check the path, or make one with \`vgw backend-key --out ${path}\``);
-  }
-  if ((mode & 0o077) !== 0) throw new TrustError(`backend key file ${path} is readable by others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): run \`chmod 600 ${path}\``);
+  assertPrivateFile(path, 'backend key file', `make one with \`vgw backend-key --out ${path}\``);
   const text = readFileSync(path, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/i.test(text)) throw new TrustError(`backend key file ${path}: expected 64 hex digits (an Ed25519 seed, as \`vgw backend-key\` writes it)`);
   return Buffer.from(text, 'hex');

@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import {
   CONTROL_AAD, ControlSigner, keyId, openControl, readCose, RequestWindow, signCose, toBeSigned, trustedKey, verifyCose,
 } from '../../core/wire/index.js';
-import { signBytes, signingKeyFromSeed } from '../../core/trust/index.js';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../harness/tmp.js';
+import { loadBackendKeySeed, signBytes, signingKeyFromSeed, writeNewBackendKey } from '../../core/trust/index.js';
 
 // cose-wg/Examples, eddsa-examples/eddsa-sig-01.json (public domain): "EdDSA - 25519 - sign0",
 // the RFC 8032 test key 1, protected {1: -8, 3: 0}, kid "11" unprotected, no external data.
@@ -118,5 +121,21 @@ describe('control messages', () => {
     const request = { kind: 'request' as const, ...to, issuedAt: 1, nonce: 'AAAAAAAAAAAAAAAAAAAAAA', replyTo: 'vgw/v3/replies/tool', op: 'status' };
     const opened = openControl(backend.sign(request), 'request', to, trusted, 65_536);
     expect(opened).toMatchObject({ ok: true, message: { replyTo: 'vgw/v3/replies/tool', op: 'status' } });
+  });
+});
+
+describe('the backend key file', () => {
+  const dir = tempDir('vgw-backend-key-');
+  it('is read only when its owner alone may read it, holds 64 hex digits, and says how to make one when missing', () => {
+    const path = join(dir, 'backend.key');
+    const seed = writeNewBackendKey(path);
+    expect(loadBackendKeySeed(path)).toEqual(seed);
+    expect(() => writeNewBackendKey(path)).toThrow(/EEXIST/); // never overwritten: units trust it
+    chmodSync(path, 0o640);
+    expect(() => loadBackendKeySeed(path)).toThrow(/^backend key file .*backend\.key is readable by others \(mode 640\): run `chmod 600 /);
+    const bad = join(dir, 'bad.key');
+    writeFileSync(bad, 'not a key\n', { mode: 0o600 });
+    expect(() => loadBackendKeySeed(bad)).toThrow(/^backend key file .*bad\.key: expected 64 hex digits/);
+    expect(() => loadBackendKeySeed(join(dir, 'none.key'))).toThrow(/cannot read it \(ENOENT\): check the path, or make one with `vgw backend-key --out /);
   });
 });
