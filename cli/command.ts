@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { requestLogLevel } from '../collector/pull.js';
+import { LOG_LEVELS } from '../core/wire/index.js';
 import { fail, UsageError } from './errors.js';
 import { type AddressOptions, gatewayAddress } from './gateway-address.js';
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
 /** Signed commands to one gateway, answered with a reply the gateway signs (docs/protocol.md, "Requests"). */
 export function commandCommand(): Command {
@@ -15,7 +15,7 @@ export function commandCommand(): Command {
     .description('log at a level for a while; the gateway falls back to its configured level by itself')
     .requiredOption('--venue <id>', 'venue id')
     .requiredOption('--gateway <id>', 'gateway id')
-    .requiredOption('--level <level>', LEVELS.join(', '))
+    .requiredOption('--level <level>', LOG_LEVELS.join(', '))
     .requiredOption('--for <s>', 'seconds, 1 to 86400')
     .option('-c, --config <file>', 'collector config: its broker, backend key and registry (the answer must verify with the gateway\'s key)')
     .option('--broker <url>', 'broker URL when no config is given')
@@ -28,11 +28,12 @@ export function commandCommand(): Command {
     )
     .action(async (opts: AddressOptions & { level: string; for: string }) => {
       try {
-        if (!LEVELS.includes(opts.level)) throw new UsageError(`--level: "${opts.level}" is not one of ${LEVELS.join(', ')}`);
+        const level = LOG_LEVELS.find((l) => l === opts.level);
+        if (!level) throw new UsageError(`--level: "${opts.level}" is not one of ${LOG_LEVELS.join(', ')}`);
         const forS = Number(opts.for);
         if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
         const { address } = gatewayAddress(opts, 'command');
-        process.stdout.write(JSON.stringify(await requestLogLevel(address, opts.level, forS)) + '\n');
+        process.stdout.write(JSON.stringify(await requestLogLevel(address, level, forS)) + '\n');
       } catch (err) {
         fail(err);
       }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { BrokerOptions, oneShotConnectOptions } from '../core/mqtt/index.js';
-import { Batch, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, openUnitMessage, replyTopic } from '../core/wire/index.js';
+import { Batch, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, type LogLevel, openUnitMessage, replyTopic } from '../core/wire/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -105,12 +105,15 @@ export function pull(req: PullRequest): Promise<Batch[]> {
   });
 }
 
+/** The one signed answer a request gets (not a pull's parts). */
+const signedAnswer = (_payload: Buffer, doc: unknown) => (doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : undefined);
+
 /** The gateway's status document (docs/protocol.md). */
 export function requestStatus(to: GatewayAddress): Promise<Record<string, unknown>> {
-  return ask(to, { op: 'status' }, (_payload, doc) => (doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : undefined));
+  return ask(to, { op: 'status' }, signedAnswer);
 }
 
 /** A signed logLevel command: the gateway's answer (`until` says when its level falls back). */
-export function requestLogLevel(to: GatewayAddress, level: string, forS: number): Promise<Record<string, unknown>> {
-  return ask(to, { op: 'logLevel', level, forS }, (_payload, doc) => (doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : undefined));
+export function requestLogLevel(to: GatewayAddress, level: LogLevel, forS: number): Promise<Record<string, unknown>> {
+  return ask(to, { op: 'logLevel', level, forS }, signedAnswer);
 }

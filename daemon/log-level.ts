@@ -3,9 +3,7 @@
 // forgotten "debug" never fills an SD card. The configured level is what it falls back to.
 import type { Logger } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import type { LogLevel } from '../core/wire/index.js';
 
 export class LogLevelWindow {
   private timer: TimerHandle | null = null;

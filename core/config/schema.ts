@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { AggregatorOptions } from '../encounters/index.js';
 import { hexKey, NAME_PATTERN, NAME_RULE } from '../identifiers/index.js';
+import { LOG_LEVELS } from '../wire/messages.js';
 import { parseTransport, TRANSPORT_HELP } from './transport.js';
 
 function isDirectory(path: string): boolean {
@@ -373,7 +374,7 @@ const configObject = z
     uplink: uplinkSchema,
     collector: collectorSchema.optional(),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.') })
+      .object({ level: z.enum([...LOG_LEVELS, 'silent']).default('info').describe('Log level.') })
       .strict()
       .prefault({})
       .describe('Logging (pino JSON on stdout).'),

@@ -37,6 +37,10 @@ const time = z.union([z.number(), z.string()], { error: 'expected unix milliseco
   return t;
 });
 
+/** The levels a logLevel command may set (the config's log.level also allows "silent"). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export const requestSchema = z.discriminatedUnion('op', [
   z.object({ v: version, op: z.literal('pull'), from: time, to: time }).refine((r) => r.to > r.from, {
     message: 'must be after from',
@@ -46,7 +50,7 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.object({
     v: version,
     op: z.literal('logLevel'),
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], { error: 'must be one of fatal, error, warn, info, debug, trace' }),
+    level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }),
     forS: z.number({ error: 'expected seconds' }).int('must be whole seconds').min(1, 'must be at least 1').max(86_400, 'at most 86400 (a day): the level falls back by itself'),
   }),
 ]);

@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type LogLevel, type TrustedKey,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -33,7 +33,7 @@ export interface UplinkOptions {
   /** The gateway's key: it signs every batch and pull part, and every status and answer (docs/protocol.md, "Unit messages"). */
   signingKey: SigningKey;
   /** Carries out a signed logLevel command: the level for a while; returns when it falls back (unix ms). Absent: refused. */
-  onLogLevel?: (level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', forMs: number) => number;
+  onLogLevel?: (level: LogLevel, forMs: number) => number;
   /** The configuration in effect, as the status reports it. */
   config: ConfigVersion;
   /** The software, as the status reports it (default: this build's). */
