@@ -81,8 +81,8 @@ function collectorCount(u: Unit): number {
   return collectorSqlite(u.collector).prepare('SELECT count(*) FROM encounters WHERE gateway = ?').pluck().get(`gw-${u.name}`) as number;
 }
 
-function statusJson(config: string): Record<string, any> {
-  const r = runVgw(['status', '-c', config, '--json']);
+async function statusJson(config: string): Promise<Record<string, any>> {
+  const r = await runVgw(['status', '-c', config, '--json']);
   expect(r.status, r.stdout + r.stderr).toBe(0);
   return JSON.parse(r.stdout) as Record<string, any>;
 }
@@ -107,7 +107,7 @@ describe('clock steps (libfaketime) never delete unsent encounters', () => {
     await waitFor('everything delivered', () => collectorCount(u) >= committed, 60_000);
     await waitGatewaySettled(u.online);
     expect(collectorCount(u)).toBe(committed);
-    const status = statusJson(u.online);
+    const status = (await statusJson(u.online));
     expect(status.counters.store.purgedUnacked).toBe(0);
     expect(await stopGracefully(d)).toBe(0);
     expect(u.collector.counters.batchesRejected).toBe(0);
@@ -125,8 +125,8 @@ describe('clock steps (libfaketime) never delete unsent encounters', () => {
     for (const step of ['+30d', '-30d', '+0']) {
       const before = gatewayEncounters(u.db);
       writeFileSync(file, `${step}\n`);
-      await waitFor(`after the step to ${step}, everything closed is batched`, () => {
-        const { encounters, store } = statusJson(u.offline).counters as { encounters: { open: number }; store: { pending: number; unbatched: number } };
+      await waitFor(`after the step to ${step}, everything closed is batched`, async () => {
+        const { encounters, store } = (await statusJson(u.offline)).counters as { encounters: { open: number }; store: { pending: number; unbatched: number } };
         return encounters.open === 0 && store.pending === 0 && store.unbatched === 0;
       }, 30_000);
       expect(gatewayEncounters(u.db)).toBeGreaterThanOrEqual(before); // nothing purged by the step
@@ -158,7 +158,7 @@ describe('a lost, rolled-back or corrupt database', () => {
     for (const suffix of remove) rmSync(u.db + suffix, { force: true });
     const again = run(u.online);
     await waitFor('the restarted daemon', () => statusJson(u.online), 20_000);
-    const status = statusJson(u.online);
+    const status = (await statusJson(u.online));
     expect(status.counters.store.database.lastEvent.kind).toBe(kind);
     const newLife = status.counters.store.database.life as string;
     const ofNewLife = () => collectorSqlite(u.collector).prepare('SELECT count(*) FROM encounters WHERE gateway = ? AND life = ?').pluck().get(`gw-${name}`, newLife) as number;
@@ -180,7 +180,7 @@ describe('a lost, rolled-back or corrupt database', () => {
     expect(u.collector.counters.batchesOutOfSequence).toBe(0);
     expect(u.collector.counters.batchesRejected).toBe(0);
     expect(u.collector.counters.encountersDuplicate).toBe(0);
-    const doctor = runVgw(['doctor', '-c', u.online]);
+    const doctor = await runVgw(['doctor', '-c', u.online]);
     expect(doctor.stdout).toMatch(new RegExp(`database.*${kind}`));
     await u.collector.stop();
   });
@@ -197,9 +197,9 @@ describe('a lost, rolled-back or corrupt database', () => {
     const before = collectorCount(u);
     const again = run(u.online);
     await waitFor('new encounters delivered', () => collectorCount(u) >= before + 20, 30_000);
-    const status = statusJson(u.online);
+    const status = (await statusJson(u.online));
     expect(status.counters.store.database.lastEvent.kind).toBe('corrupt');
-    expect(runVgw(['status', '-c', u.online]).stdout).toMatch(/LAST EVENT corrupt/);
+    expect((await runVgw(['status', '-c', u.online])).stdout).toMatch(/LAST EVENT corrupt/);
     expect(again.proc.exitCode).toBeNull(); // still running
     expect(await stopGracefully(again)).toBe(0);
     expect(again.output()).toMatch(/database problem found and handled/);

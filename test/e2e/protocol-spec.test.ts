@@ -24,7 +24,7 @@ import { controlProblems, jsonProblems, protocolSchema as schema, unitProblems }
 import { startCollector, testBroker } from '../harness/collector.js';
 import type { RegistrationRecord } from '../../core/trust/index.js';
 import { gatewayKeyOf, provisionTestGateway, unitDoc, signedAck, signedRequest, testBackendKeyFile, type TestIdentity, TEST_BACKEND } from '../harness/identity.js';
-import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
+import { runProcess, runVgw, spawnVgw, stopGracefully, waitFor, writeJson, type Spawned } from '../harness/processes.js';
 import { countSoFar } from '../harness/gateway-db.js';
 import { requirePackage } from '../harness/system-packages.js';
 import { tempDir } from '../harness/tmp.js';
@@ -39,8 +39,8 @@ const havePython = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import cbor2,
 const requirePython = () =>
   requirePackage(havePython, `${PYTHON} with cbor2, paho-mqtt and cryptography`, 'python3-cbor2 python3-paho-mqtt python3-cryptography');
 
-function python(args: string[]): { status: number | null; out: string; err: string } {
-  const r = spawnSync(PYTHON, ['-m', 'vgw_client', ...args], { cwd: join(ROOT, 'clients/python'), encoding: 'utf8', timeout: 60_000 });
+async function python(args: string[]): Promise<{ status: number | null; out: string; err: string }> {
+  const r = await runProcess(PYTHON, ['-m', 'vgw_client', ...args], { cwd: join(ROOT, 'clients/python') });
   return { status: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -164,7 +164,7 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
   it('the Python client pulls and reads status from the live gateway, as vgw pull does', async () => {
     requirePython();
     const to = Date.now() + 3_600_000;
-    const py = python(['pull', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--from', '0', '--to', String(to), '--registry', registryFile, '--control-key', key()]);
+    const py = await python(['pull', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--from', '0', '--to', String(to), '--registry', registryFile, '--control-key', key()]);
     expect(py.err).toBe('');
     expect(py.status).toBe(0);
     const pyParts = JSON.parse(py.out) as Array<Record<string, unknown> & { encounters: Array<Record<string, unknown>> }>;
@@ -180,8 +180,8 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     // Pull parts need no ack; one sent anyway is counted as unknown and changes nothing.
     await tap.publishAsync(topics.ack, signedAck({ venue: 'mall-01', gateway: 'gw-spec' }, [String(pyParts[0].id)]), { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     type Doc = { state: string; counters: { store: { encountersStored: number; acksUnknown: number } } };
-    const { status, doc } = await waitFor('the unknown ack counted', () => {
-      const answer = python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--control-key', key(), '--registry', registryFile]);
+    const { status, doc } = await waitFor('the unknown ack counted', async () => {
+      const answer = await python(['status', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--control-key', key(), '--registry', registryFile]);
       expect(answer.status).toBe(0);
       const parsed = JSON.parse(answer.out) as Doc;
       return parsed.counters.store.acksUnknown > 0 ? { status: answer, doc: parsed } : undefined;
@@ -190,11 +190,11 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(doc.counters.store.encountersStored).toBeGreaterThan(0);
     expect(doc.counters.store.acksUnknown).toBe(1);
     expect(jsonProblems('status-reply', status.out)).toEqual([]);
-    const retained = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--registry', registryFile]).out) as { doc: { state: string }; contentType: string };
+    const retained = JSON.parse((await python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--registry', registryFile])).out) as { doc: { state: string }; contentType: string };
     expect(retained).toMatchObject({ doc: { state: 'online' }, contentType: COSE_CONTENT_TYPE, verified: true });
     // a status the gateway's key did not sign: the Python client refuses it as the collector does
     const forgedRegistry = writeJson(join(dir, 'forged-registry.json'), [{ ...identity.record, signingKey: 'ab'.repeat(32) }]);
-    const forged = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--registry', forgedRegistry]).out) as Record<string, unknown>;
+    const forged = JSON.parse((await python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-spec', '--registry', forgedRegistry])).out) as Record<string, unknown>;
     expect(forged).toMatchObject({ refused: expect.stringMatching(/^badSignature/) });
     expect(forged.doc).toBeUndefined();
   });
@@ -228,7 +228,7 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     await waitFor('a batch of the unsynchronised unit', () => of('/gw-unsynced/batch').length > 0, 30_000);
     b.proc.kill('SIGKILL');
     await waitFor('its Last Will', () => of('/gw-unsynced/status').some((c) => c.payload.includes('connection lost')), 10_000);
-    const will = JSON.parse(python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-unsynced', '--registry', registryFile]).out) as { doc: Record<string, unknown>; contentType: string };
+    const will = JSON.parse((await python(['status', '--retained', '--url', broker.url, '--prefix', prefix, '--venue', 'mall-01', '--gateway', 'gw-unsynced', '--registry', registryFile])).out) as { doc: Record<string, unknown>; contentType: string };
     expect(will).toMatchObject({ doc: { state: 'offline', reason: 'connection lost' }, contentType: COSE_CONTENT_TYPE, verified: true });
     expect(will.doc.at).toBeUndefined();
     // Item 8: with the clock unsynchronised, the simulated radio's encounters carry flag bit 0.
@@ -279,14 +279,14 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(jsonProblems('registry', readFileSync(registryFile))).toEqual([]);
   });
 
-  it('the Python client decodes and verifies every batch as vgw decode does, and as the collector stored it', () => {
+  it('the Python client decodes and verifies every batch as vgw decode does, and as the collector stored it', async () => {
     requirePython();
     const files = of('/batch').map((c, i) => {
       const f = join(dir, `captured-${i}.cbor`);
       writeFileSync(f, c.payload);
       return f;
     });
-    const py = python(['decode', '--registry', registryFile, ...files]);
+    const py = await python(['decode', '--registry', registryFile, ...files]);
     expect(py.status).toBe(0);
     const verdicts = py.out.trim().split('\n').map((l) => JSON.parse(l) as { file: string; batch?: Record<string, unknown> & { encounters: Array<Record<string, unknown>> }; signedBytes?: string; refused?: string });
     expect(verdicts).toHaveLength(files.length);
@@ -294,7 +294,7 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     let encounters = 0;
     for (const v of verdicts) {
       expect(v.refused, v.file).toBeUndefined();
-      const cli = runVgw(['decode', v.file]);
+      const cli = await runVgw(['decode', v.file]);
       expect(cli.status).toBe(0);
       expect(v.batch).toEqual(JSON.parse(cli.stdout));
       const b = decodeBatch(readFileSync(v.file));
@@ -316,14 +316,14 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(encounters).toBeGreaterThan(20);
   });
 
-  it('vgw export gives one duration and one mean for an encounter, from the gateway database or the collector', () => {
-    const at = (db: string) => {
-      const r = runVgw(['export', '--db', db, '--from', '0', '--to', String(Date.now() + 86_400_000)]);
+  it('vgw export gives one duration and one mean for an encounter, from the gateway database or the collector', async () => {
+    const at = async (db: string) => {
+      const r = await runVgw(['export', '--db', db, '--from', '0', '--to', String(Date.now() + 86_400_000)]);
       expect(r.status, r.stderr).toBe(0);
       return new Map((JSON.parse(r.stdout) as Array<Record<string, unknown>>).map((e) => [e.tempId as string, e]));
     };
-    const gw = at(gwDb);
-    const col = at(join(dir, 'collector.db'));
+    const gw = await at(gwDb);
+    const col = await at(join(dir, 'collector.db'));
     expect(col.size).toBeGreaterThan(20);
     for (const [tempId, e] of col) expect({ ...gw.get(tempId), venue: e.venue, gateway: e.gateway }).toEqual(e);
   });
@@ -451,9 +451,9 @@ describe('conformance vectors (docs/vectors)', () => {
     expect(jsonProblems('registry', readFileSync(join(VECTORS, index.registry)))).toEqual([]);
   });
 
-  it('the Python client agrees on every vector', () => {
+  it('the Python client agrees on every vector', async () => {
     requirePython();
-    const r = python(['vectors', VECTORS]);
+    const r = await python(['vectors', VECTORS]);
     expect(r.err).toBe('');
     expect(JSON.parse(r.out)).toEqual({ vectors: readVectors(VECTORS).vectors.length, failed: [] });
     expect(r.status).toBe(0);

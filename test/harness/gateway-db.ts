@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { LEGACY_LIFE, type StatusCounters } from '../../core/wire/index.js';
-import { runVgwAsync, waitFor } from './processes.js';
+import { runVgw, waitFor } from './processes.js';
 
 /**
  * How many rows a gateway's database holds by `sql` (a count), read beside the running daemon;
@@ -60,7 +60,7 @@ export function gatewayEncounters(db: Database.Database): EncounterRow[] {
  */
 export async function waitGatewaySettled(config: string, timeoutMs = 30_000): Promise<void> {
   await waitFor('the gateway settled (nothing open, pending, unbatched or unacknowledged)', async () => {
-    const r = await runVgwAsync(['status', '-c', config, '--json']);
+    const r = await runVgw(['status', '-c', config, '--json']);
     if (r.status !== 0) return undefined;
     const { encounters, store } = (JSON.parse(r.stdout) as { counters: StatusCounters }).counters;
     return encounters.open === 0 && store.pending === 0 && store.unbatched === 0 && store.outboxBatches === 0;

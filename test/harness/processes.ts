@@ -1,5 +1,5 @@
 // Spawns the real CLI (built into dist/) as a technician or systemd would.
-import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -30,33 +30,40 @@ export function spawnVgw(args: string[], env: NodeJS.ProcessEnv = process.env): 
   return { proc, output: () => out, exited: () => exit };
 }
 
-export function runVgw(args: string[], input?: string | Buffer): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [VGW, ...args], { input, encoding: 'utf8', timeout: 60_000 });
-}
-
 export interface VgwResult {
   status: number | null;
   stdout: string;
   stderr: string;
 }
 
+export interface RunOptions {
+  input?: string | Buffer;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
 /**
- * Runs the CLI without blocking this process: use it while this process serves something the
- * command or a daemon needs (a virtual controller, a collector). `runVgw` would stall that server
- * for as long as the command runs, and a daemon waiting on it would look late.
+ * Runs a command to its end without blocking this process. Never spawnSync in tests: a file of
+ * synchronous runs starves the test worker's event loop for as long as they all take, and vitest's
+ * worker gives up on its own RPC after 60 s ("Timeout calling onTaskUpdate") on a loaded machine;
+ * this process may also be serving what the command needs (a virtual controller, a collector).
  */
-export function runVgwAsync(args: string[], timeoutMs = 60_000): Promise<VgwResult> {
+export function runProcess(command: string, args: string[], options: RunOptions = {}): Promise<VgwResult> {
   return new Promise((resolveRun, reject) => {
-    const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    const proc = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
     children.add(proc);
+    proc.stdin!.on('error', () => {}); // a command that exits before reading its input
+    proc.stdin!.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
-    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     proc.once('error', reject);
     proc.once('close', (status) => resolveRun({ status, stdout, stderr }));
   });
 }
+
+export const runVgw = (args: string[], options: RunOptions = {}): Promise<VgwResult> => runProcess(process.execPath, [VGW, ...args], options);
 
 export async function stopGracefully(s: Spawned): Promise<number | null> {
   if (s.proc.exitCode !== null || s.proc.signalCode !== null) return s.proc.exitCode;

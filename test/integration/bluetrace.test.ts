@@ -14,7 +14,7 @@ import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import type { BluetracePhonesOptions, PhoneBehaviour } from '../../simulators/bluetrace-phones.js';
 import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { gatewayKeyOf, provisionTestGateway } from '../harness/identity.js';
-import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { controlProblems, jsonProblems, protocolSchema as schema, unitProblems } from '../harness/protocol-schema.js';
 import { typedFromJson, decodeTyped, type Typed } from '../harness/cbor-typed.js';
@@ -77,7 +77,7 @@ async function runGateway(name: string, behaviour: (i: number) => PhoneBehaviour
   const daemon = spawnVgw(['run', '-c', config]);
   await sleep(seconds * 1000 + 2000);
   const status = async () => {
-    const r = await runVgwAsync(['status', '-c', config, '--json']);
+    const r = await runVgw(['status', '-c', config, '--json']);
     return parseStatus(JSON.parse(r.stdout), 'vgw status') as LocalStatus;
   };
   return { vc, collector, daemon, status, identity, prefix, seen, spy, config };
@@ -97,7 +97,7 @@ describe('BlueTrace on the virtual controller', () => {
     expect(bt.tempIds.left).toBeGreaterThanOrEqual(95);
     expect(g.collector.counters.tempIdBatchesIssued).toBeGreaterThanOrEqual(1);
     // the technician's view: vgw doctor checks the supply through the running daemon
-    const doctor = JSON.parse((await runVgwAsync(['doctor', '-c', g.config, '--json'])).stdout) as Array<{ check: string; ok: boolean; detail: string }>;
+    const doctor = JSON.parse((await runVgw(['doctor', '-c', g.config, '--json'])).stdout) as Array<{ check: string; ok: boolean; detail: string }>;
     expect(doctor.find((c) => c.check === 'bluetrace')).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ temp IDs left/) });
     const phones = g.vc.bluetrace!.all;
     const rows = await waitFor('BlueTrace encounters at the collector', () => {
@@ -180,7 +180,7 @@ describe('BlueTrace on the virtual controller', () => {
       expect(visits[0].anonymousEncounters).toBeGreaterThanOrEqual(1); // the EN crowd was there too
     };
     // (a) the patient's UID → the visit → the others
-    const a = await runVgwAsync(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', patient.uid, '--json']);
+    const a = await runVgw(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', patient.uid, '--json']);
     expect(a.status, a.stderr).toBe(0);
     const caseAnswer = JSON.parse(a.stdout) as { visits: Visit[]; refused: Record<string, number>; bluetraceEncountersOpened: number };
     checkVisits(caseAnswer.visits);
@@ -188,20 +188,20 @@ describe('BlueTrace on the virtual controller', () => {
     expect(caseAnswer.refused).toEqual({ no_msg: 0, expired_id: 0, failed_decryption: 0 });
     // (b) the patient's uploaded history (OpenTrace's upload file) → the venue and time → the others
     const upload = writeJson(join(dir, 'upload.json'), { token: 'upload-token', records: patient.history, events: [] });
-    const b = await runVgwAsync(['trace', 'history', '--db', db, '--key-file', keyFile, '--registry', registry, '--history', upload, '--uid', patient.uid, '--json']);
+    const b = await runVgw(['trace', 'history', '--db', db, '--key-file', keyFile, '--registry', registry, '--history', upload, '--uid', patient.uid, '--json']);
     expect(b.status, b.stderr).toBe(0);
     const historyAnswer = JSON.parse(b.stdout) as { visits: Visit[]; venueRecords: number; records: number };
     expect(historyAnswer.venueRecords).toBe(patient.history.length);
     checkVisits(historyAnswer.visits);
     // the human answer says the same
-    const text = await runVgwAsync(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', patient.uid]);
+    const text = await runVgw(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', patient.uid]);
     expect(text.stdout).toMatch(new RegExp(`^1 venue visits; ${rows.length} BlueTrace encounters opened, refused: none\n`));
     for (const o of others) expect(text.stdout).toContain(o.uid);
     // bad input: a clear error naming the option or the record's field, exit 2
-    const badUid = await runVgwAsync(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', 'nope']);
+    const badUid = await runVgw(['trace', 'case', '--db', db, '--key-file', keyFile, '--uid', 'nope']);
     expect([badUid.status, badUid.stderr]).toEqual([2, 'vgw: --uid: "nope" is not a BlueTrace UID: expected 28 base64 characters (21 bytes)\n']);
     const badUpload = writeJson(join(dir, 'bad-upload.json'), { records: [patient.history[0], { ...patient.history[0], timestamp: 'noon' }] });
-    const badHistory = await runVgwAsync(['trace', 'history', '--db', db, '--key-file', keyFile, '--registry', registry, '--history', badUpload]);
+    const badHistory = await runVgw(['trace', 'history', '--db', db, '--key-file', keyFile, '--registry', registry, '--history', badUpload]);
     expect(badHistory.status).toBe(2);
     expect(badHistory.stderr).toMatch(/--history: .*bad-upload\.json: records\[1\]\.timestamp: expected a number/);
     g.spy.end();

@@ -18,7 +18,7 @@ import { compactUuid } from '../../daemon/radio/index.js';
 import { parseStatus, type BluetraceStatus, type LocalStatus } from '../../core/wire/index.js';
 import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { provisionTestGateway } from '../harness/identity.js';
-import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { RawController } from '../harness/raw-controller.js';
 import { blenoOn, closeNoble, gattPair, nobleOn, type NoblePeripheral } from '../harness/gatt-pair.js';
 import { onPath, requirePackage } from '../harness/system-packages.js';
@@ -266,7 +266,7 @@ describe('cross-check on BlueZ btvirt', () => {
     });
     await noble.startScanningAsync([compactUuid(SERVICE)], true);
     await Promise.race([bDone, sleep(30_000)]);
-    const status = async () => parseStatus(JSON.parse((await runVgwAsync(['status', '-c', config, '--json'])).stdout), 'vgw status') as LocalStatus;
+    const status = async () => parseStatus(JSON.parse((await runVgw(['status', '-c', config, '--json'])).stdout), 'vgw status') as LocalStatus;
     await waitFor('the gateway to write to phone A', () => (aGot.length > 0 ? true : undefined), 30_000).catch(async (err: Error) => {
       throw new Error(`${err.message}; phone B read ${bRead ? 'the gateway' : 'nothing'}; the gateway: ${JSON.stringify((await status()).counters.bluetrace)}`);
     });

@@ -13,7 +13,7 @@ import { encodeBatch, gatewayTopics } from '../../core/wire/index.js';
 import { FleetSim } from '../../simulators/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { sampleEncounter } from '../harness/encounters.js';
-import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
 import { TEST_BACKEND, testBackendKeyFile } from '../harness/identity.js';
@@ -95,18 +95,18 @@ describe('collector operations: metrics, health, the fleet', () => {
     }
 
     // the CLI reads the same fleet from the database
-    const cli = await runVgwAsync(['fleet', '--db', database, '--json']);
+    const cli = await runVgw(['fleet', '--db', database, '--json']);
     expect(cli.status).toBe(0);
     const listed = JSON.parse(cli.stdout);
     expect(listed.summary).toEqual(api.summary);
     expect(listed.gateways.map((r: Record<string, unknown>) => [r.gateway, r.state, r.seqMissing])).toEqual(api.gateways.map((r: Record<string, unknown>) => [r.gateway, r.state, r.seqMissing]));
-    const table = await runVgwAsync(['fleet', '-c', config]);
+    const table = await runVgw(['fleet', '-c', config]);
     expect(table.stdout).toMatch(/^6 gateways: 3 online, 2 offline, 1 without a status; 1 with missing batches$/m);
     expect(table.stdout).toMatch(/^GATEWAY\s+VENUE\s+STATE\s+SINCE\s+LAST BATCH\s+MISSING\s+BACKLOG\s+CLOCK\s+RADIO\s+BEACON\s+SOFTWARE\s+CONFIG$/m);
     expect(table.stdout).toContain(` ${softwareVersion().version} ${softwareVersion().commit}  sha256:`);
     expect(table.stdout).toMatch(new RegExp(`^${stopped[0]}\\s+\\S+\\s+offline \\(stopped\\)`, 'm'));
     expect(table.stdout).toMatch(/^hand-gw\s+hand-venue\s+no status\s+-\s+\d+ s ago\s+2\s/m);
-    const wrong = await runVgwAsync(['fleet', '--db', join(dir, 'nope.db')]);
+    const wrong = await runVgw(['fleet', '--db', join(dir, 'nope.db')]);
     expect([wrong.status, wrong.stderr]).toEqual([2, expect.stringMatching(/--db: .*nope\.db does not exist/)]);
 
     // metrics against the database itself
@@ -154,7 +154,7 @@ describe('collector operations: metrics, health, the fleet', () => {
     // a second collector on the same port says so and exits
     const port = new URL(base).port;
     const clash = writeJson(join(dir, 'clash.json'), { broker: { url: broker().url }, topicPrefix: prefix, collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'clash.db'), registry, http: { port: Number(port) } } });
-    const second = await runVgwAsync(['collect', '-c', clash]);
+    const second = await runVgw(['collect', '-c', clash]);
     expect(second.status).toBe(1);
     expect(second.stderr).toContain(`collector.http.port: 127.0.0.1:${port} is in use (another collector?): choose another port, or 0 for any free one`);
 

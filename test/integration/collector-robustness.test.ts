@@ -13,7 +13,7 @@ import { gatewayTopics, signUnitMessage } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { testBroker } from '../harness/collector.js';
 import { usePostgres } from '../harness/postgres.js';
-import { runVgwAsync, waitFor } from '../harness/processes.js';
+import { runVgw, waitFor } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
 import { tempDir } from '../harness/tmp.js';
 import { TEST_BACKEND, testGatewayKey } from '../harness/identity.js';
@@ -78,14 +78,14 @@ describe('the collector under junk', () => {
       .run('gw-old', 'v', 'online', null, Date.now(), Date.now(), doc('gw-old', 'y'.repeat(5_000_000)));
     db.close();
 
-    const table = await runVgwAsync(['fleet', '--db', database]);
+    const table = await runVgw(['fleet', '--db', database]);
     expect(table.status, table.stderr).toBe(0);
     // eslint-disable-next-line no-control-regex -- control characters are what the table must not hold
     expect(table.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     expect(Math.max(...table.stdout.split('\n').map((l) => l.length))).toBeLessThan(400);
     expect(table.stdout).toMatch(/^gw-osc\s+v\s+online\s.*\ufffd\]0;owned\ufffdpoweredOn\ufffd2J/m);
     expect(table.stdout).not.toMatch(/^gw-huge/m);
-    const json = await runVgwAsync(['fleet', '--db', database, '--json']);
+    const json = await runVgw(['fleet', '--db', database, '--json']);
     const rows = (JSON.parse(json.stdout) as { gateways: Array<{ gateway: string; radio: string | null; clock: { source: string } | null }> }).gateways;
     const byId = new Map(rows.map((r) => [r.gateway, r]));
     expect(byId.get('gw-osc')).toMatchObject({ radio: '\ufffd]0;owned\ufffdpoweredOn\ufffd2J', clock: { source: '\ufffd[31mred' } });

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { gatewayTopics } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { gatewayKeyOf, provisionTestGateway, signedRequest, testBackendKeyFile, unitDoc } from '../harness/identity.js';
-import { runVgwAsync, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { unitProblems } from '../harness/protocol-schema.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -107,14 +107,14 @@ describe('signed commands', () => {
     const collectorConfig = writeJson(join(dir, 'collector.json'), {
       broker: { url: broker().url }, topicPrefix: prefix, collector: { database: join(dir, 'collector.db'), registry, controlKeyFile: testBackendKeyFile(dir) },
     });
-    const cli = await runVgwAsync(['command', 'log-level', '--venue', to.venue, '--gateway', to.gateway, '--level', 'info', '--for', '60', '-c', collectorConfig]);
+    const cli = await runVgw(['command', 'log-level', '--venue', to.venue, '--gateway', to.gateway, '--level', 'info', '--for', '60', '-c', collectorConfig]);
     expect(cli.stderr).toBe('');
     expect(JSON.parse(cli.stdout)).toMatchObject({ v: 3, ok: true, op: 'logLevel', level: 'info' });
     for (const [args, message] of [
       [['--level', 'loud', '--for', '60'], /--level: "loud" is not one of fatal, error, warn, info, debug, trace/],
       [['--level', 'debug', '--for', '0'], /--for: "0" must be whole seconds from 1 to 86400/],
     ] as const) {
-      const bad = await runVgwAsync(['command', 'log-level', '--venue', to.venue, '--gateway', to.gateway, ...args, '-c', collectorConfig]);
+      const bad = await runVgw(['command', 'log-level', '--venue', to.venue, '--gateway', to.gateway, ...args, '-c', collectorConfig]);
       expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(message)]);
     }
     expect(await stopGracefully(daemon)).toBe(0);

@@ -11,7 +11,7 @@ import { useLocalBroker } from '../harness/broker.js';
 import { collectorSqlite, startCollector } from '../harness/collector.js';
 import { outboxPending } from '../harness/gateway-db.js';
 import { provisionTestGateway } from '../harness/identity.js';
-import { runVgwAsync, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-stop-');
@@ -40,7 +40,7 @@ function gatewayConfig(name: string, prefix: string) {
 }
 
 const openEncounters = async (config: string) => {
-  const r = await runVgwAsync(['status', '-c', config, '--json']);
+  const r = await runVgw(['status', '-c', config, '--json']);
   if (r.status !== 0) return false;
   const open = (JSON.parse(r.stdout) as { counters: { encounters: { open: number } } }).counters.encounters.open;
   return open >= 5 ? open : false;

@@ -1,11 +1,11 @@
 // `vgw fleet-sim` as an operator runs it: a private Mosquitto and collector, a JSON report whose
 // figures are checked against the collector's database; bad arguments name the option (exit 2).
 import { describe, expect, it } from 'vitest';
-import { runVgwAsync } from '../harness/processes.js';
+import { runVgw } from '../harness/processes.js';
 
 describe('vgw fleet-sim', () => {
   it('runs a small fleet against its own broker and collector and reports nothing lost', async () => {
-    const r = await runVgwAsync(['fleet-sim', '--gateways', '20', '--minutes', '0.25', '--speed', '60', '--commit-s', '1', '--batch-age-s', '1', '--json'], 120_000);
+    const r = await runVgw(['fleet-sim', '--gateways', '20', '--minutes', '0.25', '--speed', '60', '--commit-s', '1', '--batch-age-s', '1', '--json'], { timeoutMs: 120_000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -25,7 +25,7 @@ describe('vgw fleet-sim', () => {
       [['--broker', 'mqtt://127.0.0.1:1', '--restart-broker-at', '5'], /--restart-broker-at: only the private Mosquitto can be restarted/],
     ];
     for (const [args, message] of cases) {
-      const r = await runVgwAsync(['fleet-sim', ...args]);
+      const r = await runVgw(['fleet-sim', ...args]);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(message);
     }

@@ -39,7 +39,7 @@ const TEK = '75c734c6dd1a782de7a965da5eb93125';
 const RSIN = 2642976;
 
 describe('vgw match', () => {
-  it('finds the encounter of a confirmed key (spec vectors), decrypts its TX power, and honours the ±2 h tolerance', () => {
+  it('finds the encounter of a confirmed key (spec vectors), decrypts its TX power, and honours the ±2 h tolerance', async () => {
     const rpi0 = Buffer.from('8be6cd371c5c891604bfbe49df845096', 'hex');
     const aem0 = Buffer.from('72033874', 'hex');
     const t0 = RSIN * 600_000;
@@ -51,7 +51,7 @@ describe('vgw match', () => {
       encounter(Buffer.alloc(16, 7), Buffer.alloc(4), t0), // another phone
     ]);
     const keys = writeJson(join(dir, 'keys.json'), [{ key: Buffer.from(TEK, 'hex').toString('base64'), rollingStartIntervalNumber: RSIN, rollingPeriod: 144 }]);
-    const r = runVgw(['match', '--keys', keys, '--db', db, '--json']);
+    const r = await runVgw(['match', '--keys', keys, '--db', db, '--json']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -59,19 +59,19 @@ describe('vgw match', () => {
     // sorted by time: #2 was seen two hours before its interval, #1 in it
     expect(out.matches.map((m: { encounter: number }) => m.encounter)).toEqual([2, 1]);
     expect(out.matches[1]).toMatchObject({ encounter: 1, intervalNumber: RSIN, txPowerDbm: 8, attenuationDb: 70, adverts: 500, rssiMax: -62 });
-    const text = runVgw(['match', '--keys', keys, '--db', db]);
+    const text = await runVgw(['match', '--keys', keys, '--db', db]);
     expect(text.stdout).toMatch(/^1 diagnosis keys, 2 matching encounters/);
     expect(text.stdout).toContain('TX 8 dBm  attenuation 70 dB');
   });
 
-  it('names bad key files and databases (exit 2)', () => {
+  it('names bad key files and databases (exit 2)', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify([{ key: 'abc', rollingStartIntervalNumber: 1 }]));
-    const r = runVgw(['match', '--keys', bad, '--db', join(dir, 'none.db')]);
+    const r = await runVgw(['match', '--keys', bad, '--db', join(dir, 'none.db')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--keys: \[0\]\.key: must be 16 bytes/);
     const ok = writeJson(join(dir, 'ok.json'), []);
-    const nodb = runVgw(['match', '--keys', ok, '--db', join(dir, 'none.db')]);
+    const nodb = await runVgw(['match', '--keys', ok, '--db', join(dir, 'none.db')]);
     expect(nodb.status).toBe(2);
     expect(nodb.stderr).toMatch(/--db: .* is not a venue-gateway database/);
   });
@@ -91,7 +91,7 @@ describe('vgw match', () => {
     }
   });
 
-  it('on a crowd whose TEKs are known: every encounter of the confirmed phones, none of the others', () => {
+  it('on a crowd whose TEKs are known: every encounter of the confirmed phones, none of the others', async () => {
     const anchor = Date.UTC(2026, 10, 22, 9);
     const crowd: CrowdOptions = { seed: 77, phones: 40, arrivalsPerMinute: 4, minDwellS: 120, maxDwellS: 900, anchor };
     const c = new Crowd(crowd);
@@ -122,7 +122,7 @@ describe('vgw match', () => {
     }
     const wanted = closed.map((e, i) => ({ id: i + 1, rpi: e.tempId.toString('hex') })).filter((e) => expected.has(e.rpi)).map((e) => e.id);
     expect(wanted.length).toBeGreaterThanOrEqual(confirmed.length);
-    const r = runVgw(['match', '--keys', writeJson(join(dir, 'crowd-keys.json'), keys), '--db', db, '--json']);
+    const r = await runVgw(['match', '--keys', writeJson(join(dir, 'crowd-keys.json'), keys), '--db', db, '--json']);
     expect(r.status).toBe(0);
     const got = (JSON.parse(r.stdout).matches as Array<{ encounter: number; txPowerDbm: number }>);
     expect(got.map((m) => m.encounter).sort((a, b) => a - b)).toEqual(wanted);
@@ -132,7 +132,7 @@ describe('vgw match', () => {
 });
 
 describe('vgw export', () => {
-  it('writes the encounters overlapping a range as JSON or CSV', () => {
+  it('writes the encounters overlapping a range as JSON or CSV', async () => {
     const t = Date.UTC(2026, 10, 22, 10);
     const db = gatewayDb([
       encounter(Buffer.alloc(16, 1), Buffer.alloc(4), t - 3600_000),
@@ -141,7 +141,7 @@ describe('vgw export', () => {
       encounter(Buffer.alloc(16, 4), Buffer.alloc(4), t + 3600_000), // starts at the end: excluded
     ]);
     const args = ['export', '--db', db, '--from', new Date(t).toISOString(), '--to', String(t + 3600_000)];
-    const json = runVgw(args);
+    const json = await runVgw(args);
     expect(json.status).toBe(0);
     const rows = JSON.parse(json.stdout) as Array<{ encounter: number; tempId: string; durationS: number; rssiMean: number }>;
     expect(rows.map((r) => r.encounter)).toEqual([2, 3]);
@@ -149,26 +149,26 @@ describe('vgw export', () => {
     // the encounter's identity (gateway, life, id) and every settled field the wire carries
     expect(rows[0]).toMatchObject({ venue: null, gateway: null, life: expect.stringMatching(/^[0-9A-HJKMNP-TV-Z]{26}$/), protocol: 'exposureNotification', metadata: '00000000' });
     expect(Object.keys(rows[0])).toEqual(expect.arrayContaining(['attenuationS', 'clockSynced']));
-    const csv = runVgw([...args, '--format', 'csv']);
+    const csv = await runVgw([...args, '--format', 'csv']);
     const lines = csv.stdout.trim().split('\n');
     expect(lines[0]).toBe('venue,gateway,life,encounter,protocol,tempId,metadata,firstSeen,lastSeen,durationS,adverts,rssiMin,rssiMax,rssiMean,attenuationS,clockSynced');
     expect(lines).toHaveLength(3);
     expect(lines[1]).toMatch(/^,,[0-9A-Z]{26},2,exposureNotification,0202\S+,00000000,/);
     expect(lines[1]).toMatch(/,\d+;\d+;\d+;\d+,(true|false)$/);
-    const bad = runVgw([...args.slice(0, 5), '--to', '0']);
+    const bad = await runVgw([...args.slice(0, 5), '--to', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--to: must be after --from/);
     // a technician on the unit names the config instead of the file
     const config = writeJson(join(dir, 'export-gateway.json'), { gateway: { id: 'gw-x', venue: 'v-x' }, store: { path: db } });
-    const viaConfig = runVgw(['export', '-c', config, ...args.slice(3)]);
+    const viaConfig = await runVgw(['export', '-c', config, ...args.slice(3)]);
     expect(viaConfig.status).toBe(0);
     expect(JSON.parse(viaConfig.stdout)).toEqual(rows.map((r) => ({ ...r, venue: 'v-x', gateway: 'gw-x' })));
-    const neither = runVgw(['export', '--from', '0', '--to', '1']);
+    const neither = await runVgw(['export', '--from', '0', '--to', '1']);
     expect(neither.status).toBe(2);
     expect(neither.stderr).toMatch(/give either --db FILE or --config FILE/);
   });
 
-  it("applies the range to a gateway file's encounters at the wire's whole seconds, as a collector's would", () => {
+  it("applies the range to a gateway file's encounters at the wire's whole seconds, as a collector's would", async () => {
     const t = Date.UTC(2026, 10, 22, 12);
     const db = gatewayDb([
       // stored last seen 400 ms before --from; on the wire (and in a collector) it ends at --from
@@ -178,7 +178,7 @@ describe('vgw export', () => {
       // stored first seen 300 ms after --to: whole seconds put it at --to, which the range excludes
       encounter(Buffer.alloc(16, 7), Buffer.alloc(4), t + 60_300),
     ]);
-    const r = runVgw(['export', '--db', db, '--from', String(t), '--to', String(t + 60_000)]);
+    const r = await runVgw(['export', '--db', db, '--from', String(t), '--to', String(t + 60_000)]);
     expect(r.status, r.stderr).toBe(0);
     const rows = JSON.parse(r.stdout) as Array<{ encounter: number; lastSeen: string }>;
     expect(rows.map((e) => [e.encounter, e.lastSeen])).toEqual([[1, new Date(t).toISOString()]]);

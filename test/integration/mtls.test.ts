@@ -160,7 +160,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     expect(heardByB).toEqual([]);
   });
 
-  it('the daemon refuses a client key others can read', () => {
+  it('the daemon refuses a client key others can read', async () => {
     const loose = join(dir, 'loose.key');
     copyFileSync(join(pki, 'gw-a.key'), loose);
     chmodSync(loose, 0o644);
@@ -171,7 +171,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-a.crt'), key: loose },
       store: { path: join(dir, 'loose.db') },
     });
-    const r = runVgw(['run', '-c', config]);
+    const r = await runVgw(['run', '-c', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/broker\.key .*loose\.key is readable by others \(mode 644\): run `chmod 600/);
   });

@@ -10,7 +10,7 @@ import type { WireEncounter } from '../../core/encounters/index.js';
 import { deriveRpik, PROTOCOL_BLUETRACE, PROTOCOL_EN, rollingProximityIdentifier } from '../../core/protocols/index.js';
 import type { Batch } from '../../core/wire/index.js';
 import { usePostgres } from '../harness/postgres.js';
-import { runVgwAsync, writeJson } from '../harness/processes.js';
+import { runVgw, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-pgcli-');
@@ -78,23 +78,23 @@ describe('export, match and trace on PostgreSQL', () => {
       ['trace', 'case', '--uid', alice, '--key-file', keyFile, '--json'],
     ];
     for (const args of commands) {
-      const onSqlite = await runVgwAsync([...args, '--db', sqlitePath]);
-      const onPg = await runVgwAsync([...args, '--db', url]);
+      const onSqlite = await runVgw([...args, '--db', sqlitePath]);
+      const onPg = await runVgw([...args, '--db', url]);
       expect(onPg.stderr, args.join(' ')).toBe('');
       expect(onPg.status, args.join(' ')).toBe(0);
       expect(onPg.stdout, args.join(' ')).toBe(onSqlite.stdout);
     }
-    const exported = JSON.parse((await runVgwAsync(['export', ...range, '--db', url])).stdout);
+    const exported = JSON.parse((await runVgw(['export', ...range, '--db', url])).stdout);
     expect(exported).toHaveLength(6); // #2 was seen before the range
     expect(exported[0]).toMatchObject({ venue: 'mall', gateway: 'gw-mall', rssiMean: -70.4, durationS: 120 });
-    const matched = JSON.parse((await runVgwAsync(['match', '--keys', keys, '--json', '--db', url])).stdout);
+    const matched = JSON.parse((await runVgw(['match', '--keys', keys, '--json', '--db', url])).stdout);
     expect(matched.matches.map((m: { encounter: number }) => m.encounter)).toEqual([2, 1]);
     expect(matched.matches[1]).toMatchObject({ txPowerDbm: 8, attenuationDb: 70 });
-    const traced = JSON.parse((await runVgwAsync(['trace', 'case', '--uid', alice, '--key-file', keyFile, '--json', '--db', url])).stdout);
+    const traced = JSON.parse((await runVgw(['trace', 'case', '--uid', alice, '--key-file', keyFile, '--json', '--db', url])).stdout);
     expect(traced.visits).toHaveLength(1);
     expect(traced.visits[0].contacts.map((c: { uid: string }) => c.uid)).toEqual([bob]);
 
-    const down = await runVgwAsync(['export', ...range, '--db', 'postgres://vgw@127.0.0.1:1/none']);
+    const down = await runVgw(['export', ...range, '--db', 'postgres://vgw@127.0.0.1:1/none']);
     expect(down.status).toBe(2);
     expect(down.stderr).toMatch(/--db: cannot read postgres:\/\/vgw@127\.0\.0\.1:1\/none \(.*ECONNREFUSED/);
   });

@@ -15,7 +15,7 @@ const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
 
 describe('vgw provision', () => {
-  it('interactive: asks with defaults, asks again after a bad answer, writes config, a 0600 secrets file and the registration record', () => {
+  it('interactive: asks with defaults, asks again after a bad answer, writes config, a 0600 secrets file and the registration record', async () => {
     const etc = join(dir, 'a-etc');
     const answers = [
       'gw-0042', // gateway id
@@ -34,7 +34,7 @@ describe('vgw provision', () => {
       TEST_BACKEND.key.publicKey.toString('hex'),
       '', // check-in URL default
     ].join('\n') + '\n';
-    const r = runVgw(['provision', '--config-dir', etc, '--data-dir', join(dir, 'a-var')], answers);
+    const r = await runVgw(['provision', '--config-dir', etc, '--data-dir', join(dir, 'a-var')], { input: answers });
     expect(r.stderr).toContain('Venue id:   ✗ use 1-64 letters');
     expect(r.stderr).toContain('Broker URL [mqtts://broker.example.org:8883]:');
     expect(r.status).toBe(0);
@@ -52,29 +52,29 @@ describe('vgw provision', () => {
     const config = readJson(join(etc, 'config.json'));
     expect(JSON.stringify(config)).not.toContain('s3cret');
     expect(config).toMatchObject({ broker: { url: 'mqtts://broker.example.org:8883', username: 'vgw-gw-0042' }, beacon: { enabled: true, transport: 'hci:1', exponent: 12 } });
-    expect(runVgw(['config', 'check', join(etc, 'config.json')]).status).toBe(0);
+    expect((await runVgw(['config', 'check', join(etc, 'config.json')])).status).toBe(0);
     // the registration record and a QR code of the check-in URL on stdout
     expect(r.stdout).toContain('"signingKey"');
     expect(r.stdout).toContain('Check-in fallback for phones without BLE: https://checkin.example.org/venue/mall-01');
     expect(r.stdout).toMatch(/█ ▄▄▄▄▄ █/);
   });
 
-  it('refuses to provision again without --force (new keys need a new registration)', () => {
+  it('refuses to provision again without --force (new keys need a new registration)', async () => {
     const etc = join(dir, 'a-etc');
     const args = ['provision', '-y', '--gateway', 'gw-0042', '--venue', 'mall-01', '--backend-key', TEST_BACKEND.key.publicKey.toString('hex'), '--config-dir', etc, '--data-dir', join(dir, 'a-var')];
-    const again = runVgw(args);
+    const again = await runVgw(args);
     expect(again.status).toBe(2);
     expect(again.stderr).toMatch(/secrets\.json exists: this unit is provisioned.*pass --force/);
     const before = readJson(join(etc, 'secrets.json')).signingKey;
-    expect(runVgw([...args, '--force']).status).toBe(0);
+    expect((await runVgw([...args, '--force'])).status).toBe(0);
     expect(readJson(join(etc, 'secrets.json')).signingKey).not.toBe(before);
   });
 
-  it('non-interactive with a resolver key: registers the identity key per the Eddystone spec (ECDH + HKDF), prints JSON', () => {
+  it('non-interactive with a resolver key: registers the identity key per the Eddystone spec (ECDH + HKDF), prints JSON', async () => {
     const etc = join(dir, 'b-etc');
     const resolverPrivate = randomBytes(32);
     const resolverPublic = x25519PublicFromPrivate(resolverPrivate).toString('hex');
-    const r = runVgw([
+    const r = await runVgw([
       'provision', '--non-interactive', '--json', '--gateway', 'gw-7', '--venue', 'market-02', '--broker', 'mqtt://10.0.0.5:1883',
       '--resolver-public-key', resolverPublic, '--backend-key', TEST_BACKEND.key.publicKey.toString('hex'), '--checkin-url', 'https://check.in/{venue}?src=ble', '--config-dir', etc, '--data-dir', join(dir, 'b-var'),
     ]);
@@ -93,31 +93,31 @@ describe('vgw provision', () => {
     const seenAt = 1_795_000_000;
     const eid = computeEid(Buffer.from(secrets.beaconIdentityKey!, 'hex'), 10, seenAt).toString('hex');
     const args = ['beacon', 'resolve', '--eid', eid, '--time', String(seenAt * 1000), '--registry', join(etc, 'registration.json')];
-    const resolved = runVgw([...args, '--resolver-private-key', resolverPrivate.toString('hex')]);
+    const resolved = await runVgw([...args, '--resolver-private-key', resolverPrivate.toString('hex')]);
     expect(resolved.status).toBe(0);
     expect(JSON.parse(resolved.stdout)).toMatchObject({ venue: 'market-02', gateway: 'gw-7' });
-    const noKey = runVgw(args);
+    const noKey = await runVgw(args);
     expect(noKey.status).toBe(2);
     expect(noKey.stderr).toMatch(/record 0 \(gw-7\) was registered with a resolver key: give --resolver-private-key/);
   });
 
-  it('non-interactive: names the missing or bad flag (exit 2)', () => {
+  it('non-interactive: names the missing or bad flag (exit 2)', async () => {
     const base = ['provision', '-y', '--config-dir', join(dir, 'c-etc'), '--data-dir', join(dir, 'c-var')];
-    const missing = runVgw([...base, '--venue', 'mall-01']);
+    const missing = await runVgw([...base, '--venue', 'mall-01']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/--gateway is required with --non-interactive/);
-    const noBackendKey = runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01']);
+    const noBackendKey = await runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01']);
     expect([noBackendKey.status, noBackendKey.stderr]).toEqual([2, expect.stringMatching(/--backend-key is required with --non-interactive \(backend public key/)]);
-    const badBroker = runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--broker', 'http://x']);
+    const badBroker = await runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--broker', 'http://x']);
     expect(badBroker.status).toBe(2);
     expect(badBroker.stderr).toMatch(/--broker: "http:\/\/x": give a URL such as mqtts:/);
-    const badScanner = runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--scanner', 'bluetooth0']);
+    const badScanner = await runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--scanner', 'bluetooth0']);
     expect(badScanner.status).toBe(2);
     expect(badScanner.stderr).toMatch(/--scanner: "bluetooth0"/);
-    const certNoKey = runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--broker', 'mqtts://b:8883', '--cert', '/etc/hostname']);
+    const certNoKey = await runVgw([...base, '--gateway', 'gw-1', '--venue', 'mall-01', '--broker', 'mqtts://b:8883', '--cert', '/etc/hostname']);
     expect(certNoKey.status).toBe(2);
     expect(certNoKey.stderr).toMatch(/--key is required/);
-    const ended = runVgw(['provision', '--config-dir', join(dir, 'd-etc'), '--data-dir', join(dir, 'd-var')], 'gw-1\n');
+    const ended = await runVgw(['provision', '--config-dir', join(dir, 'd-etc'), '--data-dir', join(dir, 'd-var')], { input: 'gw-1\n' });
     expect(ended.status).toBe(2);
     expect(ended.stderr).toMatch(/input ended before "Venue id" was answered/);
   });

@@ -15,7 +15,7 @@ import { advertisingReport, CrowdOptions, VirtualController } from '../../simula
 import { collectorSqlite, startCollector, testBroker } from '../harness/collector.js';
 import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND } from '../harness/identity.js';
 import { crowdEnd, crowdTruth } from '../harness/crowd-truth.js';
-import { runVgwAsync, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, sleep, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { hasReference, REFERENCE_DIR } from '../harness/reference.js';
 import { RawController } from '../harness/raw-controller.js';
 import { onPath, requirePackage } from '../harness/system-packages.js';
@@ -179,10 +179,10 @@ describe('venue beacon with bleno over the virtual controller', () => {
     }
     const registry = writeJson(join(dir, 'registry.json'), [{ venue: 'venue-beacon', gateway: 'gw-beacon', identityKey, exponent: 2 }]);
     const last = seen[seen.length - 1];
-    const r = await runVgwAsync(['beacon', 'resolve', '--eid', last.eid, '--time', String(last.at), '--registry', registry]);
+    const r = await runVgw(['beacon', 'resolve', '--eid', last.eid, '--time', String(last.at), '--registry', registry]);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ venue: 'venue-beacon', gateway: 'gw-beacon' });
-    const show = await runVgwAsync(['beacon', 'show', '-c', config, '--json']);
+    const show = await runVgw(['beacon', 'show', '-c', config, '--json']);
     expect(show.status).toBe(0);
     const status = JSON.parse(show.stdout);
     expect(status).toMatchObject({ state: 'advertising', rotationFailures: 0 });
@@ -199,7 +199,7 @@ describe('venue beacon with bleno over the virtual controller', () => {
     const { vc, daemon, phone, seen, config } = await runBeacon('unsynced', 'assume-unsynced');
     await sleep(5000);
     expect(seen).toHaveLength(0);
-    const show = await runVgwAsync(['beacon', 'show', '-c', config, '--json']);
+    const show = await runVgw(['beacon', 'show', '-c', config, '--json']);
     expect(JSON.parse(show.stdout)).toMatchObject({ state: 'paused', eid: null });
     phone.stop();
     expect(await stopGracefully(daemon)).toBe(0);

@@ -9,7 +9,7 @@ import { LocalBroker, VirtualController } from '../../simulators/index.js';
 import { describeStorage } from '../../daemon/health/storage.js';
 import { computeEid } from '../../core/protocols/index.js';
 import { provisionTestGateway } from '../harness/identity.js';
-import { runVgw, runVgwAsync, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runVgw, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { nonCamelKeys } from '../harness/casing.js';
 import { CddlSchema } from '../harness/cddl.js';
@@ -32,8 +32,8 @@ interface Check {
   detail: string;
   fix?: string;
 }
-const doctor = (cfg: string) => {
-  const r = runVgw(['doctor', '-c', cfg, '--json', '--timeout', '3']);
+const doctor = async (cfg: string) => {
+  const r = await runVgw(['doctor', '-c', cfg, '--json', '--timeout', '3']);
   return { status: r.status, checks: JSON.parse(r.stdout) as Check[], stderr: r.stderr };
 };
 const byName = (checks: Check[], name: string) => checks.find((c) => c.check === name)!;
@@ -66,8 +66,8 @@ afterAll(async () => {
 
 describe('vgw status and vgw doctor on a running unit', () => {
   it('status: radio, clock, beacon EID, encounters, backlog, last ack, broker, disk', async () => {
-    const doc = await waitFor('the daemon ready with an EID on its control socket', () => {
-      const r = runVgw(['status', '-c', config, '--json']);
+    const doc = await waitFor('the daemon ready with an EID on its control socket', async () => {
+      const r = await runVgw(['status', '-c', config, '--json']);
       if (r.status !== 0) return false;
       const d = JSON.parse(r.stdout) as { counters: { health: { ready: boolean }; beacon: { eid: string | null } } };
       return d.counters.health.ready && d.counters.beacon.eid ? d : false;
@@ -84,8 +84,8 @@ describe('vgw status and vgw doctor on a running unit', () => {
     // --json is the status document (protocol.md) plus `local` and `disk`, as its help says
     expect(Object.keys(doc).sort()).toEqual(['at', 'config', 'counters', 'disk', 'gateway', 'local', 'software', 'startedAt', 'state', 'v', 'venue']);
     expect(Object.keys((doc as unknown as { disk: object }).disk).sort()).toEqual(['databaseBytes', 'freeBytes', 'totalBytes']);
-    expect(runVgw(['status', '--help']).stdout).toMatch(/plus `local`.*and `disk`/s);
-    const r = runVgw(['status', '-c', config]);
+    expect((await runVgw(['status', '--help'])).stdout).toMatch(/plus `local`.*and `disk`/s);
+    const r = await runVgw(['status', '-c', config]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^gateway    gw-tech at mall-tech, pid \d+, up since .*, ready$/m);
     const sw = softwareVersion();
@@ -99,8 +99,8 @@ describe('vgw status and vgw doctor on a running unit', () => {
     expect(r.stdout).toMatch(/^disk       [\d.]+ [GM]B free of [\d.]+ [GM]B; database [\d.]+ MB$/m);
   });
 
-  it('doctor: every check passes on a healthy unit (the disk check depends on this machine)', () => {
-    const d = doctor(config);
+  it('doctor: every check passes on a healthy unit (the disk check depends on this machine)', async () => {
+    const d = await doctor(config);
     const failedChecks = d.checks.filter((c) => !c.ok && c.check !== 'disk');
     expect(failedChecks).toEqual([]);
     expect(d.checks.map((c) => c.check)).toEqual(['config', 'secrets', 'daemon', 'controller', 'permissions', 'clock', 'tls', 'broker', 'disk', 'storage', 'database']);
@@ -114,7 +114,7 @@ describe('vgw status and vgw doctor on a running unit', () => {
     expect(byName(d.checks, 'broker').detail).toMatch(/the running daemon is connected/);
     expect(byName(d.checks, 'database').detail).toMatch(/integrity ok, schema \d+/);
     expect(d.status).toBe(d.checks.every((c) => c.ok) ? 0 : 1);
-    const human = runVgw(['doctor', '-c', config]);
+    const human = await runVgw(['doctor', '-c', config]);
     expect(human.stdout).toMatch(/^✓ config      .*is valid$/m);
     expect(human.stdout).toMatch(/^✓ clock       synchronised \(config\)$/m);
   });
@@ -122,10 +122,10 @@ describe('vgw status and vgw doctor on a running unit', () => {
   it('with the daemon stopped: status exits 3; doctor says how to start it and probes controller and broker itself', async () => {
     await stopGracefully(daemon!);
     daemon = null;
-    const s = runVgw(['status', '-c', config]);
+    const s = await runVgw(['status', '-c', config]);
     expect(s.status).toBe(3);
     expect(s.stderr).toMatch(/no daemon answers on .*control\.sock: is it running\?/);
-    const d = doctor(config);
+    const d = await doctor(config);
     expect(d.status).toBe(1);
     expect(byName(d.checks, 'daemon')).toMatchObject({ ok: false, fix: expect.stringMatching(/systemctl enable --now venue-gateway/) });
     expect(byName(d.checks, 'controller')).toMatchObject({ ok: true, detail: expect.stringMatching(/reachable/) });
@@ -138,7 +138,7 @@ describe('vgw status and vgw doctor on a running unit', () => {
     await new Promise<void>((r) => server.listen(socketPath, r));
     try {
       const cfg = writeJson(join(dir, 'foreign.json'), { ...base, health: { controlSocket: socketPath } });
-      const s = await runVgwAsync(['status', '-c', cfg]);
+      const s = await runVgw(['status', '-c', cfg]);
       expect(s.status).toBe(1);
       expect(s.stderr).toMatch(/^vgw: the control socket .*foreign\.sock: not a status document: v: must be 3\n$/);
     } finally {
@@ -160,7 +160,7 @@ describe('vgw status and vgw doctor on a running unit', () => {
       clock: { syncCheck: 'assume-unsynced' },
       store: { path: corrupt },
     });
-    const d = doctor(broken);
+    const d = await doctor(broken);
     expect(d.status).toBe(1);
     expect(byName(d.checks, 'secrets')).toMatchObject({ ok: false, detail: expect.stringMatching(/readable by others \(mode 644\)/) });
     expect(byName(d.checks, 'controller')).toMatchObject({ ok: false, detail: expect.stringMatching(/nothing\.sock: ENOENT/), fix: expect.stringMatching(/radio\.scanner\.transport/) });
@@ -169,22 +169,22 @@ describe('vgw status and vgw doctor on a running unit', () => {
 
     await broker.stop();
     try {
-      const b = doctor(config);
+      const b = await doctor(config);
       expect(byName(b.checks, 'broker')).toMatchObject({ ok: false, detail: expect.stringMatching(/ECONNREFUSED/), fix: expect.stringMatching(/broker\.url/) });
     } finally {
       await broker.restart();
     }
     const invalid = writeJson(join(dir, 'invalid.json'), { gateway: { id: 'gw tech', venue: 'mall' } });
-    const i = doctor(invalid);
+    const i = await doctor(invalid);
     expect(i.status).toBe(1);
     expect(i.checks).toEqual([expect.objectContaining({ check: 'config', ok: false, detail: expect.stringMatching(/gateway\.id: must be 1-64/) })]);
   });
 
-  it('every technician command has --help with an example', () => {
-    const top = runVgw(['--help']).stdout;
+  it('every technician command has --help with an example', async () => {
+    const top = (await runVgw(['--help'])).stdout;
     for (const cmd of ['provision', 'run', 'status', 'doctor', 'export', 'match', 'trace', 'collect', 'pull', 'decode', 'config', 'beacon']) expect(top).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
     for (const cmd of ['provision', 'status', 'doctor', 'export', 'match', 'trace case', 'trace history']) {
-      const help = runVgw([...cmd.split(' '), '--help']).stdout;
+      const help = (await runVgw([...cmd.split(' '), '--help'])).stdout;
       expect(help, cmd).toMatch(/Example/);
       expect(help, cmd).toMatch(/--json|--format/);
       expect(help, cmd).toMatch(/Exit codes/);

@@ -174,26 +174,26 @@ describe('signed batches at the collector', () => {
 });
 
 describe('the gateway side', () => {
-  it('`vgw run` refuses a secrets file others can read, and says how to fix it', () => {
+  it('`vgw run` refuses a secrets file others can read, and says how to fix it', async () => {
     const loose = join(dir, 'loose-secrets.json');
     writeFileSync(loose, JSON.stringify(alice.secrets));
     chmodSync(loose, 0o644);
     const config = writeJson(join(dir, 'loose.json'), { gateway: { id: 'gw-alice', venue: 'mall-01' }, secretsFile: loose, store: { path: join(dir, 'loose.db') } });
-    const r = runVgw(['run', '-c', config]);
+    const r = await runVgw(['run', '-c', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/secrets file .*loose-secrets.json is readable by others \(mode 644\): run `chmod 600/);
   });
 
-  it('`vgw run` without a secrets file says to provision the unit', () => {
+  it('`vgw run` without a secrets file says to provision the unit', async () => {
     const config = writeJson(join(dir, 'nosecrets.json'), { gateway: { id: 'gw-alice', venue: 'mall-01' }, store: { path: join(dir, 'nosecrets.db') } });
-    const r = runVgw(['run', '-c', config]);
+    const r = await runVgw(['run', '-c', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/secretsFile: required by `vgw run`.*`vgw provision`/);
   });
 
-  it('`vgw collect` without a registry refuses to start unless told it is a development setup', () => {
+  it('`vgw collect` without a registry refuses to start unless told it is a development setup', async () => {
     const config = writeJson(join(dir, 'noregistry.json'), { collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'x.db') } });
-    const r = runVgw(['collect', '-c', config]);
+    const r = await runVgw(['collect', '-c', config]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/collector\.registry: required/);
   });
