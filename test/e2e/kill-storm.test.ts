@@ -16,6 +16,8 @@ describe('kill -9 storm', () => {
     expect(r.lost).toBe(0);
     expect(r.duplicates).toBe(0);
     expect(r.atCollector).toBe(r.committed);
-    expect(r.recordedTempIds).toBeGreaterThan(0.8 * r.truthTempIds);
+    // Every phone in range for a second of some life's run was recorded, and there were many.
+    expect(r.missedWhileUp).toBe(0);
+    expect(r.heardWhileUp).toBeGreaterThan(20);
   }, 300_000);
 });

@@ -37,8 +37,15 @@ export interface StormReport {
   duplicates: number;
   truthTempIds: number;
   recordedTempIds: number;
+  /** Phones in range for at least UP_OVERLAP_MS of some life's run, whose encounters a checkpoint must have kept. */
+  heardWhileUp: number;
+  /** Of those, the ones nowhere at the collector: a loss by any measure. */
+  missedWhileUp: number;
   lives: number;
 }
+
+/** Longer than a checkpoint (0.25 s) plus the radio's start after the store's: a phone in range this long while a life ran is on disk. */
+const UP_OVERLAP_MS = 1000;
 
 /** What the collectors stored for one gateway, read straight from their database. */
 async function collectedEncounters(database: string, gateway: string): Promise<EncounterRow[]> {
@@ -98,12 +105,16 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   await sleep(1000);
   let collectorKills = 0;
   const livesSoFar = () => countSoFar(gatewayDb, 'SELECT count(*) FROM lives');
+  // When each life ran (unix ms): started as its lives row says, until its kill or stop.
+  const lastLifeStart = () => countSoFar(gatewayDb, 'SELECT max(started_at) FROM lives');
+  const uptime: Array<[number, number]> = [];
   for (let k = 0; k < o.kills; k++) {
     const daemon = spawnVgw(['run', '-c', config]);
     // The kills fall in ingest and flush: each after its life has started (on a loaded machine
     // Node alone can take most of a second to start, and a kill before the store opens makes no life).
     await waitFor(`life ${k + 1} started`, () => livesSoFar() > k, 30_000);
     await sleep(random(200, 1700));
+    uptime.push([lastLifeStart(), Date.now()]);
     daemon.proc.kill('SIGKILL');
     await daemon.exited();
     const db = new Database(gatewayDb, { readonly: true });
@@ -142,7 +153,9 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
   }, 120_000);
   // A clean stop sends what it closes and waits for the acks: everything the gateway ever
   // committed, the stop's own last encounters included, is then at the collector.
-  expect(await stopGracefully(daemon), daemon.output().slice(-3000)).toBe(0);
+  const lastStart = lastLifeStart();
+  expect(await stopGracefully(daemon), `signal ${daemon.proc.signalCode}; ${daemon.output().slice(-3000)}`).toBe(0);
+  uptime.push([lastStart, Date.now()]);
   const committed = (() => {
     const db = new Database(gatewayDb, { readonly: true });
     try {
@@ -167,6 +180,10 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
     for (let i = 1; i < list.length; i++) if (list[i].first_seen < list[i - 1].last_seen) duplicates++;
     if (list.reduce((n, r) => n + r.count, 0) > (truth.get(rpi)?.count ?? 0)) duplicates++;
   }
+  // Phones whose time in range (simulated, so scaled back to the wall) overlapped a life's run long
+  // enough: how many a storm must record does not depend on how long this machine takes to start Node.
+  const wall = (sim: number) => crowd.anchor + (sim - crowd.anchor) / o.speed;
+  const heardWhileUp = [...truth.values()].filter((t) => uptime.some(([from, to]) => Math.min(to, wall(t.last)) - Math.max(from, wall(t.first)) >= UP_OVERLAP_MS));
   return {
     kills: o.kills,
     collectorKills,
@@ -176,6 +193,8 @@ export async function killStorm(o: StormOptions): Promise<StormReport> {
     duplicates,
     truthTempIds: truth.size,
     recordedTempIds: [...truth.keys()].filter((rpi) => perRpi.has(rpi)).length,
+    heardWhileUp: heardWhileUp.length,
+    missedWhileUp: heardWhileUp.filter((t) => !perRpi.has(t.rpi)).length,
     lives: committed.lives,
   };
 }
