@@ -21,9 +21,10 @@ deps: node_modules/.package-lock.json
 # faketime (clock steps, power cuts two days later); gcc (the power-cut recorder and btvirt's AF_ALG
 # stand-in, compiled at test time); strace (the benchmarks' fsync counts); openssl (certificates for
 # mutual TLS); systemd (systemd-analyze on the unit); python3-cbor2, -paho-mqtt, -cryptography (the
-# Python consumer in clients/python, run by Debian's /usr/bin/python3).
+# Python consumer in clients/python, run by Debian's /usr/bin/python3); mosquitto-dev and
+# libmosquitto-dev (the headers of the broker's shared-subscription guard, built by the mTLS test).
 TEST_PACKAGES := mosquitto postgresql chromium bluez-test-tools socat faketime gcc strace openssl \
-  systemd python3 python3-cbor2 python3-paho-mqtt python3-cryptography
+  systemd python3 python3-cbor2 python3-paho-mqtt python3-cryptography mosquitto-dev libmosquitto-dev
 DEMO_PACKAGES := mosquitto
 
 # Installs only what dpkg does not already have, so a second run asks apt nothing.

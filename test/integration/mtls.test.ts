@@ -1,7 +1,8 @@
 // Mutual TLS and per-gateway ACLs on a real Mosquitto running the shipped example config
 // (provisioning/mosquitto, paths and ports rewritten), with certificates made by the shipped
 // provisioning/tls/certs.sh: a gateway works end to end; without a certificate nothing
-// connects; one gateway can neither publish to, read, nor take over another's topics.
+// connects; one gateway can neither publish to, read, nor take over another's topics, nor join the
+// collectors' shared subscription (the shared-subscription guard, built here by build-guard.sh).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,6 +14,7 @@ import { gatewayTopics } from '../../core/wire/index.js';
 import { provisionTestGateway, signedRequest, testBackendKeyFile } from '../harness/identity.js';
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { requirePackage } from '../harness/system-packages.js';
 
 const PROVISIONING = resolve(__dirname, '../../provisioning');
 const dir = tempDir('vgw-mtls-');
@@ -21,6 +23,13 @@ let broker: LocalBroker;
 let gatewayPort: number;
 let backendPort: number;
 const clients: MqttClient[] = [];
+
+function buildGuard(): string {
+  const out = join(dir, 'vgw_shared_subscription_guard.so');
+  const r = spawnSync('sh', [join(PROVISIONING, 'mosquitto/build-guard.sh'), out], { encoding: 'utf8' });
+  requirePackage(r.status === 0, `the shared-subscription guard's build (${r.stderr.trim()})`, 'gcc mosquitto-dev libmosquitto-dev');
+  return out;
+}
 
 function certs(...args: string[]): void {
   const r = spawnSync('sh', [join(PROVISIONING, 'tls/certs.sh'), ...args], { encoding: 'utf8' });
@@ -53,6 +62,7 @@ beforeAll(async () => {
   for (const f of ['ca.crt', 'broker.crt', 'broker.key']) copyFileSync(join(pki, f), join(etc, f));
   const config = readFileSync(join(PROVISIONING, 'mosquitto/venue-gateway.conf'), 'utf8')
     .replaceAll('/etc/mosquitto/venue-gateway', etc)
+    .replaceAll('/usr/local/lib/mosquitto/vgw_shared_subscription_guard.so', buildGuard())
     .replace('listener 8883', `listener ${gatewayPort} 127.0.0.1`)
     .replace('listener 8884', `listener ${backendPort} 127.0.0.1`);
   broker = await LocalBroker.fromConfig(join(dir, 'broker'), gatewayPort, `${config}\npersistence false\nlog_dest file ${join(dir, 'mosquitto.log')}\n${process.getuid?.() === 0 ? 'user root\n' : ''}`);
@@ -158,6 +168,31 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     await waitFor('the collector hears the batch', () => heardByCollector.length === 1, 10_000);
     await sleep(300);
     expect(heardByB).toEqual([]);
+  });
+
+  it("no gateway certificate can join the collectors' shared subscription, on either listener; every batch reaches the collectors on its first send", async () => {
+    const shared = '$share/collectors/vgw/v3/+/+/batch';
+    const refusal = (c: MqttClient, filter: string) => c.subscribeAsync(filter, { qos: 1 }).then((granted) => granted[0].qos, (err: { packet?: { granted?: number[] } }) => err.packet?.granted?.[0]);
+    const collectorA = await connect(backendPort, 'collector-1', 'collector-share-1');
+    const onGateways = await connect(gatewayPort, 'gw-b', 'gw-b-share');
+    const onBackend = await connect(backendPort, 'gw-b', 'gw-b-share-on-backend');
+    expect(await refusal(collectorA, shared)).toBe(1);
+    // 0x87: not authorised. Without the guard Mosquitto grants both (QoS 1) and then refuses to
+    // deliver them their turn of the group's messages, which the gateways re-send only later.
+    expect(await refusal(onGateways, shared)).toBe(0x87);
+    expect(await refusal(onBackend, shared)).toBe(0x87);
+    expect(await refusal(onBackend, '$share/other-group/vgw/v3/+/+/batch')).toBe(0x87);
+    // its own topics are as before
+    expect(await refusal(onGateways, 'vgw/v3/+/gw-b/ack')).toBe(1);
+    const heard: string[] = [];
+    collectorA.on('message', (_topic, payload) => heard.push(payload.toString()));
+    const gwA = await connect(gatewayPort, 'gw-a', 'gw-a-share');
+    const sent = Array.from({ length: 12 }, (_, i) => `batch ${i}`);
+    for (const m of sent) await gwA.publishAsync('vgw/v3/mall-01/gw-a/batch', m, { qos: 1 });
+    await waitFor('every batch at the collector', () => heard.length >= sent.length, 10_000);
+    expect(heard.sort()).toEqual([...sent].sort());
+    await waitFor('the refusal in the broker log', () => /shared-subscription guard: refused/.test(readFileSync(join(dir, 'mosquitto.log'), 'utf8')), 10_000);
+    expect(readFileSync(join(dir, 'mosquitto.log'), 'utf8')).toMatch(/shared-subscription guard: refused \$share\/collectors\/vgw\/v3\/\+\/\+\/batch to gw-b/);
   });
 
   it('the daemon refuses a client key others can read', async () => {
