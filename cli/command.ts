@@ -1,31 +1,33 @@
 import { Command } from 'commander';
-import { requestLogLevel } from '../collector/pull.js';
+import { requestDoctor, requestLogLevel, requestRestart } from '../collector/pull.js';
 import { LOG_LEVELS } from '../core/wire/index.js';
-import { fail, UsageError } from './errors.js';
+import { EXIT, fail, UsageError } from './errors.js';
 import { type AddressOptions, gatewayAddress } from './gateway-address.js';
 
+const EXIT_CODES = 'Exit codes: 0 ok, 1 failure (the gateway refused: the field is named), 2 bad arguments, 3 no answer in time.';
+
+/** One subcommand addressed to one gateway, with the options every command shares. */
+function toOneGateway(parent: Command, name: string, description: string, example: string): Command {
+  return parent
+    .command(name)
+    .description(description)
+    .requiredOption('--venue <id>', 'venue id')
+    .requiredOption('--gateway <id>', 'gateway id')
+    .option('-c, --config <file>', 'collector config: its broker, backend key and registry (the answer must verify with the gateway\'s key)')
+    .option('--broker <url>', 'broker URL when no config is given')
+    .option('--control-key <file>', "the backend key file the command is signed with (default: the config's collector.controlKeyFile)")
+    .option('--timeout <s>', 'seconds to wait for the answer', '10')
+    .addHelpText('after', `\n${EXIT_CODES}\nExample:\n  ${example}`);
+}
 
 /** Signed commands to one gateway, answered with a reply the gateway signs (docs/protocol.md, "Requests"). */
 export function commandCommand(): Command {
   const cmd = new Command('command')
     .description('send a signed command to one gateway and print its signed answer')
     .addHelpText('after', '\nExample:\n  vgw command log-level --venue mall-01 --gateway gw-01 --level debug --for 600 -c collector.json');
-  cmd
-    .command('log-level')
-    .description('log at a level for a while; the gateway falls back to its configured level by itself')
-    .requiredOption('--venue <id>', 'venue id')
-    .requiredOption('--gateway <id>', 'gateway id')
+  toOneGateway(cmd, 'log-level', 'log at a level for a while; the gateway falls back to its configured level by itself', 'vgw command log-level --venue mall-01 --gateway gw-01 --level debug --for 600 -c collector.json')
     .requiredOption('--level <level>', LOG_LEVELS.join(', '))
     .requiredOption('--for <s>', 'seconds, 1 to 86400')
-    .option('-c, --config <file>', 'collector config: its broker, backend key and registry (the answer must verify with the gateway\'s key)')
-    .option('--broker <url>', 'broker URL when no config is given')
-    .option('--control-key <file>', "the backend key file the command is signed with (default: the config's collector.controlKeyFile)")
-    .option('--timeout <s>', 'seconds to wait for the answer', '10')
-    .addHelpText(
-      'after',
-      '\nExit codes: 0 ok, 1 failure (the gateway refused: the field is named), 2 bad arguments, 3 no answer in time.\n' +
-        'Example:\n  vgw command log-level --venue mall-01 --gateway gw-01 --level debug --for 600 -c collector.json',
-    )
     .action(async (opts: AddressOptions & { level: string; for: string }) => {
       try {
         const level = LOG_LEVELS.find((l) => l === opts.level);
@@ -34,6 +36,26 @@ export function commandCommand(): Command {
         if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
         const { address } = gatewayAddress(opts, 'command');
         process.stdout.write(JSON.stringify(await requestLogLevel(address, level, forS)) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+  toOneGateway(cmd, 'restart', 'restart the gateway daemon: it answers, stops cleanly (its final commit) and its service starts it again', 'vgw command restart --venue mall-01 --gateway gw-01 -c collector.json')
+    .action(async (opts: AddressOptions) => {
+      try {
+        const { address } = gatewayAddress(opts, 'command');
+        process.stdout.write(JSON.stringify(await requestRestart(address)) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+  toOneGateway(cmd, 'doctor', "run `vgw doctor` on the gateway and print its checks (exit 1 when one fails, as vgw doctor does)", 'vgw command doctor --venue mall-01 --gateway gw-01 -c collector.json --timeout 60')
+    .action(async (opts: AddressOptions) => {
+      try {
+        const { address } = gatewayAddress(opts, 'command');
+        const answer = await requestDoctor(address);
+        process.stdout.write(JSON.stringify(answer) + '\n');
+        if (answer.healthy !== true) process.exitCode = EXIT.failure;
       } catch (err) {
         fail(err);
       }

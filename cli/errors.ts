@@ -3,7 +3,8 @@ import { TrustError } from '../core/trust/index.js';
 import { PullError } from '../collector/pull.js';
 
 /** Documented exit codes (README): scripts rely on them. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, timeout: 3 } as const;
+/** restart: `vgw run` stopped cleanly for a restart command; the service restarts on it (RestartForceExitStatus). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, timeout: 3, restart: 75 } as const;
 
 export class UsageError extends Error {
   constructor(message: string) {

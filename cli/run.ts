@@ -59,6 +59,7 @@ export function runCommand(): Command {
       // Handled from the first moment: a signal while the concerns start stops them once started
       // (the default action would end the process without the store's final commit).
       let signalled: string | null = null;
+      let restartAsked = false;
       const onSignal = (signal: string) => () => {
         if (daemon === undefined) signalled ??= signal;
         else stop(daemon, signal, EXIT.ok);
@@ -66,11 +67,18 @@ export function runCommand(): Command {
       process.on('SIGTERM', onSignal('SIGTERM'));
       process.on('SIGINT', onSignal('SIGINT'));
       try {
-        daemon = await startDaemon(config, log);
+        daemon = await startDaemon(config, log, {
+          configPath: opts.config,
+          restart: () => {
+            if (daemon === undefined) restartAsked = true; // answered while the last concerns started
+            else stop(daemon, 'restart command', EXIT.restart);
+          },
+        });
       } catch (err) {
         fail(err); // the concerns that had started are stopped by now, the store's last commit made
       }
       for (const { kind, err } of whileStarting) onFatal(kind)(err);
       if (signalled !== null) stop(daemon, signalled, EXIT.ok);
+      else if (restartAsked) stop(daemon, 'restart command', EXIT.restart);
     });
 }

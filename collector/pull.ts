@@ -117,3 +117,13 @@ export function requestStatus(to: GatewayAddress): Promise<Record<string, unknow
 export function requestLogLevel(to: GatewayAddress, level: LogLevel, forS: number): Promise<Record<string, unknown>> {
   return ask(to, { op: 'logLevel', level, forS }, signedAnswer);
 }
+
+/** A signed restart command: the gateway answers, then stops cleanly and its service starts it again. */
+export function requestRestart(to: GatewayAddress): Promise<Record<string, unknown>> {
+  return ask(to, { op: 'restart' }, signedAnswer);
+}
+
+/** A signed doctor command: the gateway runs `vgw doctor` on itself and answers with its checks. */
+export function requestDoctor(to: GatewayAddress): Promise<Record<string, unknown>> {
+  return ask(to, { op: 'doctor' }, signedAnswer);
+}

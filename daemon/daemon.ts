@@ -9,6 +9,7 @@ import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
 import { LogLevelWindow } from './log-level.js';
+import { runDoctor } from './remote-doctor.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { Bluetrace } from './bluetrace/index.js';
@@ -111,7 +112,14 @@ const STOP_DRAIN_MS = 3000;
  * every stored encounter into batches, sends them and waits a bounded time for their acks, then
  * says "stopped"; the store's final commit (with those acks) comes last.
  */
-export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+export interface DaemonHooks {
+  /** The config file the daemon runs from: a doctor command runs `vgw doctor` on it. */
+  configPath?: string;
+  /** What a signed restart command calls: the process stops cleanly and is started again. */
+  restart?: () => void;
+}
+
+export async function startDaemon(config: Config, log: Logger, hooks: DaemonHooks = {}): Promise<Daemon> {
   const gateway = requireGateway(config);
   // Refuses to start on a missing or world-readable secrets file: before anything is opened.
   const secretsFile = requireSecretsFile(config);
@@ -141,11 +149,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   });
   const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
   const logLevel = new LogLevelWindow(log, config.log.level);
+  const configPath = hooks.configPath;
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
     {
       ...uplinkOptions(config), broker, signingKey, venue: gateway.venue, gateway: gateway.id,
       trustedKeys, clockSynced: () => clockSync.synced, onLogLevel: (level, forMs) => logLevel.raise(level, forMs),
+      onRestart: hooks.restart,
+      onDoctor: configPath === undefined ? undefined : () => runDoctor(configPath),
     },
     store,
     () => counters(),

@@ -53,8 +53,18 @@ export const requestSchema = z.discriminatedUnion('op', [
     level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }),
     forS: z.number({ error: 'expected seconds' }).int('must be whole seconds').min(1, 'must be at least 1').max(86_400, 'at most 86400 (a day): the level falls back by itself'),
   }),
+  z.object({ v: version, op: z.literal('restart') }),
+  z.object({ v: version, op: z.literal('doctor') }),
 ]);
 export type RequestMessage = z.infer<typeof requestSchema>;
+
+/** One check of a `doctor` answer: what `vgw doctor --json` prints on the unit. */
+export interface DoctorCheck {
+  check: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
 
 /** A gateway asks the backend for its venue's BlueTrace temp IDs (on `<base>/tempids/req`). */
 export const tempIdsRequestSchema = z.object({

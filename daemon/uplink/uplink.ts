@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type LogLevel, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type DoctorCheck, type LogLevel, type TrustedKey,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -34,6 +34,10 @@ export interface UplinkOptions {
   signingKey: SigningKey;
   /** Carries out a signed logLevel command: the level for a while; returns when it falls back (unix ms). Absent: refused. */
   onLogLevel?: (level: LogLevel, forMs: number) => number;
+  /** Carries out a signed restart command once its answer has left: a clean stop, then the process restarts. Absent: refused. */
+  onRestart?: () => void;
+  /** Runs `vgw doctor` on the unit for a signed doctor command. Absent: refused. */
+  onDoctor?: () => Promise<DoctorCheck[]>;
   /** The configuration in effect, as the status reports it. */
   config: ConfigVersion;
   /** The software, as the status reports it (default: this build's). */
@@ -320,6 +324,29 @@ export class Uplink {
       this.counters.requestsAnswered++;
       const answer = { v: WIRE_SCHEMA_VERSION, ok: true, op: 'logLevel', level: request.level, until: new Date(until).toISOString(), re: request.nonce };
       void this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, answer), COSE_CONTENT_TYPE);
+      return;
+    }
+    if (request.op === 'restart') {
+      const onRestart = this.options.onRestart;
+      if (!onRestart) return this.replyError(responseTopic, correlationData, 'op: restart is not carried out by this unit', request.nonce);
+      this.counters.requestsAnswered++;
+      this.log.warn({ re: request.nonce }, 'restart command: stopping cleanly to restart');
+      const answer = { v: WIRE_SCHEMA_VERSION, ok: true, op: 'restart', re: request.nonce };
+      // Restarts once the answer left (or could not): the backend hears before the unit goes.
+      void this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, answer), COSE_CONTENT_TYPE).finally(onRestart);
+      return;
+    }
+    if (request.op === 'doctor') {
+      const onDoctor = this.options.onDoctor;
+      if (!onDoctor) return this.replyError(responseTopic, correlationData, 'op: doctor is not carried out by this unit', request.nonce);
+      void onDoctor().then(
+        (checks) => {
+          this.counters.requestsAnswered++;
+          const answer = { v: WIRE_SCHEMA_VERSION, ok: true, op: 'doctor', healthy: checks.every((c) => c.ok), checks, re: request.nonce };
+          return this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, answer), COSE_CONTENT_TYPE);
+        },
+        (err: unknown) => this.replyError(responseTopic, correlationData, `op: doctor did not run: ${(err as Error).message}`, request.nonce),
+      );
       return;
     }
     if (this.pullsQueued >= MAX_QUEUED_PULLS) {

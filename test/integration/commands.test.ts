@@ -1,14 +1,15 @@
 // Signed commands to a running unit (issue 26, item 4): the log level raised from the backend
 // for a while, answered with a reply the unit signs, and back to the configured level by itself;
-// a bad command is answered with the field, an unsigned one not at all.
+// a bad command is answered with the field, an unsigned one not at all; doctor run on the unit as
+// a technician would; a restart that stops cleanly, loses nothing and cannot be replayed.
+import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gatewayTopics } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { gatewayKeyOf, provisionTestGateway, signedRequest, testBackendKeyFile, unitDoc } from '../harness/identity.js';
-import { runVgw, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runProcess, runVgw, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { unitProblems } from '../harness/protocol-schema.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -96,10 +97,10 @@ describe('signed commands', () => {
 
     // the Python client sends the same command and checks the answer with the unit's registered key
     const registry = writeJson(join(dir, 'registry.json'), [identity.record]);
-    const py = spawnSync('/usr/bin/python3', [
+    const py = await runProcess('/usr/bin/python3', [
       '-m', 'vgw_client', 'log-level', '--url', broker().url, '--prefix', prefix, '--venue', to.venue, '--gateway', to.gateway,
       '--level', 'warn', '--for-s', '60', '--control-key', testBackendKeyFile(dir), '--registry', registry,
-    ], { cwd: join(__dirname, '../../clients/python'), encoding: 'utf8', timeout: 30_000 });
+    ], { cwd: join(__dirname, '../../clients/python'), timeoutMs: 30_000 });
     expect(py.stderr).toBe('');
     expect(JSON.parse(py.stdout)).toMatchObject({ v: 3, ok: true, op: 'logLevel', level: 'warn' });
 
@@ -131,5 +132,89 @@ describe('signed commands', () => {
     expect(again.output()).not.toContain('log level set by a signed command');
     await tool.endAsync();
     expect(await stopGracefully(again)).toBe(0);
+  });
+
+  it('doctor answers with the checks `vgw doctor` prints on the unit; restart answers, stops cleanly with 75, loses nothing, and its replay is refused', async () => {
+    const identity = provisionTestGateway(dir, 'gw-rst', 'venue-rst');
+    const to = { venue: 'venue-rst', gateway: 'gw-rst' };
+    const topics = gatewayTopics(prefix, to.venue, to.gateway);
+    const db = join(dir, 'rst.db');
+    const config = writeJson(join(dir, 'rst.json'), {
+      gateway: { id: to.gateway, venue: to.venue },
+      secretsFile: identity.secretsFile,
+      broker: { url: broker().url, reconnectS: 0.3 },
+      topicPrefix: prefix,
+      radio: { simulated: { seed: 5, phones: 0, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 30, speed: 40, anchor: Date.now() } },
+      clock: { syncCheck: 'assume-synced' },
+      store: { path: db, checkpointS: 0.25 },
+      health: { controlSocket: join(dir, 'rst.sock') },
+      uplink: { statusIntervalS: 1 },
+    });
+    const registry = writeJson(join(dir, 'rst-registry.json'), [identity.record]);
+    const collectorConfig = writeJson(join(dir, 'rst-collector.json'), {
+      broker: { url: broker().url }, topicPrefix: prefix, collector: { database: join(dir, 'rst-collector.db'), registry, controlKeyFile: testBackendKeyFile(dir) },
+    });
+    const daemon = spawnVgw(['run', '-c', config]);
+    const tool = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'backend-rst' });
+    const replyTo = `${prefix}/replies/backend-rst`;
+    const answers = new Map<string, Buffer>();
+    tool.on('message', (_t, payload, packet) => answers.set(String(packet.properties?.correlationData), payload));
+    await tool.subscribeAsync(replyTo, { qos: 1 });
+    const ask = (corr: string, payload: Buffer) => tool.publishAsync(topics.request, payload, { qos: 1, properties: { correlationData: Buffer.from(corr) } });
+    type Status = { counters: { store: { encountersStored: number } } };
+    let probes = 0;
+    const status = async (): Promise<Status> => {
+      const corr = `status-${++probes}`;
+      await ask(corr, signedRequest(to, replyTo, { op: 'status' }));
+      return unitDoc<Status>(await waitFor('a status', () => answers.get(corr), 10_000), identity);
+    };
+    await waitFor('encounters stored', async () => (await status()).counters.store.encountersStored >= 5, 60_000);
+
+    // doctor: the same checks, with the same verdicts, as the technician's command beside the unit
+    await ask('doctor', signedRequest(to, replyTo, { op: 'doctor' }));
+    const doctorReply = await waitFor('the doctor answer', () => answers.get('doctor'), 60_000);
+    expect(unitProblems('command-reply', doctorReply, gatewayKeyOf(identity))).toEqual([]);
+    const remote = unitDoc<{ ok: boolean; op: string; healthy: boolean; checks: Array<{ check: string; ok: boolean }> }>(doctorReply, identity);
+    const local = JSON.parse((await runVgw(['doctor', '-c', config, '--json'])).stdout) as Array<{ check: string; ok: boolean }>;
+    expect(remote).toMatchObject({ ok: true, op: 'doctor', healthy: local.every((c) => c.ok) });
+    expect(remote.checks.map((c) => [c.check, c.ok])).toEqual(local.map((c) => [c.check, c.ok]));
+    expect(remote.checks.map((c) => c.check)).toEqual(expect.arrayContaining(['config', 'secrets', 'daemon', 'broker', 'disk']));
+    const cliDoctor = await runVgw(['command', 'doctor', '--venue', to.venue, '--gateway', to.gateway, '-c', collectorConfig, '--timeout', '60']);
+    expect(cliDoctor.stderr).toBe('');
+    expect(cliDoctor.status).toBe(remote.healthy ? 0 : 1);
+    expect(JSON.parse(cliDoctor.stdout)).toMatchObject({ op: 'doctor', healthy: remote.healthy });
+
+    // restart: the answer first, then a clean stop (the final commit) and exit 75 for the service
+    const before = (await status()).counters.store.encountersStored;
+    const restart = signedRequest(to, replyTo, { op: 'restart' });
+    await ask('restart', restart);
+    const restartReply = await waitFor('the restart answered', () => answers.get('restart'), 10_000);
+    expect(unitProblems('command-reply', restartReply, gatewayKeyOf(identity))).toEqual([]);
+    expect(unitDoc(restartReply, identity)).toMatchObject({ v: 3, ok: true, op: 'restart' });
+    expect(await daemon.exited()).toBe(75);
+    expect(daemon.output()).toContain('restart command: stopping cleanly to restart');
+    expect(daemon.output()).toContain('daemon stopped'); // after the store's final commit
+    const stored = new Database(db, { readonly: true });
+    expect(stored.prepare('SELECT count(*) FROM encounters').pluck().get() as number).toBeGreaterThanOrEqual(before);
+    stored.close();
+
+    // what systemd does on 75: start it again; the replayed command is refused, the unit stays up
+    const again = spawnVgw(['run', '-c', config]);
+    await waitFor('the restarted unit answering', async () => (await status()).counters.store.encountersStored >= before, 30_000);
+    await ask('replayed', restart);
+    const replayed = unitDoc<{ error: string }>(await waitFor('the replay answered', () => answers.get('replayed'), 10_000), identity);
+    expect(replayed.error).toMatch(/^nonce: .* was accepted already$/);
+    await status();
+    expect(again.proc.exitCode).toBeNull();
+
+    // the Python client's restart: verified with the unit's registered key
+    const py = await runProcess('/usr/bin/python3', [
+      '-m', 'vgw_client', 'restart', '--url', broker().url, '--prefix', prefix, '--venue', to.venue, '--gateway', to.gateway,
+      '--control-key', testBackendKeyFile(dir), '--registry', registry,
+    ], { cwd: join(__dirname, '../../clients/python'), timeoutMs: 30_000 });
+    expect(py.stderr).toBe('');
+    expect(JSON.parse(py.stdout)).toMatchObject({ v: 3, ok: true, op: 'restart' });
+    expect(await again.exited()).toBe(75);
+    await tool.endAsync();
   });
 });

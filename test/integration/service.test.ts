@@ -14,6 +14,7 @@ import { provisionTestGateway } from '../harness/identity.js';
 import { sleep, spawnVgw, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { requirePackage } from '../harness/system-packages.js';
+import { EXIT } from '../../cli/errors.js';
 
 const UNIT = resolve(__dirname, '../../provisioning/venue-gateway.service');
 const dir = tempDir('vgw-service-');
@@ -69,6 +70,9 @@ describe('the systemd unit', () => {
     expect(setting('User')).toEqual(['venue-gateway']);
     expect(setting('CapabilityBoundingSet')).toEqual(['CAP_NET_RAW CAP_NET_ADMIN']);
     expect(setting('AmbientCapabilities')).toEqual(['CAP_NET_RAW CAP_NET_ADMIN']);
+    // the exit code `vgw run` ends with for a restart command (commands.test.ts) starts it again, as a success
+    expect(setting('RestartForceExitStatus')).toEqual([String(EXIT.restart)]);
+    expect(setting('SuccessExitStatus')).toEqual([String(EXIT.restart)]);
   });
 });
 

@@ -223,6 +223,18 @@ def log_level(url, prefix, venue, gateway, backend_key, level, for_s, registry=N
     return _ask(url, prefix, venue, gateway, body, lambda p, doc: doc, timeout_s, backend_key, key)
 
 
+def restart(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=10):
+    """A signed command: the gateway answers ({"ok": true, "op": "restart"}), then stops cleanly and its service starts it again."""
+    key = _gateway_key(registry, gateway)
+    return _ask(url, prefix, venue, gateway, {"op": "restart"}, lambda p, doc: doc, timeout_s, backend_key, key)
+
+
+def doctor(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=60):
+    """A signed command: the gateway runs `vgw doctor` on itself; its answer holds `healthy` and the `checks`."""
+    key = _gateway_key(registry, gateway)
+    return _ask(url, prefix, venue, gateway, {"op": "doctor"}, lambda p, doc: doc, timeout_s, backend_key, key)
+
+
 def retained_status(url, prefix, venue, gateway, registry=None, timeout_s=10):
     """The retained status (or Last Will) the broker holds for a gateway, online or not, signed by the gateway."""
     key = _gateway_key(registry, gateway)
