@@ -3,3 +3,4 @@ export * from './schema.js';
 export * from './load.js';
 export * from './docs.js';
 export * from './version.js';
+export * from './remote.js';

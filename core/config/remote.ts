@@ -1,0 +1,137 @@
+// Remote configuration (docs/protocol.md, "Configuration"): the backend's settings for one unit,
+// laid over the technician's file, and what a unit does with each version it is offered. Pure:
+// the daemon owns the state file, the health gate's timer and the restarts.
+import type { Config } from './schema.js';
+import { ConfigError, parseConfig } from './schema.js';
+
+/**
+ * What the backend may not set: who the unit is, its keys and trust anchors (rotated by their own
+ * messages), and where its data and control socket live (moving them would orphan what is stored).
+ */
+export const LOCAL_ONLY_KEYS = [
+  'gateway', 'secretsFile', 'broker.ca', 'broker.cert', 'broker.key', 'broker.username', 'broker.password', 'broker.clientId',
+  'store.path', 'health.controlSocket', 'beacon.identityKey',
+] as const;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Every dotted path of `settings` that names a local-only key (or one under it). */
+export function localOnlyPaths(settings: Record<string, unknown>, prefix = ''): string[] {
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(settings)) {
+    const path = prefix + key;
+    if ((LOCAL_ONLY_KEYS as readonly string[]).includes(path)) found.push(path);
+    else if (isObject(value)) found.push(...localOnlyPaths(value, `${path}.`));
+  }
+  return found;
+}
+
+/** `over` laid on `base`: objects merge key by key, anything else (arrays too) replaces. */
+export function overlay(base: unknown, over: unknown): unknown {
+  if (!isObject(base) || !isObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) out[key] = overlay(base[key], value);
+  return out;
+}
+
+/**
+ * The configuration a unit runs with `settings` (version `version`) over its file's JSON: checked
+ * with the very schema of `vgw config check`. Throws a ConfigError naming each field.
+ */
+export function remoteConfig(fileJson: unknown, settings: Record<string, unknown>, version: number): Config {
+  const source = `(remote configuration version ${version})`;
+  const forbidden = localOnlyPaths(settings);
+  if (forbidden.length > 0) {
+    throw new ConfigError(forbidden.map((p) => `${p}: set on the unit only (\`vgw provision\`), never remotely`), source);
+  }
+  return parseConfig(overlay(fileJson, settings), source);
+}
+
+/** One version the unit was offered and what became of it. */
+export interface RemoteOutcome {
+  version: number;
+  outcome: 'applied' | 'refused' | 'rolledBack';
+  reason?: string;
+  /** Unix ms (the unit's clock). */
+  at: number;
+}
+
+export interface RemoteSettings {
+  version: number;
+  settings: Record<string, unknown>;
+}
+
+/** Kept on disk beside the database, written atomically (a power cut leaves the old or the new). */
+export interface RemoteConfigState {
+  v: 1;
+  /** The last version that passed the health gate: what the unit returns to. */
+  committed: RemoteSettings | null;
+  /** A version being tried: the unit runs it until it passes the gate or is rolled back. */
+  trial: (RemoteSettings & { since: number; boots: number }) | null;
+  /** The highest version offered so far: anything not above it is old news. */
+  highest: number;
+  /** The latest outcomes, newest last (the status reports the last; at most HISTORY kept). */
+  history: RemoteOutcome[];
+}
+
+export const HISTORY = 10;
+/** Starts of a trial version without passing the gate before it is rolled back unseen. */
+export const MAX_TRIAL_BOOTS = 3;
+
+export const emptyRemoteState = (): RemoteConfigState => ({ v: 1, committed: null, trial: null, highest: 0, history: [] });
+
+const remember = (history: RemoteOutcome[], outcome: RemoteOutcome) => [...history, outcome].slice(-HISTORY);
+
+export type OfferVerdict =
+  /** Not above the highest version offered: a retained message delivered again, or a replay. */
+  | { kind: 'old'; state: RemoteConfigState }
+  | { kind: 'refused'; state: RemoteConfigState; reason: string }
+  /** A restart into the trial is due. */
+  | { kind: 'try'; state: RemoteConfigState };
+
+/**
+ * What a unit does with version `offer.version`: `check` is the schema check of the resulting
+ * configuration (remoteConfig), throwing a ConfigError. A refused or old version changes nothing
+ * the unit runs.
+ */
+export function offer(state: RemoteConfigState, next: RemoteSettings, now: number, check: (s: RemoteSettings) => void): OfferVerdict {
+  if (next.version <= state.highest) return { kind: 'old', state };
+  try {
+    check(next);
+  } catch (err) {
+    const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+    return {
+      kind: 'refused',
+      reason,
+      state: { ...state, highest: next.version, history: remember(state.history, { version: next.version, outcome: 'refused', reason, at: now }) },
+    };
+  }
+  return { kind: 'try', state: { ...state, highest: next.version, trial: { ...next, since: now, boots: 0 } } };
+}
+
+export type BootPlan =
+  | { kind: 'run'; settings: RemoteSettings | null; trial: boolean; state: RemoteConfigState }
+  /** The trial failed to pass the gate over MAX_TRIAL_BOOTS starts: run the committed settings. */
+  | { kind: 'rolledBack'; settings: RemoteSettings | null; state: RemoteConfigState; reason: string };
+
+/** At every start: which settings to run, counting the starts of a trial. */
+export function boot(state: RemoteConfigState, now: number): BootPlan {
+  const trial = state.trial;
+  if (!trial) return { kind: 'run', settings: state.committed, trial: false, state };
+  if (trial.boots >= MAX_TRIAL_BOOTS) return rollBack(state, `started ${trial.boots} times without passing the health gate`, now);
+  return { kind: 'run', settings: trial, trial: true, state: { ...state, trial: { ...trial, boots: trial.boots + 1 } } };
+}
+
+/** The trial passed the gate: it is what the unit returns to from now on. */
+export function commit(state: RemoteConfigState, now: number): RemoteConfigState {
+  const trial = state.trial;
+  if (!trial) return state;
+  return { ...state, committed: { version: trial.version, settings: trial.settings }, trial: null, history: remember(state.history, { version: trial.version, outcome: 'applied', at: now }) };
+}
+
+/** The trial broke the unit: back to the committed settings, the version never tried again. */
+export function rollBack(state: RemoteConfigState, reason: string, now: number): Extract<BootPlan, { kind: 'rolledBack' }> {
+  const trial = state.trial;
+  const history = trial ? remember(state.history, { version: trial.version, outcome: 'rolledBack', reason, at: now }) : state.history;
+  return { kind: 'rolledBack', settings: state.committed, reason, state: { ...state, trial: null, history } };
+}
