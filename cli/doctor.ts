@@ -12,6 +12,7 @@ import { createClockMonitor } from '../daemon/clock/index.js';
 import { brokerOptions } from '../core/mqtt/index.js';
 import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
+import { effectiveConfig } from '../daemon/remote-config.js';
 import { describeStorage } from '../daemon/health/storage.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
 import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../core/trust/index.js';
@@ -34,10 +35,12 @@ const daemonPid = (s: Status) => s?.local.pid ?? null;
 
 function checkConfig(path: string): { result: CheckResult; config: Config | null } {
   try {
-    const config = loadConfig(path);
-    requireGateway(config);
-    requireSecretsFile(config);
-    return { result: pass('config', `${path} is valid`), config };
+    const file = loadConfig(path);
+    requireGateway(file);
+    requireSecretsFile(file);
+    // What the unit runs: the file, with the backend's settings over it when it took some.
+    const { config, remote } = effectiveConfig(file);
+    return { result: pass('config', `${path} is valid${remote === null ? '' : `; the backend's configuration version ${remote} is laid over it`}`), config };
   } catch (err) {
     const detail = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
     return { result: failed('config', detail, `edit ${path} (\`vgw config docs\` lists every key), or run \`vgw provision\``), config: null };

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { describeDatabase, type FleetRow, fleetRows, fleetSummary, isPostgresUrl, openCollectorStore } from '../collector/index.js';
 import { loadConfig } from '../core/config/index.js';
 import { fail, UsageError } from './errors.js';
+import { fleetConfigCommand } from './fleet-config.js';
 
 export function fleetCommand(): Command {
   return new Command('fleet')
@@ -18,6 +19,9 @@ export function fleetCommand(): Command {
         'Exit codes: 0 ok, 1 the database cannot be read, 2 bad arguments.\n' +
         'Examples:\n  vgw fleet -c collector.json\n  vgw fleet --db postgres://vgw@db.internal/vgw --json',
     )
+    // Its -c belongs to `vgw fleet` itself only before a subcommand: `vgw fleet config set -c …` is the subcommand's.
+    .enablePositionalOptions()
+    .addCommand(fleetConfigCommand())
     .action(async (opts: { db?: string; config?: string; json?: boolean }) => {
       try {
         if ((opts.db === undefined) === (opts.config === undefined)) throw new UsageError('give either --db DATABASE or --config FILE');

@@ -24,6 +24,8 @@ import { virtualControllerCommand } from './virtual-controller.js';
 const program = new Command('vgw')
   .description('venue-gateway: venue BLE beacon and encounter logger for contact tracing')
   .version(`${softwareVersion().version} (commit ${softwareVersion().commit})`)
+  // A command's options are its own: `vgw fleet config set -c …` gives -c to `set`, not to `fleet`.
+  .enablePositionalOptions()
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
 for (const cmd of [provisionCommand(), backendKeyCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), commandCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {

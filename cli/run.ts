@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { startDaemon, type Daemon } from '../daemon/index.js';
+import { prepareRemoteStart, startDaemon, type Daemon, type RemoteStart } from '../daemon/index.js';
 import { loadConfig, requireGateway, type Config } from '../core/config/index.js';
 import { createLogger, type Logger } from '../core/log/index.js';
 import { EXIT, fail } from './errors.js';
@@ -17,10 +17,15 @@ export function runCommand(): Command {
       let config: Config;
       let log: Logger;
       let daemon: Daemon | undefined;
+      let remote: RemoteStart;
       try {
         config = loadConfig(opts.config);
         requireGateway(config);
         log = createLogger(config.log.level, { pretty: opts.pretty });
+        // The backend's settings over the file: the committed ones, or a version on trial.
+        remote = prepareRemoteStart(config, log);
+        config = remote.config;
+        log.level = config.log.level;
       } catch (err) {
         fail(err);
       }
@@ -69,6 +74,7 @@ export function runCommand(): Command {
       try {
         daemon = await startDaemon(config, log, {
           configPath: opts.config,
+          remote,
           restart: () => {
             if (daemon === undefined) restartAsked = true; // answered while the last concerns started
             else stop(daemon, 'restart command', EXIT.restart);

@@ -10,6 +10,7 @@ import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
 import { LogLevelWindow } from './log-level.js';
 import { runDoctor } from './remote-doctor.js';
+import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { Bluetrace } from './bluetrace/index.js';
@@ -117,6 +118,8 @@ export interface DaemonHooks {
   configPath?: string;
   /** What a signed restart command calls: the process stops cleanly and is started again. */
   restart?: () => void;
+  /** The backend's configuration as `vgw run` started with it (remote-config.ts); absent: none taken. */
+  remote?: RemoteStart;
 }
 
 export async function startDaemon(config: Config, log: Logger, hooks: DaemonHooks = {}): Promise<Daemon> {
@@ -150,6 +153,14 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   const pipeline = new Pipeline({ radio, aggregator, store, steady, clock, clockSync, log });
   const logLevel = new LogLevelWindow(log, config.log.level);
   const configPath = hooks.configPath;
+  const restart = hooks.restart ?? (() => log.error('a restart is due but this process cannot restart itself: restart it'));
+  // The health gate of a version on trial: the broker reached, the radio on, a commit made.
+  const remote: RemoteConfiguration | null = hooks.remote
+    ? new RemoteConfiguration({
+      start: hooks.remote, healthGateMs: config.remote.healthGateS * 1000, restart, log,
+      healthy: (): boolean => uplink.connected && radio.poweredOn() && store.counters.writeTransactions > 0,
+    })
+    : null;
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink = new Uplink(
     {
@@ -157,6 +168,8 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       trustedKeys, clockSynced: () => clockSync.synced, onLogLevel: (level, forMs) => logLevel.raise(level, forMs),
       onRestart: hooks.restart,
       onDoctor: configPath === undefined ? undefined : () => runDoctor(configPath),
+      onConfig: remote ? (message) => remote.offered(message) : undefined,
+      remoteConfig: remote ? () => remote.status() : undefined,
     },
     store,
     () => counters(),
@@ -224,6 +237,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     ...(advertiser ? [{ name: 'advertiser', start: () => advertiser.start(), stop: () => advertiser.stop() }] : []),
     control,
     health,
+    ...(remote ? [{ name: 'remote configuration', start: () => remote.start(), stop: () => remote.stop() }] : []),
   ];
   const controller = new Controller(concerns, log);
   await controller.start();

@@ -1,2 +1,3 @@
 // The gateway daemon: its concerns composed into one process.
 export * from './daemon.js';
+export { effectiveConfig, prepareRemoteStart, remoteStatePath, type RemoteStart } from './remote-config.js';

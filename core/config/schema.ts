@@ -373,6 +373,19 @@ const configObject = z
     store: storeSchema,
     uplink: uplinkSchema,
     collector: collectorSchema.optional(),
+    remote: z
+      .object({
+        healthGateS: z
+          .number()
+          .int('must be whole seconds')
+          .min(10, 'must be at least 10: a unit needs a few seconds to connect and commit')
+          .max(3600, 'at most 3600 (an hour)')
+          .default(180)
+          .describe('A configuration from the backend must pass the health gate (broker connected, radio on, a store commit) within this many seconds after the restart into it, or the unit rolls back to the last good one by itself.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Configuration from the backend (docs/protocol.md, "Configuration"): layered over this file, signed, health-gated.'),
     log: z
       .object({ level: z.enum([...LOG_LEVELS, 'silent']).default('info').describe('Log level.') })
       .strict()

@@ -6,7 +6,10 @@
 // - a temp-ID answer echoes the id of the unit's own outstanding request: fresh by construction;
 // - a request carries `issuedAt` and a random `nonce`: accepted within `maxSkewMs` of the unit's
 //   clock, each nonce once (a window of nonces, not a counter, because several collectors and
-//   tools send requests and share no counter).
+//   tools send requests and share no counter);
+// - a configuration is retained, so a unit offline for a month still gets it: no clock window, but
+//   a version the backend raises with each change; a unit takes only a version above every one it
+//   was offered (core/config/remote.ts), so an old one replayed changes nothing.
 import { z } from 'zod';
 import { NAME_PATTERN } from '../identifiers/index.js';
 import { signingKeyFromSeed, type SigningKey } from '../trust/index.js';
@@ -17,7 +20,7 @@ import { ackSchema, requestSchema, tempIdsResponseSchema } from './messages.js';
 /** Not sent: supplied by both sides, so a COSE signature the key made for anything else never verifies here. */
 export const CONTROL_AAD = Buffer.from('vgw-control-v3');
 
-export type ControlKind = 'ack' | 'request' | 'tempIds';
+export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config';
 
 /** Why a unit refused a control message: the keys of `counters.control.refused`. */
 export const CONTROL_REFUSALS = ['malformed', 'unsigned', 'unknownKey', 'badSignature', 'invalid', 'wrongKind', 'wrongGateway', 'stale', 'replayed', 'badReplyTo'] as const;
@@ -51,7 +54,19 @@ export type ControlRequest = z.infer<typeof controlRequestSchema>;
 export const controlTempIdsSchema = z.intersection(z.object({ ...binding, kind: z.literal('tempIds') }), tempIdsResponseSchema);
 export type ControlTempIds = z.infer<typeof controlTempIdsSchema>;
 
-const SCHEMAS = { ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema } as const;
+/** The backend's settings for one unit (its layers already merged), on `<base>/config`, retained. */
+export const controlConfigSchema = z.object({
+  ...binding,
+  kind: z.literal('config'),
+  version: z.number({ error: 'expected a whole number' }).int('must be a whole number').positive('must be 1 or more'),
+  issuedAt: z.number({ error: 'expected unix milliseconds' }).int('must be whole unix milliseconds').nonnegative(),
+  settings: z.record(z.string(), z.unknown(), { error: 'expected an object of config keys (vgw config docs)' }),
+  /** What the settings were merged from, for people: fleet defaults, a group, the unit's own. */
+  layers: z.array(z.object({ layer: z.enum(['fleet', 'group', 'gateway']), name: z.string().max(100).optional(), version: z.number().int().nonnegative() }).strict()).max(8).optional(),
+});
+export type ControlConfig = z.infer<typeof controlConfigSchema>;
+
+const SCHEMAS = { ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema } as const;
 type MessageOf<K extends ControlKind> = z.infer<(typeof SCHEMAS)[K]>;
 
 /** The backend's signing side: its key, and the message for a unit as COSE_Sign1 bytes. */

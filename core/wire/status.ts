@@ -203,7 +203,7 @@ export interface ControlCounters {
   /** Refused, by reason; none of them was acted on. */
   refused: Record<'malformed' | 'unsigned' | 'unknownKey' | 'badSignature' | 'invalid' | 'wrongKind' | 'wrongGateway' | 'stale' | 'replayed' | 'badReplyTo', number>;
   /** The latest refusal: when, of which kind, why. */
-  lastRefusal: { at: number; kind: 'ack' | 'request' | 'tempIds'; reason: string; detail: string } | null;
+  lastRefusal: { at: number; kind: 'ack' | 'request' | 'tempIds' | 'config'; reason: string; detail: string } | null;
   /** Backend keys this unit trusts. */
   trustedKeys: number;
 }
@@ -228,8 +228,22 @@ export interface StatusCounters {
 export interface ConfigVersion {
   /** `sha256:` and the first 12 hex digits of the SHA-256 of the configuration in effect (defaults filled in). */
   version: string;
-  /** file: the unit's config file (a technician's `vgw provision`); simulated: a fleet simulator's gateway. */
-  source: 'file' | 'simulated';
+  /**
+   * file: the unit's config file (a technician's `vgw provision`); remote: that file with the
+   * backend's settings over it (`remote` says which version); simulated: a fleet simulator's gateway.
+   */
+  source: 'file' | 'remote' | 'simulated';
+  /** The backend's configuration as this unit holds it (absent where none is taken: the fleet simulator). */
+  remote?: RemoteConfigStatus;
+}
+
+/** docs/protocol.md, "Configuration": what became of the versions the backend offered. */
+export interface RemoteConfigStatus {
+  /** The version in effect: committed (it passed the health gate) or on trial; null: the file alone. */
+  version: number | null;
+  state: 'none' | 'committed' | 'trial';
+  /** The latest outcome: applied, refused (the field named) or rolled back (why), at unix ms. */
+  last: { version: number; outcome: 'applied' | 'refused' | 'rolledBack'; reason?: string; at: number } | null;
 }
 
 /** What a status says of the software and configuration (the protocol version is `v`). */

@@ -7,13 +7,15 @@ export interface GatewayTopics {
   /** The gateway asks for BlueTrace temp IDs here; the backend answers on `tempIds`. */
   tempIdsRequest: string;
   tempIds: string;
+  /** The backend's settings for this unit, signed and retained (docs/protocol.md, "Configuration"). */
+  config: string;
 }
 
 export function gatewayTopics(prefix: string, venue: string, gateway: string): GatewayTopics {
   const base = `${prefix}/${venue}/${gateway}`;
   return {
     batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req`,
-    tempIdsRequest: `${base}/tempids/req`, tempIds: `${base}/tempids`,
+    tempIdsRequest: `${base}/tempids/req`, tempIds: `${base}/tempids`, config: `${base}/config`,
   };
 }
 

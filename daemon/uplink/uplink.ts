@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type DoctorCheck, type LogLevel, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlConfig, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -38,6 +38,10 @@ export interface UplinkOptions {
   onRestart?: () => void;
   /** Runs `vgw doctor` on the unit for a signed doctor command. Absent: refused. */
   onDoctor?: () => Promise<DoctorCheck[]>;
+  /** Takes a signed configuration for this unit (retained on `<base>/config`). Absent: not subscribed. */
+  onConfig?: (message: ControlConfig) => void;
+  /** What the status says of the backend's configuration. */
+  remoteConfig?: () => RemoteConfigStatus;
   /** The configuration in effect, as the status reports it. */
   config: ConfigVersion;
   /** The software, as the status reports it (default: this build's). */
@@ -150,7 +154,7 @@ export class Uplink {
       // A broker that lost our session lost whatever it held for us: re-send at once, and
       // restart the backoff, since the first re-send may beat the collectors' re-subscription.
       if (!connack.sessionPresent) for (const f of this.inflight.values()) f.attempts = 0;
-      const topics = [this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : [])];
+      const topics = [this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : []), ...(this.options.onConfig ? [this.topics.config] : [])];
       client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
       });
@@ -174,6 +178,7 @@ export class Uplink {
       if (topic === this.topics.ack) this.onAck(payload);
       else if (topic === this.topics.request) this.onRequest(payload, packet.properties?.correlationData);
       else if (topic === this.topics.tempIds) this.onTempIds(payload);
+      else if (topic === this.topics.config) this.onConfig(payload);
     });
     this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
     this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
@@ -247,6 +252,12 @@ export class Uplink {
     const payload = signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'tempIds', id, count });
     client.publish(this.topics.tempIdsRequest, payload, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     return true;
+  }
+
+  private onConfig(payload: Buffer): void {
+    if (payload.length === 0) return; // the backend cleared its retained message: nothing offered
+    const message = this.control.open(payload, 'config');
+    if (message) this.options.onConfig?.(message);
   }
 
   private onTempIds(payload: Buffer): void {
@@ -426,9 +437,16 @@ export class Uplink {
     return signUnitMessage(this.options.signingKey, doc);
   }
 
+  /** The configuration in effect; with the backend's, which version and what became of the last one offered. */
+  private configVersion(): ConfigVersion {
+    const remote = this.options.remoteConfig?.();
+    if (!remote) return this.options.config;
+    return { ...this.options.config, source: remote.version === null ? this.options.config.source : 'remote', remote };
+  }
+
   private statusIdentity(): StatusIdentity {
     return {
-      gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt, software: this.options.software ?? softwareVersion(), config: this.options.config,
+      gateway: this.options.gateway, venue: this.options.venue, startedAt: this.startedAt, software: this.options.software ?? softwareVersion(), config: this.configVersion(),
     };
   }
 

@@ -371,7 +371,8 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(statuses.length).toBeGreaterThan(2);
     for (const s of statuses) {
       expect(s.software).toEqual({ version: pkg.version, commit: built });
-      expect(s.config).toEqual({ version: configVersion(loadConfig(join(dir, 'gw.json'))), source: 'file' });
+      // no configuration from the backend: the file alone, and the status says so
+      expect(s.config).toEqual({ version: configVersion(loadConfig(join(dir, 'gw.json'))), source: 'file', remote: { version: null, state: 'none', last: null } });
     }
   });
 

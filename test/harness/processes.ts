@@ -40,6 +40,8 @@ export interface RunOptions {
   input?: string | Buffer;
   timeoutMs?: number;
   cwd?: string;
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface RunOptions {
  */
 export function runProcess(command: string, args: string[], options: RunOptions = {}): Promise<VgwResult> {
   return new Promise((resolveRun, reject) => {
-    const proc = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
+    const proc = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
     children.add(proc);
     proc.stdin!.on('error', () => {}); // a command that exits before reading its input
     proc.stdin!.end(options.input ?? '');

@@ -26,7 +26,7 @@ describe('vgw CLI', () => {
     };
     const leaves: string[][] = [];
     const visit = async (path: string[]) => {
-      if (path.length > 2) throw new Error(`vgw ${path.join(' ')}: deeper than any command`);
+      if (path.length > 3) throw new Error(`vgw ${path.join(' ')}: deeper than any command`);
       const help = await runVgw([...path, '--help']);
       expect(help.status, path.join(' ')).toBe(0);
       const subs = commandsOf(help.stdout);

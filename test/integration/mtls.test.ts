@@ -136,11 +136,12 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     const heardByA: string[] = [];
     b.on('message', (topic) => heardByB.push(topic));
     a.on('message', (topic) => heardByA.push(topic));
-    await b.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
-    await a.subscribeAsync([forgedOnA.ack, forgedOnA.request], { qos: 1 });
+    await b.subscribeAsync([forgedOnA.ack, forgedOnA.request, forgedOnA.config], { qos: 1 });
+    await a.subscribeAsync([forgedOnA.ack, forgedOnA.request, forgedOnA.config], { qos: 1 });
     await collector.publishAsync(forgedOnA.ack, JSON.stringify({ v: 3, acks: [] }), { qos: 1 });
     await collector.publishAsync(forgedOnA.request, JSON.stringify({ v: 3, op: 'status' }), { qos: 1 });
-    await waitFor('gw-a hears its ack and request', () => heardByA.length === 2, 10_000);
+    await collector.publishAsync(forgedOnA.config, JSON.stringify({ v: 3, kind: 'config' }), { qos: 1, retain: true });
+    await waitFor("gw-a hears its ack, request and configuration", () => heardByA.length === 3, 10_000);
     // gw-b on its own topics is fine
     await b.publishAsync(gatewayTopics('vgw/v3', 'mall-01', 'gw-b').batch, 'from gw-b', { qos: 1 });
     await a.publishAsync(forgedOnA.batch, 'from gw-a', { qos: 1 });
@@ -148,6 +149,7 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     await sleep(300);
     expect(seen.sort()).toEqual(['vgw/v3/mall-01/gw-a/batch from gw-a', 'vgw/v3/mall-01/gw-b/batch from gw-b']);
     expect(heardByB).toEqual([]);
+    expect(heardByA.sort()).toEqual([forgedOnA.ack, forgedOnA.config, forgedOnA.request].sort());
     // The broker gave gw-b its certificate's name as client id, so gw-a was not disconnected.
     expect(a.connected).toBe(true);
   });

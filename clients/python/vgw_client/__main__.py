@@ -85,7 +85,7 @@ def main(argv=None):
     d.add_argument("--registry", help="verify signatures against these registration records")
     v = sub.add_parser("vectors", help="check the conformance vectors of a directory (docs/vectors)")
     v.add_argument("directory")
-    for name in ("consume", "pull", "status", "log-level", "restart", "doctor"):
+    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "config-set"):
         s = sub.add_parser(name)
         s.add_argument("--url", required=True, help="mqtt://host:port")
         s.add_argument("--prefix", default="vgw/v3")
@@ -109,6 +109,8 @@ def main(argv=None):
             s.add_argument("--level", required=True, choices=["fatal", "error", "warn", "info", "debug", "trace"])
             s.add_argument("--for-s", type=int, required=True, help="seconds (1-86400); the gateway falls back by itself")
             s.add_argument("--registry", help="registration records: the answer must verify with the gateway's key")
+        if name == "config-set":
+            s.add_argument("--settings", required=True, help='config keys as JSON, e.g. {"uplink":{"statusIntervalS":300}}')
         if name in ("restart", "doctor"):
             s.add_argument("--registry", help="registration records: the answer must verify with the gateway's key")
             s.add_argument("--timeout-s", type=float, default=60 if name == "doctor" else 10)
@@ -140,6 +142,9 @@ def main(argv=None):
         return 0
     if a.cmd == "log-level":
         print(json.dumps(vmqtt.log_level(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), a.level, a.for_s, _registry(a.registry))))
+        return 0
+    if a.cmd == "config-set":
+        print(json.dumps(vmqtt.set_config(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), json.loads(a.settings))))
         return 0
     if a.cmd == "restart":
         print(json.dumps(vmqtt.restart(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), _registry(a.registry), a.timeout_s)))

@@ -46,6 +46,13 @@ class BackendKey:
     def ack(self, venue, gateway, ids):
         return self.sign({"kind": "ack", "venue": venue, "gateway": gateway, "acks": ids})
 
+    def config(self, venue, gateway, version, settings):
+        """A unit's configuration (docs/protocol.md, "Configuration"): publish it retained on <base>/config."""
+        return self.sign({
+            "kind": "config", "venue": venue, "gateway": gateway, "version": version, "issuedAt": int(time.time() * 1000),
+            "settings": settings, "layers": [{"layer": "gateway", "version": version}],
+        })
+
     def request(self, venue, gateway, reply_to, body):
         return self.sign({
             "kind": "request", "venue": venue, "gateway": gateway, "issuedAt": int(time.time() * 1000),

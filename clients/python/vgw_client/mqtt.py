@@ -12,7 +12,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .control import CONTENT_TYPE as COSE_CONTENT_TYPE, ControlRefused, open_unit_message
+from .control import CONTENT_TYPE as COSE_CONTENT_TYPE, ControlRefused, open_control, open_unit_message
 from .wire import Refused, WireFormatError, decode_batch, verify_batch
 
 
@@ -38,7 +38,7 @@ def _connect(url, client_id, clean_start=True):
 
 def _topics(prefix, venue, gateway):
     base = f"{prefix}/{venue}/{gateway}"
-    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req"}
+    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req", "config": base + "/config"}
 
 
 SCHEMA = """
@@ -233,6 +233,40 @@ def doctor(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=60
     """A signed command: the gateway runs `vgw doctor` on itself; its answer holds `healthy` and the `checks`."""
     key = _gateway_key(registry, gateway)
     return _ask(url, prefix, venue, gateway, {"op": "doctor"}, lambda p, doc: doc, timeout_s, backend_key, key)
+
+
+def set_config(url, prefix, venue, gateway, backend_key, settings, wait_s=2):
+    """Publishes `settings` for one unit, signed and retained, as the version after the one the broker holds.
+
+    A unit takes only a version above every one it was offered, tries it behind its health gate and
+    says in its status what became of it (`config.remote.last`).
+    """
+    if not isinstance(settings, dict):
+        raise ValueError("--settings: must be a JSON object of config keys")
+    topic = _topics(prefix, venue, gateway)["config"]
+    client = _connect(url, f"vgw-py-config-{os.getpid()}")
+    held = {}
+    done = threading.Event()
+
+    def on_message(c, userdata, msg):
+        if msg.retain and msg.payload:
+            held["payload"] = msg.payload
+        done.set()
+
+    client.on_message = on_message
+    try:
+        client.subscribe(topic, qos=1)
+        done.wait(wait_s)  # no retained message: none published yet
+        # what the broker holds must be this key's: a version read from anything else means nothing
+        current = open_control(held["payload"], [backend_key.public], venue, gateway) if "payload" in held else {}
+        version = current.get("version", 0) + 1
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = COSE_CONTENT_TYPE
+        client.publish(topic, backend_key.config(venue, gateway, version, settings), qos=1, retain=True, properties=props).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return {"venue": venue, "gateway": gateway, "version": version, "settings": settings}
 
 
 def retained_status(url, prefix, venue, gateway, registry=None, timeout_s=10):

@@ -1,0 +1,157 @@
+// Remote configuration end to end (issue 26, item 3): the real daemon, a real Mosquitto and the
+// backend's `vgw fleet config set|show`. The test plays systemd: a unit that exits 75 is started
+// again. A good version is tried and committed; a bad one is refused with its field while the unit
+// runs on; a local-only key is refused; one that cuts the unit off its broker is rolled back by
+// the unit itself; an old version replayed and an unsigned one change nothing.
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { configVersion, loadConfig, remoteConfig } from '../../core/config/index.js';
+import { gatewayTopics, type ConfigVersion } from '../../core/wire/index.js';
+import { useLocalBroker } from '../harness/broker.js';
+import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND, testBackendKeyFile, unitDoc } from '../harness/identity.js';
+import { controlProblems, unitProblems } from '../harness/protocol-schema.js';
+import { runProcess, runVgw, spawnVgw, type Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
+
+const dir = tempDir('vgw-remote-config-');
+const broker = useLocalBroker(dir);
+const prefix = 'remote/v3';
+
+/** What systemd does with the unit: started again when it exits 75 (RestartForceExitStatus). */
+function supervise(config: string): { current: () => Spawned; starts: () => number; stop: () => Promise<number | null> } {
+  let current = spawnVgw(['run', '-c', config]);
+  let starts = 1;
+  let stopping = false;
+  const watch = (s: Spawned) => {
+    void s.exited().then((code) => {
+      if (stopping || code !== 75) return;
+      current = spawnVgw(['run', '-c', config]);
+      starts++;
+      watch(current);
+    });
+  };
+  watch(current);
+  return {
+    current: () => current,
+    starts: () => starts,
+    stop: () => {
+      stopping = true;
+      return stopGracefully(current);
+    },
+  };
+}
+
+describe('remote configuration', () => {
+  it('applies a version behind the health gate, refuses bad ones by field, rolls back one that cuts the unit off, and ignores replays', async () => {
+    const identity = provisionTestGateway(dir, 'gw-rc', 'venue-rc');
+    const to = { venue: 'venue-rc', gateway: 'gw-rc' };
+    const topics = gatewayTopics(prefix, to.venue, to.gateway);
+    const db = join(dir, 'rc.db');
+    const config = writeJson(join(dir, 'rc.json'), {
+      gateway: { id: to.gateway, venue: to.venue },
+      secretsFile: identity.secretsFile,
+      broker: { url: broker().url, reconnectS: 0.3 },
+      topicPrefix: prefix,
+      radio: { simulated: { seed: 9, phones: 0, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 30, speed: 40, anchor: Date.now() } },
+      clock: { syncCheck: 'assume-synced' },
+      store: { path: db, checkpointS: 0.25 },
+      health: { controlSocket: join(dir, 'rc.sock') },
+      uplink: { statusIntervalS: 30 },
+      remote: { healthGateS: 10 },
+    });
+    const registry = writeJson(join(dir, 'rc-registry.json'), [identity.record]);
+    const collectorConfig = writeJson(join(dir, 'rc-collector.json'), {
+      broker: { url: broker().url }, topicPrefix: prefix, collector: { database: join(dir, 'rc-collector.db'), registry, controlKeyFile: testBackendKeyFile(dir) },
+    });
+    const address = ['--venue', to.venue, '--gateway', to.gateway, '-c', collectorConfig];
+    const tool = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'rc-watch' });
+    let status: { state: string; config: ConfigVersion } | null = null;
+    const statusProblems = new Set<string>();
+    let retainedConfig: Buffer | null = null;
+    tool.on('message', (topic, payload) => {
+      if (topic === topics.status) {
+        status = unitDoc(payload, identity);
+        for (const p of unitProblems('status', payload, gatewayKeyOf(identity))) statusProblems.add(p);
+      } else if (topic === topics.config) retainedConfig = payload;
+    });
+    await tool.subscribeAsync([topics.status, topics.config], { qos: 1 });
+    const reported = () => (status as { state: string; config: ConfigVersion } | null);
+    const unit = supervise(config);
+    await waitFor('the unit online', () => reported()?.state === 'online', 30_000);
+    expect(reported()!.config).toMatchObject({ source: 'file', remote: { version: null, state: 'none', last: null } });
+    const file = loadConfig(config);
+
+    // 1. A good version: the unit restarts into it, passes the gate, commits it.
+    const set = await runVgw(['fleet', 'config', 'set', ...address, '--settings', '{"uplink":{"statusIntervalS":2}}']);
+    expect(set.stderr).toBe('');
+    expect(JSON.parse(set.stdout)).toMatchObject({ version: 1, settings: { uplink: { statusIntervalS: 2 } } });
+    await waitFor('version 1 applied', () => reported()?.config.remote?.last?.outcome === 'applied', 40_000);
+    expect(unit.starts()).toBe(2);
+    // the configuration as published conforms to docs/protocol.cddl, and so does every status
+    expect(controlProblems('control-config', await waitFor('the retained configuration', () => retainedConfig ?? undefined, 10_000))).toEqual([]);
+    expect(reported()!.config).toMatchObject({ source: 'remote', version: configVersion(remoteConfig(file, { uplink: { statusIntervalS: 2 } }, 1)), remote: { version: 1, state: 'committed', last: { version: 1, outcome: 'applied' } } });
+    const show = JSON.parse((await runVgw(['fleet', 'config', 'show', ...address])).stdout) as { desired: { version: number }; reported: { source: string; remote: { version: number } } };
+    expect(show).toMatchObject({ desired: { version: 1, settings: { uplink: { statusIntervalS: 2 } } }, reported: { state: 'online', source: 'remote', remote: { version: 1, state: 'committed' } } });
+
+    // 2. Signed but invalid, and 3. a key only a technician sets: refused by field, nothing restarts.
+    const publish = (payload: Buffer | string) => tool.publishAsync(topics.config, payload, { qos: 1, retain: true });
+    const signed = (version: number, settings: Record<string, unknown>) => TEST_BACKEND.sign({ kind: 'config', ...to, version, issuedAt: Date.now(), settings });
+    await publish(signed(2, { uplink: { statusIntervalS: 'often' } }));
+    await waitFor('version 2 refused', () => reported()?.config.remote?.last?.version === 2, 20_000);
+    expect(reported()!.config.remote!.last).toMatchObject({ outcome: 'refused', reason: expect.stringMatching(/^uplink\.statusIntervalS: /) });
+    await publish(signed(3, { broker: { cert: '/tmp/another.crt' } }));
+    await waitFor('version 3 refused', () => reported()?.config.remote?.last?.version === 3, 20_000);
+    expect(reported()!.config.remote!.last).toMatchObject({ outcome: 'refused', reason: 'broker.cert: set on the unit only (`vgw provision`), never remotely' });
+    expect(reported()!.config.remote).toMatchObject({ version: 1, state: 'committed' });
+    expect(unit.starts()).toBe(2);
+    // the CLI refuses the same before it publishes anything
+    const bad = await runVgw(['fleet', 'config', 'set', ...address, '--settings', '{"store":{"path":"/elsewhere.db"}}']);
+    expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--settings: store\.path: set on the unit only/)]);
+
+    // 4. A broker the unit cannot reach: it tries, fails the gate, and comes back by itself.
+    const countEncounters = () => {
+      const g = new Database(db, { readonly: true });
+      try {
+        return g.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+      } finally {
+        g.close();
+      }
+    };
+    const cut = await runVgw(['fleet', 'config', 'set', ...address, '--settings', '{"broker":{"url":"mqtt://127.0.0.1:9"}}']);
+    expect(JSON.parse(cut.stdout)).toMatchObject({ version: 4 });
+    await waitFor('the trial of version 4 started', () => unit.starts() === 3, 20_000);
+    const storedBefore = countEncounters();
+    await waitFor('version 4 rolled back', () => reported()?.config.remote?.last?.version === 4, 60_000);
+    expect(reported()!.config.remote).toMatchObject({ version: 1, state: 'committed', last: { outcome: 'rolledBack', reason: 'not healthy within 10 s (broker connected, radio on, a store commit)' } });
+    expect(reported()!.state).toBe('online');
+    expect(unit.starts()).toBe(4);
+    expect(countEncounters()).toBeGreaterThanOrEqual(storedBefore);
+
+    // The Python client publishes the next version as vgw fleet config set does, and the unit takes it.
+    const py = await runProcess('/usr/bin/python3', [
+      '-m', 'vgw_client', 'config-set', '--url', broker().url, '--prefix', prefix, '--venue', to.venue, '--gateway', to.gateway,
+      '--control-key', testBackendKeyFile(dir), '--settings', '{"uplink":{"statusIntervalS":3}}',
+    ], { cwd: join(__dirname, '../../clients/python'), timeoutMs: 30_000 });
+    expect(py.stderr).toBe('');
+    expect(JSON.parse(py.stdout)).toMatchObject({ version: 5 });
+    await waitFor('version 5 applied', () => reported()?.config.remote?.last?.version === 5 && reported()?.config.remote?.last?.outcome === 'applied', 40_000);
+    expect(reported()!.config.remote).toMatchObject({ version: 5, state: 'committed' });
+    expect(unit.starts()).toBe(5);
+    // a technician's doctor checks what the unit runs: the file with version 5 over it
+    const doctor = JSON.parse((await runVgw(['doctor', '-c', config, '--json'])).stdout) as Array<{ check: string; detail: string }>;
+    expect(doctor.find((c) => c.check === 'config')?.detail).toMatch(/the backend's configuration version 5 is laid over it$/);
+
+    // 5. An old version replayed and an unsigned one: nothing restarts, the unsigned one is counted.
+    await publish(signed(1, { uplink: { statusIntervalS: 2 } }));
+    await publish(JSON.stringify({ v: 3, kind: 'config', ...to, version: 99, issuedAt: Date.now(), settings: { uplink: { statusIntervalS: 5 } } }));
+    await waitFor('the unsigned one counted', () => (reported() as unknown as { counters?: { control: { refused: { unsigned: number } } } })?.counters?.control.refused.unsigned === 1, 20_000);
+    expect(unit.starts()).toBe(5);
+    expect(reported()!.config.remote).toMatchObject({ version: 5, state: 'committed' });
+
+    expect([...statusProblems]).toEqual([]);
+    await tool.endAsync();
+    expect(await unit.stop()).toBe(0);
+  });
+});
