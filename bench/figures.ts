@@ -48,6 +48,10 @@ export const FIGURES: Record<string, Figure> = {
   fleet_latency_p50_s: { what: "an encounter's closing → its batch's ack at the gateway (after the backend's commit), median" },
   fleet_latency_p99_s: { what: 'the same, 99th percentile' },
   fleet_status_bytes: { what: 'one online status document of a simulated unit' },
+  control_verify_us: { what: 'a unit checking one signed control message (COSE_Sign1, Ed25519, schema), requests and acks alternating' },
+  command_roundtrip_p50_ms: { what: 'a signed command (status, logLevel) to a real `vgw run` over a private Mosquitto and its signed answer verified, median' },
+  command_roundtrip_p99_ms: { what: 'the same, 99th percentile' },
+  command_roundtrips: { what: 'commands in that run' },
 };
 
 /** The figure's description and target, or its key alone for a figure not listed above. */

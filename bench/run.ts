@@ -128,6 +128,11 @@ const fleet = spawnSync(process.execPath, [join(here, 'fleet.js'), '1000', '10']
 if (fleet.status !== 0) throw new Error(`bench/fleet failed: ${fleet.stderr}`);
 Object.assign(report, JSON.parse(fleet.stdout.trim().split('\n').pop()!) as Record<string, number>);
 
+// 7. The control plane: checking a signed control message, and a signed command's round trip to a real daemon.
+const control = spawnSync(process.execPath, [join(here, 'control.js'), '300', '20000'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+if (control.status !== 0) throw new Error(`bench/control failed: ${control.stderr}`);
+Object.assign(report, JSON.parse(control.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${figure(k).target ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench'), { recursive: true });
