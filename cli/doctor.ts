@@ -15,7 +15,7 @@ import { controlSocketPath, readControlSocket } from '../daemon/health/index.js'
 import { effectiveConfig } from '../daemon/remote-config.js';
 import { describeStorage } from '../daemon/health/storage.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
-import { loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../core/trust/index.js';
+import { certificateNotAfter, expiryOf, expiryWarning, loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../core/trust/index.js';
 import { oneShotConnectOptions, tlsOptions } from '../core/mqtt/index.js';
 import { fail } from './errors.js';
 import { diskUsage } from './status.js';
@@ -88,6 +88,8 @@ function checkTls(config: Config): CheckResult {
     const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1];
     if (cn !== config.gateway!.id) return failed('tls', `client certificate CN "${cn}" is not the gateway id "${config.gateway!.id}": the broker's ACL will refuse its topics`, 'issue a certificate with CN = the gateway id');
     const days = Math.floor((Date.parse(cert.validTo) - now) / 86_400_000);
+    const due = expiryWarning([expiryOf('broker.cert', Date.parse(cert.validTo), now), ...(b.ca ? [expiryOf('broker.ca', certificateNotAfter(readFileSync(b.ca)), now)] : [])]);
+    if (due) return failed('tls', due, 'issue a new certificate for this unit before then (provisioning/tls/certs.sh client DIR <gateway id>) and install it as broker.cert/broker.key');
     return pass('tls', `client certificate CN ${cn}, valid ${days} more days`);
   } catch (err) {
     return failed('tls', (err as Error).message, 'fix the file named, or run `vgw provision` again with --ca/--cert/--key');

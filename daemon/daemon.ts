@@ -4,7 +4,8 @@ import { createAggregator } from '../core/encounters/index.js';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../core/config/index.js';
 import { aggregatorOptions, ConfigError, configVersion, requireGateway, requireSecretsFile } from '../core/config/index.js';
-import { loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
+import { certificateNotAfter, expiryOf, expiryWarning, loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
@@ -103,6 +104,19 @@ function createBeacon(config: Config, secrets: Secrets, clock: () => ClockState,
   );
 }
 
+/** The unit's own certificate and its CA, with their expiry, read once (tlsOptions has checked the files). */
+function certificatesOf(config: Config): Array<{ file: string; notAfter: number }> {
+  const files: Array<[string, string | undefined]> = [['broker.cert', config.broker.cert], ['broker.ca', config.broker.ca]];
+  return files.flatMap(([file, path]) => {
+    if (!path) return [];
+    try {
+      return [{ file, notAfter: certificateNotAfter(readFileSync(path)) }];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** How long a clean stop waits for the backend to acknowledge what it sent last. */
 const STOP_DRAIN_MS = 3000;
 
@@ -138,6 +152,13 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   if (beacon) advertiser?.addSlot(beacon);
   const broker = brokerOptions(config, `vgw-${gateway.id}`, secrets);
   tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
+  const certificates = certificatesOf(config);
+  const tls = () => {
+    const list = certificates.map((c) => expiryOf(c.file, c.notAfter, Date.now()));
+    return { certificates: list, warning: expiryWarning(list) };
+  };
+  const expiring = tls().warning;
+  if (expiring) log.warn({ warning: expiring }, 'a certificate expires soon');
   const steady = new SteadyClock();
   let bluetrace: Bluetrace | null = null;
   const radio = createRadio(config, steady, () => bluetrace, log);
@@ -204,6 +225,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     store: { ...store.counters, ...store.stats(), database: store.database },
     uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
     control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused } },
+    tls: tls(),
   });
   const control = new ControlSocket(
     controlSocketPath(config),

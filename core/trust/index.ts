@@ -2,3 +2,4 @@
 // it (and the beacon identity key), and the registration record the backend keeps of it.
 export * from './signing.js';
 export * from './identity.js';
+export * from './expiry.js';

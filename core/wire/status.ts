@@ -8,6 +8,7 @@ import type { AdvertKind, DropCounters } from '../protocols/index.js';
 import type { PayloadRefusals } from '../bluetrace/index.js';
 import type { SoftwareVersion } from '../software/index.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
+import type { CertificateExpiry } from '../trust/index.js';
 
 export interface ClockStatus {
   synchronized: boolean;
@@ -222,6 +223,8 @@ export interface StatusCounters {
   store: StoreCounters & StoreBacklog & { database: DatabaseState };
   uplink: UplinkCounters & { inflight: number; connected: boolean };
   control: ControlCounters;
+  /** The unit's certificates and when they expire; a warning from 30 days before (absent: a simulated unit). */
+  tls?: { certificates: CertificateExpiry[]; warning: string | null };
 }
 
 /** Which configuration a unit runs, and where it came from. */

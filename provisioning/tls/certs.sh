@@ -5,11 +5,12 @@
 #   certs.sh ca DIR                      make DIR/ca.crt and DIR/ca.key (keep ca.key offline)
 #   certs.sh server DIR NAME [SAN...]    broker certificate, e.g. server pki broker DNS:broker.example.org IP:10.0.0.5
 #   certs.sh client DIR CN               client certificate whose CN is the MQTT user: a gateway id, or "collector-1"
+# Certificates last 825 days (CERT_DAYS=N to change it); units and vgw doctor warn 30 days before.
 set -eu
 umask 077
-days=825
+days=${CERT_DAYS:-825}
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,8p' "$0" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,9p' "$0" >&2; exit 2; }
 mkdir -p "$dir"
 case "$cmd" in
   ca)

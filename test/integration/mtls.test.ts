@@ -15,6 +15,7 @@ import { provisionTestGateway, signedRequest, testBackendKeyFile } from '../harn
 import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { requirePackage } from '../harness/system-packages.js';
+import { jsonProblems } from '../harness/protocol-schema.js';
 
 const PROVISIONING = resolve(__dirname, '../../provisioning');
 const dir = tempDir('vgw-mtls-');
@@ -32,7 +33,7 @@ function buildGuard(): string {
 }
 
 function certs(...args: string[]): void {
-  const r = spawnSync('sh', [join(PROVISIONING, 'tls/certs.sh'), ...args], { encoding: 'utf8' });
+  const r = spawnSync('sh', [join(PROVISIONING, 'tls/certs.sh'), ...args], { encoding: 'utf8', env: { ...process.env, CERT_DAYS: args[2] === 'gw-soon' ? '10' : '' } });
   if (r.status !== 0) throw new Error(`certs.sh ${args.join(' ')}: ${r.stderr}`);
 }
 
@@ -53,7 +54,7 @@ async function connect(port: number, name: string | null, clientId: string): Pro
 beforeAll(async () => {
   certs('ca', pki);
   certs('server', pki, 'broker', 'IP:127.0.0.1');
-  for (const name of ['gw-a', 'gw-b', 'collector-1']) certs('client', pki, name);
+  for (const name of ['gw-a', 'gw-b', 'collector-1', 'gw-soon']) certs('client', pki, name);
   gatewayPort = await freePort();
   backendPort = await freePort();
   const etc = join(dir, 'etc');
@@ -99,6 +100,11 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       await waitFor('6 encounters stored at the collector', () => storedCount() >= 6, 60_000);
       expect(collector.output()).not.toContain('batch refused');
       expect(daemon.output()).toContain('broker connected');
+      // its status says when its certificates expire: certs.sh's 825 and 3,650 days, no warning yet
+      const local = JSON.parse((await runVgw(['status', '-c', gatewayConfig, '--json'])).stdout) as { counters: { tls: { certificates: Array<{ file: string; daysLeft: number }>; warning: string | null } } };
+      expect(local.counters.tls.certificates.map((c) => [c.file, c.daysLeft])).toEqual([['broker.cert', 824], ['broker.ca', 3649]]);
+      expect(local.counters.tls.warning).toBeNull();
+      for (const c of local.counters.tls.certificates) expect(jsonProblems('certificate-expiry', JSON.stringify(c))).toEqual([]);
       // A signed pull whose replyTo is under the replies prefix but deeper than the gateway's ACL
       // lets it write (replies/+): the broker refuses every part, and the gateway says so instead
       // of "pull answered".
@@ -195,6 +201,31 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     expect(heard.sort()).toEqual([...sent].sort());
     await waitFor('the refusal in the broker log', () => /shared-subscription guard: refused/.test(readFileSync(join(dir, 'mosquitto.log'), 'utf8')), 10_000);
     expect(readFileSync(join(dir, 'mosquitto.log'), 'utf8')).toMatch(/shared-subscription guard: refused \$share\/collectors\/vgw\/v3\/\+\/\+\/batch to gw-b/);
+  });
+
+  it('a certificate that expires within 30 days: the unit warns at start and in its status, and doctor fails its tls check with the fix', async () => {
+    const identity = provisionTestGateway(dir, 'gw-soon', 'mall-01');
+    const config = writeJson(join(dir, 'gw-soon.json'), {
+      gateway: { id: 'gw-soon', venue: 'mall-01' },
+      secretsFile: identity.secretsFile,
+      broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-soon.crt'), key: join(pki, 'gw-soon.key'), reconnectS: 0.5 },
+      radio: { simulated: { seed: 3, phones: 0, arrivalsPerMinute: 60, minDwellS: 30, maxDwellS: 60, speed: 10 } },
+      clock: { syncCheck: 'assume-synced' },
+      store: { path: join(dir, 'gw-soon.db') },
+    });
+    const doctor = JSON.parse((await runVgw(['doctor', '-c', config, '--json'])).stdout) as Array<{ check: string; ok: boolean; detail: string; fix?: string }>;
+    expect(doctor.find((c) => c.check === 'tls')).toMatchObject({ ok: false, detail: expect.stringMatching(/^broker\.cert expires in 9 days \(.*\): renew before then/), fix: expect.stringContaining('certs.sh client') });
+    const daemon = spawnVgw(['run', '-c', config]);
+    try {
+      const status = await waitFor('its status', async () => {
+        const r = await runVgw(['status', '-c', config, '--json']);
+        return r.status === 0 ? (JSON.parse(r.stdout) as { counters: { tls: { warning: string | null } } }) : undefined;
+      }, 30_000);
+      expect(status.counters.tls.warning).toMatch(/^broker\.cert expires in 9 days/);
+      expect(daemon.output()).toContain('a certificate expires soon');
+    } finally {
+      await stopGracefully(daemon);
+    }
   });
 
   it('the daemon refuses a client key others can read', async () => {
