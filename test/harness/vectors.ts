@@ -13,7 +13,7 @@ import { toWire } from '../../core/encounters/index.js';
 import { PROTOCOL_BLUETRACE } from '../../core/protocols/index.js';
 import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../core/trust/index.js';
 
-export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'tempids' | 'error-reply' | 'status';
+export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'tempids' | 'config' | 'error-reply' | 'status';
 
 export interface Vector {
   name: string;
@@ -114,6 +114,15 @@ function tempIdsAnswer(record: RegistrationRecord, backend: ControlSigner, ackTo
   return { topic: ackTopic.replace(/\/ack$/, '/tempids'), payload, contentType: COSE_CONTENT_TYPE };
 }
 
+/** A configuration for the first registered gateway (docs/protocol.md, "Configuration"), at a fixed time. */
+export function configMessage(record: RegistrationRecord, backend: ControlSigner, ackTopic: string): Captured {
+  const payload = backend.sign({
+    kind: 'config', venue: record.venue, gateway: record.gateway, version: 7, issuedAt: 1_796_600_000_000,
+    settings: { uplink: { statusIntervalS: 300 }, log: { level: 'warn' } }, layers: [{ layer: 'fleet', version: 3 }, { layer: 'gateway', version: 7 }],
+  });
+  return { topic: ackTopic.replace(/\/ack$/, '/config'), payload, contentType: COSE_CONTENT_TYPE };
+}
+
 export function writeVectors(dir: string, o: {
   batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string; requestBytes: Buffer }>;
   statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets; backend: ControlSigner;
@@ -133,7 +142,7 @@ export function writeVectors(dir: string, o: {
       const read = readCose(c.payload);
       if (!read.ok) throw new Error(`${name}: ${read.reason}`);
       v.signedPayload = read.message.payload.toString('utf8');
-      const control = { ack: 'control-ack', tempids: 'control-tempids', request: 'control-request' } as Partial<Record<VectorType, string>>;
+      const control = { ack: 'control-ack', tempids: 'control-tempids', request: 'control-request', config: 'control-config' } as Partial<Record<VectorType, string>>;
       v.rule = control[type] ?? (name === 'status-reply' ? 'status-reply' : type);
       // answers name no gateway: every one captured is gw-spec's, the first record
       v.signedBy = control[type] ? 'backend' : ((JSON.parse(v.signedPayload) as { gateway?: string }).gateway ?? o.records[0].gateway);
@@ -158,6 +167,7 @@ export function writeVectors(dir: string, o: {
     good(`request-${i + 1}`, 'request', c, `a signed request: ${read.ok ? read.message.payload.toString() : '?'}`);
   });
   good('tempids-1', 'tempids', tempIdsAnswer(o.records[0], o.backend, o.acks[0].topic), "a temp-ID answer: made by the backend's signer with a test BlueTrace key, not captured");
+  good('config-1', 'config', configMessage(o.records[0], o.backend, o.acks[0].topic), "a unit's configuration, retained on its config topic: made by the backend's signer, not captured");
   o.statuses.forEach((c) => good(c.name, 'status', c, c.description));
   o.errorReplies.forEach((c, i) => {
     good(`error-reply-${i + 1}`, 'error-reply', c, `the gateway's answer to ${c.request}`);
