@@ -88,7 +88,7 @@ function cells(r: FleetRow): string[] {
     r.radio ?? '-',
     r.beacon ?? '-',
     r.software ?? '-',
-    r.config ?? '-',
+    (r.config ?? '-') + (r.certificateWarning ? `; ${r.certificateWarning}` : ''),
   ];
 }
 

@@ -91,7 +91,7 @@ function table(fleet) {
     tr.append(el('td', r.gateway), el('td', r.venue), state, el('td', when(r.since)), el('td', ago(r.lastBatchAgoS)), missing,
       el('td', r.backlog ? r.backlog.pending + ' / ' + r.backlog.outboxBatches : '—'),
       el('td', r.clock ? (r.clock.synchronized ? 'synced' : 'NOT synced') + ' (' + r.clock.source + ')' : '—'),
-      el('td', r.radio || '—'), el('td', r.beacon || '—'), el('td', r.software || '—'), el('td', r.config || '—'));
+      el('td', r.radio || '—'), el('td', r.beacon || '—'), el('td', r.software || '—'), el('td', (r.config || '—') + (r.certificateWarning ? ' · ' + r.certificateWarning : '')));
     return tr;
   }));
   document.getElementById('shown').textContent = fleet.gateways.length > ROWS_SHOWN

@@ -49,20 +49,40 @@ export interface FleetRow {
   beacon: string | null;
   /** What its latest status says it runs: release and commit ("0.1.0 8ed102a1b2c3"), and its configuration's version and source. */
   software: string | null;
+  /** "sha256:… remote v5 committed; v6 refused": the digest, the source, the backend's version in effect and a last offer that did not apply. */
   config: string | null;
+  /** From 30 days before one of its certificates expires: which, and when. */
+  certificateWarning: string | null;
 }
 
 /** The parts of an online status the listing shows; anything else in it is left alone. */
 const countersSchema = z.object({
   software: z.object({ version: z.string(), commit: z.string() }).optional(),
-  config: z.object({ version: z.string(), source: z.string() }).optional(),
+  config: z.object({
+    version: z.string(),
+    source: z.string(),
+    remote: z.object({
+      version: z.number().nullable(),
+      state: z.string(),
+      last: z.object({ version: z.number(), outcome: z.string() }).nullable(),
+    }).optional(),
+  }).optional(),
   counters: z.object({
     store: z.object({ pending: z.number(), outboxBatches: z.number() }).partial().optional(),
     clock: z.object({ synchronized: z.boolean(), source: z.string() }).optional(),
     radio: z.object({ state: z.string() }).optional(),
     beacon: z.object({ state: z.string() }).optional(),
+    tls: z.object({ warning: z.string().nullable() }).optional(),
   }).optional(),
 });
+
+/** The configuration a status reports, in a few words. */
+function configText(c: NonNullable<z.infer<typeof countersSchema>['config']>): string {
+  const r = c.remote;
+  const inEffect = r && r.version !== null ? ` v${r.version} ${r.state}` : '';
+  const lastOffer = r?.last && r.last.outcome !== 'applied' ? `; v${r.last.version} ${r.last.outcome}` : '';
+  return `${c.version} ${c.source}${inEffect}${lastOffer}`;
+}
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -129,7 +149,8 @@ export function fleetRows(lives: readonly LifeRow[], statuses: readonly StatusRo
       radio: s?.state === 'online' ? shown(counters?.radio?.state) : null,
       beacon: s?.state === 'online' ? shown(counters?.beacon?.state) : null,
       software: doc?.software ? shownText(`${doc.software.version} ${doc.software.commit}`) : null,
-      config: doc?.config ? shownText(`${doc.config.version} ${doc.config.source}`) : null,
+      config: doc?.config ? shownText(configText(doc.config)) : null,
+      certificateWarning: s?.state === 'online' ? shown(counters?.tls?.warning) : null,
     });
   }
   // What needs a look first: offline, then missing batches, then by name.

@@ -19,6 +19,20 @@ const online = {
   },
 };
 
+describe('fleetRows, what a unit runs', () => {
+  it("says which of the backend's configuration versions is in effect, a last offer that did not apply, and a certificate about to expire", () => {
+    const remote = { version: 5, state: 'committed', last: { version: 6, outcome: 'rolledBack', reason: 'not healthy within 180 s', at: T } };
+    const rows = fleetRows([], [
+      status('gw-r', 'v1', 'online', { config: { version: 'sha256:3f9a0c1d2e4b', source: 'remote', remote }, counters: { ...online.counters, tls: { certificates: [], warning: 'broker.cert expires in 9 days' } } }),
+      status('gw-f', 'v1', 'online', { config: { version: 'sha256:0000000000aa', source: 'file', remote: { version: null, state: 'none', last: null } }, counters: online.counters }),
+    ], T);
+    expect(rows.map((r) => [r.gateway, r.config, r.certificateWarning])).toEqual([
+      ['gw-f', 'sha256:0000000000aa file', null],
+      ['gw-r', 'sha256:3f9a0c1d2e4b remote v5 committed; v6 rolledBack', 'broker.cert expires in 9 days'],
+    ]);
+  });
+});
+
 describe('fleetRows', () => {
   const lives: LifeRow[] = [
     { gateway: 'gw-a', life: 'L1', venue: 'v1', lastSeq: 10, batches: 10, lastBatchAt: T - 90_000 },
