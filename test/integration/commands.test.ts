@@ -12,6 +12,7 @@ import { gatewayKeyOf, provisionTestGateway, signedRequest, testBackendKeyFile, 
 import { runProcess, runVgw, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { unitProblems } from '../harness/protocol-schema.js';
 import { tempDir } from '../harness/tmp.js';
+import { simulatedUnitConfig } from '../harness/unit-config.js';
 
 const dir = tempDir('vgw-commands-');
 const broker = useLocalBroker(dir);
@@ -22,18 +23,7 @@ describe('signed commands', () => {
     const identity = provisionTestGateway(dir, 'gw-cmd', 'venue-cmd');
     const to = { venue: 'venue-cmd', gateway: 'gw-cmd' };
     const topics = gatewayTopics(prefix, to.venue, to.gateway);
-    const config = writeJson(join(dir, 'cmd.json'), {
-      gateway: { id: to.gateway, venue: to.venue },
-      secretsFile: identity.secretsFile,
-      broker: { url: broker().url, reconnectS: 0.3 },
-      topicPrefix: prefix,
-      radio: { simulated: { seed: 3, phones: 0, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 30, speed: 40, anchor: Date.now() } },
-      clock: { syncCheck: 'assume-synced' },
-      store: { path: join(dir, 'cmd.db'), checkpointS: 0.25 },
-      health: { controlSocket: join(dir, 'cmd.sock') },
-      uplink: { statusIntervalS: 1 },
-      log: { level: 'info' },
-    });
+    const { config } = simulatedUnitConfig({ dir, identity, brokerUrl: broker().url, prefix, seed: 3, extra: { uplink: { statusIntervalS: 1 }, log: { level: 'info' } } });
     const daemon = spawnVgw(['run', '-c', config]);
     const tool = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'backend-tool' });
     const replyTo = `${prefix}/replies/backend-tool`;
@@ -138,18 +128,7 @@ describe('signed commands', () => {
     const identity = provisionTestGateway(dir, 'gw-rst', 'venue-rst');
     const to = { venue: 'venue-rst', gateway: 'gw-rst' };
     const topics = gatewayTopics(prefix, to.venue, to.gateway);
-    const db = join(dir, 'rst.db');
-    const config = writeJson(join(dir, 'rst.json'), {
-      gateway: { id: to.gateway, venue: to.venue },
-      secretsFile: identity.secretsFile,
-      broker: { url: broker().url, reconnectS: 0.3 },
-      topicPrefix: prefix,
-      radio: { simulated: { seed: 5, phones: 0, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 30, speed: 40, anchor: Date.now() } },
-      clock: { syncCheck: 'assume-synced' },
-      store: { path: db, checkpointS: 0.25 },
-      health: { controlSocket: join(dir, 'rst.sock') },
-      uplink: { statusIntervalS: 1 },
-    });
+    const { config, db } = simulatedUnitConfig({ dir, identity, brokerUrl: broker().url, prefix, seed: 5, extra: { uplink: { statusIntervalS: 1 } } });
     const registry = writeJson(join(dir, 'rst-registry.json'), [identity.record]);
     const collectorConfig = writeJson(join(dir, 'rst-collector.json'), {
       broker: { url: broker().url }, topicPrefix: prefix, collector: { database: join(dir, 'rst-collector.db'), registry, controlKeyFile: testBackendKeyFile(dir) },

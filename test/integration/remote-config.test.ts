@@ -14,6 +14,7 @@ import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND, testBackendKeyFile, u
 import { controlProblems, unitProblems } from '../harness/protocol-schema.js';
 import { runProcess, runVgw, spawnVgw, type Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
+import { simulatedUnitConfig } from '../harness/unit-config.js';
 
 const dir = tempDir('vgw-remote-config-');
 const broker = useLocalBroker(dir);
@@ -48,19 +49,7 @@ describe('remote configuration', () => {
     const identity = provisionTestGateway(dir, 'gw-rc', 'venue-rc');
     const to = { venue: 'venue-rc', gateway: 'gw-rc' };
     const topics = gatewayTopics(prefix, to.venue, to.gateway);
-    const db = join(dir, 'rc.db');
-    const config = writeJson(join(dir, 'rc.json'), {
-      gateway: { id: to.gateway, venue: to.venue },
-      secretsFile: identity.secretsFile,
-      broker: { url: broker().url, reconnectS: 0.3 },
-      topicPrefix: prefix,
-      radio: { simulated: { seed: 9, phones: 0, arrivalsPerMinute: 120, minDwellS: 10, maxDwellS: 30, speed: 40, anchor: Date.now() } },
-      clock: { syncCheck: 'assume-synced' },
-      store: { path: db, checkpointS: 0.25 },
-      health: { controlSocket: join(dir, 'rc.sock') },
-      uplink: { statusIntervalS: 30 },
-      remote: { healthGateS: 10 },
-    });
+    const { config, db } = simulatedUnitConfig({ dir, identity, brokerUrl: broker().url, prefix, seed: 9, extra: { uplink: { statusIntervalS: 30 }, remote: { healthGateS: 10 } } });
     const registry = writeJson(join(dir, 'rc-registry.json'), [identity.record]);
     const collectorConfig = writeJson(join(dir, 'rc-collector.json'), {
       broker: { url: broker().url }, topicPrefix: prefix, collector: { database: join(dir, 'rc-collector.db'), registry, controlKeyFile: testBackendKeyFile(dir) },
