@@ -1,9 +1,8 @@
 // Wires the concerns together; data flows one way: radio → decode → aggregate → store → uplink.
 // Each concern starts and stops on its own (lifecycle.ts); this file only builds and orders them.
 import { createAggregator } from '../core/encounters/index.js';
-import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../core/config/index.js';
-import { aggregatorOptions, ConfigError, configVersion, requireGateway, requireSecretsFile } from '../core/config/index.js';
+import { aggregatorOptions, besideDatabase, ConfigError, configVersion, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { certificateNotAfter, expiryOf, expiryWarning, loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log/index.js';
@@ -56,7 +55,7 @@ function uplinkOptions(config: Config): Omit<UplinkOptions, 'broker' | 'signingK
     maxPullEncounters: u.maxPullEncounters,
     batchMaxEncounters: u.batchMaxEncounters,
     config: { version: configVersion(config), source: 'file' },
-    nonceFile: join(dirname(resolve(config.store.path)), 'control-nonces.json'),
+    nonceFile: besideDatabase(config, 'control-nonces.json'),
   };
 }
 

@@ -411,7 +411,12 @@ export const configSchema = configObject.superRefine((c, ctx) => {
  * entry; nothing is written to it.
  */
 export function controlSocketPath(config: Pick<Config, 'health' | 'store'>): string {
-  return config.health.controlSocket ?? join(dirname(resolve(config.store.path)), 'control.sock');
+  return config.health.controlSocket ?? besideDatabase(config, 'control.sock');
+}
+
+/** A file the unit keeps in its database's folder (the nonces, the temp IDs, the remote configuration's state). */
+export function besideDatabase(config: Pick<Config, 'store'>, name: string): string {
+  return join(dirname(resolve(config.store.path)), name);
 }
 
 export type Config = z.infer<typeof configObject>;

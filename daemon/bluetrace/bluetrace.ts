@@ -1,8 +1,7 @@
 // The BlueTrace concern: the venue's temp ID supply and the two roles, built from the config.
 // The peripheral takes a slot on the advertising controller, the central rides the scanner's
 // noble; both hand exchanges to the pipeline and stop while no valid temp ID is at hand.
-import { dirname, join, resolve } from 'node:path';
-import type { Config } from '../../core/config/index.js';
+import { besideDatabase, type Config } from '../../core/config/index.js';
 import type { Logger } from '../../core/log/index.js';
 import type { Sighting } from '../../core/protocols/index.js';
 import type { BluetraceStatus } from '../../core/wire/status.js';
@@ -31,7 +30,7 @@ export class Bluetrace implements Lifecycle {
     const t = b.tempIds;
     this.supply = new TempIdSupply(
       {
-        path: t.file ?? join(dirname(resolve(config.store.path)), 'bluetrace-tempids.json'),
+        path: t.file ?? besideDatabase(config, 'bluetrace-tempids.json'),
         lowWater: t.lowWater,
         retryMs: t.retryS * 1000,
         clockTrusted: () => t.unsyncedClock === 'use' || d.clockSynced(),
