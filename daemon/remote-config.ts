@@ -6,9 +6,8 @@
 // back by itself and restarts into what it ran before. The state is one small file beside the
 // database, replaced atomically: a power cut leaves the old state or the new one.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import {
-  boot, commit, type Config, emptyRemoteState, HISTORY, offer, remoteConfig, type RemoteConfigState, type RemoteSettings, rollBack,
+  besideDatabase, boot, commit, type Config, emptyRemoteState, offer, remoteConfig, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
 } from '../core/config/index.js';
 import type { Logger } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
@@ -16,7 +15,7 @@ import type { ControlConfig, RemoteConfigStatus } from '../core/wire/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export function remoteStatePath(config: Pick<Config, 'store'>): string {
-  return join(dirname(resolve(config.store.path)), 'remote-config.json');
+  return besideDatabase(config, 'remote-config.json');
 }
 
 function readState(path: string): { state: RemoteConfigState; problem: string | null } {
@@ -36,8 +35,7 @@ function readState(path: string): { state: RemoteConfigState; problem: string | 
  * the broker the unit uses, not only the one its file names. `remote`: the version laid over it.
  */
 export function effectiveConfig(fileConfig: Config): { config: Config; remote: number | null } {
-  const { state } = readState(remoteStatePath(fileConfig));
-  const settings = state.trial ?? state.committed;
+  const settings = boot(readState(remoteStatePath(fileConfig)).state, Date.now()).settings;
   if (!settings) return { config: fileConfig, remote: null };
   try {
     return { config: remoteConfig(fileConfig, settings.settings, settings.version), remote: settings.version };
@@ -77,8 +75,7 @@ export function prepareRemoteStart(fileConfig: Config, log: Logger, now = Date.n
   } catch (err) {
     // The file changed under the settings (a technician's edit): the file alone, and say so.
     const reason = `no longer valid over the config file: ${(err as Error).message}`;
-    const history = [...state.history, { version: settings.version, outcome: 'rolledBack' as const, reason, at: now }].slice(-HISTORY);
-    state = { ...state, committed: null, trial: null, history };
+    state = setAside(state, settings, reason, now);
     writeFileAtomic(path, JSON.stringify(state));
     log.error({ version: settings.version, reason }, 'remote configuration set aside');
     return { config: fileConfig, state, trial: null, path, fileConfig };

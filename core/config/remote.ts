@@ -129,6 +129,11 @@ export function commit(state: RemoteConfigState, now: number): RemoteConfigState
   return { ...state, committed: { version: trial.version, settings: trial.settings }, trial: null, history: remember(state.history, { version: trial.version, outcome: 'applied', at: now }) };
 }
 
+/** The settings in effect no longer hold over the file (a technician's edit): the file alone from now on. */
+export function setAside(state: RemoteConfigState, settings: RemoteSettings, reason: string, now: number): RemoteConfigState {
+  return { ...state, committed: null, trial: null, history: remember(state.history, { version: settings.version, outcome: 'rolledBack', reason, at: now }) };
+}
+
 /** The trial broke the unit: back to the committed settings, the version never tried again. */
 export function rollBack(state: RemoteConfigState, reason: string, now: number): Extract<BootPlan, { kind: 'rolledBack' }> {
   const trial = state.trial;

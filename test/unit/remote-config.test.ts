@@ -2,7 +2,7 @@
 // technician may set, and what a unit does with each version through its starts and health gate.
 import { describe, expect, it } from 'vitest';
 import {
-  boot, commit, ConfigError, emptyRemoteState, HISTORY, localOnlyPaths, MAX_TRIAL_BOOTS, offer, overlay, remoteConfig, rollBack, type RemoteSettings,
+  boot, commit, ConfigError, emptyRemoteState, HISTORY, localOnlyPaths, MAX_TRIAL_BOOTS, offer, overlay, remoteConfig, rollBack, setAside, type RemoteSettings,
 } from '../../core/config/index.js';
 
 const file = { gateway: { id: 'gw-1', venue: 'mall-01' }, secretsFile: '/etc/venue-gateway/secrets.json', broker: { url: 'mqtt://10.0.0.5:1883', reconnectS: 5 }, uplink: { statusIntervalS: 30 } };
@@ -77,6 +77,14 @@ describe('remote configuration, pure', () => {
     expect(plan.kind).toBe('rolledBack');
     expect(plan.settings).toBeNull(); // nothing committed: the file alone
     expect(plan.state.history.at(-1)).toMatchObject({ version: 9, outcome: 'rolledBack', reason: `started ${MAX_TRIAL_BOOTS} times without passing the health gate` });
+  });
+
+  it('sets aside settings the file no longer takes: the file alone, the version remembered as rolled back', () => {
+    const committed = commit(boot(offer(emptyRemoteState(), { version: 3, settings: { uplink: { statusIntervalS: 60 } } }, 0, check).state, 1).state, 2);
+    const aside = setAside(committed, committed.committed!, 'no longer valid over the config file: …', 5);
+    expect(aside).toMatchObject({ committed: null, trial: null, highest: 3 });
+    expect(aside.history.at(-1)).toEqual({ version: 3, outcome: 'rolledBack', reason: 'no longer valid over the config file: …', at: 5 });
+    expect(boot(aside, 6)).toMatchObject({ kind: 'run', settings: null, trial: false });
   });
 
   it(`keeps the last ${HISTORY} outcomes`, () => {
