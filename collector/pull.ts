@@ -35,20 +35,22 @@ function refusal(doc: unknown): string | null {
   return r !== null && typeof r === 'object' && r.ok === false ? String(r.error) : null;
 }
 
+/** A clean, short-lived session: replies to an abandoned request must not pile up. No broker is no answer (a timeout, as a silent gateway). */
+export async function connectOneShot(to: GatewayAddress): Promise<mqtt.MqttClient> {
+  try {
+    return await mqtt.connectAsync(to.broker.url, oneShotConnectOptions(to.broker));
+  } catch (err) {
+    throw new PullError(`cannot reach the broker at ${to.broker.url} (${(err as Error).message}): check broker.url and that the broker runs`, true);
+  }
+}
+
 /**
  * Sends one request and hands each reply (matched by correlation data) to `onReply`, which
  * returns a result to finish or undefined to wait for more: a batch part as its bytes, a signed
  * answer as its JSON (`doc`), once the gateway's key verified it; ok:false rejects.
  */
 async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, unknown>, onReply: (payload: Buffer, doc: unknown) => T | undefined): Promise<T> {
-  // A clean, short-lived session: replies to an abandoned request must not pile up.
-  let client: mqtt.MqttClient;
-  try {
-    client = await mqtt.connectAsync(to.broker.url, oneShotConnectOptions(to.broker));
-  } catch (err) {
-    // No broker is no answer: the same exit code as a silent gateway.
-    throw new PullError(`cannot reach the broker at ${to.broker.url} (${(err as Error).message}): check broker.url and that the broker runs`, true);
-  }
+  const client = await connectOneShot(to);
   const responseTopic = replyTopic(to.prefix, to.broker.clientId);
   const correlationData = randomBytes(16);
   try {
