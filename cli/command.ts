@@ -2,21 +2,13 @@ import { Command } from 'commander';
 import { requestDoctor, requestLogLevel, requestRestart } from '../collector/pull.js';
 import { LOG_LEVELS } from '../core/wire/index.js';
 import { EXIT, fail, UsageError } from './errors.js';
-import { type AddressOptions, gatewayAddress } from './gateway-address.js';
+import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
 
 const EXIT_CODES = 'Exit codes: 0 ok, 1 failure (the gateway refused: the field is named), 2 bad arguments, 3 no answer in time.';
 
 /** One subcommand addressed to one gateway, with the options every command shares. */
 function toOneGateway(parent: Command, name: string, description: string, example: string): Command {
-  return parent
-    .command(name)
-    .description(description)
-    .requiredOption('--venue <id>', 'venue id')
-    .requiredOption('--gateway <id>', 'gateway id')
-    .option('-c, --config <file>', 'collector config: its broker, backend key and registry (the answer must verify with the gateway\'s key)')
-    .option('--broker <url>', 'broker URL when no config is given')
-    .option('--control-key <file>', "the backend key file the command is signed with (default: the config's collector.controlKeyFile)")
-    .option('--timeout <s>', 'seconds to wait for the answer', '10')
+  return addressOptions(parent.command(name).description(description), 'the command', 'the answer')
     .addHelpText('after', `\n${EXIT_CODES}\nExample:\n  ${example}`);
 }
 

@@ -19,14 +19,10 @@ import { certificateNotAfter, expiryOf, expiryWarning, loadSecrets, registration
 import { oneShotConnectOptions, tlsOptions } from '../core/mqtt/index.js';
 import { fail } from './errors.js';
 import { diskUsage } from './status.js';
-import type { LocalStatus } from '../core/wire/index.js';
+import type { DoctorCheck, LocalStatus } from '../core/wire/index.js';
 
-export interface CheckResult {
-  check: string;
-  ok: boolean;
-  detail: string;
-  fix?: string;
-}
+/** One check, as `--json` prints it and a doctor command's answer carries it. */
+export type CheckResult = DoctorCheck;
 
 type Status = LocalStatus | null;
 const pass = (check: string, detail: string): CheckResult => ({ check, ok: true, detail });
@@ -87,10 +83,10 @@ function checkTls(config: Config): CheckResult {
     if (!cert.checkPrivateKey(createPrivateKey(readFileSync(b.key!)))) return failed('tls', 'broker.key is not the key of broker.cert', 'copy the key issued with that certificate');
     const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1];
     if (cn !== config.gateway!.id) return failed('tls', `client certificate CN "${cn}" is not the gateway id "${config.gateway!.id}": the broker's ACL will refuse its topics`, 'issue a certificate with CN = the gateway id');
-    const days = Math.floor((Date.parse(cert.validTo) - now) / 86_400_000);
-    const due = expiryWarning([expiryOf('broker.cert', Date.parse(cert.validTo), now), ...(b.ca ? [expiryOf('broker.ca', certificateNotAfter(readFileSync(b.ca)), now)] : [])]);
+    const own = expiryOf('broker.cert', Date.parse(cert.validTo), now);
+    const due = expiryWarning([own, ...(b.ca ? [expiryOf('broker.ca', certificateNotAfter(readFileSync(b.ca)), now)] : [])]);
     if (due) return failed('tls', due, 'issue a new certificate for this unit before then (provisioning/tls/certs.sh client DIR <gateway id>) and install it as broker.cert/broker.key');
-    return pass('tls', `client certificate CN ${cn}, valid ${days} more days`);
+    return pass('tls', `client certificate CN ${cn}, valid ${own.daysLeft} more days`);
   } catch (err) {
     return failed('tls', (err as Error).message, 'fix the file named, or run `vgw provision` again with --ca/--cert/--key');
   }

@@ -2,16 +2,9 @@ import { Command } from 'commander';
 import { currentConfig, publishConfig, reportedConfig } from '../collector/remote-config.js';
 import { ConfigError, remoteConfig } from '../core/config/index.js';
 import { fail, UsageError } from './errors.js';
-import { type AddressOptions, gatewayAddress } from './gateway-address.js';
+import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
 
-const addressed = (cmd: Command) =>
-  cmd
-    .requiredOption('--venue <id>', 'venue id')
-    .requiredOption('--gateway <id>', 'gateway id')
-    .option('-c, --config <file>', "collector config: its broker, backend key and registry")
-    .option('--broker <url>', 'broker URL when no config is given')
-    .option('--control-key <file>', "the backend key file the configuration is signed with (default: the config's collector.controlKeyFile)")
-    .option('--timeout <s>', 'seconds to wait for the broker', '10');
+const addressed = (cmd: Command) => addressOptions(cmd, 'the configuration', 'the broker');
 
 /** The settings as JSON, checked as a unit would check them over an empty file (the unit checks them again over its own). */
 function parseSettings(text: string): Record<string, unknown> {

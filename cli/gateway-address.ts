@@ -4,6 +4,7 @@
 import { GatewayRegistry } from '../collector/index.js';
 import type { GatewayAddress } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../core/mqtt/index.js';
+import type { Command } from 'commander';
 import { Config, loadConfig, parseConfig } from '../core/config/index.js';
 import { loadBackendKeySeed } from '../core/trust/index.js';
 import { ControlSigner } from '../core/wire/index.js';
@@ -16,6 +17,17 @@ export interface AddressOptions {
   broker?: string;
   controlKey?: string;
   timeout: string;
+}
+
+/** The options of AddressOptions on `cmd`: `signed` says what the backend key signs, `timeout` what is waited for. */
+export function addressOptions(cmd: Command, signed: string, timeout: string): Command {
+  return cmd
+    .requiredOption('--venue <id>', 'venue id')
+    .requiredOption('--gateway <id>', 'gateway id')
+    .option('-c, --config <file>', "collector config: its broker, backend key and registry (an answer must verify with the gateway's key)")
+    .option('--broker <url>', 'broker URL when no config is given')
+    .option('--control-key <file>', `the backend key file ${signed} is signed with (default: the config's collector.controlKeyFile)`)
+    .option('--timeout <s>', `seconds to wait for ${timeout}`, '10');
 }
 
 export function gatewayAddress(opts: AddressOptions, purpose: string): { address: GatewayAddress; config: Config; registry: GatewayRegistry | null } {
