@@ -6,8 +6,10 @@ import type { VenueEncounter } from '../core/encounters/index.js';
 import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
 import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
 import { type CollectedColumns, ENCOUNTER_COLUMNS, encounterFromCollected } from './encounter-row.js';
+import { type ConfigLayer, ended, type LayerScope, type Rollout, supersede } from '../core/fleet/index.js';
 import {
   type ArrivedBatch, type CollectorStore, DAY_MS, DEFAULT_BATCH_GRACE_DAYS, type EncounterFilter, type EncounterSource, type IngestResult, type PurgeReport,
+  type RolloutRequest, type StoredRollout,
 } from './store.js';
 
 
@@ -118,6 +120,27 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    INSERT INTO venue_hours SELECT venue, (first_seen / ${HOUR_MS}) * ${HOUR_MS}, count(*) FROM encounters GROUP BY 1, 2;
    CREATE INDEX venue_hours_hour ON venue_hours(hour);`,
+  // Governance: the backend's configuration layers, their staged rollouts (a JSON document each,
+  // written by the one collector holding the lease), and that lease.
+  `CREATE TABLE config_layers (
+     scope TEXT NOT NULL,
+     name TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     settings TEXT NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (scope, name)
+   ) WITHOUT ROWID;
+   CREATE TABLE rollouts (
+     id TEXT PRIMARY KEY,
+     state TEXT NOT NULL,
+     requested TEXT,
+     document TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE rollout_lease (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     holder TEXT NOT NULL,
+     until INTEGER NOT NULL
+   );`,
 ];
 
 /** SQLite answers at once; the store's interface is a promise's: a failure rejects, it never throws. */
@@ -293,6 +316,68 @@ export class CollectorDb implements CollectorStore, EncounterSource {
   ping(): Promise<void> {
     return settled(() => {
       this.db.prepare('SELECT count(*) FROM gateways').get(); // reads the file, not just the connection
+    });
+  }
+
+  layers(): Promise<ConfigLayer[]> {
+    return settled(() =>
+      (this.db.prepare('SELECT scope, name, version, settings, updated_at AS updatedAt FROM config_layers ORDER BY scope, name').all() as Array<ConfigLayer & { settings: string }>)
+        .map((r) => ({ ...r, settings: JSON.parse(r.settings) as Record<string, unknown> })),
+    );
+  }
+
+  changeLayer(scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer) => Rollout): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
+    return settled(() =>
+      this.db.transaction(() => {
+        const held = this.db.prepare('SELECT version FROM config_layers WHERE scope = ? AND name = ?').pluck().get(scope, name) as number | undefined;
+        const layer: ConfigLayer = { scope, name, version: (held ?? 0) + 1, settings, updatedAt: now };
+        this.db.prepare('INSERT OR REPLACE INTO config_layers (scope, name, version, settings, updated_at) VALUES (?, ?, ?, ?, ?)').run(scope, name, layer.version, JSON.stringify(settings), now);
+        const rollout = make(layer);
+        for (const { rollout: other } of this.storedRollouts(0)) {
+          if (ended(other) || other.layer.scope !== scope || other.layer.name !== name) continue;
+          this.writeRollout(supersede(other, rollout.id, now));
+        }
+        this.writeRollout(rollout);
+        return { layer, rollout };
+      })(),
+    );
+  }
+
+  private storedRollouts(endedCount: number): StoredRollout[] {
+    const rows = this.db.prepare(
+      `SELECT requested, document FROM rollouts WHERE state IN ('running', 'paused')
+       UNION ALL SELECT * FROM (SELECT requested, document FROM rollouts WHERE state IN ('done', 'aborted') ORDER BY id DESC LIMIT ?)`,
+    ).all(endedCount) as Array<{ requested: RolloutRequest | null; document: string }>;
+    return rows.map((r) => ({ rollout: JSON.parse(r.document) as Rollout, requested: r.requested })).sort((a, b) => (a.rollout.id < b.rollout.id ? 1 : -1));
+  }
+
+  private writeRollout(rollout: Rollout, handled: RolloutRequest | null = null): void {
+    this.db.prepare(
+      `INSERT INTO rollouts (id, state, requested, document) VALUES (@id, @state, NULL, @document)
+       ON CONFLICT(id) DO UPDATE SET state = excluded.state, document = excluded.document,
+         requested = CASE WHEN rollouts.requested IS @handled THEN NULL ELSE rollouts.requested END`,
+    ).run({ id: rollout.id, state: rollout.state, document: JSON.stringify(rollout), handled });
+  }
+
+  rollouts(endedCount = 20): Promise<StoredRollout[]> {
+    return settled(() => this.storedRollouts(endedCount));
+  }
+
+  saveRollout(rollout: Rollout, handled: RolloutRequest | null): Promise<void> {
+    return settled(() => this.writeRollout(rollout, handled));
+  }
+
+  requestRollout(id: string, request: RolloutRequest): Promise<boolean> {
+    return settled(() => this.db.prepare('UPDATE rollouts SET requested = ? WHERE id = ?').run(request, id).changes === 1);
+  }
+
+  leaseRollouts(holder: string, now: number, ttlMs: number): Promise<boolean> {
+    return settled(() => {
+      this.db.prepare(
+        `INSERT INTO rollout_lease (id, holder, until) VALUES (1, @holder, @until)
+         ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, until = excluded.until WHERE rollout_lease.holder = excluded.holder OR rollout_lease.until < @now`,
+      ).run({ holder, until: now + ttlMs, now });
+      return this.db.prepare('SELECT holder FROM rollout_lease WHERE id = 1').pluck().get() === holder;
     });
   }
 

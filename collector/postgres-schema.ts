@@ -91,6 +91,31 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX venue_hours_hour ON venue_hours (hour);
       INSERT INTO venue_hours SELECT venue, (first_seen / ${HOUR_MS}) * ${HOUR_MS}, count(*) FROM encounters GROUP BY 1, 2;`,
   },
+  {
+    version: 3,
+    description: 'configuration layers, staged rollouts and the lease of the collector driving them',
+    sql: `
+      CREATE TABLE config_layers (
+        scope text NOT NULL,
+        name text NOT NULL,
+        version integer NOT NULL,
+        settings text NOT NULL,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (scope, name)
+      );
+      -- a JSON document each, written by the one collector holding the lease
+      CREATE TABLE rollouts (
+        id text PRIMARY KEY,
+        state text NOT NULL,
+        requested text,
+        document text NOT NULL
+      );
+      CREATE TABLE rollout_lease (
+        id integer PRIMARY KEY CHECK (id = 1),
+        holder text NOT NULL,
+        until bigint NOT NULL
+      );`,
+  },
 ];
 
 export async function migratePostgres(pool: pg.Pool, migrations: readonly Migration[]): Promise<void> {

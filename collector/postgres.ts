@@ -12,10 +12,14 @@ import { migratePostgres, POSTGRES_MIGRATIONS } from './postgres-schema.js';
 
 export { migratePostgres, POSTGRES_MIGRATIONS, type Migration } from './postgres-schema.js';
 import type {
-  ArrivedBatch, CollectorStore, EncounterFilter, EncounterSource, IngestResult, PurgeReport } from './store.js';
+  ArrivedBatch, CollectorStore, EncounterFilter, EncounterSource, IngestResult, PurgeReport, RolloutRequest, StoredRollout } from './store.js';
+import { type ConfigLayer, ended, type LayerScope, type Rollout, supersede } from '../core/fleet/index.js';
 
 /** Serialises partition creation against retention's drops, across collectors. */
 const PARTITION_LOCK = 0x76677702;
+
+/** Serialises changes of configuration layers (each a version above the last), across CLIs and collectors. */
+const GOVERNANCE_LOCK = 0x76677703;
 
 /** Retried when PostgreSQL says the transaction may succeed if run again. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -229,6 +233,61 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
     await this.pool.query('SELECT 1');
   }
 
+  async layers(): Promise<ConfigLayer[]> {
+    const { rows } = await this.pool.query<ConfigLayer & { settings: string }>('SELECT scope, name, version, settings, updated_at AS "updatedAt" FROM config_layers ORDER BY scope, name');
+    return rows.map((r) => ({ ...r, settings: JSON.parse(r.settings) as Record<string, unknown> }));
+  }
+
+  async changeLayer(scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer) => Rollout): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [GOVERNANCE_LOCK]);
+      const held = (await client.query<{ version: number }>('SELECT version FROM config_layers WHERE scope = $1 AND name = $2', [scope, name])).rows[0]?.version;
+      const layer: ConfigLayer = { scope, name, version: (held ?? 0) + 1, settings, updatedAt: now };
+      await client.query(
+        `INSERT INTO config_layers (scope, name, version, settings, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (scope, name) DO UPDATE SET version = excluded.version, settings = excluded.settings, updated_at = excluded.updated_at`,
+        [scope, name, layer.version, JSON.stringify(settings), now],
+      );
+      const rollout = make(layer);
+      for (const { rollout: other } of await storedRollouts(client, 0)) {
+        if (ended(other) || other.layer.scope !== scope || other.layer.name !== name) continue;
+        await writeRollout(client, supersede(other, rollout.id, now), null);
+      }
+      await writeRollout(client, rollout, null);
+      await client.query('COMMIT');
+      return { layer, rollout };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  rollouts(endedCount = 20): Promise<StoredRollout[]> {
+    return storedRollouts(this.pool, endedCount);
+  }
+
+  saveRollout(rollout: Rollout, handled: RolloutRequest | null): Promise<void> {
+    return writeRollout(this.pool, rollout, handled);
+  }
+
+  async requestRollout(id: string, request: RolloutRequest): Promise<boolean> {
+    return (await this.pool.query('UPDATE rollouts SET requested = $1 WHERE id = $2', [request, id])).rowCount === 1;
+  }
+
+  async leaseRollouts(holder: string, now: number, ttlMs: number): Promise<boolean> {
+    const { rows } = await this.pool.query<{ holder: string }>(
+      `INSERT INTO rollout_lease AS l (id, holder, until) VALUES (1, $1, $2)
+       ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, until = excluded.until WHERE l.holder = excluded.holder OR l.until < $3
+       RETURNING holder`,
+      [holder, now + ttlMs, now],
+    );
+    return rows[0]?.holder === holder;
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -356,5 +415,25 @@ async function upsertLives(client: pg.PoolClient, batches: ArrivedBatch['batch']
      ON CONFLICT (gateway, life) DO UPDATE SET venue = excluded.venue, last_seq = greatest(l.last_seq, excluded.last_seq),
        batches = l.batches + excluded.batches, last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)`,
     [list.map((l) => l.gateway), list.map((l) => l.life), list.map((l) => l.venue), list.map((l) => l.lastSeq), list.map((l) => l.batches), now],
+  );
+}
+
+type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
+
+async function storedRollouts(db: Queryable, endedCount: number): Promise<StoredRollout[]> {
+  const { rows } = await db.query<{ requested: RolloutRequest | null; document: string }>(
+    `SELECT requested, document FROM rollouts WHERE state IN ('running', 'paused')
+     UNION ALL (SELECT requested, document FROM rollouts WHERE state IN ('done', 'aborted') ORDER BY id DESC LIMIT $1)`,
+    [endedCount],
+  );
+  return rows.map((r) => ({ rollout: JSON.parse(r.document) as Rollout, requested: r.requested })).sort((a, b) => (a.rollout.id < b.rollout.id ? 1 : -1));
+}
+
+async function writeRollout(db: Queryable, rollout: Rollout, handled: RolloutRequest | null): Promise<void> {
+  await db.query(
+    `INSERT INTO rollouts AS r (id, state, requested, document) VALUES ($1, $2, NULL, $3)
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state, document = excluded.document,
+       requested = CASE WHEN r.requested IS NOT DISTINCT FROM $4::text THEN NULL ELSE r.requested END`,
+    [rollout.id, rollout.state, JSON.stringify(rollout), handled],
   );
 }

@@ -1,6 +1,7 @@
 // What the collector asks of its database, whichever it is: SQLite (one file, the default) or
 // PostgreSQL (a fleet: several collectors, one database). `collector.database` chooses.
 import type { VenueEncounter } from '../core/encounters/index.js';
+import type { ConfigLayer, LayerScope, Rollout } from '../core/fleet/index.js';
 import type { Batch } from '../core/wire/index.js';
 import type { LifeRow, StatusRow, VenueHour } from './fleet.js';
 
@@ -52,7 +53,40 @@ export interface PurgeReport {
   batchesDeleted: number;
 }
 
-export interface CollectorStore {
+/** What an operator asked of a rollout; the collector driving it carries it out at its next tick. */
+export type RolloutRequest = 'pause' | 'resume' | 'abort';
+
+export interface StoredRollout {
+  rollout: Rollout;
+  requested: RolloutRequest | null;
+}
+
+/**
+ * The backend's governance of the fleet, kept in the collector's database so that any collector
+ * (or the CLI beside one) sees the same: configuration layers and their staged rollouts.
+ */
+export interface GovernanceStore {
+  layers(): Promise<ConfigLayer[]>;
+  /**
+   * In one transaction: the layer's settings replaced as its next version, running rollouts of
+   * that layer superseded (aborted, their reason saying by which), and the rollout `make` returns
+   * for the new version saved.
+   */
+  changeLayer(scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer) => Rollout): Promise<{ layer: ConfigLayer; rollout: Rollout }>;
+  /** Rollouts, newest first: every one not ended, and the `ended` newest of those that did. */
+  rollouts(ended?: number): Promise<StoredRollout[]>;
+  /** Writes the driver's new state of a rollout; clears the request it carried out (`handled`), not one made since. */
+  saveRollout(rollout: Rollout, handled: RolloutRequest | null): Promise<void>;
+  /** An operator's request; false when there is no such rollout. */
+  requestRollout(id: string, request: RolloutRequest): Promise<boolean>;
+  /**
+   * Whether `holder` drives the rollouts until `now + ttlMs`: it takes the lease when nobody holds
+   * it or it lapsed, and renews its own. One collector of a fleet drives at a time.
+   */
+  leaseRollouts(holder: string, now: number, ttlMs: number): Promise<boolean>;
+}
+
+export interface CollectorStore extends GovernanceStore {
   readonly kind: 'sqlite' | 'postgres';
   /**
    * Stores batches that arrived together, in one durable transaction: each is stored or refused

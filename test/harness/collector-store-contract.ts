@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type ArrivedBatch, type CollectorStore, DAY_MS, type EncounterSource, MAX_STATUS_BYTES, type StatusRow } from '../../collector/index.js';
 import type { VenueEncounter, WireEncounter } from '../../core/encounters/index.js';
 import type { Batch } from '../../core/wire/index.js';
+import { control, newRollout, step } from '../../core/fleet/index.js';
 
 export type ContractStore = CollectorStore & EncounterSource;
 
@@ -170,5 +171,45 @@ export function collectorStoreContract(name: string, subject: () => ContractSubj
       }
       await expect(store.ping()).rejects.toThrow();
     });
+
+    it('keeps configuration layers by version, supersedes a running rollout of the same layer, and carries requests and the lease', () =>
+      withStore(async (store) => {
+        const plan = { canary: 1, ratePerMinute: 60, abortAfter: 2, settleMs: 60_000 };
+        const units = [{ gateway: 'gw-a', venue: 'v-a', online: true }, { gateway: 'gw-b', venue: 'v-b', online: true }];
+        const make = (id: string) => (layer: { scope: 'fleet' | 'group' | 'gateway'; name: string; version: number }) =>
+          newRollout(id, `${layer.scope} ${layer.name} version ${layer.version}`, { scope: layer.scope, name: layer.name, version: layer.version }, units, plan, DAY0);
+        expect(await store.layers()).toEqual([]);
+        const first = await store.changeLayer('group', 'city-kl', { uplink: { statusIntervalS: 300 } }, DAY0, make('01A'));
+        expect(first.layer).toEqual({ scope: 'group', name: 'city-kl', version: 1, settings: { uplink: { statusIntervalS: 300 } }, updatedAt: DAY0 });
+        await store.changeLayer('fleet', '', { uplink: { statusIntervalS: 120 } }, DAY0 + 1, make('01B'));
+        const second = await store.changeLayer('group', 'city-kl', { uplink: { statusIntervalS: 600 } }, DAY0 + 2, make('01C'));
+        expect(second.layer.version).toBe(2);
+        expect((await store.layers()).map((l) => [l.scope, l.name, l.version, l.settings])).toEqual([
+          ['fleet', '', 1, { uplink: { statusIntervalS: 120 } }], ['group', 'city-kl', 2, { uplink: { statusIntervalS: 600 } }],
+        ]);
+        // newest first; the older rollout of the same layer stopped, the fleet's runs on
+        const listed = await store.rollouts();
+        expect(listed.map((r) => [r.rollout.id, r.rollout.state, r.rollout.reason ?? null])).toEqual([
+          ['01C', 'running', null], ['01B', 'running', null], ['01A', 'aborted', 'superseded by rollout 01C'],
+        ]);
+        expect(await store.rollouts(0)).toHaveLength(2);
+        // a request waits for the driver; a save that carried it out clears it, one that did not keeps it
+        expect(await store.requestRollout('01B', 'pause')).toBe(true);
+        expect(await store.requestRollout('nope', 'pause')).toBe(false);
+        const held = (await store.rollouts()).find((r) => r.rollout.id === '01B')!;
+        expect(held.requested).toBe('pause');
+        const stepped = step(held.rollout, DAY0 + 10, () => ({ online: true, version: null, state: 'none', last: null }), () => 1).rollout;
+        await store.saveRollout(stepped, null);
+        expect((await store.rollouts()).find((r) => r.rollout.id === '01B')).toMatchObject({ requested: 'pause', rollout: { units: [{ state: 'sent', version: 1 }, { state: 'pending' }] } });
+        await store.saveRollout(control(stepped, 'pause', DAY0 + 11), 'pause');
+        expect((await store.rollouts()).find((r) => r.rollout.id === '01B')).toMatchObject({ requested: null, rollout: { state: 'paused' } });
+        // one driver at a time: the lease is renewed by its holder and taken over once it lapsed
+        expect(await store.leaseRollouts('collector-1', DAY0, 10_000)).toBe(true);
+        expect(await store.leaseRollouts('collector-2', DAY0 + 5_000, 10_000)).toBe(false);
+        expect(await store.leaseRollouts('collector-1', DAY0 + 9_000, 10_000)).toBe(true);
+        expect(await store.leaseRollouts('collector-2', DAY0 + 18_000, 10_000)).toBe(false);
+        expect(await store.leaseRollouts('collector-2', DAY0 + 19_001, 10_000)).toBe(true);
+        expect(await store.leaseRollouts('collector-1', DAY0 + 19_002, 10_000)).toBe(false);
+      }));
   });
 }
