@@ -1,10 +1,11 @@
 import { Command } from 'commander';
-import { currentConfig, publishConfig, reportedConfig } from '../collector/remote-config.js';
-import { ConfigError, remoteConfig } from '../core/config/index.js';
+import { GatewayRegistry, openCollectorStore, type CollectorStore } from '../collector/index.js';
+import { currentConfig, reportedConfig } from '../collector/remote-config.js';
+import { describeLayer, rolloutProgress, startChange } from '../collector/rollouts.js';
+import { type Config, ConfigError, loadConfig, remoteConfig } from '../core/config/index.js';
+import type { LayerScope, RolloutPlan } from '../core/fleet/index.js';
 import { fail, UsageError } from './errors.js';
 import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
-
-const addressed = (cmd: Command) => addressOptions(cmd, 'the configuration', 'the broker');
 
 /** The settings as JSON, checked as a unit would check them over an empty file (the unit checks them again over its own). */
 function parseSettings(text: string): Record<string, unknown> {
@@ -24,41 +25,153 @@ function parseSettings(text: string): Record<string, unknown> {
   return settings as Record<string, unknown>;
 }
 
-/** `vgw fleet config`: the backend's configuration of units (docs/protocol.md, "Configuration"). */
+/** "5%" of `units` (at least 1) or a count. */
+function unitsOf(value: string, units: number, option: string): number {
+  const share = /^(\d+(?:\.\d+)?)%$/.exec(value);
+  if (share) {
+    const pct = Number(share[1]);
+    if (!(pct > 0 && pct <= 100)) throw new UsageError(`${option}: "${value}" must be a share above 0% and at most 100%`);
+    return Math.max(1, Math.ceil((pct / 100) * units));
+  }
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${option}: "${value}" is neither a number of units (1 or more) nor a share such as 5%`);
+  return Number(value);
+}
+
+interface Target {
+  fleet?: boolean;
+  group?: string;
+  gateway?: string;
+}
+
+/** Which layer the options name: exactly one of --fleet, --group, --gateway. */
+function layerOf(opts: Target): { scope: LayerScope; name: string } {
+  const given = [opts.fleet ? 'fleet' : null, opts.group !== undefined ? 'group' : null, opts.gateway !== undefined ? 'gateway' : null].filter((x) => x !== null);
+  if (given.length !== 1) throw new UsageError('give exactly one of --fleet (every unit), --group NAME (units whose registry record lists it) or --gateway ID (one unit)');
+  if (opts.fleet) return { scope: 'fleet', name: '' };
+  if (opts.group !== undefined) return { scope: 'group', name: opts.group };
+  return { scope: 'gateway', name: opts.gateway! };
+}
+
+/** The collector's config, its database open, and its registry: where layers and rollouts live. */
+async function governance<T>(configFile: string | undefined, use: (store: CollectorStore, registry: GatewayRegistry | null, config: Config) => Promise<T>): Promise<T> {
+  if (!configFile) throw new UsageError("-c/--config: required: the collector's config (its database holds the layers and rollouts, its registry the units)");
+  const config = loadConfig(configFile);
+  if (!config.collector) throw new UsageError(`--config: ${configFile} has no "collector" section: give a collector's config`);
+  const registry = config.collector.registry ? new GatewayRegistry(config.collector.registry) : null;
+  const store = await openCollectorStore(config.collector.database);
+  try {
+    return await use(store, registry, config);
+  } finally {
+    await store.close();
+  }
+}
+
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
+
+/** `vgw fleet config`: the backend's configuration of units in layers, rolled out in stages (docs/operating.md). */
 export function fleetConfigCommand(): Command {
   const cmd = new Command('config')
-    .description("set and show the backend's configuration of a unit: signed, retained, applied by the unit behind a health gate")
-    .addHelpText('after', '\nExample:\n  vgw fleet config set --venue mall-01 --gateway gw-01 --settings \'{"uplink":{"statusIntervalS":300}}\' -c collector.json');
-  addressed(cmd.command('set'))
-    .description('publish settings for one unit (laid over its config file), as the next version')
-    .requiredOption('--settings <json>', 'config keys as JSON, e.g. \'{"uplink":{"statusIntervalS":300}}\' (never gateway, keys, certificates or store.path)')
+    .description("the backend's configuration of units: layers (fleet, group, unit) rolled out in stages, each unit keeping a change only once healthy")
+    .addHelpText('after', '\nExample:\n  vgw fleet config set --fleet --settings \'{"uplink":{"statusIntervalS":300}}\' --canary 5% --rate 600 --abort-after 2% -c collector.json');
+  cmd.command('set')
+    .description('change a layer (its settings replaced, as its next version) and start rolling it out to the units it applies to')
+    .option('--fleet', 'the fleet defaults: every unit')
+    .option('--group <name>', 'a group: the units whose registry record lists it in "groups"')
+    .option('--gateway <id>', "one unit's own overrides")
+    .option('--venue <id>', 'the venue of --gateway (checked against the registry)')
+    .requiredOption('--settings <json>', 'config keys as JSON, e.g. \'{"uplink":{"statusIntervalS":300}}\' (never gateway, keys, certificates or store.path); {} clears the layer')
+    .option('--canary <n|%>', 'units that take the change first, alone (online ones first)', '5%')
+    .option('--rate <units/min>', 'units started per minute once the canary is healthy', '600')
+    .option('--abort-after <n|%>', 'the rollout stops by itself once this many units failed (refused, rolled back, or silent)', '2%')
+    .option('--settle <s>', 'seconds a unit has to report its outcome before it counts as failed', '600')
+    .option('-c, --config <file>', "the collector's config: its database and registry")
     .addHelpText(
       'after',
-      '\nThe unit checks them with the schema of `vgw config check`, restarts into them and keeps them once it is\n' +
-        'healthy (broker, radio, a commit) within remote.healthGateS; otherwise it rolls back by itself.\n' +
-        'Its status says what became of each version: `vgw fleet config show`.\n' +
-        'Exit codes: 0 published, 1 failure, 2 bad arguments, 3 no broker.\n' +
-        'Example:\n  vgw fleet config set --venue mall-01 --gateway gw-01 --settings \'{"uplink":{"statusIntervalS":300}}\' -c collector.json',
+      '\nA unit gets the fleet layer, then its groups in its record\'s order, then its own, merged in one signed,\n' +
+        'retained message. It checks them with the schema of `vgw config check`, restarts into them and keeps them once\n' +
+        'healthy (broker, radio, a commit) within remote.healthGateS, or rolls back by itself. A running collector\n' +
+        '(`vgw collect`) carries the rollout out; beyond the canary, no more units await an outcome than failures the\n' +
+        'rollout can still afford, so a change that breaks units reaches at most the canary plus --abort-after of them.\n' +
+        'Follow it with `vgw fleet config status`, the fleet page or /metrics (vgw_rollout_units).\n' +
+        'Exit codes: 0 started, 1 failure, 2 bad arguments.\n' +
+        'Examples:\n  vgw fleet config set --group city-kl --settings \'{"uplink":{"statusIntervalS":300}}\' -c collector.json\n' +
+        '  vgw fleet config set --gateway gw-01 --venue mall-01 --settings \'{"log":{"level":"debug"}}\' --canary 1 -c collector.json',
     )
-    .action(async (opts: AddressOptions & { settings: string }) => {
+    .action(async (opts: Target & { venue?: string; settings: string; canary: string; rate: string; abortAfter: string; settle: string; config?: string }) => {
       try {
+        const { scope, name } = layerOf(opts);
         const settings = parseSettings(opts.settings);
-        const { address } = gatewayAddress(opts, 'config');
-        const published = await publishConfig(address, settings);
-        process.stdout.write(JSON.stringify({ venue: published.venue, gateway: published.gateway, version: published.version, settings: published.settings }) + '\n');
+        const rate = opts.rate === 'max' ? Infinity : Number(opts.rate);
+        if (!(rate > 0)) throw new UsageError(`--rate: "${opts.rate}" must be a positive number of units per minute (or "max")`);
+        const settleS = Number(opts.settle);
+        if (!(settleS >= 10)) throw new UsageError(`--settle: "${opts.settle}" must be at least 10 seconds (a unit restarts and passes its health gate first)`);
+        const started = await governance(opts.config, async (store, registry) => {
+          if (scope === 'gateway' && opts.venue !== undefined) {
+            const venue = registry?.lookup(name)?.record.venue;
+            if (venue !== undefined && venue !== opts.venue) throw new UsageError(`--venue: "${name}" is registered at venue "${venue}", not "${opts.venue}"`);
+          }
+          const fleetSize = registry ? registry.records().length : (await store.statuses()).length;
+          const plan: RolloutPlan = {
+            canary: unitsOf(opts.canary, fleetSize, '--canary'), ratePerMinute: rate, abortAfter: unitsOf(opts.abortAfter, fleetSize, '--abort-after'), settleMs: settleS * 1000,
+          };
+          return startChange(store, registry, scope, name, settings, plan);
+        });
+        print({ rollout: started.rollout.id, layer: describeLayer(scope, name), version: started.layer.version, settings, units: started.rollout.units.length, plan: started.rollout.plan });
       } catch (err) {
         fail(err);
       }
     });
-  addressed(cmd.command('show'))
-    .description('the configuration the backend holds for one unit, and what the unit last reported of it')
+  cmd.command('status')
+    .description('the rollouts: each one\'s state, and its units pending, awaited, offline, applied and failed (with why)')
+    .option('--rollout <id>', 'one rollout, with every unit')
+    .option('-c, --config <file>', "the collector's config: its database")
+    .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments.\nExample:\n  vgw fleet config status -c collector.json')
+    .action(async (opts: { rollout?: string; config?: string }) => {
+      try {
+        await governance(opts.config, async (store) => {
+          const rollouts = await store.rollouts(20);
+          if (opts.rollout === undefined) return print({ rollouts: rollouts.map((r) => ({ ...rolloutProgress(r.rollout), requested: r.requested })) });
+          const one = rollouts.find((r) => r.rollout.id === opts.rollout);
+          if (!one) throw new UsageError(`--rollout: no rollout "${opts.rollout}" (\`vgw fleet config status\` lists them)`);
+          print({ ...rolloutProgress(one.rollout), requested: one.requested, units: one.rollout.units });
+        });
+      } catch (err) {
+        fail(err);
+      }
+    });
+  for (const request of ['pause', 'resume', 'abort'] as const) {
+    cmd.command(request)
+      .description(request === 'pause' ? 'hold a rollout: nothing more is sent until resume' : request === 'resume' ? 'carry a paused rollout on at its rate' : 'stop a rollout for good (units that took the change keep it)')
+      .argument('<rollout>', 'the rollout id (`vgw fleet config status`)')
+      .option('-c, --config <file>', "the collector's config: its database")
+      .action(async (id: string, opts: { config?: string }) => {
+        try {
+          await governance(opts.config, async (store) => {
+            if (!(await store.requestRollout(id, request))) throw new UsageError(`<rollout>: no rollout "${id}" (\`vgw fleet config status\` lists them)`);
+          });
+          print({ rollout: id, requested: request, note: 'the collector driving rollouts carries it out within a second or two' });
+        } catch (err) {
+          fail(err);
+        }
+      });
+  }
+  addressOptions(cmd.command('show'), 'the configuration', 'the broker')
+    .description('the layers that apply to one unit, the configuration the broker holds for it, and what the unit last reported of it')
     .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments, 3 no broker.\nExample:\n  vgw fleet config show --venue mall-01 --gateway gw-01 -c collector.json')
     .action(async (opts: AddressOptions) => {
       try {
-        const { address } = gatewayAddress(opts, 'config');
+        const { address, config, registry } = gatewayAddress(opts, 'config');
+        const groups = registry?.lookup(opts.gateway)?.record.groups ?? [];
+        const layers = config.collector
+          ? await governance(opts.config, async (store) => (await store.layers()).filter((l) => l.scope === 'fleet' || (l.scope === 'group' && groups.includes(l.name)) || (l.scope === 'gateway' && l.name === opts.gateway)))
+          : [];
         const desired = await currentConfig(address);
         const reported = await reportedConfig(address);
-        process.stdout.write(JSON.stringify({ desired: desired && { version: desired.version, issuedAt: new Date(desired.issuedAt).toISOString(), settings: desired.settings }, reported }) + '\n');
+        print({
+          layers: layers.map((l) => ({ layer: describeLayer(l.scope, l.name), version: l.version, settings: l.settings, updatedAt: new Date(l.updatedAt).toISOString() })),
+          desired: desired && { version: desired.version, issuedAt: new Date(desired.issuedAt).toISOString(), settings: desired.settings, layers: desired.layers ?? [] },
+          reported,
+        });
       } catch (err) {
         fail(err);
       }

@@ -7,9 +7,11 @@ import type { MqttClient } from 'mqtt';
 import { type Logger, WarningThrottle } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
 import {
-  Batch, collectorBatchFilter, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseStatusTopic, parseTempIdsRequestTopic,
-  statusFilter, tempIdsRequestFilter, WireFormatError,
+  Batch, collectorBatchFilter, configFilter, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseConfigTopic, parseStatusTopic,
+  parseTempIdsRequestTopic, statusFilter, tempIdsRequestFilter, WireFormatError,
 } from '../core/wire/index.js';
+import { RolloutDriver } from './rollouts.js';
+import type { Rollout } from '../core/fleet/index.js';
 import { answerTempIdRequest } from './tempids.js';
 import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
 import { BrokerOptions, connectClient } from '../core/mqtt/index.js';
@@ -42,6 +44,8 @@ export interface CollectorOptions {
   processMetrics?: boolean;
   /** Gateway statuses are written to the database at most this often, the latest of each. */
   statusFlushMs?: number;
+  /** How often the staged rollouts are stepped (by the collector holding their lease). */
+  rolloutTickMs?: number;
   /** Time and timers (fake ones in tests). */
   timers?: Timers;
 }
@@ -88,6 +92,7 @@ export class Collector {
   };
   private opened: CollectorStore | null = null;
   private client: MqttClient | null = null;
+  private rollouts: RolloutDriver | null = null;
   /** Verified batches waiting for the next group commit. */
   private arrived: ArrivedBatch[] = [];
   /** The commit loop while it runs: one transaction at a time, the next group gathers meanwhile. */
@@ -107,7 +112,7 @@ export class Collector {
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
     this.timers = options.timers ?? systemTimers;
     this.warnings = new WarningThrottle(log, 60_000, () => this.timers.now());
-    this.metrics = new CollectorMetrics(async () => (this.opened ? this.opened.lives() : []), options.processMetrics ?? false);
+    this.metrics = new CollectorMetrics(async () => (this.opened ? this.opened.lives() : []), options.processMetrics ?? false, () => this.rolloutView.rollouts);
     // Checked once here: a wrong key would otherwise fail every request in the message handler.
     if (options.bluetraceKey && options.bluetraceKey.length !== TEMPID_KEY_BYTES) throw new Error(`bluetraceKey: expected ${TEMPID_KEY_BYTES} bytes (AES-256-GCM)`);
   }
@@ -138,8 +143,16 @@ export class Collector {
     this.statusTimer = this.timers.setInterval(() => void this.saveStatuses(), this.options.statusFlushMs ?? 2000);
     const client = connectClient(this.options.broker);
     this.client = client;
+    const rollouts = new RolloutDriver({
+      store: this.opened, registry: this.options.registry, control: this.options.control, prefix: this.options.prefix, holder: this.options.broker.clientId ?? 'collector',
+      publish: async (topic, payload) => void (await client.publishAsync(topic, payload, { qos: 1, retain: true, properties: { contentType: COSE_CONTENT_TYPE } })),
+      tickMs: this.options.rolloutTickMs, timers: this.timers, log: this.log,
+    });
+    this.rollouts = rollouts;
     const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
     client.on('message', (topic, payload) => {
+      const configured = parseConfigTopic(this.options.prefix, topic);
+      if (configured) return rollouts.onRetainedConfig(configured.gateway, payload);
       const asking = parseTempIdsRequestTopic(this.options.prefix, topic);
       if (asking) return this.onTempIdRequest(asking.venue, asking.gateway, payload);
       const status = parseStatusTopic(this.options.prefix, topic);
@@ -150,12 +163,14 @@ export class Collector {
     return new Promise((resolve) => {
       client.on('connect', () => {
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
-        const filters = [filter, statusFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
+        // The units' retained configurations too: a rollout sends each unit a version above the one it holds.
+        const filters = [filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
         client.subscribe(filters, { qos: 1 }, (err) => {
           // Said once the broker has the subscription: from then on its session queues batches
           // for this collector while it is away (scripts and tests wait for this line).
           if (err) this.log.error({ err: err.message }, 'subscribe failed');
           else this.log.info({ filter }, 'collector connected');
+          if (!this.rollouts?.started) this.rollouts?.start();
           resolve();
         });
       });
@@ -387,7 +402,14 @@ export class Collector {
     };
   }
 
+  /** The staged rollouts as this collector last read them, and whether it drives them. */
+  get rolloutView(): { driving: boolean; rollouts: Rollout[] } {
+    return { driving: this.rollouts?.driving ?? false, rollouts: this.rollouts?.latest ?? [] };
+  }
+
   async stop(): Promise<void> {
+    await this.rollouts?.stop();
+    this.rollouts = null;
     this.timers.clearInterval(this.retentionTimer);
     this.retentionTimer = null;
     this.timers.clearInterval(this.statusTimer);

@@ -326,13 +326,15 @@ export class CollectorDb implements CollectorStore, EncounterSource {
     );
   }
 
-  changeLayer(scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer) => Rollout): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
+  changeLayer(
+    scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer, previous: Record<string, unknown> | null) => Rollout,
+  ): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
     return settled(() =>
       this.db.transaction(() => {
-        const held = this.db.prepare('SELECT version FROM config_layers WHERE scope = ? AND name = ?').pluck().get(scope, name) as number | undefined;
-        const layer: ConfigLayer = { scope, name, version: (held ?? 0) + 1, settings, updatedAt: now };
+        const held = this.db.prepare('SELECT version, settings FROM config_layers WHERE scope = ? AND name = ?').get(scope, name) as { version: number; settings: string } | undefined;
+        const layer: ConfigLayer = { scope, name, version: (held?.version ?? 0) + 1, settings, updatedAt: now };
         this.db.prepare('INSERT OR REPLACE INTO config_layers (scope, name, version, settings, updated_at) VALUES (?, ?, ?, ?, ?)').run(scope, name, layer.version, JSON.stringify(settings), now);
-        const rollout = make(layer);
+        const rollout = make(layer, held ? (JSON.parse(held.settings) as Record<string, unknown>) : null);
         for (const { rollout: other } of this.storedRollouts(0)) {
           if (ended(other) || other.layer.scope !== scope || other.layer.name !== name) continue;
           this.writeRollout(supersede(other, rollout.id, now));
@@ -341,6 +343,15 @@ export class CollectorDb implements CollectorStore, EncounterSource {
         return { layer, rollout };
       })(),
     );
+  }
+
+  restoreLayer(scope: LayerScope, name: string, version: number, previous: Record<string, unknown> | null, now: number): Promise<boolean> {
+    return settled(() => {
+      // A layer that did not exist keeps its row, emptied: its version must only ever rise.
+      const changes = this.db.prepare('UPDATE config_layers SET version = version + 1, settings = ?, updated_at = ? WHERE scope = ? AND name = ? AND version = ?')
+        .run(JSON.stringify(previous ?? {}), now, scope, name, version).changes;
+      return changes === 1;
+    });
   }
 
   private storedRollouts(endedCount: number): StoredRollout[] {

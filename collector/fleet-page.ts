@@ -33,6 +33,11 @@ export const FLEET_PAGE = `<!doctype html>
 <div class="muted">as of <span id="at">…</span>; refreshes every 15 s</div>
 <div id="error"></div>
 <div class="chips" id="summary"></div>
+<h2>Rollouts</h2>
+<div class="table"><table>
+  <thead><tr><th>change</th><th>state</th><th>started</th><th>units</th><th>canary</th><th>applied</th><th>waiting</th><th>offline</th><th>failed</th><th>pending</th><th>why it stopped / first failures</th></tr></thead>
+  <tbody id="rollouts"></tbody>
+</table></div>
 <h2>Encounters per hour, busiest venues (last 24 hours, UTC)</h2>
 <svg id="chart" width="960" height="240" role="img" aria-label="encounters per hour per venue"></svg>
 <div id="legend"></div>
@@ -98,6 +103,25 @@ function table(fleet) {
     ? '(the ' + ROWS_SHOWN + ' that need a look first, of ' + fleet.gateways.length + ': vgw fleet --json lists all)' : '';
 }
 
+function rollouts(list) {
+  var body = document.getElementById('rollouts');
+  if (!list.length) {
+    var none = el('td', 'none yet: vgw fleet config set starts one', 'muted');
+    none.colSpan = 11;
+    var tr = el('tr');
+    tr.append(none);
+    return body.replaceChildren(tr);
+  }
+  body.replaceChildren.apply(body, list.map(function (r) {
+    var tr = el('tr', null, r.state === 'aborted' ? 'row-offline' : '');
+    tr.dataset.rollout = r.id;
+    var why = (r.reason ? r.reason + (r.failures.length ? '; ' : '') : '') + r.failures.map(function (f) { return f.gateway + ': ' + f.reason; }).join('; ');
+    tr.append(el('td', r.change), el('td', r.state, 'rollout-state'), el('td', when(r.createdAt)), el('td', r.units), el('td', r.canary), el('td', r.applied, 'rollout-applied'),
+      el('td', r.sent), el('td', r.offline), el('td', r.failed, r.failed > 0 ? 'missing' : ''), el('td', r.pending), el('td', why || '—'));
+    return tr;
+  }));
+}
+
 function chart(c) {
   var box = document.getElementById('chart');
   var W = 960, H = 240, left = 56, bottom = 24, top = 8;
@@ -140,6 +164,7 @@ function load() {
     document.getElementById('error').textContent = '';
     document.getElementById('at').textContent = when(r[0].at);
     summary(r[0].summary);
+    rollouts(r[0].rollouts);
     table(r[0]);
     chart(r[1]);
     document.body.dataset.loaded = 'yes';

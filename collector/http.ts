@@ -6,6 +6,7 @@ import type { Logger } from '../core/log/index.js';
 import type { Collector } from './collector.js';
 import { fleetRows, fleetSummary, HOUR_MS, venueChart } from './fleet.js';
 import { FLEET_PAGE } from './fleet-page.js';
+import { rolloutProgress } from './rollouts.js';
 
 export interface CollectorHttpOptions {
   host: string;
@@ -74,7 +75,8 @@ export class CollectorHttp {
         const rows = fleetRows(await store.lives(), await store.statuses(), now);
         const limit = intParam(url, 'limit', rows.length, 0, Number.MAX_SAFE_INTEGER);
         if (limit instanceof Error) return badRequest(res, limit);
-        return send(res, 200, 'application/json', JSON.stringify({ at: new Date(now).toISOString(), summary: fleetSummary(rows), gateways: rows.slice(0, limit) }));
+        const rollouts = (await store.rollouts(10)).map((r) => rolloutProgress(r.rollout));
+        return send(res, 200, 'application/json', JSON.stringify({ at: new Date(now).toISOString(), summary: fleetSummary(rows), rollouts, gateways: rows.slice(0, limit) }));
       }
       case '/api/venue-hours': {
         const hours = intParam(url, 'hours', 24, 1, MAX_HOURS);

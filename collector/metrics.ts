@@ -2,6 +2,7 @@
 // refused and why, how long its database takes, and each gateway's lag and missing batches.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LifeRow } from './fleet.js';
+import { counts, type Rollout } from '../core/fleet/index.js';
 import { UNIT_MESSAGE_REFUSALS, type RefusalCode } from './verify.js';
 
 /** Why a batch was refused: what verification says, or that its topic names another gateway. */
@@ -22,7 +23,7 @@ export class CollectorMetrics {
   readonly gatewayLag: Gauge<'gateway'>;
 
   /** `lives` is read at each scrape for the per-gateway sequence gaps. */
-  constructor(lives: () => Promise<LifeRow[]>, defaultMetrics = true) {
+  constructor(lives: () => Promise<LifeRow[]>, defaultMetrics = true, rollouts: () => readonly Rollout[] = () => []) {
     const registers = [this.registry];
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'vgw_collector_' });
     this.batches = new Counter({ name: 'vgw_collector_batches_total', help: 'Batches by outcome: stored, duplicate (re-sent, acknowledged again), refused', labelNames: ['outcome'], registers });
@@ -57,6 +58,22 @@ export class CollectorMetrics {
         const missing = new Map<string, number>();
         for (const l of rows) missing.set(l.gateway, (missing.get(l.gateway) ?? 0) + Math.max(0, l.lastSeq - l.batches));
         for (const [gateway, n] of missing) this.set({ gateway }, n);
+      },
+    });
+    new Gauge({
+      name: 'vgw_rollout_units', help: 'Units of each staged rollout by progress: pending, sent (awaiting an outcome), offline (sent, taken on return), applied, failed',
+      labelNames: ['rollout', 'change', 'state'], registers,
+      collect() {
+        this.reset();
+        for (const r of rollouts()) for (const [state, n] of Object.entries(counts(r))) this.set({ rollout: r.id, change: r.change, state }, n);
+      },
+    });
+    new Gauge({
+      name: 'vgw_rollout_running', help: 'Whether each staged rollout is running (1), or paused, aborted or done (0, with its state as a label)',
+      labelNames: ['rollout', 'change', 'state'], registers,
+      collect() {
+        this.reset();
+        for (const r of rollouts()) this.set({ rollout: r.id, change: r.change, state: r.state }, r.state === 'running' ? 1 : 0);
       },
     });
   }

@@ -238,19 +238,21 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
     return rows.map((r) => ({ ...r, settings: JSON.parse(r.settings) as Record<string, unknown> }));
   }
 
-  async changeLayer(scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer) => Rollout): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
+  async changeLayer(
+    scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer, previous: Record<string, unknown> | null) => Rollout,
+  ): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [GOVERNANCE_LOCK]);
-      const held = (await client.query<{ version: number }>('SELECT version FROM config_layers WHERE scope = $1 AND name = $2', [scope, name])).rows[0]?.version;
-      const layer: ConfigLayer = { scope, name, version: (held ?? 0) + 1, settings, updatedAt: now };
+      const held = (await client.query<{ version: number; settings: string }>('SELECT version, settings FROM config_layers WHERE scope = $1 AND name = $2', [scope, name])).rows[0];
+      const layer: ConfigLayer = { scope, name, version: (held?.version ?? 0) + 1, settings, updatedAt: now };
       await client.query(
         `INSERT INTO config_layers (scope, name, version, settings, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (scope, name) DO UPDATE SET version = excluded.version, settings = excluded.settings, updated_at = excluded.updated_at`,
         [scope, name, layer.version, JSON.stringify(settings), now],
       );
-      const rollout = make(layer);
+      const rollout = make(layer, held ? (JSON.parse(held.settings) as Record<string, unknown>) : null);
       for (const { rollout: other } of await storedRollouts(client, 0)) {
         if (ended(other) || other.layer.scope !== scope || other.layer.name !== name) continue;
         await writeRollout(client, supersede(other, rollout.id, now), null);
@@ -264,6 +266,15 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
     } finally {
       client.release();
     }
+  }
+
+  async restoreLayer(scope: LayerScope, name: string, version: number, previous: Record<string, unknown> | null, now: number): Promise<boolean> {
+    // A layer that did not exist keeps its row, emptied: its version must only ever rise.
+    const { rowCount } = await this.pool.query(
+      'UPDATE config_layers SET version = version + 1, settings = $1, updated_at = $2 WHERE scope = $3 AND name = $4 AND version = $5',
+      [JSON.stringify(previous ?? {}), now, scope, name, version],
+    );
+    return rowCount === 1;
   }
 
   rollouts(endedCount = 20): Promise<StoredRollout[]> {

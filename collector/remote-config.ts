@@ -2,7 +2,7 @@
 // settings, signed with the backend key, bound to the unit, published retained on its config
 // topic so a unit that is offline gets them when it returns; and what the unit last reported.
 import type mqtt from 'mqtt';
-import { COSE_CONTENT_TYPE, gatewayTopics, openControl, openUnitMessage, trustedKey, type ControlConfig } from '../core/wire/index.js';
+import { gatewayTopics, openControl, openUnitMessage, trustedKey, type ControlConfig } from '../core/wire/index.js';
 import { connectOneShot, type GatewayAddress } from './pull.js';
 
 /** The retained message on `topic`, or null when the broker holds none (within `waitMs`). */
@@ -45,19 +45,6 @@ async function heldConfig(client: mqtt.MqttClient, to: GatewayAddress, waitMs: n
 /** The configuration the backend holds for a unit, as signed (null: none published). */
 export function currentConfig(to: GatewayAddress, waitMs = 2000): Promise<ControlConfig | null> {
   return withBroker(to, (client) => heldConfig(client, to, waitMs));
-}
-
-/**
- * Publishes `settings` for one unit, retained, as the version after the one the broker holds (1
- * when none): a unit takes only a version above every one it was offered.
- */
-export function publishConfig(to: GatewayAddress, settings: Record<string, unknown>): Promise<ControlConfig> {
-  return withBroker(to, async (client) => {
-    const version = ((await heldConfig(client, to, 2000))?.version ?? 0) + 1;
-    const message = { kind: 'config' as const, venue: to.venue, gateway: to.gateway, version, issuedAt: Date.now(), settings, layers: [{ layer: 'gateway' as const, version }] };
-    await client.publishAsync(gatewayTopics(to.prefix, to.venue, to.gateway).config, to.control.sign(message), { qos: 1, retain: true, properties: { contentType: COSE_CONTENT_TYPE } });
-    return { v: 3 as const, ...message };
-  });
 }
 
 /** What the unit's retained status says of the backend's configuration (verified with its key when known). */

@@ -72,7 +72,14 @@ export interface GovernanceStore {
    * that layer superseded (aborted, their reason saying by which), and the rollout `make` returns
    * for the new version saved.
    */
-  changeLayer(scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer) => Rollout): Promise<{ layer: ConfigLayer; rollout: Rollout }>;
+  changeLayer(
+    scope: LayerScope, name: string, settings: Record<string, unknown>, now: number, make: (layer: ConfigLayer, previous: Record<string, unknown> | null) => Rollout,
+  ): Promise<{ layer: ConfigLayer; rollout: Rollout }>;
+  /**
+   * An aborted change undone: the layer's settings back to `previous` (removed when null) as its
+   * next version, only while it is still at `version`; false when it changed since.
+   */
+  restoreLayer(scope: LayerScope, name: string, version: number, previous: Record<string, unknown> | null, now: number): Promise<boolean>;
   /** Rollouts, newest first: every one not ended, and the `ended` newest of those that did. */
   rollouts(ended?: number): Promise<StoredRollout[]>;
   /** Writes the driver's new state of a rollout; clears the request it carried out (`handled`), not one made since. */

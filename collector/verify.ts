@@ -43,6 +43,11 @@ export class GatewayRegistry {
   lookup(gateway: string): Entry | undefined {
     return this.entries.get(gateway);
   }
+
+  /** Every registered gateway's record. */
+  records(): RegistrationRecord[] {
+    return [...this.entries.values()].map((e) => e.record);
+  }
 }
 
 /** Why a batch was refused, as the collector's metrics count it (refusals_total{reason}). */

@@ -179,6 +179,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     ? new RemoteConfiguration({
       start: hooks.remote, healthGateMs: config.remote.healthGateS * 1000, restart, log,
       healthy: (): boolean => uplink.connected && radio.poweredOn() && store.counters.writeTransactions > 0,
+      onOutcome: () => uplink.publishStatus(),
     })
     : null;
   // The uplink publishes the status document, which holds the uplink's own counters too.

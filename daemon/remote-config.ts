@@ -90,6 +90,8 @@ export interface RemoteConfigurationOptions {
   healthy: () => boolean;
   /** A clean stop for a restart (exit 75). */
   restart: () => void;
+  /** A version was applied or refused: the status says so now, not at its next interval (a rollout awaits it). */
+  onOutcome?: () => void;
   timers?: Timers;
   log: Logger;
 }
@@ -136,6 +138,7 @@ export class RemoteConfiguration {
     this.save(verdict.state);
     if (verdict.kind === 'refused') {
       this.options.log.warn({ version: message.version, reason: verdict.reason }, 'remote configuration refused');
+      this.options.onOutcome?.();
       return;
     }
     this.options.log.warn({ version: message.version }, 'remote configuration accepted: restarting into it');
@@ -147,6 +150,7 @@ export class RemoteConfiguration {
     this.save(commit(this.state, this.timers.now()));
     this.options.log.info({ version: this.trial }, 'remote configuration applied: it passed the health gate');
     this.trial = null;
+    this.options.onOutcome?.();
   }
 
   private failGate(reason: string): void {

@@ -46,8 +46,8 @@ export interface Rollout {
   id: string;
   /** What changed, for people: e.g. "group city-kl version 3". */
   change: string;
-  /** The layer that changed. */
-  layer: { scope: 'fleet' | 'group' | 'gateway'; name: string; version: number };
+  /** The layer that changed, and its settings before (null: it did not exist), restored if the rollout aborts. */
+  layer: { scope: 'fleet' | 'group' | 'gateway'; name: string; version: number; previous?: Record<string, unknown> | null };
   createdAt: number;
   state: RolloutState;
   reason?: string;

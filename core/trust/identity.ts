@@ -114,6 +114,8 @@ export const registrationSchema = z
     /** The venue's BlueTrace user id (21 bytes as base64): the backend issues its temp IDs for it. */
     bluetraceUid: z.string().regex(UID_TEXT_PATTERN, 'must be 28 base64 characters (21 bytes), as `vgw provision` makes it').optional(),
     createdAt: z.string().optional(),
+    /** The groups whose configuration layers the unit takes, in order (a city, a venue type): later ones win. */
+    groups: z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a group is 1-64 letters, digits, _ . : -')).max(6, 'at most 6 groups (a configuration carries at most 8 layers)').optional(),
   })
   .strict();
 

@@ -60,3 +60,12 @@ export function parseTempIdsRequestTopic(prefix: string, topic: string): { venue
 export function replyTopic(prefix: string, clientId: string): string {
   return `${prefix}/replies/${clientId}`;
 }
+
+/** Every unit's retained configuration: the backend that rolls changes out reads which version each holds. */
+export function configFilter(prefix: string): string {
+  return `${prefix}/+/+/config`;
+}
+
+export function parseConfigTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['config']);
+}

@@ -193,6 +193,11 @@ export function collectorStoreContract(name: string, subject: () => ContractSubj
           ['01C', 'running', null], ['01B', 'running', null], ['01A', 'aborted', 'superseded by rollout 01C'],
         ]);
         expect(await store.rollouts(0)).toHaveLength(2);
+        // an aborted change is taken back, only while the layer is still at its version
+        expect(await store.restoreLayer('group', 'city-kl', 1, { uplink: { statusIntervalS: 300 } }, DAY0 + 3)).toBe(false);
+        expect(await store.restoreLayer('group', 'city-kl', 2, { uplink: { statusIntervalS: 300 } }, DAY0 + 3)).toBe(true);
+        expect(await store.restoreLayer('fleet', '', 1, null, DAY0 + 4)).toBe(true);
+        expect((await store.layers()).map((l) => [l.scope, l.version, l.settings])).toEqual([['fleet', 2, {}], ['group', 3, { uplink: { statusIntervalS: 300 } }]]);
         // a request waits for the driver; a save that carried it out clears it, one that did not keeps it
         expect(await store.requestRollout('01B', 'pause')).toBe(true);
         expect(await store.requestRollout('nope', 'pause')).toBe(false);
