@@ -14,6 +14,9 @@ import { trustedKey } from '../core/wire/index.js';
 import { Uplink } from '../daemon/uplink/index.js';
 import type { LocalBroker } from './local-broker.js';
 import { MemoryOutbox } from './memory-outbox.js';
+import { SimulatedRemoteConfig } from './remote-unit.js';
+import { type Config, configVersion } from '../core/config/index.js';
+import type { SigningKey } from '../core/trust/index.js';
 import { assignVenueKinds, meanEncountersPerHour, poisson, VENUE_MIX, type VenueKind } from './venue-mix.js';
 
 export interface FleetOptions {
@@ -36,6 +39,8 @@ export interface FleetOptions {
   reconnectMaxS: number;
   /** The backend's public keys, which the gateways trust (their collectors sign acks with one). */
   backendKeys: Buffer[];
+  /** remote.healthGateS of the units: how long a configuration on trial has to reach the broker. */
+  healthGateS: number;
 }
 
 export const FLEET_DEFAULTS: Omit<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways' | 'backendKeys'> = {
@@ -51,6 +56,7 @@ export const FLEET_DEFAULTS: Omit<FleetOptions, 'brokerUrl' | 'prefix' | 'gatewa
   statusIntervalS: 30,
   reconnectS: 2,
   reconnectMaxS: 30,
+  healthGateS: 180,
 };
 
 interface SimGateway {
@@ -60,6 +66,13 @@ interface SimGateway {
   record: RegistrationRecord;
   outbox: MemoryOutbox;
   uplink: Uplink;
+  signingKey: SigningKey;
+  /** The backend's configuration of this unit (the real unit's rules, in memory). */
+  remote: SimulatedRemoteConfig;
+  /** What the unit runs: its file, or the backend's settings over it (null: the simulator's settings). */
+  config: Config | null;
+  /** Counters of uplinks replaced by a restart (a new configuration). */
+  retired: { batchesPublished: number; batchesResent: number };
   /** When each encounter closed (by id): latency is measured from there. */
   closedAt: number[];
   /** Temp IDs by id, hex: the ground truth the backend's rows are checked against. */
@@ -132,7 +145,9 @@ export class FleetSim {
     const n = String(i + 1).padStart(width, '0');
     const id = `sim-gw-${n}`;
     const venue = `sim-${kind.name}-${n}`;
-    const { secrets, record } = newIdentity({ gateway: id, venue, beacon: { exponent: 10, epochS: 0, txPowerDbm: -20 } });
+    const { secrets, record: identity } = newIdentity({ gateway: id, venue, beacon: { exponent: 10, epochS: 0, txPowerDbm: -20 } });
+    // The venue type is a group, as a fleet would have one for its configuration layers.
+    const record: RegistrationRecord = { ...identity, groups: [kind.name] };
     const key = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
     const o = this.options;
     const outbox = new MemoryOutbox(
@@ -140,30 +155,20 @@ export class FleetSim {
       Date.now(),
       this.random() * o.commitIntervalS * 1000,
     );
-    const g: SimGateway = { id, venue, kind, record, outbox, uplink: undefined as unknown as Uplink, closedAt: [], tempIds: [], started: false };
-    g.uplink = new Uplink(
-      {
-        broker: { url: o.brokerUrl, clientId: `vgw-${id}`, keepaliveS: 60, connectTimeoutS: 30, reconnectS: o.reconnectS, reconnectMaxS: o.reconnectMaxS },
-        prefix: o.prefix,
-        venue,
-        gateway: id,
-        maxInflightBatches: 8,
-        resendInitialMs: o.resendInitialS * 1000,
-        resendMaxMs: o.resendMaxS * 1000,
-        statusIntervalMs: o.statusIntervalS * 1000,
-        maxRequestBytes: 65_536,
-        maxPullEncounters: 200_000,
-        batchMaxEncounters: o.batchMaxEncounters,
-        signingKey: key,
-        trustedKeys: o.backendKeys.map(trustedKey),
-        requestMaxSkewMs: 300_000,
-        // every simulated gateway runs the simulator's settings: their digest is its config version
-        config: { version: `sha256:${createHash('sha256').update(JSON.stringify(o)).digest('hex').slice(0, 12)}`, source: 'simulated' },
+    const g: SimGateway = {
+      id, venue, kind, record, outbox, uplink: undefined as unknown as Uplink, signingKey: key, remote: undefined as unknown as SimulatedRemoteConfig, config: null,
+      retired: { batchesPublished: 0, batchesResent: 0 }, closedAt: [], tempIds: [], started: false,
+    };
+    g.remote = new SimulatedRemoteConfig({
+      fileJson: {
+        gateway: { id, venue }, secretsFile: '/simulated/secrets.json', topicPrefix: o.prefix,
+        broker: { url: o.brokerUrl, reconnectS: o.reconnectS, reconnectMaxS: o.reconnectMaxS }, uplink: { statusIntervalS: o.statusIntervalS }, remote: { healthGateS: o.healthGateS },
       },
-      outbox,
-      () => this.statusCounters(g),
-      this.log,
-    );
+      restart: (config) => this.restartUplink(g, config),
+      publishStatus: () => g.uplink.publishStatus(),
+      healthy: () => g.uplink.connected,
+    });
+    g.uplink = this.newUplink(g);
     outbox.onAcked((ids) => {
       const now = Date.now();
       for (const batchId of ids) {
@@ -171,6 +176,48 @@ export class FleetSim {
       }
     });
     return g;
+  }
+
+  /** The unit's uplink with the settings it runs (the simulator's, or the backend's over them). */
+  private newUplink(g: SimGateway): Uplink {
+    const o = this.options;
+    const c = g.config;
+    return new Uplink(
+      {
+        broker: { url: c?.broker.url ?? o.brokerUrl, clientId: `vgw-${g.id}`, keepaliveS: 60, connectTimeoutS: 30, reconnectS: o.reconnectS, reconnectMaxS: o.reconnectMaxS },
+        prefix: o.prefix,
+        venue: g.venue,
+        gateway: g.id,
+        maxInflightBatches: 8,
+        resendInitialMs: o.resendInitialS * 1000,
+        resendMaxMs: o.resendMaxS * 1000,
+        statusIntervalMs: (c?.uplink.statusIntervalS ?? o.statusIntervalS) * 1000,
+        maxRequestBytes: 65_536,
+        maxPullEncounters: 200_000,
+        batchMaxEncounters: o.batchMaxEncounters,
+        signingKey: g.signingKey,
+        trustedKeys: o.backendKeys.map(trustedKey),
+        requestMaxSkewMs: 300_000,
+        // on the simulator's settings their digest is the version; with the backend's, that config's
+        config: c ? { version: configVersion(c), source: 'file' } : { version: `sha256:${createHash('sha256').update(JSON.stringify(o)).digest('hex').slice(0, 12)}`, source: 'simulated' },
+        onConfig: (message) => g.remote.offered(message),
+        remoteConfig: () => g.remote.status(),
+      },
+      g.outbox,
+      () => this.statusCounters(g),
+      this.log,
+    );
+  }
+
+  /** A "restart" into `config`: the uplink reconnects with it; the outbox (the unit's store) carries on. */
+  private async restartUplink(g: SimGateway, config: Config): Promise<void> {
+    const old = g.uplink;
+    g.retired.batchesPublished += old.counters.batchesPublished;
+    g.retired.batchesResent += old.counters.batchesResent;
+    await old.stop({ timeoutMs: 1000 });
+    g.config = config;
+    g.uplink = this.newUplink(g);
+    if (g.started) g.uplink.start();
   }
 
   private recordLatency(ms: number): void {
@@ -314,6 +361,7 @@ export class FleetSim {
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
+    for (const g of this.gateways) g.remote.stop();
     await Promise.all(this.gateways.map((g) => g.uplink.stop()));
   }
 
@@ -328,8 +376,8 @@ export class FleetSim {
       encountersMade: this.gateways.reduce((n, g) => n + g.closedAt.length, 0),
       encountersAcked: this.encountersAcked,
       batchesCut: this.gateways.reduce((n, g) => n + g.outbox.counters.batchesCut, 0),
-      batchesPublished: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesPublished, 0),
-      batchesResent: this.gateways.reduce((n, g) => n + g.uplink.counters.batchesResent, 0),
+      batchesPublished: this.gateways.reduce((n, g) => n + g.retired.batchesPublished + g.uplink.counters.batchesPublished, 0),
+      batchesResent: this.gateways.reduce((n, g) => n + g.retired.batchesResent + g.uplink.counters.batchesResent, 0),
       statusBytes: Math.round(this.gateways.reduce((n, g) => n + g.uplink.signedStatus('online').length, 0) / Math.max(1, this.gateways.length)),
       latencyMs: sorted.length > 0 ? { p50: Math.round(quantile(sorted, 0.5)), p99: Math.round(quantile(sorted, 0.99)), max: Math.round(sorted[sorted.length - 1]) } : null,
       reconnect: this.reconnect,
