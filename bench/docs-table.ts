@@ -30,10 +30,10 @@ export function figuresTable(report: Record<string, number>, measuredOn: string)
 }
 
 function meets(value: number, target: string): boolean {
-  const m = /^([≥≤<>])\s*([\d.]+)/.exec(target);
+  const m = /^([≥≤<>=])\s*([\d.]+)/.exec(target);
   if (!m) return true;
   const bound = Number(m[2]);
-  return m[1] === '≥' ? value >= bound : m[1] === '≤' ? value <= bound : m[1] === '<' ? value < bound : value > bound;
+  return m[1] === '≥' ? value >= bound : m[1] === '≤' ? value <= bound : m[1] === '<' ? value < bound : m[1] === '=' ? value === bound : value > bound;
 }
 
 export function rewriteDoc(doc: string, table: string): string {

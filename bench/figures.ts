@@ -52,6 +52,21 @@ export const FIGURES: Record<string, Figure> = {
   command_roundtrip_p50_ms: { what: 'a signed command (status, logLevel) to a real `vgw run` over a private Mosquitto and its signed answer verified, median' },
   command_roundtrip_p99_ms: { what: 'the same, 99th percentile' },
   command_roundtrips: { what: 'commands in that run' },
+  fleet_config_gateways: { what: 'simulated gateways (real uplink and signing, the unit\'s rules for remote configuration) taken through staged rollouts by a collector' },
+  fleet_config_converge_s: {
+    what: 'a fleet-wide change (statuses every 300 s instead of 30), canary 5 %, then 1,200 units a minute: from the stage after the canary until the last unit reported it applied',
+    target: '≤ 120',
+  },
+  fleet_config_not_applied: { what: 'units of that rollout not running the change at its end', target: '= 0' },
+  fleet_config_total_s: { what: 'the same, from the rollout\'s start (the canary included)' },
+  fleet_config_applied: { what: 'units that applied it' },
+  fleet_config_abort_units: { what: 'a change that cuts units off their broker, canary 5 %, stopping at 2 % failed: units it reached before it stopped' },
+  fleet_config_abort_bound: { what: 'canary + threshold of that rollout, in units' },
+  fleet_config_abort_overshoot: { what: 'units it reached beyond canary + threshold', target: '= 0' },
+  fleet_config_abort_not_rolled_back: { what: 'units it reached that did not roll back by themselves and come back to their broker', target: '= 0' },
+  fleet_config_abort_s: { what: 'from its start until it stopped itself (the units\' health gate: 30 s)' },
+  fleet_config_lost: { what: 'encounters lost across both rollouts (-1: the fleet did not drain)', target: '= 0' },
+  fleet_config_duplicates: { what: 'encounters stored twice across both rollouts', target: '= 0' },
 };
 
 /** The figure's description and target, or its key alone for a figure not listed above. */

@@ -133,6 +133,12 @@ const control = spawnSync(process.execPath, [join(here, 'control.js'), '300', '2
 if (control.status !== 0) throw new Error(`bench/control failed: ${control.stderr}`);
 Object.assign(report, JSON.parse(control.stdout.trim().split('\n').pop()!) as Record<string, number>);
 
+// 8. Staged rollouts at fleet size: a good change to 1,000 simulated gateways through canary and
+//    rate, then one that cuts units off their broker, stopped at the canary plus the failure budget.
+const rollout = spawnSync(process.execPath, [join(here, 'rollout.js'), '1000'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+if (rollout.status !== 0) throw new Error(`bench/rollout failed: ${rollout.stderr}`);
+Object.assign(report, JSON.parse(rollout.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${figure(k).target ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench'), { recursive: true });

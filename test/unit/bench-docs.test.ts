@@ -7,7 +7,9 @@ import { BEGIN, END, figuresTable, rewriteDoc } from '../../bench/docs-table.js'
 
 describe('the benchmarks page', () => {
   it('rewrites only the table between the markers, each target marked met or not met', () => {
-    const table = figuresTable({ wire_bytes_per_encounter: 33.2, fleet_gateways: 900, some_new_figure: 12_345 }, '2026-12-07, 2 cores');
+    const table = figuresTable({ wire_bytes_per_encounter: 33.2, fleet_gateways: 900, some_new_figure: 12_345, fleet_config_lost: 0, fleet_config_not_applied: 3 }, '2026-12-07, 2 cores');
+    expect(table).toMatch(/^\| `fleet_config_lost` \|.*\| 0 \| = 0 \(met\) \|$/m);
+    expect(table).toMatch(/^\| `fleet_config_not_applied` \|.*\| 3 \| = 0 \(\*\*not met\*\*\) \|$/m);
     expect(table).toContain('| `wire_bytes_per_encounter` |');
     expect(table).toMatch(/\| 33\.2 \| ≤ 40 \(met\) \|$/m);
     expect(table).toMatch(/\| 900 \| ≥ 1000 \(\*\*not met\*\*\) \|$/m);
