@@ -10,6 +10,7 @@ import { PNG } from 'pngjs';
 import { ulid } from 'ulid';
 import { describe, expect, it } from 'vitest';
 import { Collector, CollectorDb, CollectorHttp, HOUR_MS, type StatusRow } from '../../collector/index.js';
+import { newRollout } from '../../core/fleet/index.js';
 import type { WireEncounter } from '../../core/encounters/index.js';
 import { createLogger } from '../../core/log/index.js';
 import type { Batch } from '../../core/wire/index.js';
@@ -92,6 +93,15 @@ describe('fleet page in headless Chromium', () => {
       status('gw-shop', 'shop-b', { state: 'online', counters }),
       status('gw-gone', 'kiosk-c', { state: 'offline', reason: 'connection lost' }),
     ]);
+    // a rollout that stopped itself: two units applied it, one rolled it back
+    await store.changeLayer('fleet', '', { uplink: { statusIntervalS: 300 } }, now - 60_000, (layer) => {
+      const r = newRollout('01ROLLOUT', `fleet version ${layer.version}`, { scope: 'fleet', name: '', version: layer.version }, ['gw-mall', 'gw-shop', 'gw-gone'].map((g) => ({ gateway: g, venue: 'v', online: true })), { canary: 3, ratePerMinute: 60, abortAfter: 1, settleMs: 600_000 }, now - 60_000);
+      const settled = (state: 'applied' | 'failed', reason?: string) => ({ state, version: 1, sentAt: now - 50_000, settledAt: now - 20_000, ...(reason ? { reason } : {}) });
+      return {
+        ...r, state: 'aborted', reason: '1 units failed (the rollout stops at 1)',
+        units: r.units.map((u) => ({ ...u, ...(u.gateway === 'gw-gone' ? settled('failed', 'rolled back version 1: not healthy within 180 s') : settled('applied')) })),
+      };
+    });
     store.close();
 
     const log = createLogger('error');
@@ -106,6 +116,10 @@ describe('fleet page in headless Chromium', () => {
       const rowIds = [...dom.matchAll(/<tr class="row-(\w+)" data-gateway="([^"]+)">/g)].map((m) => [m[2], m[1]]);
       expect(rowIds).toEqual([['gw-gone', 'offline'], ['gw-shop', 'online'], ['gw-mall', 'online']]);
       expect(dom).toContain('offline (connection lost)');
+      const rollout = /<tr class="row-offline" data-rollout="01ROLLOUT">(.*?)<\/tr>/.exec(dom)?.[1];
+      expect(rollout).toContain('<td>fleet version 1</td><td class="rollout-state">aborted</td>');
+      expect(rollout).toContain('<td>3</td><td>3</td><td class="rollout-applied">2</td><td>0</td><td>0</td><td class="missing">1</td><td>0</td>');
+      expect(rollout).toContain('1 units failed (the rollout stops at 1); gw-gone: rolled back version 1: not healthy within 180 s');
       expect(dom).toMatch(/<td class="missing">1<\/td>/);
       expect(dom).toContain('3 / 1');
       expect(dom).toContain('synced (timesyncd)');

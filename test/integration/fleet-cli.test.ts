@@ -1,7 +1,11 @@
 // `vgw fleet-sim` as an operator runs it: a private Mosquitto and collector, a JSON report whose
-// figures are checked against the collector's database; bad arguments name the option (exit 2).
+// figures are checked against the collector's database; and `vgw fleet config`'s rollouts as the
+// CLI keeps them in the collector's database. Bad arguments name the option (exit 2).
 import { describe, expect, it } from 'vitest';
-import { runVgw } from '../harness/processes.js';
+import { join } from 'node:path';
+import { provisionTestGateway, testBackendKeyFile } from '../harness/identity.js';
+import { runVgw, writeJson } from '../harness/processes.js';
+import { tempDir } from '../harness/tmp.js';
 
 describe('vgw fleet-sim', () => {
   it('runs a small fleet against its own broker and collector and reports nothing lost', async () => {
@@ -29,5 +33,51 @@ describe('vgw fleet-sim', () => {
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(message);
     }
+  });
+});
+
+describe('vgw fleet config', () => {
+  it('starts a rollout over the units a layer applies to, lists it, takes requests, and names what is wrong', async () => {
+    const dir = tempDir('vgw-fleet-config-');
+    const records = [['gw-1', 'mall-1', ['city-kl', 'mall']], ['gw-2', 'shop-2', ['city-kl']], ['gw-3', 'shop-3', ['city-jb']]].map(([g, v, groups]) => ({
+      ...provisionTestGateway(dir, g as string, v as string).record, groups: groups as string[],
+    }));
+    const registry = writeJson(join(dir, 'registry.json'), records);
+    const config = writeJson(join(dir, 'collector.json'), { collector: { database: join(dir, 'collector.db'), registry, controlKeyFile: testBackendKeyFile(dir) } });
+    const vgw = async (...args: string[]) => runVgw(['fleet', 'config', ...args, '-c', config]);
+
+    const set = await vgw('set', '--group', 'city-kl', '--settings', '{"uplink":{"statusIntervalS":300}}', '--canary', '1', '--rate', '30', '--abort-after', '50%');
+    expect(set.stderr).toBe('');
+    const started = JSON.parse(set.stdout) as { rollout: string };
+    expect(started).toMatchObject({ layer: 'group city-kl', version: 1, units: 2, plan: { canary: 1, ratePerMinute: 30, abortAfter: 2, settleMs: 600_000 } });
+    const listed = JSON.parse((await vgw('status')).stdout) as { rollouts: Array<Record<string, unknown>> };
+    expect(listed.rollouts).toEqual([expect.objectContaining({ id: started.rollout, change: 'group city-kl version 1', state: 'running', units: 2, pending: 2, requested: null })]);
+    const paused = await vgw('pause', started.rollout);
+    expect(JSON.parse(paused.stdout)).toMatchObject({ rollout: started.rollout, requested: 'pause' });
+    const one = JSON.parse((await vgw('status', '--rollout', started.rollout)).stdout) as { requested: string; units: Array<{ gateway: string }> };
+    expect(one.requested).toBe('pause');
+    expect(one.units.map((u) => u.gateway).sort()).toEqual(['gw-1', 'gw-2']);
+
+    const cases: Array<[string[], RegExp]> = [
+      [['set', '--settings', '{}'], /give exactly one of --fleet \(every unit\), --group NAME/],
+      [['set', '--fleet', '--gateway', 'gw-1', '--settings', '{}'], /give exactly one of --fleet/],
+      [['set', '--fleet', '--settings', '{"uplink":{"statusIntervalS":"often"}}'], /--settings: uplink\.statusIntervalS: /],
+      [['set', '--fleet', '--settings', '{}', '--canary', '0%'], /--canary: "0%" must be a share above 0% and at most 100%/],
+      [['set', '--fleet', '--settings', '{}', '--abort-after', 'some'], /--abort-after: "some" is neither a number of units/],
+      [['set', '--fleet', '--settings', '{}', '--rate', '-5'], /--rate: "-5" must be a positive number of units per minute/],
+      [['set', '--fleet', '--settings', '{}', '--settle', '2'], /--settle: "2" must be at least 10 seconds/],
+      [['set', '--gateway', 'gw-1', '--venue', 'shop-2', '--settings', '{}'], /--venue: "gw-1" is registered at venue "mall-1", not "shop-2"/],
+      [['status', '--rollout', 'nope'], /--rollout: no rollout "nope"/],
+      [['abort', 'nope'], /<rollout>: no rollout "nope"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await vgw(...args);
+      expect([r.status, r.stderr], args.join(' ')).toEqual([2, expect.stringMatching(message)]);
+    }
+    // a group no unit is in is a failure of the request, not of its arguments
+    const nobody = await vgw('set', '--group', 'city-xx', '--settings', '{}');
+    expect([nobody.status, nobody.stderr]).toEqual([1, expect.stringMatching(/no unit of the registry is in group "city-xx"/)]);
+    const noConfig = await runVgw(['fleet', 'config', 'status']);
+    expect([noConfig.status, noConfig.stderr]).toEqual([2, expect.stringMatching(/-c\/--config: required: the collector's config/)]);
   });
 });
