@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { batchGraceDays, Collector, CollectorHttp, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
+import { batchGraceDays, checkCertificateAuthority, Collector, CollectorHttp, GatewayRegistry, loadBluetraceKey } from '../collector/index.js';
 import { brokerOptions, defaultCollectorClientId } from '../core/mqtt/index.js';
 import { ConfigError, loadConfig } from '../core/config/index.js';
 import { createLogger } from '../core/log/index.js';
@@ -25,9 +25,14 @@ export function collectCommand(): Command {
         if (!registry) log.warn('collector.acceptUnsigned: batches are stored without checking who sent them (development only)');
         const bluetraceKey = c.bluetraceKeyFile ? loadBluetraceKey(c.bluetraceKeyFile) : undefined;
         const control = new ControlSigner(loadBackendKeySeed(c.controlKeyFile));
+        const certificateAuthority = c.certificateAuthority && { certFile: c.certificateAuthority.cert, keyFile: c.certificateAuthority.key, days: c.certificateAuthority.days };
+        if (certificateAuthority) {
+          if (!registry) throw new ConfigError(['collector.certificateAuthority: needs collector.registry: certificates go only to registered units'], opts.config);
+          checkCertificateAuthority(certificateAuthority);
+        }
         collector = new Collector(
           {
-            broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey, control,
+            broker: brokerOptions(config, defaultCollectorClientId()), prefix: config.topicPrefix, database: c.database, shareGroup: c.shareGroup, registry, bluetraceKey, control, certificateAuthority,
             retentionDays: c.retentionDays, batchGraceDays: batchGraceDays(c.gatewayUnackedMaxDays), processMetrics: true,
           },
           log,

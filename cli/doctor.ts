@@ -13,6 +13,7 @@ import { brokerOptions } from '../core/mqtt/index.js';
 import { Config, ConfigError, loadConfig, requireGateway, requireSecretsFile } from '../core/config/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
 import { effectiveConfig } from '../daemon/remote-config.js';
+import { renewedInUse } from '../daemon/tls-renewal.js';
 import { describeStorage } from '../daemon/health/storage.js';
 import { parseTransport, TransportSpec } from '../daemon/radio/index.js';
 import { certificateNotAfter, expiryOf, expiryWarning, loadSecrets, registrationSchema, Secrets, signingKeyFromSeed } from '../core/trust/index.js';
@@ -76,17 +77,20 @@ function checkTls(config: Config): CheckResult {
   try {
     tlsOptions({ ...b, clientId: 'doctor' });
     if (!b.cert) return pass('tls', 'server certificate checked against ' + (b.ca ?? "the system's CAs") + '; no client certificate');
-    const cert = new X509Certificate(readFileSync(b.cert));
+    // The one the unit connects with: renewed over MQTT (tls-renewal.json beside the database), or the file's.
+    const renewed = renewedInUse(config);
+    const which = renewed ? `the ${renewed.use === 'trial' ? 'renewed certificate on trial' : 'certificate renewed over MQTT'}` : 'client certificate';
+    const cert = new X509Certificate(renewed?.certPem ?? readFileSync(b.cert));
     const now = Date.now();
-    if (Date.parse(cert.validTo) < now) return failed('tls', `client certificate expired ${cert.validTo}`, 'issue a new one (provisioning/tls/certs.sh client DIR <gateway id>)');
+    if (Date.parse(cert.validTo) < now) return failed('tls', `${which} expired ${cert.validTo}`, 'issue a new one (provisioning/tls/certs.sh client DIR <gateway id>)');
     if (Date.parse(cert.validFrom) > now) return failed('tls', `client certificate valid only from ${cert.validFrom}: is the clock right?`, 'synchronise the clock (timedatectl set-ntp true)');
-    if (!cert.checkPrivateKey(createPrivateKey(readFileSync(b.key!)))) return failed('tls', 'broker.key is not the key of broker.cert', 'copy the key issued with that certificate');
+    if (!cert.checkPrivateKey(createPrivateKey(renewed?.keyPem ?? readFileSync(b.key!)))) return failed('tls', 'broker.key is not the key of broker.cert', 'copy the key issued with that certificate');
     const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1];
     if (cn !== config.gateway!.id) return failed('tls', `client certificate CN "${cn}" is not the gateway id "${config.gateway!.id}": the broker's ACL will refuse its topics`, 'issue a certificate with CN = the gateway id');
     const own = expiryOf('broker.cert', Date.parse(cert.validTo), now);
     const due = expiryWarning([own, ...(b.ca ? [expiryOf('broker.ca', certificateNotAfter(readFileSync(b.ca)), now)] : [])]);
     if (due) return failed('tls', due, 'issue a new certificate for this unit before then (provisioning/tls/certs.sh client DIR <gateway id>) and install it as broker.cert/broker.key');
-    return pass('tls', `client certificate CN ${cn}, valid ${own.daysLeft} more days`);
+    return pass('tls', `${which} CN ${cn}, valid ${own.daysLeft} more days${b.renewBeforeDays > 0 ? ` (renewed over MQTT from ${b.renewBeforeDays} days before)` : ''}`);
   } catch (err) {
     return failed('tls', (err as Error).message, 'fix the file named, or run `vgw provision` again with --ca/--cert/--key');
   }
@@ -182,7 +186,8 @@ async function checkBroker(config: Config, secrets: Secrets | null, status: Stat
   try {
     // Its own client id even when the config names one: taking the daemon's would end its session.
     const clientId = `vgw-doctor-${process.pid}`;
-    const broker = { ...brokerOptions(config, clientId, secrets ?? undefined), clientId, connectTimeoutS: timeoutMs / 1000 };
+    const renewed = renewedInUse(config);
+    const broker = { ...brokerOptions(config, clientId, secrets ?? undefined), clientId, connectTimeoutS: timeoutMs / 1000, ...(renewed ? { renewed } : {}) };
     const client = await mqtt.connectAsync(config.broker.url, oneShotConnectOptions(broker));
     await client.endAsync();
     return pass('broker', `${config.broker.url}: connected${config.broker.cert ? ' with the client certificate' : ''}${config.broker.username ? ` as ${config.broker.username}` : ''}`);

@@ -7,10 +7,11 @@ import type { MqttClient } from 'mqtt';
 import { type Logger, WarningThrottle } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
 import {
-  Batch, collectorBatchFilter, configFilter, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseConfigTopic, parseStatusTopic,
+  Batch, certificateRequestFilter, collectorBatchFilter, configFilter, COSE_CONTENT_TYPE, parseCertificateRequestTopic, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseConfigTopic, parseStatusTopic,
   parseTempIdsRequestTopic, statusFilter, tempIdsRequestFilter, WireFormatError,
 } from '../core/wire/index.js';
 import { RolloutDriver } from './rollouts.js';
+import { answerCertificateRequest, type CertificateAuthority } from './certificates.js';
 import type { Rollout } from '../core/fleet/index.js';
 import { answerTempIdRequest } from './tempids.js';
 import { TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
@@ -34,6 +35,8 @@ export interface CollectorOptions {
   control: ControlSigner;
   /** The BlueTrace key (32 bytes): with it, the collector issues venues' temp IDs. */
   bluetraceKey?: Buffer;
+  /** The fleet CA: with it, the collector signs units' certificate requests (renewal before expiry). */
+  certificateAuthority?: CertificateAuthority;
   /** Encounters older than this many days are removed (whole days); 0 keeps everything. */
   retentionDays?: number;
   /** Batch records are kept this much longer than encounters (batchGraceDays of the fleet's store.unackedMaxDays). */
@@ -86,6 +89,8 @@ export class Collector {
     acksSent: 0,
     tempIdBatchesIssued: 0,
     tempIdRequestsRefused: 0,
+    certificatesIssued: 0,
+    certificateRequestsRefused: 0,
     unitMessagesRefused: 0,
     commitFailures: 0,
     retentionDaysPurged: 0,
@@ -153,6 +158,8 @@ export class Collector {
     client.on('message', (topic, payload) => {
       const configured = parseConfigTopic(this.options.prefix, topic);
       if (configured) return rollouts.onRetainedConfig(configured.gateway, payload);
+      const renewing = parseCertificateRequestTopic(this.options.prefix, topic);
+      if (renewing) return void this.onCertificateRequest(renewing.venue, renewing.gateway, payload);
       const asking = parseTempIdsRequestTopic(this.options.prefix, topic);
       if (asking) return this.onTempIdRequest(asking.venue, asking.gateway, payload);
       const status = parseStatusTopic(this.options.prefix, topic);
@@ -164,7 +171,10 @@ export class Collector {
       client.on('connect', () => {
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
         // The units' retained configurations too: a rollout sends each unit a version above the one it holds.
-        const filters = [filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : [])];
+        const filters = [
+          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : []),
+          ...(this.options.certificateAuthority ? [certificateRequestFilter(this.options.prefix)] : []),
+        ];
         client.subscribe(filters, { qos: 1 }, (err) => {
           // Said once the broker has the subscription: from then on its session queues batches
           // for this collector while it is away (scripts and tests wait for this line).
@@ -181,7 +191,7 @@ export class Collector {
    * What a gateway signed on its own topic (a status, a temp-ID request), or null: counted and
    * logged, throttled, when its registered key did not sign it.
    */
-  private openGatewayMessage(what: 'status' | 'tempIdRequest', venue: string, gateway: string, payload: Buffer): { json: Buffer } | null {
+  private openGatewayMessage(what: 'status' | 'tempIdRequest' | 'certificateRequest', venue: string, gateway: string, payload: Buffer): { json: Buffer } | null {
     const registry = this.options.registry;
     try {
       registry?.reloadIfChanged();
@@ -192,7 +202,8 @@ export class Collector {
     if (opened.ok) return opened;
     this.counters.unitMessagesRefused++;
     this.metrics.unitMessageRefusals.inc({ reason: opened.code });
-    this.warnings.warn(`${what}_${opened.code}`, { venue, gateway, reason: opened.reason }, `${what === 'status' ? 'status' : 'temp ID request'} refused: not signed by the gateway's registered key`);
+    const named = { status: 'status', tempIdRequest: 'temp ID request', certificateRequest: 'certificate request' }[what];
+    this.warnings.warn(`${what}_${opened.code}`, { venue, gateway, reason: opened.reason }, `${named} refused: not signed by the gateway's registered key`);
     return null;
   }
 
@@ -210,6 +221,31 @@ export class Collector {
     }
     const signed = this.options.control.sign({ ...answer, kind: 'tempIds', venue, gateway });
     this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).tempIds, signed, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
+  }
+
+  /** A unit renewing its TLS certificate: signed by its registered key (a registry is required), answered signed. */
+  private async onCertificateRequest(venue: string, gateway: string, payload: Buffer): Promise<void> {
+    const ca = this.options.certificateAuthority;
+    if (!ca || !this.options.registry) return;
+    const opened = this.openGatewayMessage('certificateRequest', venue, gateway, payload);
+    if (!opened) return;
+    let answer;
+    try {
+      answer = await answerCertificateRequest(ca, this.options.registry, venue, gateway, opened.json);
+    } catch (err) {
+      this.log.error({ venue, gateway, err: (err as Error).message }, 'certificate request not answered');
+      return;
+    }
+    if (!answer) return;
+    if ('error' in answer) {
+      this.counters.certificateRequestsRefused++;
+      this.warnings.warn('certificate_refused', { venue, gateway, reason: answer.error }, 'certificate request refused');
+    } else {
+      this.counters.certificatesIssued++;
+      this.log.info({ venue, gateway }, 'certificate issued');
+    }
+    const signed = this.options.control.sign({ ...answer, kind: 'certificate', venue, gateway });
+    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).certificate, signed, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
   }
 
   private onStatus(venue: string, gateway: string, payload: Buffer): void {

@@ -11,6 +11,9 @@ export interface CollectorCounters {
   acksSent: number;
   tempIdBatchesIssued: number;
   tempIdRequestsRefused: number;
+  /** TLS client certificates issued to units renewing theirs, and requests refused (with why, in the answer). */
+  certificatesIssued: number;
+  certificateRequestsRefused: number;
   /** Statuses and temp-ID requests not signed by the registered key of the gateway their topic names: ignored. */
   unitMessagesRefused: number;
   /** Group commits that failed (nothing acked: the gateways re-send). */

@@ -13,3 +13,4 @@ export { CollectorHttp } from './http.js';
 export type { CollectorHttpOptions } from './http.js';
 export * from './fleet.js';
 export { CollectorMetrics } from './metrics.js';
+export { answerCertificateRequest, checkCertificateAuthority, type CertificateAuthority } from './certificates.js';

@@ -10,6 +10,7 @@ import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
 import { LogLevelWindow } from './log-level.js';
 import { runDoctor } from './remote-doctor.js';
+import { prepareTlsStart, TlsRenewal } from './tls-renewal.js';
 import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
@@ -149,14 +150,16 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   const beacon = createBeacon(config, secrets, clock, log);
   const advertiser = createAdvertiser(config, log);
   if (beacon) advertiser?.addSlot(beacon);
-  const broker = brokerOptions(config, `vgw-${gateway.id}`, secrets);
+  // With a certificate renewed over MQTT (or one on trial) in place of broker.cert's file.
+  const tlsStart = prepareTlsStart(config, brokerOptions(config, `vgw-${gateway.id}`, secrets), log);
+  const broker = tlsStart.broker;
   tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
-  const certificates = certificatesOf(config);
+  const certificates = certificatesOf(config).map((c) => (c.file === 'broker.cert' && tlsStart.use !== 'file' && tlsStart.notAfter !== null ? { ...c, notAfter: tlsStart.notAfter } : c));
   const tls = () => {
     const list = certificates.map((c) => expiryOf(c.file, c.notAfter, Date.now()));
-    return { certificates: list, warning: expiryWarning(list) };
+    return { certificates: list, warning: expiryWarning(list), ...(renewal ? { renewal: renewal.status() } : {}) };
   };
-  const expiring = tls().warning;
+  const expiring = expiryWarning(certificates.map((c) => expiryOf(c.file, c.notAfter, Date.now())));
   if (expiring) log.warn({ warning: expiring }, 'a certificate expires soon');
   const steady = new SteadyClock();
   let bluetrace: Bluetrace | null = null;
@@ -182,8 +185,12 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       onOutcome: () => uplink.publishStatus(),
     })
     : null;
+  const renewal: TlsRenewal | null = tlsStart.use === 'none' ? null : new TlsRenewal({
+    start: tlsStart, gateway: gateway.id, caPem: config.broker.ca ? readFileSync(config.broker.ca, 'utf8') : null, renewBeforeDays: config.broker.renewBeforeDays,
+    healthGateMs: config.remote.healthGateS * 1000, request: (id, csr) => uplink.requestCertificate(id, csr), connected: () => uplink.connected, restart: hooks.restart, log,
+  });
   // The uplink publishes the status document, which holds the uplink's own counters too.
-  const uplink = new Uplink(
+  const uplink: Uplink = new Uplink(
     {
       ...uplinkOptions(config), broker, signingKey, venue: gateway.venue, gateway: gateway.id,
       trustedKeys, clockSynced: () => clockSync.synced, onLogLevel: (level, forMs) => logLevel.raise(level, forMs),
@@ -191,6 +198,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       onDoctor: configPath === undefined ? undefined : () => runDoctor(configPath),
       onConfig: remote ? (message) => remote.offered(message) : undefined,
       remoteConfig: remote ? () => remote.status() : undefined,
+      onCertificate: renewal ? (message) => renewal.answered(message) : undefined,
     },
     store,
     () => counters(),
@@ -260,6 +268,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     control,
     health,
     ...(remote ? [{ name: 'remote configuration', start: () => remote.start(), stop: () => remote.stop() }] : []),
+    ...(renewal ? [{ name: 'certificate renewal', start: () => renewal.start(), stop: () => renewal.stop() }] : []),
   ];
   const controller = new Controller(concerns, log);
   await controller.start();

@@ -44,6 +44,13 @@ const brokerSchema = z
     ca: z.string().min(1).optional().describe('PEM file of the CA that signed the broker\'s certificate (mqtts://).'),
     cert: z.string().min(1).optional().describe('PEM client certificate for mutual TLS: one per gateway, its CN the gateway id.'),
     key: z.string().min(1).optional().describe('PEM private key of the client certificate; must be mode 0600.'),
+    renewBeforeDays: z
+      .number()
+      .int('must be whole days')
+      .min(0, '0 turns renewal off')
+      .max(365, 'at most 365 days')
+      .default(30)
+      .describe('This many days before the client certificate expires the unit asks the backend for a new one over MQTT (a key it makes, a CSR signed with its identity key) and switches to it once it has reached the broker with it; 0: never (a technician replaces broker.cert).'),
     clientId: z.string().min(1).max(128).optional().describe('MQTT client id; defaults to "vgw-<gateway id>" or "vgw-collector-<host>".'),
     keepaliveS: z
       .number({ error: 'expected a number of seconds (MQTT keepalive)' })
@@ -322,6 +329,15 @@ const collectorSchema = z
       .min(1)
       .optional()
       .describe('File (mode 0600) holding the 32-byte BlueTrace key as 64 hex digits: with it this collector issues venues\' temp IDs (`<prefix>/<venue>/<gateway>/tempids/req`). Only the backend may hold it.'),
+    certificateAuthority: z
+      .object({
+        cert: z.string().min(1).describe("PEM file of the fleet CA's certificate (provisioning/tls/certs.sh's ca.crt)."),
+        key: z.string().min(1).describe("PEM file of the fleet CA's private key, mode 0600: whoever holds it can let anything onto the broker's gateway listener."),
+        days: z.number().int().min(1).max(3650).default(825).describe('How long a certificate it issues lasts.'),
+      })
+      .strict()
+      .optional()
+      .describe("With it this collector signs the units' certificate requests (`<prefix>/<venue>/<gateway>/cert/req`, signed with the registered key of the gateway whose id is the request's CN), so units renew their TLS certificates before they expire, with no visit."),
     http: z
       .object({
         enabled: z.boolean().default(true).describe('Serve Prometheus metrics (/metrics), a health check (/healthz), the fleet as JSON (/api/fleet, /api/venue-hours) and the fleet page (/).'),

@@ -16,6 +16,8 @@ export interface BrokerOptions {
   ca?: string;
   cert?: string;
   key?: string;
+  /** A renewed certificate and key (PEM) the unit uses instead of the files `cert` and `key` name. */
+  renewed?: { certPem: string; keyPem: string };
   clientId: string;
   keepaliveS: number;
   connectTimeoutS: number;
@@ -55,6 +57,7 @@ export function tlsOptions(b: BrokerOptions): Pick<mqtt.IClientOptions, 'ca' | '
     throw new TrustError(`broker.${b.cert === undefined ? 'cert' : 'key'}: mutual TLS needs both broker.cert and broker.key`);
   }
   if (b.key) assertPrivateFile(b.key, 'broker.key');
+  if (b.renewed) return { ...(b.ca ? { ca: readPem(b.ca, 'ca') } : {}), cert: b.renewed.certPem, key: b.renewed.keyPem, rejectUnauthorized: true };
   return {
     ...(b.ca ? { ca: readPem(b.ca, 'ca') } : {}),
     ...(b.cert ? { cert: readPem(b.cert, 'cert') } : {}),

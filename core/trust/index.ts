@@ -3,3 +3,4 @@
 export * from './signing.js';
 export * from './identity.js';
 export * from './expiry.js';
+export * from './renewal.js';

@@ -15,12 +15,12 @@ import { NAME_PATTERN } from '../identifiers/index.js';
 import { signingKeyFromSeed, type SigningKey } from '../trust/index.js';
 import { keyId, readCose, signCose, verifyCose } from './cose.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
-import { ackSchema, requestSchema, tempIdsResponseSchema } from './messages.js';
+import { ackSchema, certificateResponseSchema, requestSchema, tempIdsResponseSchema } from './messages.js';
 
 /** Not sent: supplied by both sides, so a COSE signature the key made for anything else never verifies here. */
 export const CONTROL_AAD = Buffer.from('vgw-control-v3');
 
-export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config';
+export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config' | 'certificate';
 
 /** Why a unit refused a control message: the keys of `counters.control.refused`. */
 export const CONTROL_REFUSALS = ['malformed', 'unsigned', 'unknownKey', 'badSignature', 'invalid', 'wrongKind', 'wrongGateway', 'stale', 'replayed', 'badReplyTo'] as const;
@@ -66,7 +66,11 @@ export const controlConfigSchema = z.object({
 });
 export type ControlConfig = z.infer<typeof controlConfigSchema>;
 
-const SCHEMAS = { ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema } as const;
+/** A TLS client certificate for the unit, answering its own request (`id`): fresh by construction, as a temp-ID answer. */
+export const controlCertificateSchema = z.intersection(z.object({ ...binding, kind: z.literal('certificate') }), certificateResponseSchema);
+export type ControlCertificate = z.infer<typeof controlCertificateSchema>;
+
+const SCHEMAS = { ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema, certificate: controlCertificateSchema } as const;
 type MessageOf<K extends ControlKind> = z.infer<(typeof SCHEMAS)[K]>;
 
 /** The backend's signing side: its key, and the message for a unit as COSE_Sign1 bytes. */

@@ -75,6 +75,31 @@ export const tempIdsRequestSchema = z.object({
 });
 export type TempIdsRequest = z.infer<typeof tempIdsRequestSchema>;
 
+/** The most a PEM certificate or certificate request may take on the wire. */
+export const MAX_PEM_BYTES = 8192;
+const pem = (label: string) =>
+  z.string().max(MAX_PEM_BYTES, `at most ${MAX_PEM_BYTES} characters`).regex(new RegExp(`^-----BEGIN ${label}-----\\n[A-Za-z0-9+/=\\n]+-----END ${label}-----\\n?$`), `must be one PEM ${label}`);
+
+/**
+ * A gateway asks for a new TLS client certificate (on `<base>/cert/req`): a PKCS#10 request for a
+ * key it made itself, its subject's CN its gateway id; signed with its identity key, as its
+ * statuses are, so the backend knows which unit asks.
+ */
+export const certificateRequestSchema = z.object({
+  v: version,
+  op: z.literal('certificate', { error: 'must be "certificate"' }),
+  id: ulidString,
+  csr: pem('CERTIFICATE REQUEST'),
+});
+export type CertificateRequest = z.infer<typeof certificateRequestSchema>;
+
+/** The backend's answer (on `<base>/cert`): the certificate, or why there is none. */
+export const certificateResponseSchema = z.union([
+  z.object({ v: version, id: ulidString, certificate: pem('CERTIFICATE') }),
+  z.object({ v: version, id: ulidString, error: z.string().min(1).max(500) }),
+]);
+export type CertificateResponse = z.infer<typeof certificateResponseSchema>;
+
 const unixSeconds = z.number({ error: 'expected unix seconds' }).int('must be whole unix seconds').min(0).max(2 ** 31 - 1);
 const issuedTempId = z
   .object({

@@ -8,7 +8,8 @@ import type { AdvertKind, DropCounters } from '../protocols/index.js';
 import type { PayloadRefusals } from '../bluetrace/index.js';
 import type { SoftwareVersion } from '../software/index.js';
 import { WIRE_SCHEMA_VERSION } from './codec.js';
-import type { CertificateExpiry } from '../trust/index.js';
+import type { CertificateExpiry, RenewalOutcome } from '../trust/index.js';
+import type { ControlKind } from './control.js';
 
 export interface ClockStatus {
   synchronized: boolean;
@@ -204,7 +205,7 @@ export interface ControlCounters {
   /** Refused, by reason; none of them was acted on. */
   refused: Record<'malformed' | 'unsigned' | 'unknownKey' | 'badSignature' | 'invalid' | 'wrongKind' | 'wrongGateway' | 'stale' | 'replayed' | 'badReplyTo', number>;
   /** The latest refusal: when, of which kind, why. */
-  lastRefusal: { at: number; kind: 'ack' | 'request' | 'tempIds' | 'config'; reason: string; detail: string } | null;
+  lastRefusal: { at: number; kind: ControlKind; reason: string; detail: string } | null;
   /** Backend keys this unit trusts. */
   trustedKeys: number;
 }
@@ -224,7 +225,12 @@ export interface StatusCounters {
   uplink: UplinkCounters & { inflight: number; connected: boolean };
   control: ControlCounters;
   /** The unit's certificates and when they expire; a warning from 30 days before (absent: a simulated unit). */
-  tls?: { certificates: CertificateExpiry[]; warning: string | null };
+  tls?: {
+    certificates: CertificateExpiry[];
+    warning: string | null;
+    /** Renewal over MQTT: which certificate is in use (the file's, a renewed one, one on trial) and the last renewal's outcome. */
+    renewal?: { using: 'file' | 'renewed' | 'trial' | 'none'; last: RenewalOutcome | null };
+  };
 }
 
 /** Which configuration a unit runs, and where it came from. */

@@ -9,6 +9,9 @@ export interface GatewayTopics {
   tempIds: string;
   /** The backend's settings for this unit, signed and retained (docs/protocol.md, "Configuration"). */
   config: string;
+  /** The unit asks for a new TLS client certificate here (a CSR); the backend answers on `certificate`. */
+  certificateRequest: string;
+  certificate: string;
 }
 
 export function gatewayTopics(prefix: string, venue: string, gateway: string): GatewayTopics {
@@ -16,6 +19,7 @@ export function gatewayTopics(prefix: string, venue: string, gateway: string): G
   return {
     batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req`,
     tempIdsRequest: `${base}/tempids/req`, tempIds: `${base}/tempids`, config: `${base}/config`,
+    certificateRequest: `${base}/cert/req`, certificate: `${base}/cert`,
   };
 }
 
@@ -68,4 +72,13 @@ export function configFilter(prefix: string): string {
 
 export function parseConfigTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
   return parseGatewayTopic(prefix, topic, ['config']);
+}
+
+/** Subscription of a backend that signs the units' certificate requests. */
+export function certificateRequestFilter(prefix: string): string {
+  return `${prefix}/+/+/cert/req`;
+}
+
+export function parseCertificateRequestTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['cert', 'req']);
 }

@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlConfig, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -42,6 +42,8 @@ export interface UplinkOptions {
   onConfig?: (message: ControlConfig) => void;
   /** What the status says of the backend's configuration. */
   remoteConfig?: () => RemoteConfigStatus;
+  /** Takes a signed answer to this unit's certificate request (on `<base>/cert`). Absent: not subscribed. */
+  onCertificate?: (message: ControlCertificate) => void;
   /** The configuration in effect, as the status reports it. */
   config: ConfigVersion;
   /** The software, as the status reports it (default: this build's). */
@@ -154,7 +156,10 @@ export class Uplink {
       // A broker that lost our session lost whatever it held for us: re-send at once, and
       // restart the backoff, since the first re-send may beat the collectors' re-subscription.
       if (!connack.sessionPresent) for (const f of this.inflight.values()) f.attempts = 0;
-      const topics = [this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : []), ...(this.options.onConfig ? [this.topics.config] : [])];
+      const topics = [
+        this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : []), ...(this.options.onConfig ? [this.topics.config] : []),
+        ...(this.options.onCertificate ? [this.topics.certificate] : []),
+      ];
       client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
       });
@@ -179,6 +184,7 @@ export class Uplink {
       else if (topic === this.topics.request) this.onRequest(payload, packet.properties?.correlationData);
       else if (topic === this.topics.tempIds) this.onTempIds(payload);
       else if (topic === this.topics.config) this.onConfig(payload);
+      else if (topic === this.topics.certificate) this.onCertificateAnswer(payload);
     });
     this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
     this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
@@ -252,6 +258,19 @@ export class Uplink {
     const payload = signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'tempIds', id, count });
     client.publish(this.topics.tempIdsRequest, payload, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     return true;
+  }
+
+  /** Asks the backend to certify a new key (`csr`); false when not connected (asked again later). */
+  requestCertificate(id: string, csr: string): boolean {
+    const client = this.client;
+    if (!client?.connected) return false;
+    client.publish(this.topics.certificateRequest, signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'certificate', id, csr }), { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
+    return true;
+  }
+
+  private onCertificateAnswer(payload: Buffer): void {
+    const answer = this.control.open(payload, 'certificate');
+    if (answer) this.options.onCertificate?.(answer);
   }
 
   private onConfig(payload: Buffer): void {

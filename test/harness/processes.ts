@@ -65,6 +65,33 @@ export function runProcess(command: string, args: string[], options: RunOptions 
   });
 }
 
+/** `vgw run -c config` as systemd keeps it: started again when it exits 75 (RestartForceExitStatus). */
+export function superviseVgw(config: string): { current: () => Spawned; starts: () => number; stop: () => Promise<number | null>; output: () => string } {
+  let current = spawnVgw(['run', '-c', config]);
+  let starts = 1;
+  let stopping = false;
+  let earlier = '';
+  const watch = (s: Spawned) => {
+    void s.exited().then((code) => {
+      if (stopping || code !== 75) return;
+      earlier += s.output();
+      current = spawnVgw(['run', '-c', config]);
+      starts++;
+      watch(current);
+    });
+  };
+  watch(current);
+  return {
+    current: () => current,
+    starts: () => starts,
+    output: () => earlier + current.output(),
+    stop: () => {
+      stopping = true;
+      return stopGracefully(current);
+    },
+  };
+}
+
 export const runVgw = (args: string[], options: RunOptions = {}): Promise<VgwResult> => runProcess(process.execPath, [VGW, ...args], options);
 
 export async function stopGracefully(s: Spawned): Promise<number | null> {

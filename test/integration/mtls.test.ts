@@ -4,7 +4,8 @@
 // connects; one gateway can neither publish to, read, nor take over another's topics, nor join the
 // collectors' shared subscription (the shared-subscription guard, built here by build-guard.sh).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
@@ -12,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LocalBroker } from '../../simulators/index.js';
 import { gatewayTopics } from '../../core/wire/index.js';
 import { provisionTestGateway, signedRequest, testBackendKeyFile } from '../harness/identity.js';
-import { runVgw, sleep, spawnVgw, Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runProcess, runVgw, sleep, spawnVgw, Spawned, stopGracefully, superviseVgw, waitFor, writeJson } from '../harness/processes.js';
+import { fakeClockEnv } from '../harness/faketime.js';
 import { tempDir } from '../harness/tmp.js';
 import { requirePackage } from '../harness/system-packages.js';
 import { jsonProblems } from '../harness/protocol-schema.js';
@@ -227,6 +229,81 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
       await stopGracefully(daemon);
     }
   });
+
+  it('a unit whose certificate is about to expire renews it over MQTT and survives the expiry, and a power cut after it, with no technician', async () => {
+    // gw-exp's certificate, made by certs.sh as if 825 days ago: it expires EXPIRES_IN_S from now
+    const EXPIRES_IN_S = 45;
+    const issuedAt = new Date(Date.now() - 825 * 86_400_000 + EXPIRES_IN_S * 1000).toISOString().replace('T', ' ').slice(0, 19);
+    const made = await runProcess('sh', [join(PROVISIONING, 'tls/certs.sh'), 'client', pki, 'gw-exp'], { env: { ...fakeClockEnv({ FAKETIME: `@${issuedAt}` }), TZ: 'UTC' } });
+    expect(made.status, made.stderr).toBe(0);
+    const oldNotAfter = Date.parse(new X509Certificate(readFileSync(join(pki, 'gw-exp.crt'))).validTo);
+    expect(oldNotAfter - Date.now()).toBeLessThan((EXPIRES_IN_S + 5) * 1000);
+    const identity = provisionTestGateway(dir, 'gw-exp', 'mall-09');
+    mkdirSync(join(dir, 'exp'), { recursive: true });
+    const registry = writeJson(join(dir, 'exp-gateways.json'), [identity.record]);
+    const collectorConfig = writeJson(join(dir, 'exp-collector.json'), {
+      broker: { url: `mqtts://127.0.0.1:${backendPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'collector-1.crt'), key: join(pki, 'collector-1.key'), clientId: 'collector-exp', reconnectS: 0.5 },
+      collector: { controlKeyFile: testBackendKeyFile(dir), database: join(dir, 'exp-collector.db'), registry, http: { port: 0 }, certificateAuthority: { cert: join(pki, 'ca.crt'), key: join(pki, 'ca.key') } },
+    });
+    const gatewayConfig = writeJson(join(dir, 'gw-exp.json'), {
+      gateway: { id: 'gw-exp', venue: 'mall-09' },
+      secretsFile: identity.secretsFile,
+      broker: { url: `mqtts://127.0.0.1:${gatewayPort}`, ca: join(pki, 'ca.crt'), cert: join(pki, 'gw-exp.crt'), key: join(pki, 'gw-exp.key'), reconnectS: 0.5, reconnectMaxS: 2 },
+      radio: { simulated: { seed: 12, phones: 4, arrivalsPerMinute: 240, minDwellS: 30, maxDwellS: 60, speed: 60 } },
+      clock: { syncCheck: 'assume-synced' },
+      store: { path: join(dir, 'exp', 'gw-exp.db'), checkpointS: 0.25 },
+      uplink: { batchMaxAgeS: 1 },
+      remote: { healthGateS: 10 },
+    });
+    const expStored = () => {
+      const db = new Database(join(dir, 'exp-collector.db'), { readonly: true, fileMustExist: true });
+      try {
+        return db.prepare('SELECT count(*) FROM encounters').pluck().get() as number;
+      } finally {
+        db.close();
+      }
+    };
+    type Tls = { certificates: Array<{ file: string; daysLeft: number }>; warning: string | null; renewal: { using: string; last: { outcome: string } | null } };
+    const localTls = async () => (JSON.parse((await runVgw(['status', '-c', gatewayConfig, '--json'])).stdout) as { counters: { tls: Tls } }).counters.tls;
+    const collector = spawnVgw(['collect', '-c', collectorConfig]);
+    let unit: ReturnType<typeof superviseVgw> | null = null;
+    let again: Spawned | null = null;
+    try {
+      await waitFor('the collector connected over mTLS', () => collector.output().includes('collector connected'), 20_000);
+      unit = superviseVgw(gatewayConfig);
+      // asked, issued, restarted into it on trial, kept once the broker took it
+      await waitFor('the renewed certificate in use', () => unit!.output().includes('renewed certificate in use'), 30_000);
+      expect(unit.starts()).toBe(2);
+      expect(collector.output()).toContain('certificate issued');
+      const renewed = await waitFor('the status says renewed', async () => {
+        const t = await localTls();
+        return t.renewal.using === 'renewed' && t.renewal.last?.outcome === 'renewed' ? t : undefined;
+      }, 20_000);
+      expect(renewed.certificates.find((c) => c.file === 'broker.cert')!.daysLeft).toBe(824);
+      expect(renewed.warning).toBeNull();
+      // its renewed key never left the unit: only the certificate came back (kept 0600 beside the database)
+      const kept = JSON.parse(readFileSync(join(dir, 'exp', 'tls-renewal.json'), 'utf8')) as { renewed: { keyPem: string } };
+      expect(statSync(join(dir, 'exp', 'tls-renewal.json')).mode & 0o077).toBe(0);
+      expect(collector.output()).not.toContain(kept.renewed.keyPem.split('\n')[1]);
+      // a technician's doctor checks the certificate the unit uses, not the file's
+      const doctor = JSON.parse((await runVgw(['doctor', '-c', gatewayConfig, '--json'])).stdout) as Array<{ check: string; ok: boolean; detail: string }>;
+      expect(doctor.find((c) => c.check === 'tls')).toMatchObject({ ok: true, detail: 'the certificate renewed over MQTT CN gw-exp, valid 824 more days (renewed over MQTT from 30 days before)' });
+      // the old certificate expires; the broker now refuses it…
+      await waitFor('the old certificate expired', () => Date.now() > oldNotAfter + 2000, (EXPIRES_IN_S + 10) * 1000);
+      await expect(connect(gatewayPort, 'gw-exp', 'gw-exp-old')).rejects.toThrow();
+      // …and a power cut after the expiry: the unit comes back on the renewed one and delivers
+      unit.current().proc.kill('SIGKILL');
+      await unit.current().exited();
+      const before = expStored();
+      again = spawnVgw(['run', '-c', gatewayConfig]);
+      await waitFor('new encounters at the collector after the expiry', () => expStored() > before, 60_000);
+      expect(again.output()).toContain('broker connected');
+    } finally {
+      if (again) await stopGracefully(again);
+      await unit?.stop();
+      await stopGracefully(collector);
+    }
+  }, 150_000);
 
   it('the daemon refuses a client key others can read', async () => {
     const loose = join(dir, 'loose.key');

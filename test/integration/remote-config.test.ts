@@ -14,37 +14,13 @@ import { gatewayTopics, type ConfigVersion } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND, testBackendKeyFile, unitDoc } from '../harness/identity.js';
 import { controlProblems, unitProblems } from '../harness/protocol-schema.js';
-import { runProcess, runVgw, spawnVgw, type Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runProcess, runVgw, spawnVgw, stopGracefully, superviseVgw, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { simulatedUnitConfig } from '../harness/unit-config.js';
 
 const dir = tempDir('vgw-remote-config-');
 const broker = useLocalBroker(dir);
 const prefix = 'remote/v3';
-
-/** What systemd does with the unit: started again when it exits 75 (RestartForceExitStatus). */
-function supervise(config: string): { current: () => Spawned; starts: () => number; stop: () => Promise<number | null> } {
-  let current = spawnVgw(['run', '-c', config]);
-  let starts = 1;
-  let stopping = false;
-  const watch = (s: Spawned) => {
-    void s.exited().then((code) => {
-      if (stopping || code !== 75) return;
-      current = spawnVgw(['run', '-c', config]);
-      starts++;
-      watch(current);
-    });
-  };
-  watch(current);
-  return {
-    current: () => current,
-    starts: () => starts,
-    stop: () => {
-      stopping = true;
-      return stopGracefully(current);
-    },
-  };
-}
 
 describe('remote configuration', () => {
   it('rolls a version out through the collector behind the health gate, refuses bad ones by field, stops the rollout of one that cuts the unit off, and ignores replays', async () => {
@@ -78,7 +54,7 @@ describe('remote configuration', () => {
     });
     await tool.subscribeAsync([topics.status, topics.config], { qos: 1 });
     const reported = () => (status as { state: string; config: ConfigVersion } | null);
-    const unit = supervise(config);
+    const unit = superviseVgw(config);
     await waitFor('the unit online', () => reported()?.state === 'online', 30_000);
     expect(reported()!.config).toMatchObject({ source: 'file', remote: { version: null, state: 'none', last: null } });
     const file = loadConfig(config);
