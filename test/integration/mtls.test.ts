@@ -12,12 +12,12 @@ import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LocalBroker } from '../../simulators/index.js';
 import { gatewayTopics } from '../../core/wire/index.js';
-import { provisionTestGateway, signedRequest, testBackendKeyFile } from '../harness/identity.js';
+import { gatewayKeyOf, provisionTestGateway, signedRequest, testBackendKeyFile } from '../harness/identity.js';
 import { runProcess, runVgw, sleep, spawnVgw, Spawned, stopGracefully, superviseVgw, waitFor, writeJson } from '../harness/processes.js';
 import { fakeClockEnv } from '../harness/faketime.js';
 import { tempDir } from '../harness/tmp.js';
 import { requirePackage } from '../harness/system-packages.js';
-import { jsonProblems } from '../harness/protocol-schema.js';
+import { controlProblems, jsonProblems, unitProblems } from '../harness/protocol-schema.js';
 
 const PROVISIONING = resolve(__dirname, '../../provisioning');
 const dir = tempDir('vgw-mtls-');
@@ -270,11 +270,20 @@ describe('mutual TLS and per-gateway ACLs (the example Mosquitto config)', () =>
     let again: Spawned | null = null;
     try {
       await waitFor('the collector connected over mTLS', () => collector.output().includes('collector connected'), 20_000);
+      // what crosses the broker, checked against docs/protocol.cddl
+      const watch = await connect(backendPort, 'collector-1', 'renewal-watch');
+      const wire = gatewayTopics('vgw/v3', 'mall-09', 'gw-exp');
+      const crossed: Array<[string, Buffer]> = [];
+      watch.on('message', (topic, payload) => crossed.push([topic, payload]));
+      await watch.subscribeAsync([wire.certificateRequest, wire.certificate], { qos: 1 });
       unit = superviseVgw(gatewayConfig);
       // asked, issued, restarted into it on trial, kept once the broker took it
       await waitFor('the renewed certificate in use', () => unit!.output().includes('renewed certificate in use'), 30_000);
       expect(unit.starts()).toBe(2);
       expect(collector.output()).toContain('certificate issued');
+      expect(crossed.map(([t]) => t)).toEqual([wire.certificateRequest, wire.certificate]);
+      expect(unitProblems('certificate-request', crossed[0][1], gatewayKeyOf(identity))).toEqual([]);
+      expect(controlProblems('control-certificate', crossed[1][1])).toEqual([]);
       const renewed = await waitFor('the status says renewed', async () => {
         const t = await localTls();
         return t.renewal.using === 'renewed' && t.renewal.last?.outcome === 'renewed' ? t : undefined;

@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bootCredentials, checkIssued, emptyRenewalState, MAX_TLS_TRIAL_BOOTS, renewalDue, type Credentials } from '../../core/trust/index.js';
+import { bootCredentials, checkIssued, emptyRenewalState, MAX_TLS_TRIAL_BOOTS, renewalDue, type Credentials, type RenewalState } from '../../core/trust/index.js';
 import { runProcess } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -69,7 +69,7 @@ describe('certificate renewal, pure', () => {
 
   it('starts on a trial a bounded number of times, then back to what it had; a newer file (a visit) wins over what was renewed', () => {
     const creds: Credentials = { certPem: 'renewed', keyPem: key, notAfter: now + 825 * DAY };
-    let state = { ...emptyRenewalState('gw-1'), trial: { ...creds, boots: 0 } };
+    let state: RenewalState = { ...emptyRenewalState('gw-1'), trial: { ...creds, boots: 0 } };
     for (let i = 1; i <= MAX_TLS_TRIAL_BOOTS; i++) {
       const plan = bootCredentials(state, now + 10 * DAY, now);
       expect(plan).toMatchObject({ use: 'trial', state: { trial: { boots: i } } });
