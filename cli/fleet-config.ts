@@ -144,6 +144,7 @@ export function fleetConfigCommand(): Command {
       .description(request === 'pause' ? 'hold a rollout: nothing more is sent until resume' : request === 'resume' ? 'carry a paused rollout on at its rate' : 'stop a rollout for good (units that took the change keep it)')
       .argument('<rollout>', 'the rollout id (`vgw fleet config status`)')
       .option('-c, --config <file>', "the collector's config: its database")
+      .addHelpText('after', `\nExit codes: 0 requested, 1 failure, 2 bad arguments (no such rollout).\nExample:\n  vgw fleet config ${request} 01JF3T2X6Q8R4M5N7P9S0V1W2Y -c collector.json`)
       .action(async (id: string, opts: { config?: string }) => {
         try {
           await governance(opts.config, async (store) => {
