@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { GatewayRegistry, openCollectorStore, type CollectorStore } from '../collector/index.js';
 import { currentConfig, reportedConfig } from '../collector/remote-config.js';
 import { describeLayer, rolloutProgress, startChange } from '../collector/rollouts.js';
-import { type Config, ConfigError, loadConfig, remoteConfig } from '../core/config/index.js';
-import type { LayerScope, RolloutPlan } from '../core/fleet/index.js';
+import { ConfigError, remoteConfig } from '../core/config/index.js';
+import type { LayerScope } from '../core/fleet/index.js';
 import { fail, UsageError } from './errors.js';
+import { governance, rolloutOptions, rolloutPlan, type RolloutOptions } from './rollout-options.js';
 import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
 
 /** The settings as JSON, checked as a unit would check them over an empty file (the unit checks them again over its own). */
@@ -25,18 +25,6 @@ function parseSettings(text: string): Record<string, unknown> {
   return settings as Record<string, unknown>;
 }
 
-/** "5%" of `units` (at least 1) or a count. */
-function unitsOf(value: string, units: number, option: string): number {
-  const share = /^(\d+(?:\.\d+)?)%$/.exec(value);
-  if (share) {
-    const pct = Number(share[1]);
-    if (!(pct > 0 && pct <= 100)) throw new UsageError(`${option}: "${value}" must be a share above 0% and at most 100%`);
-    return Math.max(1, Math.ceil((pct / 100) * units));
-  }
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${option}: "${value}" is neither a number of units (1 or more) nor a share such as 5%`);
-  return Number(value);
-}
-
 interface Target {
   fleet?: boolean;
   group?: string;
@@ -52,20 +40,6 @@ function layerOf(opts: Target): { scope: LayerScope; name: string } {
   return { scope: 'gateway', name: opts.gateway! };
 }
 
-/** The collector's config, its database open, and its registry: where layers and rollouts live. */
-async function governance<T>(configFile: string | undefined, use: (store: CollectorStore, registry: GatewayRegistry | null, config: Config) => Promise<T>): Promise<T> {
-  if (!configFile) throw new UsageError("-c/--config: required: the collector's config (its database holds the layers and rollouts, its registry the units)");
-  const config = loadConfig(configFile);
-  if (!config.collector) throw new UsageError(`--config: ${configFile} has no "collector" section: give a collector's config`);
-  const registry = config.collector.registry ? new GatewayRegistry(config.collector.registry) : null;
-  const store = await openCollectorStore(config.collector.database);
-  try {
-    return await use(store, registry, config);
-  } finally {
-    await store.close();
-  }
-}
-
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
 
 /** `vgw fleet config`: the backend's configuration of units in layers, rolled out in stages (docs/operating.md). */
@@ -73,17 +47,14 @@ export function fleetConfigCommand(): Command {
   const cmd = new Command('config')
     .description("the backend's configuration of units: layers (fleet, group, unit) rolled out in stages, each unit keeping a change only once healthy")
     .addHelpText('after', '\nExample:\n  vgw fleet config set --fleet --settings \'{"uplink":{"statusIntervalS":300}}\' --canary 5% --rate 600 --abort-after 2% -c collector.json');
-  cmd.command('set')
+  const set = cmd.command('set')
     .description('change a layer (its settings replaced, as its next version) and start rolling it out to the units it applies to')
     .option('--fleet', 'the fleet defaults: every unit')
     .option('--group <name>', 'a group: the units whose registry record lists it in "groups"')
     .option('--gateway <id>', "one unit's own overrides")
     .option('--venue <id>', 'the venue of --gateway (checked against the registry)')
-    .requiredOption('--settings <json>', 'config keys as JSON, e.g. \'{"uplink":{"statusIntervalS":300}}\' (never gateway, keys, certificates or store.path); {} clears the layer')
-    .option('--canary <n|%>', 'units that take the change first, alone (online ones first)', '5%')
-    .option('--rate <units/min>', 'units started per minute once the canary is healthy', '600')
-    .option('--abort-after <n|%>', 'the rollout stops by itself once this many units failed (refused, rolled back, or silent)', '2%')
-    .option('--settle <s>', 'seconds a unit has to report its outcome before it counts as failed', '600')
+    .requiredOption('--settings <json>', 'config keys as JSON, e.g. \'{"uplink":{"statusIntervalS":300}}\' (never gateway, keys, certificates or store.path); {} clears the layer');
+  rolloutOptions(set)
     .option('-c, --config <file>', "the collector's config: its database and registry")
     .addHelpText(
       'after',
@@ -97,24 +68,16 @@ export function fleetConfigCommand(): Command {
         'Examples:\n  vgw fleet config set --group city-kl --settings \'{"uplink":{"statusIntervalS":300}}\' -c collector.json\n' +
         '  vgw fleet config set --gateway gw-01 --venue mall-01 --settings \'{"log":{"level":"debug"}}\' --canary 1 -c collector.json',
     )
-    .action(async (opts: Target & { venue?: string; settings: string; canary: string; rate: string; abortAfter: string; settle: string; config?: string }) => {
+    .action(async (opts: Target & RolloutOptions & { venue?: string; settings: string; config?: string }) => {
       try {
         const { scope, name } = layerOf(opts);
         const settings = parseSettings(opts.settings);
-        const rate = opts.rate === 'max' ? Infinity : Number(opts.rate);
-        if (!(rate > 0)) throw new UsageError(`--rate: "${opts.rate}" must be a positive number of units per minute (or "max")`);
-        const settleS = Number(opts.settle);
-        if (!(settleS >= 10)) throw new UsageError(`--settle: "${opts.settle}" must be at least 10 seconds (a unit restarts and passes its health gate first)`);
         const started = await governance(opts.config, async (store, registry) => {
           if (scope === 'gateway' && opts.venue !== undefined) {
             const venue = registry?.lookup(name)?.record.venue;
             if (venue !== undefined && venue !== opts.venue) throw new UsageError(`--venue: "${name}" is registered at venue "${venue}", not "${opts.venue}"`);
           }
-          const fleetSize = registry ? registry.records().length : (await store.statuses()).length;
-          const plan: RolloutPlan = {
-            canary: unitsOf(opts.canary, fleetSize, '--canary'), ratePerMinute: rate, abortAfter: unitsOf(opts.abortAfter, fleetSize, '--abort-after'), settleMs: settleS * 1000,
-          };
-          return startChange(store, registry, scope, name, settings, plan);
+          return startChange(store, registry, scope, name, settings, await rolloutPlan(opts, store, registry));
         });
         print({ rollout: started.rollout.id, layer: describeLayer(scope, name), version: started.layer.version, settings, units: started.rollout.units.length, plan: started.rollout.plan });
       } catch (err) {

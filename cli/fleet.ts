@@ -5,6 +5,7 @@ import { describeDatabase, type FleetRow, fleetRows, fleetSummary, isPostgresUrl
 import { loadConfig } from '../core/config/index.js';
 import { fail, UsageError } from './errors.js';
 import { fleetConfigCommand } from './fleet-config.js';
+import { fleetRotateCommand } from './fleet-rotate.js';
 
 export function fleetCommand(): Command {
   return new Command('fleet')
@@ -22,6 +23,7 @@ export function fleetCommand(): Command {
     // Its -c belongs to `vgw fleet` itself only before a subcommand: `vgw fleet config set -c …` is the subcommand's.
     .enablePositionalOptions()
     .addCommand(fleetConfigCommand())
+    .addCommand(fleetRotateCommand())
     .action(async (opts: { db?: string; config?: string; json?: boolean }) => {
       try {
         if ((opts.db === undefined) === (opts.config === undefined)) throw new UsageError('give either --db DATABASE or --config FILE');

@@ -8,7 +8,7 @@ import { type Logger, WarningThrottle } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
 import {
   Batch, certificateRequestFilter, collectorBatchFilter, configFilter, COSE_CONTENT_TYPE, parseCertificateRequestTopic, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseConfigTopic, parseStatusTopic,
-  parseTempIdsRequestTopic, statusFilter, tempIdsRequestFilter, WireFormatError,
+  parseTempIdsRequestTopic, parseTrustTopic, statusFilter, tempIdsRequestFilter, trustFilter, WireFormatError,
 } from '../core/wire/index.js';
 import { RolloutDriver } from './rollouts.js';
 import { answerCertificateRequest, type CertificateAuthority } from './certificates.js';
@@ -157,7 +157,9 @@ export class Collector {
     const filter = collectorBatchFilter(this.options.prefix, this.options.shareGroup);
     client.on('message', (topic, payload) => {
       const configured = parseConfigTopic(this.options.prefix, topic);
-      if (configured) return rollouts.onRetainedConfig(configured.gateway, payload);
+      if (configured) return rollouts.onRetained('config', configured.gateway, payload);
+      const announced = parseTrustTopic(this.options.prefix, topic);
+      if (announced) return rollouts.onRetained('trust', announced.gateway, payload);
       const renewing = parseCertificateRequestTopic(this.options.prefix, topic);
       if (renewing) return void this.onCertificateRequest(renewing.venue, renewing.gateway, payload);
       const asking = parseTempIdsRequestTopic(this.options.prefix, topic);
@@ -172,7 +174,7 @@ export class Collector {
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
         // The units' retained configurations too: a rollout sends each unit a version above the one it holds.
         const filters = [
-          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : []),
+          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), trustFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : []),
           ...(this.options.certificateAuthority ? [certificateRequestFilter(this.options.prefix)] : []),
         ];
         client.subscribe(filters, { qos: 1 }, (err) => {

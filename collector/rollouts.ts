@@ -6,22 +6,37 @@
 import { ulid } from 'ulid';
 import type { Logger } from '../core/log/index.js';
 import {
-  composeLayers, control, counts, type ConfigLayer, layerApplies, type LayerScope, newRollout, type Rollout, type RolloutPlan, step, type UnitReport,
+  composeLayers, control, counts, type ConfigLayer, layerApplies, type LayerScope, newRollout, type Rollout, type RolloutPlan, step, supersede, type UnitReport,
 } from '../core/fleet/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
-import { type ControlSigner, gatewayTopics, readCose } from '../core/wire/index.js';
+import { type ControlSigner, gatewayTopics, readCose, trustedKey } from '../core/wire/index.js';
 import type { StatusRow } from './fleet.js';
 import type { GovernanceStore } from './store.js';
 import type { GatewayRegistry } from './verify.js';
 
-/** What a unit's status says of the backend's configuration, as the rollout judges it. */
-export function unitReport(row: StatusRow): UnitReport {
-  let remote: Partial<UnitReport> | undefined;
+interface ReportedKeys {
+  version?: number;
+  last?: { version: number; outcome: 'applied' | 'refused'; reason?: string } | null;
+}
+
+/** What a unit's status says of the backend's configuration (`config`) or of the keys it trusts (`trust`), as a rollout judges it. */
+export function unitReport(row: StatusRow, kind: 'config' | 'trust' = 'config'): UnitReport {
+  let doc: { config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys } } } = {};
   try {
-    remote = (JSON.parse(row.document) as { config?: { remote?: Partial<UnitReport> } }).config?.remote;
+    doc = JSON.parse(row.document) as typeof doc;
   } catch {
-    remote = undefined;
+    doc = {};
   }
+  if (kind === 'trust') {
+    const keys = doc.counters?.control?.backendKeys;
+    const version = typeof keys?.version === 'number' ? keys.version : null;
+    const last = keys?.last && typeof keys.last.version === 'number' ? keys.last : null;
+    return {
+      online: row.state === 'online', version, state: version !== null && version > 0 ? 'committed' : 'none',
+      last: last && { version: last.version, outcome: last.outcome === 'applied' ? 'applied' : 'refused', ...(last.reason ? { reason: last.reason } : {}) },
+    };
+  }
+  const remote = doc.config?.remote;
   return {
     online: row.state === 'online',
     version: typeof remote?.version === 'number' ? remote.version : null,
@@ -59,6 +74,28 @@ export async function startChange(
   return store.changeLayer(scope, name, settings, now, (layer, previous) =>
     newRollout(ulid(now), `${describeLayer(scope, name)} version ${layer.version}`, { scope, name, version: layer.version, previous }, units.map((u) => ({ ...u, online: online.has(u.gateway) })), plan, now),
   );
+}
+
+/**
+ * Starts a rollout of the backend keys units are to trust (all registered units, or one), a
+ * running one of the same kind superseded. The collector driving it signs each unit's
+ * announcement with its own key, which the set must keep.
+ */
+export async function startRotation(
+  store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, keys: string[], plan: RolloutPlan, gateway?: string, now = Date.now(),
+): Promise<Rollout> {
+  const statuses = await store.statuses();
+  const online = new Set(statuses.filter((s) => s.state === 'online').map((s) => s.gateway));
+  const units = fleetUnits(registry, statuses).filter((u) => gateway === undefined || u.gateway === gateway);
+  if (units.length === 0) throw new Error(gateway ? `no unit "${gateway}" in the registry` : 'the registry holds no unit');
+  const kids = keys.map((k) => trustedKey(Buffer.from(k, 'hex')).kid.toString('hex')).join(', ');
+  const rollout: Rollout = {
+    ...newRollout(ulid(now), `backend keys ${kids}`, { scope: gateway ? 'gateway' : 'fleet', name: gateway ?? '', version: 0 }, units.map((u) => ({ ...u, online: online.has(u.gateway) })), plan, now),
+    kind: 'trust', keys,
+  };
+  for (const { rollout: other } of await store.rollouts(0)) if (other.kind === 'trust') await store.saveRollout(supersede(other, rollout.id, now), null);
+  await store.saveRollout(rollout, null);
+  return rollout;
 }
 
 export function describeLayer(scope: LayerScope, name: string): string {
@@ -104,8 +141,8 @@ export interface RolloutDriverOptions {
 const LEASE_MS = 15_000;
 
 export class RolloutDriver {
-  /** The version each unit's retained configuration holds (from the broker, as it tells us). */
-  private readonly held = new Map<string, number>();
+  /** The version each unit's retained configuration and key announcement hold (from the broker, as it tells us). */
+  private readonly held = { config: new Map<string, number>(), trust: new Map<string, number>() };
   private timer: TimerHandle | null = null;
   private ticking: Promise<void> | null = null;
   private readonly timers: Timers;
@@ -117,10 +154,10 @@ export class RolloutDriver {
     this.timers = options.timers ?? systemTimers;
   }
 
-  /** A retained configuration the broker holds for `gateway`. */
-  onRetainedConfig(gateway: string, payload: Buffer): void {
+  /** A retained configuration (`config`) or key announcement (`trust`) the broker holds for `gateway`. */
+  onRetained(kind: 'config' | 'trust', gateway: string, payload: Buffer): void {
     const version = payload.length === 0 ? null : heldVersion(payload);
-    if (version !== null && version > (this.held.get(gateway) ?? 0)) this.held.set(gateway, version);
+    if (version !== null && version > (this.held[kind].get(gateway) ?? 0)) this.held[kind].set(gateway, version);
   }
 
   get started(): boolean {
@@ -152,13 +189,22 @@ export class RolloutDriver {
       // Ended rollouts too while units they reached offline may still report.
       const live = (s: (typeof stored)[number]) => s.rollout.state === 'running' || s.requested || s.rollout.units.some((u) => u.state === 'sent' || u.state === 'offline');
       if (!this.driving || !stored.some(live)) return;
-      const statuses = new Map((await store.statuses()).map((s) => [s.gateway, unitReport(s)]));
+      const rows = await store.statuses();
+      const reports = {
+        config: new Map(rows.map((s) => [s.gateway, unitReport(s, 'config')])),
+        trust: new Map(rows.map((s) => [s.gateway, unitReport(s, 'trust')])),
+      };
       const layers = await store.layers();
       for (const { rollout, requested } of stored.filter(live)) {
         let current = requested ? control(rollout, requested, now) : rollout;
         if (requested) log.warn({ rollout: rollout.id, request: requested }, 'rollout: an operator\'s request carried out');
-        const result = step(current, now, (g) => statuses.get(g), (g) => this.nextVersion(g, statuses.get(g)));
-        for (const unit of result.send) await this.send(unit.gateway, unit.venue, unit.version!, layers);
+        const kind = rollout.kind ?? 'config';
+        const statuses = reports[kind];
+        const result = step(current, now, (g) => statuses.get(g), (g) => this.nextVersion(kind, g, statuses.get(g)));
+        for (const unit of result.send) {
+          if (kind === 'trust') await this.sendKeys(unit.gateway, unit.venue, unit.version!, rollout.keys ?? []);
+          else await this.send(unit.gateway, unit.venue, unit.version!, layers);
+        }
         if (result.rollout.state !== current.state) log.warn({ rollout: rollout.id, state: result.rollout.state, reason: result.rollout.reason }, `rollout ${result.rollout.state}`);
         current = result.rollout;
         if (current.state === 'aborted' && rollout.state !== 'aborted') current = await this.undo(current, now);
@@ -184,15 +230,21 @@ export class RolloutDriver {
   }
 
   /** Above every version the unit was sent or reported. */
-  private nextVersion(gateway: string, report: UnitReport | undefined): number {
-    return Math.max(this.held.get(gateway) ?? 0, report?.version ?? 0, report?.last?.version ?? 0) + 1;
+  private nextVersion(kind: 'config' | 'trust', gateway: string, report: UnitReport | undefined): number {
+    return Math.max(this.held[kind].get(gateway) ?? 0, report?.version ?? 0, report?.last?.version ?? 0) + 1;
+  }
+
+  private async sendKeys(gateway: string, venue: string, version: number, keys: readonly string[]): Promise<void> {
+    this.held.trust.set(gateway, version);
+    const message = { kind: 'trust' as const, venue, gateway, version, issuedAt: this.timers.now(), keys: [...keys] };
+    await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway).trust, this.options.control.sign(message));
   }
 
   private async send(gateway: string, venue: string, version: number, layers: readonly ConfigLayer[]): Promise<void> {
     const record = this.options.registry?.lookup(gateway)?.record;
     const merged = composeLayers(layers, { gateway, groups: record?.groups ?? [] }) ?? { settings: {}, notes: [] };
     const message = { kind: 'config' as const, venue, gateway, version, issuedAt: this.timers.now(), settings: merged.settings, layers: merged.notes };
-    this.held.set(gateway, version);
+    this.held.config.set(gateway, version);
     await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway).config, this.options.control.sign(message));
   }
 }

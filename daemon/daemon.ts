@@ -11,6 +11,7 @@ import { Controller, Lifecycle } from './lifecycle.js';
 import { LogLevelWindow } from './log-level.js';
 import { runDoctor } from './remote-doctor.js';
 import { prepareTlsStart, TlsRenewal } from './tls-renewal.js';
+import { BackendKeys, prepareBackendKeys } from './backend-keys.js';
 import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
@@ -20,7 +21,7 @@ import { ControlSocket, controlSocketPath, HealthMonitor, SdNotify, watchdogInte
 import { Store, StoreOptions } from './store/index.js';
 import { brokerOptions, tlsOptions } from '../core/mqtt/index.js';
 import { Uplink, UplinkOptions } from './uplink/index.js';
-import { trustedKey, type LocalStatus, type StatusCounters } from '../core/wire/index.js';
+import type { LocalStatus, StatusCounters } from '../core/wire/index.js';
 
 export interface Daemon {
   readonly store: Store;
@@ -144,7 +145,9 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   if (!secrets.backendKeys) {
     throw new TrustError(`secrets file ${secretsFile}: backendKeys: missing: this unit would refuse every ack and request; add the backend's public key with \`vgw provision --backend-key <hex>\` (\`vgw backend-key\` prints it)`);
   }
-  const trustedKeys = secrets.backendKeys.map((k) => trustedKey(Buffer.from(k.publicKey, 'hex')));
+  // The provisioned keys, or the set the backend announced since (a rotation).
+  const keysStart = prepareBackendKeys(config, gateway.id, secrets.backendKeys.map((k) => k.publicKey.toLowerCase()), log);
+  const trustedKeys = keysStart.keys;
   const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
   const clock = createClockMonitor(config.clock.syncCheck);
   const beacon = createBeacon(config, secrets, clock, log);
@@ -189,6 +192,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     start: tlsStart, gateway: gateway.id, caPem: config.broker.ca ? readFileSync(config.broker.ca, 'utf8') : null, renewBeforeDays: config.broker.renewBeforeDays,
     healthGateMs: config.remote.healthGateS * 1000, request: (id, csr) => uplink.requestCertificate(id, csr), connected: () => uplink.connected, restart: hooks.restart, log,
   });
+  const backendKeys = new BackendKeys(keysStart, (keys) => uplink.control.setTrusted(keys), log);
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink: Uplink = new Uplink(
     {
@@ -199,6 +203,9 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       onConfig: remote ? (message) => remote.offered(message) : undefined,
       remoteConfig: remote ? () => remote.status() : undefined,
       onCertificate: renewal ? (message) => renewal.answered(message) : undefined,
+      onTrust: (message, signer) => {
+        if (backendKeys.announced(message, signer)) uplink.publishStatus();
+      },
     },
     store,
     () => counters(),
@@ -232,7 +239,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     encounters: { open: aggregator.open.size, ...aggregator.counters },
     store: { ...store.counters, ...store.stats(), database: store.database },
     uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
-    control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused } },
+    control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused }, backendKeys: backendKeys.status() },
     tls: tls(),
   });
   const control = new ControlSocket(

@@ -44,6 +44,10 @@ export type RolloutState = 'running' | 'paused' | 'aborted' | 'done';
 export interface Rollout {
   v: 1;
   id: string;
+  /** What goes out: a unit's merged configuration layers (the default), or the backend keys it is to trust. */
+  kind?: 'config' | 'trust';
+  /** A trust rollout's keys (raw Ed25519 public keys, hex). */
+  keys?: string[];
   /** What changed, for people: e.g. "group city-kl version 3". */
   change: string;
   /** The layer that changed, and its settings before (null: it did not exist), restored if the rollout aborts. */

@@ -4,3 +4,4 @@ export * from './signing.js';
 export * from './identity.js';
 export * from './expiry.js';
 export * from './renewal.js';
+export * from './backend-keys.js';

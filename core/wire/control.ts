@@ -20,7 +20,7 @@ import { ackSchema, certificateResponseSchema, requestSchema, tempIdsResponseSch
 /** Not sent: supplied by both sides, so a COSE signature the key made for anything else never verifies here. */
 export const CONTROL_AAD = Buffer.from('vgw-control-v3');
 
-export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config' | 'certificate';
+export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config' | 'certificate' | 'trust';
 
 /** Why a unit refused a control message: the keys of `counters.control.refused`. */
 export const CONTROL_REFUSALS = ['malformed', 'unsigned', 'unknownKey', 'badSignature', 'invalid', 'wrongKind', 'wrongGateway', 'stale', 'replayed', 'badReplyTo'] as const;
@@ -70,7 +70,23 @@ export type ControlConfig = z.infer<typeof controlConfigSchema>;
 export const controlCertificateSchema = z.intersection(z.object({ ...binding, kind: z.literal('certificate') }), certificateResponseSchema);
 export type ControlCertificate = z.infer<typeof controlCertificateSchema>;
 
-const SCHEMAS = { ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema, certificate: controlCertificateSchema } as const;
+/**
+ * The backend keys the unit is to trust from now on (1 to 8, raw Ed25519 public keys in hex), on
+ * `<base>/trust`, retained; versioned as a configuration is, and kept only when the set includes
+ * the key that signed it (core/trust/backend-keys.ts).
+ */
+export const controlTrustSchema = z.object({
+  ...binding,
+  kind: z.literal('trust'),
+  version: z.number({ error: 'expected a whole number' }).int('must be a whole number').positive('must be 1 or more'),
+  issuedAt: z.number({ error: 'expected unix milliseconds' }).int('must be whole unix milliseconds').nonnegative(),
+  keys: z.array(z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex digits')).min(1, 'at least one key').max(8, 'at most 8 keys'),
+});
+export type ControlTrust = z.infer<typeof controlTrustSchema>;
+
+const SCHEMAS = {
+  ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema, certificate: controlCertificateSchema, trust: controlTrustSchema,
+} as const;
 type MessageOf<K extends ControlKind> = z.infer<(typeof SCHEMAS)[K]>;
 
 /** The backend's signing side: its key, and the message for a unit as COSE_Sign1 bytes. */

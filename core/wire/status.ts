@@ -208,6 +208,8 @@ export interface ControlCounters {
   lastRefusal: { at: number; kind: ControlKind; reason: string; detail: string } | null;
   /** Backend keys this unit trusts. */
   trustedKeys: number;
+  /** The backend keys as rotated (absent in a simulator's statuses): the announcement's version (0: as provisioned), their key ids, and the last announcement's outcome. */
+  backendKeys?: { version: number; keys: string[]; last: { at: number; version: number; outcome: 'applied' | 'refused'; reason?: string } | null };
 }
 
 /** `counters`: one part per concern of the daemon. */

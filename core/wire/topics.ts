@@ -12,6 +12,8 @@ export interface GatewayTopics {
   /** The unit asks for a new TLS client certificate here (a CSR); the backend answers on `certificate`. */
   certificateRequest: string;
   certificate: string;
+  /** The backend keys this unit is to trust, signed by one it trusts now and retained (docs/protocol.md, "Backend keys"). */
+  trust: string;
 }
 
 export function gatewayTopics(prefix: string, venue: string, gateway: string): GatewayTopics {
@@ -19,7 +21,7 @@ export function gatewayTopics(prefix: string, venue: string, gateway: string): G
   return {
     batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req`,
     tempIdsRequest: `${base}/tempids/req`, tempIds: `${base}/tempids`, config: `${base}/config`,
-    certificateRequest: `${base}/cert/req`, certificate: `${base}/cert`,
+    certificateRequest: `${base}/cert/req`, certificate: `${base}/cert`, trust: `${base}/trust`,
   };
 }
 
@@ -72,6 +74,15 @@ export function configFilter(prefix: string): string {
 
 export function parseConfigTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
   return parseGatewayTopic(prefix, topic, ['config']);
+}
+
+/** Every unit's retained announcement of backend keys, for the same reason. */
+export function trustFilter(prefix: string): string {
+  return `${prefix}/+/+/trust`;
+}
+
+export function parseTrustTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['trust']);
 }
 
 /** Subscription of a backend that signs the units' certificate requests. */

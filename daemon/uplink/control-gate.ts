@@ -13,6 +13,7 @@ import type { ControlCounters } from '../../core/wire/status.js';
 export interface ControlGateOptions {
   venue: string;
   gateway: string;
+  /** The backend keys trusted now; replaced by setTrusted() when the backend rotates them. */
   trusted: readonly TrustedKey[];
   /** A request is accepted within this of the unit's clock, either way. */
   maxSkewMs: number;
@@ -28,6 +29,7 @@ export interface ControlGateOptions {
 export class ControlGate {
   readonly counters: ControlCounters;
   private readonly window: RequestWindow;
+  private trusted: readonly TrustedKey[];
 
   /** `warnings` is the uplink's, so its summaries are flushed when the uplink stops. */
   constructor(private readonly options: ControlGateOptions, private readonly warnings: WarningThrottle) {
@@ -38,6 +40,7 @@ export class ControlGate {
       trustedKeys: options.trusted.length,
     };
     this.window = new RequestWindow(options.maxSkewMs, undefined, this.restoredNonces());
+    this.trusted = options.trusted;
   }
 
   private restoredNonces(): Array<[string, number]> {
@@ -64,12 +67,24 @@ export class ControlGate {
     }
   }
 
+  /** From now on, these backend keys (a rotation the backend announced). */
+  setTrusted(keys: readonly TrustedKey[]): void {
+    this.trusted = keys;
+    this.counters.trustedKeys = keys.length;
+  }
+
   /** The message if it may be acted on; null (counted, logged) otherwise. */
   open<K extends Exclude<ControlKind, 'request'>>(bytes: Buffer, kind: K): Extract<Opened<K>, { ok: true }>['message'] | null {
-    const opened = openControl(bytes, kind, this.options, this.options.trusted, this.options.maxBytes);
+    return this.openSigned(bytes, kind)?.message ?? null;
+  }
+
+  /** As open(), with the public key (raw) of the backend key that signed it. */
+  openSigned<K extends Exclude<ControlKind, 'request'>>(bytes: Buffer, kind: K): { message: Extract<Opened<K>, { ok: true }>['message']; signer: Buffer } | null {
+    const opened = openControl(bytes, kind, this.options, this.trusted, this.options.maxBytes);
     if (!opened.ok) return this.refuse(kind, opened.reason, opened.detail);
     this.counters.accepted++;
-    return opened.message;
+    const signer = this.trusted.find((k) => k.kid.toString('hex') === opened.kid)!.publicKey;
+    return { message: opened.message, signer };
   }
 
   /**
@@ -77,7 +92,7 @@ export class ControlGate {
    * refused (stale, replayed): its `replyTo` is then the backend's own, and the refusal may go there.
    */
   openRequest(bytes: Buffer): { request: ControlRequest } | { refused: string; answerable: { replyTo: string; nonce?: string } | null } {
-    const opened = openControl(bytes, 'request', this.options, this.options.trusted, this.options.maxBytes);
+    const opened = openControl(bytes, 'request', this.options, this.trusted, this.options.maxBytes);
     if (!opened.ok) {
       this.refuse('request', opened.reason, opened.detail);
       // Signed by the backend but wrong (a bad field): the backend's tool hears why, under the replies prefix.

@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type ControlTrust, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -42,6 +42,8 @@ export interface UplinkOptions {
   onConfig?: (message: ControlConfig) => void;
   /** What the status says of the backend's configuration. */
   remoteConfig?: () => RemoteConfigStatus;
+  /** Takes a signed announcement of the backend keys to trust (retained on `<base>/trust`), with the key that signed it. Absent: not subscribed. */
+  onTrust?: (message: ControlTrust, signer: Buffer) => void;
   /** Takes a signed answer to this unit's certificate request (on `<base>/cert`). Absent: not subscribed. */
   onCertificate?: (message: ControlCertificate) => void;
   /** The configuration in effect, as the status reports it. */
@@ -158,7 +160,7 @@ export class Uplink {
       if (!connack.sessionPresent) for (const f of this.inflight.values()) f.attempts = 0;
       const topics = [
         this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : []), ...(this.options.onConfig ? [this.topics.config] : []),
-        ...(this.options.onCertificate ? [this.topics.certificate] : []),
+        ...(this.options.onCertificate ? [this.topics.certificate] : []), ...(this.options.onTrust ? [this.topics.trust] : []),
       ];
       client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
@@ -185,6 +187,7 @@ export class Uplink {
       else if (topic === this.topics.tempIds) this.onTempIds(payload);
       else if (topic === this.topics.config) this.onConfig(payload);
       else if (topic === this.topics.certificate) this.onCertificateAnswer(payload);
+      else if (topic === this.topics.trust) this.onTrustAnnouncement(payload);
     });
     this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
     this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
@@ -266,6 +269,12 @@ export class Uplink {
     if (!client?.connected) return false;
     client.publish(this.topics.certificateRequest, signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'certificate', id, csr }), { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     return true;
+  }
+
+  private onTrustAnnouncement(payload: Buffer): void {
+    if (payload.length === 0) return; // the backend cleared its retained message: nothing announced
+    const opened = this.control.openSigned(payload, 'trust');
+    if (opened) this.options.onTrust?.(opened.message, opened.signer);
   }
 
   private onCertificateAnswer(payload: Buffer): void {
