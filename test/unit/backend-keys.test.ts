@@ -8,8 +8,9 @@ const NEW = 'b'.repeat(64);
 
 describe('backend keys, pure', () => {
   it('takes a newer set that keeps its signer; refuses one that drops it, or is empty, too big or not keys; ignores old versions', () => {
-    let { state, keys } = trustedAtStart(null, 'gw-1', [OLD]);
-    expect(keys).toEqual([OLD]);
+    const start = trustedAtStart(null, 'gw-1', [OLD]);
+    expect(start.keys).toEqual([OLD]);
+    let state = start.state;
     const overlap = announceKeys(state, 1, [OLD, NEW, NEW], OLD, 10);
     expect(overlap).toMatchObject({ kind: 'applied', state: { version: 1, keys: [OLD, NEW], last: { version: 1, outcome: 'applied', at: 10 } } });
     state = overlap.state;
