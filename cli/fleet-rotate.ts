@@ -7,7 +7,9 @@ import { governance, rolloutOptions, rolloutPlan, type RolloutOptions } from './
 
 /** `vgw fleet rotate`: rotating what units trust, in stages (docs/operating.md, "Rotating the backend key"). */
 export function fleetRotateCommand(): Command {
-  const cmd = new Command('rotate').description('rotate what the units trust, in a staged rollout');
+  const cmd = new Command('rotate')
+    .description('rotate what the units trust, in a staged rollout')
+    .addHelpText('after', '\nExample:\n  vgw fleet rotate backend-key --keys 3f2a…,9c41… -c collector.json');
   const keys = cmd.command('backend-key')
     .description('announce the backend keys the units are to trust from now on: signed by the collector driving the rollout, whose key the set must keep')
     .requiredOption('--keys <hex,…>', "the whole set, 1 to 8 Ed25519 public keys as 64 hex digits each (`vgw backend-key` prints one); the collector's own must be among them")

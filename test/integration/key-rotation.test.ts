@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { loadBackendKeySeed } from '../../core/trust/index.js';
 import { ControlSigner, gatewayTopics } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
-import { provisionTestGateway, TEST_BACKEND, testBackendKeyFile, unitDoc } from '../harness/identity.js';
-import { controlProblems } from '../harness/protocol-schema.js';
+import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND, testBackendKeyFile, unitDoc } from '../harness/identity.js';
+import { controlProblems, unitProblems } from '../harness/protocol-schema.js';
 import { runVgw, spawnVgw, type Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { simulatedUnitConfig } from '../harness/unit-config.js';
@@ -55,8 +55,12 @@ describe('backend key rotation', () => {
     const tool = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'keys-watch' });
     let status: Status | null = null;
     const announcements: Buffer[] = [];
+    const statusProblems = new Set<string>();
     tool.on('message', (topic, payload) => {
-      if (topic === topics.status) status = unitDoc<Status>(payload, identity);
+      if (topic === topics.status) {
+        status = unitDoc<Status>(payload, identity);
+        for (const p of unitProblems('status', payload, gatewayKeyOf(identity))) statusProblems.add(p);
+      }
       else if (topic === topics.trust && payload.length > 0) announcements.push(payload);
     });
     await tool.subscribeAsync([topics.status, topics.trust], { qos: 1 });
@@ -115,6 +119,8 @@ describe('backend key rotation', () => {
       await waitFor('the old key refused', () => keys()!.refused.unknownKey === unknownBefore + 1, 20_000);
       expect(keys()).toMatchObject({ trustedKeys: 1, backendKeys: { version: 3 } });
       expect(JSON.parse(readFileSync(join(dir, 'backend-keys.json'), 'utf8'))).toMatchObject({ version: 3, keys: [newHex] });
+      // every status on the way (keys applied and refused) conforms to docs/protocol.cddl
+      expect([...statusProblems]).toEqual([]);
     } finally {
       await tool.endAsync();
       await stopGracefully(unit);
