@@ -13,7 +13,7 @@ import { ControlSigner, gatewayTopics } from '../../core/wire/index.js';
 import { useLocalBroker } from '../harness/broker.js';
 import { gatewayKeyOf, provisionTestGateway, TEST_BACKEND, testBackendKeyFile, unitDoc } from '../harness/identity.js';
 import { controlProblems, unitProblems } from '../harness/protocol-schema.js';
-import { runVgw, spawnVgw, type Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
+import { runProcess, runVgw, spawnVgw, type Spawned, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 import { simulatedUnitConfig } from '../harness/unit-config.js';
 
@@ -110,6 +110,15 @@ describe('backend key rotation', () => {
       await waitFor('the old key dropped', () => keys()?.backendKeys.version === 3, 20_000);
       expect(keys()).toMatchObject({ trustedKeys: 1, backendKeys: { keys: [newKey.kid.toString('hex')], last: { version: 3, outcome: 'applied' } } });
       await waitFor('its rollout done', async () => (await rolloutState(second, newConfig)) === 'done', 20_000);
+      // the Python client announces as the collector does: the version after the one held, signed with a key of the set
+      const py = await runProcess('/usr/bin/python3', [
+        '-m', 'vgw_client', 'trust-set', '--url', broker().url, '--prefix', prefix, '--venue', to.venue, '--gateway', to.gateway,
+        '--control-key', join(dir, 'new.key'), '--keys', newHex,
+      ], { cwd: join(__dirname, '../../clients/python'), timeoutMs: 30_000 });
+      expect(py.stderr).toBe('');
+      expect(JSON.parse(py.stdout)).toMatchObject({ version: 4, keys: [newHex] });
+      await waitFor('the Python announcement applied', () => keys()?.backendKeys.last?.version === 4, 20_000);
+      expect(keys()!.backendKeys).toMatchObject({ version: 4, keys: [newKey.kid.toString('hex')], last: { outcome: 'applied' } });
       // anything the old key signs is refused now, across a restart too
       await stopGracefully(unit);
       unit = spawnVgw(['run', '-c', config]);
@@ -117,8 +126,8 @@ describe('backend key rotation', () => {
       const unknownBefore = keys()!.refused.unknownKey;
       await tool.publishAsync(topics.ack, TEST_BACKEND.sign({ kind: 'ack', ...to, acks: ['01M98F6KRKKRRAWDPDZHPEKFN5'] }), { qos: 1 });
       await waitFor('the old key refused', () => keys()!.refused.unknownKey === unknownBefore + 1, 20_000);
-      expect(keys()).toMatchObject({ trustedKeys: 1, backendKeys: { version: 3 } });
-      expect(JSON.parse(readFileSync(join(dir, 'backend-keys.json'), 'utf8'))).toMatchObject({ version: 3, keys: [newHex] });
+      expect(keys()).toMatchObject({ trustedKeys: 1, backendKeys: { version: 4 } });
+      expect(JSON.parse(readFileSync(join(dir, 'backend-keys.json'), 'utf8'))).toMatchObject({ version: 4, keys: [newHex] });
       // every status on the way (keys applied and refused) conforms to docs/protocol.cddl
       expect([...statusProblems]).toEqual([]);
     } finally {

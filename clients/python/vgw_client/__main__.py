@@ -85,7 +85,7 @@ def main(argv=None):
     d.add_argument("--registry", help="verify signatures against these registration records")
     v = sub.add_parser("vectors", help="check the conformance vectors of a directory (docs/vectors)")
     v.add_argument("directory")
-    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "config-set"):
+    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "config-set", "trust-set"):
         s = sub.add_parser(name)
         s.add_argument("--url", required=True, help="mqtt://host:port")
         s.add_argument("--prefix", default="vgw/v3")
@@ -111,6 +111,8 @@ def main(argv=None):
             s.add_argument("--registry", help="registration records: the answer must verify with the gateway's key")
         if name == "config-set":
             s.add_argument("--settings", required=True, help='config keys as JSON, e.g. {"uplink":{"statusIntervalS":300}}')
+        if name == "trust-set":
+            s.add_argument("--keys", required=True, help="the whole set of backend public keys to trust, comma-separated hex; it must keep --control-key's")
         if name in ("restart", "doctor"):
             s.add_argument("--registry", help="registration records: the answer must verify with the gateway's key")
             s.add_argument("--timeout-s", type=float, default=60 if name == "doctor" else 10)
@@ -145,6 +147,9 @@ def main(argv=None):
         return 0
     if a.cmd == "config-set":
         print(json.dumps(vmqtt.set_config(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), json.loads(a.settings))))
+        return 0
+    if a.cmd == "trust-set":
+        print(json.dumps(vmqtt.set_trust(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), a.keys.split(","))))
         return 0
     if a.cmd == "restart":
         print(json.dumps(vmqtt.restart(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), _registry(a.registry), a.timeout_s)))

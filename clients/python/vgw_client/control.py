@@ -53,6 +53,10 @@ class BackendKey:
             "settings": settings, "layers": [{"layer": "gateway", "version": version}],
         })
 
+    def trust(self, venue, gateway, version, keys):
+        """The backend keys a unit is to trust (docs/protocol.md, "Backend keys"): publish it retained on <base>/trust."""
+        return self.sign({"kind": "trust", "venue": venue, "gateway": gateway, "version": version, "issuedAt": int(time.time() * 1000), "keys": list(keys)})
+
     def request(self, venue, gateway, reply_to, body):
         return self.sign({
             "kind": "request", "venue": venue, "gateway": gateway, "issuedAt": int(time.time() * 1000),

@@ -38,7 +38,7 @@ def _connect(url, client_id, clean_start=True):
 
 def _topics(prefix, venue, gateway):
     base = f"{prefix}/{venue}/{gateway}"
-    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req", "config": base + "/config"}
+    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req", "config": base + "/config", "trust": base + "/trust"}
 
 
 SCHEMA = """
@@ -235,16 +235,11 @@ def doctor(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=60
     return _ask(url, prefix, venue, gateway, {"op": "doctor"}, lambda p, doc: doc, timeout_s, backend_key, key)
 
 
-def set_config(url, prefix, venue, gateway, backend_key, settings, wait_s=2):
-    """Publishes `settings` for one unit, signed and retained, as the version after the one the broker holds.
-
-    A unit takes only a version above every one it was offered, tries it behind its health gate and
-    says in its status what became of it (`config.remote.last`).
-    """
-    if not isinstance(settings, dict):
-        raise ValueError("--settings: must be a JSON object of config keys")
-    topic = _topics(prefix, venue, gateway)["config"]
-    client = _connect(url, f"vgw-py-config-{os.getpid()}")
+def _publish_next(url, prefix, venue, gateway, backend_key, kind, sign, wait_s, held_by=None):
+    """Publishes `sign(version)` retained on the unit's `kind` topic, as the version after the one the broker holds
+    (signed by `held_by`, raw public keys; default: this key)."""
+    topic = _topics(prefix, venue, gateway)[kind]
+    client = _connect(url, f"vgw-py-{kind}-{os.getpid()}")
     held = {}
     done = threading.Event()
 
@@ -258,15 +253,44 @@ def set_config(url, prefix, venue, gateway, backend_key, settings, wait_s=2):
         client.subscribe(topic, qos=1)
         done.wait(wait_s)  # no retained message: none published yet
         # what the broker holds must be this key's: a version read from anything else means nothing
-        current = open_control(held["payload"], [backend_key.public], venue, gateway) if "payload" in held else {}
+        current = open_control(held["payload"], held_by or [backend_key.public], venue, gateway) if "payload" in held else {}
         version = current.get("version", 0) + 1
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = COSE_CONTENT_TYPE
-        client.publish(topic, backend_key.config(venue, gateway, version, settings), qos=1, retain=True, properties=props).wait_for_publish(10)
+        client.publish(topic, sign(version), qos=1, retain=True, properties=props).wait_for_publish(10)
     finally:
         client.disconnect()
         client.loop_stop()
+    return version
+
+
+def set_config(url, prefix, venue, gateway, backend_key, settings, wait_s=2):
+    """Publishes `settings` for one unit, signed and retained, as the version after the one the broker holds.
+
+    A unit takes only a version above every one it was offered, tries it behind its health gate and
+    says in its status what became of it (`config.remote.last`).
+    """
+    if not isinstance(settings, dict):
+        raise ValueError("--settings: must be a JSON object of config keys")
+    version = _publish_next(url, prefix, venue, gateway, backend_key, "config", lambda v: backend_key.config(venue, gateway, v, settings), wait_s)
     return {"venue": venue, "gateway": gateway, "version": version, "settings": settings}
+
+
+def set_trust(url, prefix, venue, gateway, backend_key, keys, wait_s=2):
+    """Announces the backend keys a unit is to trust (docs/protocol.md, "Backend keys"), signed and retained.
+
+    The unit takes the set only if it keeps the key that signed it (this one), and says in its
+    status what became of it (`counters.control.backendKeys.last`).
+    """
+    keys = sorted({k.strip().lower() for k in keys if k.strip()})
+    if not 1 <= len(keys) <= 8 or any(len(k) != 64 or any(c not in "0123456789abcdef" for c in k) for k in keys):
+        raise ValueError("--keys: 1 to 8 Ed25519 public keys, 64 hex digits each")
+    if backend_key.public.hex() not in keys:
+        raise ValueError("--keys: the set leaves out the key it is signed with (--control-key): the unit would refuse it")
+    # the announcement held may be signed by another key of the set (the one being retired)
+    held_by = [bytes.fromhex(k) for k in keys]
+    version = _publish_next(url, prefix, venue, gateway, backend_key, "trust", lambda v: backend_key.trust(venue, gateway, v, keys), wait_s, held_by)
+    return {"venue": venue, "gateway": gateway, "version": version, "keys": keys}
 
 
 def retained_status(url, prefix, venue, gateway, registry=None, timeout_s=10):
