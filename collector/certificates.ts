@@ -8,9 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ULID_PATTERN } from '../core/identifiers/index.js';
 import { assertPrivateFile } from '../core/trust/index.js';
-import { type CertificateResponse, certificateRequestSchema, type MessageError, parseMessage, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
+import { type CertificateResponse, certificateRequestSchema, type MessageError, parseMessage, requestIdOf, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
 import type { GatewayRegistry } from './verify.js';
 
 const MAX_REQUEST_BYTES = 16_384;
@@ -41,15 +40,6 @@ function openssl(args: string[], input: string): Promise<{ code: number | null; 
   });
 }
 
-function requestId(payload: Buffer): string | null {
-  try {
-    const v = JSON.parse(payload.toString('utf8')) as { id?: unknown };
-    return typeof v.id === 'string' && ULID_PATTERN.test(v.id) ? v.id : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The answer to one request from `venue`/`gateway` (its signature already checked), or null when it has no id to answer to. */
 export async function answerCertificateRequest(
   ca: CertificateAuthority, registry: GatewayRegistry | null, venue: string, gateway: string, payload: Buffer,
@@ -58,7 +48,7 @@ export async function answerCertificateRequest(
   try {
     request = parseMessage(payload, certificateRequestSchema, MAX_REQUEST_BYTES);
   } catch (err) {
-    const id = requestId(payload);
+    const id = requestIdOf(payload);
     return id ? { v: WIRE_SCHEMA_VERSION, id, error: (err as MessageError).message } : null;
   }
   const refuse = (error: string): CertificateResponse => ({ v: WIRE_SCHEMA_VERSION, id: request.id, error });

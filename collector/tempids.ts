@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { issueTempIds, TEMPID_KEY_BYTES } from '../core/bluetrace/index.js';
 import { assertPrivateFile, TrustError } from '../core/trust/index.js';
-import { isHex, ULID_PATTERN } from '../core/identifiers/index.js';
-import { MessageError, parseMessage, TempIdsResponse, tempIdsRequestSchema, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
+import { isHex } from '../core/identifiers/index.js';
+import { MessageError, parseMessage, requestIdOf, TempIdsResponse, tempIdsRequestSchema, WIRE_SCHEMA_VERSION } from '../core/wire/index.js';
 import type { GatewayRegistry } from './verify.js';
 
 /** How long a batch lasts before the gateway should ask again (OpenTrace refreshes every 12 h). */
@@ -18,23 +18,13 @@ export interface Issuer {
   registry: GatewayRegistry | null;
 }
 
-/** The id of a request too malformed to parse, when it names one: the refusal can still be matched. */
-function requestId(payload: Buffer): string | null {
-  try {
-    const v = JSON.parse(payload.toString('utf8')) as { id?: unknown };
-    return typeof v.id === 'string' && ULID_PATTERN.test(v.id) ? v.id : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The answer to one request on `<venue>/<gateway>/tempids/req`, or null when it has no id to answer to. */
 export function answerTempIdRequest(issuer: Issuer, venue: string, gateway: string, payload: Buffer, nowS: number): TempIdsResponse | null {
   let request;
   try {
     request = parseMessage(payload, tempIdsRequestSchema, MAX_REQUEST_BYTES);
   } catch (err) {
-    const id = requestId(payload);
+    const id = requestIdOf(payload);
     return id ? { v: WIRE_SCHEMA_VERSION, id, error: (err as MessageError).message } : null;
   }
   const entry = issuer.registry?.lookup(gateway);

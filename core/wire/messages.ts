@@ -116,6 +116,19 @@ export const tempIdsResponseSchema = z.union([
 ]);
 export type TempIdsResponse = z.infer<typeof tempIdsResponseSchema>;
 
+/**
+ * The id of a unit's request (temp IDs, a certificate) too malformed to parse, when it names one:
+ * the refusal can still be matched to it.
+ */
+export function requestIdOf(payload: Buffer): string | null {
+  try {
+    const v = JSON.parse(payload.toString('utf8')) as { id?: unknown };
+    return typeof v.id === 'string' && ULID_PATTERN.test(v.id) ? v.id : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Parses JSON (first byte "{") or CBOR, then checks it against the schema. */
 export function parseMessage<T>(payload: Buffer, schema: z.ZodType<T>, maxBytes: number): T {
   if (payload.length > maxBytes) throw new MessageError(`payload: ${payload.length} bytes, more than the ${maxBytes} allowed`);
