@@ -19,29 +19,32 @@ interface ReportedKeys {
   last?: { version: number; outcome: 'applied' | 'refused'; reason?: string } | null;
 }
 
-/** What a unit's status says of the backend's configuration (`config`) or of the keys it trusts (`trust`), as a rollout judges it. */
-export function unitReport(row: StatusRow, kind: 'config' | 'trust' = 'config'): UnitReport {
+type RolloutKind = NonNullable<Rollout['kind']>;
+
+/** What a unit's status says of the backend's configuration (`config`) and of the keys it trusts (`trust`), as a rollout judges it: its document read once. */
+export function unitReports(row: StatusRow): Record<RolloutKind, UnitReport> {
   let doc: { config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys } } } = {};
   try {
     doc = JSON.parse(row.document) as typeof doc;
   } catch {
     doc = {};
   }
-  if (kind === 'trust') {
-    const keys = doc.counters?.control?.backendKeys;
-    const version = typeof keys?.version === 'number' ? keys.version : null;
-    const last = keys?.last && typeof keys.last.version === 'number' ? keys.last : null;
-    return {
-      online: row.state === 'online', version, state: version !== null && version > 0 ? 'committed' : 'none',
-      last: last && { version: last.version, outcome: last.outcome === 'applied' ? 'applied' : 'refused', ...(last.reason ? { reason: last.reason } : {}) },
-    };
-  }
+  const online = row.state === 'online';
+  const keys = doc.counters?.control?.backendKeys;
+  const keysVersion = typeof keys?.version === 'number' ? keys.version : null;
+  const keysLast = keys?.last && typeof keys.last.version === 'number' ? keys.last : null;
   const remote = doc.config?.remote;
   return {
-    online: row.state === 'online',
-    version: typeof remote?.version === 'number' ? remote.version : null,
-    state: remote?.state === 'trial' || remote?.state === 'committed' ? remote.state : 'none',
-    last: remote?.last && typeof remote.last.version === 'number' ? remote.last : null,
+    config: {
+      online,
+      version: typeof remote?.version === 'number' ? remote.version : null,
+      state: remote?.state === 'trial' || remote?.state === 'committed' ? remote.state : 'none',
+      last: remote?.last && typeof remote.last.version === 'number' ? remote.last : null,
+    },
+    trust: {
+      online, version: keysVersion, state: keysVersion !== null && keysVersion > 0 ? 'committed' : 'none',
+      last: keysLast && { version: keysLast.version, outcome: keysLast.outcome === 'applied' ? 'applied' : 'refused', ...(keysLast.reason ? { reason: keysLast.reason } : {}) },
+    },
   };
 }
 
@@ -57,6 +60,17 @@ export function fleetUnits(registry: GatewayRegistry | null, statuses: readonly 
   return statuses.map((s) => ({ gateway: s.gateway, venue: s.venue, groups: [] }));
 }
 
+/** The units `applies` selects, each with whether its last status says online (the canary is made of those). */
+async function rolloutUnits(
+  store: { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, applies: (u: FleetUnit) => boolean, none: string,
+): Promise<Array<FleetUnit & { online: boolean }>> {
+  const statuses = await store.statuses();
+  const online = new Set(statuses.filter((s) => s.state === 'online').map((s) => s.gateway));
+  const units = fleetUnits(registry, statuses).filter(applies);
+  if (units.length === 0) throw new Error(none);
+  return units.map((u) => ({ ...u, online: online.has(u.gateway) }));
+}
+
 /**
  * Changes a layer and starts its rollout over every unit the layer applies to, in one transaction
  * (a running rollout of the same layer is superseded). The collector holding the lease carries it out.
@@ -65,14 +79,10 @@ export async function startChange(
   store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null,
   scope: LayerScope, name: string, settings: Record<string, unknown>, plan: RolloutPlan, now = Date.now(),
 ): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
-  const statuses = await store.statuses();
-  const online = new Set(statuses.filter((s) => s.state === 'online').map((s) => s.gateway));
-  const units = fleetUnits(registry, statuses).filter((u) => layerApplies(scope, name, u));
-  if (units.length === 0) {
-    throw new Error(scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit');
-  }
+  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
+  const units = await rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
   return store.changeLayer(scope, name, settings, now, (layer, previous) =>
-    newRollout(ulid(now), `${describeLayer(scope, name)} version ${layer.version}`, { scope, name, version: layer.version, previous }, units.map((u) => ({ ...u, online: online.has(u.gateway) })), plan, now),
+    newRollout(ulid(now), `${describeLayer(scope, name)} version ${layer.version}`, { scope, name, version: layer.version, previous }, units, plan, now),
   );
 }
 
@@ -84,13 +94,10 @@ export async function startChange(
 export async function startRotation(
   store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, keys: string[], plan: RolloutPlan, gateway?: string, now = Date.now(),
 ): Promise<Rollout> {
-  const statuses = await store.statuses();
-  const online = new Set(statuses.filter((s) => s.state === 'online').map((s) => s.gateway));
-  const units = fleetUnits(registry, statuses).filter((u) => gateway === undefined || u.gateway === gateway);
-  if (units.length === 0) throw new Error(gateway ? `no unit "${gateway}" in the registry` : 'the registry holds no unit');
+  const units = await rolloutUnits(store, registry, (u) => gateway === undefined || u.gateway === gateway, gateway ? `no unit "${gateway}" in the registry` : 'the registry holds no unit');
   const kids = keys.map((k) => trustedKey(Buffer.from(k, 'hex')).kid.toString('hex')).join(', ');
   const rollout: Rollout = {
-    ...newRollout(ulid(now), `backend keys ${kids}`, { scope: gateway ? 'gateway' : 'fleet', name: gateway ?? '', version: 0 }, units.map((u) => ({ ...u, online: online.has(u.gateway) })), plan, now),
+    ...newRollout(ulid(now), `backend keys ${kids}`, { scope: gateway ? 'gateway' : 'fleet', name: gateway ?? '', version: 0 }, units, plan, now),
     kind: 'trust', keys,
   };
   for (const { rollout: other } of await store.rollouts(0)) if (other.kind === 'trust') await store.saveRollout(supersede(other, rollout.id, now), null);
@@ -155,7 +162,7 @@ export class RolloutDriver {
   }
 
   /** A retained configuration (`config`) or key announcement (`trust`) the broker holds for `gateway`. */
-  onRetained(kind: 'config' | 'trust', gateway: string, payload: Buffer): void {
+  onRetained(kind: RolloutKind, gateway: string, payload: Buffer): void {
     const version = payload.length === 0 ? null : heldVersion(payload);
     if (version !== null && version > (this.held[kind].get(gateway) ?? 0)) this.held[kind].set(gateway, version);
   }
@@ -189,28 +196,23 @@ export class RolloutDriver {
       // Ended rollouts too while units they reached offline may still report.
       const live = (s: (typeof stored)[number]) => s.rollout.state === 'running' || s.requested || s.rollout.units.some((u) => u.state === 'sent' || u.state === 'offline');
       if (!this.driving || !stored.some(live)) return;
-      const rows = await store.statuses();
-      const reports = {
-        config: new Map(rows.map((s) => [s.gateway, unitReport(s, 'config')])),
-        trust: new Map(rows.map((s) => [s.gateway, unitReport(s, 'trust')])),
-      };
+      const reports = new Map((await store.statuses()).map((s) => [s.gateway, unitReports(s)]));
       const layers = await store.layers();
+      const stepped = new Map<string, Rollout>();
       for (const { rollout, requested } of stored.filter(live)) {
         let current = requested ? control(rollout, requested, now) : rollout;
         if (requested) log.warn({ rollout: rollout.id, request: requested }, 'rollout: an operator\'s request carried out');
         const kind = rollout.kind ?? 'config';
-        const statuses = reports[kind];
-        const result = step(current, now, (g) => statuses.get(g), (g) => this.nextVersion(kind, g, statuses.get(g)));
-        for (const unit of result.send) {
-          if (kind === 'trust') await this.sendKeys(unit.gateway, unit.venue, unit.version!, rollout.keys ?? []);
-          else await this.send(unit.gateway, unit.venue, unit.version!, layers);
-        }
+        const report = (g: string) => reports.get(g)?.[kind];
+        const result = step(current, now, report, (g) => this.nextVersion(kind, g, report(g)));
+        for (const unit of result.send) await this.send(rollout, unit.gateway, unit.venue, unit.version!, layers);
         if (result.rollout.state !== current.state) log.warn({ rollout: rollout.id, state: result.rollout.state, reason: result.rollout.reason }, `rollout ${result.rollout.state}`);
         current = result.rollout;
         if (current.state === 'aborted' && rollout.state !== 'aborted') current = await this.undo(current, now);
         if (result.changed || requested) await store.saveRollout(current, requested);
+        stepped.set(current.id, current);
       }
-      this.latest = (await store.rollouts()).map((s) => s.rollout);
+      this.latest = this.latest.map((r) => stepped.get(r.id) ?? r);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'rollout pass failed; trying again');
     }
@@ -230,21 +232,23 @@ export class RolloutDriver {
   }
 
   /** Above every version the unit was sent or reported. */
-  private nextVersion(kind: 'config' | 'trust', gateway: string, report: UnitReport | undefined): number {
+  private nextVersion(kind: RolloutKind, gateway: string, report: UnitReport | undefined): number {
     return Math.max(this.held[kind].get(gateway) ?? 0, report?.version ?? 0, report?.last?.version ?? 0) + 1;
   }
 
-  private async sendKeys(gateway: string, venue: string, version: number, keys: readonly string[]): Promise<void> {
-    this.held.trust.set(gateway, version);
-    const message = { kind: 'trust' as const, venue, gateway, version, issuedAt: this.timers.now(), keys: [...keys] };
-    await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway).trust, this.options.control.sign(message));
-  }
-
-  private async send(gateway: string, venue: string, version: number, layers: readonly ConfigLayer[]): Promise<void> {
-    const record = this.options.registry?.lookup(gateway)?.record;
-    const merged = composeLayers(layers, { gateway, groups: record?.groups ?? [] }) ?? { settings: {}, notes: [] };
-    const message = { kind: 'config' as const, venue, gateway, version, issuedAt: this.timers.now(), settings: merged.settings, layers: merged.notes };
-    this.held.config.set(gateway, version);
-    await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway).config, this.options.control.sign(message));
+  /** The unit's message of `rollout`'s kind, signed, retained: its layers merged, or the keys to trust. */
+  private async send(rollout: Rollout, gateway: string, venue: string, version: number, layers: readonly ConfigLayer[]): Promise<void> {
+    const kind = rollout.kind ?? 'config';
+    const issued = { venue, gateway, version, issuedAt: this.timers.now() };
+    let message;
+    if (kind === 'trust') {
+      message = { kind, ...issued, keys: [...(rollout.keys ?? [])] };
+    } else {
+      const groups = this.options.registry?.lookup(gateway)?.record.groups ?? [];
+      const merged = composeLayers(layers, { gateway, groups }) ?? { settings: {}, notes: [] };
+      message = { kind, ...issued, settings: merged.settings, layers: merged.notes };
+    }
+    this.held[kind].set(gateway, version);
+    await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway)[kind], this.options.control.sign(message));
   }
 }
