@@ -10,7 +10,7 @@ import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
 import { LogLevelWindow } from './log-level.js';
 import { runDoctor } from './remote-doctor.js';
-import { prepareTlsStart, TlsRenewal } from './tls-renewal.js';
+import { prepareTlsStart, TlsRenewal, type TlsStart } from './tls-renewal.js';
 import { BackendKeys, prepareBackendKeys } from './backend-keys.js';
 import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
 import { Pipeline } from './pipeline.js';
@@ -105,17 +105,18 @@ function createBeacon(config: Config, secrets: Secrets, clock: () => ClockState,
   );
 }
 
-/** The unit's own certificate and its CA, with their expiry, read once (tlsOptions has checked the files). */
-function certificatesOf(config: Config): Array<{ file: string; notAfter: number }> {
-  const files: Array<[string, string | undefined]> = [['broker.cert', config.broker.cert], ['broker.ca', config.broker.ca]];
-  return files.flatMap(([file, path]) => {
-    if (!path) return [];
-    try {
-      return [{ file, notAfter: certificateNotAfter(readFileSync(path)) }];
-    } catch {
-      return [];
-    }
-  });
+/**
+ * The unit's own certificate (the one it connects with: `tls`, whose expiry prepareTlsStart read)
+ * and its CA, with their expiry, read once (tlsOptions has checked the files).
+ */
+function certificatesOf(config: Config, tls: TlsStart): Array<{ file: string; notAfter: number }> {
+  const own = tls.notAfter === null ? [] : [{ file: 'broker.cert', notAfter: tls.notAfter }];
+  if (!config.broker.ca) return own;
+  try {
+    return [...own, { file: 'broker.ca', notAfter: certificateNotAfter(readFileSync(config.broker.ca)) }];
+  } catch {
+    return own;
+  }
 }
 
 /** How long a clean stop waits for the backend to acknowledge what it sent last. */
@@ -157,12 +158,16 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   const tlsStart = prepareTlsStart(config, brokerOptions(config, `vgw-${gateway.id}`, secrets), log);
   const broker = tlsStart.broker;
   tlsOptions(broker); // a missing certificate or a readable key is a start-up error, not a reconnect loop
-  const certificates = certificatesOf(config).map((c) => (c.file === 'broker.cert' && tlsStart.use !== 'file' && tlsStart.notAfter !== null ? { ...c, notAfter: tlsStart.notAfter } : c));
+  const certificates = certificatesOf(config, tlsStart);
+  const renewal: TlsRenewal | null = tlsStart.use === 'none' ? null : new TlsRenewal({
+    start: tlsStart, gateway: gateway.id, caPem: config.broker.ca ? readFileSync(config.broker.ca, 'utf8') : null, renewBeforeDays: config.broker.renewBeforeDays,
+    healthGateMs: config.remote.healthGateS * 1000, request: (id, csr) => uplink.requestCertificate(id, csr), connected: () => uplink.connected, restart: hooks.restart, log,
+  });
   const tls = () => {
     const list = certificates.map((c) => expiryOf(c.file, c.notAfter, Date.now()));
     return { certificates: list, warning: expiryWarning(list), ...(renewal ? { renewal: renewal.status() } : {}) };
   };
-  const expiring = expiryWarning(certificates.map((c) => expiryOf(c.file, c.notAfter, Date.now())));
+  const expiring = tls().warning;
   if (expiring) log.warn({ warning: expiring }, 'a certificate expires soon');
   const steady = new SteadyClock();
   let bluetrace: Bluetrace | null = null;
@@ -188,10 +193,6 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       onOutcome: () => uplink.publishStatus(),
     })
     : null;
-  const renewal: TlsRenewal | null = tlsStart.use === 'none' ? null : new TlsRenewal({
-    start: tlsStart, gateway: gateway.id, caPem: config.broker.ca ? readFileSync(config.broker.ca, 'utf8') : null, renewBeforeDays: config.broker.renewBeforeDays,
-    healthGateMs: config.remote.healthGateS * 1000, request: (id, csr) => uplink.requestCertificate(id, csr), connected: () => uplink.connected, restart: hooks.restart, log,
-  });
   const backendKeys = new BackendKeys(keysStart, (keys) => uplink.control.setTrusted(keys), log);
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink: Uplink = new Uplink(

@@ -46,6 +46,15 @@ export interface TlsStart {
   path: string;
 }
 
+/** When the file's certificate expires, or null when it cannot be read (tlsOptions says why at start). */
+function fileNotAfter(certFile: string): number | null {
+  try {
+    return certificateNotAfter(readFileSync(certFile));
+  } catch {
+    return null;
+  }
+}
+
 /** At every start: which certificate the unit connects with, a trial's start counted on disk first. */
 export function prepareTlsStart(config: Config, broker: BrokerOptions, log: Logger, now = Date.now()): TlsStart {
   const path = renewalStatePath(config);
@@ -53,16 +62,11 @@ export function prepareTlsStart(config: Config, broker: BrokerOptions, log: Logg
   if (!broker.cert) return { broker, state: emptyRenewalState(gateway), use: 'none', notAfter: null, path };
   const { state: read, problem } = readState(path, gateway);
   if (problem) log.error({ path, err: problem }, 'certificate renewal state unreadable; using broker.cert');
-  let fileNotAfter: number | null = null;
-  try {
-    fileNotAfter = certificateNotAfter(readFileSync(broker.cert));
-  } catch {
-    fileNotAfter = null; // tlsOptions reports the unreadable file
-  }
-  const plan = bootCredentials(read, fileNotAfter, now);
+  const fromFile = fileNotAfter(broker.cert);
+  const plan = bootCredentials(read, fromFile, now);
   if (plan.state !== read) writeFileAtomic(path, JSON.stringify(plan.state));
   if (plan.state.last?.outcome === 'rolledBack' && read.trial) log.error({ reason: plan.state.last.reason }, 'renewed certificate given up: back to the one before');
-  if (!plan.credentials) return { broker, state: plan.state, use: 'file', notAfter: fileNotAfter, path };
+  if (!plan.credentials) return { broker, state: plan.state, use: 'file', notAfter: fromFile, path };
   return { broker: { ...broker, renewed: { certPem: plan.credentials.certPem, keyPem: plan.credentials.keyPem } }, state: plan.state, use: plan.use, notAfter: plan.credentials.notAfter, path };
 }
 
@@ -70,13 +74,7 @@ export function prepareTlsStart(config: Config, broker: BrokerOptions, log: Logg
 export function renewedInUse(config: Config, now = Date.now()): { certPem: string; keyPem: string; use: 'trial' | 'renewed' } | null {
   if (!config.broker.cert) return null;
   const { state } = readState(renewalStatePath(config), config.gateway?.id ?? '');
-  let fileNotAfter: number | null = null;
-  try {
-    fileNotAfter = certificateNotAfter(readFileSync(config.broker.cert));
-  } catch {
-    fileNotAfter = null;
-  }
-  const plan = bootCredentials(state, fileNotAfter, now);
+  const plan = bootCredentials(state, fileNotAfter(config.broker.cert), now);
   return plan.credentials && plan.use !== 'file' ? { certPem: plan.credentials.certPem, keyPem: plan.credentials.keyPem, use: plan.use } : null;
 }
 
