@@ -7,7 +7,7 @@
 // database, replaced atomically: a power cut leaves the old state or the new one.
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  besideDatabase, boot, commit, type Config, emptyRemoteState, offer, remoteConfig, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
+  besideDatabase, boot, commit, type Config, emptyRemoteState, offer, remoteConfig, remoteStatus, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
 } from '../core/config/index.js';
 import type { Logger } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
@@ -126,8 +126,7 @@ export class RemoteConfiguration {
   }
 
   status(): RemoteConfigStatus {
-    const version = this.trial ?? this.state.committed?.version ?? null;
-    return { version, state: this.trial !== null ? 'trial' : version !== null ? 'committed' : 'none', last: this.state.history.at(-1) ?? null };
+    return remoteStatus(this.state, this.trial);
   }
 
   /** A signed configuration for this unit, from the uplink. */

@@ -4,7 +4,7 @@
 // simulated radio and store are always healthy, so the gate is the broker: connected within
 // remote.healthGateS.
 import {
-  boot, commit, type Config, emptyRemoteState, offer, remoteConfig, type RemoteConfigState, rollBack,
+  boot, commit, type Config, emptyRemoteState, offer, remoteConfig, remoteStatus, type RemoteConfigState, rollBack,
 } from '../core/config/index.js';
 import type { ControlConfig, RemoteConfigStatus } from '../core/wire/index.js';
 
@@ -32,8 +32,7 @@ export class SimulatedRemoteConfig {
   }
 
   status(): RemoteConfigStatus {
-    const version = this.trial ?? this.state.committed?.version ?? null;
-    return { version, state: this.trial !== null ? 'trial' : version !== null ? 'committed' : 'none', last: this.state.history.at(-1) ?? null };
+    return remoteStatus(this.state, this.trial);
   }
 
   offered(message: ControlConfig): void {

@@ -122,6 +122,12 @@ export function boot(state: RemoteConfigState, now: number): BootPlan {
   return { kind: 'run', settings: trial, trial: true, state: { ...state, trial: { ...trial, boots: trial.boots + 1 } } };
 }
 
+/** What a status says of it (the status's config.remote): the version in effect, on trial or committed, and the last outcome. */
+export function remoteStatus(state: RemoteConfigState, trial: number | null): { version: number | null; state: 'none' | 'committed' | 'trial'; last: RemoteOutcome | null } {
+  const version = trial ?? state.committed?.version ?? null;
+  return { version, state: trial !== null ? 'trial' : version !== null ? 'committed' : 'none', last: state.history.at(-1) ?? null };
+}
+
 /** The trial passed the gate: it is what the unit returns to from now on. */
 export function commit(state: RemoteConfigState, now: number): RemoteConfigState {
   const trial = state.trial;
