@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { currentConfig, reportedConfig } from '../collector/remote-config.js';
 import { describeLayer, rolloutProgress, startChange } from '../collector/rollouts.js';
 import { ConfigError, remoteConfig } from '../core/config/index.js';
-import type { LayerScope } from '../core/fleet/index.js';
+import { layerApplies, type LayerScope } from '../core/fleet/index.js';
 import { fail, UsageError } from './errors.js';
 import { governance, rolloutOptions, rolloutPlan, type RolloutOptions } from './rollout-options.js';
 import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
@@ -127,7 +127,7 @@ export function fleetConfigCommand(): Command {
         const { address, config, registry } = gatewayAddress(opts, 'config');
         const groups = registry?.lookup(opts.gateway)?.record.groups ?? [];
         const layers = config.collector
-          ? await governance(opts.config, async (store) => (await store.layers()).filter((l) => l.scope === 'fleet' || (l.scope === 'group' && groups.includes(l.name)) || (l.scope === 'gateway' && l.name === opts.gateway)))
+          ? await governance(opts.config, async (store) => (await store.layers()).filter((l) => layerApplies(l.scope, l.name, { gateway: opts.gateway, groups })))
           : [];
         const desired = await currentConfig(address);
         const reported = await reportedConfig(address);

@@ -215,10 +215,7 @@ export class TlsRenewal {
     }
     this.save({ ...this.state, pending: null, trial: { ...issued.credentials, boots: 0 } });
     this.options.log.warn({ notAfter: new Date(issued.credentials.notAfter).toISOString() }, 'renewed certificate received: restarting with it');
-    if (!this.restarting) {
-      this.restarting = true;
-      this.options.restart?.();
-    }
+    this.restartOnce();
   }
 
   private passGate(): void {
@@ -237,10 +234,13 @@ export class TlsRenewal {
     this.stop();
     this.save({ ...this.state, trial: null, last: { at: this.timers.now(), outcome: 'rolledBack', reason } });
     this.options.log.error({ reason }, 'renewed certificate given up: restarting with the one before');
-    if (!this.restarting) {
-      this.restarting = true;
-      this.options.restart?.();
-    }
+    this.restartOnce();
+  }
+
+  private restartOnce(): void {
+    if (this.restarting) return;
+    this.restarting = true;
+    this.options.restart?.();
   }
 
   private save(state: RenewalState): void {
