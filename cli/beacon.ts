@@ -6,8 +6,9 @@ import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import { loadConfig, requireGateway } from '../core/config/index.js';
 import { computeEid, identityKeyForResolver, MAX_ROTATION_EXPONENT, quantumStart, RegisteredBeacon, resolveEid } from '../core/protocols/index.js';
 import { controlSocketPath, readControlSocket } from '../daemon/health/index.js';
+import { signingPublicKeyInUse } from '../daemon/signing-key.js';
 import { hexKey, isHex } from '../core/identifiers/index.js';
-import { loadBackendKeySeed, loadSecrets, parseRegistry, signingKeyFromSeed } from '../core/trust/index.js';
+import { loadBackendKeySeed, loadSecrets, parseRegistry } from '../core/trust/index.js';
 import { ControlSigner } from '../core/wire/index.js';
 import { EXIT, fail, parseTime, UsageError } from './errors.js';
 
@@ -133,12 +134,12 @@ export function beaconCommand(): Command {
         // On the unit, the daemon's control socket; elsewhere (or when it is not there), MQTT.
         const overMqtt = () => {
           if (!opts.controlKey) throw new UsageError(`--control-key: the daemon's control socket ${controlSocketPath(config)} does not answer; to ask over MQTT, give a backend key file (gateways answer signed requests only)`);
-          // The unit's own key checks that the answer is the unit's: the secrets file its config names.
+          // The unit's own key checks that the answer is the unit's: the secrets file's, or the one a rotation moved it to.
           if (!config.secretsFile) throw new UsageError(`secretsFile: ${opts.config} names no secrets file, whose key checks that the answer is the unit's`);
-          const gatewayKey = signingKeyFromSeed(Buffer.from(loadSecrets(config.secretsFile).signingKey, 'hex')).publicKey;
+          const gatewayKey = signingPublicKeyInUse(config, gw.id, loadSecrets(config.secretsFile).signingKey);
           return requestStatus({
             broker: { ...config.broker, clientId: `${defaultCollectorClientId()}-show-${process.pid}` },
-            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000, control: new ControlSigner(loadBackendKeySeed(opts.controlKey)), gatewayKey,
+            prefix: config.topicPrefix, venue: gw.venue, gateway: gw.id, timeoutMs: timeoutS * 1000, control: new ControlSigner(loadBackendKeySeed(opts.controlKey)), gatewayKeys: [gatewayKey],
           });
         };
         const status = (await readControlSocket(controlSocketPath(config), 2000)) ?? (await overMqtt());

@@ -26,7 +26,7 @@ export function commandCommand(): Command {
         if (!level) throw new UsageError(`--level: "${opts.level}" is not one of ${LOG_LEVELS.join(', ')}`);
         const forS = Number(opts.for);
         if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
-        const { address } = gatewayAddress(opts, 'command');
+        const { address } = await gatewayAddress(opts, 'command');
         process.stdout.write(JSON.stringify(await requestLogLevel(address, level, forS)) + '\n');
       } catch (err) {
         fail(err);
@@ -35,7 +35,7 @@ export function commandCommand(): Command {
   toOneGateway(cmd, 'restart', 'restart the gateway daemon: it answers, stops cleanly (its final commit) and its service starts it again', 'vgw command restart --venue mall-01 --gateway gw-01 -c collector.json')
     .action(async (opts: AddressOptions) => {
       try {
-        const { address } = gatewayAddress(opts, 'command');
+        const { address } = await gatewayAddress(opts, 'command');
         process.stdout.write(JSON.stringify(await requestRestart(address)) + '\n');
       } catch (err) {
         fail(err);
@@ -44,7 +44,7 @@ export function commandCommand(): Command {
   toOneGateway(cmd, 'doctor', "run `vgw doctor` on the gateway and print its checks (exit 1 when one fails, as vgw doctor does)", 'vgw command doctor --venue mall-01 --gateway gw-01 -c collector.json --timeout 60')
     .action(async (opts: AddressOptions) => {
       try {
-        const { address } = gatewayAddress(opts, 'command');
+        const { address } = await gatewayAddress(opts, 'command');
         const answer = await requestDoctor(address);
         process.stdout.write(JSON.stringify(answer) + '\n');
         if (answer.healthy !== true) process.exitCode = EXIT.failure;

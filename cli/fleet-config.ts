@@ -2,9 +2,9 @@ import { Command } from 'commander';
 import { currentConfig, reportedConfig } from '../collector/remote-config.js';
 import { describeLayer, rolloutProgress, startChange } from '../collector/rollouts.js';
 import { ConfigError, remoteConfig } from '../core/config/index.js';
-import { layerApplies, type LayerScope } from '../core/fleet/index.js';
+import { layerApplies } from '../core/fleet/index.js';
 import { fail, UsageError } from './errors.js';
-import { governance, rolloutOptions, rolloutPlan, type RolloutOptions } from './rollout-options.js';
+import { governance, layerOf, rolloutOptions, rolloutPlan, type RolloutOptions, type Target } from './rollout-options.js';
 import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
 
 /** The settings as JSON, checked as a unit would check them over an empty file (the unit checks them again over its own). */
@@ -23,21 +23,6 @@ function parseSettings(text: string): Record<string, unknown> {
     throw err;
   }
   return settings as Record<string, unknown>;
-}
-
-interface Target {
-  fleet?: boolean;
-  group?: string;
-  gateway?: string;
-}
-
-/** Which layer the options name: exactly one of --fleet, --group, --gateway. */
-function layerOf(opts: Target): { scope: LayerScope; name: string } {
-  const given = [opts.fleet ? 'fleet' : null, opts.group !== undefined ? 'group' : null, opts.gateway !== undefined ? 'gateway' : null].filter((x) => x !== null);
-  if (given.length !== 1) throw new UsageError('give exactly one of --fleet (every unit), --group NAME (units whose registry record lists it) or --gateway ID (one unit)');
-  if (opts.fleet) return { scope: 'fleet', name: '' };
-  if (opts.group !== undefined) return { scope: 'group', name: opts.group };
-  return { scope: 'gateway', name: opts.gateway! };
 }
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
@@ -124,7 +109,7 @@ export function fleetConfigCommand(): Command {
     .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments, 3 no broker.\nExample:\n  vgw fleet config show --venue mall-01 --gateway gw-01 -c collector.json')
     .action(async (opts: AddressOptions) => {
       try {
-        const { address, config, registry } = gatewayAddress(opts, 'config');
+        const { address, config, registry } = await gatewayAddress(opts, 'config');
         const groups = registry?.lookup(opts.gateway)?.record.groups ?? [];
         const layers = config.collector
           ? await governance(opts.config, async (store) => (await store.layers()).filter((l) => layerApplies(l.scope, l.name, { gateway: opts.gateway, groups })))

@@ -1,15 +1,15 @@
 import { Command } from 'commander';
-import { startRotation } from '../collector/rollouts.js';
+import { describeLayer, startKeyRotation, startRotation } from '../collector/rollouts.js';
 import { loadBackendKeySeed } from '../core/trust/index.js';
 import { ControlSigner } from '../core/wire/index.js';
 import { fail, UsageError } from './errors.js';
-import { governance, rolloutOptions, rolloutPlan, type RolloutOptions } from './rollout-options.js';
+import { governance, layerOf, rolloutOptions, rolloutPlan, type RolloutOptions, type Target } from './rollout-options.js';
 
 /** `vgw fleet rotate`: rotating what units trust, in stages (docs/operating.md, "Rotating the backend key"). */
 export function fleetRotateCommand(): Command {
   const cmd = new Command('rotate')
     .description('rotate what the units trust, in a staged rollout')
-    .addHelpText('after', '\nExample:\n  vgw fleet rotate backend-key --keys 3f2a…,9c41… -c collector.json');
+    .addHelpText('after', '\nExamples:\n  vgw fleet rotate backend-key --keys 3f2a…,9c41… -c collector.json\n  vgw fleet rotate gateway-key --group city-kl -c collector.json');
   const keys = cmd.command('backend-key')
     .description('announce the backend keys the units are to trust from now on: signed by the collector driving the rollout, whose key the set must keep')
     .requiredOption('--keys <hex,…>', "the whole set, 1 to 8 Ed25519 public keys as 64 hex digits each (`vgw backend-key` prints one); the collector's own must be among them")
@@ -39,6 +39,35 @@ export function fleetRotateCommand(): Command {
           return startRotation(store, registry, set, await rolloutPlan(opts, store, registry), opts.gateway);
         });
         process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, keys: set, units: rollout.units.length, plan: rollout.plan }) + '\n');
+      } catch (err) {
+        fail(err);
+      }
+    });
+  const gatewayKeys = cmd.command('gateway-key')
+    .description("have units make a new signing key each and register it (the registry's key and the new one both accepted during an overlap)")
+    .option('--fleet', 'every registered unit')
+    .option('--group <name>', 'the units whose registry record lists it in "groups"')
+    .option('--gateway <id>', 'one unit');
+  rolloutOptions(gatewayKeys)
+    .option('-c, --config <file>', "the collector's config: its database and registry")
+    .addHelpText(
+      'after',
+      '\nEach unit is ordered (signed, retained on <base>/key) to make rotation N of its key; it asks a collector\n' +
+        'to register the new key (signed with its current key, with proof it holds the new one); the collector\n' +
+        "records it in its database as that key's successor and says so; only then does the unit restart signing\n" +
+        'with it. The old key stays accepted until the new one has been in use for an hour. The registry file is\n' +
+        'not rewritten: its key starts the chain the database continues. A unit is done once its status reports\n' +
+        'the rotation. Follow it with `vgw fleet config status`. Exit codes: 0 started, 1 failure, 2 bad arguments.\n' +
+        'Example:\n  vgw fleet rotate gateway-key --fleet --canary 1% --rate 300 -c collector.json',
+    )
+    .action(async (opts: Target & RolloutOptions & { config?: string }) => {
+      try {
+        const { scope, name } = layerOf(opts);
+        const rollout = await governance(opts.config, async (store, registry) => {
+          if (!registry) throw new UsageError("--config: the collector has no registry (collector.registry): units' keys are registered against it");
+          return startKeyRotation(store, registry, scope, name, await rolloutPlan(opts, store, registry));
+        });
+        process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
       } catch (err) {
         fail(err);
       }

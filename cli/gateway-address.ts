@@ -1,7 +1,7 @@
 // How the backend's CLI reaches one gateway (vgw pull, vgw command): the broker and topic prefix
 // of a collector config (or --broker), the backend key that signs the request, and the gateway's
 // registered key that must verify its answer. Every problem names its option.
-import { GatewayRegistry } from '../collector/index.js';
+import { GatewayRegistry, openCollectorStore } from '../collector/index.js';
 import type { GatewayAddress } from '../collector/pull.js';
 import { defaultCollectorClientId } from '../core/mqtt/index.js';
 import type { Command } from 'commander';
@@ -30,7 +30,28 @@ export function addressOptions(cmd: Command, signed: string, timeout: string): C
     .option('--timeout <s>', `seconds to wait for ${timeout}`, '10');
 }
 
-export function gatewayAddress(opts: AddressOptions, purpose: string): { address: GatewayAddress; config: Config; registry: GatewayRegistry | null } {
+/**
+ * The registry of a collector config with the gateways' rotated keys its database holds (an answer
+ * signed by a unit's rotated key must verify); without the database, its records alone, said on stderr.
+ */
+async function registryWithRotations(config: Config): Promise<GatewayRegistry | null> {
+  const c = config.collector;
+  if (!c?.registry) return null;
+  const registry = new GatewayRegistry(c.registry);
+  try {
+    const store = await openCollectorStore(c.database);
+    try {
+      registry.setRotations(await store.gatewayKeys());
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    process.stderr.write(`note: collector.database: ${(err as Error).message}; checking answers with the registry's keys only (a unit whose key was rotated is not recognised)\n`);
+  }
+  return registry;
+}
+
+export async function gatewayAddress(opts: AddressOptions, purpose: string): Promise<{ address: GatewayAddress; config: Config; registry: GatewayRegistry | null }> {
   const timeoutS = Number(opts.timeout);
   if (!(timeoutS > 0)) throw new UsageError(`--timeout: "${opts.timeout}" is not a positive number of seconds`);
   const config: Config = opts.config ? loadConfig(opts.config) : parseConfig({ broker: { url: opts.broker ?? 'mqtt://127.0.0.1:1883' } }, '--broker');
@@ -39,12 +60,12 @@ export function gatewayAddress(opts: AddressOptions, purpose: string): { address
   const keyFile = opts.controlKey ?? config.collector?.controlKeyFile;
   if (!keyFile) throw new UsageError('--control-key: required without a collector config: the backend key file the request is signed with (gateways answer signed requests only)');
   const control = new ControlSigner(loadBackendKeySeed(keyFile));
-  const registry = config.collector?.registry ? new GatewayRegistry(config.collector.registry) : null;
+  const registry = await registryWithRotations(config);
   const entry = registry?.lookup(opts.gateway);
   if (registry && !entry) throw new UsageError(`--gateway: "${opts.gateway}" is registered nowhere in ${config.collector?.registry}: add its registration record (\`vgw provision\` prints it)`);
   if (entry && entry.record.venue !== opts.venue) throw new UsageError(`--venue: "${opts.gateway}" is registered at venue "${entry.record.venue}", not "${opts.venue}"`);
   return {
-    address: { broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, timeoutMs: timeoutS * 1000, control, gatewayKey: entry?.signer ?? null },
+    address: { broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, timeoutMs: timeoutS * 1000, control, gatewayKeys: entry ? entry.keys.map((k) => k.signer).reverse() : null },
     config,
     registry,
   };

@@ -39,20 +39,21 @@ export function pullCommand(): Command {
         const from = parseTime(opts.from, '--from');
         const to = parseTime(opts.to, '--to');
         if (to <= from) throw new UsageError('--to: must be after --from');
-        const { address, config, registry } = gatewayAddress(opts, 'pull');
+        const { address, config, registry } = await gatewayAddress(opts, 'pull');
         const parts = await pull({ ...address, from, to });
         const total = parts.reduce((n, p) => n + p.encounters.length, 0);
         let stored = 0;
-        if (registry) {
-          for (const p of parts) {
-            const verdict = verifyBatch(p, registry);
-            if (!verdict.ok) throw new PullError(`reply part ${p.part ?? 0} refused: ${verdict.reason}`);
-          }
-        }
+        // Each part as its key signed it (the store keeps sequence numbers per key).
+        const signers = parts.map((p) => {
+          if (!registry) return null;
+          const verdict = verifyBatch(p, registry);
+          if (!verdict.ok) throw new PullError(`reply part ${p.part ?? 0} refused: ${verdict.reason}`);
+          return verdict.signer;
+        });
         if (opts.config && config.collector) {
           const store = await openCollectorStore(config.collector.database);
           try {
-            const results = await store.commit(parts.map((p) => ({ batch: p, signer: registry?.lookup(p.gateway)?.signer ?? null })));
+            const results = await store.commit(parts.map((p, i) => ({ batch: p, signer: signers[i] })));
             for (const r of results) {
               if (r instanceof Error) throw r;
               stored += r.stored;

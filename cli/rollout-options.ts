@@ -1,9 +1,9 @@
 // What the commands that start a staged rollout share (`vgw fleet config set`, `vgw fleet rotate`):
-// the collector's database and registry, and the plan's options with their checks.
+// the collector's database and registry, the units it is for, and the plan's options with their checks.
 import type { Command } from 'commander';
 import { GatewayRegistry, openCollectorStore, type CollectorStore } from '../collector/index.js';
 import { type Config, loadConfig } from '../core/config/index.js';
-import type { RolloutPlan } from '../core/fleet/index.js';
+import type { LayerScope, RolloutPlan } from '../core/fleet/index.js';
 import { UsageError } from './errors.js';
 
 export interface RolloutOptions {
@@ -55,4 +55,19 @@ export async function governance<T>(configFile: string | undefined, use: (store:
   } finally {
     await store.close();
   }
+}
+
+export interface Target {
+  fleet?: boolean;
+  group?: string;
+  gateway?: string;
+}
+
+/** Which layer the options name: exactly one of --fleet, --group, --gateway. */
+export function layerOf(opts: Target): { scope: LayerScope; name: string } {
+  const given = [opts.fleet ? 'fleet' : null, opts.group !== undefined ? 'group' : null, opts.gateway !== undefined ? 'gateway' : null].filter((x) => x !== null);
+  if (given.length !== 1) throw new UsageError('give exactly one of --fleet (every unit), --group NAME (units whose registry record lists it) or --gateway ID (one unit)');
+  if (opts.fleet) return { scope: 'fleet', name: '' };
+  if (opts.group !== undefined) return { scope: 'group', name: opts.group };
+  return { scope: 'gateway', name: opts.gateway! };
 }

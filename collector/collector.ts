@@ -9,7 +9,9 @@ import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.
 import {
   Batch, certificateRequestFilter, collectorBatchFilter, configFilter, COSE_CONTENT_TYPE, parseCertificateRequestTopic, type ControlSigner, decodeBatch, gatewayTopics, parseBatchTopic, parseConfigTopic, parseStatusTopic,
   parseTempIdsRequestTopic, parseTrustTopic, statusFilter, tempIdsRequestFilter, trustFilter, WireFormatError,
+  parseSigningKeyRequestTopic, parseSigningKeyTopic, signingKeyFilter, signingKeyRequestFilter,
 } from '../core/wire/index.js';
+import { answerSigningKeyRequest } from './gateway-keys.js';
 import { RolloutDriver } from './rollouts.js';
 import { answerCertificateRequest, type CertificateAuthority } from './certificates.js';
 import type { Rollout } from '../core/fleet/index.js';
@@ -77,6 +79,9 @@ function withDeadline<T>(timers: Timers, work: Promise<T>, ms: number, message: 
 /** Batches per transaction at most: a backlog drained after an outage commits in steps. */
 const MAX_GROUP_BATCHES = 1000;
 
+/** How often a collector reads the gateways' rotated keys another collector may have registered. */
+const GATEWAY_KEYS_READ_MS = 10_000;
+
 export class Collector {
   readonly counters: CollectorCounters = {
     batchesStored: 0,
@@ -91,6 +96,8 @@ export class Collector {
     tempIdRequestsRefused: 0,
     certificatesIssued: 0,
     certificateRequestsRefused: 0,
+    signingKeysRegistered: 0,
+    signingKeyRequestsRefused: 0,
     unitMessagesRefused: 0,
     commitFailures: 0,
     retentionDaysPurged: 0,
@@ -106,6 +113,7 @@ export class Collector {
   /** The latest status of each gateway not yet written, and the writer's timer. */
   private statuses = new Map<string, StatusRow>();
   private statusTimer: TimerHandle | null = null;
+  private keysTimer: TimerHandle | null = null;
   private savingStatuses: Promise<void> | null = null;
   private lastCommit: { ok: boolean; at: number; error: string | null } | null = null;
   readonly metrics: CollectorMetrics;
@@ -146,6 +154,11 @@ export class Collector {
       this.retentionTimer = this.timers.setInterval(() => void this.purge(), this.options.retentionIntervalMs ?? 3_600_000);
     }
     this.statusTimer = this.timers.setInterval(() => void this.saveStatuses(), this.options.statusFlushMs ?? 2000);
+    if (this.options.registry) {
+      // Rotated gateway keys another collector registered are taken up within this.
+      await this.readGatewayKeys();
+      this.keysTimer = this.timers.setInterval(() => void this.readGatewayKeys(), GATEWAY_KEYS_READ_MS);
+    }
     const client = connectClient(this.options.broker);
     this.client = client;
     const rollouts = new RolloutDriver({
@@ -160,6 +173,10 @@ export class Collector {
       if (configured) return rollouts.onRetained('config', configured.gateway, payload);
       const announced = parseTrustTopic(this.options.prefix, topic);
       if (announced) return rollouts.onRetained('trust', announced.gateway, payload);
+      const keyed = parseSigningKeyTopic(this.options.prefix, topic);
+      if (keyed) return rollouts.onRetained('signingKey', keyed.gateway, payload);
+      const rekeying = parseSigningKeyRequestTopic(this.options.prefix, topic);
+      if (rekeying) return void this.onSigningKeyRequest(rekeying.venue, rekeying.gateway, payload);
       const renewing = parseCertificateRequestTopic(this.options.prefix, topic);
       if (renewing) return void this.onCertificateRequest(renewing.venue, renewing.gateway, payload);
       const asking = parseTempIdsRequestTopic(this.options.prefix, topic);
@@ -174,7 +191,9 @@ export class Collector {
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
         // The units' retained configurations too: a rollout sends each unit a version above the one it holds.
         const filters = [
-          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), trustFilter(this.options.prefix), ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : []),
+          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), trustFilter(this.options.prefix), signingKeyFilter(this.options.prefix),
+          ...(this.options.registry ? [signingKeyRequestFilter(this.options.prefix, this.options.shareGroup)] : []),
+          ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : []),
           ...(this.options.certificateAuthority ? [certificateRequestFilter(this.options.prefix)] : []),
         ];
         client.subscribe(filters, { qos: 1 }, (err) => {
@@ -193,7 +212,7 @@ export class Collector {
    * What a gateway signed on its own topic (a status, a temp-ID request), or null: counted and
    * logged, throttled, when its registered key did not sign it.
    */
-  private openGatewayMessage(what: 'status' | 'tempIdRequest' | 'certificateRequest', venue: string, gateway: string, payload: Buffer): { json: Buffer } | null {
+  private openGatewayMessage(what: 'status' | 'tempIdRequest' | 'certificateRequest' | 'signingKeyRequest', venue: string, gateway: string, payload: Buffer): { json: Buffer; signer: Buffer | null } | null {
     const registry = this.options.registry;
     try {
       registry?.reloadIfChanged();
@@ -201,10 +220,13 @@ export class Collector {
       this.log.error({ err: (err as Error).message }, 'registry not reloaded; keeping the records already loaded');
     }
     const opened = openGatewayMessage(registry, venue, gateway, payload);
-    if (opened.ok) return opened;
+    if (opened.ok) {
+      if (opened.signer) this.noteKeyUse(gateway, opened.signer);
+      return opened;
+    }
     this.counters.unitMessagesRefused++;
     this.metrics.unitMessageRefusals.inc({ reason: opened.code });
-    const named = { status: 'status', tempIdRequest: 'temp ID request', certificateRequest: 'certificate request' }[what];
+    const named = { status: 'status', tempIdRequest: 'temp ID request', certificateRequest: 'certificate request', signingKeyRequest: 'signing key request' }[what];
     this.warnings.warn(`${what}_${opened.code}`, { venue, gateway, reason: opened.reason }, `${named} refused: not signed by the gateway's registered key`);
     return null;
   }
@@ -248,6 +270,49 @@ export class Collector {
     }
     const signed = this.options.control.sign({ ...answer, kind: 'certificate', venue, gateway });
     this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).certificate, signed, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
+  }
+
+  /** The database's rotated gateway keys, into the registry. */
+  private async readGatewayKeys(): Promise<void> {
+    try {
+      this.options.registry?.setRotations(await this.store.gatewayKeys());
+    } catch (err) {
+      this.warnings.warn('gateway_keys_unread', { err: (err as Error).message }, 'rotated gateway keys not read; keeping those already known');
+    }
+  }
+
+  /** A rotated key seen in use for the first time: from then on, the key before it has its overlap (core/trust/gateway-key.ts). */
+  private noteKeyUse(gateway: string, signer: Buffer): void {
+    const now = this.timers.now();
+    if (!this.options.registry?.firstUse(gateway, signer, now)) return;
+    this.log.info({ gateway }, 'gateway signs with its rotated key');
+    this.store.markGatewayKeyUsed(gateway, signer.toString('hex'), now).catch((err: Error) => this.log.warn({ gateway, err: err.message }, 'first use of a rotated key not recorded; the old key stays accepted longer'));
+  }
+
+  /** A unit asking to register its new signing key: signed with its key in use, answered signed and retained. */
+  private async onSigningKeyRequest(venue: string, gateway: string, payload: Buffer): Promise<void> {
+    const registry = this.options.registry;
+    if (!registry || !this.opened) return;
+    const opened = this.openGatewayMessage('signingKeyRequest', venue, gateway, payload);
+    if (!opened?.signer) return;
+    let result;
+    try {
+      result = await answerSigningKeyRequest(this.opened, registry, venue, gateway, opened.signer, opened.json, this.timers.now());
+    } catch (err) {
+      this.log.error({ venue, gateway, err: (err as Error).message }, 'signing key request not answered; the unit asks again');
+      return;
+    }
+    if (!result) return;
+    if (result.registered) {
+      registry.addRotation(result.registered);
+      this.counters.signingKeysRegistered++;
+      this.log.warn({ venue, gateway, version: result.answer.version }, 'gateway signing key rotated: the new key registered, the old one accepted during the overlap');
+    } else {
+      this.counters.signingKeyRequestsRefused++;
+      this.warnings.warn('signing_key_refused', { venue, gateway, reason: 'error' in result.answer ? result.answer.error : '' }, 'signing key request refused');
+    }
+    const signed = this.options.control.sign({ ...result.answer, kind: 'signingKey', venue, gateway, issuedAt: this.timers.now() });
+    this.client?.publish(gatewayTopics(this.options.prefix, venue, gateway).signingKey, signed, { qos: 1, retain: true, properties: { contentType: COSE_CONTENT_TYPE } });
   }
 
   private onStatus(venue: string, gateway: string, payload: Buffer): void {
@@ -322,6 +387,7 @@ export class Collector {
     }
     // Stored with whatever else arrives in this turn of the event loop, or while the commit
     // before is in flight: one transaction and one sync for them all.
+    if (verified.signer) this.noteKeyUse(batch.gateway, verified.signer);
     this.arrived.push({ batch, signer: verified.signer });
     this.committing ??= this.commitLoop();
   }
@@ -452,6 +518,8 @@ export class Collector {
     this.retentionTimer = null;
     this.timers.clearInterval(this.statusTimer);
     this.statusTimer = null;
+    this.timers.clearInterval(this.keysTimer);
+    this.keysTimer = null;
     // What arrived is stored and acknowledged before the connection closes.
     const client = this.client;
     while (this.committing || this.arrived.length > 0) await (this.committing ??= this.commitLoop());

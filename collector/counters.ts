@@ -14,6 +14,9 @@ export interface CollectorCounters {
   /** TLS client certificates issued to units renewing theirs, and requests refused (with why, in the answer). */
   certificatesIssued: number;
   certificateRequestsRefused: number;
+  /** Gateways' new signing keys registered (a rotation), and requests refused (with why, in the answer). */
+  signingKeysRegistered: number;
+  signingKeyRequestsRefused: number;
   /** Statuses and temp-ID requests not signed by the registered key of the gateway their topic names: ignored. */
   unitMessagesRefused: number;
   /** Group commits that failed (nothing acked: the gateways re-send). */

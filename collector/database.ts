@@ -7,8 +7,9 @@ import { Batch, LEGACY_LIFE } from '../core/wire/index.js';
 import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
 import { type CollectedColumns, ENCOUNTER_COLUMNS, encounterFromCollected } from './encounter-row.js';
 import { type ConfigLayer, ended, type LayerScope, type Rollout, supersede } from '../core/fleet/index.js';
+import type { GatewayKeyRow } from '../core/trust/index.js';
 import {
-  type ArrivedBatch, type CollectorStore, DAY_MS, DEFAULT_BATCH_GRACE_DAYS, type EncounterFilter, type EncounterSource, type IngestResult, type PurgeReport,
+  type ArrivedBatch, type CollectorStore, DAY_MS, DEFAULT_BATCH_GRACE_DAYS, GATEWAY_KEY_COLUMNS, type EncounterFilter, type EncounterSource, type IngestResult, type PurgeReport,
   type RolloutRequest, type StoredRollout,
 } from './store.js';
 
@@ -141,6 +142,16 @@ export const COLLECTOR_MIGRATIONS: readonly string[] = [
      holder TEXT NOT NULL,
      until INTEGER NOT NULL
    );`,
+  // Gateways' rotated signing keys: each the successor of `previous` (the registry's key first).
+  `CREATE TABLE gateway_keys (
+     gateway TEXT NOT NULL,
+     key TEXT NOT NULL,
+     previous TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     accepted_at INTEGER NOT NULL,
+     first_used_at INTEGER,
+     PRIMARY KEY (gateway, key)
+   ) WITHOUT ROWID;`,
 ];
 
 /** SQLite answers at once; the store's interface is a promise's: a failure rejects, it never throws. */
@@ -380,6 +391,21 @@ export class CollectorDb implements CollectorStore, EncounterSource {
 
   requestRollout(id: string, request: RolloutRequest): Promise<boolean> {
     return settled(() => this.db.prepare('UPDATE rollouts SET requested = ? WHERE id = ?').run(request, id).changes === 1);
+  }
+
+  gatewayKeys(): Promise<GatewayKeyRow[]> {
+    return settled(() => this.db.prepare(`SELECT ${GATEWAY_KEY_COLUMNS} FROM gateway_keys ORDER BY gateway, version`).all() as GatewayKeyRow[]);
+  }
+
+  addGatewayKey(row: GatewayKeyRow): Promise<GatewayKeyRow> {
+    return settled(() => {
+      this.db.prepare('INSERT INTO gateway_keys (gateway, key, previous, version, accepted_at, first_used_at) VALUES (@gateway, @key, @previous, @version, @acceptedAt, @firstUsedAt) ON CONFLICT DO NOTHING').run(row);
+      return this.db.prepare(`SELECT ${GATEWAY_KEY_COLUMNS} FROM gateway_keys WHERE gateway = ? AND key = ?`).get(row.gateway, row.key) as GatewayKeyRow;
+    });
+  }
+
+  markGatewayKeyUsed(gateway: string, key: string, at: number): Promise<void> {
+    return settled(() => void this.db.prepare('UPDATE gateway_keys SET first_used_at = ? WHERE gateway = ? AND key = ? AND first_used_at IS NULL').run(at, gateway, key));
   }
 
   leaseRollouts(holder: string, now: number, ttlMs: number): Promise<boolean> {

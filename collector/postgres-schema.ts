@@ -116,6 +116,20 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         until bigint NOT NULL
       );`,
   },
+  {
+    version: 4,
+    description: "gateways' rotated signing keys, each the successor of the one before",
+    sql: `
+      CREATE TABLE gateway_keys (
+        gateway text NOT NULL,
+        key text NOT NULL,
+        previous text NOT NULL,
+        version integer NOT NULL,
+        accepted_at bigint NOT NULL,
+        first_used_at bigint,
+        PRIMARY KEY (gateway, key)
+      );`,
+  },
 ];
 
 export async function migratePostgres(pool: pg.Pool, migrations: readonly Migration[]): Promise<void> {

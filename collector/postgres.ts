@@ -7,7 +7,8 @@ import pg from 'pg';
 import type { VenueEncounter } from '../core/encounters/index.js';
 import { type CollectedColumns, ENCOUNTER_COLUMNS, encounterFromCollected } from './encounter-row.js';
 import { HOUR_MS, type LifeRow, MAX_STATUS_BYTES, type StatusRow, type VenueHour } from './fleet.js';
-import { DAY_MS, DEFAULT_BATCH_GRACE_DAYS } from './store.js';
+import { DAY_MS, DEFAULT_BATCH_GRACE_DAYS, GATEWAY_KEY_COLUMNS } from './store.js';
+import type { GatewayKeyRow } from '../core/trust/index.js';
 import { migratePostgres, POSTGRES_MIGRATIONS } from './postgres-schema.js';
 
 export { migratePostgres, POSTGRES_MIGRATIONS, type Migration } from './postgres-schema.js';
@@ -289,6 +290,22 @@ export class PostgresCollectorStore implements CollectorStore, EncounterSource {
     return (await this.pool.query('UPDATE rollouts SET requested = $1 WHERE id = $2', [request, id])).rowCount === 1;
   }
 
+  async gatewayKeys(): Promise<GatewayKeyRow[]> {
+    return (await this.pool.query<GatewayKeyDbRow>(`SELECT ${GATEWAY_KEY_COLUMNS} FROM gateway_keys ORDER BY gateway, version`)).rows.map(gatewayKeyRow);
+  }
+
+  async addGatewayKey(row: GatewayKeyRow): Promise<GatewayKeyRow> {
+    await this.pool.query(
+      'INSERT INTO gateway_keys (gateway, key, previous, version, accepted_at, first_used_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
+      [row.gateway, row.key, row.previous, row.version, row.acceptedAt, row.firstUsedAt],
+    );
+    return gatewayKeyRow((await this.pool.query<GatewayKeyDbRow>(`SELECT ${GATEWAY_KEY_COLUMNS} FROM gateway_keys WHERE gateway = $1 AND key = $2`, [row.gateway, row.key])).rows[0]);
+  }
+
+  async markGatewayKeyUsed(gateway: string, key: string, at: number): Promise<void> {
+    await this.pool.query('UPDATE gateway_keys SET first_used_at = $1 WHERE gateway = $2 AND key = $3 AND first_used_at IS NULL', [at, gateway, key]);
+  }
+
   async leaseRollouts(holder: string, now: number, ttlMs: number): Promise<boolean> {
     const { rows } = await this.pool.query<{ holder: string }>(
       `INSERT INTO rollout_lease AS l (id, holder, until) VALUES (1, $1, $2)
@@ -447,4 +464,11 @@ async function writeRollout(db: Queryable, rollout: Rollout, handled: RolloutReq
        requested = CASE WHEN r.requested IS NOT DISTINCT FROM $4::text THEN NULL ELSE r.requested END`,
     [rollout.id, rollout.state, JSON.stringify(rollout), handled],
   );
+}
+
+type GatewayKeyDbRow = Omit<GatewayKeyRow, 'acceptedAt' | 'firstUsedAt'> & { acceptedAt: string | number; firstUsedAt: string | number | null };
+
+/** bigint columns come back as strings from node-postgres. */
+function gatewayKeyRow(r: GatewayKeyDbRow): GatewayKeyRow {
+  return { ...r, acceptedAt: Number(r.acceptedAt), firstUsedAt: r.firstUsedAt === null ? null : Number(r.firstUsedAt) };
 }

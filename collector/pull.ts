@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { BrokerOptions, oneShotConnectOptions } from '../core/mqtt/index.js';
-import { Batch, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, type LogLevel, openUnitMessage, replyTopic } from '../core/wire/index.js';
+import { Batch, COSE_CONTENT_TYPE, type ControlSigner, decodeBatch, gatewayTopics, type LogLevel, openUnitMessageByAny, replyTopic } from '../core/wire/index.js';
 
 export interface GatewayAddress {
   broker: BrokerOptions;
@@ -13,8 +13,8 @@ export interface GatewayAddress {
   timeoutMs: number;
   /** The backend key a request is signed with: a gateway answers nothing else. */
   control: ControlSigner;
-  /** The gateway's registered public key: its answers must verify with it (null: read unchecked, without a registry). */
-  gatewayKey: Buffer | null;
+  /** The gateway's registered public keys (more than one during a rotation of its key): its answers must verify with one (null: read unchecked, without a registry). */
+  gatewayKeys: Buffer[] | null;
 }
 
 export interface PullRequest extends GatewayAddress {
@@ -69,7 +69,7 @@ async function ask<T>(to: GatewayAddress, body: { op: string } & Record<string, 
         if (!corr || !correlationData.equals(corr)) return;
         let doc: unknown;
         if (packet.properties?.contentType !== 'application/cbor') {
-          const opened = openUnitMessage(payload, to.gatewayKey);
+          const opened = openUnitMessageByAny(payload, to.gatewayKeys);
           if (!opened.ok) return finish(() => reject(new PullError(`an answer that is not the gateway's (${opened.reason}: ${opened.detail}): is its registration record current?`)));
           doc = opened.doc;
           const refused = refusal(doc);

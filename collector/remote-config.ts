@@ -2,7 +2,7 @@
 // settings, signed with the backend key, bound to the unit, published retained on its config
 // topic so a unit that is offline gets them when it returns; and what the unit last reported.
 import type mqtt from 'mqtt';
-import { gatewayTopics, openControl, openUnitMessage, trustedKey, type ControlConfig } from '../core/wire/index.js';
+import { gatewayTopics, openControl, openUnitMessageByAny, trustedKey, type ControlConfig } from '../core/wire/index.js';
 import { connectOneShot, type GatewayAddress } from './pull.js';
 
 /** The retained message on `topic`, or null when the broker holds none (within `waitMs`). */
@@ -52,7 +52,7 @@ export function reportedConfig(to: GatewayAddress, waitMs = 2000): Promise<Recor
   return withBroker(to, async (client) => {
     const payload = await retained(client, gatewayTopics(to.prefix, to.venue, to.gateway).status, waitMs);
     if (!payload) return null;
-    const opened = openUnitMessage(payload, to.gatewayKey);
+    const opened = openUnitMessageByAny(payload, to.gatewayKeys);
     if (!opened.ok) throw new Error(`the retained status of ${to.venue}/${to.gateway} is not the gateway's (${opened.reason}: ${opened.detail})`);
     const doc = opened.doc as { state?: string; config?: Record<string, unknown> };
     return { state: doc.state ?? null, ...(doc.config ?? {}) };

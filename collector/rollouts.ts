@@ -21,18 +21,15 @@ interface ReportedKeys {
 
 type RolloutKind = NonNullable<Rollout['kind']>;
 
-/** What a unit's status says of the backend's configuration (`config`) and of the keys it trusts (`trust`), as a rollout judges it: its document read once. */
+/** What a unit's status says of the backend's configuration (`config`), the keys it trusts (`trust`) and its own key's rotation (`signingKey`), as a rollout judges it: its document read once. */
 export function unitReports(row: StatusRow): Record<RolloutKind, UnitReport> {
-  let doc: { config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys } } } = {};
+  let doc: { config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys; signingKey?: ReportedKeys } } } = {};
   try {
     doc = JSON.parse(row.document) as typeof doc;
   } catch {
     doc = {};
   }
   const online = row.state === 'online';
-  const keys = doc.counters?.control?.backendKeys;
-  const keysVersion = typeof keys?.version === 'number' ? keys.version : null;
-  const keysLast = keys?.last && typeof keys.last.version === 'number' ? keys.last : null;
   const remote = doc.config?.remote;
   return {
     config: {
@@ -41,10 +38,18 @@ export function unitReports(row: StatusRow): Record<RolloutKind, UnitReport> {
       state: remote?.state === 'trial' || remote?.state === 'committed' ? remote.state : 'none',
       last: remote?.last && typeof remote.last.version === 'number' ? remote.last : null,
     },
-    trust: {
-      online, version: keysVersion, state: keysVersion !== null && keysVersion > 0 ? 'committed' : 'none',
-      last: keysLast && { version: keysLast.version, outcome: keysLast.outcome === 'applied' ? 'applied' : 'refused', ...(keysLast.reason ? { reason: keysLast.reason } : {}) },
-    },
+    trust: versionedReport(online, doc.counters?.control?.backendKeys),
+    signingKey: versionedReport(online, doc.counters?.control?.signingKey),
+  };
+}
+
+/** A status part that counts versions (backend keys announced, signing key rotations) and says how the last one went. */
+function versionedReport(online: boolean, keys: ReportedKeys | undefined): UnitReport {
+  const version = typeof keys?.version === 'number' ? keys.version : null;
+  const last = keys?.last && typeof keys.last.version === 'number' ? keys.last : null;
+  return {
+    online, version, state: version !== null && version > 0 ? 'committed' : 'none',
+    last: last && { version: last.version, outcome: last.outcome === 'applied' ? 'applied' : 'refused', ...(last.reason ? { reason: last.reason } : {}) },
   };
 }
 
@@ -105,6 +110,21 @@ export async function startRotation(
   return rollout;
 }
 
+/**
+ * Starts a rollout that has units make and register a new signing key (docs/operating.md, "Gateway
+ * keys"): every registered unit, a group's or one. Rotations already running go on: they order
+ * other units, or a later rotation of the same unit, which the newer order then covers.
+ */
+export async function startKeyRotation(
+  store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, scope: LayerScope, name: string, plan: RolloutPlan, now = Date.now(),
+): Promise<Rollout> {
+  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
+  const units = await rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
+  const rollout: Rollout = { ...newRollout(ulid(now), `signing keys of ${describeLayer(scope, name)}`, { scope, name, version: 0 }, units, plan, now), kind: 'signingKey' };
+  await store.saveRollout(rollout, null);
+  return rollout;
+}
+
 export function describeLayer(scope: LayerScope, name: string): string {
   return scope === 'fleet' ? 'fleet' : `${scope} ${name}`;
 }
@@ -149,7 +169,7 @@ const LEASE_MS = 15_000;
 
 export class RolloutDriver {
   /** The version each unit's retained configuration and key announcement hold (from the broker, as it tells us). */
-  private readonly held = { config: new Map<string, number>(), trust: new Map<string, number>() };
+  private readonly held = { config: new Map<string, number>(), trust: new Map<string, number>(), signingKey: new Map<string, number>() };
   private timer: TimerHandle | null = null;
   private ticking: Promise<void> | null = null;
   private readonly timers: Timers;
@@ -161,7 +181,7 @@ export class RolloutDriver {
     this.timers = options.timers ?? systemTimers;
   }
 
-  /** A retained configuration (`config`) or key announcement (`trust`) the broker holds for `gateway`. */
+  /** A retained configuration (`config`), key announcement (`trust`) or signing-key order or answer (`signingKey`) the broker holds for `gateway`. */
   onRetained(kind: RolloutKind, gateway: string, payload: Buffer): void {
     const version = payload.length === 0 ? null : heldVersion(payload);
     if (version !== null && version > (this.held[kind].get(gateway) ?? 0)) this.held[kind].set(gateway, version);
@@ -243,6 +263,8 @@ export class RolloutDriver {
     let message;
     if (kind === 'trust') {
       message = { kind, ...issued, keys: [...(rollout.keys ?? [])] };
+    } else if (kind === 'signingKey') {
+      message = { kind, ...issued };
     } else {
       const groups = this.options.registry?.lookup(gateway)?.record.groups ?? [];
       const merged = composeLayers(layers, { gateway, groups }) ?? { settings: {}, notes: [] };

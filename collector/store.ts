@@ -3,6 +3,7 @@
 import type { VenueEncounter } from '../core/encounters/index.js';
 import type { ConfigLayer, LayerScope, Rollout } from '../core/fleet/index.js';
 import type { Batch } from '../core/wire/index.js';
+import type { GatewayKeyRow } from '../core/trust/index.js';
 import type { LifeRow, StatusRow, VenueHour } from './fleet.js';
 
 export type IngestResult =
@@ -91,7 +92,16 @@ export interface GovernanceStore {
    * it or it lapsed, and renews its own. One collector of a fleet drives at a time.
    */
   leaseRollouts(holder: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Every gateway's rotated signing keys (core/trust/gateway-key.ts), by gateway and rotation. */
+  gatewayKeys(): Promise<GatewayKeyRow[]>;
+  /** Registers a gateway's new key; the row already held when that key was registered before (a request repeated). */
+  addGatewayKey(row: GatewayKeyRow): Promise<GatewayKeyRow>;
+  /** The first time a message signed with `key` was seen: its predecessor's overlap starts ending. */
+  markGatewayKeyUsed(gateway: string, key: string, at: number): Promise<void>;
 }
+
+/** The columns of gateway_keys as a GatewayKeyRow (the same in SQLite and PostgreSQL). */
+export const GATEWAY_KEY_COLUMNS = 'gateway, key, previous, version, accepted_at AS "acceptedAt", first_used_at AS "firstUsedAt"';
 
 export interface CollectorStore extends GovernanceStore {
   readonly kind: 'sqlite' | 'postgres';

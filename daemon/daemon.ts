@@ -12,6 +12,7 @@ import { LogLevelWindow } from './log-level.js';
 import { runDoctor } from './remote-doctor.js';
 import { prepareTlsStart, TlsRenewal, type TlsStart } from './tls-renewal.js';
 import { BackendKeys, prepareBackendKeys } from './backend-keys.js';
+import { prepareSigningKey, SigningKeyRotation } from './signing-key.js';
 import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
@@ -149,7 +150,9 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   // The provisioned keys, or the set the backend announced since (a rotation).
   const keysStart = prepareBackendKeys(config, gateway.id, secrets.backendKeys.map((k) => k.publicKey.toLowerCase()), log);
   const trustedKeys = keysStart.keys;
-  const signingKey = signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex'));
+  // The provisioned key, or the one a rotation moved it to.
+  const keyStart = prepareSigningKey(config, gateway.id, secrets.signingKey, log);
+  const signingKey = signingKeyFromSeed(Buffer.from(keyStart.seed, 'hex'));
   const clock = createClockMonitor(config.clock.syncCheck);
   const beacon = createBeacon(config, secrets, clock, log);
   const advertiser = createAdvertiser(config, log);
@@ -194,6 +197,10 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     })
     : null;
   const backendKeys = new BackendKeys(keysStart, (keys) => uplink.control.setTrusted(keys), log);
+  const keyRotation = new SigningKeyRotation({
+    start: keyStart, venue: gateway.venue, gateway: gateway.id, restart, log,
+    request: (id, version, key, pop) => uplink.requestSigningKey(id, version, key, pop), onChange: () => uplink.publishStatus(),
+  });
   // The uplink publishes the status document, which holds the uplink's own counters too.
   const uplink: Uplink = new Uplink(
     {
@@ -204,6 +211,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       onConfig: remote ? (message) => remote.offered(message) : undefined,
       remoteConfig: remote ? () => remote.status() : undefined,
       onCertificate: renewal ? (message) => renewal.answered(message) : undefined,
+      onSigningKey: (message) => keyRotation.received(message),
       onTrust: (message, signer) => {
         if (backendKeys.announced(message, signer)) uplink.publishStatus();
       },
@@ -240,7 +248,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     encounters: { open: aggregator.open.size, ...aggregator.counters },
     store: { ...store.counters, ...store.stats(), database: store.database },
     uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
-    control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused }, backendKeys: backendKeys.status() },
+    control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused }, backendKeys: backendKeys.status(), signingKey: keyRotation.status() },
     tls: tls(),
   });
   const control = new ControlSocket(
@@ -276,6 +284,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     control,
     health,
     ...(remote ? [{ name: 'remote configuration', start: () => remote.start(), stop: () => remote.stop() }] : []),
+    { name: 'signing key rotation', start: () => keyRotation.start(), stop: () => keyRotation.stop() },
     ...(renewal ? [{ name: 'certificate renewal', start: () => renewal.start(), stop: () => renewal.stop() }] : []),
   ];
   const controller = new Controller(concerns, log);

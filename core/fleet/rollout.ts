@@ -44,8 +44,8 @@ export type RolloutState = 'running' | 'paused' | 'aborted' | 'done';
 export interface Rollout {
   v: 1;
   id: string;
-  /** What goes out: a unit's merged configuration layers (the default), or the backend keys it is to trust. */
-  kind?: 'config' | 'trust';
+  /** What goes out: a unit's merged configuration layers (the default), the backend keys it is to trust, or an order to rotate its own signing key. */
+  kind?: 'config' | 'trust' | 'signingKey';
   /** A trust rollout's keys (raw Ed25519 public keys, hex). */
   keys?: string[];
   /** What changed, for people: e.g. "group city-kl version 3". */

@@ -5,3 +5,4 @@ export * from './identity.js';
 export * from './expiry.js';
 export * from './renewal.js';
 export * from './backend-keys.js';
+export * from './gateway-key.js';

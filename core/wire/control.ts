@@ -20,7 +20,7 @@ import { ackSchema, certificateResponseSchema, requestSchema, tempIdsResponseSch
 /** Not sent: supplied by both sides, so a COSE signature the key made for anything else never verifies here. */
 export const CONTROL_AAD = Buffer.from('vgw-control-v3');
 
-export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config' | 'certificate' | 'trust';
+export type ControlKind = 'ack' | 'request' | 'tempIds' | 'config' | 'certificate' | 'trust' | 'signingKey';
 
 /** Why a unit refused a control message: the keys of `counters.control.refused`. */
 export const CONTROL_REFUSALS = ['malformed', 'unsigned', 'unknownKey', 'badSignature', 'invalid', 'wrongKind', 'wrongGateway', 'stale', 'replayed', 'badReplyTo'] as const;
@@ -84,8 +84,28 @@ export const controlTrustSchema = z.object({
 });
 export type ControlTrust = z.infer<typeof controlTrustSchema>;
 
+/**
+ * The unit's signing key, on `<base>/key`, retained; versioned by rotation (the unit's first key is
+ * rotation 0). Without `key` it is an order: make the key of rotation `version` and ask for it
+ * (`<base>/key/req`). With `key` the backend has registered that key as the successor of `previous`
+ * (both raw Ed25519 public keys in hex): sign with it from now on. With `error` it refused the
+ * unit's request for that rotation. An old one replayed changes nothing: a unit acts only on a
+ * version above its own, and switches only to the key it made for it.
+ */
+export const controlSigningKeySchema = z.object({
+  ...binding,
+  kind: z.literal('signingKey'),
+  version: z.number({ error: 'expected a whole number' }).int('must be a whole number').positive('must be 1 or more'),
+  issuedAt: z.number({ error: 'expected unix milliseconds' }).int('must be whole unix milliseconds').nonnegative(),
+  previous: z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex digits').optional(),
+  key: z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex digits').optional(),
+  error: z.string().min(1).max(500).optional(),
+}).refine((m) => (m.key === undefined) === (m.previous === undefined), { message: 'key and previous come together (an accepted key) or not at all (an order)', path: ['key'] })
+  .refine((m) => m.key === undefined || m.error === undefined, { message: 'an accepted key carries no error', path: ['error'] });
+export type ControlSigningKey = z.infer<typeof controlSigningKeySchema>;
+
 const SCHEMAS = {
-  ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema, certificate: controlCertificateSchema, trust: controlTrustSchema,
+  ack: controlAckSchema, request: controlRequestSchema, tempIds: controlTempIdsSchema, config: controlConfigSchema, certificate: controlCertificateSchema, trust: controlTrustSchema, signingKey: controlSigningKeySchema,
 } as const;
 type MessageOf<K extends ControlKind> = z.infer<(typeof SCHEMAS)[K]>;
 

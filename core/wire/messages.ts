@@ -100,6 +100,27 @@ export const certificateResponseSchema = z.union([
 ]);
 export type CertificateResponse = z.infer<typeof certificateResponseSchema>;
 
+/**
+ * A gateway's new signing key (on `<base>/key/req`), asked for by the backend's order on `<base>/key`:
+ * the request is signed with its current key (as its statuses are) and `pop` is the new key's
+ * signature over signingKeyProofBytes(), so the backend knows the unit holds it and chose it as the
+ * successor of that very key.
+ */
+export const signingKeyRequestSchema = z.object({
+  v: version,
+  op: z.literal('signingKey', { error: 'must be "signingKey"' }),
+  id: ulidString,
+  version: z.number({ error: 'expected a whole number' }).int('must be a whole number').positive('must be 1 or more'),
+  key: z.string().regex(/^[0-9a-f]{64}$/, 'must be an Ed25519 public key: 64 lowercase hex digits'),
+  pop: z.string().regex(/^[0-9a-f]{128}$/, 'must be an Ed25519 signature: 128 lowercase hex digits'),
+});
+export type SigningKeyRequest = z.infer<typeof signingKeyRequestSchema>;
+
+/** What the new key signs to prove it is held, bound to the unit, the rotation and the key it succeeds. */
+export function signingKeyProofBytes(venue: string, gateway: string, version: number, previous: string, key: string): Buffer {
+  return Buffer.from(`vgw-signing-key-v3/${venue}/${gateway}/${version}/${previous}/${key}`);
+}
+
 const unixSeconds = z.number({ error: 'expected unix seconds' }).int('must be whole unix seconds').min(0).max(2 ** 31 - 1);
 const issuedTempId = z
   .object({

@@ -210,6 +210,8 @@ export interface ControlCounters {
   trustedKeys: number;
   /** The backend keys as rotated (absent in a simulator's statuses): the announcement's version (0: as provisioned), their key ids, and the last announcement's outcome. */
   backendKeys?: { version: number; keys: string[]; last: { at: number; version: number; outcome: 'applied' | 'refused'; reason?: string } | null };
+  /** The unit's own signing key (absent in a simulator's statuses): its rotation (0: as provisioned), the public key, a rotation asked for and not yet answered, the last outcome. */
+  signingKey?: { version: number; key: string; pending: number | null; last: { at: number; version: number; outcome: 'applied' | 'refused'; reason?: string } | null };
 }
 
 /** `counters`: one part per concern of the daemon. */

@@ -14,6 +14,10 @@ export interface GatewayTopics {
   certificate: string;
   /** The backend keys this unit is to trust, signed by one it trusts now and retained (docs/protocol.md, "Backend keys"). */
   trust: string;
+  /** The unit's signing key: the backend's order to rotate it and its acceptance, signed and retained (docs/protocol.md, "Gateway keys"). */
+  signingKey: string;
+  /** The unit asks the backend to register its new signing key here. */
+  signingKeyRequest: string;
 }
 
 export function gatewayTopics(prefix: string, venue: string, gateway: string): GatewayTopics {
@@ -22,6 +26,7 @@ export function gatewayTopics(prefix: string, venue: string, gateway: string): G
     batch: `${base}/batch`, ack: `${base}/ack`, status: `${base}/status`, request: `${base}/req`,
     tempIdsRequest: `${base}/tempids/req`, tempIds: `${base}/tempids`, config: `${base}/config`,
     certificateRequest: `${base}/cert/req`, certificate: `${base}/cert`, trust: `${base}/trust`,
+    signingKey: `${base}/key`, signingKeyRequest: `${base}/key/req`,
   };
 }
 
@@ -92,4 +97,23 @@ export function certificateRequestFilter(prefix: string): string {
 
 export function parseCertificateRequestTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
   return parseGatewayTopic(prefix, topic, ['cert', 'req']);
+}
+
+/** Every unit's retained signing-key message: the rollout of a rotation goes above the version each holds. */
+export function signingKeyFilter(prefix: string): string {
+  return `${prefix}/+/+/key`;
+}
+
+export function parseSigningKeyTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['key']);
+}
+
+/** Subscription of a backend that registers units' new signing keys (shared, as batches are). */
+export function signingKeyRequestFilter(prefix: string, shareGroup?: string): string {
+  const filter = `${prefix}/+/+/key/req`;
+  return shareGroup ? `$share/${shareGroup}/${filter}` : filter;
+}
+
+export function parseSigningKeyRequestTopic(prefix: string, topic: string): { venue: string; gateway: string } | null {
+  return parseGatewayTopic(prefix, topic, ['key', 'req']);
 }

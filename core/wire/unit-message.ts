@@ -25,15 +25,26 @@ export type OpenedUnitMessage = { ok: true; doc: unknown; json: Buffer; verified
  * Never throws.
  */
 export function openUnitMessage(bytes: Buffer, publicKey: Uint8Array | null): OpenedUnitMessage {
+  const opened = openUnitMessageByAny(bytes, publicKey === null ? null : [publicKey]);
+  return opened.ok ? { ok: true, doc: opened.doc, json: opened.json, verified: opened.verified } : opened;
+}
+
+/**
+ * As openUnitMessage, for a gateway whose messages any of `publicKeys` may sign (during a rotation
+ * of its key, docs/protocol.md "Gateway keys"); `signer` is the one that did.
+ */
+export function openUnitMessageByAny(bytes: Buffer, publicKeys: readonly Uint8Array[] | null): (OpenedUnitMessage & { ok: true; signer: Uint8Array | null }) | Extract<OpenedUnitMessage, { ok: false }> {
   const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
   if (first === 0x7b) return { ok: false, reason: 'unsigned', detail: 'a bare JSON document: protocol 3 statuses and answers are signed by the unit (COSE_Sign1)' };
   const read = readCose(bytes);
   if (!read.ok) return { ok: false, reason: 'malformed', detail: read.reason };
-  if (publicKey !== null && !verifyCose(read.message, publicKey, UNIT_AAD)) {
-    return { ok: false, reason: 'badSignature', detail: "the signature does not verify with the gateway's registered key" };
+  let signer: Uint8Array | null = null;
+  if (publicKeys !== null) {
+    signer = publicKeys.find((k) => verifyCose(read.message, k, UNIT_AAD)) ?? null;
+    if (!signer) return { ok: false, reason: 'badSignature', detail: "the signature does not verify with the gateway's registered key" };
   }
   try {
-    return { ok: true, doc: JSON.parse(read.message.payload.toString('utf8')) as unknown, json: read.message.payload, verified: publicKey !== null };
+    return { ok: true, doc: JSON.parse(read.message.payload.toString('utf8')) as unknown, json: read.message.payload, verified: publicKeys !== null, signer };
   } catch {
     return { ok: false, reason: 'malformed', detail: 'the signed payload is not JSON' };
   }

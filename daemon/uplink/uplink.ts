@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type ControlTrust, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type ControlSigningKey, type ControlTrust, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -44,6 +44,8 @@ export interface UplinkOptions {
   remoteConfig?: () => RemoteConfigStatus;
   /** Takes a signed announcement of the backend keys to trust (retained on `<base>/trust`), with the key that signed it. Absent: not subscribed. */
   onTrust?: (message: ControlTrust, signer: Buffer) => void;
+  /** Takes a signed order to rotate this unit's signing key, or the backend's acceptance of its new one (retained on `<base>/key`). Absent: not subscribed. */
+  onSigningKey?: (message: ControlSigningKey) => void;
   /** Takes a signed answer to this unit's certificate request (on `<base>/cert`). Absent: not subscribed. */
   onCertificate?: (message: ControlCertificate) => void;
   /** The configuration in effect, as the status reports it. */
@@ -161,6 +163,7 @@ export class Uplink {
       const topics = [
         this.topics.ack, this.topics.request, ...(this.tempIdListener ? [this.topics.tempIds] : []), ...(this.options.onConfig ? [this.topics.config] : []),
         ...(this.options.onCertificate ? [this.topics.certificate] : []), ...(this.options.onTrust ? [this.topics.trust] : []),
+        ...(this.options.onSigningKey ? [this.topics.signingKey] : []),
       ];
       client.subscribe(topics, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'subscribe failed');
@@ -188,6 +191,7 @@ export class Uplink {
       else if (topic === this.topics.config) this.onConfig(payload);
       else if (topic === this.topics.certificate) this.onCertificateAnswer(payload);
       else if (topic === this.topics.trust) this.onTrustAnnouncement(payload);
+      else if (topic === this.topics.signingKey) this.onSigningKeyMessage(payload);
     });
     this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
     this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
@@ -269,6 +273,24 @@ export class Uplink {
     if (!client?.connected) return false;
     client.publish(this.topics.certificateRequest, signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'certificate', id, csr }), { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
     return true;
+  }
+
+  /**
+   * Asks the backend to register `key` as this unit's signing key for rotation `version`; signed
+   * with the key in use now, `pop` by the new one. False when not connected (asked again later).
+   */
+  requestSigningKey(id: string, version: number, key: string, pop: string): boolean {
+    const client = this.client;
+    if (!client?.connected) return false;
+    const payload = signUnitMessage(this.options.signingKey, { v: WIRE_SCHEMA_VERSION, op: 'signingKey', id, version, key, pop });
+    client.publish(this.topics.signingKeyRequest, payload, { qos: 1, properties: { contentType: COSE_CONTENT_TYPE } });
+    return true;
+  }
+
+  private onSigningKeyMessage(payload: Buffer): void {
+    if (payload.length === 0) return; // the backend cleared its retained message
+    const message = this.control.open(payload, 'signingKey');
+    if (message) this.options.onSigningKey?.(message);
   }
 
   private onTrustAnnouncement(payload: Buffer): void {

@@ -144,7 +144,7 @@ describe('end to end', () => {
     const parts = await pull({
       control: TEST_BACKEND,
       broker: testBroker(broker.url, 'puller-1'),
-      prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000, gatewayKey: gatewayKeyOf(main.identity),
+      prefix: main.prefix, venue: 'venue-main', gateway: 'gw-main', from, to, timeoutMs: 10_000, gatewayKeys: [gatewayKeyOf(main.identity)],
     });
     const got = parts.flatMap((p) => p.encounters.map((e) => e.id)).sort((a, b) => a - b);
     expect(got).toEqual(expected);

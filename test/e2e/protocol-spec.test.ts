@@ -168,7 +168,7 @@ describe('protocol 3 between a live gateway, the reference collector and the Pyt
     expect(py.err).toBe('');
     expect(py.status).toBe(0);
     const pyParts = JSON.parse(py.out) as Array<Record<string, unknown> & { encounters: Array<Record<string, unknown>> }>;
-    const tsParts = await pull({ control: TEST_BACKEND, broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000, gatewayKey: gatewayKeyOf(identity) });
+    const tsParts = await pull({ control: TEST_BACKEND, broker: testBroker(broker.url, 'ts-puller'), prefix, venue: 'mall-01', gateway: 'gw-spec', from: 0, to, timeoutMs: 10_000, gatewayKeys: [gatewayKeyOf(identity)] });
     const registry = new GatewayRegistry(undefined, [identity.record]);
     for (const p of tsParts) expect(verifyBatch(p, registry).ok).toBe(true);
     // the same encounters, field by field (the parts' ids and times differ: two answers)

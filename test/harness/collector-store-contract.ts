@@ -216,5 +216,22 @@ export function collectorStoreContract(name: string, subject: () => ContractSubj
         expect(await store.leaseRollouts('collector-2', DAY0 + 19_001, 10_000)).toBe(true);
         expect(await store.leaseRollouts('collector-1', DAY0 + 19_002, 10_000)).toBe(false);
       }));
+
+    it("keeps gateways' rotated keys: a key registered once, a repeat returns the row held, its first use recorded once", () =>
+      withStore(async (store) => {
+        const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64));
+        expect(await store.gatewayKeys()).toEqual([]);
+        const row = { gateway: 'gw-a', key: b, previous: a, version: 1, acceptedAt: DAY0, firstUsedAt: null };
+        expect(await store.addGatewayKey(row)).toEqual(row);
+        // the same key again (a repeated request, another collector): the row first registered
+        expect(await store.addGatewayKey({ ...row, previous: c, version: 7, acceptedAt: DAY0 + 5 })).toEqual(row);
+        await store.addGatewayKey({ gateway: 'gw-a', key: c, previous: b, version: 2, acceptedAt: DAY0 + 10, firstUsedAt: null });
+        await store.addGatewayKey({ gateway: 'gw-0', key: a, previous: c, version: 1, acceptedAt: DAY0 + 20, firstUsedAt: null });
+        await store.markGatewayKeyUsed('gw-a', b, DAY0 + 100);
+        await store.markGatewayKeyUsed('gw-a', b, DAY0 + 200);
+        expect((await store.gatewayKeys()).map((r) => [r.gateway, r.key[0], r.previous[0], r.version, r.acceptedAt, r.firstUsedAt])).toEqual([
+          ['gw-0', 'a', 'c', 1, DAY0 + 20, null], ['gw-a', 'b', 'a', 1, DAY0, DAY0 + 100], ['gw-a', 'c', 'b', 2, DAY0 + 10, null],
+        ]);
+      }));
   });
 }

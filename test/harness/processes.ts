@@ -21,7 +21,12 @@ afterAll(() => {
 });
 
 export function spawnVgw(args: string[], env: NodeJS.ProcessEnv = process.env): Spawned {
-  const proc = spawn(process.execPath, [VGW, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  return spawnProcess(process.execPath, [VGW, ...args], { env });
+}
+
+/** Any long-running process (a Python consumer), killed with the rest if a test fails. */
+export function spawnProcess(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Spawned {
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
   children.add(proc);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -273,7 +273,7 @@ describe('radio supervisor', () => {
       const status = await requestStatus({
         control: TEST_BACKEND,
         broker: testBroker(broker.url, `sup-probe-${Math.random()}`),
-        prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000, gatewayKey: gatewayKeyOf(sup),
+        prefix, venue: 'venue-sup', gateway: 'gw-sup', timeoutMs: 5000, gatewayKeys: [gatewayKeyOf(sup)],
       });
       return (status.counters as { radio: Radio }).radio;
     };
@@ -373,7 +373,7 @@ describe.skipIf(existsSync('/sys/class/bluetooth/hci0'))('kernel transport witho
       const status = await requestStatus({
         control: TEST_BACKEND,
         broker: testBroker(broker.url, 'nok-probe'),
-        prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000, gatewayKey: gatewayKeyOf(nok),
+        prefix, venue: 'venue-nok', gateway: 'gw-nok', timeoutMs: 3000, gatewayKeys: [gatewayKeyOf(nok)],
       });
       return (status.counters as { radio: { state: string; error: string | null } }).radio;
     }, 15_000);

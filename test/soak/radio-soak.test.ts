@@ -45,7 +45,7 @@ describe('soak', () => {
     const stored: number[] = [];
     for (let m = 0; m < minutes; m++) {
       await sleep(60_000);
-      const status = await requestStatus({ control: TEST_BACKEND, broker: testBroker(broker.url, `soak-probe-${m}`), prefix, venue: 'venue-soak', gateway: 'gw-soak', timeoutMs: 10_000, gatewayKey: gatewayKeyOf(identity) });
+      const status = await requestStatus({ control: TEST_BACKEND, broker: testBroker(broker.url, `soak-probe-${m}`), prefix, venue: 'venue-soak', gateway: 'gw-soak', timeoutMs: 10_000, gatewayKeys: [gatewayKeyOf(identity)] });
       const c = status.counters as { radio: { state: string; rememberedAddresses: number }; store: { encountersStored: number } };
       expect(c.radio.state).toBe('poweredOn');
       expect(c.radio.rememberedAddresses).toBeLessThan(1000); // pruned: two minutes of addresses at most

@@ -85,7 +85,7 @@ def main(argv=None):
     d.add_argument("--registry", help="verify signatures against these registration records")
     v = sub.add_parser("vectors", help="check the conformance vectors of a directory (docs/vectors)")
     v.add_argument("directory")
-    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "config-set", "trust-set"):
+    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "config-set", "trust-set", "key-rotate"):
         s = sub.add_parser(name)
         s.add_argument("--url", required=True, help="mqtt://host:port")
         s.add_argument("--prefix", default="vgw/v3")
@@ -150,6 +150,9 @@ def main(argv=None):
         return 0
     if a.cmd == "trust-set":
         print(json.dumps(vmqtt.set_trust(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), a.keys.split(","))))
+        return 0
+    if a.cmd == "key-rotate":
+        print(json.dumps(vmqtt.rotate_key(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key))))
         return 0
     if a.cmd == "restart":
         print(json.dumps(vmqtt.restart(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), _registry(a.registry), a.timeout_s)))

@@ -57,6 +57,10 @@ class BackendKey:
         """The backend keys a unit is to trust (docs/protocol.md, "Backend keys"): publish it retained on <base>/trust."""
         return self.sign({"kind": "trust", "venue": venue, "gateway": gateway, "version": version, "issuedAt": int(time.time() * 1000), "keys": list(keys)})
 
+    def signing_key_order(self, venue, gateway, version):
+        """An order to rotate a unit's signing key (docs/protocol.md, "Gateway keys"): publish it retained on <base>/key."""
+        return self.sign({"kind": "signingKey", "venue": venue, "gateway": gateway, "version": version, "issuedAt": int(time.time() * 1000)})
+
     def request(self, venue, gateway, reply_to, body):
         return self.sign({
             "kind": "request", "venue": venue, "gateway": gateway, "issuedAt": int(time.time() * 1000),

@@ -13,7 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from .control import CONTENT_TYPE as COSE_CONTENT_TYPE, ControlRefused, open_control, open_unit_message
-from .wire import Refused, WireFormatError, decode_batch, verify_batch
+from .wire import Refused, WireFormatError, decode_batch, follow_key, verify_batch
 
 
 def _connect(url, client_id, clean_start=True):
@@ -38,7 +38,7 @@ def _connect(url, client_id, clean_start=True):
 
 def _topics(prefix, venue, gateway):
     base = f"{prefix}/{venue}/{gateway}"
-    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req", "config": base + "/config", "trust": base + "/trust"}
+    return {"batch": base + "/batch", "ack": base + "/ack", "status": base + "/status", "req": base + "/req", "config": base + "/config", "trust": base + "/trust", "key": base + "/key"}
 
 
 SCHEMA = """
@@ -89,6 +89,8 @@ def consume(url, prefix, registry, db_path, client_id, backend_key, on_event=lam
 
     def on_message(c, userdata, msg):
         parts = msg.topic[len(prefix) + 1:].split("/")
+        if len(parts) == 3 and parts[2] == "key":
+            return on_key(parts[0], parts[1], msg.payload)
         with lock:
             try:
                 b = decode_batch(msg.payload)
@@ -108,7 +110,23 @@ def consume(url, prefix, registry, db_path, client_id, backend_key, on_event=lam
             c.publish(_topics(prefix, b["venue"], b["gateway"])["ack"], ack, qos=1, properties=props)
             on_event("stored", {"batch": b["id"], "gateway": b["gateway"], "encounters": len(b["encounters"]), "new": new})
 
+    def on_key(venue, gateway, payload):
+        # A gateway's key rotation, as a backend registered it (signed by a backend key: this one).
+        if not payload:
+            return
+        try:
+            doc = open_control(payload, [backend_key.public], venue, gateway)
+        except ControlRefused as err:
+            on_event("key-refused", str(err))
+            return
+        if doc.get("kind") == "signingKey" and "key" in doc and "previous" in doc:
+            with lock:
+                if follow_key(registry, gateway, doc["previous"], doc["key"]):
+                    on_event("key", {"gateway": gateway, "version": doc["version"], "key": doc["key"]})
+
     client.on_message = on_message
+    # The retained key rotations first, so the keys are known before batches signed with them.
+    client.subscribe(f"{prefix}/+/+/key", qos=1)
     client.subscribe(filt, qos=1)
     on_event("subscribed", filt)
     try:
@@ -291,6 +309,14 @@ def set_trust(url, prefix, venue, gateway, backend_key, keys, wait_s=2):
     held_by = [bytes.fromhex(k) for k in keys]
     version = _publish_next(url, prefix, venue, gateway, backend_key, "trust", lambda v: backend_key.trust(venue, gateway, v, keys), wait_s, held_by)
     return {"venue": venue, "gateway": gateway, "version": version, "keys": keys}
+
+
+def rotate_key(url, prefix, venue, gateway, backend_key, wait_s=2):
+    """Orders a unit to rotate its signing key (docs/protocol.md, "Gateway keys"), signed and retained, as the
+    rotation after the one the broker holds. A collector registers the key the unit then asks for; the unit
+    signs with it once told, and says so in its status (`counters.control.signingKey`)."""
+    version = _publish_next(url, prefix, venue, gateway, backend_key, "key", lambda v: backend_key.signing_key_order(venue, gateway, v), wait_s)
+    return {"venue": venue, "gateway": gateway, "version": version}
 
 
 def retained_status(url, prefix, venue, gateway, registry=None, timeout_s=10):

@@ -6,6 +6,7 @@ and python3-cryptography (Debian packages).
 import hashlib
 import re
 import struct
+import time
 import zlib
 from datetime import datetime, timezone
 
@@ -205,11 +206,47 @@ def verify_batch(b, registry):
         raise Refused("wrong-venue", f'gateway "{b["gateway"]}" is registered at venue "{record["venue"]}", not "{b["venue"]}"')
     if b["sig"] is None:
         raise Refused("unsigned", f'unsigned batch: gateway "{b["gateway"]}" must sign every batch')
-    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(record["signingKey"]))
-    try:
-        key.verify(b["sig"], signed_bytes(b))
-    except InvalidSignature:
-        raise Refused("bad-signature", f'signature does not verify with the registered key of "{b["gateway"]}"')
+    data = signed_bytes(b)
+    keys = accepted_keys(record)
+    for i in range(len(keys) - 1, -1, -1):  # the current key first
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[i])).verify(b["sig"], data)
+        except InvalidSignature:
+            continue
+        _used(record, keys[i])
+        return
+    raise Refused("bad-signature", f'signature does not verify with the registered key of "{b["gateway"]}"')
+
+
+KEY_OVERLAP_S = 3600
+
+
+def accepted_keys(record, now=None):
+    """The keys a gateway's batches may be signed with: the registry's and its rotations' (docs/protocol.md,
+    "Gateway keys"); a key's predecessor is dropped an hour after the key was first used."""
+    keys = record.setdefault("acceptedKeys", [record["signingKey"]])
+    used = record.setdefault("keyFirstUsed", {})
+    now = time.time() if now is None else now
+    while len(keys) > 1 and keys[1] in used and now - used[keys[1]] >= KEY_OVERLAP_S:
+        keys.pop(0)
+    return keys
+
+
+def _used(record, key):
+    record.setdefault("keyFirstUsed", {}).setdefault(key, time.time())
+
+
+def follow_key(registry, gateway, previous, key):
+    """A gateway's new key, as the backend registered it (a signed control-signing-key with key and previous):
+    accepted when it succeeds the key in use. Returns whether it was taken."""
+    record = registry.get(gateway)
+    if record is None:
+        return False
+    keys = accepted_keys(record)
+    if key in keys or previous != keys[-1]:
+        return False
+    keys.append(key)
+    return True
 
 
 def batch_to_json(b):
