@@ -79,5 +79,20 @@ describe('vgw fleet config', () => {
     expect([nobody.status, nobody.stderr]).toEqual([1, expect.stringMatching(/no unit of the registry is in group "city-xx"/)]);
     const noConfig = await runVgw(['fleet', 'config', 'status']);
     expect([noConfig.status, noConfig.stderr]).toEqual([2, expect.stringMatching(/-c\/--config: required: the collector's config/)]);
+
+    // a rotation of the units' signing keys: a rollout of its own kind over a group's units, listed with the others
+    const rotate = (...args: string[]) => runVgw(['fleet', 'rotate', 'gateway-key', ...args, '-c', config]);
+    const rotation = await rotate('--group', 'city-kl', '--canary', '1');
+    expect(rotation.stderr).toBe('');
+    const rotating = JSON.parse(rotation.stdout) as { rollout: string };
+    expect(rotating).toMatchObject({ change: 'signing keys of group city-kl', units: 2, of: 'group city-kl', plan: { canary: 1 } });
+    const all = JSON.parse((await vgw('status')).stdout) as { rollouts: Array<{ id: string; change: string; state: string }> };
+    expect(all.rollouts.find((r) => r.id === rotating.rollout)).toMatchObject({ change: 'signing keys of group city-kl', state: 'running' });
+    expect([(await rotate()).status, (await rotate()).stderr]).toEqual([2, expect.stringMatching(/give exactly one of --fleet/)]);
+    const unknownUnit = await rotate('--gateway', 'gw-9');
+    expect([unknownUnit.status, unknownUnit.stderr]).toEqual([1, expect.stringMatching(/no unit "gw-9" in the registry/)]);
+    const noRegistry = writeJson(join(dir, 'no-registry.json'), { collector: { database: join(dir, 'collector.db'), acceptUnsigned: true, controlKeyFile: testBackendKeyFile(dir) } });
+    const without = await runVgw(['fleet', 'rotate', 'gateway-key', '--fleet', '-c', noRegistry]);
+    expect([without.status, without.stderr]).toEqual([2, expect.stringMatching(/--config: the collector has no registry/)]);
   });
 });
