@@ -6,6 +6,7 @@ import { loadConfig } from '../core/config/index.js';
 import { fail, UsageError } from './errors.js';
 import { fleetConfigCommand } from './fleet-config.js';
 import { fleetRotateCommand } from './fleet-rotate.js';
+import { fleetCommandCommand } from './fleet-command.js';
 
 export function fleetCommand(): Command {
   return new Command('fleet')
@@ -24,6 +25,7 @@ export function fleetCommand(): Command {
     .enablePositionalOptions()
     .addCommand(fleetConfigCommand())
     .addCommand(fleetRotateCommand())
+    .addCommand(fleetCommandCommand())
     .action(async (opts: { db?: string; config?: string; json?: boolean }) => {
       try {
         if ((opts.db === undefined) === (opts.config === undefined)) throw new UsageError('give either --db DATABASE or --config FILE');

@@ -163,7 +163,7 @@ export class Collector {
     this.client = client;
     const rollouts = new RolloutDriver({
       store: this.opened, registry: this.options.registry, control: this.options.control, prefix: this.options.prefix, holder: this.options.broker.clientId ?? 'collector',
-      publish: async (topic, payload) => void (await client.publishAsync(topic, payload, { qos: 1, retain: true, properties: { contentType: COSE_CONTENT_TYPE } })),
+      publish: async (topic, payload, retain) => void (await client.publishAsync(topic, payload, { qos: 1, retain, properties: { contentType: COSE_CONTENT_TYPE } })),
       tickMs: this.options.rolloutTickMs, timers: this.timers, log: this.log,
     });
     this.rollouts = rollouts;
@@ -173,6 +173,7 @@ export class Collector {
       if (configured) return rollouts.onRetained('config', configured.gateway, payload);
       const announced = parseTrustTopic(this.options.prefix, topic);
       if (announced) return rollouts.onRetained('trust', announced.gateway, payload);
+      if (topic === rollouts.replyTopic) return rollouts.onReply(payload);
       const keyed = parseSigningKeyTopic(this.options.prefix, topic);
       if (keyed) return rollouts.onRetained('signingKey', keyed.gateway, payload);
       const rekeying = parseSigningKeyRequestTopic(this.options.prefix, topic);
@@ -191,7 +192,7 @@ export class Collector {
         // Statuses are not shared: every collector keeps the whole fleet's (retained, so each gets them all at subscribe).
         // The units' retained configurations too: a rollout sends each unit a version above the one it holds.
         const filters = [
-          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), trustFilter(this.options.prefix), signingKeyFilter(this.options.prefix),
+          filter, statusFilter(this.options.prefix), configFilter(this.options.prefix), trustFilter(this.options.prefix), signingKeyFilter(this.options.prefix), rollouts.replyTopic,
           ...(this.options.registry ? [signingKeyRequestFilter(this.options.prefix, this.options.shareGroup)] : []),
           ...(this.options.bluetraceKey ? [tempIdsRequestFilter(this.options.prefix)] : []),
           ...(this.options.certificateAuthority ? [certificateRequestFilter(this.options.prefix)] : []),

@@ -1,18 +1,22 @@
 // Staged rollouts on the backend (issue 26, item 6): a change of a configuration layer goes out
 // unit by unit as core/fleet/rollout.ts says, each unit getting its layers merged in one signed,
 // retained message of its own (docs/protocol.md, "Configuration"), and is judged by what the units'
-// statuses report. One collector of a fleet drives at a time (a lease in the database); any
-// collector, and the CLI, can read and request.
+// statuses report; so do the backend keys to trust and orders to rotate a unit's key. A command
+// goes out as a signed request and is judged by the unit's signed answer (core/fleet/command.ts).
+// One collector of a fleet drives at a time (a lease in the database); any collector, and the CLI,
+// can read and request.
 import { ulid } from 'ulid';
 import type { Logger } from '../core/log/index.js';
+import { randomBytes } from 'node:crypto';
 import {
-  composeLayers, control, counts, type ConfigLayer, layerApplies, type LayerScope, newRollout, type Rollout, type RolloutPlan, step, supersede, type UnitReport,
+  type CommandAnswer, commandOutcome, composeLayers, control, counts, type ConfigLayer, type FleetCommand, layerApplies, type LayerScope, newRollout, type Rollout, type RolloutPlan,
+  settleCommands, step, supersede, type UnitReport,
 } from '../core/fleet/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
-import { type ControlSigner, gatewayTopics, readCose, trustedKey } from '../core/wire/index.js';
+import { type ControlSigner, gatewayTopics, openUnitMessage, readCose, replyTopic, trustedKey } from '../core/wire/index.js';
 import type { StatusRow } from './fleet.js';
 import type { GovernanceStore } from './store.js';
-import type { GatewayRegistry } from './verify.js';
+import { type GatewayRegistry, openGatewayMessage } from './verify.js';
 
 interface ReportedKeys {
   version?: number;
@@ -20,10 +24,16 @@ interface ReportedKeys {
 }
 
 type RolloutKind = NonNullable<Rollout['kind']>;
+/** The kinds sent as a retained, versioned message and judged by the status. */
+type RetainedKind = Exclude<RolloutKind, 'command'>;
 
-/** What a unit's status says of the backend's configuration (`config`), the keys it trusts (`trust`) and its own key's rotation (`signingKey`), as a rollout judges it: its document read once. */
-export function unitReports(row: StatusRow): Record<RolloutKind, UnitReport> {
-  let doc: { config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys; signingKey?: ReportedKeys } } } = {};
+/**
+ * What a unit's status says of the backend's configuration (`config`), the keys it trusts
+ * (`trust`) and its own key's rotation (`signingKey`), as a rollout judges it, and when the unit
+ * started (a restart command is done once it is back): its document read once.
+ */
+export function unitReports(row: StatusRow): Record<RetainedKind, UnitReport> & { presence: { online: boolean; startedAt: number | null } } {
+  let doc: { startedAt?: unknown; config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys; signingKey?: ReportedKeys } } } = {};
   try {
     doc = JSON.parse(row.document) as typeof doc;
   } catch {
@@ -40,6 +50,7 @@ export function unitReports(row: StatusRow): Record<RolloutKind, UnitReport> {
     },
     trust: versionedReport(online, doc.counters?.control?.backendKeys),
     signingKey: versionedReport(online, doc.counters?.control?.signingKey),
+    presence: { online, startedAt: typeof doc.startedAt === 'string' && Number.isFinite(Date.parse(doc.startedAt)) ? Date.parse(doc.startedAt) : null },
   };
 }
 
@@ -125,6 +136,18 @@ export async function startKeyRotation(
   return rollout;
 }
 
+/** Starts a rollout of a command (restart, doctor, log level) over the units of the fleet, a group or one. */
+export async function startCommand(
+  store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, scope: LayerScope, name: string, command: FleetCommand, plan: RolloutPlan, now = Date.now(),
+): Promise<Rollout> {
+  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
+  const units = await rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
+  const what = command.op === 'logLevel' ? `log level ${command.level} for ${command.forS} s` : command.op;
+  const rollout: Rollout = { ...newRollout(ulid(now), `${what} on ${describeLayer(scope, name)}`, { scope, name, version: 0 }, units, plan, now), kind: 'command', command };
+  await store.saveRollout(rollout, null);
+  return rollout;
+}
+
 export function describeLayer(scope: LayerScope, name: string): string {
   return scope === 'fleet' ? 'fleet' : `${scope} ${name}`;
 }
@@ -155,8 +178,8 @@ export interface RolloutDriverOptions {
   registry: GatewayRegistry | null;
   control: ControlSigner;
   prefix: string;
-  /** Publishes retained, QoS 1, through the collector's one connection; resolves once the broker has it. */
-  publish: (topic: string, payload: Buffer) => Promise<void>;
+  /** Publishes QoS 1 (retained or not) through the collector's one connection; resolves once the broker has it. */
+  publish: (topic: string, payload: Buffer, retain: boolean) => Promise<void>;
   /** This collector's name in the lease. */
   holder: string;
   tickMs?: number;
@@ -169,7 +192,12 @@ const LEASE_MS = 15_000;
 
 export class RolloutDriver {
   /** The version each unit's retained configuration and key announcement hold (from the broker, as it tells us). */
-  private readonly held = { config: new Map<string, number>(), trust: new Map<string, number>(), signingKey: new Map<string, number>() };
+  private readonly held: Record<RetainedKind, Map<string, number>> = { config: new Map(), trust: new Map(), signingKey: new Map() };
+  /** Commands sent and not yet answered, by their request's nonce; and the answers, by rollout and unit (in memory: a driver that restarts lets them time out). */
+  private readonly commandsSent = new Map<string, { rollout: string; gateway: string; venue: string }>();
+  /** When each unit said it started as its command went out (a restart is judged against it). */
+  private readonly startedBefore = new Map<string, number | null>();
+  private readonly commandAnswers = new Map<string, CommandAnswer>();
   private timer: TimerHandle | null = null;
   private ticking: Promise<void> | null = null;
   private readonly timers: Timers;
@@ -181,8 +209,29 @@ export class RolloutDriver {
     this.timers = options.timers ?? systemTimers;
   }
 
+  /** Where units answer the commands this driver sends (the collector subscribes to it). */
+  get replyTopic(): string {
+    return replyTopic(this.options.prefix, `${this.options.holder}-rollouts`);
+  }
+
+  /** A unit's answer on replyTopic: kept when its registered key signed it and it answers a command sent. */
+  onReply(payload: Buffer): void {
+    const unchecked = openUnitMessage(payload, null);
+    const re = unchecked.ok ? (unchecked.doc as { re?: unknown }).re : undefined;
+    const sent = typeof re === 'string' ? this.commandsSent.get(re) : undefined;
+    if (!sent) return;
+    const opened = openGatewayMessage(this.options.registry, sent.venue, sent.gateway, payload);
+    if (!opened.ok) {
+      this.options.log.warn({ gateway: sent.gateway, reason: opened.reason }, 'command answer refused: not signed by the gateway');
+      return;
+    }
+    this.commandsSent.delete(re as string);
+    const doc = opened.doc as CommandAnswer;
+    this.commandAnswers.set(`${sent.rollout}/${sent.gateway}`, { ok: doc.ok === true, error: doc.error, healthy: doc.healthy, checks: doc.checks });
+  }
+
   /** A retained configuration (`config`), key announcement (`trust`) or signing-key order or answer (`signingKey`) the broker holds for `gateway`. */
-  onRetained(kind: RolloutKind, gateway: string, payload: Buffer): void {
+  onRetained(kind: RetainedKind, gateway: string, payload: Buffer): void {
     const version = payload.length === 0 ? null : heldVersion(payload);
     if (version !== null && version > (this.held[kind].get(gateway) ?? 0)) this.held[kind].set(gateway, version);
   }
@@ -213,26 +262,47 @@ export class RolloutDriver {
       this.driving = await store.leaseRollouts(this.options.holder, now, LEASE_MS);
       const stored = await store.rollouts();
       this.latest = stored.map((s) => s.rollout);
-      // Ended rollouts too while units they reached offline may still report.
-      const live = (s: (typeof stored)[number]) => s.rollout.state === 'running' || s.requested || s.rollout.units.some((u) => u.state === 'sent' || u.state === 'offline');
+      // Ended rollouts too while units they reached offline may still report (a command reaches none offline).
+      const live = (s: (typeof stored)[number]) => s.rollout.state === 'running' || s.requested
+        || s.rollout.units.some((u) => u.state === 'sent' || (u.state === 'offline' && s.rollout.kind !== 'command'));
       if (!this.driving || !stored.some(live)) return;
       const reports = new Map((await store.statuses()).map((s) => [s.gateway, unitReports(s)]));
       const layers = await store.layers();
       const stepped = new Map<string, Rollout>();
+      const commandChanged = new Set<string>();
       for (const { rollout, requested } of stored.filter(live)) {
         let current = requested ? control(rollout, requested, now) : rollout;
         if (requested) log.warn({ rollout: rollout.id, request: requested }, 'rollout: an operator\'s request carried out');
         const kind = rollout.kind ?? 'config';
-        const report = (g: string) => reports.get(g)?.[kind];
-        const result = step(current, now, report, (g) => this.nextVersion(kind, g, report(g)));
-        for (const unit of result.send) await this.send(rollout, unit.gateway, unit.venue, unit.version!, layers);
+        let report: (g: string) => UnitReport | undefined;
+        let nextVersion: (g: string) => number;
+        if (kind === 'command') {
+          // Settled by the answers; step() only stages and times out.
+          const settled = settleCommands(current, (g) => {
+            const at = `${rollout.id}/${g}`;
+            return commandOutcome(rollout.command!, this.startedBefore.get(at) ?? null, this.commandAnswers.get(at) ?? null, reports.get(g)?.presence ?? null);
+          }, now);
+          if (settled !== current) commandChanged.add(rollout.id);
+          current = settled;
+          report = (g) => ({ online: reports.get(g)?.presence.online ?? false, version: null, state: 'none', last: null });
+          nextVersion = () => 1;
+        } else {
+          report = (g) => reports.get(g)?.[kind];
+          nextVersion = (g) => this.nextVersion(kind, g, report(g));
+        }
+        const result = step(current, now, report, nextVersion);
+        for (const unit of result.send) {
+          if (kind === 'command') this.startedBefore.set(`${rollout.id}/${unit.gateway}`, reports.get(unit.gateway)?.presence.startedAt ?? null);
+          await this.send(rollout, unit, unit.version!, layers);
+        }
         if (result.rollout.state !== current.state) log.warn({ rollout: rollout.id, state: result.rollout.state, reason: result.rollout.reason }, `rollout ${result.rollout.state}`);
         current = result.rollout;
         if (current.state === 'aborted' && rollout.state !== 'aborted') current = await this.undo(current, now);
-        if (result.changed || requested) await store.saveRollout(current, requested);
+        if (result.changed || requested || commandChanged.has(rollout.id)) await store.saveRollout(current, requested);
         stepped.set(current.id, current);
       }
       this.latest = this.latest.map((r) => stepped.get(r.id) ?? r);
+      this.forgetCommands(new Set([...stepped.values()].filter((r) => r.kind === 'command' && r.units.some((u) => u.state === 'sent')).map((r) => r.id)));
     } catch (err) {
       log.error({ err: (err as Error).message }, 'rollout pass failed; trying again');
     }
@@ -252,13 +322,32 @@ export class RolloutDriver {
   }
 
   /** Above every version the unit was sent or reported. */
-  private nextVersion(kind: RolloutKind, gateway: string, report: UnitReport | undefined): number {
+  private nextVersion(kind: RetainedKind, gateway: string, report: UnitReport | undefined): number {
     return Math.max(this.held[kind].get(gateway) ?? 0, report?.version ?? 0, report?.last?.version ?? 0) + 1;
   }
 
-  /** The unit's message of `rollout`'s kind, signed, retained: its layers merged, or the keys to trust. */
-  private async send(rollout: Rollout, gateway: string, venue: string, version: number, layers: readonly ConfigLayer[]): Promise<void> {
+  /** What was kept of commands whose rollouts no longer await an answer. */
+  private forgetCommands(awaiting: ReadonlySet<string>): void {
+    for (const [nonce, sent] of this.commandsSent) if (!awaiting.has(sent.rollout)) this.commandsSent.delete(nonce);
+    for (const map of [this.commandAnswers, this.startedBefore]) for (const key of map.keys()) if (!awaiting.has(key.slice(0, key.indexOf('/')))) map.delete(key);
+  }
+
+  /** A command as the signed request `vgw command` sends, answered on this driver's reply topic; none to a unit offline. */
+  private async sendCommand(rollout: Rollout, unit: { gateway: string; venue: string; state: string }): Promise<void> {
+    if (unit.state !== 'sent') return;
+    const nonce = randomBytes(16).toString('base64url');
+    this.commandsSent.set(nonce, { rollout: rollout.id, gateway: unit.gateway, venue: unit.venue });
+    const request = this.options.control.sign({
+      kind: 'request', venue: unit.venue, gateway: unit.gateway, issuedAt: this.timers.now(), nonce, replyTo: this.replyTopic, ...rollout.command!,
+    });
+    await this.options.publish(gatewayTopics(this.options.prefix, unit.venue, unit.gateway).request, request, false);
+  }
+
+  /** The unit's message of `rollout`'s kind, signed, retained: its layers merged, the keys to trust, or an order to rotate its key; a command as a request. */
+  private async send(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, version: number, layers: readonly ConfigLayer[]): Promise<void> {
     const kind = rollout.kind ?? 'config';
+    if (kind === 'command') return this.sendCommand(rollout, unit);
+    const { gateway, venue } = unit;
     const issued = { venue, gateway, version, issuedAt: this.timers.now() };
     let message;
     if (kind === 'trust') {
@@ -271,6 +360,6 @@ export class RolloutDriver {
       message = { kind, ...issued, settings: merged.settings, layers: merged.notes };
     }
     this.held[kind].set(gateway, version);
-    await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway)[kind], this.options.control.sign(message));
+    await this.options.publish(gatewayTopics(this.options.prefix, venue, gateway)[kind], this.options.control.sign(message), true);
   }
 }

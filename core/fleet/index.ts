@@ -1,2 +1,3 @@
 export * from './layers.js';
 export * from './rollout.js';
+export * from './command.js';

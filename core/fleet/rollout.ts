@@ -7,6 +7,8 @@
 // failures could still be afforded (abortAfter − failed), so a change that breaks every unit it
 // reaches stops having reached at most the canary plus abortAfter units.
 
+import type { FleetCommand } from './command.js';
+
 export interface RolloutPlan {
   /** The first this many units (online ones first) take the change alone, all at once. */
   canary: number;
@@ -23,7 +25,7 @@ export type UnitProgress =
   | 'pending'
   /** Sent; its outcome is awaited. */
   | 'sent'
-  /** Sent while the unit was offline: it takes the change when it returns (retained); not awaited. */
+  /** Sent while the unit was offline: it takes the change when it returns (retained); not awaited. A command is not sent to it at all. */
   | 'offline'
   | 'applied'
   | 'failed';
@@ -44,8 +46,10 @@ export type RolloutState = 'running' | 'paused' | 'aborted' | 'done';
 export interface Rollout {
   v: 1;
   id: string;
-  /** What goes out: a unit's merged configuration layers (the default), the backend keys it is to trust, or an order to rotate its own signing key. */
-  kind?: 'config' | 'trust' | 'signingKey';
+  /** What goes out: a unit's merged configuration layers (the default), the backend keys it is to trust, an order to rotate its own signing key, or a command. */
+  kind?: 'config' | 'trust' | 'signingKey' | 'command';
+  /** A command rollout's command (sent as a signed request, not retained: a unit offline at its turn is not reached). */
+  command?: FleetCommand;
   /** A trust rollout's keys (raw Ed25519 public keys, hex). */
   keys?: string[];
   /** What changed, for people: e.g. "group city-kl version 3". */

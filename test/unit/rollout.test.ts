@@ -3,7 +3,7 @@
 // a stop by itself once abortAfter units failed, and never more than canary + abortAfter units
 // reached by a change that breaks every unit.
 import { describe, expect, it } from 'vitest';
-import { composeLayers, control, counts, layerApplies, newRollout, step, type ConfigLayer, type Rollout, type RolloutPlan, type UnitReport } from '../../core/fleet/index.js';
+import { commandOutcome, composeLayers, control, counts, layerApplies, newRollout, settleCommands, step, type ConfigLayer, type Rollout, type RolloutPlan, type UnitReport } from '../../core/fleet/index.js';
 
 const units = (n: number, offline: number[] = []) =>
   Array.from({ length: n }, (_, i) => ({ gateway: `gw-${String(i + 1).padStart(3, '0')}`, venue: `v-${i + 1}`, online: !offline.includes(i + 1) }));
@@ -153,5 +153,33 @@ describe('configuration layers', () => {
     expect(composeLayers(layers, { gateway: 'gw-1' })!.settings).toEqual({ uplink: { statusIntervalS: 300, flushIntervalS: 10 } });
     expect(composeLayers([], { gateway: 'gw-1' })).toBeNull();
     expect([layerApplies('group', 'mall', { gateway: 'x', groups: ['mall'] }), layerApplies('gateway', 'gw-9', { gateway: 'gw-1' }), layerApplies('fleet', '', { gateway: 'a' })]).toEqual([true, false, true]);
+  });
+});
+
+describe('a command across the fleet, judged by the answers (core/fleet/command.ts)', () => {
+  it('applies on a good answer, fails on a refusal or an unhealthy doctor with its checks named, and counts a restart only once the unit is back', () => {
+    const ok = { ok: true };
+    expect(commandOutcome({ op: 'logLevel', level: 'debug', forS: 60 }, null, null, null)).toBeNull();
+    expect(commandOutcome({ op: 'logLevel', level: 'debug', forS: 60 }, null, ok, null)).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'restart' }, null, { ok: false, error: 'op: restart is not carried out by this unit' }, null)).toEqual({ state: 'failed', reason: 'refused: op: restart is not carried out by this unit' });
+    expect(commandOutcome({ op: 'doctor' }, null, { ok: true, healthy: true, checks: [{ check: 'config', ok: true }] }, null)).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'doctor' }, null, { ok: true, healthy: false, checks: [{ check: 'config', ok: true }, { check: 'tls', ok: false, detail: 'expires in 3 days' }, { check: 'disk', ok: false }] }, null))
+      .toEqual({ state: 'failed', reason: 'doctor: tls (expires in 3 days); disk' });
+    // a restart: answered, but done only once online having started since (as the unit tells it: its clock need not be right)
+    expect(commandOutcome({ op: 'restart' }, 1000, ok, { online: true, startedAt: 1000 })).toBeNull();
+    expect(commandOutcome({ op: 'restart' }, 1000, ok, { online: false, startedAt: 5 })).toBeNull();
+    expect(commandOutcome({ op: 'restart' }, 1000, ok, { online: true, startedAt: 5 })).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'restart' }, null, ok, { online: true, startedAt: 5 })).toEqual({ state: 'applied' });
+  });
+
+  it('settles the units sent whose outcome is known, and leaves the rest to step() (its stages and its settle time)', () => {
+    const r: Rollout = { ...newRollout('01C', 'restart on fleet', layer, units(3), plan({ canary: 1, abortAfter: 1 }), 0), kind: 'command', command: { op: 'restart' } };
+    const sent = step(r, 0, () => ({ online: true, version: null, state: 'none', last: null }), () => 1).rollout;
+    expect(counts(sent)).toMatchObject({ sent: 1, pending: 2 });
+    expect(settleCommands(sent, () => null, 10)).toBe(sent);
+    const settled = settleCommands(sent, () => ({ state: 'failed', reason: 'refused: no' }), 10);
+    expect(settled.units[0]).toMatchObject({ state: 'failed', settledAt: 10, reason: 'refused: no' });
+    // and the rollout stops as for any change: one failure is its budget
+    expect(step(settled, 10, () => ({ online: true, version: null, state: 'none', last: null }), () => 1).rollout).toMatchObject({ state: 'aborted' });
   });
 });

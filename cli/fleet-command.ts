@@ -1,0 +1,74 @@
+import { Command } from 'commander';
+import { describeLayer, startCommand } from '../collector/rollouts.js';
+import type { FleetCommand } from '../core/fleet/index.js';
+import { LOG_LEVELS } from '../core/wire/index.js';
+import { fail, UsageError } from './errors.js';
+import { governance, layerOf, rolloutOptions, rolloutPlan, type RolloutOptions, type Target } from './rollout-options.js';
+
+/** One subcommand: its units (--fleet, --group, --gateway), the rollout's options, and how it is judged. */
+function staged(parent: Command, name: string, description: string, judged: string, example: string): Command {
+  const cmd = parent.command(name)
+    .description(description)
+    .option('--fleet', 'every registered unit')
+    .option('--group <name>', 'the units whose registry record lists it in "groups"')
+    .option('--gateway <id>', 'one unit');
+  return rolloutOptions(cmd)
+    .option('-c, --config <file>', "the collector's config: its database and registry")
+    .addHelpText(
+      'after',
+      `\n${judged}\nA running collector (\`vgw collect\`) sends each unit the signed request \`vgw command\` sends, in the\n` +
+        "rollout's stages; a unit offline at its turn is not reached (a command is not kept for it). Follow it with\n" +
+        '`vgw fleet config status`. Exit codes: 0 started, 1 failure, 2 bad arguments.\n' +
+        `Example:\n  ${example}`,
+    );
+}
+
+async function start(opts: Target & RolloutOptions & { config?: string }, command: FleetCommand): Promise<void> {
+  const { scope, name } = layerOf(opts);
+  const rollout = await governance(opts.config, async (store, registry) => startCommand(store, registry, scope, name, command, await rolloutPlan(opts, store, registry)));
+  process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
+}
+
+/** `vgw fleet command`: signed commands in stages across the fleet (docs/operating.md, "Commands"). */
+export function fleetCommandCommand(): Command {
+  const cmd = new Command('command')
+    .description('send a signed command to many units in a staged rollout (a canary first, then a rate, stopping on failures)')
+    .addHelpText('after', '\nExample:\n  vgw fleet command restart --group city-kl --canary 2 --rate 60 -c collector.json');
+  staged(cmd, 'restart', 'restart the units: each answers, stops cleanly and its service starts it again',
+    'A unit counts as done once it is back online, started since; as failed when it refuses or is not back within --settle.',
+    'vgw fleet command restart --fleet --canary 1% --rate 120 -c collector.json')
+    .action(async (opts: Target & RolloutOptions & { config?: string }) => {
+      try {
+        await start(opts, { op: 'restart' });
+      } catch (err) {
+        fail(err);
+      }
+    });
+  staged(cmd, 'doctor', "run `vgw doctor` on the units: a unit whose checks fail counts as failed, the checks named",
+    'A unit counts as done when its doctor is healthy, as failed when a check fails (named in the status\'s failures).',
+    'vgw fleet command doctor --group city-kl --abort-after 100% -c collector.json')
+    .action(async (opts: Target & RolloutOptions & { config?: string }) => {
+      try {
+        await start(opts, { op: 'doctor' });
+      } catch (err) {
+        fail(err);
+      }
+    });
+  staged(cmd, 'log-level', 'log at a level for a while on the units; each falls back to its configured level by itself',
+    'A unit counts as done once it answered.',
+    'vgw fleet command log-level --gateway gw-01 --level debug --for 600 -c collector.json')
+    .requiredOption('--level <level>', LOG_LEVELS.join(', '))
+    .requiredOption('--for <s>', 'seconds, 1 to 86400')
+    .action(async (opts: Target & RolloutOptions & { config?: string; level: string; for: string }) => {
+      try {
+        const level = LOG_LEVELS.find((l) => l === opts.level);
+        if (!level) throw new UsageError(`--level: "${opts.level}" is not one of ${LOG_LEVELS.join(', ')}`);
+        const forS = Number(opts.for);
+        if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
+        await start(opts, { op: 'logLevel', level, forS });
+      } catch (err) {
+        fail(err);
+      }
+    });
+  return cmd;
+}
