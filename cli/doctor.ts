@@ -36,8 +36,9 @@ function checkConfig(path: string): { result: CheckResult; config: Config | null
     requireGateway(file);
     requireSecretsFile(file);
     // What the unit runs: the file, with the backend's settings over it when it took some.
-    const { config, remote } = effectiveConfig(file);
-    return { result: pass('config', `${path} is valid${remote === null ? '' : `; the backend's configuration version ${remote} is laid over it`}`), config };
+    const { config, remote, overrides } = effectiveConfig(file);
+    const laid = remote === null ? '' : `; the backend's configuration version ${remote} is laid over it${overrides.length ? `, setting ${overrides.join(', ')} over this file's` : ''}`;
+    return { result: pass('config', `${path} is valid${laid}`), config };
   } catch (err) {
     const detail = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
     return { result: failed('config', detail, `edit ${path} (\`vgw config docs\` lists every key), or run \`vgw provision\``), config: null };

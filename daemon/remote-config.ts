@@ -7,7 +7,7 @@
 // database, replaced atomically: a power cut leaves the old state or the new one.
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  besideDatabase, boot, commit, type Config, emptyRemoteState, offer, remoteConfig, remoteStatus, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
+  besideDatabase, boot, commit, type Config, emptyRemoteState, offer, overriddenKeys, remoteConfig, remoteStatus, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
 } from '../core/config/index.js';
 import type { Logger } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
@@ -34,13 +34,13 @@ function readState(path: string): { state: RemoteConfigState; problem: string | 
  * The configuration a start would run now, read only: what `vgw doctor` checks, so that it probes
  * the broker the unit uses, not only the one its file names. `remote`: the version laid over it.
  */
-export function effectiveConfig(fileConfig: Config): { config: Config; remote: number | null } {
+export function effectiveConfig(fileConfig: Config): { config: Config; remote: number | null; overrides: string[] } {
   const settings = boot(readState(remoteStatePath(fileConfig)).state, Date.now()).settings;
-  if (!settings) return { config: fileConfig, remote: null };
+  if (!settings) return { config: fileConfig, remote: null, overrides: [] };
   try {
-    return { config: remoteConfig(fileConfig, settings.settings, settings.version), remote: settings.version };
+    return { config: remoteConfig(fileConfig, settings.settings, settings.version), remote: settings.version, overrides: overriddenKeys(fileConfig, settings.settings) };
   } catch {
-    return { config: fileConfig, remote: null }; // as a start would: the file alone
+    return { config: fileConfig, remote: null, overrides: [] }; // as a start would: the file alone
   }
 }
 
@@ -52,6 +52,8 @@ export interface RemoteStart {
   trial: number | null;
   path: string;
   fileConfig: Config;
+  /** The keys the running version sets over the file's own (a technician's settings stay visible as such). */
+  overrides: string[];
 }
 
 /**
@@ -68,17 +70,17 @@ export function prepareRemoteStart(fileConfig: Config, log: Logger, now = Date.n
   // Written only when a start changes it (a trial's start counted): the database's folder may not exist yet.
   if (state !== read) writeFileAtomic(path, JSON.stringify(state));
   const settings: RemoteSettings | null = plan.settings;
-  if (!settings) return { config: fileConfig, state, trial: null, path, fileConfig };
+  if (!settings) return { config: fileConfig, state, trial: null, path, fileConfig, overrides: [] };
   try {
     const config = remoteConfig(fileConfig, settings.settings, settings.version);
-    return { config, state, trial: plan.kind === 'run' && plan.trial ? settings.version : null, path, fileConfig };
+    return { config, state, trial: plan.kind === 'run' && plan.trial ? settings.version : null, path, fileConfig, overrides: overriddenKeys(fileConfig, settings.settings) };
   } catch (err) {
     // The file changed under the settings (a technician's edit): the file alone, and say so.
     const reason = `no longer valid over the config file: ${(err as Error).message}`;
     state = setAside(state, settings, reason, now);
     writeFileAtomic(path, JSON.stringify(state));
     log.error({ version: settings.version, reason }, 'remote configuration set aside');
-    return { config: fileConfig, state, trial: null, path, fileConfig };
+    return { config: fileConfig, state, trial: null, path, fileConfig, overrides: [] };
   }
 }
 
@@ -126,7 +128,7 @@ export class RemoteConfiguration {
   }
 
   status(): RemoteConfigStatus {
-    return remoteStatus(this.state, this.trial);
+    return remoteStatus(this.state, this.trial, this.options.start.overrides);
   }
 
   /** A signed configuration for this unit, from the uplink. */

@@ -26,6 +26,21 @@ export function localOnlyPaths(settings: Record<string, unknown>, prefix = ''): 
   return found;
 }
 
+/**
+ * The keys (dotted paths to values) `settings` sets to something other than `base` holds (the
+ * unit's file with its defaults): where the backend's configuration overrides the unit's own, so
+ * a technician's setting stays visible as such.
+ */
+export function overriddenKeys(base: unknown, settings: Record<string, unknown>, prefix = ''): string[] {
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(settings)) {
+    const held = isObject(base) ? base[key] : undefined;
+    if (isObject(value) && (isObject(held) || held === undefined)) found.push(...overriddenKeys(held, value, `${prefix}${key}.`));
+    else if (JSON.stringify(value) !== JSON.stringify(held)) found.push(prefix + key);
+  }
+  return found;
+}
+
 /** `over` laid on `base`: objects merge key by key, anything else (arrays too) replaces. */
 export function overlay(base: unknown, over: unknown): unknown {
   if (!isObject(base) || !isObject(over)) return over === undefined ? base : over;
@@ -122,10 +137,17 @@ export function boot(state: RemoteConfigState, now: number): BootPlan {
   return { kind: 'run', settings: trial, trial: true, state: { ...state, trial: { ...trial, boots: trial.boots + 1 } } };
 }
 
-/** What a status says of it (the status's config.remote): the version in effect, on trial or committed, and the last outcome. */
-export function remoteStatus(state: RemoteConfigState, trial: number | null): { version: number | null; state: 'none' | 'committed' | 'trial'; last: RemoteOutcome | null } {
+/**
+ * What a status says of it (the status's config.remote): the version in effect, on trial or
+ * committed, the unit's own keys it overrides (`overrides`, overriddenKeys) and the last outcome.
+ */
+export function remoteStatus(
+  state: RemoteConfigState, trial: number | null, overrides: readonly string[] = [],
+): { version: number | null; state: 'none' | 'committed' | 'trial'; overrides?: string[]; last: RemoteOutcome | null } {
   const version = trial ?? state.committed?.version ?? null;
-  return { version, state: trial !== null ? 'trial' : version !== null ? 'committed' : 'none', last: state.history.at(-1) ?? null };
+  return {
+    version, state: trial !== null ? 'trial' : version !== null ? 'committed' : 'none', ...(version !== null ? { overrides: [...overrides] } : {}), last: state.history.at(-1) ?? null,
+  };
 }
 
 /** The trial passed the gate: it is what the unit returns to from now on. */

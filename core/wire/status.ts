@@ -255,6 +255,8 @@ export interface RemoteConfigStatus {
   /** The version in effect: committed (it passed the health gate) or on trial; null: the file alone. */
   version: number | null;
   state: 'none' | 'committed' | 'trial';
+  /** While a version is in effect: the keys it sets over the unit's own file (or its defaults), as dotted paths. */
+  overrides?: string[];
   /** The latest outcome: applied, refused (the field named) or rolled back (why), at unix ms. */
   last: { version: number; outcome: 'applied' | 'refused' | 'rolledBack'; reason?: string; at: number } | null;
 }

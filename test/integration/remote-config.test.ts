@@ -69,6 +69,8 @@ describe('remote configuration', () => {
     // the configuration as published conforms to docs/protocol.cddl, and so does every status
     expect(controlProblems('control-config', await waitFor('the retained configuration', () => retainedConfig ?? undefined, 10_000))).toEqual([]);
     expect(reported()!.config).toMatchObject({ source: 'remote', version: configVersion(remoteConfig(file, { uplink: { statusIntervalS: 2 } }, 1)), remote: { version: 1, state: 'committed', last: { version: 1, outcome: 'applied' } } });
+    // the technician's own setting (statusIntervalS 30 in the file) stays visible as overridden, key by key
+    expect(reported()!.config.remote!.overrides).toEqual(['uplink.statusIntervalS']);
     const show = JSON.parse((await runVgw(['fleet', 'config', 'show', ...address])).stdout) as { desired: { version: number }; reported: { source: string; remote: { version: number } } };
     expect(show).toMatchObject({
       layers: [{ layer: 'gateway gw-rc', version: 1, settings: { uplink: { statusIntervalS: 2 } } }],
@@ -132,7 +134,7 @@ describe('remote configuration', () => {
     expect(unit.starts()).toBe(5);
     // a technician's doctor checks what the unit runs: the file with version 5 over it
     const doctor = JSON.parse((await runVgw(['doctor', '-c', config, '--json'])).stdout) as Array<{ check: string; detail: string }>;
-    expect(doctor.find((c) => c.check === 'config')?.detail).toMatch(/the backend's configuration version 5 is laid over it$/);
+    expect(doctor.find((c) => c.check === 'config')?.detail).toMatch(/the backend's configuration version 5 is laid over it, setting uplink\.statusIntervalS over this file's$/);
 
     // 5. An old version replayed and an unsigned one: nothing restarts, the unsigned one is counted.
     await publish(signed(1, { uplink: { statusIntervalS: 2 } }));

@@ -2,7 +2,7 @@
 // technician may set, and what a unit does with each version through its starts and health gate.
 import { describe, expect, it } from 'vitest';
 import {
-  boot, commit, ConfigError, emptyRemoteState, HISTORY, localOnlyPaths, MAX_TRIAL_BOOTS, offer, overlay, remoteConfig, rollBack, setAside, type RemoteSettings,
+  boot, commit, ConfigError, emptyRemoteState, HISTORY, localOnlyPaths, MAX_TRIAL_BOOTS, offer, overlay, overriddenKeys, remoteConfig, remoteStatus, rollBack, setAside, type RemoteSettings,
 } from '../../core/config/index.js';
 
 const file = { gateway: { id: 'gw-1', venue: 'mall-01' }, secretsFile: '/etc/venue-gateway/secrets.json', broker: { url: 'mqtt://10.0.0.5:1883', reconnectS: 5 }, uplink: { statusIntervalS: 30 } };
@@ -15,6 +15,15 @@ describe('remote configuration, pure', () => {
     const config = remoteConfig(file, { uplink: { statusIntervalS: 300 } }, 4);
     expect(config.uplink.statusIntervalS).toBe(300);
     expect(config.broker.url).toBe('mqtt://10.0.0.5:1883');
+  });
+
+  it("names, key by key, what the backend sets over the unit's own file: a technician's settings stay visible as such", () => {
+    expect(overriddenKeys(file, { uplink: { statusIntervalS: 300 }, broker: { reconnectS: 5, keepaliveS: 20 }, log: { level: 'debug' } })).toEqual(['uplink.statusIntervalS', 'broker.keepaliveS', 'log.level']);
+    expect(overriddenKeys(file, { uplink: { statusIntervalS: 30 } })).toEqual([]);
+    expect(overriddenKeys({ a: [1, 2], b: 1 }, { a: [1, 2], b: { c: 1 } })).toEqual(['b']);
+    const committed = commit(offer(emptyRemoteState(), { version: 2, settings: {} }, 0, check).state, 1);
+    expect(remoteStatus(committed, null, ['uplink.statusIntervalS'])).toMatchObject({ version: 2, state: 'committed', overrides: ['uplink.statusIntervalS'] });
+    expect(remoteStatus(emptyRemoteState(), null, ['x'])).not.toHaveProperty('overrides');
   });
 
   it('refuses identity, keys and where data lives, and anything the schema refuses, naming the field', () => {
