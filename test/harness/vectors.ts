@@ -6,14 +6,14 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
 import {
-  batchToJson, cborDecode, cborEncode, cborUint, contentHash, COSE_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, readCose, signedBytes,
+  batchToJson, cborDecode, cborEncode, cborUint, contentHash, COSE_CONTENT_TYPE, ControlSigner, decodeBatch, encodeBatch, readCose, signedBytes, signingKeyProofBytes, signUnitMessage, WIRE_SCHEMA_VERSION,
 } from '../../core/wire/index.js';
 import { encodeMetadata, encryptTempId, issueTempIds, ROLE_CENTRAL, ROLE_PERIPHERAL, tempIdBytes } from '../../core/bluetrace/index.js';
 import { toWire } from '../../core/encounters/index.js';
 import { PROTOCOL_BLUETRACE } from '../../core/protocols/index.js';
 import { signBytes, signingKeyFromSeed, type RegistrationRecord, type Secrets } from '../../core/trust/index.js';
 
-export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'tempids' | 'config' | 'error-reply' | 'status';
+export type VectorType = 'batch' | 'pull-part' | 'ack' | 'request' | 'tempids' | 'config' | 'trust' | 'signing-key' | 'signing-key-request' | 'error-reply' | 'status';
 
 export interface Vector {
   name: string;
@@ -123,6 +123,23 @@ export function configMessage(record: RegistrationRecord, backend: ControlSigner
   return { topic: ackTopic.replace(/\/ack$/, '/config'), payload, contentType: COSE_CONTENT_TYPE };
 }
 
+/** The backend keys to trust, and a rotation of the first gateway's signing key (order, request, acceptance), at a fixed time with fixed keys. */
+function governanceMessages(record: RegistrationRecord, secrets: Secrets, backend: ControlSigner, ackTopic: string): Record<'trust' | 'keyOrder' | 'keyRequest' | 'keyAccepted', Captured> {
+  const base = ackTopic.replace(/\/ack$/, '');
+  const to = { venue: record.venue, gateway: record.gateway };
+  const issuedAt = 1_796_600_000_000;
+  const previous = record.signingKey;
+  const next = signingKeyFromSeed(Buffer.alloc(32, 0x77)).publicKey.toString('hex');
+  const pop = signBytes(signingKeyFromSeed(Buffer.alloc(32, 0x77)), signingKeyProofBytes(record.venue, record.gateway, 1, previous, next)).toString('hex');
+  const cose = (topic: string, payload: Buffer): Captured => ({ topic, payload, contentType: COSE_CONTENT_TYPE });
+  return {
+    trust: cose(`${base}/trust`, backend.sign({ kind: 'trust', ...to, version: 2, issuedAt, keys: [backend.key.publicKey.toString('hex'), signingKeyFromSeed(Buffer.alloc(32, 0x78)).publicKey.toString('hex')] })),
+    keyOrder: cose(`${base}/key`, backend.sign({ kind: 'signingKey', ...to, version: 1, issuedAt })),
+    keyRequest: cose(`${base}/key/req`, signUnitMessage(signingKeyFromSeed(Buffer.from(secrets.signingKey, 'hex')), { v: WIRE_SCHEMA_VERSION, op: 'signingKey', id: '01KS1GN1NGKEYR0TAT10N00000', version: 1, key: next, pop })),
+    keyAccepted: cose(`${base}/key`, backend.sign({ kind: 'signingKey', ...to, version: 1, issuedAt: issuedAt + 1000, previous, key: next })),
+  };
+}
+
 export function writeVectors(dir: string, o: {
   batches: Captured[]; pullParts: Captured[]; acks: Captured[]; requests: Captured[]; errorReplies: Array<Captured & { request: string; requestBytes: Buffer }>;
   statuses: Array<Captured & { name: string; description: string }>; records: RegistrationRecord[]; secrets: Secrets; backend: ControlSigner;
@@ -142,7 +159,9 @@ export function writeVectors(dir: string, o: {
       const read = readCose(c.payload);
       if (!read.ok) throw new Error(`${name}: ${read.reason}`);
       v.signedPayload = read.message.payload.toString('utf8');
-      const control = { ack: 'control-ack', tempids: 'control-tempids', request: 'control-request', config: 'control-config' } as Partial<Record<VectorType, string>>;
+      const control = {
+        ack: 'control-ack', tempids: 'control-tempids', request: 'control-request', config: 'control-config', trust: 'control-trust', 'signing-key': 'control-signing-key',
+      } as Partial<Record<VectorType, string>>;
       v.rule = control[type] ?? (name === 'status-reply' ? 'status-reply' : type);
       // answers name no gateway: every one captured is gw-spec's, the first record
       v.signedBy = control[type] ? 'backend' : ((JSON.parse(v.signedPayload) as { gateway?: string }).gateway ?? o.records[0].gateway);
@@ -168,6 +187,11 @@ export function writeVectors(dir: string, o: {
   });
   good('tempids-1', 'tempids', tempIdsAnswer(o.records[0], o.backend, o.acks[0].topic), "a temp-ID answer: made by the backend's signer with a test BlueTrace key, not captured");
   good('config-1', 'config', configMessage(o.records[0], o.backend, o.acks[0].topic), "a unit's configuration, retained on its config topic: made by the backend's signer, not captured");
+  const governed = governanceMessages(o.records[0], o.secrets, o.backend, o.acks[0].topic);
+  good('trust-1', 'trust', governed.trust, "the backend keys a unit is to trust (an overlap: the test backend key and another), retained: made by the backend's signer, not captured");
+  good('signing-key-1', 'signing-key', governed.keyOrder, "an order to make rotation 1 of the unit's signing key, retained: made by the backend's signer, not captured");
+  good('signing-key-request-1', 'signing-key-request', governed.keyRequest, "the unit's request to register its new key (the seed of 32 bytes 0x77), signed with its registered key, pop by the new one: made with the test keys, not captured");
+  good('signing-key-2', 'signing-key', governed.keyAccepted, "the backend's acceptance of that key as the successor of the registered one, retained: made by the backend's signer, not captured");
   o.statuses.forEach((c) => good(c.name, 'status', c, c.description));
   o.errorReplies.forEach((c, i) => {
     good(`error-reply-${i + 1}`, 'error-reply', c, `the gateway's answer to ${c.request}`);

@@ -43,7 +43,7 @@ def check_vectors(directory):
     results = []
     backend_keys = [bytes.fromhex(index["backendKey"])]
     for v in index["vectors"]:
-        if v["type"] in ("ack", "request", "tempids", "config"):
+        if v["type"] in ("ack", "request", "tempids", "config", "trust", "signing-key"):
             # control messages: signed by the backend key for the gateway of their topic, or refused as the vector says
             venue, gateway = v["topic"].split("/")[-3:-1] if "topic" in v else ("mall-01", "gw-spec")
             try:
