@@ -102,11 +102,11 @@ describe('PostgreSQL collector store', () => {
     const first = await PostgresCollectorStore.open(url);
     const again = await PostgresCollectorStore.open(url);
     const rows = (await first.pool.query('SELECT version, description FROM schema_migrations ORDER BY version')).rows;
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
     await again.close();
     await first.pool.query("INSERT INTO schema_migrations (version, description) VALUES (99, 'from the future')");
     await first.close();
-    await expect(PostgresCollectorStore.open(url)).rejects.toThrow(/schema version 99 is newer than this software \(3\); upgrade venue-gateway/);
+    await expect(PostgresCollectorStore.open(url)).rejects.toThrow(/schema version 99 is newer than this software \(4\); upgrade venue-gateway/);
   });
 
   it('encounters are partitioned by day; retention drops whole days and keeps the rest, and a batch id keeps deduping through its grace', async () => {

@@ -123,7 +123,9 @@ describe('the red team on a plain broker (protocol 3)', () => {
   it('a pull with the attacker\'s response topic, and the backend\'s own signed pull replayed with it: the attacker gets nothing', async () => {
     const u = unitConfig('pull');
     const daemon = spawnVgw(['run', '-c', u.config]);
-    await waitFor('encounters stored on the unit', () => countSoFar(u.db, 'SELECT count(*) FROM encounters') >= 10, 60_000);
+    await waitFor('encounters stored on the unit', () => countSoFar(u.db, 'SELECT count(*) FROM encounters') >= 10, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}; the unit's last output: ${daemon.output().slice(-3000)}`);
+    });
     const attacker = await mqtt.connectAsync(broker().url, { protocolVersion: 5, clientId: 'puller' });
     const loot: string[] = [];
     const backendReplies: string[] = [];
