@@ -194,6 +194,11 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       start: hooks.remote, healthGateMs: config.remote.healthGateS * 1000, restart, log,
       healthy: (): boolean => uplink.connected && radio.poweredOn() && store.counters.writeTransactions > 0,
       onOutcome: () => uplink.publishStatus(),
+      // What is read while running takes a new value at once (HOT_KEYS); everything else restarts.
+      applyHot: (next) => {
+        logLevel.setConfigured(next.log.level);
+        uplink.reconfigure({ statusIntervalMs: next.uplink.statusIntervalS * 1000, config: { version: configVersion(next), source: 'file' } });
+      },
     })
     : null;
   const backendKeys = new BackendKeys(keysStart, (keys) => uplink.control.setTrusted(keys), log);

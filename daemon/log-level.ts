@@ -8,7 +8,13 @@ import type { LogLevel } from '../core/wire/index.js';
 export class LogLevelWindow {
   private timer: TimerHandle | null = null;
 
-  constructor(private readonly log: Logger, private readonly configured: string, private readonly timers: Timers = systemTimers) {}
+  constructor(private readonly log: Logger, private configured: string, private readonly timers: Timers = systemTimers) {}
+
+  /** A new configured level (the backend's configuration, taken without a restart): in effect now unless a window is open. */
+  setConfigured(level: string): void {
+    this.configured = level;
+    if (this.timer === null) this.log.level = level;
+  }
 
   /** Sets `level` for `forMs`, replacing any window still open; returns when it falls back (unix ms). */
   raise(level: LogLevel, forMs: number): number {

@@ -7,7 +7,7 @@
 // database, replaced atomically: a power cut leaves the old state or the new one.
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  besideDatabase, boot, commit, type Config, emptyRemoteState, offer, overriddenKeys, remoteConfig, remoteStatus, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
+  besideDatabase, boot, commit, type Config, emptyRemoteState, hotOnly, offer, overriddenKeys, remoteConfig, remoteStatus, type RemoteConfigState, type RemoteSettings, rollBack, setAside,
 } from '../core/config/index.js';
 import type { Logger } from '../core/log/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
@@ -94,6 +94,8 @@ export interface RemoteConfigurationOptions {
   restart: () => void;
   /** A version was applied or refused: the status says so now, not at its next interval (a rollout awaits it). */
   onOutcome?: () => void;
+  /** Takes a configuration that changes only HOT_KEYS without a restart (absent: every version restarts the daemon). */
+  applyHot?: (config: Config) => void;
   timers?: Timers;
   log: Logger;
 }
@@ -105,11 +107,16 @@ export class RemoteConfiguration {
   private gate: TimerHandle | null = null;
   private readonly timers: Timers;
   private restarting = false;
+  /** The configuration in effect, and the keys it sets over the file (both change when a version is taken without a restart). */
+  private running: Config;
+  private overrides: string[];
 
   constructor(private readonly options: RemoteConfigurationOptions) {
     this.state = options.start.state;
     this.trial = options.start.trial;
     this.timers = options.timers ?? systemTimers;
+    this.running = options.start.config;
+    this.overrides = options.start.overrides;
   }
 
   start(): void {
@@ -128,7 +135,7 @@ export class RemoteConfiguration {
   }
 
   status(): RemoteConfigStatus {
-    return remoteStatus(this.state, this.trial, this.options.start.overrides);
+    return remoteStatus(this.state, this.trial, this.overrides);
   }
 
   /** A signed configuration for this unit, from the uplink. */
@@ -139,6 +146,18 @@ export class RemoteConfiguration {
     this.save(verdict.state);
     if (verdict.kind === 'refused') {
       this.options.log.warn({ version: message.version, reason: verdict.reason }, 'remote configuration refused');
+      this.options.onOutcome?.();
+      return;
+    }
+    const taken = remoteConfig(this.options.start.fileConfig, message.settings, message.version);
+    if (this.options.applyHot && this.trial === null && !this.restarting && hotOnly(this.running, taken)) {
+      // On trial as after a restart (a crash now boots into it, counted), with the same health gate.
+      this.trial = message.version;
+      this.running = taken;
+      this.overrides = overriddenKeys(this.options.start.fileConfig, message.settings);
+      this.options.applyHot(taken);
+      this.options.log.warn({ version: message.version }, 'remote configuration taken without a restart (it changes only log.level or uplink.statusIntervalS)');
+      this.start();
       this.options.onOutcome?.();
       return;
     }

@@ -41,6 +41,25 @@ export function overriddenKeys(base: unknown, settings: Record<string, unknown>,
   return found;
 }
 
+/**
+ * What a running unit takes without a restart: the concerns that read these are told (the
+ * uplink's status timer, the log level). Anything else restarts the daemon cleanly.
+ */
+export const HOT_KEYS = ['log.level', 'uplink.statusIntervalS'] as const;
+
+/** Whether `to` differs from `from` in HOT_KEYS alone (and so needs no restart). */
+export function hotOnly(from: Config, to: Config): boolean {
+  const without = (c: Config) => {
+    const copy = JSON.parse(JSON.stringify(c)) as Record<string, Record<string, unknown>>;
+    for (const key of HOT_KEYS) {
+      const [section, name] = key.split('.');
+      if (copy[section]) delete copy[section][name];
+    }
+    return JSON.stringify(copy);
+  };
+  return without(from) === without(to);
+}
+
 /** `over` laid on `base`: objects merge key by key, anything else (arrays too) replaces. */
 export function overlay(base: unknown, over: unknown): unknown {
   if (!isObject(base) || !isObject(over)) return over === undefined ? base : over;

@@ -105,6 +105,8 @@ export class Uplink {
   /** The next re-send falls due at its own jittered moment, not at the next whole-second pump. */
   private resendTimer: TimerHandle | null = null;
   private statusTimer: TimerHandle | null = null;
+  /** What reconfigure() changed since the start (null: the options'). */
+  private inEffect: { statusIntervalMs: number; config: ConfigVersion } | null = null;
   private readonly startedAt: number;
   private readonly timers: Timers;
   private readonly random: () => number;
@@ -194,7 +196,7 @@ export class Uplink {
       else if (topic === this.topics.signingKey) this.onSigningKeyMessage(payload);
     });
     this.pumpTimer = this.timers.setInterval(() => this.pump(), 1000);
-    this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.options.statusIntervalMs);
+    this.statusTimer = this.timers.setInterval(() => this.publishStatus(), this.inEffect?.statusIntervalMs ?? this.options.statusIntervalMs);
   }
 
   /** Publishes outbox batches that are due: new ones up to the in-flight cap, and re-sends. */
@@ -487,11 +489,24 @@ export class Uplink {
     return signUnitMessage(this.options.signingKey, doc);
   }
 
+  /**
+   * A configuration taken without a restart (daemon/remote-config.ts, hot keys): the status goes
+   * out at its new interval from now on and names the configuration in effect.
+   */
+  reconfigure(next: { statusIntervalMs: number; config: ConfigVersion }): void {
+    this.inEffect = next;
+    if (this.statusTimer) {
+      this.timers.clearInterval(this.statusTimer);
+      this.statusTimer = this.timers.setInterval(() => this.publishStatus(), next.statusIntervalMs);
+    }
+  }
+
   /** The configuration in effect; with the backend's, which version and what became of the last one offered. */
   private configVersion(): ConfigVersion {
+    const config = this.inEffect?.config ?? this.options.config;
     const remote = this.options.remoteConfig?.();
-    if (!remote) return this.options.config;
-    return { ...this.options.config, source: remote.version === null ? this.options.config.source : 'remote', remote };
+    if (!remote) return config;
+    return { ...config, source: remote.version === null ? config.source : 'remote', remote };
   }
 
   private statusIdentity(): StatusIdentity {

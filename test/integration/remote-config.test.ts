@@ -60,21 +60,22 @@ describe('remote configuration', () => {
     const file = loadConfig(config);
 
     // 1. A good version: the collector sends it, the unit restarts into it, passes the gate, commits it, and the rollout is done.
-    const first = await rollout('{"uplink":{"statusIntervalS":2}}');
-    expect(first).toMatchObject({ version: 1, units: 1, settings: { uplink: { statusIntervalS: 2 } } });
+    // (store.checkpointS is not taken while running: the unit restarts into it)
+    const first = await rollout('{"uplink":{"statusIntervalS":2},"store":{"checkpointS":0.5}}');
+    expect(first).toMatchObject({ version: 1, units: 1, settings: { uplink: { statusIntervalS: 2 }, store: { checkpointS: 0.5 } } });
     await waitFor('version 1 applied', () => reported()?.config.remote?.last?.outcome === 'applied', 40_000);
     expect(unit.starts()).toBe(2);
     await waitFor('the rollout done', async () => (await rolloutStatus(first.rollout)).state === 'done', 20_000);
     expect(await rolloutStatus(first.rollout)).toMatchObject({ applied: 1, failed: 0, units: [{ state: 'applied', version: 1 }] });
     // the configuration as published conforms to docs/protocol.cddl, and so does every status
     expect(controlProblems('control-config', await waitFor('the retained configuration', () => retainedConfig ?? undefined, 10_000))).toEqual([]);
-    expect(reported()!.config).toMatchObject({ source: 'remote', version: configVersion(remoteConfig(file, { uplink: { statusIntervalS: 2 } }, 1)), remote: { version: 1, state: 'committed', last: { version: 1, outcome: 'applied' } } });
+    expect(reported()!.config).toMatchObject({ source: 'remote', version: configVersion(remoteConfig(file, { uplink: { statusIntervalS: 2 }, store: { checkpointS: 0.5 } }, 1)), remote: { version: 1, state: 'committed', last: { version: 1, outcome: 'applied' } } });
     // the technician's own setting (statusIntervalS 30 in the file) stays visible as overridden, key by key
-    expect(reported()!.config.remote!.overrides).toEqual(['uplink.statusIntervalS']);
+    expect(reported()!.config.remote!.overrides).toEqual(['uplink.statusIntervalS', 'store.checkpointS']);
     const show = JSON.parse((await runVgw(['fleet', 'config', 'show', ...address])).stdout) as { desired: { version: number }; reported: { source: string; remote: { version: number } } };
     expect(show).toMatchObject({
-      layers: [{ layer: 'gateway gw-rc', version: 1, settings: { uplink: { statusIntervalS: 2 } } }],
-      desired: { version: 1, settings: { uplink: { statusIntervalS: 2 } }, layers: [{ layer: 'gateway', name: 'gw-rc', version: 1 }] },
+      layers: [{ layer: 'gateway gw-rc', version: 1, settings: { uplink: { statusIntervalS: 2 }, store: { checkpointS: 0.5 } } }],
+      desired: { version: 1, settings: { uplink: { statusIntervalS: 2 }, store: { checkpointS: 0.5 } }, layers: [{ layer: 'gateway', name: 'gw-rc', version: 1 }] },
       reported: { state: 'online', source: 'remote', remote: { version: 1, state: 'committed' } },
     });
 
@@ -120,7 +121,7 @@ describe('remote configuration', () => {
       units: [{ state: 'failed', version: 4, reason: `rolled back version 4: ${rolledBack}` }],
     });
     const layersAfter = JSON.parse((await runVgw(['fleet', 'config', 'show', ...address])).stdout) as { layers: unknown[] };
-    expect(layersAfter.layers).toEqual([expect.objectContaining({ layer: 'gateway gw-rc', version: 3, settings: { uplink: { statusIntervalS: 2 } } })]);
+    expect(layersAfter.layers).toEqual([expect.objectContaining({ layer: 'gateway gw-rc', version: 3, settings: { uplink: { statusIntervalS: 2 }, store: { checkpointS: 0.5 } } })]);
 
     // The Python client publishes the next version as vgw fleet config set does, and the unit takes it.
     const py = await runProcess('/usr/bin/python3', [
@@ -136,12 +137,28 @@ describe('remote configuration', () => {
     const doctor = JSON.parse((await runVgw(['doctor', '-c', config, '--json'])).stdout) as Array<{ check: string; detail: string }>;
     expect(doctor.find((c) => c.check === 'config')?.detail).toMatch(/the backend's configuration version 5 is laid over it, setting uplink\.statusIntervalS over this file's$/);
 
+    // A version that changes only what a running unit takes (log.level, uplink.statusIntervalS): no restart, the same health gate.
+    const hot = await runProcess('/usr/bin/python3', [
+      '-m', 'vgw_client', 'config-set', '--url', broker().url, '--prefix', prefix, '--venue', to.venue, '--gateway', to.gateway,
+      '--control-key', testBackendKeyFile(dir), '--settings', '{"uplink":{"statusIntervalS":4},"log":{"level":"debug"}}',
+    ], { cwd: join(__dirname, '../../clients/python'), timeoutMs: 30_000 });
+    expect(JSON.parse(hot.stdout)).toMatchObject({ version: 6 });
+    await waitFor('version 6 applied', () => reported()?.config.remote?.last?.version === 6 && reported()?.config.remote?.last?.outcome === 'applied', 40_000);
+    expect(unit.starts()).toBe(5);
+    expect(unit.output()).toContain('remote configuration taken without a restart');
+    expect(reported()!.config).toMatchObject({
+      source: 'remote', version: configVersion(remoteConfig(file, { uplink: { statusIntervalS: 4 }, log: { level: 'debug' } }, 6)),
+      remote: { version: 6, state: 'committed', overrides: ['uplink.statusIntervalS', 'log.level'] },
+    });
+    // at the debug level now: the unit logs what only debug shows
+    await waitFor('a debug line', () => (/"level":20/.test(unit.output().split('remote configuration taken without a restart')[1] ?? '') ? true : undefined), 20_000);
+
     // 5. An old version replayed and an unsigned one: nothing restarts, the unsigned one is counted.
     await publish(signed(1, { uplink: { statusIntervalS: 2 } }));
     await publish(JSON.stringify({ v: 3, kind: 'config', ...to, version: 99, issuedAt: Date.now(), settings: { uplink: { statusIntervalS: 5 } } }));
     await waitFor('the unsigned one counted', () => (reported() as unknown as { counters?: { control: { refused: { unsigned: number } } } })?.counters?.control.refused.unsigned === 1, 20_000);
     expect(unit.starts()).toBe(5);
-    expect(reported()!.config.remote).toMatchObject({ version: 5, state: 'committed' });
+    expect(reported()!.config.remote).toMatchObject({ version: 6, state: 'committed' });
 
     expect([...statusProblems]).toEqual([]);
     await tool.endAsync();

@@ -2,7 +2,7 @@
 // technician may set, and what a unit does with each version through its starts and health gate.
 import { describe, expect, it } from 'vitest';
 import {
-  boot, commit, ConfigError, emptyRemoteState, HISTORY, localOnlyPaths, MAX_TRIAL_BOOTS, offer, overlay, overriddenKeys, remoteConfig, remoteStatus, rollBack, setAside, type RemoteSettings,
+  boot, commit, ConfigError, emptyRemoteState, HISTORY, hotOnly, localOnlyPaths, MAX_TRIAL_BOOTS, offer, overlay, overriddenKeys, remoteConfig, remoteStatus, rollBack, setAside, type RemoteSettings,
 } from '../../core/config/index.js';
 
 const file = { gateway: { id: 'gw-1', venue: 'mall-01' }, secretsFile: '/etc/venue-gateway/secrets.json', broker: { url: 'mqtt://10.0.0.5:1883', reconnectS: 5 }, uplink: { statusIntervalS: 30 } };
@@ -24,6 +24,14 @@ describe('remote configuration, pure', () => {
     const committed = commit(offer(emptyRemoteState(), { version: 2, settings: {} }, 0, check).state, 1);
     expect(remoteStatus(committed, null, ['uplink.statusIntervalS'])).toMatchObject({ version: 2, state: 'committed', overrides: ['uplink.statusIntervalS'] });
     expect(remoteStatus(emptyRemoteState(), null, ['x'])).not.toHaveProperty('overrides');
+  });
+
+  it('takes a version without a restart only when it changes nothing but log.level and uplink.statusIntervalS', () => {
+    const running = remoteConfig(file, {}, 1);
+    expect(hotOnly(running, remoteConfig(file, { uplink: { statusIntervalS: 300 }, log: { level: 'debug' } }, 2))).toBe(true);
+    expect(hotOnly(running, remoteConfig(file, {}, 2))).toBe(true);
+    expect(hotOnly(running, remoteConfig(file, { uplink: { statusIntervalS: 300, batchMaxAgeS: 5 } }, 2))).toBe(false);
+    expect(hotOnly(running, remoteConfig(file, { broker: { url: 'mqtt://10.0.0.6:1883' } }, 2))).toBe(false);
   });
 
   it('refuses identity, keys and where data lives, and anything the schema refuses, naming the field', () => {
