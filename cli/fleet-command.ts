@@ -23,10 +23,20 @@ function staged(parent: Command, name: string, description: string, judged: stri
     );
 }
 
-async function start(opts: Target & RolloutOptions & { config?: string }, command: FleetCommand): Promise<void> {
-  const { scope, name } = layerOf(opts);
-  const rollout = await governance(opts.config, async (store, registry) => startCommand(store, registry, scope, name, command, await rolloutPlan(opts, store, registry)));
-  process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
+type StagedOptions = Target & RolloutOptions & { config?: string };
+
+/** The action of a subcommand: the command its options make, started as a rollout; errors as every command reports them. */
+function startWith<O extends StagedOptions>(make: (opts: O) => FleetCommand): (opts: O) => Promise<void> {
+  return async (opts) => {
+    try {
+      const { scope, name } = layerOf(opts);
+      const command = make(opts);
+      const rollout = await governance(opts.config, async (store, registry) => startCommand(store, registry, scope, name, command, await rolloutPlan(opts, store, registry)));
+      process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
+    } catch (err) {
+      fail(err);
+    }
+  };
 }
 
 /** `vgw fleet command`: signed commands in stages across the fleet (docs/operating.md, "Commands"). */
@@ -37,38 +47,22 @@ export function fleetCommandCommand(): Command {
   staged(cmd, 'restart', 'restart the units: each answers, stops cleanly and its service starts it again',
     'A unit counts as done once it is back online, started since; as failed when it refuses or is not back within --settle.',
     'vgw fleet command restart --fleet --canary 1% --rate 120 -c collector.json')
-    .action(async (opts: Target & RolloutOptions & { config?: string }) => {
-      try {
-        await start(opts, { op: 'restart' });
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .action(startWith(() => ({ op: 'restart' })));
   staged(cmd, 'doctor', "run `vgw doctor` on the units: a unit whose checks fail counts as failed, the checks named",
     'A unit counts as done when its doctor is healthy, as failed when a check fails (named in the status\'s failures).',
     'vgw fleet command doctor --group city-kl --abort-after 100% -c collector.json')
-    .action(async (opts: Target & RolloutOptions & { config?: string }) => {
-      try {
-        await start(opts, { op: 'doctor' });
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .action(startWith(() => ({ op: 'doctor' })));
   staged(cmd, 'log-level', 'log at a level for a while on the units; each falls back to its configured level by itself',
     'A unit counts as done once it answered.',
     'vgw fleet command log-level --gateway gw-01 --level debug --for 600 -c collector.json')
     .requiredOption('--level <level>', LOG_LEVELS.join(', '))
     .requiredOption('--for <s>', 'seconds, 1 to 86400')
-    .action(async (opts: Target & RolloutOptions & { config?: string; level: string; for: string }) => {
-      try {
-        const level = LOG_LEVELS.find((l) => l === opts.level);
-        if (!level) throw new UsageError(`--level: "${opts.level}" is not one of ${LOG_LEVELS.join(', ')}`);
-        const forS = Number(opts.for);
-        if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
-        await start(opts, { op: 'logLevel', level, forS });
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .action(startWith((opts: StagedOptions & { level: string; for: string }) => {
+      const level = LOG_LEVELS.find((l) => l === opts.level);
+      if (!level) throw new UsageError(`--level: "${opts.level}" is not one of ${LOG_LEVELS.join(', ')}`);
+      const forS = Number(opts.for);
+      if (!Number.isInteger(forS) || forS < 1 || forS > 86_400) throw new UsageError(`--for: "${opts.for}" must be whole seconds from 1 to 86400 (the level falls back by itself)`);
+      return { op: 'logLevel', level, forS };
+    }));
   return cmd;
 }
