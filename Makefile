@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps system-deps demo-deps docs build lint test test-unit test-integration test-e2e demo bench soak vectors clean
+.PHONY: all deps system-deps demo-deps docs build lint test test-unit test-integration test-e2e demo bench soak vectors release clean
 
 all: build
 
@@ -75,6 +75,10 @@ demo: demo-deps build
 	node dist/cli/main.js demo
 
 # strace counts the pipeline's fsyncs (the figure is left out without it)
+# The tarball a unit runs and its signed manifest, in release/ (RELEASE_KEY: the release key file).
+release: build
+	bash packaging/release.sh
+
 bench: system-deps build
 	node dist/bench/run.js
 	node dist/bench/docs-table.js

@@ -14,6 +14,7 @@ import { fleetSimCommand } from './fleet-sim.js';
 import { matchCommand } from './match.js';
 import { provisionCommand } from './provision.js';
 import { backendKeyCommand } from './backend-key.js';
+import { releaseCommand } from './release.js';
 import { pullCommand } from './pull.js';
 import { statusCommand } from './status.js';
 import { traceCommand } from './trace.js';
@@ -28,7 +29,7 @@ const program = new Command('vgw')
   .enablePositionalOptions()
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [provisionCommand(), backendKeyCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), commandCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
+for (const cmd of [provisionCommand(), backendKeyCommand(), releaseCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), commandCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

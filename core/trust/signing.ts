@@ -75,13 +75,18 @@ export function assertPrivateFile(path: string, what: string, missing = 'run `vg
  * 64 hex digits, readable by its owner only (`vgw backend-key` makes one).
  */
 export function loadBackendKeySeed(path: string): Buffer {
-  assertPrivateFile(path, 'backend key file', `make one with \`vgw backend-key --out ${path}\``);
+  return loadSeedFile(path, 'backend key file', 'vgw backend-key');
+}
+
+/** An Ed25519 seed from a file of 64 hex digits readable by its owner only; `what` and `maker` name it in errors. */
+export function loadSeedFile(path: string, what: string, maker: string): Buffer {
+  assertPrivateFile(path, what, `make one with \`${maker} --out ${path}\``);
   const text = readFileSync(path, 'utf8').trim();
-  if (!/^[0-9a-f]{64}$/i.test(text)) throw new TrustError(`backend key file ${path}: expected 64 hex digits (an Ed25519 seed, as \`vgw backend-key\` writes it)`);
+  if (!/^[0-9a-f]{64}$/i.test(text)) throw new TrustError(`${what} ${path}: expected 64 hex digits (an Ed25519 seed, as \`${maker}\` writes it)`);
   return Buffer.from(text, 'hex');
 }
 
-/** A new backend key, written as 64 hex digits with mode 0600 (refusing to overwrite a file); returns its seed. */
+/** A new key (a backend key, a release key), written as 64 hex digits with mode 0600 (refusing to overwrite a file); returns its seed. */
 export function writeNewBackendKey(path: string): Buffer {
   const seed = newSigningSeed();
   writeFileSync(path, seed.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
