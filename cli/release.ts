@@ -32,7 +32,7 @@ export function releaseCommand(): Command {
     .description('make a release key (mode 0600; not the backend key: steering units must not let anyone ship them code), or show the public key of one')
     .option('--out <file>', 'write a new key here (refuses to overwrite)')
     .option('--show <file>', 'print the public key of an existing key file')
-    .addHelpText('after', '\nGive the public key to units (`release.keys` in their config). Example:\n  vgw release key --out /secure/release.key')
+    .addHelpText('after', '\nKeep the key file off the backend; its public key is what units are to trust for releases.\nExample:\n  vgw release key --out /secure/release.key')
     .action((opts: { out?: string; show?: string }) => {
       try {
         if (!!opts.out === !!opts.show) throw new UsageError('give one of --out <file> (a new key) or --show <file> (an existing one)');
