@@ -1,18 +1,13 @@
 import { Command } from 'commander';
-import { describeLayer, startCommand } from '../collector/rollouts.js';
+import { startScoped } from '../collector/rollouts.js';
 import type { FleetCommand } from '../core/fleet/index.js';
 import { LOG_LEVELS } from '../core/wire/index.js';
 import { fail, UsageError } from './errors.js';
-import { governance, layerOf, rolloutOptions, rolloutPlan, type RolloutOptions, type Target } from './rollout-options.js';
+import { governance, layerOf, printStarted, rolloutOptions, rolloutPlan, type RolloutOptions, type Target, targetOptions } from './rollout-options.js';
 
 /** One subcommand: its units (--fleet, --group, --gateway), the rollout's options, and how it is judged. */
 function staged(parent: Command, name: string, description: string, judged: string, example: string): Command {
-  const cmd = parent.command(name)
-    .description(description)
-    .option('--fleet', 'every registered unit')
-    .option('--group <name>', 'the units whose registry record lists it in "groups"')
-    .option('--gateway <id>', 'one unit');
-  return rolloutOptions(cmd)
+  return rolloutOptions(targetOptions(parent.command(name).description(description)))
     .option('-c, --config <file>', "the collector's config: its database and registry")
     .addHelpText(
       'after',
@@ -31,8 +26,8 @@ function startWith<O extends StagedOptions>(make: (opts: O) => FleetCommand): (o
     try {
       const { scope, name } = layerOf(opts);
       const command = make(opts);
-      const rollout = await governance(opts.config, async (store, registry) => startCommand(store, registry, scope, name, command, await rolloutPlan(opts, store, registry)));
-      process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
+      const rollout = await governance(opts.config, async (store, registry) => startScoped(store, registry, scope, name, { kind: 'command', command }, await rolloutPlan(opts, store, registry)));
+      printStarted(rollout, scope, name);
     } catch (err) {
       fail(err);
     }

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
-import { describeLayer, startKeyRotation, startRotation } from '../collector/rollouts.js';
+import { startRotation, startScoped } from '../collector/rollouts.js';
 import { loadBackendKeySeed } from '../core/trust/index.js';
 import { ControlSigner } from '../core/wire/index.js';
 import { fail, UsageError } from './errors.js';
-import { governance, layerOf, rolloutOptions, rolloutPlan, type RolloutOptions, type Target } from './rollout-options.js';
+import { governance, layerOf, printStarted, rolloutOptions, rolloutPlan, type RolloutOptions, type Target, targetOptions } from './rollout-options.js';
 
 /** `vgw fleet rotate`: rotating what units trust, in stages (docs/operating.md, "Rotating the backend key"). */
 export function fleetRotateCommand(): Command {
@@ -44,11 +44,8 @@ export function fleetRotateCommand(): Command {
       }
     });
   const gatewayKeys = cmd.command('gateway-key')
-    .description("have units make a new signing key each and register it (the registry's key and the new one both accepted during an overlap)")
-    .option('--fleet', 'every registered unit')
-    .option('--group <name>', 'the units whose registry record lists it in "groups"')
-    .option('--gateway <id>', 'one unit');
-  rolloutOptions(gatewayKeys)
+    .description("have units make a new signing key each and register it (the registry's key and the new one both accepted during an overlap)");
+  rolloutOptions(targetOptions(gatewayKeys))
     .option('-c, --config <file>', "the collector's config: its database and registry")
     .addHelpText(
       'after',
@@ -65,9 +62,9 @@ export function fleetRotateCommand(): Command {
         const { scope, name } = layerOf(opts);
         const rollout = await governance(opts.config, async (store, registry) => {
           if (!registry) throw new UsageError("--config: the collector has no registry (collector.registry): units' keys are registered against it");
-          return startKeyRotation(store, registry, scope, name, await rolloutPlan(opts, store, registry));
+          return startScoped(store, registry, scope, name, { kind: 'signingKey' }, await rolloutPlan(opts, store, registry));
         });
-        process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
+        printStarted(rollout, scope, name);
       } catch (err) {
         fail(err);
       }

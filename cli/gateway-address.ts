@@ -65,7 +65,7 @@ export async function gatewayAddress(opts: AddressOptions, purpose: string): Pro
   if (registry && !entry) throw new UsageError(`--gateway: "${opts.gateway}" is registered nowhere in ${config.collector?.registry}: add its registration record (\`vgw provision\` prints it)`);
   if (entry && entry.record.venue !== opts.venue) throw new UsageError(`--venue: "${opts.gateway}" is registered at venue "${entry.record.venue}", not "${opts.venue}"`);
   return {
-    address: { broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, timeoutMs: timeoutS * 1000, control, gatewayKeys: entry ? entry.keys.map((k) => k.signer).reverse() : null },
+    address: { broker, prefix: config.topicPrefix, venue: opts.venue, gateway: opts.gateway, timeoutMs: timeoutS * 1000, control, gatewayKeys: entry ? entry.keys.map((k) => k.signer) : null },
     config,
     registry,
   };

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { GatewayRegistry, openCollectorStore, type CollectorStore } from '../collector/index.js';
 import { type Config, loadConfig } from '../core/config/index.js';
-import type { LayerScope, RolloutPlan } from '../core/fleet/index.js';
+import type { LayerScope, Rollout, RolloutPlan } from '../core/fleet/index.js';
+import { describeLayer } from '../collector/rollouts.js';
 import { UsageError } from './errors.js';
 
 export interface RolloutOptions {
@@ -70,4 +71,17 @@ export function layerOf(opts: Target): { scope: LayerScope; name: string } {
   if (opts.fleet) return { scope: 'fleet', name: '' };
   if (opts.group !== undefined) return { scope: 'group', name: opts.group };
   return { scope: 'gateway', name: opts.gateway! };
+}
+
+/** --fleet, --group, --gateway: the units something is sent to (`vgw fleet rotate gateway-key`, `vgw fleet command`). */
+export function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--fleet', 'every registered unit')
+    .option('--group <name>', 'the units whose registry record lists it in "groups"')
+    .option('--gateway <id>', 'one unit');
+}
+
+/** What a command that started a rollout prints: the rollout, what it changes, over how many units, with which plan. */
+export function printStarted(rollout: Rollout, scope: LayerScope, name: string): void {
+  process.stdout.write(JSON.stringify({ rollout: rollout.id, change: rollout.change, units: rollout.units.length, plan: rollout.plan, of: describeLayer(scope, name) }) + '\n');
 }

@@ -4,7 +4,7 @@
 // retained on `<base>/key`, so the unit switches even when it was away when the answer went out.
 import type { GatewayKeyRow } from '../core/trust/index.js';
 import { publicKeyObject, verifyBytes } from '../core/trust/index.js';
-import { type MessageError, parseMessage, signingKeyProofBytes, signingKeyRequestSchema } from '../core/wire/index.js';
+import { type MessageError, parseMessage, requestVersionOf, signingKeyProofBytes, signingKeyRequestSchema } from '../core/wire/index.js';
 import type { GovernanceStore } from './store.js';
 import type { GatewayRegistry } from './verify.js';
 
@@ -25,14 +25,7 @@ export async function answerSigningKeyRequest(
   try {
     request = parseMessage(payload, signingKeyRequestSchema, MAX_REQUEST_BYTES);
   } catch (err) {
-    const version = (() => {
-      try {
-        const v = (JSON.parse(payload.toString('utf8')) as { version?: unknown }).version;
-        return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null;
-      } catch {
-        return null;
-      }
-    })();
+    const version = requestVersionOf(payload);
     return version === null ? null : { answer: { version, error: (err as MessageError).message }, registered: null };
   }
   const refuse = (error: string) => ({ answer: { version: request.version, error }, registered: null });

@@ -87,6 +87,14 @@ async function rolloutUnits(
   return units.map((u) => ({ ...u, online: online.has(u.gateway) }));
 }
 
+/** The units of the fleet, a group or one unit (as a layer of that scope applies to them); an error naming the scope when there are none. */
+function scopeUnits(
+  store: { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, scope: LayerScope, name: string,
+): Promise<Array<FleetUnit & { online: boolean }>> {
+  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
+  return rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
+}
+
 /**
  * Changes a layer and starts its rollout over every unit the layer applies to, in one transaction
  * (a running rollout of the same layer is superseded). The collector holding the lease carries it out.
@@ -95,8 +103,7 @@ export async function startChange(
   store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null,
   scope: LayerScope, name: string, settings: Record<string, unknown>, plan: RolloutPlan, now = Date.now(),
 ): Promise<{ layer: ConfigLayer; rollout: Rollout }> {
-  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
-  const units = await rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
+  const units = await scopeUnits(store, registry, scope, name);
   return store.changeLayer(scope, name, settings, now, (layer, previous) =>
     newRollout(ulid(now), `${describeLayer(scope, name)} version ${layer.version}`, { scope, name, version: layer.version, previous }, units, plan, now),
   );
@@ -122,28 +129,20 @@ export async function startRotation(
 }
 
 /**
- * Starts a rollout that has units make and register a new signing key (docs/operating.md, "Gateway
- * keys"): every registered unit, a group's or one. Rotations already running go on: they order
- * other units, or a later rotation of the same unit, which the newer order then covers.
+ * Starts a rollout of what is sent to the units of a scope and judged on its own, not changed in a
+ * layer: an order to make and register a new signing key (docs/operating.md, "Gateway keys"), or a
+ * command (restart, doctor, log level). Rollouts already running go on: they reach other units, or
+ * a unit again, which is harmless (a newer order covers an older one; a command runs again).
  */
-export async function startKeyRotation(
-  store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, scope: LayerScope, name: string, plan: RolloutPlan, now = Date.now(),
+export async function startScoped(
+  store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, scope: LayerScope, name: string,
+  what: { kind: 'signingKey' } | { kind: 'command'; command: FleetCommand }, plan: RolloutPlan, now = Date.now(),
 ): Promise<Rollout> {
-  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
-  const units = await rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
-  const rollout: Rollout = { ...newRollout(ulid(now), `signing keys of ${describeLayer(scope, name)}`, { scope, name, version: 0 }, units, plan, now), kind: 'signingKey' };
-  await store.saveRollout(rollout, null);
-  return rollout;
-}
-
-/** Starts a rollout of a command (restart, doctor, log level) over the units of the fleet, a group or one. */
-export async function startCommand(
-  store: GovernanceStore & { statuses(): Promise<StatusRow[]> }, registry: GatewayRegistry | null, scope: LayerScope, name: string, command: FleetCommand, plan: RolloutPlan, now = Date.now(),
-): Promise<Rollout> {
-  const none = scope === 'gateway' ? `no unit "${name}" in the registry` : scope === 'group' ? `no unit of the registry is in group "${name}" (a record's "groups")` : 'the registry holds no unit';
-  const units = await rolloutUnits(store, registry, (u) => layerApplies(scope, name, u), none);
-  const what = command.op === 'logLevel' ? `log level ${command.level} for ${command.forS} s` : command.op;
-  const rollout: Rollout = { ...newRollout(ulid(now), `${what} on ${describeLayer(scope, name)}`, { scope, name, version: 0 }, units, plan, now), kind: 'command', command };
+  const units = await scopeUnits(store, registry, scope, name);
+  const change = what.kind === 'signingKey'
+    ? `signing keys of ${describeLayer(scope, name)}`
+    : `${what.command.op === 'logLevel' ? `log level ${what.command.level} for ${what.command.forS} s` : what.command.op} on ${describeLayer(scope, name)}`;
+  const rollout: Rollout = { ...newRollout(ulid(now), change, { scope, name, version: 0 }, units, plan, now), ...what };
   await store.saveRollout(rollout, null);
   return rollout;
 }
@@ -187,17 +186,28 @@ export interface RolloutDriverOptions {
   log: Logger;
 }
 
+/** A command sent to one unit of a rollout, and its answer once it came. */
+interface CommandSent {
+  rollout: string;
+  gateway: string;
+  venue: string;
+  nonce: string;
+  startedBefore: number | null;
+  answer: CommandAnswer | null;
+}
+
 /** Lease time: a driver that died is replaced after this. */
 const LEASE_MS = 15_000;
 
 export class RolloutDriver {
   /** The version each unit's retained configuration and key announcement hold (from the broker, as it tells us). */
   private readonly held: Record<RetainedKind, Map<string, number>> = { config: new Map(), trust: new Map(), signingKey: new Map() };
-  /** Commands sent and not yet answered, by their request's nonce; and the answers, by rollout and unit (in memory: a driver that restarts lets them time out). */
-  private readonly commandsSent = new Map<string, { rollout: string; gateway: string; venue: string }>();
-  /** When each unit said it started as its command went out (a restart is judged against it). */
-  private readonly startedBefore = new Map<string, number | null>();
-  private readonly commandAnswers = new Map<string, CommandAnswer>();
+  /**
+   * The commands sent, by rollout and unit, and the same by their request's nonce until answered
+   * (in memory: a driver that restarts lets the ones it awaited time out).
+   */
+  private readonly commands = new Map<string, CommandSent>();
+  private readonly unanswered = new Map<string, CommandSent>();
   private timer: TimerHandle | null = null;
   private ticking: Promise<void> | null = null;
   private readonly timers: Timers;
@@ -218,16 +228,16 @@ export class RolloutDriver {
   onReply(payload: Buffer): void {
     const unchecked = openUnitMessage(payload, null);
     const re = unchecked.ok ? (unchecked.doc as { re?: unknown }).re : undefined;
-    const sent = typeof re === 'string' ? this.commandsSent.get(re) : undefined;
+    const sent = typeof re === 'string' ? this.unanswered.get(re) : undefined;
     if (!sent) return;
     const opened = openGatewayMessage(this.options.registry, sent.venue, sent.gateway, payload);
     if (!opened.ok) {
       this.options.log.warn({ gateway: sent.gateway, reason: opened.reason }, 'command answer refused: not signed by the gateway');
       return;
     }
-    this.commandsSent.delete(re as string);
+    this.unanswered.delete(sent.nonce);
     const doc = opened.doc as CommandAnswer;
-    this.commandAnswers.set(`${sent.rollout}/${sent.gateway}`, { ok: doc.ok === true, error: doc.error, healthy: doc.healthy, checks: doc.checks });
+    sent.answer = { ok: doc.ok === true, error: doc.error, healthy: doc.healthy, checks: doc.checks };
   }
 
   /** A retained configuration (`config`), key announcement (`trust`) or signing-key order or answer (`signingKey`) the broker holds for `gateway`. */
@@ -279,8 +289,8 @@ export class RolloutDriver {
         if (kind === 'command') {
           // Settled by the answers; step() only stages and times out.
           const settled = settleCommands(current, (g) => {
-            const at = `${rollout.id}/${g}`;
-            return commandOutcome(rollout.command!, this.startedBefore.get(at) ?? null, this.commandAnswers.get(at) ?? null, reports.get(g)?.presence ?? null);
+            const sent = this.commands.get(`${rollout.id}/${g}`);
+            return commandOutcome(rollout.command!, sent?.startedBefore ?? null, sent?.answer ?? null, reports.get(g)?.presence ?? null);
           }, now);
           if (settled !== current) commandChanged.add(rollout.id);
           current = settled;
@@ -291,10 +301,7 @@ export class RolloutDriver {
           nextVersion = (g) => this.nextVersion(kind, g, report(g));
         }
         const result = step(current, now, report, nextVersion);
-        for (const unit of result.send) {
-          if (kind === 'command') this.startedBefore.set(`${rollout.id}/${unit.gateway}`, reports.get(unit.gateway)?.presence.startedAt ?? null);
-          await this.send(rollout, unit, unit.version!, layers);
-        }
+        for (const unit of result.send) await this.send(rollout, unit, unit.version!, layers, reports.get(unit.gateway)?.presence.startedAt ?? null);
         if (result.rollout.state !== current.state) log.warn({ rollout: rollout.id, state: result.rollout.state, reason: result.rollout.reason }, `rollout ${result.rollout.state}`);
         current = result.rollout;
         if (current.state === 'aborted' && rollout.state !== 'aborted') current = await this.undo(current, now);
@@ -328,15 +335,23 @@ export class RolloutDriver {
 
   /** What was kept of commands whose rollouts no longer await an answer. */
   private forgetCommands(awaiting: ReadonlySet<string>): void {
-    for (const [nonce, sent] of this.commandsSent) if (!awaiting.has(sent.rollout)) this.commandsSent.delete(nonce);
-    for (const map of [this.commandAnswers, this.startedBefore]) for (const key of map.keys()) if (!awaiting.has(key.slice(0, key.indexOf('/')))) map.delete(key);
+    for (const [at, sent] of this.commands) {
+      if (awaiting.has(sent.rollout)) continue;
+      this.commands.delete(at);
+      this.unanswered.delete(sent.nonce);
+    }
   }
 
-  /** A command as the signed request `vgw command` sends, answered on this driver's reply topic; none to a unit offline. */
-  private async sendCommand(rollout: Rollout, unit: { gateway: string; venue: string; state: string }): Promise<void> {
+  /**
+   * A command as the signed request `vgw command` sends, answered on this driver's reply topic; none
+   * to a unit offline. `startedBefore`: when the unit said it started (a restart is judged against it).
+   */
+  private async sendCommand(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, startedBefore: number | null): Promise<void> {
     if (unit.state !== 'sent') return;
     const nonce = randomBytes(16).toString('base64url');
-    this.commandsSent.set(nonce, { rollout: rollout.id, gateway: unit.gateway, venue: unit.venue });
+    const sent: CommandSent = { rollout: rollout.id, gateway: unit.gateway, venue: unit.venue, nonce, startedBefore, answer: null };
+    this.commands.set(`${rollout.id}/${unit.gateway}`, sent);
+    this.unanswered.set(nonce, sent);
     const request = this.options.control.sign({
       kind: 'request', venue: unit.venue, gateway: unit.gateway, issuedAt: this.timers.now(), nonce, replyTo: this.replyTopic, ...rollout.command!,
     });
@@ -344,9 +359,9 @@ export class RolloutDriver {
   }
 
   /** The unit's message of `rollout`'s kind, signed, retained: its layers merged, the keys to trust, or an order to rotate its key; a command as a request. */
-  private async send(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, version: number, layers: readonly ConfigLayer[]): Promise<void> {
+  private async send(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, version: number, layers: readonly ConfigLayer[], startedAt: number | null): Promise<void> {
     const kind = rollout.kind ?? 'config';
-    if (kind === 'command') return this.sendCommand(rollout, unit);
+    if (kind === 'command') return this.sendCommand(rollout, unit, startedAt);
     const { gateway, venue } = unit;
     const issued = { venue, gateway, version, issuedAt: this.timers.now() };
     let message;

@@ -8,7 +8,7 @@ import { Batch, openUnitMessageByAny, signedBytes } from '../core/wire/index.js'
 
 interface Entry {
   record: RegistrationRecord;
-  /** The keys its messages may be signed with now (the registry's and its rotations', core/trust/gateway-key.ts), the current one last. */
+  /** The keys its messages may be signed with now (the registry's and its rotations', core/trust/gateway-key.ts): the current one first, its predecessor only during an overlap. */
   keys: Array<{ key: KeyObject; signer: Buffer }>;
   /** Raw public key in use: seq numbers are unique per gateway and key, so a re-provisioned unit starts afresh. */
   signer: Buffer;
@@ -86,7 +86,7 @@ export class GatewayRegistry {
     const chain = acceptedKeys(record.signingKey.toLowerCase(), rows, now);
     const entry = {
       record,
-      keys: chain.keys.map((hex) => ({ key: this.keyObject(hex), signer: Buffer.from(hex, 'hex') })),
+      keys: [...chain.keys].reverse().map((hex) => ({ key: this.keyObject(hex), signer: Buffer.from(hex, 'hex') })),
       signer: Buffer.from(chain.current, 'hex'),
       version: chain.version,
     };
@@ -114,10 +114,11 @@ export function verifyBatch(batch: Batch, registry: GatewayRegistry): Verificati
   if (entry.record.venue !== batch.venue) {
     return { ok: false, code: 'wrong_venue', reason: `gateway "${batch.gateway}" is registered at venue "${entry.record.venue}", not "${batch.venue}"` };
   }
-  if (!batch.sig) return { ok: false, code: 'unsigned', reason: `unsigned batch: gateway "${batch.gateway}" must sign every batch (is its secrets file configured?)` };
+  const sig = batch.sig;
+  if (!sig) return { ok: false, code: 'unsigned', reason: `unsigned batch: gateway "${batch.gateway}" must sign every batch (is its secrets file configured?)` };
   const data = signedBytes(batch, batch.hash);
-  // The current key first; the one before it only during a rotation's overlap.
-  for (let i = entry.keys.length - 1; i >= 0; i--) if (verifyBytes(entry.keys[i].key, data, batch.sig)) return { ok: true, signer: entry.keys[i].signer };
+  const by = entry.keys.find((k) => verifyBytes(k.key, data, sig));
+  if (by) return { ok: true, signer: by.signer };
   return { ok: false, code: 'bad_signature', reason: `signature does not verify with the registered key of "${batch.gateway}": forged or altered batch` };
 }
 
@@ -137,7 +138,7 @@ export function openGatewayMessage(
     const entry = registry.lookup(gateway);
     if (!entry) return { ok: false, code: 'unregistered', reason: `gateway "${gateway}" is not registered` };
     if (entry.record.venue !== venue) return { ok: false, code: 'wrong_venue', reason: `gateway "${gateway}" is registered at venue "${entry.record.venue}", not "${venue}"` };
-    keys = entry.keys.map((k) => k.signer).reverse(); // the current key first
+    keys = entry.keys.map((k) => k.signer);
   }
   const opened = openUnitMessageByAny(payload, keys);
   if (!opened.ok) return { ok: false, code: opened.reason === 'badSignature' ? 'bad_signature' : opened.reason, reason: opened.detail };

@@ -2,10 +2,11 @@
 // signed request a single `vgw command` sends, in the rollout's stages, and is judged by its signed
 // answer (and, for a restart, by coming back). Pure: the collector's rollout driver owns the
 // requests in flight, the answers and the statuses, and calls settleCommands() on every tick.
+import type { LogLevel } from '../wire/index.js';
 import type { Rollout } from './rollout.js';
 
 /** What a command rollout sends each unit (the ops of a request, docs/protocol.md "Requests"). */
-export type FleetCommand = { op: 'restart' } | { op: 'doctor' } | { op: 'logLevel'; level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'; forS: number };
+export type FleetCommand = { op: 'restart' } | { op: 'doctor' } | { op: 'logLevel'; level: LogLevel; forS: number };
 
 /** A unit's signed answer to the command, as far as the judgement needs it. */
 export interface CommandAnswer {

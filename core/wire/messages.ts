@@ -142,11 +142,23 @@ export type TempIdsResponse = z.infer<typeof tempIdsResponseSchema>;
  * the refusal can still be matched to it.
  */
 export function requestIdOf(payload: Buffer): string | null {
+  const id = fieldOf(payload, 'id');
+  return typeof id === 'string' && ULID_PATTERN.test(id) ? id : null;
+}
+
+/** The rotation a malformed signing-key request names, when it names one: the refusal is answered under it. */
+export function requestVersionOf(payload: Buffer): number | null {
+  const version = fieldOf(payload, 'version');
+  return typeof version === 'number' && Number.isSafeInteger(version) && version > 0 ? version : null;
+}
+
+/** One field of a payload that is JSON at least, read without trusting the rest. */
+function fieldOf(payload: Buffer, field: string): unknown {
   try {
-    const v = JSON.parse(payload.toString('utf8')) as { id?: unknown };
-    return typeof v.id === 'string' && ULID_PATTERN.test(v.id) ? v.id : null;
+    const v = JSON.parse(payload.toString('utf8')) as Record<string, unknown> | null;
+    return typeof v === 'object' && v !== null ? v[field] : undefined;
   } catch {
-    return null;
+    return undefined;
   }
 }
 
