@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { requestDoctor, requestLogLevel, requestRestart } from '../collector/pull.js';
-import { LOG_LEVELS } from '../core/wire/index.js';
+import { requestDoctor, requestLogLevel, requestRestart, requestUpdate } from '../collector/pull.js';
+import { LOG_LEVELS, RELEASE_VERSION } from '../core/wire/index.js';
 import { EXIT, fail, UsageError } from './errors.js';
 import { type AddressOptions, addressOptions, gatewayAddress } from './gateway-address.js';
 
@@ -48,6 +48,21 @@ export function commandCommand(): Command {
         const answer = await requestDoctor(address);
         process.stdout.write(JSON.stringify(answer) + '\n');
         if (answer.healthy !== true) process.exitCode = EXIT.failure;
+      } catch (err) {
+        fail(err);
+      }
+    });
+  toOneGateway(cmd, 'update', 'have the gateway take a signed release: it answers at once, then downloads, checks, installs and restarts into it on trial (its status says how it went)',
+    'vgw command update --venue mall-01 --gateway gw-01 --manifest https://releases.example/venue-gateway-0.2.0-linux-arm64.manifest.cose --release-version 0.2.0 -c collector.json')
+    .requiredOption('--manifest <url>', 'the https:// URL of the release manifest (`make release` writes it beside the tarball)')
+    .requiredOption('--release-version <v>', 'the version the manifest must be of')
+    .option('--downgrade', 'allow a version older than the running one')
+    .action(async (opts: AddressOptions & { manifest: string; releaseVersion: string; downgrade?: boolean }) => {
+      try {
+        if (!/^https:\/\/\S+\.manifest\.cose$/.test(opts.manifest)) throw new UsageError(`--manifest: "${opts.manifest}" must be the https:// URL of a release manifest (…/venue-gateway-<version>-linux-<arch>.manifest.cose)`);
+        if (!RELEASE_VERSION.test(opts.releaseVersion)) throw new UsageError(`--release-version: "${opts.releaseVersion}" is not a semantic version such as 0.2.0`);
+        const { address } = await gatewayAddress(opts, 'command');
+        process.stdout.write(JSON.stringify(await requestUpdate(address, opts.manifest, opts.releaseVersion, opts.downgrade)) + '\n');
       } catch (err) {
         fail(err);
       }

@@ -20,6 +20,7 @@ import { statusCommand } from './status.js';
 import { traceCommand } from './trace.js';
 import { doctorCommand } from './doctor.js';
 import { runCommand } from './run.js';
+import { updateCommand } from './update.js';
 import { virtualControllerCommand } from './virtual-controller.js';
 
 const program = new Command('vgw')
@@ -29,7 +30,7 @@ const program = new Command('vgw')
   .enablePositionalOptions()
   .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 bad arguments or config, 3 timeout.');
 
-for (const cmd of [provisionCommand(), backendKeyCommand(), releaseCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), commandCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
+for (const cmd of [provisionCommand(), backendKeyCommand(), releaseCommand(), updateCommand(), runCommand(), statusCommand(), doctorCommand(), collectCommand(), pullCommand(), commandCommand(), decodeCommand(), configCommand(), beaconCommand(), matchCommand(), traceCommand(), exportCommand(), fleetCommand(), virtualControllerCommand(), fleetSimCommand(), demoCommand()]) {
   program.addCommand(cmd);
 }
 

@@ -129,3 +129,8 @@ export function requestRestart(to: GatewayAddress): Promise<Record<string, unkno
 export function requestDoctor(to: GatewayAddress): Promise<Record<string, unknown>> {
   return ask(to, { op: 'doctor' }, signedAnswer);
 }
+
+/** A signed update request: the gateway answers that it takes the release (or why not), then downloads, installs and restarts into it. */
+export function requestUpdate(to: GatewayAddress, manifest: string, version: string, downgrade = false): Promise<Record<string, unknown>> {
+  return ask(to, { op: 'update', manifest, version, ...(downgrade ? { downgrade: true } : {}) }, signedAnswer);
+}

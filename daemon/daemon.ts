@@ -6,6 +6,7 @@ import { aggregatorOptions, besideDatabase, ConfigError, configVersion, requireG
 import { certificateNotAfter, expiryOf, expiryWarning, loadSecrets, type Secrets, signingKeyFromSeed, TrustError } from '../core/trust/index.js';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log/index.js';
+import { softwareVersion } from '../core/software/index.js';
 import { ClockState, createClockMonitor, SteadyClock } from './clock/index.js';
 import { Controller, Lifecycle } from './lifecycle.js';
 import { LogLevelWindow } from './log-level.js';
@@ -14,6 +15,8 @@ import { prepareTlsStart, TlsRenewal, type TlsStart } from './tls-renewal.js';
 import { BackendKeys, prepareBackendKeys } from './backend-keys.js';
 import { prepareSigningKey, SigningKeyRotation } from './signing-key.js';
 import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
+import { Updater } from './updater.js';
+import { readSlotState, runningRelease } from './release-slots.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { Bluetrace } from './bluetrace/index.js';
@@ -177,8 +180,13 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   const radio = createRadio(config, steady, () => bluetrace, log);
   const aggregator = createAggregator(aggregatorOptions(config.encounters));
   const clockSync = { synced: clock().synchronized };
+  // A release on trial keeps the schema the release it would roll back to can run on.
+  const software = softwareVersion();
+  const slot = runningRelease(config.update.root, software.version);
+  const onTrial = slot !== null && readSlotState(config.update.root).state.trial?.version === slot;
   const store = new Store({
     ...storeOptions(config),
+    deferBreakingMigrations: onTrial,
     clockSynced: () => clockSync.synced,
     // Checkpointed with every commit: a crash loses at most store.checkpointS of sightings.
     openEncounters: () => aggregator.open.values(),
@@ -201,6 +209,15 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       },
     })
     : null;
+  const updater = new Updater({
+    root: config.update.root, releaseKeys: config.update.releaseKeys.map((k) => Buffer.from(k, 'hex')),
+    ...(config.update.ca ? { ca: readFileSync(config.update.ca) } : {}),
+    running: { version: software.version, arch: process.arch, nodeAbi: process.versions.modules },
+    slot,
+    healthGateMs: config.update.healthGateS * 1000, restart, log,
+    healthy: (): boolean => health.state.ready && uplink.connected && radio.poweredOn() && store.counters.writeTransactions > 0,
+    onChange: () => uplink.publishStatus(),
+  });
   const backendKeys = new BackendKeys(keysStart, (keys) => uplink.control.setTrusted(keys), log);
   const keyRotation = new SigningKeyRotation({
     start: keyStart, venue: gateway.venue, gateway: gateway.id, restart, log,
@@ -213,6 +230,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       trustedKeys, clockSynced: () => clockSync.synced, onLogLevel: (level, forMs) => logLevel.raise(level, forMs),
       onRestart: hooks.restart,
       onDoctor: configPath === undefined ? undefined : () => runDoctor(configPath),
+      onUpdate: (request) => updater.requested(request),
       onConfig: remote ? (message) => remote.offered(message) : undefined,
       remoteConfig: remote ? () => remote.status() : undefined,
       onCertificate: renewal ? (message) => renewal.answered(message) : undefined,
@@ -255,6 +273,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     uplink: { ...uplink.counters, inflight: uplink.inflightCount, connected: uplink.connected },
     control: { ...uplink.control.counters, refused: { ...uplink.control.counters.refused }, backendKeys: backendKeys.status(), signingKey: keyRotation.status() },
     tls: tls(),
+    update: updater.status(),
   });
   const control = new ControlSocket(
     controlSocketPath(config),
@@ -289,6 +308,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     control,
     health,
     ...(remote ? [{ name: 'remote configuration', start: () => remote.start(), stop: () => remote.stop() }] : []),
+    { name: 'updater', start: () => updater.start(), stop: () => updater.stop() },
     { name: 'signing key rotation', start: () => keyRotation.start(), stop: () => keyRotation.stop() },
     ...(renewal ? [{ name: 'certificate renewal', start: () => renewal.start(), stop: () => renewal.stop() }] : []),
   ];

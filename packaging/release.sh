@@ -26,7 +26,7 @@ trap 'rm -rf "$stage"' EXIT
 root=$stage/venue-gateway-$version
 mkdir -p "$root/provisioning"
 cp -a dist package.json package-lock.json "$root/"
-cp provisioning/venue-gateway.service "$root/provisioning/"
+cp provisioning/venue-gateway.service provisioning/install.sh provisioning/gateway.example.json "$root/provisioning/"
 cp -a node_modules "$root/"
 # The production dependencies only, as installed here (their addons already built): no network, no scripts.
 (cd "$root" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)

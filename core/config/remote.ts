@@ -6,11 +6,12 @@ import { ConfigError, parseConfig } from './schema.js';
 
 /**
  * What the backend may not set: who the unit is, its keys and trust anchors (rotated by their own
- * messages), and where its data and control socket live (moving them would orphan what is stored).
+ * messages), where its data and control socket live (moving them would orphan what is stored),
+ * and which releases it trusts (the control plane's key must not be able to ship code).
  */
 export const LOCAL_ONLY_KEYS = [
   'gateway', 'secretsFile', 'broker.ca', 'broker.cert', 'broker.key', 'broker.username', 'broker.password', 'broker.clientId',
-  'store.path', 'health.controlSocket', 'beacon.identityKey',
+  'store.path', 'health.controlSocket', 'beacon.identityKey', 'update.root', 'update.releaseKeys', 'update.ca',
 ] as const;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -402,6 +402,34 @@ const configObject = z
       .strict()
       .prefault({})
       .describe('Configuration from the backend (docs/protocol.md, "Configuration"): layered over this file, signed, health-gated.'),
+    update: z
+      .object({
+        root: z
+          .string()
+          .min(1)
+          .default('/opt/venue-gateway')
+          .describe('The install root: releases side by side under releases/<version>, the `current` and `committed` links, and update-state.json. The service starts current/dist/cli/main.js.'),
+        releaseKeys: z
+          .array(hexKey(32, 'release public key'))
+          .max(8, 'at most 8 release keys')
+          .default([])
+          .describe('Release public keys this unit trusts (`vgw release key --show <file>`): a release must be signed by one. Empty: the unit takes no release over the air. Not the backend key: whoever may steer units may not ship them code.'),
+        ca: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("PEM file of the CA that signs the release server's HTTPS certificate (default: the system's CAs)."),
+        healthGateS: z
+          .number()
+          .int('must be whole seconds')
+          .min(10, 'must be at least 10: a unit needs a few seconds to connect and commit')
+          .max(3600, 'at most 3600 (an hour)')
+          .default(300)
+          .describe('A new release must pass the health gate (READY, broker connected, radio on, a store commit) within this many seconds of its start, or the unit returns to the committed release by itself and never tries that version again.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Software updates (docs/operating.md, "Releases"): signed releases, installed side by side, health-gated.'),
     log: z
       .object({ level: z.enum([...LOG_LEVELS, 'silent']).default('info').describe('Log level.') })
       .strict()

@@ -7,16 +7,16 @@
 import { z } from 'zod';
 import type { SigningKey } from '../trust/index.js';
 import { keyId, readCose, signCose, verifyCose } from '../wire/cose.js';
+import { RELEASE_VERSION } from '../wire/messages.js';
 
 /** Not sent: supplied by both sides (docs/operating.md, "Releases"). */
 export const RELEASE_AAD = Buffer.from('vgw-release-v1');
 
-const VERSION = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
 
 export const releaseManifestSchema = z.object({
   v: z.literal(1, { error: 'must be 1 (release manifest format)' }),
   name: z.literal('venue-gateway', { error: 'must be "venue-gateway"' }),
-  version: z.string().regex(VERSION, 'must be a semantic version such as 0.2.0 or 0.2.0-rc.1'),
+  version: z.string().regex(RELEASE_VERSION, 'must be a semantic version such as 0.2.0 or 0.2.0-rc.1'),
   commit: z.string().regex(/^[0-9a-f]{7,40}$/, 'must be a git commit (7 to 40 hex digits)'),
   /** process.arch of the units it is for: its native addons are built for it. */
   arch: z.enum(['x64', 'arm64', 'arm'], { error: 'must be x64, arm64 or arm' }),

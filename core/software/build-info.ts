@@ -15,7 +15,7 @@ export interface SoftwareVersion {
 let cached: SoftwareVersion | null = null;
 
 /** The project's root: the nearest directory above this file with a package.json. */
-function projectRoot(): string | null {
+export function projectRoot(): string | null {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir;

@@ -37,6 +37,9 @@ const time = z.union([z.number(), z.string()], { error: 'expected unix milliseco
   return t;
 });
 
+/** A release's version: semantic, with an optional pre-release. */
+export const RELEASE_VERSION = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
+
 /** The levels a logLevel command may set (the config's log.level also allows "silent"). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -55,8 +58,17 @@ export const requestSchema = z.discriminatedUnion('op', [
   }),
   z.object({ v: version, op: z.literal('restart') }),
   z.object({ v: version, op: z.literal('doctor') }),
+  z.object({
+    v: version,
+    op: z.literal('update'),
+    manifest: z.string().max(2000, 'at most 2000 characters').regex(/^https:\/\/[^\s]+\.manifest\.cose$/, 'must be the https:// URL of a release manifest (…/venue-gateway-<version>-linux-<arch>.manifest.cose)'),
+    version: z.string().regex(RELEASE_VERSION, 'must be a semantic version such as 0.2.0'),
+    downgrade: z.boolean({ error: 'expected true or false' }).optional(),
+  }),
 ]);
 export type RequestMessage = z.infer<typeof requestSchema>;
+/** A signed update request (docs/operating.md, "Releases"): the manifest names the tarball beside it. */
+export type UpdateRequest = Extract<RequestMessage, { op: 'update' }>;
 
 /** One check of a `doctor` answer: what `vgw doctor --json` prints on the unit. */
 export interface DoctorCheck {

@@ -214,6 +214,20 @@ export interface ControlCounters {
   signingKey?: { version: number; key: string; pending: number | null; last: { at: number; version: number; outcome: 'applied' | 'refused'; reason?: string } | null };
 }
 
+/** Software updates (docs/operating.md, "Releases"): the release running, the committed one, one under way, the last outcome. */
+export interface UpdateStatus {
+  /**
+   * disabled: no release key configured; unmanaged: not running from a release under update.root;
+   * idle; downloading, installing, restarting: a release under way; trial: running a release that
+   * has not yet passed the health gate.
+   */
+  state: 'disabled' | 'unmanaged' | 'idle' | 'downloading' | 'installing' | 'restarting' | 'trial';
+  running: string;
+  committed: string | null;
+  pending?: { version: string; bytes: number; total: number };
+  last: { version: string; outcome: 'applied' | 'refused' | 'rolledBack'; reason?: string; at: number } | null;
+}
+
 /** `counters`: one part per concern of the daemon. */
 export interface StatusCounters {
   radio: RadioStatus;
@@ -235,6 +249,8 @@ export interface StatusCounters {
     /** Renewal over MQTT: which certificate is in use (the file's, a renewed one, one on trial) and the last renewal's outcome. */
     renewal?: { using: 'file' | 'renewed' | 'trial' | 'none'; last: RenewalOutcome | null };
   };
+  /** Software updates (absent: a simulated unit). */
+  update?: UpdateStatus;
 }
 
 /** Which configuration a unit runs, and where it came from. */

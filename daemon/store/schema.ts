@@ -1,9 +1,15 @@
-// Schema migrations, applied in order; PRAGMA user_version records how many ran.
+// Schema migrations, applied in order; PRAGMA user_version records how many ran. A release must
+// stay able to roll back (docs/operating.md, "Releases"): a new migration that only adds (a table,
+// a column with a default) is `{ sql, keepsOlder: true }` and older releases keep running on it;
+// one that would strand them (a drop, a rename, a new meaning) is a plain string, held back while
+// the release is on trial and applied once it is committed, so the release's code must run on the
+// schema before it too (expand, then contract).
 // Written for an SD card: a commit appends to the encounters table and touches nothing else
 // most of the time (no secondary index on encounters; a batch is a range of encounter ids).
+import type { Migration } from '../../core/sqlite/index.js';
 import { LEGACY_LIFE } from '../../core/wire/index.js';
 
-export const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE encounters (
      id INTEGER PRIMARY KEY,               -- assigned by the store, never reused (see meta.purged_through)
      protocol INTEGER NOT NULL,

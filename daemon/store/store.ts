@@ -59,6 +59,8 @@ export interface StoreOptions {
   clockSynced?: () => boolean;
   /** The encounters still open, checkpointed with every commit. */
   openEncounters?: () => Iterable<Encounter>;
+  /** A release on trial: schema migrations an older release could not run on wait until it is committed. */
+  deferBreakingMigrations?: boolean;
   log?: Logger;
 }
 
@@ -170,7 +172,9 @@ export class Store {
     // Checkpoints of the WAL into the file write each page once however often it changed
     // since the last: fewer, larger ones spare the card (the WAL grows to about 4 MiB).
     this.db.pragma('wal_autocheckpoint = 4000');
-    migrate(this.db, MIGRATIONS);
+    const migrated = migrate(this.db, MIGRATIONS, { deferBreaking: this.options.deferBreakingMigrations });
+    if (migrated.deferred > 0) this.log?.warn({ deferred: migrated.deferred }, 'schema migrations held back until this release is committed (the release it would roll back to could not run on them)');
+    if (migrated.newerKept) this.log?.warn({ schema: migrated.version, known: MIGRATIONS.length }, 'the database was migrated by a newer release; running on it (its newer migrations keep older releases running)');
     const db = this.db;
     this.stmt = prepareStatements(db);
     const missingMeta = Object.keys(META_DEFAULTS).filter((k) => this.stmt.meta.get(k) === undefined);

@@ -9,7 +9,7 @@ import { systemTimers, type TimerHandle, type Timers } from '../../core/time/ind
 import { BrokerOptions, connectClient } from '../../core/mqtt/index.js';
 import type { OutboxBatch, Store } from '../store/index.js';
 import {
-  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type ControlSigningKey, type ControlTrust, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey,
+  COSE_CONTENT_TYPE, encodeBatch, gatewayTopics, GatewayTopics, signUnitMessage, TempIdsResponse, WIRE_SCHEMA_VERSION, type BatchSigner, type ControlCertificate, type ControlConfig, type ControlSigningKey, type ControlTrust, type DoctorCheck, type LogLevel, type RemoteConfigStatus, type TrustedKey, type UpdateRequest,
 } from '../../core/wire/index.js';
 import { signBytes, type SigningKey } from '../../core/trust/index.js';
 import { toWire } from '../../core/encounters/index.js';
@@ -38,6 +38,8 @@ export interface UplinkOptions {
   onRestart?: () => void;
   /** Runs `vgw doctor` on the unit for a signed doctor command. Absent: refused. */
   onDoctor?: () => Promise<DoctorCheck[]>;
+  /** A signed update request: null when the release is being taken (it restarts into it), or why it is refused. */
+  onUpdate?: (request: UpdateRequest) => string | null;
   /** Takes a signed configuration for this unit (retained on `<base>/config`). Absent: not subscribed. */
   onConfig?: (message: ControlConfig) => void;
   /** What the status says of the backend's configuration. */
@@ -410,6 +412,17 @@ export class Uplink {
         },
         (err: unknown) => this.replyError(responseTopic, correlationData, `op: doctor did not run: ${(err as Error).message}`, request.nonce),
       );
+      return;
+    }
+    if (request.op === 'update') {
+      const onUpdate = this.options.onUpdate;
+      if (!onUpdate) return this.replyError(responseTopic, correlationData, 'op: update is not carried out by this unit', request.nonce);
+      const refused = onUpdate(request);
+      if (refused !== null) return this.replyError(responseTopic, correlationData, refused, request.nonce);
+      this.counters.requestsAnswered++;
+      // Under way: the outcome comes in the status (counters.update), the unit restarting into the release.
+      const answer = { v: WIRE_SCHEMA_VERSION, ok: true, op: 'update', version: request.version, re: request.nonce };
+      void this.reply(responseTopic, correlationData, signUnitMessage(this.options.signingKey, answer), COSE_CONTENT_TYPE);
       return;
     }
     if (this.pullsQueued >= MAX_QUEUED_PULLS) {

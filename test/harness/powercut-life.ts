@@ -65,7 +65,7 @@ function gatewayConfig(path: string, o: {
 /** A database as a gateway of schema 1 left it: two batches in the outbox, one encounter unbatched. */
 function legacyDatabase(path: string): void {
   const db = new Database(path);
-  db.exec(MIGRATIONS[0]);
+  db.exec(MIGRATIONS[0] as string);
   db.pragma('user_version = 1');
   const at = Date.now() - 3_600_000;
   const row = db.prepare(`INSERT INTO encounters VALUES (?, 0, ?, ?, ?, ?, 12, -80, -60, -840, 12, '[1000,2600,0,400]', 1)`);

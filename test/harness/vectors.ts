@@ -123,6 +123,16 @@ export function configMessage(record: RegistrationRecord, backend: ControlSigner
   return { topic: ackTopic.replace(/\/ack$/, '/config'), payload, contentType: COSE_CONTENT_TYPE };
 }
 
+/** A signed update request (docs/protocol.md, "Requests"), at a fixed time with a fixed nonce. */
+function updateRequest(record: RegistrationRecord, backend: ControlSigner, ackTopic: string): Captured {
+  const base = ackTopic.replace(/\/ack$/, '');
+  const payload = backend.sign({
+    kind: 'request', venue: record.venue, gateway: record.gateway, issuedAt: 1_796_600_000_000, nonce: 'dXBkYXRlLXZlY3Rvci0x', replyTo: `${base.split('/').slice(0, -2).join('/')}/replies/vgw-backend`,
+    op: 'update', manifest: 'https://releases.example/venue-gateway-0.2.0-linux-arm64.manifest.cose', version: '0.2.0',
+  });
+  return { topic: `${base}/req`, payload, contentType: COSE_CONTENT_TYPE };
+}
+
 /** The backend keys to trust, and a rotation of the first gateway's signing key (order, request, acceptance), at a fixed time with fixed keys. */
 function governanceMessages(record: RegistrationRecord, secrets: Secrets, backend: ControlSigner, ackTopic: string): Record<'trust' | 'keyOrder' | 'keyRequest' | 'keyAccepted', Captured> {
   const base = ackTopic.replace(/\/ack$/, '');
@@ -187,6 +197,7 @@ export function writeVectors(dir: string, o: {
   });
   good('tempids-1', 'tempids', tempIdsAnswer(o.records[0], o.backend, o.acks[0].topic), "a temp-ID answer: made by the backend's signer with a test BlueTrace key, not captured");
   good('config-1', 'config', configMessage(o.records[0], o.backend, o.acks[0].topic), "a unit's configuration, retained on its config topic: made by the backend's signer, not captured");
+  good('update-request-1', 'request', updateRequest(o.records[0], o.backend, o.acks[0].topic), "a signed update request (take release 0.2.0 from the manifest at that URL): made by the backend's signer, not captured");
   const governed = governanceMessages(o.records[0], o.secrets, o.backend, o.acks[0].topic);
   good('trust-1', 'trust', governed.trust, "the backend keys a unit is to trust (an overlap: the test backend key and another), retained: made by the backend's signer, not captured");
   good('signing-key-1', 'signing-key', governed.keyOrder, "an order to make rotation 1 of the unit's signing key, retained: made by the backend's signer, not captured");

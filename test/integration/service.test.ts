@@ -85,12 +85,17 @@ describe('provisioning/install.sh', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const mode = (p: string) => (statSync(join(root, p)).mode & 0o777).toString(8);
-    expect(existsSync(join(root, 'opt/venue-gateway/dist/cli/main.js'))).toBe(true);
+    const version = (JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+    expect(existsSync(join(root, `opt/venue-gateway/releases/${version}/dist/cli/main.js`))).toBe(true);
+    // installed by hand: the committed release, which the service starts and its guard runs from
+    expect(readlinkSync(join(root, 'opt/venue-gateway/current'))).toBe(`releases/${version}`);
+    expect(readlinkSync(join(root, 'opt/venue-gateway/committed'))).toBe(`releases/${version}`);
+    expect(JSON.parse(readFileSync(join(root, 'opt/venue-gateway/update-state.json'), 'utf8'))).toMatchObject({ committed: version, trial: null });
     expect(readFileSync(join(root, 'etc/systemd/system/venue-gateway.service'), 'utf8')).toBe(readFileSync(UNIT, 'utf8'));
     expect(mode('etc/venue-gateway')).toBe('750');
     expect(mode('var/lib/venue-gateway')).toBe('700');
     expect(mode('etc/venue-gateway/config.template.json')).toBe('640');
-    expect(readlinkSync(join(root, 'usr/local/bin/vgw'))).toBe('/opt/venue-gateway/dist/cli/main.js');
+    expect(readlinkSync(join(root, 'usr/local/bin/vgw'))).toBe('/opt/venue-gateway/current/dist/cli/main.js');
   });
 
   it('refuses a Node.js older than 20, saying which it found', () => {

@@ -238,7 +238,7 @@ describe('store recovery', () => {
   it('a database from before lives (schema 1) is upgraded: its batches keep the all-zero life, leftovers go out in it, bucket times become seconds', () => {
     const path = join(dir, `g${n++}.db`);
     const old = new Database(path);
-    old.exec(MIGRATIONS[0]);
+    old.exec(MIGRATIONS[0] as string);
     old.pragma('user_version = 1');
     const row = old.prepare(`INSERT INTO encounters VALUES (?, 0, ?, ?, ?, ?, 10, -80, -60, -700, 10, '[1000,2600,0,400]', 1)`);
     for (let id = 1; id <= 5; id++) row.run(id, Buffer.alloc(16, id), Buffer.alloc(4), 1_795_000_000_000, 1_795_000_004_000);

@@ -85,7 +85,7 @@ def main(argv=None):
     d.add_argument("--registry", help="verify signatures against these registration records")
     v = sub.add_parser("vectors", help="check the conformance vectors of a directory (docs/vectors)")
     v.add_argument("directory")
-    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "config-set", "trust-set", "key-rotate"):
+    for name in ("consume", "pull", "status", "log-level", "restart", "doctor", "update", "config-set", "trust-set", "key-rotate"):
         s = sub.add_parser(name)
         s.add_argument("--url", required=True, help="mqtt://host:port")
         s.add_argument("--prefix", default="vgw/v3")
@@ -113,7 +113,11 @@ def main(argv=None):
             s.add_argument("--settings", required=True, help='config keys as JSON, e.g. {"uplink":{"statusIntervalS":300}}')
         if name == "trust-set":
             s.add_argument("--keys", required=True, help="the whole set of backend public keys to trust, comma-separated hex; it must keep --control-key's")
-        if name in ("restart", "doctor"):
+        if name == "update":
+            s.add_argument("--manifest", required=True, help="https:// URL of the release manifest (make release writes it beside the tarball)")
+            s.add_argument("--release-version", required=True, help="the version the manifest must be of")
+            s.add_argument("--downgrade", action="store_true", help="allow a version older than the running one")
+        if name in ("restart", "doctor", "update"):
             s.add_argument("--registry", help="registration records: the answer must verify with the gateway's key")
             s.add_argument("--timeout-s", type=float, default=60 if name == "doctor" else 10)
     a = p.parse_args(argv)
@@ -156,6 +160,9 @@ def main(argv=None):
         return 0
     if a.cmd == "restart":
         print(json.dumps(vmqtt.restart(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), _registry(a.registry), a.timeout_s)))
+        return 0
+    if a.cmd == "update":
+        print(json.dumps(vmqtt.update(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), a.manifest, a.release_version, a.downgrade, _registry(a.registry), a.timeout_s)))
         return 0
     if a.cmd == "doctor":
         answer = vmqtt.doctor(a.url, a.prefix, a.venue, a.gateway, BackendKey.load(a.control_key), _registry(a.registry), a.timeout_s)

@@ -253,6 +253,17 @@ def doctor(url, prefix, venue, gateway, backend_key, registry=None, timeout_s=60
     return _ask(url, prefix, venue, gateway, {"op": "doctor"}, lambda p, doc: doc, timeout_s, backend_key, key)
 
 
+def update(url, prefix, venue, gateway, backend_key, manifest, version, downgrade=False, registry=None, timeout_s=10):
+    """A signed command: the gateway takes the release whose manifest is at `manifest` (https://), of `version`.
+
+    Its answer says it is under way ({"ok": true, "op": "update", "version": …}); it then downloads, checks,
+    installs and restarts into it on trial, and its status (counters.update) says how it went.
+    """
+    key = _gateway_key(registry, gateway)
+    body = {"op": "update", "manifest": manifest, "version": version, **({"downgrade": True} if downgrade else {})}
+    return _ask(url, prefix, venue, gateway, body, lambda p, doc: doc, timeout_s, backend_key, key)
+
+
 def _publish_next(url, prefix, venue, gateway, backend_key, kind, sign, wait_s, held_by=None):
     """Publishes `sign(version)` retained on the unit's `kind` topic, as the version after the one the broker holds
     (signed by `held_by`, raw public keys; default: this key)."""
