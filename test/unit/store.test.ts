@@ -54,12 +54,18 @@ describe('store', () => {
     db.close();
   });
 
-  it('refuses a database from a newer version instead of corrupting it', () => {
+  it('refuses a database a newer release migrated beyond what it can run on, instead of corrupting it; runs on one it only expanded', () => {
     const { store, path } = open();
     store.close();
     const db = new Database(path);
+    // a newer release's expanding migration (docs/operating.md, "Releases"): this one still runs on it
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
+    open({ path }).store.close();
+    // a newer release's contracting migration: it needs software that knows it
+    const again = new Database(path);
+    again.prepare('UPDATE schema_compat SET oldest_reader = ?').run(SCHEMA_VERSION + 1);
+    again.close();
     expect(() => open({ path })).toThrow(/newer than this software/);
   });
 
