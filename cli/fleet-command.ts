@@ -6,7 +6,7 @@ import { fail, UsageError } from './errors.js';
 import { governance, layerOf, printStarted, rolloutOptions, rolloutPlan, type RolloutOptions, type Target, targetOptions } from './rollout-options.js';
 
 /** One subcommand: its units (--fleet, --group, --gateway), the rollout's options, and how it is judged. */
-function staged(parent: Command, name: string, description: string, judged: string, example: string): Command {
+export function staged(parent: Command, name: string, description: string, judged: string, example: string): Command {
   return rolloutOptions(targetOptions(parent.command(name).description(description)))
     .option('-c, --config <file>', "the collector's config: its database and registry")
     .addHelpText(
@@ -18,10 +18,10 @@ function staged(parent: Command, name: string, description: string, judged: stri
     );
 }
 
-type StagedOptions = Target & RolloutOptions & { config?: string };
+export type StagedOptions = Target & RolloutOptions & { config?: string };
 
 /** The action of a subcommand: the command its options make, started as a rollout; errors as every command reports them. */
-function startWith<O extends StagedOptions>(make: (opts: O) => FleetCommand): (opts: O) => Promise<void> {
+export function startWith<O extends StagedOptions>(make: (opts: O) => FleetCommand): (opts: O) => Promise<void> {
   return async (opts) => {
     try {
       const { scope, name } = layerOf(opts);

@@ -7,9 +7,10 @@ import { fail, UsageError } from './errors.js';
 import { fleetConfigCommand } from './fleet-config.js';
 import { fleetRotateCommand } from './fleet-rotate.js';
 import { fleetCommandCommand } from './fleet-command.js';
+import { addFleetUpdate } from './fleet-update.js';
 
 export function fleetCommand(): Command {
-  return new Command('fleet')
+  const fleet = new Command('fleet')
     .description("list the fleet from a collector's database: every gateway online or offline since when, backlog, last batch, missing batches, clock, radio, beacon, software and config versions")
     .option('--db <database>', "a collector's database: SQLite file or postgres:// URL")
     .option('-c, --config <file>', "or the collector's config (its collector.database)")
@@ -46,13 +47,16 @@ export function fleetCommand(): Command {
           return;
         }
         process.stdout.write(
-          `${summary.gateways} gateways: ${summary.online} online, ${summary.offline} offline, ${summary.unknown} without a status; ${summary.withMissingBatches} with missing batches\n`,
+          `${summary.gateways} gateways: ${summary.online} online, ${summary.offline} offline, ${summary.unknown} without a status; ${summary.withMissingBatches} with missing batches; ` +
+            `software ${Object.entries(summary.versions).sort((a, b) => b[1] - a[1]).map(([v, n]) => `${v} ×${n}`).join(', ') || 'none'}\n`,
         );
         if (rows.length > 0) process.stdout.write(table(rows));
       } catch (err) {
         fail(err);
       }
     });
+  addFleetUpdate(fleet);
+  return fleet;
 }
 
 /** Not created when absent: a mistyped path must not become an empty fleet. */

@@ -125,7 +125,10 @@ export class Collector {
   constructor(private readonly options: CollectorOptions, private readonly log: Logger) {
     this.timers = options.timers ?? systemTimers;
     this.warnings = new WarningThrottle(log, 60_000, () => this.timers.now());
-    this.metrics = new CollectorMetrics(async () => (this.opened ? this.opened.lives() : []), options.processMetrics ?? false, () => this.rolloutView.rollouts);
+    this.metrics = new CollectorMetrics(
+      async () => (this.opened ? this.opened.lives() : []), options.processMetrics ?? false, () => this.rolloutView.rollouts,
+      async () => (this.opened ? this.opened.statuses() : []),
+    );
     // Checked once here: a wrong key would otherwise fail every request in the message handler.
     if (options.bluetraceKey && options.bluetraceKey.length !== TEMPID_KEY_BYTES) throw new Error(`bluetraceKey: expected ${TEMPID_KEY_BYTES} bytes (AES-256-GCM)`);
   }

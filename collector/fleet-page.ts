@@ -81,6 +81,12 @@ function summary(s) {
     el('span', s.gateways + ' gateways', 'total'), el('span', s.online + ' online', 'online'),
     el('span', s.offline + ' offline', 'offline'), el('span', s.unknown + ' no status', 'unknown'),
     el('span', s.withMissingBatches + ' with missing batches', 'gaps'));
+  // one chip per software version the units report, most units first
+  Object.keys(s.versions || {}).sort(function (a, b) { return s.versions[b] - s.versions[a]; }).forEach(function (v) {
+    var chip = el('span', s.versions[v] + ' on ' + v, 'version');
+    chip.dataset.version = v;
+    box.append(chip);
+  });
 }
 
 function table(fleet) {

@@ -224,12 +224,21 @@ export function venueChart(rows: readonly VenueHour[], now: number, hours: numbe
 }
 
 /** Counts for the page's and `vgw fleet`'s headline. */
-export function fleetSummary(rows: readonly FleetRow[]): { gateways: number; online: number; offline: number; unknown: number; withMissingBatches: number } {
+export function fleetSummary(rows: readonly FleetRow[]): {
+  gateways: number; online: number; offline: number; unknown: number; withMissingBatches: number; versions: Record<string, number>;
+} {
+  // What a rollout of releases moves: how many units report each version ("unknown": no status, or none said).
+  const versions: Record<string, number> = {};
+  for (const r of rows) {
+    const v = r.software?.split(' ')[0] ?? 'unknown';
+    versions[v] = (versions[v] ?? 0) + 1;
+  }
   return {
     gateways: rows.length,
     online: rows.filter((r) => r.state === 'online').length,
     offline: rows.filter((r) => r.state === 'offline').length,
     unknown: rows.filter((r) => r.state === 'unknown').length,
     withMissingBatches: rows.filter((r) => r.seqMissing > 0).length,
+    versions,
   };
 }

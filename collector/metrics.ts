@@ -1,7 +1,7 @@
 // The collector's Prometheus metrics (prom-client), one registry per collector: what it stored,
 // refused and why, how long its database takes, and each gateway's lag and missing batches.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LifeRow } from './fleet.js';
+import type { LifeRow, StatusRow } from './fleet.js';
 import { counts, type Rollout } from '../core/fleet/index.js';
 import { UNIT_MESSAGE_REFUSALS, type RefusalCode } from './verify.js';
 
@@ -23,7 +23,10 @@ export class CollectorMetrics {
   readonly gatewayLag: Gauge<'gateway'>;
 
   /** `lives` is read at each scrape for the per-gateway sequence gaps. */
-  constructor(lives: () => Promise<LifeRow[]>, defaultMetrics = true, rollouts: () => readonly Rollout[] = () => []) {
+  constructor(
+    lives: () => Promise<LifeRow[]>, defaultMetrics = true, rollouts: () => readonly Rollout[] = () => [],
+    statuses: () => Promise<readonly StatusRow[]> = async () => [],
+  ) {
     const registers = [this.registry];
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'vgw_collector_' });
     this.batches = new Counter({ name: 'vgw_collector_batches_total', help: 'Batches by outcome: stored, duplicate (re-sent, acknowledged again), refused', labelNames: ['outcome'], registers });
@@ -69,6 +72,28 @@ export class CollectorMetrics {
       },
     });
     new Gauge({
+      name: 'vgw_gateways_software', help: 'Gateways by the software version their latest status reports, and whether they are online (a release rollout moves them)',
+      labelNames: ['version', 'state'], registers,
+      async collect() {
+        this.reset();
+        let rows: readonly StatusRow[];
+        try {
+          rows = await statuses();
+        } catch {
+          return;
+        }
+        const counted = new Map<string, { version: string; state: string; n: number }>();
+        for (const row of rows) {
+          const version = softwareOf(row.document) ?? 'unknown';
+          const at = `${version}\n${row.state}`;
+          const c = counted.get(at) ?? { version, state: row.state, n: 0 };
+          c.n++;
+          counted.set(at, c);
+        }
+        for (const c of counted.values()) this.set({ version: c.version, state: c.state }, c.n);
+      },
+    });
+    new Gauge({
       name: 'vgw_rollout_running', help: 'Whether each staged rollout is running (1), or paused, aborted or done (0, with its state as a label)',
       labelNames: ['rollout', 'change', 'state'], registers,
       collect() {
@@ -76,5 +101,15 @@ export class CollectorMetrics {
         for (const r of rollouts()) this.set({ rollout: r.id, change: r.change, state: r.state }, r.state === 'running' ? 1 : 0);
       },
     });
+  }
+}
+
+/** The software version a status document reports, or null. */
+function softwareOf(document: string): string | null {
+  try {
+    const v = (JSON.parse(document) as { software?: { version?: unknown } }).software?.version;
+    return typeof v === 'string' ? v.slice(0, 64) : null;
+  } catch {
+    return null;
   }
 }

@@ -9,7 +9,7 @@ import { ulid } from 'ulid';
 import type { Logger } from '../core/log/index.js';
 import { randomBytes } from 'node:crypto';
 import {
-  type CommandAnswer, commandOutcome, composeLayers, control, counts, type ConfigLayer, type FleetCommand, layerApplies, type LayerScope, newRollout, type Rollout, type RolloutPlan,
+  type CommandAnswer, commandOutcome, composeLayers, type SentBefore, sentBefore, type UnitPresence, control, counts, type ConfigLayer, type FleetCommand, layerApplies, type LayerScope, newRollout, type Rollout, type RolloutPlan,
   settleCommands, step, supersede, type UnitReport,
 } from '../core/fleet/index.js';
 import { systemTimers, type TimerHandle, type Timers } from '../core/time/index.js';
@@ -32,8 +32,11 @@ type RetainedKind = Exclude<RolloutKind, 'command'>;
  * (`trust`) and its own key's rotation (`signingKey`), as a rollout judges it, and when the unit
  * started (a restart command is done once it is back): its document read once.
  */
-export function unitReports(row: StatusRow): Record<RetainedKind, UnitReport> & { presence: { online: boolean; startedAt: number | null } } {
-  let doc: { startedAt?: unknown; config?: { remote?: Partial<UnitReport> }; counters?: { control?: { backendKeys?: ReportedKeys; signingKey?: ReportedKeys } } } = {};
+export function unitReports(row: StatusRow): Record<RetainedKind, UnitReport> & { presence: UnitPresence } {
+  let doc: {
+    startedAt?: unknown; software?: { version?: unknown }; config?: { remote?: Partial<UnitReport> };
+    counters?: { control?: { backendKeys?: ReportedKeys; signingKey?: ReportedKeys }; update?: NonNullable<UnitPresence['software']>['update'] };
+  } = {};
   try {
     doc = JSON.parse(row.document) as typeof doc;
   } catch {
@@ -50,8 +53,23 @@ export function unitReports(row: StatusRow): Record<RetainedKind, UnitReport> & 
     },
     trust: versionedReport(online, doc.counters?.control?.backendKeys),
     signingKey: versionedReport(online, doc.counters?.control?.signingKey),
-    presence: { online, startedAt: typeof doc.startedAt === 'string' && Number.isFinite(Date.parse(doc.startedAt)) ? Date.parse(doc.startedAt) : null },
+    presence: {
+      online, startedAt: typeof doc.startedAt === 'string' && Number.isFinite(Date.parse(doc.startedAt)) ? Date.parse(doc.startedAt) : null,
+      software: { version: typeof doc.software?.version === 'string' ? doc.software.version : null, update: updateReport(doc.counters?.update) },
+    },
   };
+}
+
+/** counters.update as a rollout reads it; null when absent or not of its shape (a unit that reports none). */
+function updateReport(u: unknown): NonNullable<UnitPresence['software']>['update'] {
+  if (u === null || typeof u !== 'object') return null;
+  const r = u as { state?: unknown; committed?: unknown; last?: { version?: unknown; outcome?: unknown; reason?: unknown; at?: unknown } | null };
+  if (typeof r.state !== 'string') return null;
+  const l = r.last;
+  const last = l && typeof l.version === 'string' && typeof l.outcome === 'string'
+    ? { version: l.version, outcome: l.outcome, at: typeof l.at === 'number' ? l.at : 0, ...(typeof l.reason === 'string' ? { reason: l.reason } : {}) }
+    : null;
+  return { state: r.state, committed: typeof r.committed === 'string' ? r.committed : null, last };
 }
 
 /** A status part that counts versions (backend keys announced, signing key rotations) and says how the last one went. */
@@ -128,10 +146,17 @@ export async function startRotation(
   return rollout;
 }
 
+/** How a command reads in a rollout's change: "restart", "log level debug for 600 s", "update to 0.2.0". */
+function commandText(c: FleetCommand): string {
+  if (c.op === 'logLevel') return `log level ${c.level} for ${c.forS} s`;
+  if (c.op === 'update') return `update to ${c.version}${c.downgrade ? ' (downgrade allowed)' : ''}`;
+  return c.op;
+}
+
 /**
  * Starts a rollout of what is sent to the units of a scope and judged on its own, not changed in a
  * layer: an order to make and register a new signing key (docs/operating.md, "Gateway keys"), or a
- * command (restart, doctor, log level). Rollouts already running go on: they reach other units, or
+ * command (restart, doctor, log level, update). Rollouts already running go on: they reach other units, or
  * a unit again, which is harmless (a newer order covers an older one; a command runs again).
  */
 export async function startScoped(
@@ -141,7 +166,7 @@ export async function startScoped(
   const units = await scopeUnits(store, registry, scope, name);
   const change = what.kind === 'signingKey'
     ? `signing keys of ${describeLayer(scope, name)}`
-    : `${what.command.op === 'logLevel' ? `log level ${what.command.level} for ${what.command.forS} s` : what.command.op} on ${describeLayer(scope, name)}`;
+    : `${commandText(what.command)} on ${describeLayer(scope, name)}`;
   const rollout: Rollout = { ...newRollout(ulid(now), change, { scope, name, version: 0 }, units, plan, now), ...what };
   await store.saveRollout(rollout, null);
   return rollout;
@@ -192,7 +217,7 @@ interface CommandSent {
   gateway: string;
   venue: string;
   nonce: string;
-  startedBefore: number | null;
+  before: SentBefore;
   answer: CommandAnswer | null;
 }
 
@@ -290,7 +315,7 @@ export class RolloutDriver {
           // Settled by the answers; step() only stages and times out.
           const settled = settleCommands(current, (g) => {
             const sent = this.commands.get(`${rollout.id}/${g}`);
-            return commandOutcome(rollout.command!, sent?.startedBefore ?? null, sent?.answer ?? null, reports.get(g)?.presence ?? null);
+            return commandOutcome(rollout.command!, sent?.before ?? sentBefore(null), sent?.answer ?? null, reports.get(g)?.presence ?? null);
           }, now);
           if (settled !== current) commandChanged.add(rollout.id);
           current = settled;
@@ -301,7 +326,7 @@ export class RolloutDriver {
           nextVersion = (g) => this.nextVersion(kind, g, report(g));
         }
         const result = step(current, now, report, nextVersion);
-        for (const unit of result.send) await this.send(rollout, unit, unit.version!, layers, reports.get(unit.gateway)?.presence.startedAt ?? null);
+        for (const unit of result.send) await this.send(rollout, unit, unit.version!, layers, sentBefore(reports.get(unit.gateway)?.presence));
         if (result.rollout.state !== current.state) log.warn({ rollout: rollout.id, state: result.rollout.state, reason: result.rollout.reason }, `rollout ${result.rollout.state}`);
         current = result.rollout;
         if (current.state === 'aborted' && rollout.state !== 'aborted') current = await this.undo(current, now);
@@ -344,12 +369,12 @@ export class RolloutDriver {
 
   /**
    * A command as the signed request `vgw command` sends, answered on this driver's reply topic; none
-   * to a unit offline. `startedBefore`: when the unit said it started (a restart is judged against it).
+   * to a unit offline. `before`: what the unit reported as it went out (a restart and an update are judged against it).
    */
-  private async sendCommand(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, startedBefore: number | null): Promise<void> {
+  private async sendCommand(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, before: SentBefore): Promise<void> {
     if (unit.state !== 'sent') return;
     const nonce = randomBytes(16).toString('base64url');
-    const sent: CommandSent = { rollout: rollout.id, gateway: unit.gateway, venue: unit.venue, nonce, startedBefore, answer: null };
+    const sent: CommandSent = { rollout: rollout.id, gateway: unit.gateway, venue: unit.venue, nonce, before, answer: null };
     this.commands.set(`${rollout.id}/${unit.gateway}`, sent);
     this.unanswered.set(nonce, sent);
     const request = this.options.control.sign({
@@ -359,9 +384,9 @@ export class RolloutDriver {
   }
 
   /** The unit's message of `rollout`'s kind, signed, retained: its layers merged, the keys to trust, or an order to rotate its key; a command as a request. */
-  private async send(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, version: number, layers: readonly ConfigLayer[], startedAt: number | null): Promise<void> {
+  private async send(rollout: Rollout, unit: { gateway: string; venue: string; state: string }, version: number, layers: readonly ConfigLayer[], before: SentBefore): Promise<void> {
     const kind = rollout.kind ?? 'config';
-    if (kind === 'command') return this.sendCommand(rollout, unit, startedAt);
+    if (kind === 'command') return this.sendCommand(rollout, unit, before);
     const { gateway, venue } = unit;
     const issued = { venue, gateway, version, issuedAt: this.timers.now() };
     let message;

@@ -82,7 +82,8 @@ describe('collector operations: metrics, health, the fleet', () => {
       return fleetNow.summary.offline === 2 && fleetNow;
     }, 20_000) as { summary: unknown; gateways: Array<{ gateway: string } & Record<string, any>> };
     const byId = new Map<string, Record<string, any>>(api.gateways.map((r: { gateway: string }) => [r.gateway, r]));
-    expect(api.summary).toEqual({ gateways: 6, online: 3, offline: 2, unknown: 1, withMissingBatches: 1 });
+    // each version's count: the five that sent a status run this build; the one without says nothing
+    expect(api.summary).toEqual({ gateways: 6, online: 3, offline: 2, unknown: 1, withMissingBatches: 1, versions: { [softwareVersion().version]: 5, unknown: 1 } });
     for (const id of stopped) expect(byId.get(id)).toMatchObject({ state: 'offline', reason: 'stopped', backlog: null });
     expect(api.gateways.slice(0, 2).map((r: { gateway: string }) => r.gateway).sort()).toEqual(stopped.sort());
     expect(byId.get('hand-gw')).toMatchObject({ state: 'unknown', venue: 'hand-venue', seqMissing: 2, lives: 1 });
@@ -101,7 +102,7 @@ describe('collector operations: metrics, health, the fleet', () => {
     expect(listed.summary).toEqual(api.summary);
     expect(listed.gateways.map((r: Record<string, unknown>) => [r.gateway, r.state, r.seqMissing])).toEqual(api.gateways.map((r: Record<string, unknown>) => [r.gateway, r.state, r.seqMissing]));
     const table = await runVgw(['fleet', '-c', config]);
-    expect(table.stdout).toMatch(/^6 gateways: 3 online, 2 offline, 1 without a status; 1 with missing batches$/m);
+    expect(table.stdout).toMatch(new RegExp(`^6 gateways: 3 online, 2 offline, 1 without a status; 1 with missing batches; software ${softwareVersion().version.replaceAll('.', '\\.')} ×5, unknown ×1$`, 'm'));
     expect(table.stdout).toMatch(/^GATEWAY\s+VENUE\s+STATE\s+SINCE\s+LAST BATCH\s+MISSING\s+BACKLOG\s+CLOCK\s+RADIO\s+BEACON\s+SOFTWARE\s+CONFIG$/m);
     expect(table.stdout).toContain(` ${softwareVersion().version} ${softwareVersion().commit}  sha256:`);
     expect(table.stdout).toMatch(new RegExp(`^${stopped[0]}\\s+\\S+\\s+offline \\(stopped\\)`, 'm'));

@@ -3,7 +3,7 @@
 // a stop by itself once abortAfter units failed, and never more than canary + abortAfter units
 // reached by a change that breaks every unit.
 import { describe, expect, it } from 'vitest';
-import { commandOutcome, composeLayers, control, counts, layerApplies, newRollout, settleCommands, step, type ConfigLayer, type Rollout, type RolloutPlan, type UnitReport } from '../../core/fleet/index.js';
+import { commandOutcome, composeLayers, sentBefore, control, counts, layerApplies, newRollout, settleCommands, step, type ConfigLayer, type Rollout, type RolloutPlan, type UnitReport } from '../../core/fleet/index.js';
 
 const units = (n: number, offline: number[] = []) =>
   Array.from({ length: n }, (_, i) => ({ gateway: `gw-${String(i + 1).padStart(3, '0')}`, venue: `v-${i + 1}`, online: !offline.includes(i + 1) }));
@@ -159,17 +159,38 @@ describe('configuration layers', () => {
 describe('a command across the fleet, judged by the answers (core/fleet/command.ts)', () => {
   it('applies on a good answer, fails on a refusal or an unhealthy doctor with its checks named, and counts a restart only once the unit is back', () => {
     const ok = { ok: true };
-    expect(commandOutcome({ op: 'logLevel', level: 'debug', forS: 60 }, null, null, null)).toBeNull();
-    expect(commandOutcome({ op: 'logLevel', level: 'debug', forS: 60 }, null, ok, null)).toEqual({ state: 'applied' });
-    expect(commandOutcome({ op: 'restart' }, null, { ok: false, error: 'op: restart is not carried out by this unit' }, null)).toEqual({ state: 'failed', reason: 'refused: op: restart is not carried out by this unit' });
-    expect(commandOutcome({ op: 'doctor' }, null, { ok: true, healthy: true, checks: [{ check: 'config', ok: true }] }, null)).toEqual({ state: 'applied' });
-    expect(commandOutcome({ op: 'doctor' }, null, { ok: true, healthy: false, checks: [{ check: 'config', ok: true }, { check: 'tls', ok: false, detail: 'expires in 3 days' }, { check: 'disk', ok: false }] }, null))
+    const none = sentBefore(null);
+    const at = (startedAt: number) => ({ startedAt, updateLast: null });
+    expect(commandOutcome({ op: 'logLevel', level: 'debug', forS: 60 }, none, null, null)).toBeNull();
+    expect(commandOutcome({ op: 'logLevel', level: 'debug', forS: 60 }, none, ok, null)).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'restart' }, none, { ok: false, error: 'op: restart is not carried out by this unit' }, null)).toEqual({ state: 'failed', reason: 'refused: op: restart is not carried out by this unit' });
+    expect(commandOutcome({ op: 'doctor' }, none, { ok: true, healthy: true, checks: [{ check: 'config', ok: true }] }, null)).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'doctor' }, none, { ok: true, healthy: false, checks: [{ check: 'config', ok: true }, { check: 'tls', ok: false, detail: 'expires in 3 days' }, { check: 'disk', ok: false }] }, null))
       .toEqual({ state: 'failed', reason: 'doctor: tls (expires in 3 days); disk' });
     // a restart: answered, but done only once online having started since (as the unit tells it: its clock need not be right)
-    expect(commandOutcome({ op: 'restart' }, 1000, ok, { online: true, startedAt: 1000 })).toBeNull();
-    expect(commandOutcome({ op: 'restart' }, 1000, ok, { online: false, startedAt: 5 })).toBeNull();
-    expect(commandOutcome({ op: 'restart' }, 1000, ok, { online: true, startedAt: 5 })).toEqual({ state: 'applied' });
-    expect(commandOutcome({ op: 'restart' }, null, ok, { online: true, startedAt: 5 })).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'restart' }, at(1000), ok, { online: true, startedAt: 1000 })).toBeNull();
+    expect(commandOutcome({ op: 'restart' }, at(1000), ok, { online: false, startedAt: 5 })).toBeNull();
+    expect(commandOutcome({ op: 'restart' }, at(1000), ok, { online: true, startedAt: 5 })).toEqual({ state: 'applied' });
+    expect(commandOutcome({ op: 'restart' }, none, ok, { online: true, startedAt: 5 })).toEqual({ state: 'applied' });
+  });
+
+  it('counts an update done once the unit runs the release, committed; failed once it reports it refused or rolled back since it was sent', () => {
+    const update = { op: 'update' as const, manifest: 'https://r.example/venue-gateway-0.2.0-linux-arm64.manifest.cose', version: '0.2.0' };
+    const ok = { ok: true };
+    const unit = (version: string, state: string, committed: string, last: { version: string; outcome: string; reason?: string; at: number } | null, online = true) =>
+      ({ online, startedAt: 5, software: { version, update: { state, committed, last } } });
+    const earlier = { version: '0.2.0', outcome: 'refused', reason: 'artifact.sha256: altered', at: 100 };
+    const before = sentBefore(unit('0.1.0', 'idle', '0.1.0', earlier));
+    expect(commandOutcome(update, before, null, unit('0.2.0', 'idle', '0.2.0', null))).toBeNull(); // no answer yet
+    expect(commandOutcome(update, before, { ok: false, error: 'update.releaseKeys: empty' }, null)).toEqual({ state: 'failed', reason: 'refused: update.releaseKeys: empty' });
+    // under way: downloading, then on trial; an outcome from before the command is not this one's
+    expect(commandOutcome(update, before, ok, unit('0.1.0', 'downloading', '0.1.0', earlier))).toBeNull();
+    expect(commandOutcome(update, before, ok, unit('0.2.0', 'trial', '0.1.0', earlier))).toBeNull();
+    expect(commandOutcome(update, before, ok, unit('0.2.0', 'idle', '0.2.0', { version: '0.2.0', outcome: 'applied', at: 200 }))).toEqual({ state: 'applied' });
+    expect(commandOutcome(update, before, ok, unit('0.2.0', 'idle', '0.2.0', null, false))).toBeNull(); // offline: not yet seen
+    expect(commandOutcome(update, before, ok, unit('0.1.0', 'idle', '0.1.0', { version: '0.2.0', outcome: 'rolledBack', reason: 'started 3 times', at: 300 })))
+      .toEqual({ state: 'failed', reason: 'rolled back: started 3 times' });
+    expect(commandOutcome(update, before, ok, unit('0.1.0', 'idle', '0.1.0', { ...earlier, at: 400 }))).toEqual({ state: 'failed', reason: 'refused: artifact.sha256: altered' });
   });
 
   it('settles the units sent whose outcome is known, and leaves the rest to step() (its stages and its settle time)', () => {
