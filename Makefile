@@ -26,6 +26,8 @@ deps: node_modules/.package-lock.json
 TEST_PACKAGES := mosquitto postgresql chromium bluez-test-tools socat faketime gcc strace openssl \
   systemd python3 python3-cbor2 python3-paho-mqtt python3-cryptography mosquitto-dev libmosquitto-dev
 DEMO_PACKAGES := mosquitto
+# `make soak` also cross-builds a release for arm64 (Pi 4/5, Zero 2 W): a cross compiler.
+SOAK_PACKAGES := crossbuild-essential-arm64
 
 # Installs only what dpkg does not already have, so a second run asks apt nothing.
 define apt_install
@@ -75,7 +77,8 @@ demo: demo-deps build
 	node dist/cli/main.js demo
 
 # strace counts the pipeline's fsyncs (the figure is left out without it)
-# The tarball a unit runs and its signed manifest, in release/ (RELEASE_KEY: the release key file).
+# The tarball a unit runs and its signed manifest, in release/ (RELEASE_KEY: the release key file;
+# RELEASE_ARCH=arm64 cross-compiles the native addons for a Pi 4/5 or Zero 2 W, with crossbuild-essential-arm64).
 release: build
 	bash packaging/release.sh
 
@@ -93,6 +96,7 @@ vectors: system-deps build
 	VGW_WRITE_VECTORS=1 $(NODE_BIN)/vitest run test/e2e/protocol-spec.test.ts
 
 soak: system-deps build
+	$(call apt_install,$(SOAK_PACKAGES))
 	VGW_SOAK=1 $(NODE_BIN)/vitest run
 
 clean:

@@ -67,6 +67,12 @@ export const FIGURES: Record<string, Figure> = {
   fleet_config_abort_s: { what: 'from its start until it stopped itself (the units\' health gate: 30 s)' },
   fleet_config_lost: { what: 'encounters lost across both rollouts (-1: the fleet did not drain)', target: '= 0' },
   fleet_config_duplicates: { what: 'encounters stored twice across both rollouts', target: '= 0' },
+  release_bytes: { what: '`make release` for this machine: the tarball a unit downloads (code, production dependencies, native addons, the systemd unit)' },
+  release_unpacked_bytes: { what: 'the same release unpacked on the unit (releases/<version>)' },
+  release_build_s: { what: '`make release` on this machine, from a built tree' },
+  update_install_s: {
+    what: "a unit's update with the download excluded, median of 5: the tarball's SHA-256 and the manifest's signature checked, unpacked beside the running release, flushed to the disk, renamed into place, the trial written and `current` moved (the restart and health gate are the daemon's start)",
+  },
 };
 
 /** The figure's description and target, or its key alone for a figure not listed above. */

@@ -139,6 +139,11 @@ const rollout = spawnSync(process.execPath, [join(here, 'rollout.js'), '1000'], 
 if (rollout.status !== 0) throw new Error(`bench/rollout failed: ${rollout.stderr}`);
 Object.assign(report, JSON.parse(rollout.stdout.trim().split('\n').pop()!) as Record<string, number>);
 
+// 9. A release: its size, and a unit's update with the download excluded (check, unpack, flush, switch).
+const release = spawnSync(process.execPath, [join(here, 'release.js'), '5'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+if (release.status !== 0) throw new Error(`bench/release failed: ${release.stderr}`);
+Object.assign(report, JSON.parse(release.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${figure(k).target ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench'), { recursive: true });

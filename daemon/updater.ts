@@ -130,7 +130,7 @@ export class Updater {
     }
     this.busy = { ...this.busy, stage: 'installing' };
     o.onChange();
-    await this.install(m, part, manifestBytes);
+    await unpackRelease(o.root, m, part, manifestBytes);
     // The trial is written down before `current` moves: a cut between the two is mended by the guard.
     this.save(beginTrial(this.state, m.version, this.timers.now()));
     pointLink(o.root, 'current', m.version);
@@ -149,37 +149,6 @@ export class Updater {
       onRetry: (err) => this.options.log.warn({ err: err.message }, 'release: download interrupted; resuming'),
     });
     return sha256File(part);
-  }
-
-  /** Unpacked beside the releases, flushed to the disk, then renamed into place: there whole or not at all. */
-  private async install(m: ReleaseManifest, tarball: string, manifestBytes: Buffer): Promise<void> {
-    const root = this.options.root;
-    const staging = join(releasesDir(root), `.staging-${m.version}`);
-    const target = releaseDir(root, m.version);
-    rmSync(staging, { recursive: true, force: true });
-    if (existsSync(target)) rmSync(target, { recursive: true, force: true }); // a copy from before: it cannot be trusted to be whole
-    mkdirSync(staging, { recursive: true });
-    try {
-      await run('tar', ['-xzf', tarball, '-C', staging, '--no-same-owner']);
-    } catch (err) {
-      rmSync(staging, { recursive: true, force: true });
-      throw new Error(`artifact: the tarball does not unpack (${(err as Error).message.split('\n')[0]})`);
-    }
-    const unpacked = join(staging, `venue-gateway-${m.version}`);
-    if (!existsSync(join(unpacked, 'dist/cli/main.js'))) {
-      rmSync(staging, { recursive: true, force: true });
-      throw new Error(`artifact: the tarball holds no venue-gateway-${m.version}/dist/cli/main.js`);
-    }
-    writeFileSync(join(unpacked, 'release.manifest.cose'), manifestBytes);
-    await run('sync', ['-f', unpacked]); // its files on the disk before the rename makes it a release
-    renameSync(unpacked, target);
-    rmSync(staging, { recursive: true, force: true });
-    const fd = openSync(releasesDir(root), 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
   }
 
   private refuse(version: string, reason: string): void {
@@ -209,5 +178,35 @@ export class Updater {
   private save(state: SlotState): void {
     this.state = state;
     writeSlotState(this.options.root, state);
+  }
+}
+
+/** A checked release unpacked beside the others, flushed to the disk, then renamed into place: there whole or not at all. */
+export async function unpackRelease(root: string, m: ReleaseManifest, tarball: string, manifestBytes: Buffer): Promise<void> {
+  const staging = join(releasesDir(root), `.staging-${m.version}`);
+  const target = releaseDir(root, m.version);
+  rmSync(staging, { recursive: true, force: true });
+  if (existsSync(target)) rmSync(target, { recursive: true, force: true }); // a copy from before: it cannot be trusted to be whole
+  mkdirSync(staging, { recursive: true });
+  try {
+    await run('tar', ['-xzf', tarball, '-C', staging, '--no-same-owner']);
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw new Error(`artifact: the tarball does not unpack (${(err as Error).message.split('\n')[0]})`);
+  }
+  const unpacked = join(staging, `venue-gateway-${m.version}`);
+  if (!existsSync(join(unpacked, 'dist/cli/main.js'))) {
+    rmSync(staging, { recursive: true, force: true });
+    throw new Error(`artifact: the tarball holds no venue-gateway-${m.version}/dist/cli/main.js`);
+  }
+  writeFileSync(join(unpacked, 'release.manifest.cose'), manifestBytes);
+  await run('sync', ['-f', unpacked]); // its files on the disk before the rename makes it a release
+  renameSync(unpacked, target);
+  rmSync(staging, { recursive: true, force: true });
+  const fd = openSync(releasesDir(root), 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

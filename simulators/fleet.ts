@@ -10,11 +10,12 @@ import type { Encounter, StoredEncounter } from '../core/encounters/index.js';
 import type { Logger } from '../core/log/index.js';
 import { newIdentity, type RegistrationRecord, signingKeyFromSeed } from '../core/trust/index.js';
 import type { StatusCounters } from '../core/wire/status.js';
-import { trustedKey } from '../core/wire/index.js';
+import { trustedKey, type UpdateRequest } from '../core/wire/index.js';
 import { Uplink } from '../daemon/uplink/index.js';
 import type { LocalBroker } from './local-broker.js';
 import { MemoryOutbox } from './memory-outbox.js';
 import { SimulatedRemoteConfig } from './remote-unit.js';
+import { SimulatedUpdater } from './update-unit.js';
 import { type Config, configVersion } from '../core/config/index.js';
 import type { SigningKey } from '../core/trust/index.js';
 import { assignVenueKinds, meanEncountersPerHour, poisson, VENUE_MIX, type VenueKind } from './venue-mix.js';
@@ -41,6 +42,18 @@ export interface FleetOptions {
   backendKeys: Buffer[];
   /** remote.healthGateS of the units: how long a configuration on trial has to reach the broker. */
   healthGateS: number;
+  /** Software updates (simulators/update-unit.ts): absent, the units take none. */
+  updates?: {
+    /** The version every unit runs at first. */
+    version: string;
+    releaseKeys: Buffer[];
+    ca?: Buffer;
+    /** Versions that crash at start. */
+    crashing: string[];
+    healthGateS: number;
+    /** The service's RestartSec. */
+    restartS: number;
+  };
 }
 
 export const FLEET_DEFAULTS: Omit<FleetOptions, 'brokerUrl' | 'prefix' | 'gateways' | 'backendKeys'> = {
@@ -71,6 +84,8 @@ interface SimGateway {
   remote: SimulatedRemoteConfig;
   /** What the unit runs: its file, or the backend's settings over it (null: the simulator's settings). */
   config: Config | null;
+  /** Its software updates (null: the fleet takes none). */
+  updater: SimulatedUpdater | null;
   /** Counters of uplinks replaced by a restart (a new configuration). */
   retired: { batchesPublished: number; batchesResent: number };
   /** When each encounter closed (by id): latency is measured from there. */
@@ -156,7 +171,7 @@ export class FleetSim {
       this.random() * o.commitIntervalS * 1000,
     );
     const g: SimGateway = {
-      id, venue, kind, record, outbox, uplink: undefined as unknown as Uplink, signingKey: key, remote: undefined as unknown as SimulatedRemoteConfig, config: null,
+      id, venue, kind, record, outbox, uplink: undefined as unknown as Uplink, signingKey: key, remote: undefined as unknown as SimulatedRemoteConfig, config: null, updater: null,
       retired: { batchesPublished: 0, batchesResent: 0 }, closedAt: [], tempIds: [], started: false,
     };
     g.remote = new SimulatedRemoteConfig({
@@ -168,6 +183,13 @@ export class FleetSim {
       publishStatus: () => g.uplink.publishStatus(),
       healthy: () => g.uplink.connected,
     });
+    const u = o.updates;
+    if (u) {
+      g.updater = new SimulatedUpdater({
+        version: u.version, releaseKeys: u.releaseKeys, ...(u.ca ? { ca: u.ca } : {}), crashing: new Set(u.crashing), healthGateMs: u.healthGateS * 1000, restartMs: u.restartS * 1000,
+        restart: (version) => this.restartRelease(g, version), healthy: () => g.uplink.connected, publishStatus: () => g.uplink.publishStatus(), log: this.log,
+      });
+    }
     g.uplink = this.newUplink(g);
     outbox.onAcked((ids) => {
       const now = Date.now();
@@ -202,6 +224,7 @@ export class FleetSim {
         config: c ? { version: configVersion(c), source: 'file' } : { version: `sha256:${createHash('sha256').update(JSON.stringify(o)).digest('hex').slice(0, 12)}`, source: 'simulated' },
         onConfig: (message) => g.remote.offered(message),
         remoteConfig: () => g.remote.status(),
+        ...(g.updater ? { software: { version: g.updater.running ?? '', commit: 'simulated' }, onUpdate: (request: UpdateRequest) => g.updater!.requested(request) } : {}),
       },
       g.outbox,
       () => this.statusCounters(g),
@@ -211,13 +234,24 @@ export class FleetSim {
 
   /** A "restart" into `config`: the uplink reconnects with it; the outbox (the unit's store) carries on. */
   private async restartUplink(g: SimGateway, config: Config): Promise<void> {
+    await this.retireUplink(g);
+    g.config = config;
+    g.uplink = this.newUplink(g);
+    if (g.started) g.uplink.start();
+  }
+
+  /** A restart into another release (`version`), or a start of one that crashed (null: the unit stays down until the next). */
+  private async restartRelease(g: SimGateway, version: string | null): Promise<void> {
+    await this.retireUplink(g);
+    g.uplink = this.newUplink(g);
+    if (version !== null && g.started) g.uplink.start();
+  }
+
+  private async retireUplink(g: SimGateway): Promise<void> {
     const old = g.uplink;
     g.retired.batchesPublished += old.counters.batchesPublished;
     g.retired.batchesResent += old.counters.batchesResent;
     await old.stop({ timeoutMs: 1000 });
-    g.config = config;
-    g.uplink = this.newUplink(g);
-    if (g.started) g.uplink.start();
   }
 
   private recordLatency(ms: number): void {
@@ -249,6 +283,7 @@ export class FleetSim {
       },
       uplink: { ...g.uplink.counters, inflight: g.uplink.inflightCount, connected: g.uplink.connected },
       control: { ...g.uplink.control.counters, refused: { ...g.uplink.control.counters.refused } },
+      ...(g.updater ? { update: g.updater.status() } : {}),
     };
   }
 
@@ -361,7 +396,10 @@ export class FleetSim {
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
-    for (const g of this.gateways) g.remote.stop();
+    for (const g of this.gateways) {
+      g.remote.stop();
+      g.updater?.stop();
+    }
     await Promise.all(this.gateways.map((g) => g.uplink.stop()));
   }
 

@@ -10,7 +10,7 @@
 // expanded; a power cut during a download leaves a unit on its release; `vgw fleet update` stops a
 // release that breaks its canary at the canary and takes a good one to every unit.
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
@@ -21,7 +21,8 @@ import { useLocalBroker } from '../harness/broker.js';
 import { provisionTestGateway, signedRequest, testBackendKeyFile, unitDoc } from '../harness/identity.js';
 import { runProcess, runVgw, spawnVgw, stopGracefully, waitFor, writeJson } from '../harness/processes.js';
 import { metric } from '../harness/metrics.js';
-import { type ReleaseServer, startReleaseServer } from '../harness/release-server.js';
+import { crashAtStart, deriveRelease, releaseManifest, releaseTarball } from '../../simulators/release-builds.js';
+import { type ReleaseServer, startReleaseServer } from '../../simulators/release-server.js';
 import { manageService, type ManagedService } from '../harness/service-manager.js';
 import { tempDir } from '../harness/tmp.js';
 import { simulatedUnitConfig } from '../harness/unit-config.js';
@@ -41,24 +42,10 @@ const C = bump(2); // crashes at start
 const D = bump(3); // signed by a key the unit does not trust
 const E = bump(4); // crashes at start, taken by a fleet rollout
 const F = bump(5); // a good release, taken by a fleet rollout
-const tarball = (v: string) => `venue-gateway-${v}-linux-${process.arch}.tar.gz`;
-const manifest = (v: string) => `venue-gateway-${v}-linux-${process.arch}.manifest.cose`;
-
-/** A release made from A's as a developer's next build would differ: another version, a change in its code, signed. */
-async function derive(version: string, key: string, change: (slot: string) => void): Promise<void> {
-  const work = join(dir, `derive-${version}`);
-  mkdirSync(work);
-  execFileSync('tar', ['-xzf', join(out, tarball(A)), '-C', work]);
-  const slot = join(work, `venue-gateway-${version}`);
-  renameSync(join(work, `venue-gateway-${A}`), slot);
-  const pkg = JSON.parse(readFileSync(join(slot, 'package.json'), 'utf8')) as { version: string };
-  writeFileSync(join(slot, 'package.json'), JSON.stringify({ ...pkg, version }, null, 2));
-  change(slot);
-  // gzip -1: these are signed all the same, and the suite's time is better spent elsewhere
-  execFileSync('sh', ['-c', 'tar -cf - -C "$1" "$2" | gzip -1 > "$3"', 'sh', work, `venue-gateway-${version}`, join(out, tarball(version))]);
-  const signed = await runVgw(['release', 'sign', '--artifact', join(out, tarball(version)), '--key', key, '--release-version', version, '--commit', 'abcdef123456', '--out', join(out, manifest(version))]);
-  expect(signed.stderr).toBe('');
-}
+const tarball = (v: string) => releaseTarball(v);
+const manifest = (v: string) => releaseManifest(v);
+/** A release made from A's build: another version, a change in its code, signed with `keyFile`. */
+const derive = (version: string, keyFile: string, change?: (slot: string) => void) => deriveRelease({ out, work: dir, from: A, version, keyFile, change });
 
 let server: ReleaseServer;
 /** What `make release` printed (the manifest it signed), the release key's public half, and a key units do not trust. */
@@ -97,21 +84,17 @@ beforeAll(async () => {
   const built = await runProcess('bash', [join(ROOT, 'packaging/release.sh')], { cwd: ROOT, env: { RELEASE_DIR: out, RELEASE_KEY: key }, timeoutMs: 240_000 });
   expect([built.status, built.stderr]).toEqual([0, '']);
   builtStdout = built.stdout;
-  await derive(B, key, (slot) => {
+  derive(B, key, (slot) => {
     const schema = join(slot, 'dist/daemon/store/schema.js');
     const js = readFileSync(schema, 'utf8');
     const added = js.replace(/\n\];\nexport const SCHEMA_VERSION/, `\n  { sql: "CREATE TABLE release_notes (version TEXT NOT NULL); INSERT INTO release_notes VALUES ('${B}')", keepsOlder: true },\n];\nexport const SCHEMA_VERSION`);
     expect(added).not.toBe(js);
     writeFileSync(schema, added);
   });
-  const crashing = (slot: string) => {
-    const main = join(slot, 'dist/cli/main.js');
-    writeFileSync(main, readFileSync(main, 'utf8').replace('\nimport ', "\nif (process.argv[2] === 'run') { console.error('crashing at start'); process.exit(1); }\nimport "));
-  };
-  await derive(C, key, crashing);
-  await derive(D, other, () => {});
-  await derive(E, key, crashing);
-  await derive(F, key, () => {});
+  derive(C, key, crashAtStart);
+  derive(D, other);
+  derive(E, key, crashAtStart);
+  derive(F, key);
   server = await startReleaseServer(out, join(dir, 'pki'));
 
   // installed as an operator would: A's tarball unpacked, its own install.sh

@@ -1,13 +1,18 @@
 // A static HTTPS server for releases, as any web server would serve a folder (Range requests
 // answered with 206), with a certificate from the project's own CA script; it can cut a download
-// short once, to see the unit resume it, and it records what was asked.
+// short once, to see the unit resume it, hold each download to a rate (as a CDN or a venue's
+// uplink would), and it records what was asked. For tests and benchmarks.
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { projectRoot } from '../core/software/index.js';
 
-const CERTS = resolve(__dirname, '../../provisioning/tls/certs.sh');
+/** The project's CA script, found from here whether this runs from the sources or from dist/. */
+const CERTS = join(projectRoot() ?? '.', 'provisioning/tls/certs.sh');
 
 export interface ReleaseServer {
   /** https://127.0.0.1:<port>/ */
@@ -30,7 +35,31 @@ function certificates(dir: string): { ca: string; cert: string; key: string } {
   return { ca: join(dir, 'ca.crt'), cert: join(dir, 'releases.crt'), key: join(dir, 'releases.key') };
 }
 
-export async function startReleaseServer(folder: string, pki: string): Promise<ReleaseServer> {
+/** Passes bytes on at no more than `bytesPerS` (a token bucket refilled every 50 ms). */
+function throttle(bytesPerS: number): Transform {
+  let allowance = 0;
+  let last = Date.now();
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const send = (offset: number) => {
+        const now = Date.now();
+        allowance = Math.min(bytesPerS, allowance + ((now - last) / 1000) * bytesPerS);
+        last = now;
+        const n = Math.min(chunk.length - offset, Math.floor(allowance));
+        if (n > 0) {
+          this.push(chunk.subarray(offset, offset + n));
+          allowance -= n;
+        }
+        if (offset + n >= chunk.length) done();
+        else setTimeout(() => send(offset + n), 50);
+      };
+      send(0);
+    },
+  });
+}
+
+/** `rateBytesPerS`: each download's pace (none: as fast as the machine goes). */
+export async function startReleaseServer(folder: string, pki: string, rateBytesPerS?: number): Promise<ReleaseServer> {
   const tls = certificates(pki);
   const requests: ReleaseServer['requests'] = [];
   const cuts = new Map<string, number>();
@@ -56,7 +85,8 @@ export async function startReleaseServer(folder: string, pki: string): Promise<R
     res.writeHead(m ? 206 : 200, { 'content-length': size - start, 'accept-ranges': 'bytes', ...(m ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}) });
     const cut = !m ? cuts.get(file) : undefined;
     if (cut === undefined) {
-      createReadStream(path, { start }).pipe(res);
+      const body = createReadStream(path, { start });
+      void (rateBytesPerS ? pipeline(body, throttle(rateBytesPerS), res) : pipeline(body, res)).catch(() => res.destroy());
       return;
     }
     cuts.delete(file);
