@@ -26,6 +26,7 @@ if (built.status !== 0) throw new Error(`release.sh failed: ${built.stderr}`);
 const buildS = (Date.now() - t0) / 1000;
 const signed = JSON.parse(built.stdout) as { version: string; artifact: { file: string; bytes: number } };
 const tarball = join(out, signed.artifact.file);
+const releaseBytes = statSync(tarball).size === signed.artifact.bytes ? signed.artifact.bytes : -1;
 const manifestBytes = readFileSync(tarball.replace(/\.tar\.gz$/, '.manifest.cose'));
 const releaseKey = signingKeyFromSeed(loadSeedFile(join(out, 'dev-release.key'), 'release key file', 'vgw release key')).publicKey;
 
@@ -49,7 +50,7 @@ rmSync(dir, { recursive: true, force: true });
 times.sort((a, b) => a - b);
 
 process.stdout.write(JSON.stringify({
-  release_bytes: statSync(tarball).size === signed.artifact.bytes ? signed.artifact.bytes : -1,
+  release_bytes: releaseBytes,
   release_unpacked_bytes: unpackedBytes,
   release_build_s: Math.round(buildS * 10) / 10,
   update_install_s: Math.round(times[Math.floor(times.length / 2)] * 100) / 100,

@@ -144,6 +144,12 @@ const release = spawnSync(process.execPath, [join(here, 'release.js'), '5'], { e
 if (release.status !== 0) throw new Error(`bench/release failed: ${release.stderr}`);
 Object.assign(report, JSON.parse(release.stdout.trim().split('\n').pop()!) as Record<string, number>);
 
+// 10. Releases at fleet size: a good one to 1,000 simulated gateways through canary and rate (each
+//     downloading and hashing the real tarball at 4 MB/s), then one that crashes at start.
+const updates = spawnSync(process.execPath, [join(here, 'update-rollout.js'), '1000', '4'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+if (updates.status !== 0) throw new Error(`bench/update-rollout failed: ${updates.stderr}`);
+Object.assign(report, JSON.parse(updates.stdout.trim().split('\n').pop()!) as Record<string, number>);
+
 const rows = Object.entries(report).map(([k, v]) => `${k.padEnd(34)} ${String(v).padStart(12)}  ${figure(k).target ?? ''}`);
 process.stdout.write(`${'figure'.padEnd(34)} ${'measured'.padStart(12)}  target\n${rows.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench'), { recursive: true });
