@@ -10,7 +10,7 @@
 // expanded; a power cut during a download leaves a unit on its release; `vgw fleet update` stops a
 // release that breaks its canary at the canary and takes a good one to every unit.
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
@@ -24,6 +24,7 @@ import { metric } from '../harness/metrics.js';
 import { crashAtStart, deriveRelease, releaseManifest, releaseTarball } from '../../simulators/release-builds.js';
 import { type ReleaseServer, startReleaseServer } from '../../simulators/release-server.js';
 import { manageService, type ManagedService } from '../harness/service-manager.js';
+import { ELF_MACHINE, nativeAddons } from '../harness/elf.js';
 import { tempDir } from '../harness/tmp.js';
 import { simulatedUnitConfig } from '../harness/unit-config.js';
 
@@ -139,28 +140,6 @@ const linked = (name: 'current' | 'committed') => {
 const slotState = () => JSON.parse(readFileSync(join(installRoot, 'update-state.json'), 'utf8')) as { committed: string; trial: unknown; failed: string[] };
 const starts = () => service.events.filter((e) => e.kind === 'start').map((e) => e.release);
 
-const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183, arm: 40 };
-
-/** Every native addon under `root`, with the machine its ELF header names. */
-function addons(root: string): Array<{ file: string; machine: number }> {
-  const found: Array<{ file: string; machine: number }> = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.node')) {
-        const head = Buffer.alloc(20);
-        const fd = openSync(p, 'r');
-        readSync(fd, head, 0, 20, 0);
-        closeSync(fd);
-        found.push({ file: p.slice(root.length + 1), machine: head.subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1')) ? head.readUInt16LE(18) : -1 });
-      }
-    }
-  };
-  walk(root);
-  return found;
-}
-
 describe('make release', () => {
   it('builds a signed tarball of what a unit runs, which verify takes and refuses as a unit would', async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
@@ -180,7 +159,7 @@ describe('make release', () => {
     expect(existsSync(join(slot, 'provisioning/venue-gateway.service'))).toBe(true);
     for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(slot, 'node_modules', dep)), dep).toBe(true);
     for (const dev of ['vitest', 'typescript', 'eslint']) expect(existsSync(join(slot, 'node_modules', dev)), dev).toBe(false);
-    const native = addons(join(slot, 'node_modules'));
+    const native = [...nativeAddons(join(slot, 'node_modules'))].map(([file, machine]) => ({ file, machine }));
     expect(native.map((a) => a.file)).toEqual(expect.arrayContaining([expect.stringMatching(/better-sqlite3\/build\/Release\/better_sqlite3\.node$/)]));
     expect(native.filter((a) => a.machine !== ELF_MACHINE[process.arch])).toEqual([]);
     // extracted elsewhere, it runs: its own code and dependencies, and it knows its commit

@@ -4,34 +4,15 @@
 // tarball is an aarch64 ELF, the same addons as a release for this machine has, and `vgw release
 // verify` takes it for an arm64 unit and refuses it for this one.
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ELF_MACHINE, nativeAddons } from '../harness/elf.js';
 import { runProcess, runVgw } from '../harness/processes.js';
 import { tempDir } from '../harness/tmp.js';
 
 const dir = tempDir('vgw-release-arm64-');
 const ROOT = resolve(__dirname, '../..');
-
-/** Every .node file under `root` with the machine its ELF header names (-1: not an ELF). */
-function addons(root: string): Map<string, number> {
-  const found = new Map<string, number>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.node')) {
-        const head = Buffer.alloc(20);
-        const fd = openSync(p, 'r');
-        readSync(fd, head, 0, 20, 0);
-        closeSync(fd);
-        found.set(p.slice(root.length + 1), head.readUInt32BE(0) === 0x7f454c46 ? head.readUInt16LE(18) : -1);
-      }
-    }
-  };
-  walk(root);
-  return found;
-}
 
 describe('a release for arm64, cross-compiled here', () => {
   it('holds only aarch64 addons, the same ones a release for this machine holds, and verifies for an arm64 unit only', { timeout: 900_000 }, async () => {
@@ -47,7 +28,7 @@ describe('a release for arm64, cross-compiled here', () => {
       const unpacked = join(dir, `unpacked-${arch}`);
       mkdirSync(unpacked);
       execFileSync('tar', ['-xzf', join(out, manifest.artifact.file), '-C', unpacked]);
-      built.set(arch, addons(unpacked));
+      built.set(arch, nativeAddons(unpacked));
       const verify = (unitArch: string) => runVgw(['release', 'verify', '--artifact', join(out, manifest.artifact.file), '--manifest', join(out, manifest.artifact.file.replace(/\.tar\.gz$/, '.manifest.cose')), '--release-key', key, '--arch', unitArch]);
       expect((await verify(arch)).status).toBe(0);
       const other = await verify(arch === 'arm64' ? 'x64' : 'arm64');
@@ -55,7 +36,7 @@ describe('a release for arm64, cross-compiled here', () => {
     }
     const arm = built.get('arm64')!;
     const here = built.get(process.arch)!;
-    expect([...arm.values()].every((machine) => machine === 183), JSON.stringify([...arm])).toBe(true);
+    expect([...arm.values()].every((machine) => machine === ELF_MACHINE.arm64), JSON.stringify([...arm])).toBe(true);
     expect(arm.size).toBeGreaterThanOrEqual(5); // better-sqlite3, unix-dgram, the HCI socket (twice), noble, bleno, the usb and serialport prebuilds
     // the same addons, by the folder they sit in (prebuilds name their files by platform; cbor-x's accelerator is left out for arm64)
     const normalise = (files: Iterable<string>) => [...new Set([...files].map((f) => dirname(f).replace(/linux-(x64|arm64)/g, 'linux-ARCH')).filter((f) => !f.includes('@cbor-extract/')))].sort();

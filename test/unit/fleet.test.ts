@@ -84,8 +84,11 @@ describe('fleetRows', () => {
     expect([x.state, x.backlog, x.clock]).toEqual(['online', null, null]);
   });
 
-  it('sums up', () => {
-    expect(fleetSummary(rows)).toEqual({ gateways: 4, online: 2, offline: 1, unknown: 1, withMissingBatches: 1 });
+  it('sums up, counting the units on each software version', () => {
+    // these rows' statuses name no software
+    expect(fleetSummary(rows)).toEqual({ gateways: 4, online: 2, offline: 1, unknown: 1, withMissingBatches: 1, versions: { unknown: 4 } });
+    const on = (software: string | null) => ({ ...rows[0], software });
+    expect(fleetSummary([on('0.2.0 1a2b3c4d5e6f'), on('0.2.0 1a2b3c4d5e6f'), on('0.1.9 abcdefabcdef'), on(null)]).versions).toEqual({ '0.2.0': 2, '0.1.9': 1, unknown: 1 });
   });
 });
 
