@@ -55,6 +55,7 @@ export interface ProvisionOptions {
   resolverPublicKey?: string;
   checkinUrl?: string;
   backendKey?: string;
+  releaseKey?: string;
   configDir: string;
   dataDir: string;
   owner?: string;
@@ -77,6 +78,10 @@ const FIELDS: Field[] = [
   { key: 'exponent', question: 'Beacon rotation exponent K (new EID every 2^K s)', check: checkExponent, default: () => '10', when: (o) => o.beacon !== 'off' },
   { key: 'resolverPublicKey', question: "Resolver's X25519 public key for EID registration (blank: a random identity key)", check: checkHex32, when: (o) => o.beacon !== 'off' },
   { key: 'backendKey', question: "Backend public key (64 hex digits: `vgw backend-key` prints it; the unit acts only on what it signs)", check: (v) => (isHex(v, 32) ? null : '64 hex digits, the public key `vgw backend-key` prints'), required: true },
+  {
+    key: 'releaseKey', question: 'Release public key for updates over the air (blank: none; `vgw release key --show` prints it)',
+    check: (v) => (v === '' || isHex(v, 32) ? null : '64 hex digits, the public key `vgw release key --show` prints, or blank'),
+  },
   { key: 'checkinUrl', question: 'Check-in URL for phones without BLE ({venue} = venue id)', check: checkCheckinUrl, default: () => 'https://checkin.example.org/venue/{venue}' },
 ];
 
@@ -151,6 +156,8 @@ export async function provision(o: ProvisionOptions): Promise<Record<string, unk
     radio: { kind: 'hci', scanner: { transport: o.scanner, deviceId: Number(/^hci:(\d+)$/.exec(o.scanner!)?.[1] ?? 0) } },
     beacon: beaconOn ? { enabled: true, transport: o.beacon, deviceId: Number(/^hci:(\d+)$/.exec(o.beacon!)?.[1] ?? 1), exponent, epochS: 0 } : { enabled: false },
     store: { path: join(o.dataDir, 'gateway.db') },
+    // Releases signed by this key only (docs/operating.md, "Releases"); none: updated by hand.
+    ...(o.releaseKey ? { update: { releaseKeys: [o.releaseKey.toLowerCase()] } } : {}),
   };
   parseConfig(config, 'the provisioned config'); // what is written always passes `vgw config check`
   mkdirSync(o.configDir, { recursive: true, mode: 0o750 });
@@ -181,6 +188,7 @@ export function provisionCommand(): Command {
     .option('--exponent <K>', 'beacon rotation exponent (0-15)')
     .option('--resolver-public-key <hex>', "resolver's X25519 public key: registers the beacon identity key per the Eddystone spec")
     .option('--backend-key <hex>', "the backend's public key (`vgw backend-key` prints it): acks, requests and temp-ID answers signed by it are all this unit acts on")
+    .option('--release-key <hex>', 'the release public key (`vgw release key --show` prints it): the unit takes releases over the air signed by it (none: updated by hand)')
     .option('--checkin-url <url>', 'check-in URL for the QR code; {venue} becomes the venue id')
     .option('--config-dir <dir>', 'where config.json, secrets.json and registration.json go', '/etc/venue-gateway')
     .option('--data-dir <dir>', 'where the database goes', '/var/lib/venue-gateway')

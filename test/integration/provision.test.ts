@@ -32,6 +32,8 @@ describe('vgw provision', () => {
       '', // resolver key: none, random identity key
       'not-a-key', // backend key: asked again
       TEST_BACKEND.key.publicKey.toString('hex'),
+      'abc', // release key: asked again
+      'AB'.repeat(32), // release key
       '', // check-in URL default
     ].join('\n') + '\n';
     const r = await runVgw(['provision', '--config-dir', etc, '--data-dir', join(dir, 'a-var')], { input: answers });
@@ -52,6 +54,9 @@ describe('vgw provision', () => {
     const config = readJson(join(etc, 'config.json'));
     expect(JSON.stringify(config)).not.toContain('s3cret');
     expect(config).toMatchObject({ broker: { url: 'mqtts://broker.example.org:8883', username: 'vgw-gw-0042' }, beacon: { enabled: true, transport: 'hci:1', exponent: 12 } });
+    // releases over the air: signed by that key only
+    expect(r.stderr).toContain('✗ 64 hex digits, the public key `vgw release key --show` prints, or blank');
+    expect(config).toMatchObject({ update: { releaseKeys: ['ab'.repeat(32)] } });
     expect((await runVgw(['config', 'check', join(etc, 'config.json')])).status).toBe(0);
     // the registration record and a QR code of the check-in URL on stdout
     expect(r.stdout).toContain('"signingKey"');
@@ -80,6 +85,7 @@ describe('vgw provision', () => {
     ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    expect(readJson(join(etc, 'config.json'))).not.toHaveProperty('update'); // no release key given: updated by hand only
     const out = JSON.parse(r.stdout) as { registration: unknown; checkinUrl: string; registrationIsSecret: boolean };
     const record = registrationSchema.parse(out.registration);
     expect(out.checkinUrl).toBe('https://check.in/market-02?src=ble');
