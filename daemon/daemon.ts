@@ -16,7 +16,7 @@ import { BackendKeys, prepareBackendKeys } from './backend-keys.js';
 import { prepareSigningKey, SigningKeyRotation } from './signing-key.js';
 import { RemoteConfiguration, type RemoteStart } from './remote-config.js';
 import { Updater } from './updater.js';
-import { readSlotState, runningRelease } from './release-slots.js';
+import { runningRelease } from './release-slots.js';
 import { Pipeline } from './pipeline.js';
 import { Advertiser, formatTransport, NobleScanner, parseTransport, Radio, VenueBeacon } from './radio/index.js';
 import { Bluetrace } from './bluetrace/index.js';
@@ -180,13 +180,20 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
   const radio = createRadio(config, steady, () => bluetrace, log);
   const aggregator = createAggregator(aggregatorOptions(config.encounters));
   const clockSync = { synced: clock().synchronized };
-  // A release on trial keeps the schema the release it would roll back to can run on.
   const software = softwareVersion();
-  const slot = runningRelease(config.update.root, software.version);
-  const onTrial = slot !== null && readSlotState(config.update.root).state.trial?.version === slot;
+  // Before the store: a release on trial keeps the schema the release it would roll back to can run on.
+  const updater = new Updater({
+    root: config.update.root, releaseKeys: config.update.releaseKeys.map((k) => Buffer.from(k, 'hex')),
+    ...(config.update.ca ? { ca: readFileSync(config.update.ca) } : {}),
+    running: { version: software.version, arch: process.arch, nodeAbi: process.versions.modules },
+    slot: runningRelease(config.update.root, software.version),
+    healthGateMs: config.update.healthGateS * 1000, restart: () => restart(), log,
+    healthy: (): boolean => health.state.ready && uplink.connected && radio.poweredOn() && store.counters.writeTransactions > 0,
+    onChange: () => uplink.publishStatus(),
+  });
   const store = new Store({
     ...storeOptions(config),
-    deferBreakingMigrations: onTrial,
+    deferBreakingMigrations: updater.onTrial,
     clockSynced: () => clockSync.synced,
     // Checkpointed with every commit: a crash loses at most store.checkpointS of sightings.
     openEncounters: () => aggregator.open.values(),
@@ -209,15 +216,6 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
       },
     })
     : null;
-  const updater = new Updater({
-    root: config.update.root, releaseKeys: config.update.releaseKeys.map((k) => Buffer.from(k, 'hex')),
-    ...(config.update.ca ? { ca: readFileSync(config.update.ca) } : {}),
-    running: { version: software.version, arch: process.arch, nodeAbi: process.versions.modules },
-    slot,
-    healthGateMs: config.update.healthGateS * 1000, restart, log,
-    healthy: (): boolean => health.state.ready && uplink.connected && radio.poweredOn() && store.counters.writeTransactions > 0,
-    onChange: () => uplink.publishStatus(),
-  });
   const backendKeys = new BackendKeys(keysStart, (keys) => uplink.control.setTrusted(keys), log);
   const keyRotation = new SigningKeyRotation({
     start: keyStart, venue: gateway.venue, gateway: gateway.id, restart, log,

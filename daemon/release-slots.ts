@@ -3,7 +3,7 @@
 // update-state.json, which the links follow (core/release/slots.ts). Every change is a file
 // replaced atomically or a link renamed over the old one, so a power cut leaves the old or the new,
 // and the guard puts the links right at the next start.
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { emptySlotState, guardBoot, type GuardPlan, parseSlotState, releasesKept, type SlotState } from '../core/release/index.js';
 import { projectRoot } from '../core/software/index.js';
@@ -85,8 +85,4 @@ export function runningRelease(root: string, version: string): string | null {
   } catch {
     return null;
   }
-}
-
-export function ensureRoot(root: string): void {
-  mkdirSync(releasesDir(root), { recursive: true });
 }

@@ -47,7 +47,8 @@ type Stage = 'downloading' | 'installing' | 'restarting';
 
 export class Updater {
   private state: SlotState;
-  private readonly trial: boolean;
+  /** This process runs the release on trial: it must pass the gate (and the store keeps what the committed release can run on). */
+  readonly onTrial: boolean;
   private gate: TimerHandle | null = null;
   private busy: { version: string; stage: Stage; bytes: number; total: number } | null = null;
   private readonly timers: Timers;
@@ -55,11 +56,11 @@ export class Updater {
   constructor(private readonly options: UpdaterOptions) {
     this.timers = options.timers ?? systemTimers;
     this.state = readSlotState(options.root).state;
-    this.trial = options.slot !== null && this.state.trial?.version === options.slot;
+    this.onTrial = options.slot !== null && this.state.trial?.version === options.slot;
   }
 
   start(): void {
-    if (!this.trial) return;
+    if (!this.onTrial) return;
     const since = this.timers.now();
     const gateMs = this.options.healthGateMs;
     this.options.log.warn({ version: this.options.slot, gateS: gateMs / 1000 }, 'release on trial: it must pass the health gate');
